@@ -1,0 +1,524 @@
+//! Provider-neutral chat request and response types.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Usage;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Role {
+    /// Instructions (most providers prefer [`ChatRequest::system`]).
+    System,
+    /// The end user.
+    User,
+    /// The model.
+    Assistant,
+    /// The result of a tool call.
+    Tool,
+}
+
+/// One part of a multi-part message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ContentPart {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// An image by URL (`https://…` or a `data:` URL).
+    ImageUrl {
+        /// The URL.
+        url: String,
+    },
+}
+
+/// The content of a message: text, or several parts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// Text and images.
+    Parts(Vec<ContentPart>),
+}
+
+impl Content {
+    /// All the text of the content, parts joined by newlines (images skipped).
+    pub fn text(&self) -> String {
+        match self {
+            Content::Text(t) => t.clone(),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    ContentPart::Text { text } => Some(text.as_str()),
+                    ContentPart::ImageUrl { .. } => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    /// The length of the content's text in UTF-8 bytes, plus the URL bytes
+    /// of image parts.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Content::Text(t) => t.len(),
+            Content::Parts(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    ContentPart::Text { text } => text.len(),
+                    ContentPart::ImageUrl { url } => url.len(),
+                })
+                .sum(),
+        }
+    }
+}
+
+impl From<String> for Content {
+    fn from(s: String) -> Self {
+        Content::Text(s)
+    }
+}
+
+impl From<&str> for Content {
+    fn from(s: &str) -> Self {
+        Content::Text(s.to_owned())
+    }
+}
+
+/// A tool call made by the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id for the call, echoed in the tool result message.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as a JSON string, exactly as the model produced them.
+    pub arguments: String,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Message {
+    /// Who wrote it.
+    pub role: Role,
+    /// What it says.
+    pub content: Content,
+    /// An optional participant name (OpenAI `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// For [`Role::Tool`] messages: the id of the call this answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// For [`Role::Assistant`] messages: the tool calls the model made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+}
+
+impl Message {
+    /// A message with a role and text.
+    pub fn new(role: Role, content: impl Into<Content>) -> Self {
+        Message {
+            role,
+            content: content.into(),
+            name: None,
+            tool_call_id: None,
+            tool_calls: Vec::new(),
+        }
+    }
+
+    /// A user message.
+    pub fn user(content: impl Into<Content>) -> Self {
+        Self::new(Role::User, content)
+    }
+
+    /// An assistant message.
+    pub fn assistant(content: impl Into<Content>) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+
+    /// A system message.
+    pub fn system(content: impl Into<Content>) -> Self {
+        Self::new(Role::System, content)
+    }
+
+    /// A tool result answering the call `tool_call_id`.
+    pub fn tool(tool_call_id: impl Into<String>, content: impl Into<Content>) -> Self {
+        Message {
+            tool_call_id: Some(tool_call_id.into()),
+            ..Self::new(Role::Tool, content)
+        }
+    }
+}
+
+/// A tool (function) the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    /// The function name.
+    pub name: String,
+    /// What it does, for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// No tool call.
+    None,
+    /// At least one tool call.
+    Required,
+    /// This tool, by name.
+    Tool(String),
+}
+
+/// The shape of the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON matching a schema.
+    JsonSchema {
+        /// The schema's name.
+        name: String,
+        /// The JSON Schema.
+        schema: Value,
+        /// Whether the provider must follow the schema strictly.
+        #[serde(default)]
+        strict: bool,
+    },
+}
+
+/// A provider-neutral chat request.
+///
+/// Sampling fields that are `None` are left to the provider's default.
+/// `user`, `team` and `tags` are for cost attribution only: they are written
+/// to the ledger, never into a cache key. `extra` is merged into the
+/// provider's JSON body last, so it can set any parameter this type does not
+/// model (and override one it does).
+///
+/// # Example
+///
+/// ```
+/// use costlayer_core::{ChatRequest, Message};
+///
+/// let req = ChatRequest::new("gpt-4o-mini")
+///     .system("Be terse.")
+///     .message(Message::user("Say hi"))
+///     .max_tokens(16)
+///     .user("alice")
+///     .tag("feature", "greeting");
+/// assert_eq!(req.messages.len(), 1);
+/// assert_eq!(req.tags["feature"], "greeting");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChatRequest {
+    /// The model id, as the provider or the price table names it.
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// The system prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The most output tokens to generate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Stop sequences.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Tools the model may call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolDefinition>,
+    /// Whether and which tool to call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// The answer's shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Who the spend is attributed to (overrides the tracker's user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The team the spend is attributed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Free-form attribution tags (project, feature, ...), copied to the ledger.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Provider-specific JSON merged into the request body last.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+impl ChatRequest {
+    /// A request for `model` with no messages yet.
+    pub fn new(model: impl Into<String>) -> Self {
+        ChatRequest {
+            model: model.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Appends a message.
+    pub fn message(mut self, message: Message) -> Self {
+        self.messages.push(message);
+        self
+    }
+
+    /// Sets the system prompt.
+    pub fn system(mut self, system: impl Into<String>) -> Self {
+        self.system = Some(system.into());
+        self
+    }
+
+    /// Sets the output token limit.
+    pub fn max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// Sets the temperature.
+    pub fn temperature(mut self, temperature: f32) -> Self {
+        self.temperature = Some(temperature);
+        self
+    }
+
+    /// Attributes the call to a user.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Attributes the call to a team.
+    pub fn team(mut self, team: impl Into<String>) -> Self {
+        self.team = Some(team.into());
+        self
+    }
+
+    /// Adds an attribution tag.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a tool.
+    pub fn tool(mut self, tool: ToolDefinition) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Sets a provider-specific body field.
+    pub fn extra(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.extra.insert(key.into(), value);
+        self
+    }
+
+    /// The provider that serves this model, guessed from the model id's
+    /// prefix (`gpt-`, `o1`…, `claude-`, `gemini-`, `models/gemini-`).
+    ///
+    /// ```
+    /// # use costlayer_core::ChatRequest;
+    /// assert_eq!(ChatRequest::new("claude-sonnet-4-5").provider_hint(), Some("anthropic"));
+    /// assert_eq!(ChatRequest::new("my-local-model").provider_hint(), None);
+    /// ```
+    pub fn provider_hint(&self) -> Option<&'static str> {
+        provider_for_model(&self.model)
+    }
+}
+
+/// The provider that serves `model`, guessed from the id's prefix.
+pub fn provider_for_model(model: &str) -> Option<&'static str> {
+    let m = model.strip_prefix("models/").unwrap_or(model);
+    let m = m.rsplit_once('/').map_or(m, |(_, tail)| tail);
+    if m.starts_with("gpt-")
+        || m.starts_with("chatgpt-")
+        || m.starts_with("o1")
+        || m.starts_with("o3")
+        || m.starts_with("o4")
+        || m.starts_with("text-embedding-")
+    {
+        Some("openai")
+    } else if m.starts_with("claude-") {
+        Some("anthropic")
+    } else if m.starts_with("gemini-") {
+        Some("gemini")
+    } else {
+        None
+    }
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FinishReason {
+    /// A natural stop or a stop sequence.
+    Stop,
+    /// The output token limit.
+    Length,
+    /// The model called tools.
+    ToolCalls,
+    /// A safety or content filter.
+    ContentFilter,
+    /// Anything else, as the provider said it.
+    Other(String),
+}
+
+/// Whether a call was billed at online or batch prices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A normal, synchronous call.
+    #[default]
+    Online,
+    /// A call made through a provider's batch API (usually half price).
+    Batch,
+}
+
+impl Mode {
+    /// `"online"` or `"batch"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Online => "online",
+            Mode::Batch => "batch",
+        }
+    }
+}
+
+/// A provider-neutral chat response.
+///
+/// `model` is the id the provider billed (often dated, such as
+/// `gpt-4o-2024-08-06`); the price table resolves it to its canonical model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChatResponse {
+    /// The provider that served the call (`openai`, `anthropic`, `gemini`, ...).
+    pub provider: String,
+    /// The model as billed.
+    pub model: String,
+    /// The answer's text (all text parts joined).
+    pub text: String,
+    /// Tool calls the model made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Why generation stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<FinishReason>,
+    /// Billed usage.
+    pub usage: Usage,
+    /// Online or batch pricing.
+    pub mode: Mode,
+    /// Wall time of the call as seen by the client.
+    #[serde(with = "duration_ms")]
+    pub latency: Duration,
+    /// The provider's id for the response or request (`chatcmpl-…`,
+    /// `msg_…`, `request-id` header), for matching invoices and support tickets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `true` when served from costlayer's response cache (nothing was billed).
+    pub cached: bool,
+    /// The provider's usage object exactly as received, kept for audit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_usage: Option<Value>,
+}
+
+/// One increment of a streamed response. A stream is a sequence of deltas
+/// whose last item carries the usage; the cost is recorded once, when it ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChatDelta {
+    /// Text generated since the previous delta.
+    pub text: String,
+    /// Tool calls completed in this delta.
+    pub tool_calls: Vec<ToolCall>,
+    /// Set on the final delta.
+    pub finish_reason: Option<FinishReason>,
+    /// Set on the final delta: the billed usage of the whole stream.
+    pub usage: Option<Usage>,
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_hints() {
+        for (m, p) in [
+            ("gpt-4o-2024-08-06", Some("openai")),
+            ("o3-mini", Some("openai")),
+            ("claude-opus-4-5-20251101", Some("anthropic")),
+            ("models/gemini-2.5-pro", Some("gemini")),
+            ("openrouter/anthropic/claude-sonnet-4.5", Some("anthropic")),
+            ("llama3", None),
+        ] {
+            assert_eq!(provider_for_model(m), p, "{m}");
+        }
+    }
+
+    #[test]
+    fn content_text_and_bytes() {
+        let c = Content::Parts(vec![
+            ContentPart::Text {
+                text: "héllo".into(),
+            },
+            ContentPart::ImageUrl {
+                url: "https://x/y.png".into(),
+            },
+            ContentPart::Text {
+                text: "world".into(),
+            },
+        ]);
+        assert_eq!(c.text(), "héllo\nworld");
+        assert_eq!(c.byte_len(), 6 + 15 + 5);
+    }
+
+    #[test]
+    fn request_round_trips_through_json() {
+        let req = ChatRequest::new("gpt-4o")
+            .system("s")
+            .message(Message::user("hi"))
+            .max_tokens(5)
+            .extra("seed", serde_json::json!(7));
+        let json = serde_json::to_string(&req).expect("serialise");
+        let back: ChatRequest = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, req);
+    }
+}

@@ -1,0 +1,486 @@
+//! The shared HTTP transport: a [`Codec`] (pure translation) turned into a
+//! `tower::Service<ChatRequest>` over one `reqwest::Client`.
+//!
+//! A provider adapter is a codec: it builds the HTTP request from a
+//! [`ChatRequest`] and reads the HTTP response into a [`ChatResponse`] or an
+//! [`Error`]. It never does I/O, so it is tested on fixtures without a
+//! server. [`HttpTransport`] does the I/O, measures latency and maps
+//! transport failures (timeouts, refused connections, truncated bodies) to
+//! typed errors.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::{ChatRequest, ChatResponse, Error};
+
+/// A secret API key. `Debug` and `Display` print `ApiKey(****)`; only
+/// [`ApiKey::expose`] gives the value, for the one header that needs it.
+///
+/// ```
+/// use costlayer_core::ApiKey;
+/// let key = ApiKey::new("sk-secret-123");
+/// assert_eq!(format!("{key:?}"), "ApiKey(****)");
+/// assert_eq!(key.expose(), "sk-secret-123");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(Arc<str>);
+
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(Arc::from(key.into()))
+    }
+
+    /// The key itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads a key from the first of `vars` that is set and not empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming every variable tried.
+    pub fn from_env(vars: &[&str]) -> Result<Self, Error> {
+        for var in vars {
+            if let Ok(v) = std::env::var(var) {
+                let v = v.trim();
+                if !v.is_empty() {
+                    return Ok(ApiKey::new(v));
+                }
+            }
+        }
+        Err(Error::config(format!(
+            "no API key: set the environment variable {} (or pass the key to the client builder)",
+            vars.join(" or ")
+        )))
+    }
+
+    /// Builds a header value holding the key, marked sensitive so that
+    /// HTTP-level debug logging does not print it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the key contains characters a header cannot hold.
+    pub fn header_value(&self, prefix: &str) -> Result<http::HeaderValue, Error> {
+        let mut v = http::HeaderValue::from_str(&format!("{prefix}{}", self.expose())).map_err(
+            |_| Error::config("the API key contains characters that cannot be sent in an HTTP header: check for stray quotes or newlines"),
+        )?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(****)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// The HTTP answer handed to [`Codec::decode`].
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+/// Pure translation between costlayer's types and one provider's HTTP API.
+///
+/// Implementations hold their base URL and key, and do no I/O.
+pub trait Codec: Send + Sync + 'static {
+    /// The provider's name as written to the ledger (`openai`, ...).
+    fn provider(&self) -> &'static str;
+
+    /// Builds the HTTP request for a chat call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRequest`] or [`Error::Config`] if the request cannot be
+    /// expressed for this provider.
+    fn encode(&self, req: &ChatRequest) -> Result<http::Request<Bytes>, Error>;
+
+    /// Reads the HTTP response: a [`ChatResponse`] on success, or the typed
+    /// error the status and body describe. `latency` is filled in by the
+    /// transport afterwards.
+    ///
+    /// # Errors
+    ///
+    /// The provider's error, or [`Error::Decode`] for an unreadable body.
+    fn decode(&self, req: &ChatRequest, resp: HttpResponse) -> Result<ChatResponse, Error>;
+}
+
+/// Timeouts of the shared transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// Whole-request timeout. Defaults to 600 s (long generations are slow).
+    pub timeout: Duration,
+    /// Connect timeout. Defaults to 10 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl TransportConfig {
+    /// Builds a `reqwest::Client` with these timeouts (rustls, no system
+    /// OpenSSL needed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the TLS backend cannot start.
+    pub fn client(&self) -> Result<reqwest::Client, Error> {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .user_agent(concat!("costlayer/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::config(format!("could not build the HTTP client: {e}")))
+    }
+}
+
+/// A [`Codec`] turned into a `tower::Service<ChatRequest>`.
+///
+/// Cloning is cheap and shares the connection pool.
+pub struct HttpTransport<C> {
+    codec: Arc<C>,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl<C> Clone for HttpTransport<C> {
+    fn clone(&self) -> Self {
+        HttpTransport {
+            codec: Arc::clone(&self.codec),
+            client: self.client.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl<C: Codec> fmt::Debug for HttpTransport<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("provider", &self.codec.provider())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> HttpTransport<C> {
+    /// A transport for `codec` over `client`, with a whole-request timeout.
+    pub fn new(codec: C, client: reqwest::Client, timeout: Duration) -> Self {
+        HttpTransport {
+            codec: Arc::new(codec),
+            client,
+            timeout,
+        }
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    /// The HTTP client (shared connection pool).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends one HTTP request and reads the whole response, mapping
+    /// transport failures to [`Error::Timeout`], [`Error::Connection`] or
+    /// [`Error::Decode`]. Used for chat calls and for any other endpoint of
+    /// the provider (token counting, batches).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures only; HTTP error statuses are returned as a
+    /// response for the codec to read.
+    pub fn send(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> impl Future<Output = Result<HttpResponse, Error>> + Send + 'static {
+        send(
+            self.client.clone(),
+            self.codec.provider(),
+            self.timeout,
+            req,
+        )
+    }
+}
+
+async fn send(
+    client: reqwest::Client,
+    provider: &'static str,
+    timeout: Duration,
+    req: http::Request<Bytes>,
+) -> Result<HttpResponse, Error> {
+    let map_err = |e: reqwest::Error| -> Error {
+        if e.is_timeout() {
+            Error::Timeout {
+                provider: provider.to_owned(),
+                after: timeout,
+            }
+        } else if e.is_connect() || e.is_request() {
+            Error::Connection {
+                provider: provider.to_owned(),
+                message: error_chain(&e),
+            }
+        } else {
+            Error::Decode {
+                provider: provider.to_owned(),
+                message: format!("the body could not be read: {}", error_chain(&e)),
+                body_snippet: String::new(),
+            }
+        }
+    };
+    let mut req = reqwest::Request::try_from(req).map_err(|e| {
+        Error::config(format!(
+            "invalid request URL for {provider}: {e}. Check the base URL"
+        ))
+    })?;
+    // reqwest's per-request timeout covers connect, headers and the body.
+    *req.timeout_mut() = Some(timeout);
+    let resp = client.execute(req).await.map_err(map_err)?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map_err(map_err)?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// The future returned by [`HttpTransport`].
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<ChatResponse, Error>> + Send + 'static>>;
+
+impl<C: Codec> tower_service::Service<ChatRequest> for HttpTransport<C> {
+    type Response = ChatResponse;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // reqwest's pool has no back-pressure to report.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let http_req = this.codec.encode(&req)?;
+            let started = Instant::now();
+            tracing::debug!(provider = this.codec.provider(), model = %req.model, "sending request");
+            let resp = this.send(http_req).await?;
+            let latency = started.elapsed();
+            let mut out = this.codec.decode(&req, resp)?;
+            out.latency = latency;
+            if out.provider.is_empty() {
+                out.provider = this.codec.provider().to_owned();
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// At most `max` characters of a body, for error messages.
+pub fn body_snippet(body: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(body);
+    let mut out: String = s.chars().take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// The wait a response asks for, from the standard headers: `retry-after-ms`
+/// (milliseconds, OpenAI and Anthropic SDKs), then `retry-after` (seconds, or
+/// an HTTP-date measured against `now`). A date in the past gives zero.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use costlayer_core::transport::retry_after_from_headers;
+///
+/// let mut h = HeaderMap::new();
+/// h.insert("retry-after", "7".parse().unwrap());
+/// assert_eq!(retry_after_from_headers(&h, SystemTime::now()), Some(Duration::from_secs(7)));
+/// ```
+pub fn retry_after_from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let v = get("retry-after")?;
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The `x-should-retry` header (`true`/`false`), which OpenAI and Anthropic
+/// send to override the status-based decision.
+pub fn should_retry_header(headers: &HeaderMap) -> Option<bool> {
+    match headers.get("x-should-retry")?.to_str().ok()?.trim() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// The generic mapping of an HTTP error status to an [`Error`], for codecs
+/// to refine with what the body says (context length, quota, ...).
+pub fn error_for_status(
+    provider: &str,
+    status: StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+) -> Error {
+    let provider = provider.to_owned();
+    match status.as_u16() {
+        429 => Error::RateLimited {
+            provider,
+            message,
+            retry_after,
+        },
+        401 | 403 => Error::Authentication {
+            provider,
+            status: status.as_u16(),
+            message,
+        },
+        402 => Error::QuotaExceeded { provider, message },
+        408 => Error::Timeout {
+            provider,
+            after: Duration::ZERO,
+        },
+        503 | 529 => Error::Overloaded {
+            provider,
+            status: status.as_u16(),
+            message,
+            retry_after,
+        },
+        s if s >= 500 => Error::Server {
+            provider,
+            status: s,
+            message,
+            retry_after,
+        },
+        s => Error::InvalidRequest {
+            provider,
+            status: s,
+            message,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_variants() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "2".parse().expect("header"));
+        assert_eq!(
+            retry_after_from_headers(&h, now),
+            Some(Duration::from_secs(2))
+        );
+        h.insert("retry-after-ms", "1500".parse().expect("header"));
+        assert_eq!(
+            retry_after_from_headers(&h, now),
+            Some(Duration::from_millis(1500))
+        );
+        let mut h = HeaderMap::new();
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert("retry-after", later.parse().expect("header"));
+        assert_eq!(
+            retry_after_from_headers(&h, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        h.insert("retry-after", earlier.parse().expect("header"));
+        assert_eq!(retry_after_from_headers(&h, now), Some(Duration::ZERO));
+        h.insert("retry-after", "soon".parse().expect("header"));
+        assert_eq!(retry_after_from_headers(&h, now), None);
+        h.insert("retry-after", "-3".parse().expect("header"));
+        assert_eq!(retry_after_from_headers(&h, now), None);
+    }
+
+    #[test]
+    fn status_mapping() {
+        let e = |s: u16| {
+            error_for_status(
+                "p",
+                StatusCode::from_u16(s).expect("status"),
+                "m".into(),
+                None,
+            )
+        };
+        assert!(matches!(e(429), Error::RateLimited { .. }));
+        assert!(matches!(e(529), Error::Overloaded { status: 529, .. }));
+        assert!(matches!(e(503), Error::Overloaded { .. }));
+        assert!(matches!(e(502), Error::Server { status: 502, .. }));
+        assert!(matches!(e(401), Error::Authentication { .. }));
+        assert!(matches!(e(422), Error::InvalidRequest { status: 422, .. }));
+        assert!(!e(404).is_retryable());
+        assert!(e(500).is_retryable());
+    }
+
+    #[test]
+    fn api_key_never_printed() {
+        let k = ApiKey::new("sk-live-abcdef");
+        assert!(!format!("{k:?} {k}").contains("abcdef"));
+        let hv = k.header_value("Bearer ").expect("valid");
+        assert!(hv.is_sensitive());
+        assert!(!format!("{hv:?}").contains("abcdef"));
+        assert!(ApiKey::new("bad\nkey").header_value("").is_err());
+    }
+
+    #[test]
+    fn snippet_is_bounded() {
+        assert_eq!(body_snippet(b"<html>", 3), "<ht…");
+        assert_eq!(body_snippet(&[0xff, b'a'], 10), "\u{fffd}a");
+    }
+}

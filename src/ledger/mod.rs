@@ -1,0 +1,231 @@
+//! The ledger: every priced call, append-only.
+//!
+//! [`CostRecord`] is one line; [`Storage`] is the backend contract
+//! (append, scan with a filter, alert history, reset).
+//! [`JsonlStorage`] is the default backend (one append-only JSONL file per
+//! user, no server) and [`MemoryStorage`] the one for tests.
+//!
+//! # Example
+//!
+//! ```
+//! use costlayer::ledger::{CostRecord, MemoryStorage, ScanFilter, Storage};
+//! use costlayer::{Money, Usage};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), costlayer::ledger::LedgerError> {
+//! let ledger = MemoryStorage::new();
+//! let mut rec = CostRecord::new("alice", "openai", "gpt-4o-mini", Usage::new(1_000, 200));
+//! rec.nano_usd = Some(Money::from_nanos(270_000));
+//! ledger.append(&rec).await?;
+//! let agg = ledger.aggregate(&ScanFilter::default()).await?;
+//! assert_eq!((agg.calls, agg.nano_usd), (1, Money::from_nanos(270_000)));
+//! # Ok(()) }
+//! ```
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::Money;
+
+mod jsonl;
+mod memory;
+mod record;
+
+pub use jsonl::JsonlStorage;
+pub use memory::MemoryStorage;
+pub use record::{CostRecord, SCHEMA_VERSION};
+
+/// Which records a scan returns. Empty lists mean "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanFilter {
+    /// Records at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Records strictly before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Only these users.
+    pub users: Vec<String>,
+    /// Only these providers.
+    pub providers: Vec<String>,
+    /// Only these (canonical) models.
+    pub models: Vec<String>,
+    /// Only this team.
+    pub team: Option<String>,
+}
+
+impl ScanFilter {
+    /// Whether `r` passes the filter.
+    pub fn matches(&self, r: &CostRecord) -> bool {
+        self.since.is_none_or(|s| r.ts >= s)
+            && self.until.is_none_or(|u| r.ts < u)
+            && (self.users.is_empty() || self.users.iter().any(|u| *u == r.user))
+            && (self.providers.is_empty() || self.providers.iter().any(|p| *p == r.provider))
+            && (self.models.is_empty() || self.models.iter().any(|m| *m == r.model))
+            && self
+                .team
+                .as_ref()
+                .is_none_or(|t| r.team.as_deref() == Some(t.as_str()))
+    }
+}
+
+/// A line of a ledger that could not be read, and where it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorruptLine {
+    /// The file (or backend location) it came from.
+    pub source: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// Why it could not be parsed.
+    pub reason: String,
+    /// Where a copy was kept, if anywhere.
+    pub quarantined_to: Option<PathBuf>,
+}
+
+/// One item of a scan: a record, or a line that was skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanItem {
+    /// A record that passed the filter.
+    Record(CostRecord),
+    /// A line that could not be read (skipped; every good line is still read).
+    Corrupt(CorruptLine),
+}
+
+/// A stream of scan items; memory stays flat in the number of records.
+pub type RecordStream = BoxStream<'static, Result<ScanItem, LedgerError>>;
+
+/// Totals over a filter, computed by the backend if it can (SQL), or by a
+/// scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aggregate {
+    /// Number of records.
+    pub calls: u64,
+    /// Sum of the priced records' costs.
+    pub nano_usd: Money,
+    /// Records whose model had no price.
+    pub unpriced_calls: u64,
+    /// Lines skipped as corrupt.
+    pub corrupted_lines: u64,
+}
+
+/// What a reset covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResetScope {
+    /// One user's ledger and alert history.
+    User(String),
+    /// Every user's.
+    All,
+}
+
+/// What a reset moved, and where.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetReport {
+    /// Where the archive is (a directory, a table name...).
+    pub archived_to: Option<String>,
+    /// What moved (file names, ...).
+    pub moved: Vec<String>,
+    /// How many records were archived.
+    pub records: u64,
+}
+
+/// Everything a ledger backend can fail with. Every message names the path
+/// (or location) and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// An I/O failure on a path.
+    #[error("ledger I/O error on {path}: {source}. {hint}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A record could not be serialised.
+    #[error("cannot serialise a ledger record: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// Invalid backend configuration.
+    #[error("invalid ledger configuration: {0}")]
+    Config(String),
+    /// A backend-specific failure (a database error, ...).
+    #[error("ledger backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A ledger backend.
+///
+/// Object-safe (`Arc<dyn Storage>`), `Send + Sync`. Implementations must make
+/// `append` durable according to their own policy before returning `Ok`, and
+/// must make [`Storage::mark_alert`] atomic across every process sharing the
+/// ledger: it is how an alert is sent once.
+#[async_trait]
+pub trait Storage: Send + Sync + Debug {
+    /// Appends one record.
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError>;
+
+    /// Appends several records, in one write where the backend can.
+    async fn append_batch(&self, records: &[CostRecord]) -> Result<(), LedgerError> {
+        for r in records {
+            self.append(r).await?;
+        }
+        Ok(())
+    }
+
+    /// Streams the records matching `filter`, and the corrupt lines met.
+    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError>;
+
+    /// Totals over `filter`. The default folds a scan; SQL backends push it down.
+    async fn aggregate(&self, filter: &ScanFilter) -> Result<Aggregate, LedgerError> {
+        let mut agg = Aggregate::default();
+        let mut stream = self.scan(filter).await?;
+        while let Some(item) = stream.next().await {
+            match item? {
+                ScanItem::Record(r) => {
+                    agg.calls += 1;
+                    match r.nano_usd {
+                        Some(c) => agg.nano_usd += c,
+                        None => agg.unpriced_calls += 1,
+                    }
+                }
+                ScanItem::Corrupt(_) => agg.corrupted_lines += 1,
+            }
+        }
+        Ok(agg)
+    }
+
+    /// Records that the alert `key` fired, with its JSON payload. Returns
+    /// `true` if this call recorded it first, `false` if it had already
+    /// fired. Atomic: of several processes racing on one key, exactly one
+    /// gets `true`.
+    async fn mark_alert(&self, key: &str, payload: &serde_json::Value)
+        -> Result<bool, LedgerError>;
+
+    /// Whether the alert `key` has fired.
+    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError>;
+
+    /// Archives the ledger and alert history in `scope`; never deletes.
+    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError>;
+
+    /// Makes every acknowledged append durable (for buffered writers).
+    async fn flush(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_is_object_safe() {
+        fn _obj_safe(_: &dyn Storage) {}
+        let _: std::sync::Arc<dyn Storage> = std::sync::Arc::new(MemoryStorage::new());
+    }
+}
