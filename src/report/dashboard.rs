@@ -510,11 +510,11 @@ impl Dashboard {
         out.field("Saved", &out.paint(&s.saved_nano_usd.to_string(), GREEN));
         out.field(
             "Online",
-            &format!("{} calls, {}", count(s.online.calls), s.online.nano_usd),
+            &format!("{} in {}", s.online.nano_usd, calls(s.online.calls)),
         );
         out.field(
             "Batch",
-            &format!("{} calls, {}", count(s.batch.calls), s.batch.nano_usd),
+            &format!("{} in {}", s.batch.nano_usd, calls(s.batch.calls)),
         );
     }
 
@@ -537,7 +537,7 @@ impl Dashboard {
         out.field(
             "End of month",
             &format!(
-                "{} ({}, {}/day)",
+                "{:.2} ({}, {:.2}/day)",
                 p.seven_day,
                 Projection::SEVEN_DAY_LABEL,
                 p.daily_rate_7d
@@ -719,6 +719,11 @@ fn pct(bp: i64) -> String {
     let sign = if bp < 0 { "-" } else { "" };
     let a = bp.unsigned_abs();
     format!("{sign}{}.{:02}%", a / 100, a % 100)
+}
+
+/// `1 call`, `2 calls`.
+fn calls(n: u64) -> String {
+    format!("{} call{}", count(n), if n == 1 { "" } else { "s" })
 }
 
 /// A count with thousands separators: 1234567 -> `1,234,567`.
