@@ -532,7 +532,7 @@ impl Dashboard {
         );
         out.field(
             "End of month",
-            &format!("{} ({})", p.linear, Projection::LINEAR_LABEL),
+            &format!("{:.2} ({})", p.linear, Projection::LINEAR_LABEL),
         );
         out.field(
             "End of month",
@@ -553,9 +553,13 @@ impl Dashboard {
             .map(|(_, b)| b.nano_usd)
             .max()
             .unwrap_or(Money::ZERO);
-        let labels: Vec<String> = days.iter().map(|(_, b)| b.nano_usd.to_string()).collect();
+        let labels: Vec<String> = days
+            .iter()
+            .map(|(_, b)| format!("{:.2}", b.nano_usd))
+            .collect();
         let label_w = labels.iter().map(|l| l.chars().count()).max().unwrap_or(5);
-        // "  MM-DD │" + bar + " " + label
+        // "  MM-DD │" + bar + " " + label (rounded to cents: the chart is a picture;
+        // the exact amounts are in the tables and in --json)
         let bar_len = out.width.saturating_sub(2 + 5 + 2 + 1 + label_w).max(5);
         for ((d, b), label) in days.iter().zip(&labels) {
             let n = if max.nanos() <= 0 {
