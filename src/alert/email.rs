@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::header::ContentType;
-use lettre::message::Mailbox;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -147,7 +147,7 @@ impl EmailSink {
     pub fn render(alert: &Alert) -> (String, String) {
         let subject = format!("[costlayer] {}", alert.message);
         let mut body = format!(
-            "{}\n\nBudget:    {}\nPeriod:    {}\nSpent:     {:.2}\nLimit:     {:.2}\nThreshold: {}\nSeverity:  {}\nUser:      {}\nFired at:  {}\n",
+            "{}\n\nBudget:    {}\nPeriod:    {}\nSpent:     {}\nLimit:     {}\nThreshold: {}\nSeverity:  {}\nUser:      {}\nFired at:  {}\n",
             alert.message,
             alert.budget,
             alert.period,
@@ -159,7 +159,7 @@ impl EmailSink {
             alert.fired_at.to_rfc3339(),
         );
         if let Some(p) = alert.projected {
-            body.push_str(&format!("Projected: {p:.2}\n"));
+            body.push_str(&format!("Projected: {p}\n"));
         }
         body.push_str("\nRun `cost-tracker` for the dashboard.\n");
         (subject, body)
@@ -284,6 +284,10 @@ impl AlertSink for EmailSink {
         for to in &self.to {
             msg = msg.to(to.clone());
         }
+        // Plain 7-bit when the text allows it (readable in any client and
+        // in raw form); lettre picks quoted-printable or base64 otherwise.
+        let body = Body::new_with_encoding(body.clone(), ContentTransferEncoding::SevenBit)
+            .unwrap_or_else(|_| Body::new(body));
         let msg = msg.body(body).map_err(|e| SinkError::Smtp {
             server: self.server.clone(),
             message: format!("could not build the message: {e}"),

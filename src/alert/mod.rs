@@ -114,11 +114,11 @@ impl Alert {
         let (budget, period) = (&self.budget, &self.period);
         match self.kind {
             AlertKind::Threshold => format!(
-                "{sev}: budget `{budget}` reached {} of its limit for {period}: spent {:.2} of {:.2}",
+                "{sev}: budget `{budget}` reached {} of its limit for {period}: spent {} of {}",
                 self.threshold, self.spent, self.limit
             ),
             AlertKind::Projection => format!(
-                "{sev}: budget `{budget}` is projected to spend {:.2} in {period}, over its limit of {:.2} (spent {:.2} so far)",
+                "{sev}: budget `{budget}` is projected to spend {} in {period}, over its limit of {} (spent {} so far)",
                 self.projected.unwrap_or(self.spent),
                 self.limit,
                 self.spent
