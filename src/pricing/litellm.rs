@@ -298,11 +298,11 @@ pub(crate) fn parse_litellm(text: &str, origin: &str) -> Result<PriceTable, Pric
             _ => 1,
         };
         let norm = normalize_model_id(&model);
-        if let Some(i) = table.exact_index(&model) {
-            if priority.get(&norm).copied().unwrap_or(0) >= rank {
-                continue;
-            }
-            table.remove_at(i);
+        // A collision is replaced in place by replace_or_push below.
+        if table.exact_index(&model).is_some()
+            && priority.get(&norm).copied().unwrap_or(0) >= rank
+        {
+            continue;
         }
         priority.insert(norm, rank);
         let mut price = ModelPrice::new(model, provider, rates).batch(batch);

@@ -223,11 +223,11 @@ impl PriceTable {
     /// `price.model` (the replaced entry's aliases carry over, and it is
     /// reported by [`shadowed`](Self::shadowed)). Returns the replaced entry.
     pub fn insert(&mut self, price: ModelPrice) -> Option<ModelPrice> {
+        let key = normalize_model_id(&price.model);
         let replaced = self.replace_or_push(price);
-        if let (Some(old), Some(new)) = (&replaced, self.models.last()) {
+        if let Some(old) = &replaced {
             self.shadowed_names.push(old.model.clone());
-            self.shadowed
-                .push((normalize_model_id(&new.model), old.clone()));
+            self.shadowed.push((key, old.clone()));
         }
         replaced
     }
@@ -235,7 +235,8 @@ impl PriceTable {
     /// Insert without recording a shadow (duplicates inside one source).
     pub(crate) fn replace_or_push(&mut self, mut price: ModelPrice) -> Option<ModelPrice> {
         let key = normalize_model_id(&price.model);
-        let replaced = self.index.get(&key).copied().map(|i| self.models.remove(i));
+        let at = self.index.get(&key).copied();
+        let replaced = at.map(|i| self.models.remove(i));
         if let Some(old) = &replaced {
             let mut aliases = std::mem::take(&mut price.aliases);
             if normalize_model_id(&old.model) != key {
@@ -246,7 +247,11 @@ impl PriceTable {
             aliases.retain(|a| normalize_model_id(a) != key && seen.insert(normalize_model_id(a)));
             price.aliases = aliases;
         }
-        self.models.push(price);
+        // A replacement keeps the replaced entry's place in the listing.
+        match at {
+            Some(i) => self.models.insert(i, price),
+            None => self.models.push(price),
+        }
         self.rebuild_index();
         replaced
     }
@@ -254,14 +259,6 @@ impl PriceTable {
     /// The index of the model `id` names exactly (canonical name or alias).
     pub(crate) fn exact_index(&self, id: &str) -> Option<usize> {
         self.index.get(&normalize_model_id(id)).copied()
-    }
-
-    /// Removes the entry at `i` (loader collision handling).
-    pub(crate) fn remove_at(&mut self, i: usize) {
-        if i < self.models.len() {
-            self.models.remove(i);
-            self.rebuild_index();
-        }
     }
 
     fn rebuild_index(&mut self) {
@@ -294,7 +291,8 @@ impl PriceTable {
             .map(|(_, old)| old)
     }
 
-    /// Every model, in insertion order.
+    /// Every model, in insertion order (a replacement takes the place of the
+    /// entry it replaced).
     pub fn models(&self) -> impl ExactSizeIterator<Item = &ModelPrice> {
         self.models.iter()
     }
