@@ -41,8 +41,9 @@ pub(crate) struct CostArgs {
     #[arg(long)]
     batch: bool,
     /// A price file merged over the embedded table: costlayer's TOML format
-    /// or LiteLLM's model_prices_and_context_window.json.
-    #[arg(long, value_name = "FILE", env = "COSTLAYER_PRICES")]
+    /// or LiteLLM's model_prices_and_context_window.json. Defaults to
+    /// $COSTLAYER_PRICES when set and not empty.
+    #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
     /// Print one JSON object instead of the breakdown.
     #[arg(long)]

@@ -14,19 +14,30 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 #[derive(Debug, clap::Args)]
 pub(crate) struct ModelsArgs {
     /// A price file merged over the embedded table: costlayer's TOML format
-    /// or LiteLLM's model_prices_and_context_window.json.
-    #[arg(long, value_name = "FILE", env = "COSTLAYER_PRICES")]
+    /// or LiteLLM's model_prices_and_context_window.json. Defaults to
+    /// $COSTLAYER_PRICES when set and not empty.
+    #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
 
-/// The embedded table, with `path` merged over it if given (an empty path,
-/// as from `COSTLAYER_PRICES=`, means none). On failure, prints the error
-/// and returns the exit code: 2 for a malformed file, 1 if it cannot be read.
+/// The environment variable naming a user price file (the default of `--prices`).
+pub(crate) const PRICES_ENV: &str = "COSTLAYER_PRICES";
+
+/// The embedded table, with the user file merged over it: `path` (from
+/// `--prices`), else `$COSTLAYER_PRICES` unless empty. On failure, prints the
+/// error and returns the exit code: 2 for a malformed file, 1 if it cannot
+/// be read.
 pub(crate) fn load_table(path: Option<&Path>) -> Result<PriceTable, ExitCode> {
-    match path.filter(|p| !p.as_os_str().is_empty()) {
+    // Read by hand rather than with clap's `env`, which rejects an empty
+    // value instead of treating it as unset.
+    let from_env = std::env::var_os(PRICES_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let chosen = path.map(Path::to_path_buf).or(from_env);
+    match chosen.filter(|p| !p.as_os_str().is_empty()) {
         None => Ok(PriceTable::default()),
         Some(p) => PriceTable::with_user_file(p).map_err(|e| {
             eprintln!("error: {e}");
