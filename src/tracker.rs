@@ -63,9 +63,12 @@
 //!   `reload` periodically if you need a tighter shared view.
 //! - **Alerts stay exactly-once across processes**: an alert is claimed with
 //!   [`Storage::mark_alert`], which is atomic across every process sharing
-//!   the ledger; only the process that claims it sends it. An alert is
-//!   marked before it is sent, so a crash between the two loses that one
-//!   alert rather than sending it twice.
+//!   the alert history; only the process that claims it sends it. An alert
+//!   is marked before it is sent, so a crash between the two loses that one
+//!   alert rather than sending it twice. The JSONL backend keeps one alert
+//!   history per user (`alerts_<user>.jsonl`): processes running as the same
+//!   user share it; two *different* users sharing a directory each get
+//!   their own alert for an all-spend budget.
 //! - A reset done elsewhere (`cost-tracker --reset`) is seen at the next
 //!   `reload` or period rollover.
 
@@ -284,15 +287,15 @@ impl Default for CostTrackerBuilder {
 
 impl CostTrackerBuilder {
     /// The ledger. Defaults to a new [`MemoryStorage`] (nothing persisted;
-    /// use `JsonlStorage` or [`CostTracker::from_config`] for a ledger on
-    /// disk).
+    /// use [`JsonlStorage`](crate::ledger::JsonlStorage) or
+    /// [`CostTracker::from_config`] for a ledger on disk).
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = Some(storage);
         self
     }
 
-    /// The prices. Defaults to an empty table: every call is recorded
-    /// unpriced (`nano_usd` null) until you pass one.
+    /// The prices. Defaults to the embedded, reviewed table
+    /// ([`PriceTable::embedded`]).
     pub fn prices(mut self, prices: PriceTable) -> Self {
         self.prices = Some(prices);
         self
@@ -368,7 +371,9 @@ impl CostTrackerBuilder {
     /// threshold outside (0, 10], empty window, bad name), two budgets with
     /// one name, an empty user name, or zero alert attempts.
     pub fn build(self) -> Result<CostTracker, Error> {
-        let prices = self.prices.unwrap_or_else(|| PriceTable::empty("none"));
+        let prices = self
+            .prices
+            .unwrap_or_else(|| PriceTable::embedded().clone());
         let user = self.user.unwrap_or_else(default_user);
         if user.trim().is_empty() {
             return Err(Error::config(
@@ -423,16 +428,21 @@ impl CostTrackerBuilder {
     }
 }
 
+/// The JSONL ledger in `<data_dir>/metadata`, appending as the config's user.
 fn open_ledger(config: &Config) -> Result<Arc<dyn Storage>, Error> {
-    let _ = config;
-    Err(Error::config(
-        "the JSONL ledger is not available in this build yet: use CostTracker::builder_from_config(..).storage(..)",
-    ))
+    let storage = crate::ledger::JsonlStorage::builder(config.metadata_dir())
+        .user(config.user.clone())
+        .build()
+        .map_err(ledger_error)?;
+    Ok(Arc::new(storage))
 }
 
+/// The embedded prices, with the config's price file merged over them.
 fn load_prices(config: &Config) -> Result<PriceTable, Error> {
-    let _ = config;
-    Ok(PriceTable::empty("none"))
+    match &config.prices {
+        Some(path) => PriceTable::with_user_file(path).map_err(|e| Error::config(e.to_string())),
+        None => Ok(PriceTable::embedded().clone()),
+    }
 }
 
 fn budget_error(e: BudgetError) -> Error {
@@ -596,7 +606,8 @@ impl CostTracker {
         Ok(b)
     }
 
-    /// A tracker from `config`: the JSONL ledger in `config.data_dir`, the
+    /// A tracker from `config`: the JSONL ledger in `<data_dir>/metadata`
+    /// (appending to `costs_<user>.jsonl`), the
     /// embedded prices merged with `config.prices`, and everything
     /// [`CostTracker::builder_from_config`] sets.
     ///
