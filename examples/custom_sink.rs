@@ -76,7 +76,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracker.flush_alerts().await;
 
     let written = std::fs::read_to_string(&path)?;
-    println!("\n{} alert(s) written to {}:", written.lines().count(), path.display());
+    println!(
+        "\n{} alert(s) written to {}:",
+        written.lines().count(),
+        path.display()
+    );
     print!("{written}");
     let _ = std::fs::remove_file(&path);
     Ok(())

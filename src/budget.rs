@@ -361,7 +361,8 @@ impl FromStr for Window {
         let err = || BudgetError::Parse {
             input: s.to_owned(),
             what: "window",
-            expected: "monthly, total, rolling:<days>d, or <start>..<end> dates (2026-01-01..2026-03-01)",
+            expected:
+                "monthly, total, rolling:<days>d, or <start>..<end> dates (2026-01-01..2026-03-01)",
         };
         let t = s.trim();
         match t {
@@ -872,7 +873,9 @@ mod tests {
     }
 
     fn t(y: i32, m: u32, day: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, day, h, 0, 0).single().expect("time")
+        Utc.with_ymd_and_hms(y, m, day, h, 0, 0)
+            .single()
+            .expect("time")
     }
 
     #[test]
@@ -1032,7 +1035,10 @@ mod tests {
             seed[1].thresholds[0].amount_of(seed[1].limit),
             Money::from_usd(160).expect("usd")
         );
-        assert_eq!(seed[2].window, Window::range(d(2026, 1, 15), d(2026, 3, 15)));
+        assert_eq!(
+            seed[2].window,
+            Window::range(d(2026, 1, 15), d(2026, 3, 15))
+        );
         for b in &seed {
             b.validate().expect("valid");
         }

@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn manual_clock_is_shared_and_settable() {
-        let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
+            .single()
+            .expect("valid time");
         let c = ManualClock::new(t0);
         let dynamic: Arc<dyn Clock> = Arc::new(c.clone());
         c.advance(chrono::Duration::days(1));

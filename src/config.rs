@@ -818,7 +818,10 @@ password = "file-password"
         .expect("write");
         let c = Config::load_with_env(
             Some(&path),
-            env(&[("COSTLAYER_USER", "env-user"), ("COSTLAYER_SMTP_PORT", "587")]),
+            env(&[
+                ("COSTLAYER_USER", "env-user"),
+                ("COSTLAYER_SMTP_PORT", "587"),
+            ]),
         )
         .expect("load");
         assert_eq!(c.user, "env-user");
@@ -863,11 +866,8 @@ password = "file-password"
         let e = Config::load_with_env(None, env(&[("COSTLAYER_SMTP_TLS", "maybe")]))
             .expect_err("bad tls");
         assert!(e.to_string().contains("starttls"), "{e}");
-        let e = Config::load_with_env(
-            Some(Path::new("/definitely/not/here.toml")),
-            env(&[]),
-        )
-        .expect_err("missing file");
+        let e = Config::load_with_env(Some(Path::new("/definitely/not/here.toml")), env(&[]))
+            .expect_err("missing file");
         assert!(matches!(e, ConfigError::NotFound { .. }));
     }
 

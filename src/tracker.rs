@@ -83,7 +83,9 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 
 use crate::alert::{Alert, AlertKind, AlertSink};
-use crate::budget::{self, Action, Budget, BudgetError, BudgetStatus, Period, Scope, Threshold, Window};
+use crate::budget::{
+    self, Action, Budget, BudgetError, BudgetStatus, Period, Scope, Threshold, Window,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::estimate::{EstimatePolicy, Estimator};
@@ -230,11 +232,17 @@ impl fmt::Debug for CostTracker {
             .field("prices", &i.prices)
             .field(
                 "budgets",
-                &i.budgets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+                &i.budgets
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field(
                 "sinks",
-                &i.sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>(),
+                &i.sinks
+                    .iter()
+                    .map(|s| s.name().to_owned())
+                    .collect::<Vec<_>>(),
             )
             .field("unpriced", &i.unpriced)
             .finish_non_exhaustive()
@@ -723,7 +731,11 @@ impl CostTracker {
             .try_fold(Money::ZERO, |acc, c| c.map(|c| acc.max(c)))
     }
 
-    fn attribution<'a>(&'a self, user: Option<&'a str>, team: Option<&'a str>) -> (&'a str, Option<&'a str>) {
+    fn attribution<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        team: Option<&'a str>,
+    ) -> (&'a str, Option<&'a str>) {
         (
             user.unwrap_or(&self.inner.user),
             team.or(self.inner.team.as_deref()),
@@ -762,7 +774,9 @@ impl CostTracker {
             .budgets
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.action == Action::Block && b.scope.matches(user, team, provider, model))
+            .filter(|(_, b)| {
+                b.action == Action::Block && b.scope.matches(user, team, provider, model)
+            })
             .map(|(i, _)| i)
             .collect();
         if in_scope.is_empty() {
@@ -791,7 +805,12 @@ impl CostTracker {
         let mut st = inner.lock();
         let active: Vec<usize> = in_scope
             .into_iter()
-            .filter(|&i| st.budgets[i].period.as_ref().is_some_and(|p| p.contains(now)))
+            .filter(|&i| {
+                st.budgets[i]
+                    .period
+                    .as_ref()
+                    .is_some_and(|p| p.contains(now))
+            })
             .collect();
         for &i in &active {
             let (b, s) = (&inner.budgets[i], &st.budgets[i]);
@@ -1058,10 +1077,7 @@ impl CostTracker {
             .iter()
             .zip(&st.budgets)
             .map(|(b, s)| {
-                let period = s
-                    .period
-                    .clone()
-                    .unwrap_or_else(|| b.window.period(now));
+                let period = s.period.clone().unwrap_or_else(|| b.window.period(now));
                 let (projected, run_out) =
                     budget::project(s.spent, b.limit, &period, now, s.first_spend);
                 let mut status = BudgetStatus {
@@ -1089,7 +1105,8 @@ impl CostTracker {
                 };
                 if !status.active && matches!(b.window, Window::Range { .. }) {
                     // Not begun, or over: nothing to project.
-                    status.projected = Some(s.spent).filter(|_| period.end.is_some_and(|e| now >= e));
+                    status.projected =
+                        Some(s.spent).filter(|_| period.end.is_some_and(|e| now >= e));
                     status.run_out = None;
                 }
                 status
@@ -1109,7 +1126,12 @@ impl CostTracker {
     pub async fn reload(&self) -> Result<(), Error> {
         let _g = self.inner.refresh.lock().await;
         let now = self.inner.clock.now();
-        let periods: Vec<Period> = self.inner.budgets.iter().map(|b| b.window.period(now)).collect();
+        let periods: Vec<Period> = self
+            .inner
+            .budgets
+            .iter()
+            .map(|b| b.window.period(now))
+            .collect();
         let mut loaded = Vec::with_capacity(periods.len());
         for (i, p) in periods.iter().enumerate() {
             loaded.push(self.load_spent(i, p).await?);
@@ -1229,7 +1251,10 @@ async fn deliver(inner: &Arc<Inner>, alert: Alert) {
         "{}",
         alert.message
     );
-    let sends = inner.sinks.iter().map(|s| send_with_retry(inner, s.as_ref(), &alert));
+    let sends = inner
+        .sinks
+        .iter()
+        .map(|s| send_with_retry(inner, s.as_ref(), &alert));
     futures_util::future::join_all(sends).await;
 }
 

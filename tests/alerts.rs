@@ -5,6 +5,9 @@
 //! records exactly what the client sent (envelope and DATA), and it can be
 //! told to refuse recipients, which is the failure path we need to test.
 
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,7 +46,9 @@ async fn smtp_server(refuse_rcpt: bool) -> (SocketAddr, Arc<Mutex<Vec<Mail>>>) {
     let store = mails.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
             let store = store.clone();
             tokio::spawn(async move {
                 let (r, mut w) = sock.into_split();
@@ -101,7 +106,11 @@ async fn smtp_server(refuse_rcpt: bool) -> (SocketAddr, Arc<Mutex<Vec<Mail>>>) {
 fn prices() -> PriceTable {
     let mut t = PriceTable::empty("test");
     let one = Money::from_usd(1).unwrap();
-    t.insert(ModelPrice::new("test-model", "openai", Rates::new(one, one)));
+    t.insert(ModelPrice::new(
+        "test-model",
+        "openai",
+        Rates::new(one, one),
+    ));
     t
 }
 
@@ -143,7 +152,9 @@ async fn email_is_delivered_to_a_real_smtp_server() {
     };
     let mut config = Config::load_with_env(None, env).unwrap();
     config.smtp.port = Some(addr.port());
-    let email = EmailSink::from_config(&config).unwrap().expect("configured");
+    let email = EmailSink::from_config(&config)
+        .unwrap()
+        .expect("configured");
     let tracker = CostTracker::builder()
         .prices(prices())
         .user(config.user.clone())
@@ -155,7 +166,11 @@ async fn email_is_delivered_to_a_real_smtp_server() {
     let (req, resp) = call(8_000);
     tracker.record(&req, &resp, None).await.unwrap();
     tracker.flush_alerts().await;
-    assert!(tracker.delivery_failures().is_empty(), "{:?}", tracker.delivery_failures());
+    assert!(
+        tracker.delivery_failures().is_empty(),
+        "{:?}",
+        tracker.delivery_failures()
+    );
 
     let mails = mails.lock().unwrap().clone();
     assert_eq!(mails.len(), 1);
@@ -167,7 +182,10 @@ async fn email_is_delivered_to_a_real_smtp_server() {
         data.contains("Subject: [costlayer] WARNING: budget `monthly` reached 80% of its limit"),
         "{data}"
     );
-    assert!(data.contains("To: oncall@example.com, cfo@example.com"), "{data}");
+    assert!(
+        data.contains("To: oncall@example.com, cfo@example.com"),
+        "{data}"
+    );
     assert!(data.contains("Spent:     $0.008"), "{data}");
     assert!(data.contains("Limit:     $0.01"), "{data}");
     assert!(data.contains("User:      alice"), "{data}");
@@ -210,14 +228,21 @@ async fn a_refusing_or_absent_smtp_server_is_logged_and_recorded_not_fatal() {
         .build()
         .unwrap();
     let (req, resp) = call(9_000);
-    let rec = tracker.record(&req, &resp, None).await.expect("the call is not failed");
+    let rec = tracker
+        .record(&req, &resp, None)
+        .await
+        .expect("the call is not failed");
     tracker.flush_alerts().await;
     assert!(mails.lock().unwrap().is_empty());
     let failures = tracker.delivery_failures();
     assert_eq!(failures.len(), 2, "{failures:?}");
-    assert!(failures.iter().all(|f| f.sink == "email" && f.attempts == 2));
+    assert!(failures
+        .iter()
+        .all(|f| f.sink == "email" && f.attempts == 2));
     assert!(
-        failures.iter().any(|f| f.error.contains("mailbox unavailable")),
+        failures
+            .iter()
+            .any(|f| f.error.contains("mailbox unavailable")),
         "{failures:?}"
     );
     assert!(storage
@@ -300,7 +325,9 @@ async fn webhook_slack_format_posts_only_text() {
         .expect(1)
         .mount(&server)
         .await;
-    let sink = WebhookSink::new(server.uri()).unwrap().format(WebhookFormat::Slack);
+    let sink = WebhookSink::new(server.uri())
+        .unwrap()
+        .format(WebhookFormat::Slack);
     sink.send(&alert).await.unwrap();
     server.verify().await;
 }
@@ -331,7 +358,11 @@ async fn webhook_500_is_retried_then_recorded_without_leaking_the_url() {
     server.verify().await;
     let failures = tracker.delivery_failures();
     assert_eq!(failures.len(), 1);
-    assert!(failures[0].error.contains("HTTP 500"), "{}", failures[0].error);
+    assert!(
+        failures[0].error.contains("HTTP 500"),
+        "{}",
+        failures[0].error
+    );
     assert!(!failures[0].error.contains("very-secret-token"));
     assert!(storage
         .alert_fired("total:8000:all-time#failed#webhook")

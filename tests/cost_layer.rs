@@ -1,5 +1,8 @@
 //! CostLayer: pre-flight, recording, cache savings, cancellation, the span.
 
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -187,7 +190,9 @@ async fn two_hundred_concurrent_calls_through_the_layer_never_overshoot() {
             let mut go = go_rx.clone();
             async move {
                 // Hold every admitted call in flight until all 200 were tried.
-                go.wait_for(|g| *g).await.map_err(|e| Error::Other(e.into()))?;
+                go.wait_for(|g| *g)
+                    .await
+                    .map_err(|e| Error::Other(e.into()))?;
                 Ok::<_, Error>(answer(&req, 12, 10))
             }
         }));
@@ -228,7 +233,8 @@ async fn clones_share_the_budget() {
         &storage,
         Some(Budget::monthly(nanos(50_000)).block()),
     ));
-    let provider = service_fn(|req: ChatRequest| async move { Ok::<_, Error>(answer(&req, 12, 10)) });
+    let provider =
+        service_fn(|req: ChatRequest| async move { Ok::<_, Error>(answer(&req, 12, 10)) });
     let a = ServiceBuilder::new().layer(layer.clone()).service(provider);
     let b = a.clone();
     a.oneshot(small()).await.unwrap();
@@ -272,7 +278,9 @@ async fn a_ledger_failure_does_not_fail_an_answered_call() {
         .unwrap();
     let svc = ServiceBuilder::new()
         .layer(CostLayer::new(t.clone()))
-        .service(service_fn(|req: ChatRequest| async move { Ok::<_, Error>(answer(&req, 12, 10)) }));
+        .service(service_fn(|req: ChatRequest| async move {
+            Ok::<_, Error>(answer(&req, 12, 10))
+        }));
     let resp = svc.oneshot(small()).await.unwrap();
     assert_eq!(resp.text, "ok");
     assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(22_000));
@@ -280,8 +288,11 @@ async fn a_ledger_failure_does_not_fail_an_answered_call() {
 
 // ---- the span ---------------------------------------------------------------
 
+/// Span id → (name, fields).
+type SpanMap = HashMap<u64, (String, HashMap<String, String>)>;
+
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<HashMap<u64, (String, HashMap<String, String>)>>>);
+struct Spans(Arc<Mutex<SpanMap>>);
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
 
@@ -313,7 +324,8 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
 #[tokio::test]
 async fn one_gen_ai_span_per_call_with_the_semantic_convention_fields() {
     let spans = Spans::default();
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
     let storage = MemoryStorage::new();
     let svc = ServiceBuilder::new()
         .layer(CostLayer::new(tracker(&storage, None)))

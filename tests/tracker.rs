@@ -1,5 +1,8 @@
 //! CostTracker: thresholds, dedup, rollover, hard limits, reservations.
 
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +19,11 @@ use costlayer::{ChatRequest, ChatResponse, Error, Message, Money, Usage};
 fn prices() -> PriceTable {
     let mut t = PriceTable::empty("test");
     let one = Money::from_usd(1).unwrap();
-    t.insert(ModelPrice::new("test-model", "openai", Rates::new(one, one)));
+    t.insert(ModelPrice::new(
+        "test-model",
+        "openai",
+        Rates::new(one, one),
+    ));
     t.insert(ModelPrice::new(
         "other-model",
         "anthropic",
@@ -83,11 +90,17 @@ async fn thresholds_fire_exactly_at_80_and_100_percent() {
         .unwrap();
     let r = req("test-model");
 
-    tracker.record(&r, &resp("test-model", 7_999), None).await.unwrap();
+    tracker
+        .record(&r, &resp("test-model", 7_999), None)
+        .await
+        .unwrap();
     tracker.flush_alerts().await;
     assert!(seen.lock().unwrap().is_empty(), "79.99% must not alert");
 
-    tracker.record(&r, &resp("test-model", 1), None).await.unwrap();
+    tracker
+        .record(&r, &resp("test-model", 1), None)
+        .await
+        .unwrap();
     tracker.flush_alerts().await;
     assert_eq!(keys(&seen), ["monthly:8000:2026-11"]);
     {
@@ -101,11 +114,17 @@ async fn thresholds_fire_exactly_at_80_and_100_percent() {
         assert!(a.message.contains("80%"), "{}", a.message);
     }
 
-    tracker.record(&r, &resp("test-model", 1_999), None).await.unwrap();
+    tracker
+        .record(&r, &resp("test-model", 1_999), None)
+        .await
+        .unwrap();
     tracker.flush_alerts().await;
     assert_eq!(seen.lock().unwrap().len(), 1, "99.99% must not alert again");
 
-    tracker.record(&r, &resp("test-model", 1), None).await.unwrap();
+    tracker
+        .record(&r, &resp("test-model", 1), None)
+        .await
+        .unwrap();
     tracker.flush_alerts().await;
     assert_eq!(
         keys(&seen),
@@ -113,7 +132,10 @@ async fn thresholds_fire_exactly_at_80_and_100_percent() {
     );
 
     // Further spend re-sends nothing.
-    tracker.record(&r, &resp("test-model", 5_000), None).await.unwrap();
+    tracker
+        .record(&r, &resp("test-model", 5_000), None)
+        .await
+        .unwrap();
     tracker.flush_alerts().await;
     assert_eq!(seen.lock().unwrap().len(), 2);
 
@@ -141,10 +163,7 @@ async fn one_call_crossing_two_thresholds_sends_both() {
         .await
         .unwrap();
     tracker.flush_alerts().await;
-    assert_eq!(
-        keys(&seen),
-        ["total:10000:all-time", "total:8000:all-time"]
-    );
+    assert_eq!(keys(&seen), ["total:10000:all-time", "total:8000:all-time"]);
 }
 
 #[tokio::test]
@@ -180,7 +199,10 @@ async fn alerts_are_sent_once_across_restarts() {
         .await
         .unwrap();
     second.flush_alerts().await;
-    assert!(seen2.lock().unwrap().is_empty(), "80% already fired before the restart");
+    assert!(
+        seen2.lock().unwrap().is_empty(),
+        "80% already fired before the restart"
+    );
     second
         .record(&req("test-model"), &resp("test-model", 1_400), None)
         .await
@@ -261,7 +283,11 @@ async fn a_new_month_rearms_monthly_alerts_and_resets_spend() {
     let status = tracker.budget_status().await.unwrap();
     assert_eq!(status[0].period, "2026-02");
     assert_eq!(status[0].spent, Money::ZERO);
-    assert_eq!(status[1].spent, nanos(8_000_000), "all-time spend carries over");
+    assert_eq!(
+        status[1].spent,
+        nanos(8_000_000),
+        "all-time spend carries over"
+    );
 
     tracker
         .record(&req("test-model"), &resp("test-model", 8_000), None)
@@ -283,7 +309,11 @@ async fn scopes_count_only_their_calls() {
         .prices(prices())
         .user("alice")
         .budget(Budget::total(nanos(1_000_000_000)).name("all"))
-        .budget(Budget::total(nanos(1_000_000_000)).name("bob").scope(Scope::User("bob".into())))
+        .budget(
+            Budget::total(nanos(1_000_000_000))
+                .name("bob")
+                .scope(Scope::User("bob".into())),
+        )
         .budget(
             Budget::total(nanos(1_000_000_000))
                 .name("other")
@@ -336,7 +366,9 @@ async fn a_blocked_call_names_budget_spent_limit_and_estimate() {
         .budget(Budget::monthly(nanos(1_000_000)).block()) // 1,000 tokens
         .build()
         .unwrap();
-    let small = ChatRequest::new("test-model").message(Message::user("hi")).max_tokens(10);
+    let small = ChatRequest::new("test-model")
+        .message(Message::user("hi"))
+        .max_tokens(10);
     let estimate = tracker.estimate(&small).unwrap();
     // "hi": 2 bytes + 3 + 4 ("user") + 3 priming = 12 prompt tokens, + 10 output.
     assert_eq!(estimate, nanos(22_000));
@@ -383,7 +415,9 @@ async fn two_hundred_concurrent_calls_never_overshoot_a_hard_limit() {
         .budget(Budget::monthly(nanos(1_000_000)).block())
         .build()
         .unwrap();
-    let small = ChatRequest::new("test-model").message(Message::user("hi")).max_tokens(10);
+    let small = ChatRequest::new("test-model")
+        .message(Message::user("hi"))
+        .max_tokens(10);
     let estimate = tracker.estimate(&small).unwrap();
     // Every call reserves before any call records: without reservations all
     // 200 would pass the pre-flight and overshoot 4x.
@@ -391,8 +425,12 @@ async fn two_hundred_concurrent_calls_never_overshoot_a_hard_limit() {
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let mut handles = Vec::new();
     for _ in 0..200 {
-        let (t, small, attempted, mut go) =
-            (tracker.clone(), small.clone(), attempted.clone(), go_rx.clone());
+        let (t, small, attempted, mut go) = (
+            tracker.clone(),
+            small.clone(),
+            attempted.clone(),
+            go_rx.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let r = t.reserve(&small).await;
             attempted.fetch_add(1, Ordering::SeqCst);
@@ -435,15 +473,23 @@ async fn dropped_reservations_are_released() {
         .budget(Budget::monthly(nanos(30_000)).block())
         .build()
         .unwrap();
-    let small = ChatRequest::new("test-model").message(Message::user("hi")).max_tokens(10);
+    let small = ChatRequest::new("test-model")
+        .message(Message::user("hi"))
+        .max_tokens(10);
     let r1 = tracker.reserve(&small).await.unwrap();
     assert!(matches!(
         tracker.reserve(&small).await,
         Err(Error::BudgetExceeded { .. })
     ));
-    assert_eq!(tracker.budget_status().await.unwrap()[0].reserved, nanos(22_000));
+    assert_eq!(
+        tracker.budget_status().await.unwrap()[0].reserved,
+        nanos(22_000)
+    );
     drop(r1);
-    assert_eq!(tracker.budget_status().await.unwrap()[0].reserved, Money::ZERO);
+    assert_eq!(
+        tracker.budget_status().await.unwrap()[0].reserved,
+        Money::ZERO
+    );
     let _r2 = tracker.reserve(&small).await.unwrap();
 
     // A future dropped while holding a reservation releases it too.
@@ -456,7 +502,10 @@ async fn dropped_reservations_are_released() {
     tokio::task::yield_now().await;
     task.abort();
     let _ = task.await;
-    assert_eq!(tracker.budget_status().await.unwrap()[0].reserved, nanos(22_000));
+    assert_eq!(
+        tracker.budget_status().await.unwrap()[0].reserved,
+        nanos(22_000)
+    );
 }
 
 #[tokio::test]
@@ -554,7 +603,11 @@ async fn failing_sinks_never_fail_the_call_and_are_recorded() {
     assert_eq!(rec.cost(), nanos(600_000));
     tracker.flush_alerts().await;
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
-    assert_eq!(seen.lock().unwrap().len(), 1, "the healthy sink still got it");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the healthy sink still got it"
+    );
     let failures = tracker.delivery_failures();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].sink, "custom");
@@ -615,7 +668,10 @@ async fn invalid_settings_fail_at_build() {
         .budget(Budget::monthly(nanos(2)))
         .build()
         .unwrap_err();
-    assert!(e.to_string().contains("two budgets are named `monthly`"), "{e}");
+    assert!(
+        e.to_string().contains("two budgets are named `monthly`"),
+        "{e}"
+    );
 }
 
 #[test]

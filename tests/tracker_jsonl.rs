@@ -1,6 +1,9 @@
 //! The tracker over the real JSONL ledger: built from the config, restarted,
 //! and raced by several OS processes sharing one directory.
 
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -50,7 +53,9 @@ async fn from_config_writes_the_ledger_and_dedups_alerts_across_restarts() {
     let tmp = tempfile::tempdir().unwrap();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(body_partial_json(serde_json::json!({"budget": "monthly", "threshold": "80%"})))
+        .and(body_partial_json(
+            serde_json::json!({"budget": "monthly", "threshold": "80%"}),
+        ))
         .respond_with(ResponseTemplate::new(200))
         .expect(1)
         .mount(&server)
@@ -80,12 +85,11 @@ async fn from_config_writes_the_ledger_and_dedups_alerts_across_restarts() {
     server.verify().await;
     let ledger = std::fs::read_to_string(tmp.path().join("metadata/costs_alice.jsonl")).unwrap();
     assert_eq!(ledger.lines().count(), 2);
-    assert!(t.storage().alert_fired(&format!(
-        "monthly:8000:{}",
-        t.now().format("%Y-%m")
-    ))
-    .await
-    .unwrap());
+    assert!(t
+        .storage()
+        .alert_fired(&format!("monthly:8000:{}", t.now().format("%Y-%m")))
+        .await
+        .unwrap());
 }
 
 const CHILD_ENV: &str = "COSTLAYER_TEST_CHILD_DIR";
@@ -160,7 +164,11 @@ fn several_processes_send_one_alert() {
     assert_eq!(sent.lines().count(), 1, "{sent}");
     let ledger =
         std::fs::read_to_string(tmp.path().join("data/metadata/costs_alice.jsonl")).unwrap();
-    assert_eq!(ledger.lines().count(), 4, "every process's call is in the ledger");
+    assert_eq!(
+        ledger.lines().count(),
+        4,
+        "every process's call is in the ledger"
+    );
     let history =
         std::fs::read_to_string(tmp.path().join("data/metadata/alerts_alice.jsonl")).unwrap();
     let key = sent.split_whitespace().nth(1).unwrap();

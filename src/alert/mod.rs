@@ -198,7 +198,9 @@ pub enum SinkError {
         body: String,
     },
     /// The webhook could not be reached.
-    #[error("could not reach the alert webhook at {endpoint}: {message}. Check the URL and the network")]
+    #[error(
+        "could not reach the alert webhook at {endpoint}: {message}. Check the URL and the network"
+    )]
     Http {
         /// Scheme and host only.
         endpoint: String,
