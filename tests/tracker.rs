@@ -690,3 +690,38 @@ fn tracker_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<CostTracker>();
 }
+
+#[tokio::test]
+async fn a_reset_rearms_alerts_after_reload() {
+    let storage = MemoryStorage::new();
+    let (seen, sink) = collecting_sink();
+    let tracker = CostTracker::builder()
+        .storage(Arc::new(storage.clone()))
+        .prices(prices())
+        .clock(ManualClock::new(at(2026, 11, 10, 12)))
+        .budget(Budget::monthly(nanos(10_000_000)).thresholds([Threshold::percent(80)]))
+        .sink(sink)
+        .build()
+        .unwrap();
+    tracker
+        .record(&req("test-model"), &resp("test-model", 9_000), None)
+        .await
+        .unwrap();
+    tracker.flush_alerts().await;
+    storage
+        .reset(costlayer::ledger::ResetScope::All)
+        .await
+        .unwrap();
+    tracker.reload().await.unwrap();
+    assert_eq!(tracker.budget_status().await.unwrap()[0].spent, Money::ZERO);
+    tracker
+        .record(&req("test-model"), &resp("test-model", 9_000), None)
+        .await
+        .unwrap();
+    tracker.flush_alerts().await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "the reset archived the alert history"
+    );
+}
