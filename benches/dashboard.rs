@@ -32,7 +32,9 @@ fn records() -> impl Iterator<Item = CostRecord> {
     let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     (0..RECORDS).map(move |i| {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let (p, m) = models[(x >> 33) as usize % models.len()];
         let mut r = CostRecord::new(
             USERS[(i % 4) as usize],
@@ -56,7 +58,8 @@ fn bench(c: &mut Criterion) {
     let mut files: Vec<_> = USERS
         .iter()
         .map(|u| {
-            let f = std::fs::File::create(dir.path().join(format!("costs_{u}.jsonl"))).expect("create");
+            let f =
+                std::fs::File::create(dir.path().join(format!("costs_{u}.jsonl"))).expect("create");
             std::io::BufWriter::new(f)
         })
         .collect();

@@ -96,6 +96,16 @@ fn generated(user: &str, n: u64) -> Vec<CostRecord> {
         .collect()
 }
 
+/// The budget named `name` in a `--json` dashboard.
+fn budget<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("no budget {name} in {v}"))
+}
+
 fn json(dir: &Path, args: &[&str]) -> Value {
     let out = cli(dir).args(args).arg("--json").output().unwrap();
     assert!(
@@ -315,13 +325,19 @@ fn budget_overrides_change_the_dashboard_flags_beat_env_beat_file() {
 
     fs::write(
         tmp.path().join("costlayer.toml"),
-        "[budgets]\nmonthly = \"100\"\ntotal = \"150\"\n[alerts]\nemails = [\"ops@example.com\"]\n",
+        "[budget]\nmonthly = \"100\"\ntotal = \"150\"\n[alerts]\nemails = [\"ops@example.com\"]\n",
     )
     .unwrap();
     let file = json(tmp.path(), &["--dashboard"]);
-    assert_eq!(file["budgets"][0]["limit_nano_usd"], 100_000_000_000i64);
-    assert_eq!(file["budgets"][0]["status"], "exceeded");
-    assert_eq!(file["budgets"][1]["remaining_nano_usd"], -30_000_000_000i64);
+    assert_eq!(
+        budget(&file, "monthly")["limit_nano_usd"],
+        100_000_000_000i64
+    );
+    assert_eq!(budget(&file, "monthly")["status"], "exceeded");
+    assert_eq!(
+        budget(&file, "total")["remaining_nano_usd"],
+        -30_000_000_000i64
+    );
     assert_eq!(file["recipients"][0], "ops@example.com");
 
     let out = cli(tmp.path())
@@ -330,8 +346,11 @@ fn budget_overrides_change_the_dashboard_flags_beat_env_beat_file() {
         .output()
         .unwrap();
     let env: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(env["budgets"][0]["limit_nano_usd"], 300_000_000_000i64);
-    assert_eq!(env["budgets"][1]["limit_nano_usd"], 150_000_000_000i64);
+    assert_eq!(
+        budget(&env, "monthly")["limit_nano_usd"],
+        300_000_000_000i64
+    );
+    assert_eq!(budget(&env, "total")["limit_nano_usd"], 150_000_000_000i64);
 
     let out = cli(tmp.path())
         .env("COSTLAYER_MONTHLY_BUDGET", "300")
@@ -339,8 +358,11 @@ fn budget_overrides_change_the_dashboard_flags_beat_env_beat_file() {
         .output()
         .unwrap();
     let flag: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(flag["budgets"][0]["limit_nano_usd"], 400_000_000_000i64);
-    assert_eq!(flag["budgets"][0]["status"], "ok");
+    assert_eq!(
+        budget(&flag, "monthly")["limit_nano_usd"],
+        400_000_000_000i64
+    );
+    assert_eq!(budget(&flag, "monthly")["status"], "ok");
 }
 
 #[test]

@@ -106,24 +106,95 @@ pub async fn export_csv<W: Write>(
     mut stream: RecordStream,
     writer: W,
 ) -> Result<ExportStats, ReportError> {
-    let csv_err = |source| ReportError::Csv { path: None, source };
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(writer);
-    w.write_record(CSV_HEADER).map_err(csv_err)?;
-    let mut stats = ExportStats::default();
+    let mut w = CsvWriter::new(writer)?;
     while let Some(item) = stream.next().await {
-        match item? {
-            ScanItem::Record(r) => {
-                w.write_record(row(&r).iter().map(|c| c.as_ref()))
-                    .map_err(csv_err)?;
-                stats.records += 1;
+        w.push(&item?)?;
+    }
+    w.finish()
+}
+
+/// The synchronous, push-based form of [`export_csv`], for callers that
+/// scan the ledger themselves (such as
+/// [`JsonlStorage::scan_blocking`](crate::ledger::JsonlStorage::scan_blocking)).
+///
+/// [`CsvWriter::new`] writes the header; [`CsvWriter::push`] writes a
+/// record or counts a corrupted line; [`CsvWriter::finish`] flushes.
+///
+/// ```
+/// use costlayer::ledger::{CostRecord, ScanItem};
+/// use costlayer::report::CsvWriter;
+/// use costlayer::Usage;
+///
+/// let mut out = Vec::new();
+/// let mut w = CsvWriter::new(&mut out).unwrap();
+/// w.push(&ScanItem::Record(CostRecord::new("bob", "gemini", "gemini-2.5-pro", Usage::new(1, 2)))).unwrap();
+/// assert_eq!(w.finish().unwrap().records, 1);
+/// assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2);
+/// ```
+#[derive(Debug)]
+pub struct CsvWriter<W: Write> {
+    w: csv::Writer<W>,
+    stats: ExportStats,
+}
+
+impl<W: Write> CsvWriter<W> {
+    /// Starts an export to `writer` and writes the header row.
+    ///
+    /// # Errors
+    ///
+    /// [`ReportError::Csv`] if the writer fails.
+    pub fn new(writer: W) -> Result<Self, ReportError> {
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(writer);
+        w.write_record(CSV_HEADER).map_err(csv_err)?;
+        Ok(CsvWriter {
+            w,
+            stats: ExportStats::default(),
+        })
+    }
+
+    /// Writes a record's row, or counts a corrupted line.
+    ///
+    /// # Errors
+    ///
+    /// [`ReportError::Csv`] if the writer fails.
+    pub fn push(&mut self, item: &ScanItem) -> Result<(), ReportError> {
+        match item {
+            ScanItem::Record(r) => self.write(r),
+            ScanItem::Corrupt(_) => {
+                self.stats.corrupted_lines += 1;
+                Ok(())
             }
-            ScanItem::Corrupt(_) => stats.corrupted_lines += 1,
         }
     }
-    w.flush().map_err(|e| csv_err(e.into()))?;
-    Ok(stats)
+
+    /// Writes one record's row.
+    ///
+    /// # Errors
+    ///
+    /// [`ReportError::Csv`] if the writer fails.
+    pub fn write(&mut self, r: &CostRecord) -> Result<(), ReportError> {
+        self.w
+            .write_record(row(r).iter().map(|c| c.as_ref()))
+            .map_err(csv_err)?;
+        self.stats.records += 1;
+        Ok(())
+    }
+
+    /// Flushes the output and returns what was written.
+    ///
+    /// # Errors
+    ///
+    /// [`ReportError::Csv`] if the final flush fails.
+    pub fn finish(mut self) -> Result<ExportStats, ReportError> {
+        self.w.flush().map_err(|e| csv_err(e.into()))?;
+        Ok(self.stats)
+    }
+}
+
+fn csv_err(source: csv::Error) -> ReportError {
+    ReportError::Csv { path: None, source }
 }
 
 fn row(r: &CostRecord) -> [Cow<'_, str>; 22] {

@@ -11,6 +11,7 @@
 //!   from the last 7 days' daily rate, each labelled.
 //! - [`export_csv`]: every record as an RFC 4180 CSV row, cost as exact
 //!   decimal dollars, formula cells neutralised.
+//! - [`BudgetTally`]: each budget's spend, folded in the same pass.
 //! - [`Dashboard`]: the terminal dashboard of `cost-tracker --dashboard`,
 //!   and its `--json` form.
 //!
@@ -45,12 +46,14 @@
 //! # Ok(()) }
 //! ```
 
+mod budgets;
 mod csv_export;
 mod dashboard;
 mod projection;
 mod summary;
 
-pub use csv_export::{export_csv, neutralize_cell, ExportStats, CSV_HEADER};
+pub use budgets::BudgetTally;
+pub use csv_export::{export_csv, neutralize_cell, CsvWriter, ExportStats, CSV_HEADER};
 pub use dashboard::{BudgetView, Dashboard, RenderOptions};
 pub use projection::Projection;
 pub use summary::{Bucket, Summary};

@@ -8,12 +8,12 @@ use costlayer::Money;
 /// Where to read, what to include, and the budgets to show.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct ReportArgs {
-    /// The ledger directory (holds costs_<user>.jsonl). [default: data/metadata]
-    #[arg(long, value_name = "DIR", env = "COSTLAYER_DATA_DIR")]
+    /// The ledger directory, holding costs_<user>.jsonl. [default: data/metadata, or $COSTLAYER_DATA_DIR/metadata]
+    #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
-    /// The user whose ledger to read or reset. [default: the OS user name]
-    #[arg(long, value_name = "NAME", env = "COSTLAYER_USER")]
+    /// The user whose spend to show or whose ledger to reset. [default: $COSTLAYER_USER, the config file's, or the OS user]
+    #[arg(long, value_name = "NAME")]
     pub(crate) user: Option<String>,
 
     /// Every user's ledger in the data directory, aggregated.
@@ -36,12 +36,12 @@ pub(crate) struct ReportArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) model: Vec<String>,
 
-    /// Monthly budget in dollars (e.g. 500 or 199.99).
-    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true, env = "COSTLAYER_MONTHLY_BUDGET")]
+    /// Monthly budget in dollars, e.g. 500 or 199.99. [default: $COSTLAYER_MONTHLY_BUDGET, the config file's, or 200]
+    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
     pub(crate) monthly_budget: Option<Money>,
 
-    /// All-time budget in dollars.
-    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true, env = "COSTLAYER_TOTAL_BUDGET")]
+    /// All-time budget in dollars. [default: $COSTLAYER_TOTAL_BUDGET, the config file's, or 1000]
+    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
     pub(crate) total_budget: Option<Money>,
 
     /// Print machine-readable JSON instead of the dashboard (money in integer nano-dollars).
@@ -56,8 +56,8 @@ pub(crate) struct ReportArgs {
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
 
-    /// The configuration file. [default: ./costlayer.toml if it exists]
-    #[arg(long, value_name = "FILE", env = "COSTLAYER_CONFIG")]
+    /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
+    #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 }
 

@@ -195,7 +195,7 @@ fn run(action: Action) -> Result<(), CliError> {
                     return report::reset(&s, filtered, args.yes, args.json).await;
                 }
                 if let Some(path) = export {
-                    report::export(&s, &path).await?;
+                    report::export(&s, &path)?;
                 }
                 if dashboard {
                     report::dashboard(&s, args.json, args.verbose).await?;

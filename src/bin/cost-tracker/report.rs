@@ -4,8 +4,10 @@ use std::fs::File;
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
 
-use costlayer::ledger::{ResetScope, ScanFilter};
-use costlayer::report::{export_csv, BudgetView, Dashboard, RenderOptions, Summary};
+use costlayer::ledger::{ResetScope, ScanFilter, ScanItem, Storage};
+use costlayer::report::{
+    BudgetTally, CsvWriter, Dashboard, ExportStats, RenderOptions, ReportError, Summary,
+};
 
 use crate::settings::Settings;
 use crate::{store, CliError};
@@ -44,26 +46,45 @@ fn data_label(s: &Settings) -> String {
     }
 }
 
-/// The dashboard for the resolved settings.
-pub(crate) async fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
-    let storage = store::open(&s.data_dir, &s.user, s.team);
-    let summary = Summary::from_storage(&*storage, &s.filter, s.now).await?;
-    let month = summary.now.format("%B %Y").to_string();
-    let (spent_month, spent_total) = (summary.month.nano_usd, summary.total.nano_usd);
+/// The dashboard for the resolved settings, in one pass over the ledger:
+/// the summary counts the records the flags select, each budget its whole
+/// scope (as the tracker does when it enforces it).
+pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
+    let storage = store::open(&s.data_dir, &s.user)?;
+    let mut summary = Summary::new(s.now);
+    let mut tallies: Vec<BudgetTally> = s
+        .budgets
+        .iter()
+        .cloned()
+        .map(|b| BudgetTally::new(b, s.now))
+        .collect();
+    storage.scan_blocking(&ScanFilter::default(), |item| match &item {
+        ScanItem::Record(r) => {
+            for t in &mut tallies {
+                t.add(r);
+            }
+            if s.filter.matches(r) {
+                summary.add_record(r);
+            }
+        }
+        ScanItem::Corrupt(c) => summary.add_corrupt(c),
+    })?;
     let scope = if s.team {
         "team: every user".to_owned()
     } else {
         format!("user {}", s.user)
     };
-    Ok(Dashboard::new(summary, data_label(s))
+    let mut dash = Dashboard::new(summary, data_label(s))
         .scope(scope)
-        .budget(BudgetView::new("monthly", s.monthly_budget, spent_month).window(month))
-        .budget(BudgetView::new("total", s.total_budget, spent_total).window("all time"))
-        .recipients(s.recipients.iter().cloned()))
+        .recipients(s.recipients.iter().cloned());
+    for t in &tallies {
+        dash = dash.budget(t.view());
+    }
+    Ok(dash)
 }
 
 pub(crate) async fn dashboard(s: &Settings, json: bool, verbose: bool) -> Result<(), CliError> {
-    let dash = build_dashboard(s).await?;
+    let dash = build_dashboard(s)?;
     let out = if json {
         let mut v = serde_json::to_string_pretty(&dash.to_json())
             .map_err(|e| CliError::Runtime(format!("cannot encode the JSON report: {e}")))?;
@@ -86,12 +107,28 @@ fn write_stdout(s: &str) -> Result<(), CliError> {
     }
 }
 
+/// Streams every matching record to `out` as CSV.
+fn export_to<W: Write>(s: &Settings, out: W) -> Result<ExportStats, CliError> {
+    let storage = store::open(&s.data_dir, &s.user)?;
+    let mut w = CsvWriter::new(out)?;
+    let mut failed: Option<ReportError> = None;
+    storage.scan_blocking(&s.filter, |item| {
+        if failed.is_none() {
+            if let Err(e) = w.push(&item) {
+                failed = Some(e);
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok(w.finish()?)
+}
+
 /// Streams every matching record to `path` as CSV (`-` for stdout).
-pub(crate) async fn export(s: &Settings, path: &Path) -> Result<(), CliError> {
-    let storage = store::open(&s.data_dir, &s.user, s.team);
-    let stream = storage.scan(&s.filter).await?;
+pub(crate) fn export(s: &Settings, path: &Path) -> Result<(), CliError> {
     if path == Path::new("-") {
-        let stats = export_csv(stream, std::io::stdout().lock()).await?;
+        let stats = export_to(s, std::io::stdout().lock())?;
         eprintln!("Exported {} records to stdout", stats.records);
         return Ok(());
     }
@@ -116,12 +153,11 @@ pub(crate) async fn export(s: &Settings, path: &Path) -> Result<(), CliError> {
             partial.display()
         ))
     })?;
-    let result = export_csv(stream, BufWriter::new(file)).await;
-    let stats = match result {
+    let stats = match export_to(s, BufWriter::new(file)) {
         Ok(stats) => stats,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
-            return Err(e.into());
+            return Err(e);
         }
     };
     std::fs::rename(&partial, path).map_err(|e| {
@@ -157,7 +193,7 @@ pub(crate) async fn reset(
             "--reset archives whole ledgers: --since, --until, --provider and --model do not apply to it".into(),
         ));
     }
-    let storage = store::open(&s.data_dir, &s.user, s.team);
+    let storage = store::open(&s.data_dir, &s.user)?;
     let who = if s.team {
         "every user".to_owned()
     } else {
