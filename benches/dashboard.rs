@@ -10,6 +10,7 @@
 //!
 //! Run with `cargo bench --bench dashboard -- --quick`.
 
+
 use std::io::Write;
 use std::process::Command;
 

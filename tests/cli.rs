@@ -1,5 +1,7 @@
 //! End-to-end tests of `cost-tracker` on ledgers generated in tempdirs.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

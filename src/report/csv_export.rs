@@ -239,6 +239,7 @@ fn row(r: &CostRecord) -> [Cow<'_, str>; 22] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

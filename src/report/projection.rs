@@ -133,6 +133,7 @@ fn money(n: i128) -> Money {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

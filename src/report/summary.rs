@@ -249,6 +249,7 @@ fn add_to(map: &mut BTreeMap<String, Bucket>, key: &str, cost: Money) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ledger::{MemoryStorage, Storage};

@@ -109,6 +109,7 @@ pub(crate) fn parse_budget(s: &str) -> Result<Money, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
