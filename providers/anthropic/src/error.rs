@@ -37,7 +37,7 @@ struct ErrorBody {
 /// |---|---|
 /// | `rate_limit_error` (429) | [`Error::RateLimited`] |
 /// | `overloaded_error` (529) | [`Error::Overloaded`] |
-/// | `billing_error` (402) | [`Error::QuotaExceeded`], not retried |
+/// | `billing_error` (402), or `invalid_request_error` about the credit balance | [`Error::QuotaExceeded`], not retried |
 /// | `authentication_error` (401), `permission_error` (403) | [`Error::Authentication`] |
 /// | `invalid_request_error` saying "prompt is too long" or that input and `max_tokens` exceed the context limit | [`Error::ContextLengthExceeded`] |
 /// | `api_error` (500), `timeout_error` (504) | [`Error::Server`] |
@@ -78,12 +78,13 @@ pub fn error_from_response(resp: &HttpResponse, now: SystemTime) -> Error {
             .to_owned(),
         _ => format!("unreadable error body: {}", body_snippet(&resp.body, 200)),
     };
-    let context_exceeded = {
-        let m = message.to_ascii_lowercase();
-        m.contains("prompt is too long")
-            || (m.contains("exceed") && m.contains("context limit"))
-            || m.contains("context window")
-    };
+    let lower = message.to_ascii_lowercase();
+    let context_exceeded = lower.contains("prompt is too long")
+        || (lower.contains("exceed") && lower.contains("context limit"))
+        || lower.contains("context window");
+    // An empty account is often reported as a 400 `invalid_request_error`
+    // ("Your credit balance is too low ..."), not as `billing_error`.
+    let out_of_credit = lower.contains("credit balance");
     let request_id = header_str(&resp.headers, "request-id")
         .or_else(|| parsed.as_ref().and_then(|e| e.request_id.clone()));
     if let Some(id) = request_id {
@@ -97,6 +98,7 @@ pub fn error_from_response(resp: &HttpResponse, now: SystemTime) -> Error {
     }
     let err = match kind.as_str() {
         "billing_error" => Error::QuotaExceeded { provider, message },
+        "invalid_request_error" if out_of_credit => Error::QuotaExceeded { provider, message },
         "rate_limit_error" => Error::RateLimited {
             provider,
             message,
