@@ -17,14 +17,18 @@ use tower::ServiceExt;
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let prompt = args.next().unwrap_or_else(|| "Say hi in one short sentence.".into());
+    let prompt = args
+        .next()
+        .unwrap_or_else(|| "Say hi in one short sentence.".into());
     let model = args.next().unwrap_or_else(|| "claude-haiku-4-5".into());
 
     let client = match Anthropic::from_env() {
         Ok(c) => c,
         Err(e @ Error::Config { .. }) => {
             eprintln!("anthropic_chat: {e}");
-            eprintln!("  export ANTHROPIC_API_KEY=sk-ant-... and run again (the key is never printed).");
+            eprintln!(
+                "  export ANTHROPIC_API_KEY=sk-ant-... and run again (the key is never printed)."
+            );
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -48,7 +52,10 @@ async fn main() -> ExitCode {
         Ok(resp) => {
             println!("{}\n", resp.text);
             println!("model (as billed): {}", resp.model);
-            println!("request id:        {}", resp.request_id.as_deref().unwrap_or("-"));
+            println!(
+                "request id:        {}",
+                resp.request_id.as_deref().unwrap_or("-")
+            );
             println!("latency:           {:?}", resp.latency);
             let u = resp.usage;
             println!(

@@ -18,7 +18,9 @@ use tower::ServiceExt;
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let prompt = args.next().unwrap_or_else(|| "Say hi in one short sentence.".into());
+    let prompt = args
+        .next()
+        .unwrap_or_else(|| "Say hi in one short sentence.".into());
     let model = args.next().unwrap_or_else(|| "gemini-2.5-flash".into());
 
     let client = match Gemini::from_env() {
@@ -49,7 +51,10 @@ async fn main() -> ExitCode {
         Ok(resp) => {
             println!("{}\n", resp.text);
             println!("model (as billed): {}", resp.model);
-            println!("response id:       {}", resp.request_id.as_deref().unwrap_or("-"));
+            println!(
+                "response id:       {}",
+                resp.request_id.as_deref().unwrap_or("-")
+            );
             println!("latency:           {:?}", resp.latency);
             let u = resp.usage;
             println!(

@@ -17,7 +17,9 @@ use tower::ServiceExt;
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let prompt = args.next().unwrap_or_else(|| "Say hi in one short sentence.".into());
+    let prompt = args
+        .next()
+        .unwrap_or_else(|| "Say hi in one short sentence.".into());
     let model = args.next().unwrap_or_else(|| "gpt-4o-mini".into());
 
     let client = match OpenAi::from_env() {
@@ -36,13 +38,19 @@ async fn main() -> ExitCode {
         .system("You are concise.")
         .message(Message::user(prompt))
         .max_tokens(200);
-    println!("prompt tokens (tiktoken, offline): {}", client.count_tokens(&req));
+    println!(
+        "prompt tokens (tiktoken, offline): {}",
+        client.count_tokens(&req)
+    );
 
     match client.oneshot(req).await {
         Ok(resp) => {
             println!("{}\n", resp.text);
             println!("model (as billed): {}", resp.model);
-            println!("request id:        {}", resp.request_id.as_deref().unwrap_or("-"));
+            println!(
+                "request id:        {}",
+                resp.request_id.as_deref().unwrap_or("-")
+            );
             println!("latency:           {:?}", resp.latency);
             let u = resp.usage;
             println!(
@@ -54,7 +62,12 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("openai_chat: {e}");
             if e.is_retryable() {
-                eprintln!("  (retryable{})", e.retry_after().map(|d| format!(", after {d:?}")).unwrap_or_default());
+                eprintln!(
+                    "  (retryable{})",
+                    e.retry_after()
+                        .map(|d| format!(", after {d:?}"))
+                        .unwrap_or_default()
+                );
             }
             ExitCode::FAILURE
         }

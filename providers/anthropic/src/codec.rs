@@ -110,7 +110,8 @@ impl AnthropicCodec {
     ///
     /// [`Error::Config`] if it cannot be sent as a header.
     pub fn beta(mut self, feature: impl Into<String>) -> Result<Self, Error> {
-        self.betas.push(header_value("anthropic-beta", feature.into())?);
+        self.betas
+            .push(header_value("anthropic-beta", feature.into())?);
         Ok(self)
     }
 
@@ -151,7 +152,9 @@ impl AnthropicCodec {
             builder = builder.header("anthropic-beta", beta.clone());
         }
         builder.body(Bytes::from(body)).map_err(|e| {
-            Error::config(format!("invalid Anthropic request: {e}. Check the base URL"))
+            Error::config(format!(
+                "invalid Anthropic request: {e}. Check the base URL"
+            ))
         })
     }
 
@@ -180,7 +183,8 @@ impl AnthropicCodec {
                             }
                         }
                     }
-                    messages.push(json!({"role": "user", "content": [block], "tool_results": true}));
+                    messages
+                        .push(json!({"role": "user", "content": [block], "tool_results": true}));
                 }
                 Role::Assistant if !m.tool_calls.is_empty() => {
                     let mut blocks = content_blocks(&m.content);
@@ -330,8 +334,8 @@ impl AnthropicCodec {
             message,
             body_snippet: body_snippet(body, 200),
         };
-        let msg: MessageResponse = serde_json::from_slice(body)
-            .map_err(|e| decode_err(format!("not a message: {e}")))?;
+        let msg: MessageResponse =
+            serde_json::from_slice(body).map_err(|e| decode_err(format!("not a message: {e}")))?;
         if msg.kind.as_deref().is_some_and(|k| k != "message") {
             return Err(decode_err(format!(
                 "expected a `message` object, got `{}`",
@@ -519,8 +523,16 @@ mod tests {
     fn body_maps_every_field() {
         let mut assistant = Message::assistant("Let me check.");
         assistant.tool_calls = vec![
-            ToolCall { id: "toolu_1".into(), name: "weather".into(), arguments: r#"{"city":"Paris"}"#.into() },
-            ToolCall { id: "toolu_2".into(), name: "weather".into(), arguments: r#"{"city":"Oslo"}"#.into() },
+            ToolCall {
+                id: "toolu_1".into(),
+                name: "weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into(),
+            },
+            ToolCall {
+                id: "toolu_2".into(),
+                name: "weather".into(),
+                arguments: r#"{"city":"Oslo"}"#.into(),
+            },
         ];
         let req = ChatRequest {
             top_p: Some(0.9),
@@ -535,9 +547,15 @@ mod tests {
                 .system("sys")
                 .message(Message::system("more sys"))
                 .message(Message::user(Content::Parts(vec![
-                    ContentPart::Text { text: "look".into() },
-                    ContentPart::ImageUrl { url: "data:image/png;base64,iVBORw0K".into() },
-                    ContentPart::ImageUrl { url: "https://x/cat.jpg".into() },
+                    ContentPart::Text {
+                        text: "look".into(),
+                    },
+                    ContentPart::ImageUrl {
+                        url: "data:image/png;base64,iVBORw0K".into(),
+                    },
+                    ContentPart::ImageUrl {
+                        url: "https://x/cat.jpg".into(),
+                    },
                 ])))
                 .message(assistant)
                 .message(Message::tool("toolu_1", "18C"))
@@ -549,7 +567,10 @@ mod tests {
                     description: None,
                     parameters: json!({"type": "object"}),
                 })
-                .extra("thinking", json!({"type": "enabled", "budget_tokens": 1024}))
+                .extra(
+                    "thinking",
+                    json!({"type": "enabled", "budget_tokens": 1024}),
+                )
         };
         let body = codec().body(&req).expect("body");
         assert_eq!(
@@ -591,9 +612,16 @@ mod tests {
             response_format: Some(ResponseFormat::JsonObject),
             ..ChatRequest::new("claude-haiku-4-5")
         };
-        assert!(matches!(codec().body(&json_object), Err(Error::Config { .. })));
+        assert!(matches!(
+            codec().body(&json_object),
+            Err(Error::Config { .. })
+        ));
         let mut bad_call = Message::assistant("");
-        bad_call.tool_calls.push(ToolCall { id: "t".into(), name: "n".into(), arguments: "{oops".into() });
+        bad_call.tool_calls.push(ToolCall {
+            id: "t".into(),
+            name: "n".into(),
+            arguments: "{oops".into(),
+        });
         let req = ChatRequest::new("claude-haiku-4-5").message(bad_call);
         let err = codec().body(&req).expect_err("bad args");
         assert!(err.to_string().contains("JSON"), "{err}");

@@ -188,7 +188,10 @@ mod tests {
                 ("anthropic-ratelimit-requests-remaining", "40"),
                 ("anthropic-ratelimit-requests-reset", "2025-08-21T12:40:05Z"),
                 ("anthropic-ratelimit-input-tokens-remaining", "0"),
-                ("anthropic-ratelimit-input-tokens-reset", "2025-08-21T12:40:59Z"),
+                (
+                    "anthropic-ratelimit-input-tokens-reset",
+                    "2025-08-21T12:40:59Z",
+                ),
             ],
             RATE,
         );
@@ -201,7 +204,10 @@ mod tests {
             429,
             &[
                 ("anthropic-ratelimit-requests-reset", "2025-08-21T12:40:05Z"),
-                ("anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:30.500Z"),
+                (
+                    "anthropic-ratelimit-tokens-reset",
+                    "2025-08-21T12:40:30.500Z",
+                ),
             ],
             RATE,
         );
@@ -213,10 +219,16 @@ mod tests {
         // retry-after wins.
         let r = resp(
             429,
-            &[("retry-after", "7"), ("anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:30Z")],
+            &[
+                ("retry-after", "7"),
+                ("anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:30Z"),
+            ],
             RATE,
         );
-        assert_eq!(error_from_response(&r, now).retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(
+            error_from_response(&r, now).retry_after(),
+            Some(Duration::from_secs(7))
+        );
     }
 
     #[test]
@@ -240,7 +252,10 @@ mod tests {
         }
         let body = r#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: Field required"}}"#;
         let e = error_from_response(&resp(400, &[], body), SystemTime::now());
-        assert!(matches!(e, Error::InvalidRequest { status: 400, .. }), "{e}");
+        assert!(
+            matches!(e, Error::InvalidRequest { status: 400, .. }),
+            "{e}"
+        );
     }
 
     #[test]
@@ -250,8 +265,12 @@ mod tests {
             error_from_response(&resp(403, &[], body), SystemTime::now()),
             Error::Authentication { status: 403, .. }
         ));
-        let body = r#"{"type":"error","error":{"type":"timeout_error","message":"Request timed out"}}"#;
+        let body =
+            r#"{"type":"error","error":{"type":"timeout_error","message":"Request timed out"}}"#;
         let e = error_from_response(&resp(504, &[], body), SystemTime::now());
-        assert!(matches!(e, Error::Server { status: 504, .. }) && e.is_retryable(), "{e}");
+        assert!(
+            matches!(e, Error::Server { status: 504, .. }) && e.is_retryable(),
+            "{e}"
+        );
     }
 }

@@ -82,7 +82,10 @@ async fn sends_the_documented_request_and_maps_the_response() {
             ..Usage::default()
         }
     );
-    assert_eq!(resp.raw_usage, Some(fixture("message.json")["usage"].clone()));
+    assert_eq!(
+        resp.raw_usage,
+        Some(fixture("message.json")["usage"].clone())
+    );
 }
 
 #[tokio::test]
@@ -136,7 +139,10 @@ fn usage_fixtures_map_into_disjoint_buckets() {
 
     // Older responses without the split: all writes are 5-minute writes.
     let u = usage_of("legacy_cache_write.json");
-    assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (10_000, 0));
+    assert_eq!(
+        (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+        (10_000, 0)
+    );
 
     // Thinking is inside output_tokens, never added again.
     let u = usage_of("thinking.json");
@@ -185,7 +191,13 @@ async fn count_tokens_endpoint() {
         .mount(&server)
         .await;
     let claude = client(&server);
-    assert_eq!(claude.count_tokens(&hi().max_tokens(5)).await.expect("count"), 14);
+    assert_eq!(
+        claude
+            .count_tokens(&hi().max_tokens(5))
+            .await
+            .expect("count"),
+        14
+    );
     // The offline estimate is free and in the same range.
     let estimate = claude.estimate_tokens(&hi());
     assert!((5..=40).contains(&estimate), "{estimate}");
@@ -200,7 +212,10 @@ async fn count_tokens_errors_are_typed() {
         .mount(&server)
         .await;
     let err = client(&server).count_tokens(&hi()).await.expect_err("401");
-    assert!(matches!(err, Error::Authentication { status: 401, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Authentication { status: 401, .. }),
+        "{err}"
+    );
     assert_no_key(&err);
 }
 
@@ -234,26 +249,37 @@ async fn rate_limited_with_retry_after() {
 #[tokio::test]
 async fn overloaded_529() {
     let err = error_for(ResponseTemplate::new(529).set_body_json(fixture("overloaded.json"))).await;
-    assert!(matches!(err, Error::Overloaded { status: 529, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Overloaded { status: 529, .. }),
+        "{err}"
+    );
     assert!(err.is_retryable());
 }
 
 #[tokio::test]
 async fn unavailable_503_without_body() {
     let err = error_for(ResponseTemplate::new(503)).await;
-    assert!(matches!(err, Error::Overloaded { status: 503, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Overloaded { status: 503, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn unauthorized_401() {
-    let err = error_for(ResponseTemplate::new(401).set_body_json(fixture("authentication.json"))).await;
-    assert!(matches!(err, Error::Authentication { status: 401, .. }), "{err}");
+    let err =
+        error_for(ResponseTemplate::new(401).set_body_json(fixture("authentication.json"))).await;
+    assert!(
+        matches!(err, Error::Authentication { status: 401, .. }),
+        "{err}"
+    );
     assert!(!err.is_retryable());
 }
 
 #[tokio::test]
 async fn prompt_too_long_400() {
-    let err = error_for(ResponseTemplate::new(400).set_body_json(fixture("prompt_too_long.json"))).await;
+    let err =
+        error_for(ResponseTemplate::new(400).set_body_json(fixture("prompt_too_long.json"))).await;
     assert!(matches!(err, Error::ContextLengthExceeded { .. }), "{err}");
     assert!(!err.is_retryable());
 }
@@ -287,10 +313,9 @@ async fn server_error_500_and_should_retry_false() {
 
 #[tokio::test]
 async fn html_502_and_truncated_json() {
-    let err = error_for(
-        ResponseTemplate::new(502)
-            .set_body_string("<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"),
-    )
+    let err = error_for(ResponseTemplate::new(502).set_body_string(
+        "<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>",
+    ))
     .await;
     assert!(matches!(err, Error::Server { status: 502, .. }), "{err}");
     assert!(err.to_string().contains("502 Bad Gateway"), "{err}");

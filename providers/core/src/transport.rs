@@ -450,7 +450,10 @@ pub fn apply_should_retry(err: Error, headers: &HeaderMap) -> Error {
 /// merge_extra(&mut body, extra.as_object().unwrap());
 /// assert_eq!(body, json!({"model": "m", "config": {"a": 1, "b": 3}, "seed": 7}));
 /// ```
-pub fn merge_extra(body: &mut serde_json::Value, extra: &serde_json::Map<String, serde_json::Value>) {
+pub fn merge_extra(
+    body: &mut serde_json::Value,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) {
     let Some(obj) = body.as_object_mut() else {
         return;
     };

@@ -84,7 +84,11 @@ impl GeminiCodec {
     /// [`Error::Config`] if it is not a plain path segment.
     pub fn api_version(mut self, version: &str) -> Result<Self, Error> {
         let v = version.trim().trim_matches('/');
-        if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
+        if v.is_empty()
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+        {
             return Err(Error::config(format!(
                 "invalid Gemini API version {version:?}: use a path segment such as v1beta"
             )));
@@ -345,7 +349,9 @@ impl GeminiCodec {
                     tool_calls.push(ToolCall {
                         id,
                         name,
-                        arguments: fc.get("args").map_or_else(|| "{}".to_owned(), Value::to_string),
+                        arguments: fc
+                            .get("args")
+                            .map_or_else(|| "{}".to_owned(), Value::to_string),
                     });
                 }
             }
@@ -381,7 +387,12 @@ impl GeminiCodec {
             model: resp
                 .model_version
                 .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| req.model.strip_prefix("models/").unwrap_or(&req.model).to_owned()),
+                .unwrap_or_else(|| {
+                    req.model
+                        .strip_prefix("models/")
+                        .unwrap_or(&req.model)
+                        .to_owned()
+                }),
             text,
             tool_calls,
             finish_reason,
@@ -487,7 +498,11 @@ fn image_part(url: &str) -> Value {
 }
 
 fn guess_mime(url: &str) -> &'static str {
-    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .to_ascii_lowercase();
     match path.rsplit_once('.').map(|(_, ext)| ext) {
         Some("png") => "image/png",
         Some("webp") => "image/webp",
@@ -559,9 +574,15 @@ mod tests {
             ..ChatRequest::new("models/gemini-2.5-pro")
                 .system("sys")
                 .message(Message::user(Content::Parts(vec![
-                    ContentPart::Text { text: "what?".into() },
-                    ContentPart::ImageUrl { url: "data:image/png;base64,iVBOR".into() },
-                    ContentPart::ImageUrl { url: "https://x/y.webp".into() },
+                    ContentPart::Text {
+                        text: "what?".into(),
+                    },
+                    ContentPart::ImageUrl {
+                        url: "data:image/png;base64,iVBOR".into(),
+                    },
+                    ContentPart::ImageUrl {
+                        url: "https://x/y.webp".into(),
+                    },
                 ])))
                 .message(assistant)
                 .message(Message::tool("get_weather", r#"{"temp":18}"#))
@@ -572,7 +593,10 @@ mod tests {
                     description: Some("Weather".into()),
                     parameters: json!({"type": "object"}),
                 })
-                .extra("generationConfig", json!({"thinkingConfig": {"thinkingBudget": 1024}}))
+                .extra(
+                    "generationConfig",
+                    json!({"thinkingConfig": {"thinkingBudget": 1024}}),
+                )
         };
         let body = codec().body(&req).expect("body");
         assert_eq!(

@@ -31,7 +31,9 @@ fn parse_body(body: &[u8]) -> Option<ErrorBody> {
             .into_iter()
             .find_map(|v| serde_json::from_value::<ErrorEnvelope>(v).ok())
             .map(|e| e.error),
-        v => serde_json::from_value::<ErrorEnvelope>(v).ok().map(|e| e.error),
+        v => serde_json::from_value::<ErrorEnvelope>(v)
+            .ok()
+            .map(|e| e.error),
     }
 }
 
@@ -188,10 +190,16 @@ mod tests {
 
         let body = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
         let e = error_from_response(&resp(400, body), SystemTime::now());
-        assert!(matches!(e, Error::Authentication { status: 400, .. }), "{e}");
+        assert!(
+            matches!(e, Error::Authentication { status: 400, .. }),
+            "{e}"
+        );
 
         let body = r#"{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}"#;
         let e = error_from_response(&resp(400, body), SystemTime::now());
-        assert!(matches!(e, Error::InvalidRequest { status: 400, .. }), "{e}");
+        assert!(
+            matches!(e, Error::InvalidRequest { status: 400, .. }),
+            "{e}"
+        );
     }
 }

@@ -280,6 +280,9 @@ mod tests {
             .build()
             .expect_err("no key");
         let s = err.to_string();
-        assert!(s.contains("GEMINI_API_KEY") && s.contains("GOOGLE_API_KEY"), "{s}");
+        assert!(
+            s.contains("GEMINI_API_KEY") && s.contains("GOOGLE_API_KEY"),
+            "{s}"
+        );
     }
 }

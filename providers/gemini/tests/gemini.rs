@@ -155,7 +155,10 @@ async fn error_for(template: ResponseTemplate) -> Error {
         .expect(1)
         .mount(&server)
         .await;
-    let err = client(&server).oneshot(invoice()).await.expect_err("must fail");
+    let err = client(&server)
+        .oneshot(invoice())
+        .await
+        .expect_err("must fail");
     assert_no_key(&err);
     err
 }
@@ -181,15 +184,20 @@ async fn retry_after_header_wins_over_retry_info() {
 
 #[tokio::test]
 async fn daily_quota_in_an_array_wrapped_body() {
-    let err = error_for(ResponseTemplate::new(429).set_body_json(fixture("daily_quota.json"))).await;
+    let err =
+        error_for(ResponseTemplate::new(429).set_body_json(fixture("daily_quota.json"))).await;
     assert!(matches!(err, Error::QuotaExceeded { .. }), "{err}");
     assert!(!err.is_retryable());
 }
 
 #[tokio::test]
 async fn unavailable_503_is_overloaded() {
-    let err = error_for(ResponseTemplate::new(503).set_body_json(fixture("unavailable.json"))).await;
-    assert!(matches!(err, Error::Overloaded { status: 503, .. }), "{err}");
+    let err =
+        error_for(ResponseTemplate::new(503).set_body_json(fixture("unavailable.json"))).await;
+    assert!(
+        matches!(err, Error::Overloaded { status: 503, .. }),
+        "{err}"
+    );
     assert!(err.is_retryable());
 }
 
@@ -199,21 +207,33 @@ async fn auth_failures() {
         "code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"
     }})))
     .await;
-    assert!(matches!(err, Error::Authentication { status: 401, .. }), "{err}");
-    let err = error_for(ResponseTemplate::new(403).set_body_json(fixture("permission_denied.json"))).await;
-    assert!(matches!(err, Error::Authentication { status: 403, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Authentication { status: 401, .. }),
+        "{err}"
+    );
+    let err =
+        error_for(ResponseTemplate::new(403).set_body_json(fixture("permission_denied.json")))
+            .await;
+    assert!(
+        matches!(err, Error::Authentication { status: 403, .. }),
+        "{err}"
+    );
     let err = error_for(ResponseTemplate::new(400).set_body_json(json!({"error": {
         "code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]
     }})))
     .await;
-    assert!(matches!(err, Error::Authentication { status: 400, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Authentication { status: 400, .. }),
+        "{err}"
+    );
     assert!(!err.is_retryable());
 }
 
 #[tokio::test]
 async fn token_limit_400() {
-    let err = error_for(ResponseTemplate::new(400).set_body_json(fixture("token_limit.json"))).await;
+    let err =
+        error_for(ResponseTemplate::new(400).set_body_json(fixture("token_limit.json"))).await;
     assert!(matches!(err, Error::ContextLengthExceeded { .. }), "{err}");
 }
 

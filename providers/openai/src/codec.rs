@@ -120,9 +120,11 @@ impl OpenAiCodec {
         if let Some(project) = &self.project {
             builder = builder.header("openai-project", project.as_str());
         }
-        builder
-            .body(Bytes::from(body))
-            .map_err(|e| Error::config(format!("invalid OpenAI request: {e}. Check the base URL, organization and project")))
+        builder.body(Bytes::from(body)).map_err(|e| {
+            Error::config(format!(
+                "invalid OpenAI request: {e}. Check the base URL, organization and project"
+            ))
+        })
     }
 
     /// The JSON body of a chat completion request.
@@ -436,7 +438,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use costlayer_core::{ToolDefinition};
+    use costlayer_core::ToolDefinition;
 
     fn codec() -> OpenAiCodec {
         OpenAiCodec::new(ApiKey::new("sk-test"))
@@ -453,8 +455,12 @@ mod tests {
         let req = ChatRequest::new("gpt-4o")
             .system("sys")
             .message(Message::user(Content::Parts(vec![
-                ContentPart::Text { text: "what is this?".into() },
-                ContentPart::ImageUrl { url: "https://x/cat.png".into() },
+                ContentPart::Text {
+                    text: "what is this?".into(),
+                },
+                ContentPart::ImageUrl {
+                    url: "https://x/cat.png".into(),
+                },
             ])))
             .message(assistant)
             .message(Message::tool("call_1", "18C"))

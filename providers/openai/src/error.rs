@@ -311,13 +311,21 @@ mod tests {
             r#"{"error":{"message":"lock timeout","type":"invalid_request_error","code":null}}"#,
         );
         assert!(error_from_response(&r, SystemTime::now()).is_retryable());
-        let r = resp(500, &[("x-should-retry", "false")], r#"{"error":{"message":"boom"}}"#);
+        let r = resp(
+            500,
+            &[("x-should-retry", "false")],
+            r#"{"error":{"message":"boom"}}"#,
+        );
         assert!(!error_from_response(&r, SystemTime::now()).is_retryable());
     }
 
     #[test]
     fn html_and_empty_bodies() {
-        let r = resp(502, &[], "<html><body><h1>502 Bad Gateway</h1></body></html>");
+        let r = resp(
+            502,
+            &[],
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        );
         let e = error_from_response(&r, SystemTime::now());
         assert!(matches!(e, Error::Server { status: 502, .. }), "{e}");
         assert!(e.to_string().contains("502 Bad Gateway"), "{e}");

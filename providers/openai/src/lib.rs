@@ -276,13 +276,18 @@ mod tests {
             _ => None,
         };
         let client = OpenAiBuilder::from_lookup(env).build().expect("builds");
-        assert_eq!(client.codec().url(), "http://127.0.0.1:9/v1/chat/completions");
+        assert_eq!(
+            client.codec().url(),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
         assert!(!format!("{client:?} {:?}", client.codec()).contains("sk-env-1"));
     }
 
     #[test]
     fn missing_key_names_the_variable() {
-        let err = OpenAiBuilder::from_lookup(|_| None).build().expect_err("no key");
+        let err = OpenAiBuilder::from_lookup(|_| None)
+            .build()
+            .expect_err("no key");
         assert!(matches!(err, Error::Config { .. }));
         assert!(err.to_string().contains("OPENAI_API_KEY"), "{err}");
         // An empty variable is as good as unset.

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use costlayer_core::{
-    ChatRequest, Error, FinishReason, Message, ToolDefinition, Usage,
-};
+use costlayer_core::{ChatRequest, Error, FinishReason, Message, ToolDefinition, Usage};
 use costlayer_openai::{OpenAi, OpenAiUsage};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -82,7 +80,10 @@ async fn sends_the_documented_request_and_maps_the_response() {
         }
     );
     assert_eq!(resp.usage.prompt_tokens(), 2048);
-    assert_eq!(resp.raw_usage, Some(fixture("chat_completion.json")["usage"].clone()));
+    assert_eq!(
+        resp.raw_usage,
+        Some(fixture("chat_completion.json")["usage"].clone())
+    );
 }
 
 #[tokio::test]
@@ -101,7 +102,10 @@ fn usage_fixtures_map_into_disjoint_buckets() {
     let cached: OpenAiUsage =
         serde_json::from_value(fixture("chat_completion.json")["usage"].clone()).expect("usage");
     let u = Usage::from(cached);
-    assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens), (1024, 1024, 300));
+    assert_eq!(
+        (u.input_tokens, u.cache_read_tokens, u.output_tokens),
+        (1024, 1024, 300)
+    );
 
     // Reasoning is inside completion_tokens: output stays 2200, reasoning is
     // its 2048-token part, and the total is not inflated.
@@ -226,14 +230,21 @@ async fn insufficient_quota_is_not_retryable() {
 #[tokio::test]
 async fn overloaded_503() {
     let err = error_for(ResponseTemplate::new(503).set_body_json(fixture("overloaded.json"))).await;
-    assert!(matches!(err, Error::Overloaded { status: 503, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Overloaded { status: 503, .. }),
+        "{err}"
+    );
     assert!(err.is_retryable());
 }
 
 #[tokio::test]
 async fn unauthorized_401() {
-    let err = error_for(ResponseTemplate::new(401).set_body_json(fixture("invalid_key.json"))).await;
-    assert!(matches!(err, Error::Authentication { status: 401, .. }), "{err}");
+    let err =
+        error_for(ResponseTemplate::new(401).set_body_json(fixture("invalid_key.json"))).await;
+    assert!(
+        matches!(err, Error::Authentication { status: 401, .. }),
+        "{err}"
+    );
     assert!(!err.is_retryable());
 }
 
@@ -252,7 +263,8 @@ async fn context_length_400() {
 
 #[tokio::test]
 async fn server_error_500() {
-    let err = error_for(ResponseTemplate::new(500).set_body_json(fixture("server_error.json"))).await;
+    let err =
+        error_for(ResponseTemplate::new(500).set_body_json(fixture("server_error.json"))).await;
     assert!(matches!(err, Error::Server { status: 500, .. }), "{err}");
     assert!(err.is_retryable());
 }
