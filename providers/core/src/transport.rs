@@ -610,6 +610,48 @@ mod tests {
     }
 
     #[test]
+    fn should_retry_header_overrides() {
+        let mut no = HeaderMap::new();
+        no.insert("x-should-retry", "false".parse().expect("header"));
+        let e = |s: u16| {
+            error_for_status(
+                "p",
+                StatusCode::from_u16(s).expect("status"),
+                "m".into(),
+                None,
+            )
+        };
+        assert!(matches!(
+            apply_should_retry(e(429), &no),
+            Error::QuotaExceeded { .. }
+        ));
+        let server = apply_should_retry(e(500), &no);
+        assert!(matches!(server, Error::InvalidRequest { status: 500, .. }));
+        assert!(!server.is_retryable());
+        // Without the header nothing changes.
+        assert!(apply_should_retry(e(500), &HeaderMap::new()).is_retryable());
+        assert!(!apply_should_retry(e(400), &HeaderMap::new()).is_retryable());
+    }
+
+    #[test]
+    fn base_urls() {
+        for bad in [
+            "",
+            "localhost:8080",
+            "ftp://x",
+            "http://",
+            "https://x/v1?key=1",
+            "https://x/#a",
+        ] {
+            assert!(normalize_base_url("p", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            normalize_base_url("p", " https://gw.example.com/openai/v1/ ").expect("valid"),
+            "https://gw.example.com/openai/v1"
+        );
+    }
+
+    #[test]
     fn snippet_is_bounded() {
         assert_eq!(body_snippet(b"<html>", 3), "<ht…");
         assert_eq!(body_snippet(&[0xff, b'a'], 10), "\u{fffd}a");
