@@ -158,6 +158,26 @@ impl AnthropicCodec {
         })
     }
 
+    /// Builds an authenticated `GET` of `path` (such as
+    /// `/v1/messages/batches/{id}`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the key cannot be sent as a header.
+    pub fn get(&self, path: &str) -> Result<http::Request<Bytes>, Error> {
+        let mut builder = http::Request::get(format!("{}{path}", self.base_url))
+            .header("x-api-key", self.api_key.header_value("")?)
+            .header("anthropic-version", self.version.clone());
+        for beta in &self.betas {
+            builder = builder.header("anthropic-beta", beta.clone());
+        }
+        builder.body(Bytes::new()).map_err(|e| {
+            Error::config(format!(
+                "invalid Anthropic request: {e}. Check the base URL"
+            ))
+        })
+    }
+
     /// The JSON body of a Messages request.
     ///
     /// # Errors

@@ -50,6 +50,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 mod codec;
 mod error;
 mod usage;

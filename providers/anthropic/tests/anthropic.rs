@@ -356,3 +356,155 @@ fn key_never_in_debug() {
     let shown = format!("{c:?} {:?}", c.codec());
     assert!(!shown.contains("SECRET"), "{shown}");
 }
+
+mod batch {
+    use super::*;
+    use costlayer_core::{BatchItem, BatchProvider, BatchState, Mode};
+
+    fn batch_object(status: &str, counts: Value, cancel: Option<&str>) -> Value {
+        json!({
+            "id": "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF",
+            "type": "message_batch",
+            "processing_status": status,
+            "request_counts": counts,
+            "ended_at": null,
+            "created_at": "2025-11-20T10:00:00Z",
+            "expires_at": "2025-11-21T10:00:00Z",
+            "archived_at": null,
+            "cancel_initiated_at": cancel,
+            "results_url": null
+        })
+    }
+
+    #[tokio::test]
+    async fn submit_status_results_cancel() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/messages/batches"))
+            .and(header("x-api-key", KEY))
+            .and(header("anthropic-version", "2023-06-01"))
+            .and(body_json(json!({"requests": [
+                {"custom_id": "req-1", "params": {"model": "claude-haiku-4-5", "max_tokens": 256,
+                    "messages": [{"role": "user", "content": "Hi"}]}},
+                {"custom_id": "req-2", "params": {"model": "claude-haiku-4-5", "max_tokens": 4096,
+                    "messages": [{"role": "user", "content": "Hello"}]}}
+            ]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(batch_object(
+                "in_progress",
+                json!({"processing": 2, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}),
+                None,
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(
+                "/v1/messages/batches/msgbatch_013Zva2CMHLNnXjNJJKqJ2EF",
+            ))
+            .and(header("x-api-key", KEY))
+            .respond_with(ResponseTemplate::new(200).set_body_json(batch_object(
+                "ended",
+                json!({"processing": 0, "succeeded": 1, "errored": 1, "canceled": 1, "expired": 1}),
+                None,
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let results = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/batch_results.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture");
+        Mock::given(method("GET"))
+            .and(path(
+                "/v1/messages/batches/msgbatch_013Zva2CMHLNnXjNJJKqJ2EF/results",
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_string(results))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(
+                "/v1/messages/batches/msgbatch_013Zva2CMHLNnXjNJJKqJ2EF/cancel",
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(batch_object(
+                "canceling",
+                json!({"processing": 2, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}),
+                Some("2025-11-20T10:05:00Z"),
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let claude = client(&server);
+        let id = claude
+            .submit(vec![
+                BatchItem {
+                    custom_id: "req-1".into(),
+                    request: ChatRequest::new("claude-haiku-4-5")
+                        .message(Message::user("Hi"))
+                        .max_tokens(256),
+                },
+                BatchItem {
+                    custom_id: "req-2".into(),
+                    request: ChatRequest::new("claude-haiku-4-5").message(Message::user("Hello")),
+                },
+            ])
+            .await
+            .expect("submit");
+        assert_eq!(id, "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF");
+
+        let status = claude.status(&id).await.expect("status");
+        assert_eq!(status.state, BatchState::Completed);
+        assert_eq!((status.succeeded, status.failed, status.total), (1, 3, 4));
+
+        let results = claude.results(&id).await.expect("results");
+        assert_eq!(results.len(), 5);
+        let by_id = |id: &str| results.iter().find(|r| r.custom_id == id).expect("present");
+        let ok = by_id("req-1").result.as_ref().expect("succeeded");
+        assert_eq!(ok.text, "Hello!");
+        assert_eq!(ok.mode, Mode::Batch);
+        assert_eq!(ok.usage, Usage::new(12, 6));
+        assert!(matches!(
+            by_id("req-2").result,
+            Err(Error::InvalidRequest { status: 400, .. })
+        ));
+        assert!(by_id("req-3")
+            .result
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("canceled")));
+        assert!(by_id("req-4")
+            .result
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("expired")));
+        // The torn last line is reported, not fatal.
+        assert!(matches!(by_id("line 5").result, Err(Error::Decode { .. })));
+
+        let cancelled = claude.cancel(&id).await.expect("cancel");
+        assert_eq!(cancelled.state, BatchState::InProgress);
+    }
+
+    #[tokio::test]
+    async fn batch_errors_are_typed_and_ids_checked() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+                "type": "error", "error": {"type": "not_found_error", "message": "batch not found"}
+            })))
+            .mount(&server)
+            .await;
+        let claude = client(&server);
+        let err = claude.status("msgbatch_missing").await.expect_err("404");
+        assert!(
+            matches!(err, Error::InvalidRequest { status: 404, .. }),
+            "{err}"
+        );
+        let err = claude
+            .status("../../v1/messages")
+            .await
+            .expect_err("bad id");
+        assert!(matches!(err, Error::Config { .. }), "{err}");
+        let err = claude.submit(Vec::new()).await.expect_err("empty");
+        assert!(matches!(err, Error::Config { .. }), "{err}");
+    }
+}
