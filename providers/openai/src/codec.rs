@@ -108,8 +108,28 @@ impl OpenAiCodec {
         let body = serde_json::to_vec(body).map_err(|e| {
             Error::config(format!("the request could not be serialised to JSON: {e}"))
         })?;
-        let mut builder = http::Request::post(format!("{}{path}", self.base_url))
-            .header(http::header::CONTENT_TYPE, "application/json")
+        self.request(
+            http::Method::POST,
+            path,
+            Some(("application/json", Bytes::from(body))),
+        )
+    }
+
+    /// Builds an authenticated request of `method` to `path` (relative to
+    /// the base URL) with an optional `(content type, body)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the key or a header cannot be sent.
+    pub fn request(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<http::Request<Bytes>, Error> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_url))
             .header(
                 http::header::AUTHORIZATION,
                 self.api_key.header_value("Bearer ")?,
@@ -120,7 +140,14 @@ impl OpenAiCodec {
         if let Some(project) = &self.project {
             builder = builder.header("openai-project", project.as_str());
         }
-        builder.body(Bytes::from(body)).map_err(|e| {
+        let body = match body {
+            Some((content_type, body)) => {
+                builder = builder.header(http::header::CONTENT_TYPE, content_type);
+                body
+            }
+            None => Bytes::new(),
+        };
+        builder.body(body).map_err(|e| {
             Error::config(format!(
                 "invalid OpenAI request: {e}. Check the base URL, organization and project"
             ))

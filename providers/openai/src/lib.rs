@@ -51,6 +51,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 mod codec;
 mod error;
 mod usage;

@@ -355,3 +355,171 @@ fn count_tokens_uses_tiktoken_with_chat_overhead() {
     let req = ChatRequest::new("gpt-4o").message(Message::user("hello world"));
     assert_eq!(c.count_tokens(&req), 9);
 }
+
+mod batch {
+    use super::*;
+    use costlayer_core::{BatchItem, BatchProvider, BatchState, Mode};
+    use wiremock::matchers::{body_string_contains, header_regex};
+
+    fn batch_object(status: &str, output: Option<&str>, errors: Option<&str>) -> Value {
+        json!({
+            "id": "batch_abc123",
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "errors": null,
+            "input_file_id": "file-in123",
+            "completion_window": "24h",
+            "status": status,
+            "output_file_id": output,
+            "error_file_id": errors,
+            "created_at": 1711471533,
+            "request_counts": {"total": 3, "completed": 1, "failed": 2},
+            "metadata": null
+        })
+    }
+
+    fn read(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture")
+    }
+
+    #[tokio::test]
+    async fn submit_status_results_cancel() {
+        let server = MockServer::start().await;
+        let line1 = json!({"custom_id": "req-1", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 8}})
+        .to_string();
+        Mock::given(method("POST"))
+            .and(path("/v1/files"))
+            .and(header("authorization", format!("Bearer {KEY}").as_str()))
+            .and(header_regex(
+                "content-type",
+                "^multipart/form-data; boundary=.+",
+            ))
+            .and(body_string_contains("name=\"purpose\"\r\n\r\nbatch\r\n"))
+            .and(body_string_contains(line1.as_str()))
+            .and(body_string_contains("\"custom_id\":\"req-2\""))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "file-in123", "object": "file", "bytes": 300, "created_at": 1711471533,
+                "filename": "costlayer-batch.jsonl", "purpose": "batch"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/batches"))
+            .and(body_json(json!({"input_file_id": "file-in123", "endpoint": "/v1/chat/completions", "completion_window": "24h"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(batch_object("validating", None, None)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/batches/batch_abc123"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(batch_object(
+                "completed",
+                Some("file-out456"),
+                Some("file-err789"),
+            )))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/files/file-out456/content"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(read("batch_output.jsonl")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/files/file-err789/content"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(read("batch_errors.jsonl")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/batches/batch_abc123/cancel"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(batch_object(
+                "cancelling",
+                None,
+                None,
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let openai = client(&server);
+        let id = openai
+            .submit(vec![
+                BatchItem {
+                    custom_id: "req-1".into(),
+                    request: ChatRequest::new("gpt-4o-mini")
+                        .message(Message::user("Hi"))
+                        .max_tokens(8),
+                },
+                BatchItem {
+                    custom_id: "req-2".into(),
+                    request: ChatRequest::new("gpt-4o-mini").message(Message::user("long")),
+                },
+            ])
+            .await
+            .expect("submit");
+        assert_eq!(id, "batch_abc123");
+
+        let status = openai.status(&id).await.expect("status");
+        assert_eq!(status.state, BatchState::Completed);
+        assert_eq!((status.succeeded, status.failed, status.total), (1, 2, 3));
+
+        let results = openai.results(&id).await.expect("results");
+        assert_eq!(results.len(), 3);
+        let by_id = |id: &str| results.iter().find(|r| r.custom_id == id).expect("present");
+        let ok = by_id("req-1").result.as_ref().expect("succeeded");
+        assert_eq!(ok.text, "Hello.");
+        assert_eq!(ok.mode, Mode::Batch);
+        assert_eq!(ok.model, "gpt-4o-mini-2024-07-18");
+        assert_eq!(ok.request_id.as_deref(), Some("req_123"));
+        assert_eq!(ok.usage, Usage::new(22, 2));
+        assert!(matches!(
+            by_id("req-2").result,
+            Err(Error::ContextLengthExceeded { .. })
+        ));
+        assert!(by_id("req-3")
+            .result
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("batch_expired")));
+
+        let cancelled = openai.cancel(&id).await.expect("cancel");
+        assert_eq!(cancelled.state, BatchState::InProgress);
+    }
+
+    #[tokio::test]
+    async fn batch_errors_are_typed() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/files"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(fixture("invalid_key.json")))
+            .mount(&server)
+            .await;
+        let openai = client(&server);
+        let err = openai
+            .submit(vec![BatchItem {
+                custom_id: "a".into(),
+                request: ChatRequest::new("gpt-4o-mini").message(Message::user("x")),
+            }])
+            .await
+            .expect_err("401");
+        assert!(
+            matches!(err, Error::Authentication { status: 401, .. }),
+            "{err}"
+        );
+        assert_no_key(&err);
+        assert!(matches!(
+            openai.status("../files").await,
+            Err(Error::Config { .. })
+        ));
+        assert!(matches!(
+            openai.submit(Vec::new()).await,
+            Err(Error::Config { .. })
+        ));
+    }
+}
