@@ -10,6 +10,10 @@
 //! apart (see [`AnthropicUsage`]); errors become typed variants with their
 //! retry hints (see [`error_from_response`]).
 //!
+//! [`Anthropic`] also implements [`costlayer_core::BatchProvider`] over `/v1/messages/batches`:
+//! results come back joined on `custom_id`, each successful one marked
+//! [`costlayer_core::Mode::Batch`] so it is priced at batch rates.
+//!
 //! | setting | builder | environment (`from_env`) | default |
 //! |---|---|---|---|
 //! | API key | [`AnthropicBuilder::api_key`] | `ANTHROPIC_API_KEY` | required |

@@ -10,6 +10,10 @@
 //! [`ChatResponse`] (usage mapped into costlayer's disjoint buckets, see
 //! [`OpenAiUsage`]) or a typed [`Error`] (see [`error_from_response`]).
 //!
+//! [`OpenAi`] also implements [`costlayer_core::BatchProvider`] over `/v1/files` + `/v1/batches`:
+//! results come back joined on `custom_id`, each successful one marked
+//! [`costlayer_core::Mode::Batch`] so it is priced at batch rates.
+//!
 //! | setting | builder | environment (`from_env`) | default |
 //! |---|---|---|---|
 //! | API key | [`OpenAiBuilder::api_key`] | `OPENAI_API_KEY` | required |
