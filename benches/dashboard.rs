@@ -10,7 +10,6 @@
 //!
 //! Run with `cargo bench --bench dashboard -- --quick`.
 
-
 use std::io::Write;
 use std::process::Command;
 

@@ -8,7 +8,6 @@
 //! cargo run --example team_dashboard
 //! ```
 
-
 use chrono::{Duration, Utc};
 use costlayer::budget::Budget;
 use costlayer::ledger::{CostRecord, FsyncPolicy, JsonlStorage, ScanFilter, ScanItem, Storage};
