@@ -36,7 +36,9 @@ mod jsonl;
 mod memory;
 mod record;
 
-pub use jsonl::JsonlStorage;
+pub use jsonl::{
+    sanitize_user, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ScanSummary, DEFAULT_DIR,
+};
 pub use memory::MemoryStorage;
 pub use record::{CostRecord, SCHEMA_VERSION};
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -31,6 +31,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// | `request_id` | string or null | the provider's request or response id |
 /// | `tags` | object of strings | free-form attribution |
 /// | `price_version` | string or null | `<table version>:<model>` of the price used |
+///
+/// `ts` is written with millisecond precision: a finer timestamp reads back
+/// truncated to the millisecond.
 ///
 /// A cached record may carry `saved_nano_usd`, the cost the cache avoided.
 /// Fields this version does not know are kept in [`CostRecord::extra`] and
@@ -99,7 +102,9 @@ fn de_nano_usd<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Money>, D::Erro
 }
 
 impl CostRecord {
-    /// A record with a fresh id and the current time, no cost, no tags.
+    /// A record with a fresh id and the current time (truncated to the
+    /// millisecond, the precision of the `ts` field, so the record reads
+    /// back equal), no cost, no tags.
     pub fn new(
         user: impl Into<String>,
         provider: impl Into<String>,
@@ -109,7 +114,7 @@ impl CostRecord {
         CostRecord {
             v: SCHEMA_VERSION,
             id: ulid::Ulid::new(),
-            ts: Utc::now(),
+            ts: Utc::now().trunc_subsecs(3),
             user: user.into(),
             team: None,
             provider: provider.into(),

@@ -1,0 +1,701 @@
+//! The default ledger: one append-only JSONL file per user, no server.
+//!
+//! # Files
+//!
+//! In the ledger directory (default [`DEFAULT_DIR`], `data/metadata`):
+//!
+//! | path | what |
+//! |---|---|
+//! | `costs_<user>.jsonl` | this user's records, one [`CostRecord`] a line, append-only |
+//! | `alerts_<user>.jsonl` | this user's alert history (which alert keys fired) |
+//! | `costs.json` | the seed tool's legacy file, read (never rewritten) by every scan |
+//! | `quarantine/` | one copy of every corrupt line met by a scan |
+//! | `archive/<UTC timestamp>/` | where [`Storage::reset`] moves files |
+//!
+//! `<user>` is the user name run through [`sanitize_user`], so it can never
+//! leave the directory.
+//!
+//! # Concurrency and durability
+//!
+//! Any number of threads and processes may append to the same file. Every
+//! append (or batch) is one `write` on a file opened with `O_APPEND`, made
+//! while holding the file's advisory lock ([`std::fs::File::lock`]), so
+//! records never interleave. Appends from one [`JsonlStorage`] go through a
+//! background thread that gathers the appends queued at that moment into
+//! one write (group commit): concurrent callers share one lock and one
+//! `fsync`. `append` returns `Ok` only once its bytes are in the file, and
+//! also on disk under [`FsyncPolicy::Always`] (the default).
+//!
+//! A writer killed mid-write can leave a torn final line. The next append
+//! starts on a new line, and scans report the fragment as
+//! [`ScanItem::Corrupt`] and copy it to `quarantine/`; every other line is
+//! still read. Nothing is rewritten in place.
+//!
+//! Locks are advisory: tools that edit ledger files by hand while
+//! costlayer runs (editors, `sed -i`) bypass them.
+//!
+//! # Example
+//!
+//! ```
+//! use costlayer::ledger::{CostRecord, FsyncPolicy, JsonlStorage, ScanFilter, Storage};
+//! use costlayer::{Money, Usage};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), costlayer::ledger::LedgerError> {
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path().join("metadata");
+//! let ledger = JsonlStorage::builder(&dir)
+//!     .user("alice")
+//!     .fsync(FsyncPolicy::EveryMillis(200))
+//!     .build()?;
+//! let mut rec = CostRecord::new("alice", "openai", "gpt-4o-mini", Usage::new(1_000, 200));
+//! rec.nano_usd = Some(Money::from_nanos(270_000));
+//! ledger.append(&rec).await?;
+//! ledger.flush().await?;
+//! assert!(dir.join("costs_alice.jsonl").is_file());
+//!
+//! // The team view: every costs_*.jsonl in the directory.
+//! let bob = JsonlStorage::builder(&dir).user("bob").build()?;
+//! bob.append(&CostRecord::new("bob", "anthropic", "claude-haiku-4-5", Usage::new(10, 1))).await?;
+//! let all = ledger.aggregate(&ScanFilter::default()).await?;
+//! assert_eq!(all.calls, 2);
+//!
+//! // Synchronous scan, for CLIs and reports.
+//! let mut total = Money::ZERO;
+//! let summary = ledger.scan_blocking(&ScanFilter::default(), |item| {
+//!     if let costlayer::ledger::ScanItem::Record(r) = item {
+//!         total += r.cost();
+//!     }
+//! })?;
+//! assert_eq!((summary.records, summary.corrupt), (2, 0));
+//! assert_eq!(total, Money::from_nanos(270_000));
+//! # Ok(()) }
+//! ```
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Aggregate, CostRecord, LedgerError, RecordStream, ResetReport, ResetScope, ScanFilter,
+    ScanItem, Storage,
+};
+
+mod files;
+mod legacy;
+mod read;
+mod writer;
+
+use files::{ensure_dir, io_error, open_locked_append, sync_dir, LockGuard};
+use read::{Quarantine, ScanContext};
+use writer::{Job, WriterHandle};
+
+/// The default ledger directory, relative to the working directory.
+pub const DEFAULT_DIR: &str = "data/metadata";
+
+/// The seed tool's legacy single-file ledger, read on every scan.
+pub(crate) const LEGACY_FILE: &str = "costs.json";
+
+/// How many scan items travel together through the scan channel.
+const SCAN_BATCH: usize = 1024;
+/// How many batches may wait in the channel (memory stays flat).
+const SCAN_CHANNEL: usize = 4;
+
+/// Maps a user name to the `<user>` part of `costs_<user>.jsonl`.
+///
+/// The mapping is injective (two names never share a file) and the result
+/// is always a plain file-name component:
+///
+/// - ASCII letters, digits, `-` and `_` are kept;
+/// - `.` is kept, except at the start or right after another `.`, where it
+///   becomes `%2E` (so no `..` and no hidden files);
+/// - every other character (`/`, `\`, `%`, spaces, control characters,
+///   non-ASCII letters) becomes `%XX` per UTF-8 byte, upper-case hex.
+///
+/// `alice` → `alice`, `john.doe` → `john.doe`, `josé` → `jos%C3%A9`,
+/// `../../etc/passwd` → `%2E%2E%2F.%2E%2Fetc%2Fpasswd`.
+///
+/// # Errors
+///
+/// [`LedgerError::Config`] if the name is empty or longer than 200 bytes
+/// once mapped.
+///
+/// # Example
+///
+/// ```
+/// use costlayer::ledger::sanitize_user;
+/// assert_eq!(sanitize_user("../../etc/passwd").unwrap(), "%2E%2E%2F.%2E%2Fetc%2Fpasswd");
+/// assert!(sanitize_user("").is_err());
+/// ```
+pub fn sanitize_user(name: &str) -> Result<String, LedgerError> {
+    files::sanitize_user(name)
+}
+
+/// When appended records are forced to disk (`fsync`).
+///
+/// Every policy writes each record to the file before `append` returns, so
+/// a crash of *the process* (panic, `kill -9`, OOM) never loses an
+/// acknowledged record: the data is in the OS page cache. The policies
+/// differ on a crash of *the machine* (power loss, kernel panic):
+///
+/// | policy | an `append` costs | on power loss you may lose |
+/// |---|---|---|
+/// | `Always` (default) | one `fdatasync` (shared by concurrent appends) | nothing that was acknowledged |
+/// | `EveryMillis(n)` | a `write` | the records of the last `n` ms |
+/// | `Never` | a `write` | whatever the OS had not written back (often ~30 s on Linux) |
+///
+/// [`Storage::flush`] forces a sync under any policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// Sync before acknowledging every append (or group of concurrent
+    /// appends). The default: losing a record is the worst bug a ledger can
+    /// have, and a sync costs little next to an LLM call.
+    #[default]
+    Always,
+    /// Sync in the background at most this many milliseconds after a write
+    /// (must be at least 1).
+    EveryMillis(u64),
+    /// Never sync explicitly; the OS writes back when it likes.
+    Never,
+}
+
+/// What a synchronous scan read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScanSummary {
+    /// The files read, in order (the legacy `costs.json` first, if any).
+    pub files: Vec<PathBuf>,
+    /// Good records read (whether or not they matched the filter).
+    pub records: u64,
+    /// Records that matched the filter (and were passed on).
+    pub matched: u64,
+    /// Corrupt lines skipped (and passed on as [`ScanItem::Corrupt`]).
+    pub corrupt: u64,
+}
+
+/// Builds a [`JsonlStorage`]. See [`JsonlStorage::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct JsonlStorageBuilder {
+    dir: PathBuf,
+    user: Option<String>,
+    fsync: FsyncPolicy,
+}
+
+impl JsonlStorageBuilder {
+    /// Whose ledger file this storage appends to (`costs_<user>.jsonl`, see
+    /// [`sanitize_user`]) and whose alert history it keeps.
+    ///
+    /// Defaults to the OS user name (from `whoami`), or `unknown` if the OS
+    /// does not tell.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// When appends are forced to disk. Defaults to [`FsyncPolicy::Always`].
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// Builds the storage. No file or directory is created until the first
+    /// write (so read-only tools leave no trace); call
+    /// [`JsonlStorage::ensure_writable`] to check write access up front.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Config`] if the user name is empty or too long, or
+    /// `EveryMillis(0)` was given.
+    pub fn build(self) -> Result<JsonlStorage, LedgerError> {
+        if self.fsync == FsyncPolicy::EveryMillis(0) {
+            return Err(LedgerError::Config(
+                "FsyncPolicy::EveryMillis(0) syncs on every append: use FsyncPolicy::Always, or a \
+                 period of at least 1 ms"
+                    .to_owned(),
+            ));
+        }
+        let user = self.user.unwrap_or_else(files::os_user);
+        let file_user = sanitize_user(&user)?;
+        Ok(JsonlStorage {
+            inner: Arc::new(Inner {
+                dir: self.dir,
+                user,
+                file_user,
+                fsync: self.fsync,
+                writer: OnceLock::new(),
+            }),
+        })
+    }
+}
+
+/// One append-only JSONL file per user in a directory; see the [module
+/// docs](self) for the layout, concurrency and durability.
+///
+/// Cheap to clone: clones share the writer thread.
+#[derive(Debug, Clone)]
+pub struct JsonlStorage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    user: String,
+    file_user: String,
+    fsync: FsyncPolicy,
+    writer: OnceLock<WriterHandle>,
+}
+
+/// One line of `alerts_<user>.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+struct AlertLine {
+    key: String,
+    #[serde(default)]
+    ts: Option<String>,
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+impl JsonlStorage {
+    /// A storage in `dir` with the default user and policy; the same as
+    /// `JsonlStorage::builder(dir).build()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`JsonlStorageBuilder::build`].
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LedgerError> {
+        Self::builder(dir).build()
+    }
+
+    /// A builder for a storage in `dir` (use [`DEFAULT_DIR`] for the usual
+    /// `data/metadata`).
+    pub fn builder(dir: impl Into<PathBuf>) -> JsonlStorageBuilder {
+        JsonlStorageBuilder {
+            dir: dir.into(),
+            user: None,
+            fsync: FsyncPolicy::default(),
+        }
+    }
+
+    /// The default directory, [`DEFAULT_DIR`].
+    pub fn default_dir() -> PathBuf {
+        PathBuf::from(DEFAULT_DIR)
+    }
+
+    /// The directory holding the ledger files.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The user this storage appends as (as given, not sanitised).
+    pub fn user(&self) -> &str {
+        &self.inner.user
+    }
+
+    /// The durability policy.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.inner.fsync
+    }
+
+    /// This user's ledger file, `<dir>/costs_<user>.jsonl`.
+    pub fn ledger_path(&self) -> PathBuf {
+        self.inner
+            .dir
+            .join(format!("costs_{}.jsonl", self.inner.file_user))
+    }
+
+    /// This user's alert history, `<dir>/alerts_<user>.jsonl`.
+    pub fn alerts_path(&self) -> PathBuf {
+        self.inner
+            .dir
+            .join(format!("alerts_{}.jsonl", self.inner.file_user))
+    }
+
+    /// Where corrupt lines are copied, `<dir>/quarantine`.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.inner.dir.join("quarantine")
+    }
+
+    /// Where resets move files, `<dir>/archive`.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.inner.dir.join("archive")
+    }
+
+    /// Every ledger file of the team view (`costs_*.jsonl`, sorted), not
+    /// counting the legacy `costs.json`. Empty if the directory is missing.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`] if the directory cannot be listed.
+    pub fn ledger_files(&self) -> Result<Vec<PathBuf>, LedgerError> {
+        read::ledger_files(&self.inner.dir)
+    }
+
+    /// Creates the directory and this user's ledger file if needed and
+    /// checks they can be appended to, so a bad setup fails at startup
+    /// rather than at the first call.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`] naming the path and what to do (permission
+    /// denied, a directory where the file should be, read-only file
+    /// system...).
+    pub fn ensure_writable(&self) -> Result<(), LedgerError> {
+        ensure_dir(&self.inner.dir)?;
+        let path = self.ledger_path();
+        let file = open_locked_append(&path, "append to")?;
+        drop(LockGuard(&file));
+        Ok(())
+    }
+
+    /// Scans the team view synchronously, calling `f` with every record
+    /// that matches `filter` and every corrupt line, in file order (the
+    /// legacy `costs.json` first, then `costs_*.jsonl` by name; append
+    /// order within a file). Memory stays flat: one line at a time.
+    ///
+    /// Blocking: call it from a plain thread or `spawn_blocking`, not from
+    /// an async task. [`Storage::scan`] is the async form.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`] if the directory or a file cannot be read (a
+    /// missing directory is an empty ledger, not an error).
+    pub fn scan_blocking(
+        &self,
+        filter: &ScanFilter,
+        mut f: impl FnMut(ScanItem),
+    ) -> Result<ScanSummary, LedgerError> {
+        read::scan_dir(&self.scan_context(), filter, &mut |item| {
+            f(item);
+            true
+        })
+    }
+
+    fn scan_context(&self) -> ScanContext {
+        ScanContext {
+            dir: self.inner.dir.clone(),
+            legacy_user: self.inner.user.clone(),
+            quarantine: Quarantine {
+                dir: Some(self.quarantine_dir()),
+            },
+        }
+    }
+
+    fn writer(&self) -> Result<&WriterHandle, LedgerError> {
+        if let Some(w) = self.inner.writer.get() {
+            return Ok(w);
+        }
+        let handle = WriterHandle::spawn(self.ledger_path(), self.inner.fsync)?;
+        // If another thread won the race, its handle is used and ours is
+        // dropped (its idle thread exits at once).
+        let _ = self.inner.writer.set(handle);
+        self.inner
+            .writer
+            .get()
+            .ok_or_else(|| LedgerError::Config("the ledger writer failed to start".to_owned()))
+    }
+
+    async fn submit(&self, bytes: Vec<u8>) -> Result<(), LedgerError> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let path = self.ledger_path();
+        self.writer()?.send(Job::Write { bytes, ack }, &path)?;
+        done.await.map_err(|_| stopped(&path))?
+    }
+
+    fn mark_alert_blocking(
+        &self,
+        key: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, LedgerError> {
+        ensure_dir(&self.inner.dir)?;
+        let path = self.alerts_path();
+        let file = open_locked_append(&path, "record an alert in")?;
+        let guard = LockGuard(&file);
+        if alert_in(&file, key, &path)? {
+            return Ok(false);
+        }
+        let line = AlertLine {
+            key: key.to_owned(),
+            ts: Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            payload: payload.clone(),
+        };
+        let mut bytes = serde_json::to_vec(&line)?;
+        bytes.push(b'\n');
+        writer::append_bytes(&file, &bytes, None)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| io_error(&path, "record an alert in", e))?;
+        drop(guard);
+        Ok(true)
+    }
+
+    fn alert_fired_blocking(&self, key: &str) -> Result<bool, LedgerError> {
+        let path = self.alerts_path();
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_error(&path, "read the alert history", e)),
+        };
+        file.lock_shared().map_err(|e| io_error(&path, "lock", e))?;
+        let _guard = LockGuard(&file);
+        alert_in(&file, key, &path)
+    }
+
+    fn reset_blocking(&self, scope: &ResetScope) -> Result<ResetReport, LedgerError> {
+        let dir = &self.inner.dir;
+        let legacy = dir.join(LEGACY_FILE);
+        let mut targets: Vec<PathBuf> = match scope {
+            ResetScope::User(u) => {
+                let s = sanitize_user(u)?;
+                let mut v = vec![
+                    dir.join(format!("costs_{s}.jsonl")),
+                    dir.join(format!("alerts_{s}.jsonl")),
+                ];
+                // The legacy file's records are attributed to this storage's
+                // user, so it goes with that user's reset.
+                if *u == self.inner.user {
+                    v.push(legacy.clone());
+                }
+                v
+            }
+            ResetScope::All => {
+                let mut v = read::ledger_files(dir)?;
+                v.extend(read::list_matching(dir, "alerts_", ".jsonl")?);
+                v.push(legacy.clone());
+                v
+            }
+        };
+        targets.retain(|p| p.exists());
+        if targets.is_empty() {
+            return Ok(ResetReport::default());
+        }
+        let archive = create_archive_dir(&self.archive_dir())?;
+        let mut report = ResetReport {
+            archived_to: Some(archive.display().to_string()),
+            moved: Vec::new(),
+            records: 0,
+        };
+        for path in targets {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dest = archive.join(&name);
+            let file = File::open(&path).map_err(|e| io_error(&path, "archive", e))?;
+            if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                return Err(io_error(
+                    &path,
+                    "archive",
+                    std::io::Error::new(ErrorKind::IsADirectory, "is a directory"),
+                ));
+            }
+            // Hold the lock while moving, so no append is cut in half; a
+            // writer waiting on it sees the file moved and opens a new one.
+            file.lock().map_err(|e| io_error(&path, "lock", e))?;
+            let guard = LockGuard(&file);
+            if path == legacy {
+                report.records += count_legacy(&path, &self.inner.user)?;
+            } else if name.starts_with("costs_") {
+                report.records +=
+                    read::count_records(&file).map_err(|e| io_error(&path, "archive", e))?;
+            }
+            std::fs::rename(&path, &dest).map_err(|e| io_error(&path, "move to the archive", e))?;
+            drop(guard);
+            report.moved.push(name);
+        }
+        sync_dir(&archive);
+        sync_dir(dir);
+        tracing::info!(archive = %archive.display(), moved = ?report.moved, records = report.records, "ledger reset");
+        Ok(report)
+    }
+}
+
+fn stopped(path: &Path) -> LedgerError {
+    io_error(
+        path,
+        "append to",
+        std::io::Error::other("the ledger writer thread stopped before confirming the append"),
+    )
+}
+
+/// Whether `key` is in an alert history file (read from the start).
+fn alert_in(file: &File, key: &str, path: &Path) -> Result<bool, LedgerError> {
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| io_error(path, "read the alert history", e))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if let Ok(a) = serde_json::from_slice::<AlertLine>(&line) {
+            if a.key == key {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+fn count_legacy(path: &Path, user: &str) -> Result<u64, LedgerError> {
+    let mut summary = ScanSummary::default();
+    legacy::scan_legacy(
+        path,
+        user,
+        &Quarantine { dir: None },
+        &ScanFilter::default(),
+        &mut summary,
+        &mut |_| true,
+    )?;
+    Ok(summary.records)
+}
+
+/// Creates `archive/<UTC timestamp>[-n]`, unique even for two resets in the
+/// same millisecond.
+fn create_archive_dir(root: &Path) -> Result<PathBuf, LedgerError> {
+    ensure_dir(root)?;
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    for n in 0u32.. {
+        let name = if n == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
+        let path = root.join(name);
+        match std::fs::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && n < 1000 => continue,
+            Err(e) => return Err(io_error(&path, "create the archive directory", e)),
+        }
+    }
+    Err(LedgerError::Config(
+        "no free archive directory name".to_owned(),
+    ))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, LedgerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LedgerError::Backend(Box::new(e)))?
+}
+
+#[async_trait]
+impl Storage for JsonlStorage {
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        let mut bytes = serde_json::to_vec(record)?;
+        bytes.push(b'\n');
+        self.submit(bytes).await
+    }
+
+    async fn append_batch(&self, records: &[CostRecord]) -> Result<(), LedgerError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(records.len() * 420);
+        for r in records {
+            serde_json::to_writer(&mut bytes, r)?;
+            bytes.push(b'\n');
+        }
+        self.submit(bytes).await
+    }
+
+    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
+        type Batch = Vec<Result<ScanItem, LedgerError>>;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(SCAN_CHANNEL);
+        let ctx = self.scan_context();
+        let filter = filter.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut batch: Batch = Vec::with_capacity(SCAN_BATCH);
+            let mut receiver_gone = false;
+            let mut sink = |item: ScanItem| {
+                batch.push(Ok(item));
+                if batch.len() >= SCAN_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH));
+                    if tx.blocking_send(full).is_err() {
+                        receiver_gone = true;
+                        return false;
+                    }
+                }
+                true
+            };
+            let result = read::scan_dir(&ctx, &filter, &mut sink);
+            if receiver_gone {
+                return;
+            }
+            if let Err(e) = result {
+                batch.push(Err(e));
+            }
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(batch);
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|batch| (futures_util::stream::iter(batch), rx))
+        })
+        .flatten();
+        Ok(Box::pin(stream))
+    }
+
+    async fn aggregate(&self, filter: &ScanFilter) -> Result<Aggregate, LedgerError> {
+        let this = self.clone();
+        let filter = filter.clone();
+        blocking(move || {
+            let mut agg = Aggregate::default();
+            this.scan_blocking(&filter, |item| match item {
+                ScanItem::Record(r) => {
+                    agg.calls += 1;
+                    match r.nano_usd {
+                        Some(c) => agg.nano_usd += c,
+                        None => agg.unpriced_calls += 1,
+                    }
+                }
+                ScanItem::Corrupt(_) => agg.corrupted_lines += 1,
+            })?;
+            Ok(agg)
+        })
+        .await
+    }
+
+    async fn mark_alert(
+        &self,
+        key: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, LedgerError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        let payload = payload.clone();
+        blocking(move || this.mark_alert_blocking(&key, &payload)).await
+    }
+
+    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || this.alert_fired_blocking(&key)).await
+    }
+
+    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
+        let this = self.clone();
+        blocking(move || this.reset_blocking(&scope)).await
+    }
+
+    async fn flush(&self) -> Result<(), LedgerError> {
+        let Some(w) = self.inner.writer.get() else {
+            return Ok(());
+        };
+        let path = self.ledger_path();
+        let (ack, done) = tokio::sync::oneshot::channel();
+        w.send(Job::Flush { ack }, &path)?;
+        done.await.map_err(|_| stopped(&path))?
+    }
+}

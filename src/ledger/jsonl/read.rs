@@ -1,0 +1,507 @@
+//! Reading the ledger: line splitting with a 1 MiB cap, the fast record
+//! parser, quarantine of corrupt lines, and the directory scan (team view).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+
+use super::files::{fnv1a64, io_error, LockGuard};
+use super::legacy;
+use super::{ScanSummary, LEGACY_FILE};
+use crate::ledger::{CorruptLine, CostRecord, LedgerError, ScanFilter, ScanItem};
+use crate::{Mode, Money, Usage};
+
+/// A line longer than this (without its newline) is corrupt.
+pub(crate) const MAX_LINE: usize = 1 << 20;
+
+/// What the scan callback says: keep going or stop.
+pub(crate) type Sink<'a> = dyn FnMut(ScanItem) -> bool + 'a;
+
+/// Where corrupt lines are copied, once.
+#[derive(Debug, Clone)]
+pub(crate) struct Quarantine {
+    pub(crate) dir: Option<PathBuf>,
+}
+
+impl Quarantine {
+    /// Copies `bytes` (line `line` of `source_name`) to the quarantine
+    /// directory unless an identical copy is already there. The name holds
+    /// the source, the line number and a hash of the content, so a line is
+    /// copied once however often it is read, and `create_new` makes that
+    /// hold across processes too. Returns where the copy is.
+    pub(crate) fn keep(&self, source_name: &str, line: u64, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        let name = format!("{source_name}.line-{line}.{:016x}.bad", fnv1a64(0, bytes));
+        let path = dir.join(name);
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the ledger quarantine directory");
+            return None;
+        }
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => match f.write_all(bytes) {
+                Ok(()) => Some(path),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot copy a corrupt ledger line to quarantine");
+                    let _ = std::fs::remove_file(&path);
+                    None
+                }
+            },
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Some(path),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot copy a corrupt ledger line to quarantine");
+                None
+            }
+        }
+    }
+}
+
+/// Splits a reader into lines of at most [`MAX_LINE`] bytes.
+struct Lines<R> {
+    inner: BufReader<R>,
+    number: u64,
+}
+
+enum Line {
+    /// A line (without its `\n`); `complete` is false for a final line with
+    /// no newline (a torn tail).
+    Normal { complete: bool },
+    /// Longer than [`MAX_LINE`]: `buf` holds its first bytes, `len` is the
+    /// full length.
+    Oversized { len: u64 },
+}
+
+impl<R: Read> Lines<R> {
+    fn new(inner: R) -> Self {
+        Lines {
+            inner: BufReader::with_capacity(256 * 1024, inner),
+            number: 0,
+        }
+    }
+
+    fn next(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<Line>> {
+        buf.clear();
+        let limit = MAX_LINE as u64 + 1;
+        let n = (&mut self.inner).take(limit).read_until(b'\n', buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Some(Line::Normal { complete: true }));
+        }
+        if n as u64 <= MAX_LINE as u64 {
+            return Ok(Some(Line::Normal { complete: false }));
+        }
+        // Oversized: skip to the end of the line without holding it.
+        let mut len = n as u64;
+        let mut scratch = Vec::with_capacity(64 * 1024);
+        loop {
+            scratch.clear();
+            let m = (&mut self.inner)
+                .take(64 * 1024)
+                .read_until(b'\n', &mut scratch)?;
+            len += m as u64;
+            if m == 0 {
+                break;
+            }
+            if scratch.last() == Some(&b'\n') {
+                len -= 1;
+                break;
+            }
+        }
+        Ok(Some(Line::Oversized { len }))
+    }
+}
+
+/// The common shape of a line, without `flatten` (which buffers every
+/// field): any line with a field this struct does not know falls back to
+/// the full [`CostRecord`] parse, which keeps unknown fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastRecord<'a> {
+    #[serde(default = "one")]
+    v: u32,
+    #[serde(borrow)]
+    id: &'a str,
+    #[serde(borrow)]
+    ts: &'a str,
+    user: String,
+    #[serde(default)]
+    team: Option<String>,
+    provider: String,
+    model: String,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    cache_read_tokens: u64,
+    #[serde(default)]
+    cache_write_5m_tokens: u64,
+    #[serde(default)]
+    cache_write_1h_tokens: u64,
+    #[serde(default)]
+    reasoning_tokens: u64,
+    #[serde(default)]
+    nano_usd: Option<i64>,
+    #[serde(default)]
+    cached: bool,
+    #[serde(default)]
+    saved_nano_usd: Option<i64>,
+    #[serde(default)]
+    latency_ms: u64,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    price_version: Option<String>,
+}
+
+fn one() -> u32 {
+    crate::ledger::SCHEMA_VERSION
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the ledger writes.
+fn parse_ts_fast(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut n = 0u32;
+        for &c in &b[r] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u32::from(c - b'0');
+        }
+        Some(n)
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)?;
+    let time = date.and_hms_milli_opt(num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?)?;
+    Some(time.and_utc())
+}
+
+fn fast_parse(line: &[u8]) -> Option<CostRecord> {
+    let f: FastRecord<'_> = serde_json::from_slice(line).ok()?;
+    let ts = parse_ts_fast(f.ts)?;
+    let id = ulid::Ulid::from_string(f.id).ok()?;
+    Some(CostRecord {
+        v: f.v,
+        id,
+        ts,
+        user: f.user,
+        team: f.team,
+        provider: f.provider,
+        model: f.model,
+        mode: f.mode,
+        usage: Usage {
+            input_tokens: f.input_tokens,
+            output_tokens: f.output_tokens,
+            cache_read_tokens: f.cache_read_tokens,
+            cache_write_5m_tokens: f.cache_write_5m_tokens,
+            cache_write_1h_tokens: f.cache_write_1h_tokens,
+            reasoning_tokens: f.reasoning_tokens,
+        },
+        nano_usd: f.nano_usd.map(Money::from_nanos),
+        cached: f.cached,
+        saved_nano_usd: f.saved_nano_usd.map(Money::from_nanos),
+        latency_ms: f.latency_ms,
+        request_id: f.request_id,
+        tags: f.tags,
+        price_version: f.price_version,
+        extra: serde_json::Map::new(),
+    })
+}
+
+/// Parses one ledger line: the fast path for lines in the shape this
+/// version writes, the full parse (keeping unknown fields) otherwise.
+pub(crate) fn parse_line(line: &[u8]) -> Result<CostRecord, String> {
+    if let Some(r) = fast_parse(line) {
+        return Ok(r);
+    }
+    match serde_json::from_slice::<CostRecord>(line) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            if std::str::from_utf8(line).is_err() {
+                Err("not UTF-8 text (binary data)".to_owned())
+            } else {
+                Err(format!("not a ledger record: {e}"))
+            }
+        }
+    }
+}
+
+/// Everything a scan needs besides the filter.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanContext {
+    pub(crate) dir: PathBuf,
+    /// Who legacy records without a user belong to.
+    pub(crate) legacy_user: String,
+    pub(crate) quarantine: Quarantine,
+}
+
+/// The `costs_*.jsonl` files in `dir`, sorted by name. A missing directory
+/// has none.
+pub(crate) fn ledger_files(dir: &Path) -> Result<Vec<PathBuf>, LedgerError> {
+    list_matching(dir, "costs_", ".jsonl")
+}
+
+/// Entries of `dir` named `<prefix>*<suffix>`, sorted.
+pub(crate) fn list_matching(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Vec<PathBuf>, LedgerError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, "list the ledger directory", e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| io_error(dir, "list the ledger directory", e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() > prefix.len() + suffix.len()
+            && name.starts_with(prefix)
+            && name.ends_with(suffix)
+        {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Scans the whole directory: the legacy file first, then every
+/// `costs_*.jsonl` in name order. Stops early if `sink` returns false.
+pub(crate) fn scan_dir(
+    ctx: &ScanContext,
+    filter: &ScanFilter,
+    sink: &mut Sink<'_>,
+) -> Result<ScanSummary, LedgerError> {
+    let mut summary = ScanSummary::default();
+    let legacy_path = ctx.dir.join(LEGACY_FILE);
+    if legacy_path.is_file() || legacy_path.is_dir() {
+        summary.files.push(legacy_path.clone());
+        let go_on = legacy::scan_legacy(
+            &legacy_path,
+            &ctx.legacy_user,
+            &ctx.quarantine,
+            filter,
+            &mut summary,
+            sink,
+        )?;
+        if !go_on {
+            return Ok(summary);
+        }
+    }
+    for path in ledger_files(&ctx.dir)? {
+        summary.files.push(path.clone());
+        if !scan_file(&path, &ctx.quarantine, filter, &mut summary, sink)? {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
+/// Scans one JSONL ledger file up to its length at the start of the scan
+/// (taken under a shared lock, so no append is half-seen). Returns false
+/// if the sink asked to stop.
+pub(crate) fn scan_file(
+    path: &Path,
+    quarantine: &Quarantine,
+    filter: &ScanFilter,
+    summary: &mut ScanSummary,
+    sink: &mut Sink<'_>,
+) -> Result<bool, LedgerError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        // Moved away by a concurrent reset: nothing to read.
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(io_error(path, "read", e)),
+    };
+    let meta = file.metadata().map_err(|e| io_error(path, "read", e))?;
+    if meta.is_dir() {
+        return Err(io_error(
+            path,
+            "read",
+            io::Error::new(ErrorKind::IsADirectory, "is a directory"),
+        ));
+    }
+    let snapshot = {
+        file.lock_shared().map_err(|e| io_error(path, "lock", e))?;
+        let _guard = LockGuard(&file);
+        file.metadata()
+            .map_err(|e| io_error(path, "read", e))?
+            .len()
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut lines = Lines::new((&file).take(snapshot));
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let line = lines
+            .next(&mut buf)
+            .map_err(|e| io_error(path, "read", e))?;
+        let Some(line) = line else { break };
+        let reason = match line {
+            Line::Normal { complete } => {
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match parse_line(&buf) {
+                    Ok(rec) => {
+                        summary.records += 1;
+                        if filter.matches(&rec) {
+                            summary.matched += 1;
+                            if !sink(ScanItem::Record(rec)) {
+                                return Ok(false);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(why) if !complete => {
+                        format!("torn final line (a writer stopped mid-append): {why}")
+                    }
+                    Err(why) => why,
+                }
+            }
+            Line::Oversized { len } => format!(
+                "line is {len} bytes, over the 1 MiB limit (the quarantine copy keeps the first 1 MiB)"
+            ),
+        };
+        summary.corrupt += 1;
+        let corrupt = CorruptLine {
+            source: path.display().to_string(),
+            line: lines.number,
+            quarantined_to: quarantine.keep(&name, lines.number, &buf),
+            reason,
+        };
+        tracing::warn!(
+            file = %corrupt.source,
+            line = corrupt.line,
+            reason = %corrupt.reason,
+            "skipped a corrupt ledger line"
+        );
+        if !sink(ScanItem::Corrupt(corrupt)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Counts the good records of a (locked) ledger file from its start.
+pub(crate) fn count_records(file: &File) -> io::Result<u64> {
+    let mut lines = Lines::new(file);
+    let mut buf = Vec::with_capacity(1024);
+    let mut n = 0;
+    while let Some(line) = lines.next(&mut buf)? {
+        if matches!(line, Line::Normal { .. }) && parse_line(&buf).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_equals_full_parse() {
+        let mut r = CostRecord::new("al\"ice", "openai", "gpt-4o", Usage::new(3, 4));
+        r.team = Some("t".into());
+        r.nano_usd = Some(Money::from_nanos(-5));
+        r.saved_nano_usd = Some(Money::from_nanos(9));
+        r.tags.insert("k".into(), "v\n".into());
+        r.request_id = Some("req_1".into());
+        r.price_version = Some("2026-11-01:gpt-4o".into());
+        r.mode = Mode::Batch;
+        r.cached = true;
+        r.latency_ms = 12;
+        let line = serde_json::to_vec(&r).expect("ser");
+        let fast = fast_parse(&line).expect("fast path taken");
+        let full: CostRecord = serde_json::from_slice(&line).expect("full");
+        assert_eq!(fast, full);
+        assert_eq!(fast, r);
+    }
+
+    #[test]
+    fn unknown_fields_take_the_full_path() {
+        let r = CostRecord::new("a", "openai", "gpt-4o", Usage::new(1, 1));
+        let mut v = serde_json::to_value(&r).expect("ser");
+        v["new_field"] = serde_json::json!([1, 2]);
+        let line = serde_json::to_vec(&v).expect("ser");
+        assert!(fast_parse(&line).is_none());
+        let parsed = parse_line(&line).expect("parse");
+        assert_eq!(parsed.extra.len(), 1, "{:?}", parsed.extra);
+        assert_eq!(parsed.extra["new_field"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn other_timestamp_forms_fall_back() {
+        assert!(parse_ts_fast("2026-11-01T10:00:00.123Z").is_some());
+        assert!(parse_ts_fast("2026-11-01T10:00:00Z").is_none());
+        assert!(parse_ts_fast("2026-13-01T10:00:00.123Z").is_none());
+        let line = br#"{"v":1,"id":"01JDQ3Z6Y2V8W5H4K7M9N0P1Q2","ts":"2026-11-01T12:00:00+02:00","user":"u","provider":"p","model":"m"}"#;
+        let r = parse_line(line).expect("parse");
+        assert_eq!(r.ts.to_rfc3339(), "2026-11-01T10:00:00+00:00");
+    }
+
+    #[test]
+    fn lines_cap_length_and_flag_torn_tails() {
+        let mut data = Vec::new();
+        data.extend_from_slice(b"short\r\n");
+        data.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        data.extend_from_slice(b"\nexact");
+        data.extend(std::iter::repeat_n(b'y', MAX_LINE - 5));
+        data.extend_from_slice(b"\ntail");
+        let mut lines = Lines::new(&data[..]);
+        let mut buf = Vec::new();
+        assert!(matches!(
+            lines.next(&mut buf).expect("io"),
+            Some(Line::Normal { complete: true })
+        ));
+        assert_eq!(buf, b"short");
+        match lines.next(&mut buf).expect("io") {
+            Some(Line::Oversized { len }) => assert_eq!(len, MAX_LINE as u64 + 10),
+            _ => panic!("expected oversized"),
+        }
+        assert!(matches!(
+            lines.next(&mut buf).expect("io"),
+            Some(Line::Normal { complete: true })
+        ));
+        assert_eq!(buf.len(), MAX_LINE);
+        assert!(matches!(
+            lines.next(&mut buf).expect("io"),
+            Some(Line::Normal { complete: false })
+        ));
+        assert_eq!(buf, b"tail");
+        assert_eq!(lines.number, 4);
+        assert!(lines.next(&mut buf).expect("io").is_none());
+    }
+}
