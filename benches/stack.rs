@@ -48,9 +48,11 @@ fn estimator(c: &mut Criterion) {
         EstimatePolicy::Exact,
     ] {
         let e = Estimator::new(policy);
-        g.bench_with_input(BenchmarkId::from_parameter(format!("{policy:?}")), &req, |b, r| {
-            b.iter(|| e.total_tokens(black_box(r)))
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(format!("{policy:?}")),
+            &req,
+            |b, r| b.iter(|| e.total_tokens(black_box(r))),
+        );
     }
     g.finish();
 }
@@ -61,7 +63,8 @@ fn cache_hit(c: &mut Criterion) {
     let svc = ServiceBuilder::new()
         .layer(CacheLayer::default())
         .service(SimulatedProvider::new());
-    rt.block_on(svc.clone().oneshot(req.clone())).expect("warm the entry");
+    rt.block_on(svc.clone().oneshot(req.clone()))
+        .expect("warm the entry");
     c.bench_function("cache/hit_2kb", |b| {
         b.to_async(&rt)
             .iter(|| svc.clone().oneshot(black_box(req.clone())))

@@ -140,7 +140,7 @@ impl Rule {
     fn failure_for(&self, call: u64) -> Option<&Failure> {
         match self {
             Rule::First(n, f) => (call <= *n).then_some(f),
-            Rule::Every(n, f) => (call % n.get() == 0).then_some(f),
+            Rule::Every(n, f) => call.is_multiple_of(n.get()).then_some(f),
         }
     }
 }
@@ -259,7 +259,8 @@ impl SimulatedProvider {
         let provider = self.provider_for(req);
         let prompt = TiktokenCounter::for_model(&req.model).count_request(req);
         let cap = req.max_tokens.map_or(u64::MAX, u64::from);
-        let natural = MIN_OUTPUT_TOKENS + content_hash(req) % (MAX_OUTPUT_TOKENS - MIN_OUTPUT_TOKENS + 1);
+        let natural =
+            MIN_OUTPUT_TOKENS + content_hash(req) % (MAX_OUTPUT_TOKENS - MIN_OUTPUT_TOKENS + 1);
         let output = natural.min(cap);
         let model = match &self.config.model_suffix {
             Some(suffix) => format!("{}-{suffix}", req.model),
@@ -379,6 +380,7 @@ impl Service<ChatRequest> for SimulatedProvider {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::Message;

@@ -1,6 +1,8 @@
 //! The layers, each alone, on the simulated provider, `tower_test::mock` or
 //! a `service_fn`, with tokio's paused clock.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "layers/support.rs"]
 mod support;
 

@@ -32,7 +32,10 @@ async fn a_hit_is_marked_cached_and_keeps_the_usage_it_saved() {
 
     let start = tokio::time::Instant::now();
     let hit = svc.clone().oneshot(r.clone()).await.unwrap();
-    assert!(start.elapsed().is_zero(), "a hit does not wait for the provider");
+    assert!(
+        start.elapsed().is_zero(),
+        "a hit does not wait for the provider"
+    );
     assert!(hit.cached);
     assert_eq!(hit.text, miss.text);
     assert_eq!(hit.usage, miss.usage, "the usage the hit saved");
@@ -171,7 +174,10 @@ async fn entries_expire_after_the_time_to_live() {
     tokio::time::advance(Duration::from_secs(599)).await;
     assert!(svc.clone().oneshot(r.clone()).await.unwrap().cached);
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert!(!svc.clone().oneshot(r.clone()).await.unwrap().cached, "expired");
+    assert!(
+        !svc.clone().oneshot(r.clone()).await.unwrap().cached,
+        "expired"
+    );
     assert_eq!(provider.calls(), 2);
     // The fresh answer is stored again.
     assert!(svc.clone().oneshot(r).await.unwrap().cached);
@@ -207,7 +213,9 @@ async fn capacity_is_weighted_by_response_size() {
 async fn clones_and_services_of_one_layer_share_the_cache() {
     let provider = SimulatedProvider::new();
     let layer = CacheLayer::default();
-    let a = ServiceBuilder::new().layer(layer.clone()).service(provider.clone());
+    let a = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(provider.clone());
     let b = ServiceBuilder::new().layer(layer).service(provider.clone());
     a.clone().oneshot(req("gpt-4o", "shared")).await.unwrap();
     assert!(b.oneshot(req("gpt-4o", "shared")).await.unwrap().cached);
@@ -234,7 +242,9 @@ async fn a_hit_never_reaches_the_inner_service_and_readiness_is_respected() {
     // tower_test's mock panics if `call` reaches a clone that was not
     // polled ready: this checks the layer calls the service it readied.
     let (mock, mut handle) = tower_test::mock::pair::<costlayer::ChatRequest, ChatResponse>();
-    let svc = ServiceBuilder::new().layer(CacheLayer::default()).service(mock);
+    let svc = ServiceBuilder::new()
+        .layer(CacheLayer::default())
+        .service(mock);
     let r = req("gpt-4o", "mock");
     let first = tokio::spawn(svc.clone().oneshot(r.clone()));
     let (got, send) = handle.next_request().await.unwrap();
@@ -261,13 +271,19 @@ async fn the_outcome_is_recorded_in_the_span_and_nothing_secret_is() {
         let fut = svc.call(r);
         in_call_span(&dispatch, fut)
     };
-    ServiceExt::<costlayer::ChatRequest>::ready(&mut svc).await.unwrap();
+    ServiceExt::<costlayer::ChatRequest>::ready(&mut svc)
+        .await
+        .unwrap();
     run(&mut svc, r.clone()).await.unwrap();
     assert_eq!(captured.field("costlayer.cache").as_deref(), Some("miss"));
-    ServiceExt::<costlayer::ChatRequest>::ready(&mut svc).await.unwrap();
+    ServiceExt::<costlayer::ChatRequest>::ready(&mut svc)
+        .await
+        .unwrap();
     run(&mut svc, r.clone()).await.unwrap();
     assert_eq!(captured.field("costlayer.cache").as_deref(), Some("hit"));
-    ServiceExt::<costlayer::ChatRequest>::ready(&mut svc).await.unwrap();
+    ServiceExt::<costlayer::ChatRequest>::ready(&mut svc)
+        .await
+        .unwrap();
     run(&mut svc, r.temperature(1.0)).await.unwrap();
     assert_eq!(captured.field("costlayer.cache").as_deref(), Some("bypass"));
 
@@ -280,12 +296,17 @@ async fn the_outcome_is_recorded_in_the_span_and_nothing_secret_is() {
 #[test]
 fn cache_keys_hold_no_secret_and_ignore_attribution() {
     let secret = "sk-ant-api03-SECRET";
-    let a = req("claude-sonnet-4-5", secret).user("alice").tag("api_key_hint", secret);
+    let a = req("claude-sonnet-4-5", secret)
+        .user("alice")
+        .tag("api_key_hint", secret);
     let b = req("claude-sonnet-4-5", secret).user("bob");
     let ka = CacheKey::for_request(&a, None).unwrap();
     assert_eq!(ka, CacheKey::for_request(&b, None).unwrap());
     for shown in [ka.to_hex(), format!("{ka:?}"), ka.to_string()] {
-        assert!(!shown.contains("SECRET") && !shown.contains("alice"), "{shown}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("alice"),
+            "{shown}"
+        );
     }
 }
 

@@ -46,13 +46,14 @@ fn exact_estimate(r: &ChatRequest) -> Usage {
 async fn the_rpm_ceiling_holds_over_a_simulated_minute_in_arrival_order() {
     let calls = Calls::default();
     let svc = ServiceBuilder::new()
-        .layer(RateLimitLayer::new(Quota::requests_per_minute(nz(10))).max_wait(Duration::from_secs(600)))
+        .layer(
+            RateLimitLayer::new(Quota::requests_per_minute(nz(10)))
+                .max_wait(Duration::from_secs(600)),
+        )
         .service(billing(calls.clone(), exact_estimate));
     let start = Instant::now();
-    let results = join_all(
-        (0..25).map(|i| svc.clone().oneshot(req("gpt-4o", &format!("call {i}")))),
-    )
-    .await;
+    let results =
+        join_all((0..25).map(|i| svc.clone().oneshot(req("gpt-4o", &format!("call {i}"))))).await;
     assert!(results.iter().all(Result::is_ok));
     let offsets = calls.offsets(start);
     // The burst of 10 at once, then one every 6 s.
@@ -61,9 +62,19 @@ async fn the_rpm_ceiling_holds_over_a_simulated_minute_in_arrival_order() {
         .collect();
     assert_eq!(offsets, expected);
     // Within the first minute: the burst plus the refill, never more.
-    assert_eq!(offsets.iter().filter(|t| **t < Duration::from_secs(60)).count(), 19);
+    assert_eq!(
+        offsets
+            .iter()
+            .filter(|t| **t < Duration::from_secs(60))
+            .count(),
+        19
+    );
     // First come, first served.
-    let order: Vec<String> = calls.requests().iter().map(|r| r.messages[0].content.text()).collect();
+    let order: Vec<String> = calls
+        .requests()
+        .iter()
+        .map(|r| r.messages[0].content.text())
+        .collect();
     let arrival: Vec<String> = (0..25).map(|i| format!("call {i}")).collect();
     assert_eq!(order, arrival);
 }
@@ -74,7 +85,10 @@ async fn the_tpm_ceiling_holds_over_a_simulated_minute() {
     let r = req("gpt-4o", "weigh me").max_tokens(190);
     let w = Estimator::new(EstimatePolicy::Exact).total_tokens(&r);
     let svc = ServiceBuilder::new()
-        .layer(RateLimitLayer::new(Quota::tokens_per_minute(nz(1_000))).max_wait(Duration::from_secs(600)))
+        .layer(
+            RateLimitLayer::new(Quota::tokens_per_minute(nz(1_000)))
+                .max_wait(Duration::from_secs(600)),
+        )
         .service(billing(calls.clone(), exact_estimate));
     let start = Instant::now();
     join_all((0..12).map(|_| svc.clone().oneshot(r.clone()))).await;
@@ -89,7 +103,10 @@ async fn the_tpm_ceiling_holds_over_a_simulated_minute() {
         })
         .collect();
     assert_eq!(offsets, expected);
-    let in_first_minute = offsets.iter().filter(|t| **t < Duration::from_secs(60)).count() as u64;
+    let in_first_minute = offsets
+        .iter()
+        .filter(|t| **t < Duration::from_secs(60))
+        .count() as u64;
     assert!(in_first_minute * w <= 2_000, "{in_first_minute} x {w}");
 }
 
@@ -148,15 +165,23 @@ async fn a_failed_call_refunds_its_tokens_but_not_its_request() {
     let layer = RateLimitLayer::new(Quota::per_minute(nz(10), nz(1_000)));
     let limiter = layer.limiter();
     let svc = ServiceBuilder::new().layer(layer).service(provider);
-    svc.oneshot(req("gpt-4o", "x").max_tokens(500)).await.unwrap_err();
-    assert_eq!(limiter.available("openai:gpt-4o"), Some((Some(9), Some(1_000))));
+    svc.oneshot(req("gpt-4o", "x").max_tokens(500))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        limiter.available("openai:gpt-4o"),
+        Some((Some(9), Some(1_000)))
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_call_that_would_wait_past_max_wait_fails_at_once() {
     let calls = Calls::default();
     let svc = ServiceBuilder::new()
-        .layer(RateLimitLayer::new(Quota::requests_per_minute(nz(1))).max_wait(Duration::from_secs(10)))
+        .layer(
+            RateLimitLayer::new(Quota::requests_per_minute(nz(1)))
+                .max_wait(Duration::from_secs(10)),
+        )
         .service(billing(calls.clone(), exact_estimate));
     let start = Instant::now();
     svc.clone().oneshot(req("gpt-4o", "1")).await.unwrap();
@@ -184,7 +209,9 @@ async fn a_waiting_call_gives_up_at_max_wait() {
     // reservation; the second, queued with an expected wait of 30 s, sees
     // the debt and gives up at its 40 s deadline.
     let calls = Calls::default();
-    let slow = SimulatedProvider::builder().latency(Duration::from_secs(1)).build();
+    let slow = SimulatedProvider::builder()
+        .latency(Duration::from_secs(1))
+        .build();
     let big = req("gpt-4o", "big").max_tokens(990);
     let w_big = Estimator::new(EstimatePolicy::Exact).total_tokens(&big);
     let inner = billing(calls.clone(), move |_| Usage::new(w_big, w_big));
@@ -234,7 +261,9 @@ async fn fail_fast_never_waits() {
 async fn a_request_heavier_than_the_burst_fails_at_once() {
     let provider = SimulatedProvider::new();
     let svc = ServiceBuilder::new()
-        .layer(RateLimitLayer::new(Quota::tokens_per_minute(nz(100_000)).token_burst(nz(1_000))))
+        .layer(RateLimitLayer::new(
+            Quota::tokens_per_minute(nz(100_000)).token_burst(nz(1_000)),
+        ))
         .service(provider.clone());
     let e = svc
         .oneshot(req("gpt-4o", "x").max_tokens(5_000))
@@ -266,13 +295,22 @@ async fn a_small_request_does_not_overtake_a_large_one_queued_before_it() {
     let large = req("gpt-4o", "large").max_tokens(800);
     let small = req("gpt-4o", "small").max_tokens(1);
     let (w1, w2, w3) = (est(&first), est(&large), est(&small));
-    assert!(1_000 - w1 >= w3, "the small one would fit at once if it could overtake");
+    assert!(
+        1_000 - w1 >= w3,
+        "the small one would fit at once if it could overtake"
+    );
     let start = Instant::now();
     join_all([first, large, small].map(|r| svc.clone().oneshot(r))).await;
-    let order: Vec<String> = calls.requests().iter().map(|r| r.messages[0].content.text()).collect();
+    let order: Vec<String> = calls
+        .requests()
+        .iter()
+        .map(|r| r.messages[0].content.text())
+        .collect();
     assert_eq!(order, ["first", "large", "small"]);
     let offsets = calls.offsets(start);
-    let at = |tokens: u64| Duration::from_nanos((tokens as u128 * 60_000_000_000).div_ceil(1_000) as u64);
+    let at = |tokens: u64| {
+        Duration::from_nanos((tokens as u128 * 60_000_000_000).div_ceil(1_000) as u64)
+    };
     assert_eq!(offsets[1], at(w1 + w2 - 1_000));
     // Behind the large one, the small one waits for its own few tokens.
     assert_eq!(offsets[2], at(w1 + w2 + w3 - 1_000));
@@ -287,12 +325,20 @@ async fn a_cancelled_waiter_leaves_the_queue() {
     let start = Instant::now();
     svc.clone().oneshot(req("gpt-4o", "1")).await.unwrap();
     // Queued for 60 s, abandoned after 5.
-    let abandoned = tokio::time::timeout(Duration::from_secs(5), svc.clone().oneshot(req("gpt-4o", "2"))).await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_secs(5),
+        svc.clone().oneshot(req("gpt-4o", "2")),
+    )
+    .await;
     assert!(abandoned.is_err());
     // The next caller takes its place and goes when the bucket refills.
     svc.clone().oneshot(req("gpt-4o", "3")).await.unwrap();
     assert_eq!(calls.offsets(start), secs(&[0, 60]));
-    let order: Vec<String> = calls.requests().iter().map(|r| r.messages[0].content.text()).collect();
+    let order: Vec<String> = calls
+        .requests()
+        .iter()
+        .map(|r| r.messages[0].content.text())
+        .collect();
     assert_eq!(order, ["1", "3"]);
 }
 
@@ -321,8 +367,16 @@ async fn keys_default_to_provider_and_model_and_can_be_anything() {
         .service(billing(calls.clone(), exact_estimate));
     let start = Instant::now();
     per_model.clone().oneshot(req("gpt-4o", "a")).await.unwrap();
-    per_model.clone().oneshot(req("gpt-4o-mini", "b")).await.unwrap();
-    per_model.clone().oneshot(req("claude-haiku-4-5", "c")).await.unwrap();
+    per_model
+        .clone()
+        .oneshot(req("gpt-4o-mini", "b"))
+        .await
+        .unwrap();
+    per_model
+        .clone()
+        .oneshot(req("claude-haiku-4-5", "c"))
+        .await
+        .unwrap();
     assert!(start.elapsed().is_zero());
 
     let layer = RateLimitLayer::new(Quota::requests_per_minute(nz(1)))
@@ -331,10 +385,22 @@ async fn keys_default_to_provider_and_model_and_can_be_anything() {
     let per_user = ServiceBuilder::new()
         .layer(layer)
         .service(billing(calls.clone(), exact_estimate));
-    per_user.clone().oneshot(req("gpt-4o", "a").user("alice")).await.unwrap();
-    per_user.clone().oneshot(req("gpt-4o-mini", "b").user("bob")).await.unwrap();
+    per_user
+        .clone()
+        .oneshot(req("gpt-4o", "a").user("alice"))
+        .await
+        .unwrap();
+    per_user
+        .clone()
+        .oneshot(req("gpt-4o-mini", "b").user("bob"))
+        .await
+        .unwrap();
     assert!(start.elapsed().is_zero());
-    per_user.clone().oneshot(req("claude-haiku-4-5", "c").user("alice")).await.unwrap();
+    per_user
+        .clone()
+        .oneshot(req("claude-haiku-4-5", "c").user("alice"))
+        .await
+        .unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(60));
     assert!(limiter.available("alice").is_some());
     assert!(limiter.available("openai:gpt-4o").is_none());
@@ -352,10 +418,16 @@ async fn a_key_can_have_its_own_quota() {
         .service(billing(calls.clone(), exact_estimate));
     let start = Instant::now();
     for i in 0..3 {
-        svc.clone().oneshot(req("gpt-4o-mini", &i.to_string())).await.unwrap();
+        svc.clone()
+            .oneshot(req("gpt-4o-mini", &i.to_string()))
+            .await
+            .unwrap();
     }
     for i in 0..50 {
-        svc.clone().oneshot(req("gpt-4.1", &i.to_string())).await.unwrap();
+        svc.clone()
+            .oneshot(req("gpt-4.1", &i.to_string()))
+            .await
+            .unwrap();
     }
     assert!(start.elapsed().is_zero());
 }
@@ -367,8 +439,14 @@ async fn the_estimator_policy_sets_the_weight() {
     let limiter = layer.limiter();
     let r = req("gpt-4o", &"hello ".repeat(100)).max_tokens(10);
     let permit = limiter.try_acquire(&r).unwrap();
-    assert_eq!(permit.tokens(), Estimator::new(EstimatePolicy::UpperBound).total_tokens(&r));
+    assert_eq!(
+        permit.tokens(),
+        Estimator::new(EstimatePolicy::UpperBound).total_tokens(&r)
+    );
     assert!(permit.tokens() > Estimator::new(EstimatePolicy::Exact).total_tokens(&r));
     permit.settle(0);
-    assert_eq!(limiter.available("openai:gpt-4o"), Some((None, Some(100_000))));
+    assert_eq!(
+        limiter.available("openai:gpt-4o"),
+        Some((None, Some(100_000)))
+    );
 }

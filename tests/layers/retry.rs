@@ -100,7 +100,10 @@ async fn full_jitter_stays_under_the_exponential_ceiling_and_a_seed_reproduces_i
     assert_ne!(a, run(43).await);
     let gaps: Vec<Duration> = a.windows(2).map(|w| w[1] - w[0]).collect();
     for (gap, ceiling) in gaps.iter().zip([500, 1000, 2000]) {
-        assert!(*gap <= Duration::from_millis(ceiling), "{gap:?} > {ceiling}ms");
+        assert!(
+            *gap <= Duration::from_millis(ceiling),
+            "{gap:?} > {ceiling}ms"
+        );
     }
 }
 
@@ -280,20 +283,20 @@ async fn the_budget_is_shared_by_clones() {
         .service(recording(ok_calls, |r| Ok(response(r, Usage::new(1, 1)))));
     good.clone().oneshot(req("gpt-4o", "ok")).await.unwrap();
     let calls = Calls::default();
-    let flaky = ServiceBuilder::new()
-        .layer(layer)
-        .service(failing_first(calls.clone(), 1, server_error));
+    let flaky =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(failing_first(calls.clone(), 1, server_error));
     flaky.oneshot(req("gpt-4o", "x")).await.unwrap();
     assert_eq!(calls.len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn boxed_errors_from_a_tower_mock_are_classified() {
-    let (mut svc, mut handle) = tower_test::mock::spawn_layer::<
-        costlayer::ChatRequest,
-        ChatResponse,
-        _,
-    >(RetryLayer::new().jitter(Jitter::None));
+    let (mut svc, mut handle) =
+        tower_test::mock::spawn_layer::<costlayer::ChatRequest, ChatResponse, _>(
+            RetryLayer::new().jitter(Jitter::None),
+        );
     assert!(svc.poll_ready().is_ready());
     let fut = tokio::spawn(svc.call(req("gpt-4o", "x")));
     let (_, send) = handle.next_request().await.unwrap();
@@ -332,7 +335,11 @@ async fn attempts_are_traced_and_the_count_recorded() {
         .filter(|l| l.contains("costlayer: retrying"))
         .collect();
     assert_eq!(events.len(), 2, "{events:?}");
-    assert!(events[0].contains("attempt=1") && events[0].contains("delay_ms=500"), "{}", events[0]);
+    assert!(
+        events[0].contains("attempt=1") && events[0].contains("delay_ms=500"),
+        "{}",
+        events[0]
+    );
     assert!(events[1].contains("attempt=2") && events[1].contains("delay_ms=1000"));
     assert!(!captured.all().contains("SECRET"));
 }

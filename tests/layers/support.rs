@@ -136,7 +136,12 @@ impl Calls {
             .collect()
     }
     pub(crate) fn requests(&self) -> Vec<ChatRequest> {
-        self.0.lock().unwrap().iter().map(|(_, r)| r.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 }
 

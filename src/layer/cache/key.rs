@@ -158,6 +158,7 @@ fn write_json(scalar: &Value, ctx: &mut ring::digest::Context) -> Result<(), Err
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -264,7 +264,9 @@ impl ResponseCache for MokaCache {
 
     async fn insert(&self, key: CacheKey, response: ChatResponse) {
         let at = tokio::time::Instant::now();
-        self.inner.insert(key, Arc::new(Stored { response, at })).await;
+        self.inner
+            .insert(key, Arc::new(Stored { response, at }))
+            .await;
     }
 
     async fn invalidate(&self, key: &CacheKey) {
@@ -413,6 +415,7 @@ pub(crate) fn copy_error(e: &Error) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -59,7 +59,13 @@ impl RateLimitLayer {
         let max_wait = Duration::from_secs(60);
         let estimator = Estimator::new(EstimatePolicy::Exact);
         RateLimitLayer {
-            limiter: RateLimiter::new(quota, HashMap::new(), Arc::clone(&key_fn), max_wait, estimator),
+            limiter: RateLimiter::new(
+                quota,
+                HashMap::new(),
+                Arc::clone(&key_fn),
+                max_wait,
+                estimator,
+            ),
             quota,
             overrides: HashMap::new(),
             key_fn,

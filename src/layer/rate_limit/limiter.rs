@@ -46,7 +46,8 @@ impl Bucket {
 
     fn refill(&mut self, now: Instant) {
         if now > self.updated {
-            let dt = i128::try_from(now.duration_since(self.updated).as_nanos()).unwrap_or(i128::MAX);
+            let dt =
+                i128::try_from(now.duration_since(self.updated).as_nanos()).unwrap_or(i128::MAX);
             self.level = self
                 .level
                 .saturating_add(dt.saturating_mul(self.rate))
@@ -129,8 +130,14 @@ impl KeyInner {
 
     /// How long until `requests` requests and `tokens` tokens are there.
     fn wait_for(&self, requests: u64, tokens: u64) -> Duration {
-        let r = self.requests.as_ref().map_or(Duration::ZERO, |b| b.wait_for(requests));
-        let t = self.tokens.as_ref().map_or(Duration::ZERO, |b| b.wait_for(tokens));
+        let r = self
+            .requests
+            .as_ref()
+            .map_or(Duration::ZERO, |b| b.wait_for(requests));
+        let t = self
+            .tokens
+            .as_ref()
+            .map_or(Duration::ZERO, |b| b.wait_for(tokens));
         r.max(t)
     }
 
@@ -501,6 +508,7 @@ impl RateLimiter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

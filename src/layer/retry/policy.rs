@@ -268,6 +268,7 @@ impl Policy<ChatRequest, ChatResponse, Error> for RetryPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -293,17 +294,17 @@ mod tests {
 
     #[test]
     fn full_jitter_is_bounded_and_reproducible() {
-        let mk = || {
-            let mut p = RetryPolicy::default();
-            p.rng = Arc::new(Mutex::new(StdRng::seed_from_u64(7)));
-            p
+        let mk = || RetryPolicy {
+            rng: Arc::new(Mutex::new(StdRng::seed_from_u64(7))),
+            ..RetryPolicy::default()
         };
         let (a, b) = (mk(), mk());
         let xs: Vec<Duration> = (1..=20).map(|n| a.backoff(n)).collect();
         let ys: Vec<Duration> = (1..=20).map(|n| b.backoff(n)).collect();
         assert_eq!(xs, ys);
         for (i, d) in xs.iter().enumerate() {
-            let ceiling = Duration::from_millis(500 * (1u64 << i.min(4))).min(Duration::from_secs(8));
+            let ceiling =
+                Duration::from_millis(500 * (1u64 << i.min(4))).min(Duration::from_secs(8));
             assert!(*d <= ceiling, "{i}: {d:?} > {ceiling:?}");
         }
         // Jitter happened: the delays are not simply the ceilings.
