@@ -88,17 +88,160 @@ fn cost_json_has_model_nano_usd_and_exact_usd() {
 fn cost_of_every_listed_model_matches_hand_computed_values() {
     // (args, canonical, usd) — the same vectors as tests/pricing.rs.
     let cases: &[(&[&str], &str, &str)] = &[
-        (&["--model", "gpt-4o", "--input", "1000", "--cache-read", "2000", "--output", "100"], "gpt-4o", "0.006000000"),
-        (&["--model", "gpt-4.1", "--input", "10000", "--cache-read", "40000", "--output", "2000"], "gpt-4.1", "0.056000000"),
-        (&["--model", "gpt-4.1-mini", "--input", "123456", "--output", "7890"], "gpt-4.1-mini", "0.062006400"),
-        (&["--model", "gpt-4.1-nano", "--input", "1", "--cache-read", "3", "--output", "1"], "gpt-4.1-nano", "0.000000575"),
-        (&["--model", "claude-opus-4.5", "--input", "1000", "--cache-read", "4000", "--cache-write-5m", "2000", "--cache-write-1h", "3000", "--output", "500"], "claude-opus-4-5", "0.062000000"),
-        (&["--model", "claude-sonnet-4.5", "--input", "50", "--cache-read", "100000", "--output", "500"], "claude-sonnet-4-5", "0.037650000"),
-        (&["--model", "claude-haiku-4-5-20251001", "--input", "20", "--cache-write-5m", "10000", "--output", "100"], "claude-haiku-4-5", "0.013020000"),
-        (&["--model", "gemini-2.5-flash", "--input", "34", "--output", "856", "--reasoning", "438"], "gemini-2.5-flash", "0.002150200"),
-        (&["--model", "models/gemini-2.5-pro", "--input", "1500", "--cache-read", "10000", "--output", "11000"], "gemini-2.5-pro", "0.113125000"),
-        (&["--model", "gemini-2.5-flash-lite", "--input", "10000", "--cache-read", "5000", "--output", "1000"], "gemini-2.5-flash-lite", "0.001450000"),
-        (&["--model", "gemini-3-pro", "--input", "100000", "--output", "10000"], "gemini-3-pro-preview", "0.320000000"),
+        (
+            &[
+                "--model",
+                "gpt-4o",
+                "--input",
+                "1000",
+                "--cache-read",
+                "2000",
+                "--output",
+                "100",
+            ],
+            "gpt-4o",
+            "0.006000000",
+        ),
+        (
+            &[
+                "--model",
+                "gpt-4.1",
+                "--input",
+                "10000",
+                "--cache-read",
+                "40000",
+                "--output",
+                "2000",
+            ],
+            "gpt-4.1",
+            "0.056000000",
+        ),
+        (
+            &[
+                "--model",
+                "gpt-4.1-mini",
+                "--input",
+                "123456",
+                "--output",
+                "7890",
+            ],
+            "gpt-4.1-mini",
+            "0.062006400",
+        ),
+        (
+            &[
+                "--model",
+                "gpt-4.1-nano",
+                "--input",
+                "1",
+                "--cache-read",
+                "3",
+                "--output",
+                "1",
+            ],
+            "gpt-4.1-nano",
+            "0.000000575",
+        ),
+        (
+            &[
+                "--model",
+                "claude-opus-4.5",
+                "--input",
+                "1000",
+                "--cache-read",
+                "4000",
+                "--cache-write-5m",
+                "2000",
+                "--cache-write-1h",
+                "3000",
+                "--output",
+                "500",
+            ],
+            "claude-opus-4-5",
+            "0.062000000",
+        ),
+        (
+            &[
+                "--model",
+                "claude-sonnet-4.5",
+                "--input",
+                "50",
+                "--cache-read",
+                "100000",
+                "--output",
+                "500",
+            ],
+            "claude-sonnet-4-5",
+            "0.037650000",
+        ),
+        (
+            &[
+                "--model",
+                "claude-haiku-4-5-20251001",
+                "--input",
+                "20",
+                "--cache-write-5m",
+                "10000",
+                "--output",
+                "100",
+            ],
+            "claude-haiku-4-5",
+            "0.013020000",
+        ),
+        (
+            &[
+                "--model",
+                "gemini-2.5-flash",
+                "--input",
+                "34",
+                "--output",
+                "856",
+                "--reasoning",
+                "438",
+            ],
+            "gemini-2.5-flash",
+            "0.002150200",
+        ),
+        (
+            &[
+                "--model",
+                "models/gemini-2.5-pro",
+                "--input",
+                "1500",
+                "--cache-read",
+                "10000",
+                "--output",
+                "11000",
+            ],
+            "gemini-2.5-pro",
+            "0.113125000",
+        ),
+        (
+            &[
+                "--model",
+                "gemini-2.5-flash-lite",
+                "--input",
+                "10000",
+                "--cache-read",
+                "5000",
+                "--output",
+                "1000",
+            ],
+            "gemini-2.5-flash-lite",
+            "0.001450000",
+        ),
+        (
+            &[
+                "--model",
+                "gemini-3-pro",
+                "--input",
+                "100000",
+                "--output",
+                "10000",
+            ],
+            "gemini-3-pro-preview",
+            "0.320000000",
+        ),
     ];
     for (args, model, usd) in cases {
         let v = cost_json(args);
@@ -110,15 +253,41 @@ fn cost_of_every_listed_model_matches_hand_computed_values() {
 #[test]
 fn cost_batch_and_long_context_boundary() {
     let v = cost_json(&[
-        "--model", "claude-haiku-4-5", "--input", "20", "--cache-write-5m", "10000", "--output", "100", "--batch",
+        "--model",
+        "claude-haiku-4-5",
+        "--input",
+        "20",
+        "--cache-write-5m",
+        "10000",
+        "--output",
+        "100",
+        "--batch",
     ]);
     assert_eq!(v["mode"], "batch");
     assert_eq!(v["usd"], "0.006510000");
 
-    let at = cost_json(&["--model", "gemini-2.5-pro", "--input", "150000", "--cache-read", "50000", "--output", "1000"]);
+    let at = cost_json(&[
+        "--model",
+        "gemini-2.5-pro",
+        "--input",
+        "150000",
+        "--cache-read",
+        "50000",
+        "--output",
+        "1000",
+    ]);
     assert_eq!(at["usd"], "0.203750000");
     assert_eq!(at["tier_above_prompt_tokens"], Value::Null);
-    let above = cost_json(&["--model", "gemini-2.5-pro", "--input", "150001", "--cache-read", "50000", "--output", "1000"]);
+    let above = cost_json(&[
+        "--model",
+        "gemini-2.5-pro",
+        "--input",
+        "150001",
+        "--cache-read",
+        "50000",
+        "--output",
+        "1000",
+    ]);
     assert_eq!(above["usd"], "0.402502500");
     assert_eq!(above["tier_above_prompt_tokens"], 200_000);
     assert_eq!(above["prompt_tokens"], 200_001);
@@ -135,12 +304,22 @@ fn cost_batch_and_long_context_boundary() {
 #[test]
 fn cost_warns_about_deprecated_models_but_prices_them() {
     let out = cli()
-        .args(["cost", "--model", "gpt-4.1-nano", "--input", "1000000", "--json"])
+        .args([
+            "cost",
+            "--model",
+            "gpt-4.1-nano",
+            "--input",
+            "1000000",
+            "--json",
+        ])
         .output()
         .expect("run");
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("gpt-4.1-nano") && stderr.contains("2026-10-23"), "{stderr}");
+    assert!(
+        stderr.contains("gpt-4.1-nano") && stderr.contains("2026-10-23"),
+        "{stderr}"
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["usd"], "0.100000000");
     assert_eq!(v["deprecated"], "2026-10-23");
@@ -154,7 +333,11 @@ fn bad_counts_are_usage_errors() {
         ("--cache-read", "lots", "not a token count"),
         ("--cache-write-5m", "1.5", "not a token count"),
         ("--cache-write-1h", "1000000000001", "more than the limit"),
-        ("--input", "99999999999999999999999999", "more than the limit"),
+        (
+            "--input",
+            "99999999999999999999999999",
+            "more than the limit",
+        ),
     ] {
         cli()
             .args(["cost", "--model", "gpt-4o", flag, value])
@@ -164,7 +347,15 @@ fn bad_counts_are_usage_errors() {
             .stderr(predicate::str::contains(needle));
     }
     cli()
-        .args(["cost", "--model", "gpt-4o", "--output", "10", "--reasoning", "11"])
+        .args([
+            "cost",
+            "--model",
+            "gpt-4o",
+            "--output",
+            "10",
+            "--reasoning",
+            "11",
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("cannot exceed it"));
@@ -177,7 +368,9 @@ fn unknown_model_is_a_usage_error_with_suggestions() {
         .assert()
         .code(2)
         .stdout(predicate::str::is_empty())
-        .stderr(predicate::str::contains("no price for model `claude-sonet-4.5`"))
+        .stderr(predicate::str::contains(
+            "no price for model `claude-sonet-4.5`",
+        ))
         .stderr(predicate::str::contains("did you mean claude-sonnet-4-5"));
     cli().args(["cost"]).assert().code(2);
 }
@@ -185,14 +378,29 @@ fn unknown_model_is_a_usage_error_with_suggestions() {
 #[test]
 fn prices_flag_and_env_var_load_a_user_file() {
     let user = fixture("user_prices.toml");
-    let args = ["cost", "--json", "--model", "gpt-4o", "--input", "1000", "--cache-read", "1000", "--output", "100"];
+    let args = [
+        "cost",
+        "--json",
+        "--model",
+        "gpt-4o",
+        "--input",
+        "1000",
+        "--cache-read",
+        "1000",
+        "--output",
+        "100",
+    ];
     let mut with_flag = args.to_vec();
     with_flag.extend(["--prices", user.to_str().expect("utf-8 path")]);
     let v = json_of(&with_flag);
     assert_eq!(v["usd"], "0.003800000");
     assert_eq!(v["price_version"], "2026-11-25+acme-2026-12:gpt-4o");
 
-    let out = cli().args(args).env("COSTLAYER_PRICES", &user).output().expect("run");
+    let out = cli()
+        .args(args)
+        .env("COSTLAYER_PRICES", &user)
+        .output()
+        .expect("run");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["usd"], "0.003800000");
 
@@ -200,8 +408,16 @@ fn prices_flag_and_env_var_load_a_user_file() {
     let v = json_of(&args);
     assert_eq!(v["usd"], "0.004750000");
     // An empty variable means no user file.
-    let out = cli().args(args).env("COSTLAYER_PRICES", "").output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli()
+        .args(args)
+        .env("COSTLAYER_PRICES", "")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["usd"], "0.004750000");
     // --prices wins over the variable (which names a broken file here).
@@ -210,7 +426,11 @@ fn prices_flag_and_env_var_load_a_user_file() {
         .env("COSTLAYER_PRICES", fixture("bad_rate.toml"))
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["usd"], "0.003800000");
 }
@@ -219,8 +439,13 @@ fn prices_flag_and_env_var_load_a_user_file() {
 fn litellm_file_through_the_cli() {
     let path = fixture("litellm_prices.json");
     let v = cost_json(&[
-        "--model", "acme-odd-batch", "--input", "1000000", "--batch",
-        "--prices", path.to_str().expect("utf-8 path"),
+        "--model",
+        "acme-odd-batch",
+        "--input",
+        "1000000",
+        "--batch",
+        "--prices",
+        path.to_str().expect("utf-8 path"),
     ]);
     assert_eq!(v["usd"], "0.700000000");
     assert_eq!(v["provider"], "acme");
@@ -279,8 +504,12 @@ fn models_marks_user_file_shadowing() {
         .success()
         .stdout(predicate::str::contains("2026-11-25+acme-2026-12"))
         .stdout(predicate::str::is_match(r"openai\s+gpt-4o \*\s+\$2\.00\s+\$8\.00").expect("regex"))
-        .stdout(predicate::str::is_match(r"acme\s+acme-llm-7b \+\s+\$0\.05\s+\$0\.20").expect("regex"))
-        .stdout(predicate::str::contains("overrides the embedded price ($2.50 / $10.00)"));
+        .stdout(
+            predicate::str::is_match(r"acme\s+acme-llm-7b \+\s+\$0\.05\s+\$0\.20").expect("regex"),
+        )
+        .stdout(predicate::str::contains(
+            "overrides the embedded price ($2.50 / $10.00)",
+        ));
 }
 
 #[test]
@@ -295,7 +524,10 @@ fn models_json() {
         .expect("sonnet");
     assert_eq!(sonnet["provider"], "anthropic");
     assert_eq!(sonnet["rates_per_million_usd"]["input"], "3.000000000");
-    assert_eq!(sonnet["rates_per_million_usd"]["cache_write_1h"], "6.000000000");
+    assert_eq!(
+        sonnet["rates_per_million_usd"]["cache_write_1h"],
+        "6.000000000"
+    );
     assert_eq!(sonnet["tiers"][0]["above_prompt_tokens"], 200_000);
     assert_eq!(sonnet["batch"]["percent"], 50);
     assert_eq!(sonnet["deprecated"], "2026-11-30");
@@ -321,6 +553,9 @@ fn models_json() {
         .clone();
     assert_eq!(gpt["shadows_default"], true);
     assert_eq!(gpt["rates_per_million_usd"]["input"], "2.000000000");
-    assert_eq!(gpt["shadowed"]["rates_per_million_usd"]["input"], "2.500000000");
+    assert_eq!(
+        gpt["shadowed"]["rates_per_million_usd"]["input"],
+        "2.500000000"
+    );
     assert_eq!(gpt["shadowed"]["origin"], "embedded");
 }

@@ -186,7 +186,11 @@ fn claude_sonnet_4_5_cache_read() {
 fn claude_haiku_4_5_cache_write() {
     // providers.md 1d: 20×1 + 10,000×1.25 + 100×5 = $0.01302
     assert_eq!(
-        total("claude-haiku-4-5", usage(20, 0, 10_000, 0, 100), Mode::Online),
+        total(
+            "claude-haiku-4-5",
+            usage(20, 0, 10_000, 0, 100),
+            Mode::Online
+        ),
         usd("0.01302")
     );
 }
@@ -322,7 +326,11 @@ fn batch_is_half_of_every_bucket() {
     );
     // Haiku 4.5 5-minute write at batch: 20×0.50 + 10,000×0.625 + 100×2.50
     assert_eq!(
-        total("claude-haiku-4-5", usage(20, 0, 10_000, 0, 100), Mode::Batch),
+        total(
+            "claude-haiku-4-5",
+            usage(20, 0, 10_000, 0, 100),
+            Mode::Batch
+        ),
         usd("0.00651")
     );
     // Opus 4.5 1-hour write at batch: 1000 × 5.00
@@ -420,7 +428,10 @@ fn unknown_model_names_the_closest() {
     match &err {
         PricingError::UnknownModel { model, suggestions } => {
             assert_eq!(model, "claude-sonet-4.5");
-            assert_eq!(suggestions.first().map(String::as_str), Some("claude-sonnet-4-5"));
+            assert_eq!(
+                suggestions.first().map(String::as_str),
+                Some("claude-sonnet-4-5")
+            );
         }
         other => panic!("expected UnknownModel, got {other:?}"),
     }
@@ -446,7 +457,11 @@ fn user_file_overrides_and_adds() {
     // gpt-4o now at the negotiated rate, through its aliases too:
     // 1000×2 + 1000×1 + 100×8 = 3800 µ$
     let c = t
-        .cost("gpt-4o-2024-08-06", &usage(1000, 1000, 0, 0, 100), Mode::Online)
+        .cost(
+            "gpt-4o-2024-08-06",
+            &usage(1000, 1000, 0, 0, 100),
+            Mode::Online,
+        )
         .expect("cost");
     assert_eq!(c.total, usd("0.0038"));
     assert_eq!(c.provider, "openai"); // inferred from the name
@@ -459,12 +474,18 @@ fn user_file_overrides_and_adds() {
     assert!(new.origin.ends_with("user_prices.toml"), "{}", new.origin);
     // The new model, by alias; numbers in TOML read exactly.
     let c = t
-        .cost("acme/llm-7b-v1", &Usage::new(1_000_000, 1_000_000), Mode::Online)
+        .cost(
+            "acme/llm-7b-v1",
+            &Usage::new(1_000_000, 1_000_000),
+            Mode::Online,
+        )
         .expect("cost");
     assert_eq!(c.model, "acme-llm-7b");
     assert_eq!(c.total, usd("0.25"));
     assert_eq!(
-        t.get("acme-llm-7b").and_then(|m| m.deprecated.clone()).as_deref(),
+        t.get("acme-llm-7b")
+            .and_then(|m| m.deprecated.clone())
+            .as_deref(),
         Some("2027-06-30")
     );
     // Everything else untouched.
@@ -483,13 +504,20 @@ fn user_file_round_trips_through_a_real_file() {
     .expect("write");
     let t = PriceTable::with_user_file(&path).expect("load");
     // The seed spelling replaced claude-haiku-4-5; the dated alias follows.
-    assert_eq!(t.canonical("claude-haiku-4-5-20251001"), Some("claude-haiku-4.5"));
+    assert_eq!(
+        t.canonical("claude-haiku-4-5-20251001"),
+        Some("claude-haiku-4.5")
+    );
     assert_eq!(t.version(), "2026-11-25+prices.toml");
     // No cache rates given: cache reads bill at the input rate.
     assert_eq!(
-        t.cost("claude-haiku-4-5", &usage(0, 1_000_000, 0, 0, 0), Mode::Online)
-            .expect("cost")
-            .total,
+        t.cost(
+            "claude-haiku-4-5",
+            &usage(0, 1_000_000, 0, 0, 0),
+            Mode::Online
+        )
+        .expect("cost")
+        .total,
         usd("0.80")
     );
 }
@@ -646,15 +674,23 @@ fn litellm_file_loads_with_exact_rates() {
     let g = t.get("models/gemini-2.5-pro").expect("gemini");
     assert_eq!(g.provider, "gemini");
     assert_eq!(
-        t.cost("gemini-2.5-pro", &usage(150_000, 50_000, 0, 0, 1_000), Mode::Online)
-            .expect("cost")
-            .total,
+        t.cost(
+            "gemini-2.5-pro",
+            &usage(150_000, 50_000, 0, 0, 1_000),
+            Mode::Online
+        )
+        .expect("cost")
+        .total,
         usd("0.20375")
     );
     assert_eq!(
-        t.cost("gemini-2.5-pro", &usage(150_001, 50_000, 0, 0, 1_000), Mode::Online)
-            .expect("cost")
-            .total,
+        t.cost(
+            "gemini-2.5-pro",
+            &usage(150_001, 50_000, 0, 0, 1_000),
+            Mode::Online
+        )
+        .expect("cost")
+        .total,
         usd("0.4025025")
     );
     assert_eq!(
@@ -685,7 +721,10 @@ fn litellm_file_merges_over_the_defaults() {
     assert!(t.shadowed().contains(&"gpt-4o".to_owned()));
     assert!(t.get("acme-odd-batch").is_some());
     // A shadowed default keeps its aliases: the dated id still resolves.
-    assert_eq!(t.canonical("claude-sonnet-4-5-20250929"), Some("claude-sonnet-4-5"));
+    assert_eq!(
+        t.canonical("claude-sonnet-4-5-20250929"),
+        Some("claude-sonnet-4-5")
+    );
 }
 
 #[test]

@@ -299,8 +299,7 @@ pub(crate) fn parse_litellm(text: &str, origin: &str) -> Result<PriceTable, Pric
         };
         let norm = normalize_model_id(&model);
         // A collision is replaced in place by replace_or_push below.
-        if table.exact_index(&model).is_some()
-            && priority.get(&norm).copied().unwrap_or(0) >= rank
+        if table.exact_index(&model).is_some() && priority.get(&norm).copied().unwrap_or(0) >= rank
         {
             continue;
         }

@@ -146,7 +146,10 @@ impl PriceTable {
         let is_json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-            || text.trim_start_matches('\u{feff}').trim_start().starts_with('{');
+            || text
+                .trim_start_matches('\u{feff}')
+                .trim_start()
+                .starts_with('{');
         if is_json {
             litellm::parse_litellm(&text, &shown)
         } else {
@@ -542,8 +545,12 @@ mod tests {
     fn insert_by_alias_replaces_and_keeps_aliases() {
         let mut t = PriceTable::empty("t");
         t.insert(
-            ModelPrice::new("claude-sonnet-4-5", "anthropic", Rates::new(usd("3"), usd("15")))
-                .aliases(["sonnet"]),
+            ModelPrice::new(
+                "claude-sonnet-4-5",
+                "anthropic",
+                Rates::new(usd("3"), usd("15")),
+            )
+            .aliases(["sonnet"]),
         );
         let old = t.insert(ModelPrice::new(
             "claude-sonnet-4.5",

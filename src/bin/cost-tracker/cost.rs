@@ -108,7 +108,11 @@ pub(crate) fn run(args: CostArgs) -> ExitCode {
         cache_write_1h_tokens: args.cache_write_1h,
         reasoning_tokens: args.reasoning,
     };
-    let mode = if args.batch { Mode::Batch } else { Mode::Online };
+    let mode = if args.batch {
+        Mode::Batch
+    } else {
+        Mode::Online
+    };
     let cost = match table.cost(&args.model, &usage, mode) {
         Ok(c) => c,
         Err(e) => {
@@ -256,7 +260,15 @@ mod tests {
         assert_eq!(parse_tokens("1_000_000"), Ok(1_000_000));
         assert_eq!(parse_tokens("1,024"), Ok(1024));
         assert_eq!(parse_tokens("1000000000000"), Ok(MAX_TOKENS));
-        for bad in ["-1", "1.5", "abc", "", "1e6", "1000000000001", "99999999999999999999999"] {
+        for bad in [
+            "-1",
+            "1.5",
+            "abc",
+            "",
+            "1e6",
+            "1000000000001",
+            "99999999999999999999999",
+        ] {
             assert!(parse_tokens(bad).is_err(), "{bad}");
         }
         assert_eq!(group(1_234_567), "1,234,567");

@@ -51,7 +51,10 @@ pub(crate) fn load_table(path: Option<&Path>) -> Result<PriceTable, ExitCode> {
 
 /// Today's date as `YYYY-MM-DD` (UTC), to tell announced from past retirements.
 pub(crate) fn today() -> String {
-    chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string()
+    chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// `true` if `date` (`YYYY-MM-DD`) is today or earlier.
