@@ -200,7 +200,7 @@ pub fn default_key(req: &ChatRequest) -> String {
 ///
 /// ```
 /// use std::num::NonZeroU32;
-/// use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
+/// use costlayer::layer::rate_limit::{Available, Quota, RateLimitLayer};
 /// use costlayer::{ChatRequest, Message};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -212,7 +212,10 @@ pub fn default_key(req: &ChatRequest) -> String {
 /// let permit = limiter.acquire(&req).await?;
 /// assert!(permit.tokens() > 100);
 /// permit.settle(20); // the call used 20 tokens: the rest is refunded
-/// assert_eq!(limiter.available("openai:gpt-4o"), Some((Some(59), Some(9_980))));
+/// assert_eq!(
+///     limiter.available("openai:gpt-4o"),
+///     Some(Available { requests: Some(59), tokens: Some(9_980) })
+/// );
 /// # Ok(())
 /// # }
 /// ```
@@ -230,6 +233,15 @@ impl fmt::Debug for RateLimiter {
             .field("estimator", &self.shared.estimator)
             .finish_non_exhaustive()
     }
+}
+
+/// What a key's buckets hold at one moment (whole units, rounded down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Available {
+    /// Requests available, or `None` without a request limit.
+    pub requests: Option<i64>,
+    /// Tokens available (negative: debt), or `None` without a token limit.
+    pub tokens: Option<i64>,
 }
 
 /// The right to make one call; see [`Permit::settle`].
@@ -317,16 +329,16 @@ impl RateLimiter {
             .unwrap_or(self.shared.quota)
     }
 
-    /// Requests and tokens available now for `key` (negative tokens are
-    /// debt), or `None` if no call has used the key yet.
-    pub fn available(&self, key: &str) -> Option<(Option<i64>, Option<i64>)> {
+    /// What `key`'s buckets hold now, or `None` if no call has used the
+    /// key yet.
+    pub fn available(&self, key: &str) -> Option<Available> {
         let state = self.keys().get(key).cloned()?;
         let mut inner = state.lock();
         inner.refill(Instant::now());
-        Some((
-            inner.requests.as_ref().map(Bucket::available),
-            inner.tokens.as_ref().map(Bucket::available),
-        ))
+        Some(Available {
+            requests: inner.requests.as_ref().map(Bucket::available),
+            tokens: inner.tokens.as_ref().map(Bucket::available),
+        })
     }
 
     fn keys(&self) -> MutexGuard<'_, HashMap<String, Arc<KeyState>>> {

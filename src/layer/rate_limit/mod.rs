@@ -66,6 +66,6 @@ mod service;
 
 pub use self::future::ResponseFuture;
 pub use self::layer::RateLimitLayer;
-pub use self::limiter::{default_key, Permit, RateLimiter};
+pub use self::limiter::{default_key, Available, Permit, RateLimiter};
 pub use self::quota::Quota;
 pub use self::service::RateLimit;
