@@ -12,7 +12,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 const SCAN_RECORDS: u64 = 1_000_000;
 
 fn record(i: u64) -> CostRecord {
-    let models = ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash", "gpt-4o"];
+    let models = [
+        "gpt-4o-mini",
+        "claude-haiku-4-5",
+        "gemini-2.5-flash",
+        "gpt-4o",
+    ];
     let providers = ["openai", "anthropic", "gemini", "openai"];
     let k = (i % 4) as usize;
     let mut r = CostRecord::new(
@@ -54,12 +59,16 @@ fn append(c: &mut Criterion) {
             .expect("storage");
         let rec = record(1);
         group.bench_function(BenchmarkId::new("one", name), |b| {
-            b.to_async(&rt).iter(|| async { st.append(&rec).await.expect("append") })
+            b.to_async(&rt)
+                .iter(|| async { st.append(&rec).await.expect("append") })
         });
     }
     // 16 concurrent appenders share one lock and one fsync (group commit).
     group.throughput(Throughput::Elements(16));
-    for (name, policy) in [("always", FsyncPolicy::Always), ("never", FsyncPolicy::Never)] {
+    for (name, policy) in [
+        ("always", FsyncPolicy::Always),
+        ("never", FsyncPolicy::Never),
+    ] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let st = JsonlStorage::builder(tmp.path())
             .user("bench")

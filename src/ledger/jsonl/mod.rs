@@ -34,6 +34,28 @@
 //! Locks are advisory: tools that edit ledger files by hand while
 //! costlayer runs (editors, `sed -i`) bypass them.
 //!
+//! # Alert history
+//!
+//! [`Storage::mark_alert`] reads and appends `alerts_<user>.jsonl` under
+//! that file's exclusive lock, so of several processes (or threads) racing
+//! on one key with the same user, exactly one gets `true`. The history is
+//! per user: two users' storages in one directory keep separate histories,
+//! so put the scope in the key (or use one user name) for an alert that
+//! must fire once for a whole team.
+//!
+//! # Reading
+//!
+//! A scan (the team view) reads the legacy `costs.json` if present, then
+//! every `costs_*.jsonl` by file name; [`ScanFilter::users`] and the other
+//! filters narrow what is returned. Each file is read up to its length
+//! when the scan reaches it, measured under a shared lock, so an append in
+//! progress is never seen in part. Records are not sorted by time across
+//! files. A line is corrupt if it is not a record, is not UTF-8, or is
+//! longer than 1 MiB; a final line without newline is reported as a torn
+//! tail. Each corrupt line is copied once to
+//! `quarantine/<file>.line-<n>.<content hash>.bad` (an over-long line's
+//! copy keeps its first 1 MiB).
+//!
 //! # Example
 //!
 //! ```
@@ -86,6 +108,7 @@ use super::{
     ScanItem, Storage,
 };
 
+mod canonical;
 mod files;
 mod legacy;
 mod read;
@@ -355,7 +378,7 @@ impl JsonlStorage {
         Ok(())
     }
 
-    /// Scans the team view synchronously, calling `f` with every record
+    /// Scans the team view synchronously (see [Reading](self#reading)), calling `f` with every record
     /// that matches `filter` and every corrupt line, in file order (the
     /// legacy `costs.json` first, then `costs_*.jsonl` by name; append
     /// order within a file). Memory stays flat: one line at a time.

@@ -173,7 +173,7 @@ fn one() -> u32 {
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the ledger writes.
-fn parse_ts_fast(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_ts_fast(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
     if b.len() != 24
         || b[4] != b'-'
@@ -234,9 +234,13 @@ fn fast_parse(line: &[u8]) -> Option<CostRecord> {
     })
 }
 
-/// Parses one ledger line: the fast path for lines in the shape this
-/// version writes, the full parse (keeping unknown fields) otherwise.
+/// Parses one ledger line: the hand-written parser for the exact form this
+/// version writes, then a serde struct without `flatten` for the known
+/// fields in any order, then the full parse (keeping unknown fields).
 pub(crate) fn parse_line(line: &[u8]) -> Result<CostRecord, String> {
+    if let Some(r) = super::canonical::parse(line) {
+        return Ok(r);
+    }
     if let Some(r) = fast_parse(line) {
         return Ok(r);
     }
