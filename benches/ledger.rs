@@ -107,6 +107,24 @@ fn scan(c: &mut Criterion) {
     });
     let bytes = std::fs::metadata(st.ledger_path()).expect("meta").len();
     eprintln!("scan bench: {SCAN_RECORDS} records, {bytes} bytes");
+    // On a shared machine wall time includes waiting for a core: also
+    // report the CPU time of one scan on this thread (Linux only).
+    for _ in 0..3 {
+        let (cpu0, t0) = (thread_cpu_ns(), std::time::Instant::now());
+        let s = st
+            .scan_blocking(&ScanFilter::default(), |_| {})
+            .expect("scan");
+        let wall = t0.elapsed();
+        if let (Some(a), Some(b)) = (cpu0, thread_cpu_ns()) {
+            let cpu = (b - a) as f64 / 1e9;
+            eprintln!(
+                "one scan: {} records, wall {:.3} s, CPU {cpu:.3} s = {:.2} M records/s per CPU-second",
+                s.records,
+                wall.as_secs_f64(),
+                s.records as f64 / cpu / 1e6
+            );
+        }
+    }
 
     let mut group = c.benchmark_group("ledger_scan_1m");
     group.sample_size(10);
@@ -143,6 +161,12 @@ fn scan(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// CPU time of the current thread in ns, from /proc (Linux).
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 criterion_group!(benches, append, scan);

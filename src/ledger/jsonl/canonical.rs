@@ -9,6 +9,7 @@
 //! several times faster.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use crate::ledger::CostRecord;
 use crate::{Mode, Money, Usage};
@@ -65,9 +66,10 @@ impl<'a> Cur<'a> {
         }
     }
 
-    /// A string without escapes or control characters.
+    /// A string without escapes or control characters, as a byte range
+    /// (UTF-8 is checked once for the whole record, at the end).
     #[inline]
-    fn str(&mut self) -> Option<&'a str> {
+    fn str(&mut self) -> Option<Range<usize>> {
         self.lit(b"\"")?;
         let start = self.i;
         loop {
@@ -80,13 +82,13 @@ impl<'a> Cur<'a> {
             }
             self.i += 1;
         }
-        let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        let r = start..self.i;
         self.i += 1;
-        Some(s)
+        Some(r)
     }
 
     #[inline]
-    fn opt_str(&mut self) -> Option<Option<&'a str>> {
+    fn opt_str(&mut self) -> Option<Option<Range<usize>>> {
         if self.lit(b"null").is_some() {
             Some(None)
         } else {
@@ -111,9 +113,9 @@ impl<'a> Cur<'a> {
         }
     }
 
-    fn tags(&mut self) -> Option<BTreeMap<String, String>> {
+    fn tags(&mut self) -> Option<Vec<(Range<usize>, Range<usize>)>> {
         self.lit(b"{")?;
-        let mut tags = BTreeMap::new();
+        let mut tags = Vec::new();
         if self.lit(b"}").is_some() {
             return Some(tags);
         }
@@ -121,7 +123,7 @@ impl<'a> Cur<'a> {
             let k = self.str()?;
             self.lit(b":")?;
             let v = self.str()?;
-            tags.insert(k.to_owned(), v.to_owned());
+            tags.push((k, v));
             match self.peek()? {
                 b',' => self.i += 1,
                 b'}' => {
@@ -136,25 +138,38 @@ impl<'a> Cur<'a> {
 
 /// Parses a line in the canonical form, or returns `None`.
 pub(crate) fn parse(line: &[u8]) -> Option<CostRecord> {
-    let mut c = Cur { b: line, i: 0 };
+    let (rec, end) = parse_prefix(line)?;
+    if line[end..].iter().all(u8::is_ascii_whitespace) {
+        Some(rec)
+    } else {
+        None
+    }
+}
+
+/// Parses a canonical record at the start of `bytes` (which may hold more
+/// lines after it) and returns it with the index just past its closing
+/// brace. The parser cannot run past a newline: literals hold none, and a
+/// string with a control character (a newline included) is declined.
+pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
+    let mut c = Cur { b: bytes, i: 0 };
     c.lit(b"{\"v\":")?;
     let v = u32::try_from(c.uint()?).ok()?;
     c.lit(b",\"id\":")?;
-    let id = ulid::Ulid::from_string(c.str()?).ok()?;
+    let id = c.str()?;
     c.lit(b",\"ts\":")?;
-    let ts = super::read::parse_ts_fast(c.str()?)?;
+    let ts = c.str()?;
     c.lit(b",\"user\":")?;
-    let user = c.str()?.to_owned();
+    let user = c.str()?;
     c.lit(b",\"team\":")?;
-    let team = c.opt_str()?.map(str::to_owned);
+    let team = c.opt_str()?;
     c.lit(b",\"provider\":")?;
-    let provider = c.str()?.to_owned();
+    let provider = c.str()?;
     c.lit(b",\"model\":")?;
-    let model = c.str()?.to_owned();
+    let model = c.str()?;
     c.lit(b",\"mode\":")?;
-    let mode = match c.str()? {
-        "online" => Mode::Online,
-        "batch" => Mode::Batch,
+    let mode = match &bytes[c.str()?] {
+        b"online" => Mode::Online,
+        b"batch" => Mode::Batch,
         _ => return None,
     };
     c.lit(b",\"input_tokens\":")?;
@@ -181,23 +196,29 @@ pub(crate) fn parse(line: &[u8]) -> Option<CostRecord> {
     c.lit(b",\"latency_ms\":")?;
     let latency_ms = c.uint()?;
     c.lit(b",\"request_id\":")?;
-    let request_id = c.opt_str()?.map(str::to_owned);
+    let request_id = c.opt_str()?;
     c.lit(b",\"tags\":")?;
     let tags = c.tags()?;
     c.lit(b",\"price_version\":")?;
-    let price_version = c.opt_str()?.map(str::to_owned);
+    let price_version = c.opt_str()?;
     c.lit(b"}")?;
-    if !line[c.i..].iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
-    Some(CostRecord {
+    let end = c.i;
+
+    // One UTF-8 check for the whole record; every range above starts and
+    // ends next to an ASCII quote, so `get` cannot fail on a boundary.
+    let text = std::str::from_utf8(&bytes[..end]).ok()?;
+    let owned = |r: Range<usize>| text.get(r).map(str::to_owned);
+    let rec = CostRecord {
         v,
-        id,
-        ts,
-        user,
-        team,
-        provider,
-        model,
+        id: ulid::Ulid::from_string(text.get(id)?).ok()?,
+        ts: super::read::parse_ts_fast(text.get(ts)?)?,
+        user: owned(user)?,
+        team: match team {
+            Some(r) => Some(owned(r)?),
+            None => None,
+        },
+        provider: owned(provider)?,
+        model: owned(model)?,
         mode,
         usage: Usage {
             input_tokens,
@@ -211,11 +232,24 @@ pub(crate) fn parse(line: &[u8]) -> Option<CostRecord> {
         cached,
         saved_nano_usd,
         latency_ms,
-        request_id,
-        tags,
-        price_version,
+        request_id: match request_id {
+            Some(r) => Some(owned(r)?),
+            None => None,
+        },
+        tags: {
+            let mut map = BTreeMap::new();
+            for (k, v) in tags {
+                map.insert(owned(k)?, owned(v)?);
+            }
+            map
+        },
+        price_version: match price_version {
+            Some(r) => Some(owned(r)?),
+            None => None,
+        },
         extra: serde_json::Map::new(),
-    })
+    };
+    Some((rec, end))
 }
 
 #[cfg(test)]
