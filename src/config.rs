@@ -1,1 +1,910 @@
-//! (in progress)
+//! Every setting, from one place: defaults, then `costlayer.toml`, then the
+//! `COSTLAYER_*` environment variables (then, in the CLI, flags).
+//!
+//! [`Config::load`] is the one function every entry point uses (the library
+//! builder [`CostTracker::from_config`](crate::tracker::CostTracker::from_config),
+//! every CLI command, the examples), so they all read the same settings the
+//! same way.
+//!
+//! # Precedence
+//!
+//! flags > environment > file > defaults. The file is the explicit path
+//! given to [`Config::load`] (the CLI's `--config`), else the path in
+//! `COSTLAYER_CONFIG`, else `./costlayer.toml` if it exists. An explicit or
+//! `COSTLAYER_CONFIG` path that does not exist is an error; a missing
+//! `./costlayer.toml` is not. An environment variable set to the empty
+//! string counts as unset.
+//!
+//! # Environment variables (a public contract; each optional)
+//!
+//! | variable | setting | default |
+//! |---|---|---|
+//! | `COSTLAYER_CONFIG` | the config file | `./costlayer.toml` |
+//! | `COSTLAYER_DATA_DIR` | ledger directory | `data` |
+//! | `COSTLAYER_USER` | who the spend is attributed to | the OS user |
+//! | `COSTLAYER_TEAM` | the team | none |
+//! | `COSTLAYER_MONTHLY_BUDGET` | monthly limit, USD decimal (`none` disables) | `200` |
+//! | `COSTLAYER_TOTAL_BUDGET` | all-time limit, USD decimal (`none` disables) | `1000` |
+//! | `COSTLAYER_ALERT_EMAILS` | recipients, comma-separated | none |
+//! | `COSTLAYER_ALERT_FROM` | sender address | none |
+//! | `COSTLAYER_SMTP_HOST` | SMTP server | none |
+//! | `COSTLAYER_SMTP_PORT` | SMTP port | 25 / 587 / 465 by TLS mode |
+//! | `COSTLAYER_SMTP_TLS` | `none`, `starttls` or `tls` | `starttls` |
+//! | `COSTLAYER_SMTP_USERNAME` | SMTP login | none |
+//! | `COSTLAYER_SMTP_PASSWORD` | SMTP password (never printed) | none |
+//! | `COSTLAYER_WEBHOOK_URL` | alert webhook (never printed beyond its host) | none |
+//! | `COSTLAYER_PRICES` | user price file, merged over the embedded prices | none |
+//!
+//! # The file
+//!
+//! ```toml
+//! data_dir = "data"            # relative paths are relative to this file
+//! user = "alice"
+//! team = "ml"
+//! prices = "my-prices.toml"
+//!
+//! [budget]
+//! monthly = "200"              # USD; a string, an integer or a float; "none" disables
+//! total = 1000
+//! thresholds = [0.8, 1.0]      # for the monthly and total budgets; or ["80%", "100%"]
+//! action = "alert"             # or "block"
+//! start_date = "2026-01-01"    # enables the seed's "month-1-2" window: $800, critical
+//!
+//! [[budget.custom]]
+//! name = "gpt-4o"
+//! limit = "50"
+//! window = "monthly"           # total, rolling:7d, 2026-01-01..2026-03-01
+//! scope = "model:gpt-4o"       # all, user:NAME, team:NAME, provider:NAME
+//! thresholds = [0.5, 1.0]
+//! action = "block"
+//! severity = "critical"        # info, warning, critical
+//! alert_on_projection = true
+//!
+//! [alerts]
+//! emails = ["oncall@example.com"]
+//! from = "costlayer <alerts@example.com>"
+//! stdout = "human"             # json, off
+//! webhook_url = "https://hooks.slack.com/services/..."
+//! webhook_format = "slack"     # or json
+//!
+//! [smtp]
+//! host = "smtp.example.com"
+//! port = 587
+//! tls = "starttls"             # none, tls
+//! username = "alerts"
+//! password = "..."             # better in COSTLAYER_SMTP_PASSWORD
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use costlayer::config::{Config, SmtpTls};
+//! use costlayer::Money;
+//!
+//! let env: HashMap<&str, &str> = [
+//!     ("COSTLAYER_USER", "alice"),
+//!     ("COSTLAYER_MONTHLY_BUDGET", "12.50"),
+//!     ("COSTLAYER_SMTP_TLS", "tls"),
+//!     ("COSTLAYER_SMTP_PASSWORD", "hunter2"),
+//! ].into();
+//! let config = Config::load_with_env(None, |k| env.get(k).map(|v| v.to_string())).unwrap();
+//! assert_eq!(config.user, "alice");
+//! assert_eq!(config.monthly_budget, Some("12.50".parse::<Money>().unwrap()));
+//! assert_eq!(config.smtp.tls, SmtpTls::Tls);
+//! assert!(!format!("{config:?}").contains("hunter2"));
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::budget::{Action, Budget, BudgetError, Scope, Severity, Threshold, Window};
+use crate::Money;
+
+/// The name of the config file looked for in the working directory.
+pub const CONFIG_FILE_NAME: &str = "costlayer.toml";
+
+/// A string that must never be printed: `Debug` shows `[redacted]`, and
+/// there is no `Display`. Use [`Secret::expose`] where the value is needed.
+///
+/// ```
+/// use costlayer::config::Secret;
+/// let s = Secret::from("hunter2");
+/// assert_eq!(format!("{s:?}"), "Secret([redacted])");
+/// assert_eq!(s.expose(), "hunter2");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `true` if empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SmtpTls {
+    /// Plain text (a local relay, a test server). Default port 25.
+    None,
+    /// Upgrade with STARTTLS (the default). Default port 587.
+    #[default]
+    StartTls,
+    /// Implicit TLS from the first byte. Default port 465.
+    Tls,
+}
+
+impl FromStr for SmtpTls {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "off" | "plain" => Ok(SmtpTls::None),
+            "starttls" => Ok(SmtpTls::StartTls),
+            "tls" | "ssl" | "smtps" => Ok(SmtpTls::Tls),
+            _ => Err(ConfigError::invalid(
+                "COSTLAYER_SMTP_TLS / smtp.tls",
+                s,
+                "none, starttls or tls",
+            )),
+        }
+    }
+}
+
+/// SMTP settings for the e-mail alert sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SmtpConfig {
+    /// The server.
+    pub host: Option<String>,
+    /// The port (default by TLS mode: 25, 587, 465).
+    pub port: Option<u16>,
+    /// How the connection is secured.
+    pub tls: SmtpTls,
+    /// The login.
+    pub username: Option<String>,
+    /// The password (redacted in `Debug`).
+    pub password: Option<Secret>,
+}
+
+/// How alerts are printed on standard output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StdoutAlerts {
+    /// Not at all.
+    Off,
+    /// A human line (the default).
+    #[default]
+    Human,
+    /// A JSON line.
+    Json,
+}
+
+/// Every costlayer setting. See the [module docs](self) for the sources and
+/// their precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The file the settings were read from, if any.
+    pub file: Option<PathBuf>,
+    /// The ledger directory (JSONL files live in `<data_dir>/metadata/`).
+    pub data_dir: PathBuf,
+    /// Who the spend is attributed to.
+    pub user: String,
+    /// The team.
+    pub team: Option<String>,
+    /// A user price file merged over the embedded prices.
+    pub prices: Option<PathBuf>,
+    /// The monthly limit (`None`: no monthly budget).
+    pub monthly_budget: Option<Money>,
+    /// The all-time limit (`None`: no total budget).
+    pub total_budget: Option<Money>,
+    /// Thresholds of the monthly and total budgets.
+    pub budget_thresholds: Vec<Threshold>,
+    /// Action of the monthly and total budgets.
+    pub budget_action: Action,
+    /// Start of the seed's "month-1-2" window ($800, critical); `None`
+    /// disables it.
+    pub budget_start: Option<NaiveDate>,
+    /// Further budgets (`[[budget.custom]]`).
+    pub custom_budgets: Vec<Budget>,
+    /// Alert e-mail recipients.
+    pub alert_emails: Vec<String>,
+    /// Alert e-mail sender.
+    pub alert_from: Option<String>,
+    /// SMTP settings.
+    pub smtp: SmtpConfig,
+    /// Alert webhook URL (a secret: Slack puts the token in the path).
+    pub webhook_url: Option<Secret>,
+    /// Post only `{"text": ...}` (Slack-compatible) instead of the full alert.
+    pub webhook_slack: bool,
+    /// How alerts print on standard output.
+    pub stdout_alerts: StdoutAlerts,
+}
+
+impl Default for Config {
+    /// The defaults: `data/`, the OS user, monthly $200 and total $1,000
+    /// (alert at 80% and 100%), alerts printed on standard output.
+    fn default() -> Self {
+        Config {
+            file: None,
+            data_dir: PathBuf::from("data"),
+            user: default_user(),
+            team: None,
+            prices: None,
+            monthly_budget: Money::from_usd(200),
+            total_budget: Money::from_usd(1_000),
+            budget_thresholds: crate::budget::DEFAULT_THRESHOLDS.to_vec(),
+            budget_action: Action::AlertOnly,
+            budget_start: None,
+            custom_budgets: Vec::new(),
+            alert_emails: Vec::new(),
+            alert_from: None,
+            smtp: SmtpConfig::default(),
+            webhook_url: None,
+            webhook_slack: false,
+            stdout_alerts: StdoutAlerts::Human,
+        }
+    }
+}
+
+fn default_user() -> String {
+    let u = whoami::username();
+    if u.trim().is_empty() {
+        "default".to_owned()
+    } else {
+        u
+    }
+}
+
+/// Why the configuration could not be loaded. Messages name the file or
+/// variable and what is expected; secrets are never echoed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An explicit config file does not exist.
+    #[error("config file {path} does not exist: check --config or COSTLAYER_CONFIG")]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}. Check its permissions")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong (with line and column).
+        message: String,
+    },
+    /// A setting has a value that cannot be used.
+    #[error("{key} = `{value}` is not valid: expected {expected}")]
+    Invalid {
+        /// The variable or file key.
+        key: String,
+        /// The value (never a secret).
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+    /// A budget is invalid.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+}
+
+impl ConfigError {
+    fn invalid(key: &str, value: &str, expected: &str) -> Self {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            expected: expected.to_owned(),
+        }
+    }
+}
+
+impl From<ConfigError> for crate::Error {
+    fn from(e: ConfigError) -> Self {
+        crate::Error::config(e.to_string())
+    }
+}
+
+// ---- the file's shape ------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    user: Option<String>,
+    team: Option<String>,
+    prices: Option<PathBuf>,
+    budget: Option<FileBudgets>,
+    alerts: Option<FileAlerts>,
+    smtp: Option<FileSmtp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBudgets {
+    monthly: Option<toml::Value>,
+    total: Option<toml::Value>,
+    thresholds: Option<Vec<toml::Value>>,
+    action: Option<String>,
+    start_date: Option<toml::Value>,
+    #[serde(default)]
+    custom: Vec<FileBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBudget {
+    name: String,
+    limit: toml::Value,
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    thresholds: Option<Vec<toml::Value>>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    alert_on_projection: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAlerts {
+    #[serde(default)]
+    emails: Option<Vec<String>>,
+    from: Option<String>,
+    stdout: Option<String>,
+    webhook_url: Option<Secret>,
+    webhook_format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Option<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+}
+
+/// A dollar amount from TOML: `"12.50"`, `12`, `12.5`, or `"none"`.
+fn money_value(key: &str, v: &toml::Value) -> Result<Option<Money>, ConfigError> {
+    let s = match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        // Rust prints floats in their shortest round-trip form (0.1 → "0.1").
+        toml::Value::Float(f) => f.to_string(),
+        other => other.to_string(),
+    };
+    money_str(key, &s)
+}
+
+fn money_str(key: &str, s: &str) -> Result<Option<Money>, ConfigError> {
+    let t = s.trim();
+    if matches!(t.to_ascii_lowercase().as_str(), "none" | "off" | "") {
+        return Ok(None);
+    }
+    t.parse::<Money>().map(Some).map_err(|_| {
+        ConfigError::invalid(
+            key,
+            s,
+            "a dollar amount such as 200 or 12.50 (or `none` to disable)",
+        )
+    })
+}
+
+fn threshold_value(key: &str, v: &toml::Value) -> Result<Threshold, ConfigError> {
+    let s = match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        other => other.to_string(),
+    };
+    s.parse::<Threshold>().map_err(|_| {
+        ConfigError::invalid(
+            key,
+            &s,
+            "a fraction in (0, 10] such as 0.8, or a percentage such as \"80%\"",
+        )
+    })
+}
+
+fn date_value(key: &str, v: &toml::Value) -> Result<NaiveDate, ConfigError> {
+    let s = match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| ConfigError::invalid(key, &s, "a date such as 2026-01-01"))
+}
+
+fn parse_with<T: FromStr>(key: &str, s: &str, expected: &str) -> Result<T, ConfigError> {
+    s.parse::<T>()
+        .map_err(|_| ConfigError::invalid(key, s, expected))
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the config file (`explicit`,
+    /// else `COSTLAYER_CONFIG`, else `./costlayer.toml` if present), then
+    /// the `COSTLAYER_*` environment variables.
+    ///
+    /// # Errors
+    ///
+    /// A missing explicit file, unreadable or malformed TOML, an unknown
+    /// key, or an invalid value (with the key and what is expected).
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(explicit, |k| std::env::var(k).ok())
+    }
+
+    /// [`Config::load`] with the environment read through `env` (for tests,
+    /// and for programs that keep settings elsewhere).
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::load`].
+    pub fn load_with_env(
+        explicit: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let mut config = Config::default();
+        let file = match (explicit, get("COSTLAYER_CONFIG")) {
+            (Some(p), _) => Some((p.to_path_buf(), true)),
+            (None, Some(p)) => Some((PathBuf::from(p), true)),
+            (None, None) => {
+                let p = PathBuf::from(CONFIG_FILE_NAME);
+                p.is_file().then_some((p, false))
+            }
+        };
+        if let Some((path, required)) = file {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => config.apply_file(&path, &text)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && required => {
+                    return Err(ConfigError::NotFound { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ConfigError::Read { path, source }),
+            }
+        }
+        config.apply_env(get)?;
+        Ok(config)
+    }
+
+    /// Parses a config file's text over these settings. Relative paths in
+    /// it are taken relative to the file's directory.
+    ///
+    /// # Errors
+    ///
+    /// Malformed TOML, an unknown key or an invalid value.
+    pub fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let f: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        self.file = Some(path.to_path_buf());
+        if let Some(d) = f.data_dir {
+            self.data_dir = rel(d);
+        }
+        if let Some(u) = f.user {
+            self.user = u;
+        }
+        if let Some(t) = f.team {
+            self.team = Some(t);
+        }
+        if let Some(p) = f.prices {
+            self.prices = Some(rel(p));
+        }
+        if let Some(b) = f.budget {
+            if let Some(v) = &b.monthly {
+                self.monthly_budget = money_value("budget.monthly", v)?;
+            }
+            if let Some(v) = &b.total {
+                self.total_budget = money_value("budget.total", v)?;
+            }
+            if let Some(ts) = &b.thresholds {
+                self.budget_thresholds = ts
+                    .iter()
+                    .map(|v| threshold_value("budget.thresholds", v))
+                    .collect::<Result<_, _>>()?;
+            }
+            if let Some(a) = &b.action {
+                self.budget_action = parse_with("budget.action", a, "alert or block")?;
+            }
+            if let Some(d) = &b.start_date {
+                self.budget_start = Some(date_value("budget.start_date", d)?);
+            }
+            for c in b.custom {
+                self.custom_budgets.push(custom_budget(c)?);
+            }
+        }
+        if let Some(a) = f.alerts {
+            if let Some(e) = a.emails {
+                self.alert_emails = e;
+            }
+            if let Some(from) = a.from {
+                self.alert_from = Some(from);
+            }
+            if let Some(s) = a.stdout {
+                self.stdout_alerts = parse_stdout("alerts.stdout", &s)?;
+            }
+            if let Some(u) = a.webhook_url {
+                self.webhook_url = Some(u);
+            }
+            if let Some(fmt) = a.webhook_format {
+                self.webhook_slack = match fmt.trim() {
+                    "slack" => true,
+                    "json" => false,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            "alerts.webhook_format",
+                            &fmt,
+                            "slack or json",
+                        ))
+                    }
+                };
+            }
+        }
+        if let Some(s) = f.smtp {
+            if let Some(h) = s.host {
+                self.smtp.host = Some(h);
+            }
+            if let Some(p) = s.port {
+                self.smtp.port = Some(p);
+            }
+            if let Some(t) = s.tls {
+                self.smtp.tls = t.parse()?;
+            }
+            if let Some(u) = s.username {
+                self.smtp.username = Some(u);
+            }
+            if let Some(p) = s.password {
+                self.smtp.password = Some(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the `COSTLAYER_*` variables read through `get` (which should
+    /// return `None` for unset or empty variables).
+    ///
+    /// # Errors
+    ///
+    /// An invalid value, naming the variable.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("COSTLAYER_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("COSTLAYER_USER") {
+            self.user = v;
+        }
+        if let Some(v) = get("COSTLAYER_TEAM") {
+            self.team = Some(v);
+        }
+        if let Some(v) = get("COSTLAYER_PRICES") {
+            self.prices = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("COSTLAYER_MONTHLY_BUDGET") {
+            self.monthly_budget = money_str("COSTLAYER_MONTHLY_BUDGET", &v)?;
+        }
+        if let Some(v) = get("COSTLAYER_TOTAL_BUDGET") {
+            self.total_budget = money_str("COSTLAYER_TOTAL_BUDGET", &v)?;
+        }
+        if let Some(v) = get("COSTLAYER_ALERT_EMAILS") {
+            self.alert_emails = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = get("COSTLAYER_ALERT_FROM") {
+            self.alert_from = Some(v);
+        }
+        if let Some(v) = get("COSTLAYER_SMTP_HOST") {
+            self.smtp.host = Some(v);
+        }
+        if let Some(v) = get("COSTLAYER_SMTP_PORT") {
+            let port: u16 = parse_with("COSTLAYER_SMTP_PORT", v.trim(), "a port from 1 to 65535")?;
+            if port == 0 {
+                return Err(ConfigError::invalid(
+                    "COSTLAYER_SMTP_PORT",
+                    &v,
+                    "a port from 1 to 65535",
+                ));
+            }
+            self.smtp.port = Some(port);
+        }
+        if let Some(v) = get("COSTLAYER_SMTP_TLS") {
+            self.smtp.tls = v.parse()?;
+        }
+        if let Some(v) = get("COSTLAYER_SMTP_USERNAME") {
+            self.smtp.username = Some(v);
+        }
+        if let Some(v) = get("COSTLAYER_SMTP_PASSWORD") {
+            self.smtp.password = Some(Secret(v));
+        }
+        if let Some(v) = get("COSTLAYER_WEBHOOK_URL") {
+            self.webhook_url = Some(Secret(v));
+        }
+        Ok(())
+    }
+
+    /// The budgets these settings describe: `total`, `monthly`, the seed's
+    /// `month-1-2` window if `budget_start` is set, then the custom ones.
+    ///
+    /// # Errors
+    ///
+    /// An invalid or duplicated budget.
+    pub fn budgets(&self) -> Result<Vec<Budget>, ConfigError> {
+        let mut out = Vec::new();
+        if let Some(limit) = self.total_budget {
+            out.push(
+                Budget::total(limit)
+                    .thresholds(self.budget_thresholds.iter().copied())
+                    .action(self.budget_action),
+            );
+        }
+        if let Some(limit) = self.monthly_budget {
+            out.push(
+                Budget::monthly(limit)
+                    .thresholds(self.budget_thresholds.iter().copied())
+                    .action(self.budget_action),
+            );
+        }
+        if let Some(start) = self.budget_start {
+            if let Some(b) = Budget::seed_defaults(start).pop() {
+                out.push(b);
+            }
+        }
+        out.extend(self.custom_budgets.iter().cloned());
+        let mut seen = std::collections::HashSet::new();
+        for b in &out {
+            b.validate()?;
+            if !seen.insert(b.name.as_str()) {
+                return Err(BudgetError::DuplicateName {
+                    name: b.name.clone(),
+                }
+                .into());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ledger's metadata directory, `<data_dir>/metadata`.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.data_dir.join("metadata")
+    }
+}
+
+fn parse_stdout(key: &str, s: &str) -> Result<StdoutAlerts, ConfigError> {
+    match s.trim() {
+        "off" | "none" => Ok(StdoutAlerts::Off),
+        "human" => Ok(StdoutAlerts::Human),
+        "json" => Ok(StdoutAlerts::Json),
+        _ => Err(ConfigError::invalid(key, s, "human, json or off")),
+    }
+}
+
+fn custom_budget(c: FileBudget) -> Result<Budget, ConfigError> {
+    let key = format!("budget.custom `{}`", c.name);
+    let limit = money_value(&format!("{key}.limit"), &c.limit)?
+        .ok_or_else(|| ConfigError::invalid(&format!("{key}.limit"), "none", "a dollar amount"))?;
+    let window = match &c.window {
+        Some(w) => w.parse::<Window>()?,
+        None => Window::monthly(),
+    };
+    let mut b = Budget::new(c.name.clone(), limit, window);
+    if let Some(s) = &c.scope {
+        b = b.scope(s.parse::<Scope>()?);
+    }
+    if let Some(ts) = &c.thresholds {
+        let ts = ts
+            .iter()
+            .map(|v| threshold_value(&format!("{key}.thresholds"), v))
+            .collect::<Result<Vec<_>, _>>()?;
+        b = b.thresholds(ts);
+    }
+    if let Some(a) = &c.action {
+        b = b.action(a.parse::<Action>()?);
+    }
+    if let Some(s) = &c.severity {
+        b = b.severity(s.parse::<Severity>()?);
+    }
+    if let Some(p) = c.alert_on_projection {
+        b = b.alert_on_projection(p);
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn env_overrides_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("costlayer.toml");
+        std::fs::write(
+            &path,
+            r#"
+data_dir = "ledger"
+user = "file-user"
+team = "ml"
+[budget]
+monthly = 50.5
+total = "none"
+thresholds = [0.5, "90%"]
+action = "block"
+start_date = "2026-01-15"
+[[budget.custom]]
+name = "gpt4o"
+limit = 10
+window = "rolling:7d"
+scope = "model:gpt-4o"
+severity = "critical"
+[alerts]
+emails = ["a@example.com"]
+from = "x@example.com"
+stdout = "json"
+webhook_url = "https://hooks.example.com/secret-token"
+webhook_format = "slack"
+[smtp]
+host = "smtp.example.com"
+port = 2525
+tls = "none"
+password = "file-password"
+"#,
+        )
+        .expect("write");
+        let c = Config::load_with_env(
+            Some(&path),
+            env(&[
+                ("COSTLAYER_USER", "env-user"),
+                ("COSTLAYER_SMTP_PORT", "587"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.user, "env-user");
+        assert_eq!(c.team.as_deref(), Some("ml"));
+        assert_eq!(c.data_dir, dir.path().join("ledger"));
+        assert_eq!(c.monthly_budget, Some("50.5".parse().expect("money")));
+        assert_eq!(c.total_budget, None);
+        assert_eq!(
+            c.budget_thresholds,
+            [Threshold::percent(50), Threshold::percent(90)]
+        );
+        assert_eq!(c.smtp.port, Some(587));
+        assert_eq!(c.smtp.tls, SmtpTls::None);
+        assert_eq!(c.stdout_alerts, StdoutAlerts::Json);
+        assert!(c.webhook_slack);
+        let names: Vec<_> = c
+            .budgets()
+            .expect("budgets")
+            .into_iter()
+            .map(|b| (b.name, b.action))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("monthly".to_string(), Action::Block),
+                ("month-1-2".to_string(), Action::AlertOnly),
+                ("gpt4o".to_string(), Action::AlertOnly)
+            ]
+        );
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("file-password") && !dbg.contains("secret-token"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::load_with_env(None, env(&[("COSTLAYER_SMTP_PORT", "abc")]))
+            .expect_err("bad port");
+        assert!(e.to_string().contains("COSTLAYER_SMTP_PORT"), "{e}");
+        let e = Config::load_with_env(None, env(&[("COSTLAYER_MONTHLY_BUDGET", "12,50")]))
+            .expect_err("bad money");
+        assert!(e.to_string().contains("12.50"), "{e}");
+        let e = Config::load_with_env(None, env(&[("COSTLAYER_SMTP_TLS", "maybe")]))
+            .expect_err("bad tls");
+        assert!(e.to_string().contains("starttls"), "{e}");
+        let e = Config::load_with_env(Some(Path::new("/definitely/not/here.toml")), env(&[]))
+            .expect_err("missing file");
+        assert!(matches!(e, ConfigError::NotFound { .. }));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_budgets_are_errors() {
+        let mut c = Config::default();
+        let e = c
+            .apply_file(Path::new("c.toml"), "usr = \"typo\"")
+            .expect_err("unknown key");
+        assert!(e.to_string().contains("usr"), "{e}");
+        let mut c = Config::default();
+        c.apply_file(
+            Path::new("c.toml"),
+            "[[budget.custom]]\nname = \"x\"\nlimit = \"-5\"",
+        )
+        .expect("parses");
+        assert!(matches!(
+            c.budgets(),
+            Err(ConfigError::Budget(BudgetError::InvalidLimit { .. }))
+        ));
+        let mut c = Config::default();
+        c.apply_file(
+            Path::new("c.toml"),
+            "[[budget.custom]]\nname = \"monthly\"\nlimit = 5",
+        )
+        .expect("parses");
+        assert!(matches!(
+            c.budgets(),
+            Err(ConfigError::Budget(BudgetError::DuplicateName { .. }))
+        ));
+    }
+
+    #[test]
+    fn defaults_are_the_seed_limits() {
+        let c = Config::load_with_env(None, env(&[])).expect("defaults");
+        assert_eq!(c.monthly_budget, Money::from_usd(200));
+        assert_eq!(c.total_budget, Money::from_usd(1000));
+        assert!(!c.user.is_empty());
+    }
+}

@@ -9,6 +9,16 @@
 //! | [`EstimatePolicy::Heuristic`] | free (about 4 bytes a token) | none | — |
 //! | [`EstimatePolicy::Exact`] | tiktoken: ~50–100 µs per 2 KB prompt | exact for OpenAI models; for Anthropic and Gemini the o200k count is an approximation | rate limiting (tokens per minute want accuracy) |
 //!
+//! Defaults per use: the budget pre-flight of the cost layer estimates with
+//! [`EstimatePolicy::UpperBound`] (a blocking budget must never be crossed
+//! because of an under-estimate; the reservation is settled to the billed
+//! cost afterwards), and
+//! [`RateLimitLayer`](crate::layer::rate_limit::RateLimitLayer) with
+//! [`EstimatePolicy::Exact`] (a tokens-per-minute bucket charged with an
+//! upper bound would admit far fewer calls than the provider allows; the
+//! bucket is corrected to the billed usage afterwards anyway). Both can be
+//! changed.
+//!
 //! # Example
 //!
 //! ```

@@ -199,7 +199,7 @@ fn write_fixed(f: &mut fmt::Formatter<'_>, m: Money, decimals: Option<usize>) ->
             // At least two decimals, then as many as are non-zero.
             let frac = abs % per;
             let mut d = 9;
-            while d > 2 && frac % 10u128.pow(10 - d as u32) == 0 {
+            while d > 2 && frac.is_multiple_of(10u128.pow(10 - d as u32)) {
                 d -= 1;
             }
             d

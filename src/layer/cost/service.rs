@@ -1,0 +1,116 @@
+use std::task::{Context, Poll};
+
+use tower::Service;
+use tracing::field::Empty;
+use tracing::Instrument;
+
+use super::future::ResponseFuture;
+use crate::tracker::{CallInfo, CostTracker};
+use crate::{ChatRequest, ChatResponse, Error};
+
+/// Budget pre-flight, ledger record and tracing span around an inner
+/// service. See the [module docs](super) for the sequence and the span.
+///
+/// Cloning it clones the inner service; the tracker is shared.
+#[derive(Debug, Clone)]
+pub struct CostService<S> {
+    inner: S,
+    tracker: CostTracker,
+}
+
+impl<S> CostService<S> {
+    /// Wraps `inner`, recording into `tracker`.
+    pub const fn new(inner: S, tracker: CostTracker) -> Self {
+        CostService { inner, tracker }
+    }
+
+    /// The tracker.
+    pub fn tracker(&self) -> &CostTracker {
+        &self.tracker
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The `gen_ai.chat` span of one call, with every later field declared.
+fn call_span(req: &ChatRequest) -> tracing::Span {
+    let span = tracing::info_span!(
+        "gen_ai.chat",
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = Empty,
+        gen_ai.request.model = %req.model,
+        gen_ai.response.model = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+        costlayer.cost_nano_usd = Empty,
+        costlayer.cache = Empty,
+        costlayer.retries = Empty,
+    );
+    if let Some(p) = req.provider_hint() {
+        span.record("gen_ai.provider.name", p);
+    }
+    span
+}
+
+impl<S> Service<ChatRequest> for CostService<S>
+where
+    S: Service<ChatRequest, Response = ChatResponse> + Clone + Send + 'static,
+    S::Error: Into<Error>,
+    S::Future: Send + 'static,
+{
+    type Response = ChatResponse;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: ChatRequest) -> Self::Future {
+        // The instance that was driven to readiness is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let tracker = self.tracker.clone();
+        let span = call_span(&req);
+        let fut = async move {
+            // Dropped (released) on every early return and on cancellation.
+            let reservation = tracker.reserve(&req).await?;
+            let info = CallInfo::from_request(&req);
+            let resp = inner.call(req).await.map_err(Into::into)?;
+            let span = tracing::Span::current();
+            if !resp.provider.is_empty() {
+                span.record("gen_ai.provider.name", resp.provider.as_str());
+            }
+            span.record("gen_ai.response.model", resp.model.as_str());
+            span.record("gen_ai.usage.input_tokens", resp.usage.prompt_tokens());
+            span.record("gen_ai.usage.output_tokens", resp.usage.output_tokens);
+            match tracker.record_call(&info, &resp, Some(reservation)).await {
+                Ok(rec) => {
+                    if let Some(cost) = rec.nano_usd {
+                        span.record("costlayer.cost_nano_usd", cost.nanos());
+                    }
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "the call succeeded but its cost could not be written to the ledger (it still counts in the budgets)"
+                ),
+            }
+            Ok(resp)
+        }
+        .instrument(span);
+        ResponseFuture::new(Box::pin(fut))
+    }
+}

@@ -1,0 +1,579 @@
+//! [`PriceTable`]: model ids to prices, alias resolution and [`Cost`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use super::{file, litellm, ModelPrice, PricingError};
+use crate::{Mode, Money, Usage};
+
+/// The embedded, reviewed price data (see `src/pricing/prices.toml`).
+const EMBEDDED: &str = include_str!("prices.toml");
+
+/// The cost of one call, bucket by bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cost {
+    /// The canonical model that priced it.
+    pub model: String,
+    /// The provider of that model.
+    pub provider: String,
+    /// Online or batch.
+    pub mode: Mode,
+    /// The long-context tier threshold applied, if any.
+    pub tier_above: Option<u64>,
+    /// Input tokens × input rate.
+    pub input: Money,
+    /// Output tokens (reasoning included) × output rate.
+    pub output: Money,
+    /// Cache reads × cache-read rate.
+    pub cache_read: Money,
+    /// 5-minute cache writes × their rate.
+    pub cache_write_5m: Money,
+    /// 1-hour cache writes × their rate.
+    pub cache_write_1h: Money,
+    /// The exact total (rounded once, see the [module docs](super)); it may
+    /// differ from the sum of the rounded buckets by a nano-dollar or two.
+    pub total: Money,
+    /// Which table entry priced it: `<table version>:<model>`.
+    pub price_version: String,
+}
+
+/// A table of model prices with alias resolution.
+///
+/// `Clone` copies the table; share one behind an `Arc` (or use
+/// [`PriceTable::embedded`], a `&'static`) to avoid that.
+#[derive(Clone)]
+pub struct PriceTable {
+    version: String,
+    models: Vec<ModelPrice>,
+    index: HashMap<String, usize>,
+    /// (normalised canonical name of the new entry, the entry it replaced)
+    shadowed: Vec<(String, ModelPrice)>,
+    shadowed_names: Vec<String>,
+}
+
+impl fmt::Debug for PriceTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PriceTable")
+            .field("version", &self.version)
+            .field("models", &self.models.len())
+            .field("shadowed", &self.shadowed_names)
+            .finish()
+    }
+}
+
+impl Default for PriceTable {
+    /// A copy of [`PriceTable::embedded`].
+    fn default() -> Self {
+        PriceTable::embedded().clone()
+    }
+}
+
+/// Normalises a model id for lookup: trimmed, lower case, any `models/` or
+/// `provider/` prefix dropped, and `.` and `@` equivalent to `-`
+/// (`claude-sonnet-4.5` = `claude-sonnet-4-5`,
+/// `claude-sonnet-4-5@20250929` = `claude-sonnet-4-5-20250929`).
+///
+/// ```
+/// use costlayer::pricing::normalize_model_id;
+///
+/// assert_eq!(normalize_model_id(" models/Gemini-2.5-Pro "), "gemini-2-5-pro");
+/// assert_eq!(normalize_model_id("claude-sonnet-4.5"), "claude-sonnet-4-5");
+/// ```
+pub fn normalize_model_id(id: &str) -> String {
+    let id = id.trim().to_ascii_lowercase();
+    let id = id.strip_prefix("models/").unwrap_or(&id);
+    let id = id.rsplit_once('/').map_or(id, |(_, tail)| tail);
+    id.replace(['.', '@'], "-")
+}
+
+impl PriceTable {
+    /// An empty table with a version label (a date or a name).
+    pub fn empty(version: impl Into<String>) -> Self {
+        PriceTable {
+            version: version.into(),
+            models: Vec::new(),
+            index: HashMap::new(),
+            shadowed: Vec::new(),
+            shadowed_names: Vec::new(),
+        }
+    }
+
+    /// The embedded, reviewed price table, parsed once. Its
+    /// [`version`](Self::version) is the date the prices were checked; each
+    /// entry cites its source.
+    ///
+    /// ```
+    /// use costlayer::pricing::PriceTable;
+    ///
+    /// let table = PriceTable::embedded();
+    /// assert_eq!(table.canonical("claude-sonnet-4-5-20250929"), Some("claude-sonnet-4-5"));
+    /// assert_eq!(table.canonical("models/gemini-2.5-pro"), Some("gemini-2.5-pro"));
+    /// ```
+    pub fn embedded() -> &'static PriceTable {
+        static TABLE: OnceLock<PriceTable> = OnceLock::new();
+        TABLE.get_or_init(|| {
+            file::parse_toml(EMBEDDED, "embedded").unwrap_or_else(|e| {
+                // Unreachable in a released build: the test suite parses the
+                // embedded file. Degrade to an empty table rather than panic.
+                tracing::error!(error = %e, "the embedded price table is malformed");
+                PriceTable::empty("invalid-embedded")
+            })
+        })
+    }
+
+    /// Loads a price file: costlayer's own TOML format, or LiteLLM's
+    /// `model_prices_and_context_window.json` (detected: a file that starts
+    /// with `{` or ends in `.json` is read as LiteLLM).
+    ///
+    /// Every entry's [`origin`](ModelPrice::origin) is the path.
+    ///
+    /// # Errors
+    ///
+    /// [`PricingError::Io`] if the file cannot be read,
+    /// [`PricingError::Parse`] (with line, column, model and field) if it is
+    /// malformed.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<PriceTable, PricingError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PricingError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+            || text
+                .trim_start_matches('\u{feff}')
+                .trim_start()
+                .starts_with('{');
+        if is_json {
+            litellm::parse_litellm(&text, &shown)
+        } else {
+            file::parse_toml(&text, &shown)
+        }
+    }
+
+    /// Parses costlayer's TOML price format from a string; `origin` names it
+    /// in errors and in [`ModelPrice::origin`]. The format is documented in
+    /// the [module docs](super#the-price-file-format).
+    ///
+    /// # Errors
+    ///
+    /// [`PricingError::Parse`] with line, column, model and field.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<PriceTable, PricingError> {
+        file::parse_toml(text, origin)
+    }
+
+    /// Parses LiteLLM's `model_prices_and_context_window.json` format from a
+    /// string; see the [module docs](super#litellm-files) for the mapping.
+    ///
+    /// # Errors
+    ///
+    /// [`PricingError::Parse`] with line, column, model and field.
+    pub fn from_litellm_str(text: &str, origin: &str) -> Result<PriceTable, PricingError> {
+        litellm::parse_litellm(text, origin)
+    }
+
+    /// The embedded table with a user file merged over it (see
+    /// [`merge_overrides`](Self::merge_overrides)).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_path`](Self::from_path).
+    pub fn with_user_file(path: impl AsRef<Path>) -> Result<PriceTable, PricingError> {
+        let user = PriceTable::from_path(path)?;
+        let mut table = PriceTable::embedded().clone();
+        table.merge_overrides(user);
+        Ok(table)
+    }
+
+    /// Merges `other` over this table: its models replace the ones they name
+    /// (by canonical name or alias; the replaced entry is reported by
+    /// [`shadowed`](Self::shadowed) and [`shadowed_entry`](Self::shadowed_entry),
+    /// and its aliases carry over) and the rest are added. The version becomes
+    /// `<this version>+<other version>`.
+    ///
+    /// ```
+    /// use costlayer::pricing::{ModelPrice, PriceTable, Rates};
+    /// use costlayer::Money;
+    ///
+    /// let usd = |s: &str| s.parse::<Money>().unwrap();
+    /// let mut user = PriceTable::empty("ours");
+    /// user.insert(ModelPrice::new("gpt-4o", "openai", Rates::new(usd("2"), usd("8"))));
+    /// let mut table = PriceTable::default();
+    /// table.merge_overrides(user);
+    /// assert_eq!(table.get("gpt-4o-2024-08-06").unwrap().rates.input, usd("2"));
+    /// assert_eq!(table.shadowed(), ["gpt-4o"]);
+    /// assert!(table.version().ends_with("+ours"));
+    /// ```
+    pub fn merge_overrides(&mut self, other: PriceTable) {
+        self.version = format!("{}+{}", self.version, other.version);
+        for m in other.models {
+            self.insert(m);
+        }
+    }
+
+    /// The table's version label (the date the prices were checked).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Adds a model, or replaces the one whose canonical name or alias is
+    /// `price.model` (the replaced entry's aliases carry over, and it is
+    /// reported by [`shadowed`](Self::shadowed)). Returns the replaced entry.
+    pub fn insert(&mut self, price: ModelPrice) -> Option<ModelPrice> {
+        let key = normalize_model_id(&price.model);
+        let replaced = self.replace_or_push(price);
+        if let Some(old) = &replaced {
+            self.shadowed_names.push(old.model.clone());
+            self.shadowed.push((key, old.clone()));
+        }
+        replaced
+    }
+
+    /// Insert without recording a shadow (duplicates inside one source).
+    pub(crate) fn replace_or_push(&mut self, mut price: ModelPrice) -> Option<ModelPrice> {
+        let key = normalize_model_id(&price.model);
+        let at = self.index.get(&key).copied();
+        let replaced = at.map(|i| self.models.remove(i));
+        if let Some(old) = &replaced {
+            let mut aliases = std::mem::take(&mut price.aliases);
+            if normalize_model_id(&old.model) != key {
+                aliases.push(old.model.clone());
+            }
+            aliases.extend(old.aliases.iter().cloned());
+            let mut seen = std::collections::HashSet::new();
+            aliases.retain(|a| normalize_model_id(a) != key && seen.insert(normalize_model_id(a)));
+            price.aliases = aliases;
+        }
+        // A replacement keeps the replaced entry's place in the listing.
+        match at {
+            Some(i) => self.models.insert(i, price),
+            None => self.models.push(price),
+        }
+        self.rebuild_index();
+        replaced
+    }
+
+    /// The index of the model `id` names exactly (canonical name or alias).
+    pub(crate) fn exact_index(&self, id: &str) -> Option<usize> {
+        self.index.get(&normalize_model_id(id)).copied()
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        // Aliases first, canonical names last, so a canonical name always wins.
+        for (i, m) in self.models.iter().enumerate() {
+            for a in &m.aliases {
+                self.index.insert(normalize_model_id(a), i);
+            }
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            self.index.insert(normalize_model_id(&m.model), i);
+        }
+    }
+
+    /// Canonical names of entries that a later [`insert`](Self::insert) or
+    /// [`merge_overrides`](Self::merge_overrides) replaced.
+    pub fn shadowed(&self) -> &[String] {
+        &self.shadowed_names
+    }
+
+    /// The entry that `model`'s current entry replaced (a user price
+    /// shadowing a default), if any.
+    pub fn shadowed_entry(&self, model: &str) -> Option<&ModelPrice> {
+        let key = normalize_model_id(self.canonical(model)?);
+        self.shadowed
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, old)| old)
+    }
+
+    /// Every model, in insertion order (a replacement takes the place of the
+    /// entry it replaced).
+    pub fn models(&self) -> impl ExactSizeIterator<Item = &ModelPrice> {
+        self.models.iter()
+    }
+
+    /// The number of models.
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    /// `true` if the table has no model.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// The price of `model`: a canonical name, an alias, or either followed
+    /// by a version suffix (`-2024-08-06`, `-20250929`, `-latest`,
+    /// `-preview-06-05`, `-exp-0827`, `-001`). Other suffixes never match:
+    /// `gpt-4o-mini` is not `gpt-4o`, and `gpt-4.1` is not `gpt-4`.
+    pub fn get(&self, model: &str) -> Option<&ModelPrice> {
+        let key = normalize_model_id(model);
+        if let Some(&i) = self.index.get(&key) {
+            return self.models.get(i);
+        }
+        let mut k = key.as_str();
+        while let Some((head, _)) = k.rsplit_once('-') {
+            if let Some(&i) = self.index.get(head) {
+                if is_version_suffix(&key[head.len() + 1..]) {
+                    return self.models.get(i);
+                }
+            }
+            k = head;
+        }
+        None
+    }
+
+    /// The canonical name of `model`, if it has a price.
+    pub fn canonical(&self, model: &str) -> Option<&str> {
+        self.get(model).map(|m| m.model.as_str())
+    }
+
+    /// The known models closest to `model` (at most three), for error messages.
+    pub fn suggestions(&self, model: &str) -> Vec<String> {
+        let key = normalize_model_id(model);
+        let mut scored: Vec<(f64, &str)> = self
+            .models
+            .iter()
+            .map(|m| {
+                let score = std::iter::once(&m.model)
+                    .chain(&m.aliases)
+                    .map(|n| strsim::jaro_winkler(&key, &normalize_model_id(n)))
+                    .fold(0.0, f64::max);
+                (score, m.model.as_str())
+            })
+            .filter(|(s, _)| *s > 0.8)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored
+            .into_iter()
+            .take(3)
+            .map(|(_, m)| m.to_owned())
+            .collect()
+    }
+
+    /// The exact cost of `usage` on `model` in `mode`.
+    ///
+    /// The long-context tier is chosen by the whole prompt
+    /// ([`Usage::prompt_tokens`]) and applies to every bucket; reasoning
+    /// tokens are inside `output_tokens` and are not added again.
+    ///
+    /// # Errors
+    ///
+    /// [`PricingError::UnknownModel`] (with the closest names) or
+    /// [`PricingError::Overflow`] (the cost exceeds about $9.2 billion).
+    pub fn cost(&self, model: &str, usage: &Usage, mode: Mode) -> Result<Cost, PricingError> {
+        let price = self.get(model).ok_or_else(|| PricingError::UnknownModel {
+            model: model.to_owned(),
+            suggestions: self.suggestions(model),
+        })?;
+        let (rates, tier_above) = price.rates_for(usage.prompt_tokens(), mode);
+        let buckets = [
+            (usage.input_tokens, rates.input),
+            (usage.output_tokens, rates.output),
+            (usage.cache_read_tokens, rates.cache_read_rate()),
+            (usage.cache_write_5m_tokens, rates.cache_write_5m_rate()),
+            (usage.cache_write_1h_tokens, rates.cache_write_1h_rate()),
+        ];
+        let overflow = || PricingError::Overflow {
+            model: price.model.clone(),
+            tokens: buckets.iter().map(|b| b.0).max().unwrap_or(0),
+        };
+        // u64 × i64 always fits in i128; the sum of five such products too.
+        let mut products = [0i128; 5];
+        for (p, (tokens, rate)) in products.iter_mut().zip(buckets) {
+            *p = tokens as i128 * rate.nanos() as i128;
+        }
+        let to_money = |x: i128| -> Result<Money, PricingError> {
+            let n = (x + 500_000).div_euclid(1_000_000);
+            i64::try_from(n)
+                .map(Money::from_nanos)
+                .map_err(|_| overflow())
+        };
+        let sum: i128 = products.iter().sum();
+        Ok(Cost {
+            model: price.model.clone(),
+            provider: price.provider.clone(),
+            mode,
+            tier_above,
+            input: to_money(products[0])?,
+            output: to_money(products[1])?,
+            cache_read: to_money(products[2])?,
+            cache_write_5m: to_money(products[3])?,
+            cache_write_1h: to_money(products[4])?,
+            total: to_money(sum)?,
+            price_version: format!("{}:{}", self.version, price.model),
+        })
+    }
+}
+
+fn all_digits(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Is `tail` (after the model name and a dash) a version suffix?
+///
+/// Dates (`20250929`, `2024-08-06`, OpenAI's `0613`), `latest`, a
+/// three-digit revision (`001`), or `preview` / `exp` optionally followed by a date
+/// (`preview-06-05`, `preview-09-2025`, `exp-0827`, `exp-03-25`).
+fn is_version_suffix(tail: &str) -> bool {
+    let parts: Vec<&str> = tail.split('-').collect();
+    let date = |p: &[&str]| match p {
+        [d] => all_digits(d, 8) || all_digits(d, 4) || all_digits(d, 3),
+        [y, m, d] => all_digits(y, 4) && all_digits(m, 2) && all_digits(d, 2),
+        _ => false,
+    };
+    match parts.as_slice() {
+        ["latest"] => true,
+        ["preview" | "exp", rest @ ..] => match rest {
+            [] => true,
+            [d] => all_digits(d, 4) || all_digits(d, 8),
+            [a, b] => all_digits(a, 2) && (all_digits(b, 2) || all_digits(b, 4)),
+            _ => date(rest),
+        },
+        _ => date(&parts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::{BatchPricing, Rates};
+
+    fn usd(s: &str) -> Money {
+        s.parse().expect("money")
+    }
+
+    fn table() -> PriceTable {
+        let mut t = PriceTable::empty("test");
+        let r = Rates::new(usd("1.25"), usd("10")).cache_read(usd("0.125"));
+        let hi = Rates::new(usd("2.50"), usd("15")).cache_read(usd("0.25"));
+        t.insert(
+            ModelPrice::new("gemini-2.5-pro", "gemini", r)
+                .tier(200_000, hi)
+                .batch(BatchPricing::Percent(50)),
+        );
+        t.insert(ModelPrice::new(
+            "gpt-4",
+            "openai",
+            Rates::new(usd("30"), usd("60")),
+        ));
+        t
+    }
+
+    #[test]
+    fn tier_boundary_is_strict() {
+        let t = table();
+        let at = t
+            .cost("gemini-2.5-pro", &Usage::new(200_000, 0), Mode::Online)
+            .expect("cost");
+        assert_eq!(at.total, usd("0.25"));
+        assert_eq!(at.tier_above, None);
+        let above = t
+            .cost("gemini-2.5-pro", &Usage::new(200_001, 0), Mode::Online)
+            .expect("cost");
+        assert_eq!(above.total, Money::from_nanos(500_002_500));
+        assert_eq!(above.tier_above, Some(200_000));
+    }
+
+    #[test]
+    fn version_suffixes_are_dates_not_numbers() {
+        for ok in [
+            "20250929",
+            "2024-08-06",
+            "latest",
+            "001",
+            "preview",
+            "preview-06-05",
+            "preview-09-2025",
+            "exp-0827",
+            "exp-03-25",
+            "0613",
+        ] {
+            assert!(is_version_suffix(ok), "{ok}");
+        }
+        for bad in ["1", "mini", "10", "12345", "lite", "preview-x", "1-2-3"] {
+            assert!(!is_version_suffix(bad), "{bad}");
+        }
+        let t = table();
+        // `gpt-4.1` is a different model, never `gpt-4` with a suffix.
+        assert!(t.get("gpt-4.1").is_none());
+        assert!(t.get("gpt-4-1").is_none());
+        assert_eq!(t.canonical("gpt-4-0613"), Some("gpt-4"));
+        assert_eq!(t.canonical("gpt-4-2024-04-09"), Some("gpt-4"));
+    }
+
+    #[test]
+    fn dated_ids_and_prefixes_resolve() {
+        let t = table();
+        for id in [
+            "models/gemini-2.5-pro",
+            "GEMINI-2-5-PRO",
+            "gemini-2.5-pro-preview-06-05",
+            "gemini/gemini-2.5-pro",
+            "gemini-2.5-pro@001",
+        ] {
+            assert_eq!(t.canonical(id), Some("gemini-2.5-pro"), "{id}");
+        }
+        assert!(t.get("gemini-2.5-pro-ultra").is_none());
+        match t.cost("gemini-2.5-prox", &Usage::default(), Mode::Online) {
+            Err(PricingError::UnknownModel { suggestions, .. }) => {
+                assert_eq!(suggestions, vec!["gemini-2.5-pro".to_string()]);
+            }
+            other => panic!("expected UnknownModel, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn batch_percent_applies_to_tiers() {
+        let t = table();
+        let c = t
+            .cost("gemini-2.5-pro", &Usage::new(1_000_000, 0), Mode::Batch)
+            .expect("cost");
+        assert_eq!(c.total, usd("1.25"));
+        assert_eq!(c.tier_above, Some(200_000));
+    }
+
+    #[test]
+    fn insert_by_alias_replaces_and_keeps_aliases() {
+        let mut t = PriceTable::empty("t");
+        t.insert(
+            ModelPrice::new(
+                "claude-sonnet-4-5",
+                "anthropic",
+                Rates::new(usd("3"), usd("15")),
+            )
+            .aliases(["sonnet"]),
+        );
+        let old = t.insert(ModelPrice::new(
+            "claude-sonnet-4.5",
+            "anthropic",
+            Rates::new(usd("2"), usd("10")),
+        ));
+        assert_eq!(old.map(|o| o.model), Some("claude-sonnet-4-5".into()));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get("sonnet").map(|m| m.rates.input), Some(usd("2")));
+        assert_eq!(
+            t.shadowed_entry("sonnet").map(|m| m.rates.input),
+            Some(usd("3"))
+        );
+        assert_eq!(t.shadowed(), ["claude-sonnet-4-5"]);
+    }
+
+    #[test]
+    fn overflow_is_an_error_not_a_panic() {
+        let t = table();
+        let u = Usage::new(u64::MAX, u64::MAX);
+        assert!(matches!(
+            t.cost("gemini-2.5-pro", &u, Mode::Online),
+            Err(PricingError::Overflow { .. })
+        ));
+    }
+}

@@ -1,0 +1,363 @@
+//! CostLayer: pre-flight, recording, cache savings, cancellation, the span.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use costlayer::budget::Budget;
+use costlayer::layer::cost::CostLayer;
+use costlayer::ledger::{
+    CostRecord, LedgerError, MemoryStorage, RecordStream, ResetReport, ResetScope, ScanFilter,
+    Storage,
+};
+use costlayer::pricing::{ModelPrice, PriceTable, Rates};
+use costlayer::tracker::CostTracker;
+use costlayer::{ChatRequest, ChatResponse, Error, Message, Money, Usage};
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::Subscriber;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+fn prices() -> PriceTable {
+    let mut t = PriceTable::empty("test");
+    let one = Money::from_usd(1).unwrap();
+    t.insert(ModelPrice::new("gpt-test", "openai", Rates::new(one, one)));
+    t
+}
+
+fn nanos(n: i64) -> Money {
+    Money::from_nanos(n)
+}
+
+/// "hi" with max_tokens 10: worst case 22 tokens = 22,000 nano-dollars.
+fn small() -> ChatRequest {
+    ChatRequest::new("gpt-test")
+        .message(Message::user("hi"))
+        .max_tokens(10)
+}
+
+fn answer(req: &ChatRequest, input: u64, output: u64) -> ChatResponse {
+    ChatResponse {
+        provider: "openai".into(),
+        model: format!("{}-2025-01-01", req.model),
+        usage: Usage::new(input, output),
+        text: "ok".into(),
+        ..Default::default()
+    }
+}
+
+fn tracker(storage: &MemoryStorage, budget: Option<Budget>) -> CostTracker {
+    let mut b = CostTracker::builder()
+        .storage(Arc::new(storage.clone()))
+        .prices(prices())
+        .user("alice");
+    if let Some(budget) = budget {
+        b = b.budget(budget);
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test]
+async fn records_the_billed_usage() {
+    let storage = MemoryStorage::new();
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker(&storage, None)))
+        .service(service_fn(|req: ChatRequest| async move {
+            Ok::<_, Error>(answer(&req, 100, 20))
+        }));
+    let resp = svc.oneshot(small()).await.unwrap();
+    assert_eq!(resp.text, "ok");
+    let recs = storage.records();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].model, "gpt-test");
+    assert_eq!(recs[0].nano_usd, Some(nanos(120_000)));
+    assert_eq!(recs[0].user, "alice");
+    assert!(!recs[0].cached);
+}
+
+#[tokio::test]
+async fn a_blocked_call_never_reaches_the_provider() {
+    let storage = MemoryStorage::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let mut svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker(
+            &storage,
+            Some(Budget::monthly(nanos(30_000)).block()),
+        )))
+        .service(service_fn(move |req: ChatRequest| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, Error>(answer(&req, 12, 10)) }
+        }));
+    svc.ready().await.unwrap().call(small()).await.unwrap();
+    let err = svc.ready().await.unwrap().call(small()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::BudgetExceeded { budget, .. } if budget == "monthly"),
+        "{err}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(storage.len(), 1);
+}
+
+#[tokio::test]
+async fn a_cache_hit_records_zero_cost_and_the_saving() {
+    let storage = MemoryStorage::new();
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker(&storage, None)))
+        .service(service_fn(|req: ChatRequest| async move {
+            Ok::<_, Error>(ChatResponse {
+                cached: true,
+                ..answer(&req, 1_000, 500)
+            })
+        }));
+    svc.oneshot(small()).await.unwrap();
+    let rec = &storage.records()[0];
+    assert!(rec.cached);
+    assert_eq!(rec.nano_usd, Some(Money::ZERO));
+    assert_eq!(rec.saved_nano_usd, Some(nanos(1_500_000)));
+}
+
+#[tokio::test]
+async fn errors_are_not_billed_and_release_the_reservation() {
+    let storage = MemoryStorage::new();
+    let t = tracker(&storage, Some(Budget::monthly(nanos(30_000)).block()));
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(t.clone()))
+        .service(service_fn(|_req: ChatRequest| async move {
+            Err::<ChatResponse, _>(Error::Server {
+                provider: "openai".into(),
+                status: 500,
+                message: "boom".into(),
+                retry_after: None,
+            })
+        }));
+    for _ in 0..3 {
+        let e = svc.clone().oneshot(small()).await.unwrap_err();
+        assert!(matches!(e, Error::Server { status: 500, .. }));
+    }
+    assert!(storage.is_empty());
+    let s = &t.budget_status().await.unwrap()[0];
+    assert_eq!((s.spent, s.reserved), (Money::ZERO, Money::ZERO));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_call_releases_its_reservation() {
+    let storage = MemoryStorage::new();
+    let t = tracker(&storage, Some(Budget::monthly(nanos(30_000)).block()));
+    let hang = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let h = hang.clone();
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(t.clone()))
+        .service(service_fn(move |req: ChatRequest| {
+            let h = h.clone();
+            async move {
+                if h.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, Error>(answer(&req, 12, 10))
+            }
+        }));
+    for _ in 0..5 {
+        let r = tokio::time::timeout(Duration::from_secs(30), svc.clone().oneshot(small())).await;
+        assert!(r.is_err(), "timed out");
+    }
+    let s = &t.budget_status().await.unwrap()[0];
+    assert_eq!(s.reserved, Money::ZERO);
+    hang.store(false, Ordering::SeqCst);
+    svc.oneshot(small()).await.unwrap();
+    assert_eq!(storage.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_calls_through_the_layer_never_overshoot() {
+    let storage = MemoryStorage::new();
+    let t = tracker(&storage, Some(Budget::monthly(nanos(1_000_000)).block()));
+    let provider_calls = Arc::new(AtomicUsize::new(0));
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let pc = provider_calls.clone();
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(t.clone()))
+        .service(service_fn(move |req: ChatRequest| {
+            pc.fetch_add(1, Ordering::SeqCst);
+            let mut go = go_rx.clone();
+            async move {
+                // Hold every admitted call in flight until all 200 were tried.
+                go.wait_for(|g| *g)
+                    .await
+                    .map_err(|e| Error::Other(e.into()))?;
+                Ok::<_, Error>(answer(&req, 12, 10))
+            }
+        }));
+    let settled = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..200 {
+        let (svc, settled) = (svc.clone(), settled.clone());
+        handles.push(tokio::spawn(async move {
+            let r = svc.oneshot(small()).await;
+            settled.fetch_add(1, Ordering::SeqCst);
+            r
+        }));
+    }
+    // Wait until every call was either refused or admitted to the provider.
+    while provider_calls.load(Ordering::SeqCst) + settled.load(Ordering::SeqCst) < 200 {
+        tokio::task::yield_now().await;
+    }
+    go_tx.send(true).unwrap();
+    let mut ok = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::BudgetExceeded { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 1_000_000 / 22_000);
+    assert_eq!(provider_calls.load(Ordering::SeqCst), ok);
+    let total: Money = storage.records().iter().map(CostRecord::cost).sum();
+    assert!(total <= nanos(1_000_000));
+    assert_eq!(t.budget_status().await.unwrap()[0].reserved, Money::ZERO);
+}
+
+#[tokio::test]
+async fn clones_share_the_budget() {
+    let storage = MemoryStorage::new();
+    let layer = CostLayer::new(tracker(
+        &storage,
+        Some(Budget::monthly(nanos(50_000)).block()),
+    ));
+    let provider =
+        service_fn(|req: ChatRequest| async move { Ok::<_, Error>(answer(&req, 12, 10)) });
+    let a = ServiceBuilder::new().layer(layer.clone()).service(provider);
+    let b = a.clone();
+    a.oneshot(small()).await.unwrap();
+    b.clone().oneshot(small()).await.unwrap();
+    assert!(matches!(
+        b.oneshot(small()).await,
+        Err(Error::BudgetExceeded { .. })
+    ));
+}
+
+/// A ledger whose appends fail (a full disk).
+#[derive(Debug, Default)]
+struct BrokenLedger(MemoryStorage);
+
+#[async_trait]
+impl Storage for BrokenLedger {
+    async fn append(&self, _record: &CostRecord) -> Result<(), LedgerError> {
+        Err(LedgerError::Config("disk full".into()))
+    }
+    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
+        self.0.scan(filter).await
+    }
+    async fn mark_alert(&self, key: &str, p: &serde_json::Value) -> Result<bool, LedgerError> {
+        self.0.mark_alert(key, p).await
+    }
+    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
+        self.0.alert_fired(key).await
+    }
+    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
+        self.0.reset(scope).await
+    }
+}
+
+#[tokio::test]
+async fn a_ledger_failure_does_not_fail_an_answered_call() {
+    let t = CostTracker::builder()
+        .storage(Arc::new(BrokenLedger::default()))
+        .prices(prices())
+        .budget(Budget::monthly(nanos(1_000_000)).block())
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(t.clone()))
+        .service(service_fn(|req: ChatRequest| async move {
+            Ok::<_, Error>(answer(&req, 12, 10))
+        }));
+    let resp = svc.oneshot(small()).await.unwrap();
+    assert_eq!(resp.text, "ok");
+    assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(22_000));
+}
+
+// ---- the span ---------------------------------------------------------------
+
+/// Span id → (name, fields).
+type SpanMap = HashMap<u64, (String, HashMap<String, String>)>;
+
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<SpanMap>>);
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
+        let mut fields = HashMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        self.0
+            .lock()
+            .unwrap()
+            .insert(id.into_u64(), (attrs.metadata().name().to_owned(), fields));
+    }
+    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+        if let Some((_, fields)) = self.0.lock().unwrap().get_mut(&id.into_u64()) {
+            values.record(&mut Fields(fields));
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_gen_ai_span_per_call_with_the_semantic_convention_fields() {
+    let spans = Spans::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+    let storage = MemoryStorage::new();
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker(&storage, None)))
+        .service(service_fn(|req: ChatRequest| async move {
+            // What the cache and retry layers do from inside the call.
+            tracing::Span::current().record("costlayer.cache", "miss");
+            tracing::Span::current().record("costlayer.retries", 2u64);
+            Ok::<_, Error>(ChatResponse {
+                usage: Usage {
+                    input_tokens: 100,
+                    cache_read_tokens: 50,
+                    output_tokens: 20,
+                    ..Usage::default()
+                },
+                ..answer(&req, 0, 0)
+            })
+        }));
+    svc.oneshot(small().user("bob")).await.unwrap();
+    let spans = spans.0.lock().unwrap();
+    let chat: Vec<_> = spans.values().filter(|(n, _)| n == "gen_ai.chat").collect();
+    assert_eq!(chat.len(), 1);
+    let f = &chat[0].1;
+    let get = |k: &str| f.get(k).map(String::as_str);
+    assert_eq!(get("gen_ai.operation.name"), Some("chat"));
+    assert_eq!(get("gen_ai.provider.name"), Some("openai"));
+    assert_eq!(get("gen_ai.request.model"), Some("gpt-test"));
+    assert_eq!(get("gen_ai.response.model"), Some("gpt-test-2025-01-01"));
+    assert_eq!(get("gen_ai.usage.input_tokens"), Some("150"));
+    assert_eq!(get("gen_ai.usage.output_tokens"), Some("20"));
+    // 100 + 50 (cache reads at the input rate here) + 20 tokens at $1/M.
+    assert_eq!(get("costlayer.cost_nano_usd"), Some("170000"));
+    assert_eq!(get("costlayer.cache"), Some("miss"));
+    assert_eq!(get("costlayer.retries"), Some("2"));
+    assert!(!f.values().any(|v| v == "hi"), "no prompt text in the span");
+}

@@ -1,0 +1,183 @@
+//! The tracker over the real JSONL ledger: built from the config, restarted,
+//! and raced by several OS processes sharing one directory.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use costlayer::alert::{Alert, SinkError};
+use costlayer::config::{Config, StdoutAlerts};
+use costlayer::ledger::JsonlStorage;
+use costlayer::tracker::CostTracker;
+use costlayer::{ChatRequest, ChatResponse, Message, Money, Usage};
+use wiremock::matchers::{body_partial_json, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The environment a process of the team would have.
+fn config(dir: &Path, extra: &[(&str, String)]) -> Config {
+    let mut vars: Vec<(String, String)> = vec![
+        ("COSTLAYER_DATA_DIR".into(), dir.display().to_string()),
+        ("COSTLAYER_USER".into(), "alice".into()),
+        ("COSTLAYER_MONTHLY_BUDGET".into(), "0.01".into()),
+        ("COSTLAYER_TOTAL_BUDGET".into(), "none".into()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let mut c = Config::load_with_env(None, move |k| {
+        vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    c.stdout_alerts = StdoutAlerts::Off;
+    c
+}
+
+/// gpt-4o-mini from the embedded table: $0.15 per million input tokens.
+fn call(input_tokens: u64) -> (ChatRequest, ChatResponse) {
+    (
+        ChatRequest::new("gpt-4o-mini").message(Message::user("hi")),
+        ChatResponse {
+            provider: "openai".into(),
+            model: "gpt-4o-mini-2024-07-18".into(),
+            usage: Usage::new(input_tokens, 0),
+            ..Default::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn from_config_writes_the_ledger_and_dedups_alerts_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            serde_json::json!({"budget": "monthly", "threshold": "80%"}),
+        ))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let cfg = config(
+        tmp.path(),
+        &[("COSTLAYER_WEBHOOK_URL", format!("{}/hook", server.uri()))],
+    );
+    // 60,000 tokens × $0.15/M = $0.009: 90% of $0.01.
+    {
+        let t = CostTracker::from_config(&cfg).unwrap();
+        let (req, resp) = call(60_000);
+        let rec = t.record(&req, &resp, None).await.unwrap();
+        assert_eq!(rec.nano_usd, Some(Money::from_nanos(9_000_000)));
+        assert_eq!(rec.model, "gpt-4o-mini");
+        t.flush_alerts().await;
+    }
+    // The restarted process loads the spend and does not alert again.
+    let t = CostTracker::from_config(&cfg).unwrap();
+    assert_eq!(
+        t.budget_status().await.unwrap()[0].spent,
+        Money::from_nanos(9_000_000)
+    );
+    let (req, resp) = call(1_000);
+    t.record(&req, &resp, None).await.unwrap();
+    t.flush_alerts().await;
+    server.verify().await;
+    let ledger = std::fs::read_to_string(tmp.path().join("metadata/costs_alice.jsonl")).unwrap();
+    assert_eq!(ledger.lines().count(), 2);
+    assert!(t
+        .storage()
+        .alert_fired(&format!("monthly:8000:{}", t.now().format("%Y-%m")))
+        .await
+        .unwrap());
+}
+
+const CHILD_ENV: &str = "COSTLAYER_TEST_CHILD_DIR";
+
+/// Not a test on its own: the body of each child process of
+/// `several_processes_send_one_alert`, which runs this binary again with
+/// `CHILD_ENV` set. Without it, it returns at once.
+#[tokio::test]
+async fn child_process_entry() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let cfg = config(&dir.join("data"), &[]);
+    let sent_log = dir.join("sent.log");
+    let storage = JsonlStorage::builder(cfg.metadata_dir())
+        .user(cfg.user.clone())
+        .build()
+        .unwrap();
+    let tracker = CostTracker::builder_from_config(&cfg)
+        .unwrap()
+        .storage(Arc::new(storage))
+        .sink(move |a: Alert| {
+            let sent_log = sent_log.clone();
+            async move {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&sent_log)
+                    .map_err(SinkError::Io)?;
+                writeln!(f, "{} {}", std::process::id(), a.key).map_err(SinkError::Io)?;
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    // Load the totals (all zero), then wait for the start signal so every
+    // process records at the same moment.
+    tracker.budget_status().await.unwrap();
+    let go = dir.join("go");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !go.exists() {
+        assert!(Instant::now() < deadline, "no start signal");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (req, resp) = call(60_000);
+    tracker.record(&req, &resp, None).await.unwrap();
+    tracker.flush_alerts().await;
+}
+
+#[test]
+fn several_processes_send_one_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--exact", "child_process_entry", "--test-threads=1"])
+                .env(CHILD_ENV, tmp.path())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Give them time to start and load, then fire.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(tmp.path().join("go"), b"").unwrap();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let sent = std::fs::read_to_string(tmp.path().join("sent.log")).unwrap();
+    assert_eq!(sent.lines().count(), 1, "{sent}");
+    let ledger =
+        std::fs::read_to_string(tmp.path().join("data/metadata/costs_alice.jsonl")).unwrap();
+    assert_eq!(
+        ledger.lines().count(),
+        4,
+        "every process's call is in the ledger"
+    );
+    let history =
+        std::fs::read_to_string(tmp.path().join("data/metadata/alerts_alice.jsonl")).unwrap();
+    let key = sent.split_whitespace().nth(1).unwrap();
+    assert_eq!(
+        history
+            .lines()
+            .filter(|l| l.contains(&format!("\"key\":\"{key}\"")))
+            .count(),
+        1,
+        "{history}"
+    );
+}
