@@ -37,7 +37,8 @@ mod memory;
 mod record;
 
 pub use jsonl::{
-    sanitize_user, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ScanSummary, DEFAULT_DIR,
+    sanitize_user, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ParallelFold, RecordRef,
+    ScanSummary, DEFAULT_DIR,
 };
 pub use memory::MemoryStorage;
 pub use record::{CostRecord, SCHEMA_VERSION};

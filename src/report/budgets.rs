@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::budget::{Budget, Period};
-use crate::ledger::CostRecord;
+use crate::ledger::{CostRecord, RecordRef};
 use crate::Money;
 
 use super::BudgetView;
@@ -58,9 +58,27 @@ impl BudgetTally {
 
     /// Counts `r` if it falls in the budget's period and scope.
     pub fn add(&mut self, r: &CostRecord) {
-        if self.period.contains(r.ts) && self.budget.scope.matches_record(r) {
+        self.add_ref(&RecordRef::from(r));
+    }
+
+    /// Counts the record `r` views if it falls in the budget's period and
+    /// scope (the same as [`BudgetTally::add`] on the record itself).
+    pub fn add_ref(&mut self, r: &RecordRef<'_>) {
+        if self.period.contains(r.ts)
+            && self
+                .budget
+                .scope
+                .matches(r.user, r.team, r.provider, r.model)
+        {
             self.spent += r.cost();
         }
+    }
+
+    /// Adds the spend `other` counted: `other` must tally the same budget
+    /// at the same instant (as when a ledger is folded on several threads,
+    /// one tally each).
+    pub fn merge(&mut self, other: BudgetTally) {
+        self.spent += other.spent;
     }
 
     /// The spend so far.

@@ -2,14 +2,20 @@
 
 use chrono::{DateTime, Utc};
 
+use super::summary::Windows;
 use super::{BudgetTally, Dashboard, Summary};
 use crate::budget::Budget;
-use crate::ledger::{ScanFilter, ScanItem};
+use crate::ledger::{CorruptLine, ParallelFold, RecordRef, ScanFilter, ScanItem};
 
 /// Folds a ledger scan into a [`Dashboard`]: the [`Summary`] counts the
 /// records `filter` selects; each budget counts its whole scope, as the
 /// tracker does when it enforces it. Scan the ledger **unfiltered** and push
 /// every item.
+///
+/// It is a [`ParallelFold`]: with a
+/// [`JsonlStorage`](crate::ledger::JsonlStorage), hand it to
+/// [`fold_blocking`](crate::ledger::JsonlStorage::fold_blocking) to read
+/// the ledger on every core, with the same result.
 ///
 /// ```
 /// use chrono::Utc;
@@ -30,6 +36,7 @@ pub struct DashboardPass {
     summary: Summary,
     tallies: Vec<BudgetTally>,
     filter: ScanFilter,
+    windows: Windows,
 }
 
 impl DashboardPass {
@@ -46,21 +53,37 @@ impl DashboardPass {
                 .map(|b| BudgetTally::new(b, now))
                 .collect(),
             filter,
+            windows: Windows::new(now),
         }
     }
 
     /// Adds one scanned item.
     pub fn push(&mut self, item: &ScanItem) {
         match item {
-            ScanItem::Record(r) => {
-                for t in &mut self.tallies {
-                    t.add(r);
-                }
-                if self.filter.matches(r) {
-                    self.summary.add_record(r);
-                }
-            }
+            ScanItem::Record(r) => self.push_ref(&RecordRef::from(r)),
             ScanItem::Corrupt(c) => self.summary.add_corrupt(c),
+        }
+    }
+
+    /// Adds one record, from a borrowed view (the same as pushing
+    /// [`ScanItem::Record`] of the record itself).
+    pub fn push_ref(&mut self, r: &RecordRef<'_>) {
+        for t in &mut self.tallies {
+            t.add_ref(r);
+        }
+        if self.filter.matches_ref(r) {
+            self.summary.add_in(r, &self.windows);
+        }
+    }
+
+    /// Adds everything `other` folded: `other` must be a pass with the
+    /// same `now`, budgets and filter (a [`ParallelFold::fork`] of this
+    /// one), fed other items. The result is exact: the same as one pass
+    /// fed both sets of items.
+    pub fn merge(&mut self, other: DashboardPass) {
+        self.summary.merge(other.summary);
+        for (mine, theirs) in self.tallies.iter_mut().zip(other.tallies) {
+            mine.merge(theirs);
         }
     }
 
@@ -71,5 +94,33 @@ impl DashboardPass {
             .fold(Dashboard::new(self.summary, data_path), |d, t| {
                 d.budget(t.view())
             })
+    }
+}
+
+impl ParallelFold for DashboardPass {
+    fn fork(&self) -> Self {
+        let now = self.summary.now;
+        DashboardPass {
+            summary: Summary::new(now),
+            tallies: self
+                .tallies
+                .iter()
+                .map(|t| BudgetTally::new(t.budget().clone(), now))
+                .collect(),
+            filter: self.filter.clone(),
+            windows: self.windows,
+        }
+    }
+
+    fn record(&mut self, r: &RecordRef<'_>) {
+        self.push_ref(r);
+    }
+
+    fn corrupt(&mut self, c: CorruptLine) {
+        self.summary.add_corrupt(&c);
+    }
+
+    fn merge(&mut self, other: Self) {
+        DashboardPass::merge(self, other);
     }
 }

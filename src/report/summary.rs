@@ -7,7 +7,9 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{CorruptLine, CostRecord, RecordStream, ScanFilter, ScanItem, Storage};
+use crate::ledger::{
+    CorruptLine, CostRecord, RecordRef, RecordStream, ScanFilter, ScanItem, Storage,
+};
 use crate::{Mode, Money, Usage};
 
 use super::ReportError;
@@ -34,6 +36,33 @@ impl Bucket {
     /// a percent), rounded down; 0 when `total` is zero.
     pub fn share_bp(&self, total: Money) -> i64 {
         self.nano_usd.basis_points_of(total).unwrap_or(0)
+    }
+
+    /// Adds another bucket's calls and cost.
+    pub fn merge(&mut self, other: Bucket) {
+        self.calls += other.calls;
+        self.nano_usd += other.nano_usd;
+    }
+}
+
+/// The calendar month and 7-day window of a summary's `now`, worked out
+/// once instead of per record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Windows {
+    year: i32,
+    month: u32,
+    now: DateTime<Utc>,
+    week_start: Option<DateTime<Utc>>,
+}
+
+impl Windows {
+    pub(crate) fn new(now: DateTime<Utc>) -> Self {
+        Windows {
+            year: now.naive_utc().year(),
+            month: now.naive_utc().month(),
+            now,
+            week_start: now.checked_sub_signed(Duration::days(7)),
+        }
     }
 }
 
@@ -165,21 +194,33 @@ impl Summary {
 
     /// Adds one record.
     pub fn add_record(&mut self, r: &CostRecord) {
+        self.add_ref(&RecordRef::from(r));
+    }
+
+    /// Adds one record, from a borrowed view (the same as
+    /// [`Summary::add_record`] on the record itself).
+    pub fn add_ref(&mut self, r: &RecordRef<'_>) {
+        self.add_in(r, &Windows::new(self.now));
+    }
+
+    /// [`Summary::add_ref`] with the windows of `now` worked out already.
+    pub(crate) fn add_in(&mut self, r: &RecordRef<'_>, w: &Windows) {
         let cost = r.cost();
         self.total.add(cost);
-        if r.ts.year() == self.now.year() && r.ts.month() == self.now.month() {
+        let day = r.ts.naive_utc().date();
+        if day.year() == w.year && day.month() == w.month {
             self.month.add(cost);
         }
-        if r.ts <= self.now && r.ts > self.now - Duration::days(7) {
+        if r.ts <= w.now && w.week_start.is_none_or(|start| r.ts > start) {
             self.last_7_days.add(cost);
         }
-        add_to(&mut self.by_provider, &r.provider, cost);
-        add_to(&mut self.by_model, &r.model, cost);
-        add_to(&mut self.by_user, &r.user, cost);
-        if let Some(team) = &r.team {
+        add_to(&mut self.by_provider, r.provider, cost);
+        add_to(&mut self.by_model, r.model, cost);
+        add_to(&mut self.by_user, r.user, cost);
+        if let Some(team) = r.team {
             add_to(&mut self.by_team, team, cost);
         }
-        self.by_day.entry(r.ts.date_naive()).or_default().add(cost);
+        self.by_day.entry(day).or_default().add(cost);
         match r.mode {
             Mode::Batch => self.batch.add(cost),
             _ => self.online.add(cost),
@@ -192,15 +233,76 @@ impl Summary {
         }
         if r.nano_usd.is_none() {
             self.unpriced_calls += 1;
-            if let Some(n) = self.unpriced_models.get_mut(&r.model) {
+            if let Some(n) = self.unpriced_models.get_mut(r.model) {
                 *n += 1;
             } else {
-                self.unpriced_models.insert(r.model.clone(), 1);
+                self.unpriced_models.insert(r.model.to_owned(), 1);
             }
         }
         self.usage += r.usage;
         self.first_ts = Some(self.first_ts.map_or(r.ts, |t| t.min(r.ts)));
         self.last_ts = Some(self.last_ts.map_or(r.ts, |t| t.max(r.ts)));
+    }
+
+    /// Adds everything `other` counted, exactly: the result is the summary
+    /// of both sets of items, as if they had been pushed into one. Used to
+    /// fold a ledger on several threads, one summary each. `other` must be
+    /// for the same [`Summary::now`] (its month and 7-day window are taken
+    /// as they are); `self.now` is kept.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use costlayer::ledger::CostRecord;
+    /// use costlayer::report::Summary;
+    /// use costlayer::{Money, Usage};
+    ///
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap();
+    /// let (mut a, mut b) = (Summary::new(now), Summary::new(now));
+    /// let mut r = CostRecord::new("alice", "openai", "gpt-4o", Usage::new(1, 1));
+    /// r.nano_usd = Some(Money::from_nanos(5));
+    /// a.add_record(&r);
+    /// b.add_record(&r);
+    /// a.merge(b);
+    /// assert_eq!(a.total.calls, 2);
+    /// assert_eq!(a.by_user["alice"].nano_usd, Money::from_nanos(10));
+    /// ```
+    pub fn merge(&mut self, other: Summary) {
+        self.total.merge(other.total);
+        self.month.merge(other.month);
+        self.last_7_days.merge(other.last_7_days);
+        for (mine, theirs) in [
+            (&mut self.by_provider, other.by_provider),
+            (&mut self.by_model, other.by_model),
+            (&mut self.by_user, other.by_user),
+            (&mut self.by_team, other.by_team),
+        ] {
+            for (k, b) in theirs {
+                mine.entry(k).or_default().merge(b);
+            }
+        }
+        for (d, b) in other.by_day {
+            self.by_day.entry(d).or_default().merge(b);
+        }
+        self.online.merge(other.online);
+        self.batch.merge(other.batch);
+        self.cache_hits += other.cache_hits;
+        self.saved_nano_usd += other.saved_nano_usd;
+        self.unpriced_calls += other.unpriced_calls;
+        for (m, n) in other.unpriced_models {
+            *self.unpriced_models.entry(m).or_default() += n;
+        }
+        self.usage += other.usage;
+        self.corrupted_lines += other.corrupted_lines;
+        self.corrupt_sources.extend(other.corrupt_sources);
+        self.quarantined_to.extend(other.quarantined_to);
+        self.first_ts = match (self.first_ts, other.first_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_ts = match (self.last_ts, other.last_ts) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Counts one corrupted line.

@@ -46,13 +46,13 @@ fn data_label(s: &Settings) -> String {
     }
 }
 
-/// The dashboard for the resolved settings, in one pass over the ledger:
-/// the summary counts the records the flags select, each budget its whole
-/// scope (as the tracker does when it enforces it).
+/// The dashboard for the resolved settings, in one pass over the ledger
+/// (on every core): the summary counts the records the flags select, each
+/// budget its whole scope (as the tracker does when it enforces it).
 pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
     let storage = store::open(&s.data_dir, &s.user)?;
     let mut pass = DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone());
-    storage.scan_blocking(&ScanFilter::default(), |item| pass.push(&item))?;
+    storage.fold_blocking(&mut pass)?;
     let scope = if s.team {
         "team: every user".to_owned()
     } else {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use crate::ledger::CostRecord;
+use crate::ledger::{CostRecord, RecordRef};
 use crate::{Mode, Money, Usage};
 
 struct Cur<'a> {
@@ -113,22 +113,22 @@ impl<'a> Cur<'a> {
         }
     }
 
-    fn tags(&mut self) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    /// A flat object of string values; `each` sees every key and value.
+    fn tags(&mut self, mut each: impl FnMut(Range<usize>, Range<usize>)) -> Option<()> {
         self.lit(b"{")?;
-        let mut tags = Vec::new();
         if self.lit(b"}").is_some() {
-            return Some(tags);
+            return Some(());
         }
         loop {
             let k = self.str()?;
             self.lit(b":")?;
             let v = self.str()?;
-            tags.push((k, v));
+            each(k, v);
             match self.peek()? {
                 b',' => self.i += 1,
                 b'}' => {
                     self.i += 1;
-                    return Some(tags);
+                    return Some(());
                 }
                 _ => return None,
             }
@@ -146,11 +146,33 @@ pub(crate) fn parse(line: &[u8]) -> Option<CostRecord> {
     }
 }
 
-/// Parses a canonical record at the start of `bytes` (which may hold more
-/// lines after it) and returns it with the index just past its closing
-/// brace. The parser cannot run past a newline: literals hold none, and a
-/// string with a control character (a newline included) is declined.
-pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
+/// The fields of a canonical line: numbers parsed, strings as byte ranges
+/// into the line (not yet checked as UTF-8).
+struct Fields {
+    v: u32,
+    id: Range<usize>,
+    ts: Range<usize>,
+    user: Range<usize>,
+    team: Option<Range<usize>>,
+    provider: Range<usize>,
+    model: Range<usize>,
+    mode: Mode,
+    usage: Usage,
+    nano_usd: Option<Money>,
+    cached: bool,
+    saved_nano_usd: Option<Money>,
+    latency_ms: u64,
+    request_id: Option<Range<usize>>,
+    price_version: Option<Range<usize>>,
+}
+
+/// Reads the canonical form at the start of `bytes`: the fields and the
+/// index just past the closing brace. `tag` sees every tag.
+#[inline]
+fn fields(
+    bytes: &[u8],
+    tag: impl FnMut(Range<usize>, Range<usize>),
+) -> Option<(Fields, usize)> {
     let mut c = Cur { b: bytes, i: 0 };
     c.lit(b"{\"v\":")?;
     let v = u32::try_from(c.uint()?).ok()?;
@@ -198,27 +220,18 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
     c.lit(b",\"request_id\":")?;
     let request_id = c.opt_str()?;
     c.lit(b",\"tags\":")?;
-    let tags = c.tags()?;
+    c.tags(tag)?;
     c.lit(b",\"price_version\":")?;
     let price_version = c.opt_str()?;
     c.lit(b"}")?;
-    let end = c.i;
-
-    // One UTF-8 check for the whole record; every range above starts and
-    // ends next to an ASCII quote, so `get` cannot fail on a boundary.
-    let text = std::str::from_utf8(&bytes[..end]).ok()?;
-    let owned = |r: Range<usize>| text.get(r).map(str::to_owned);
-    let rec = CostRecord {
+    let f = Fields {
         v,
-        id: ulid::Ulid::from_string(text.get(id)?).ok()?,
-        ts: super::read::parse_ts_fast(text.get(ts)?)?,
-        user: owned(user)?,
-        team: match team {
-            Some(r) => Some(owned(r)?),
-            None => None,
-        },
-        provider: owned(provider)?,
-        model: owned(model)?,
+        id,
+        ts,
+        user,
+        team,
+        provider,
+        model,
         mode,
         usage: Usage {
             input_tokens,
@@ -232,10 +245,42 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
         cached,
         saved_nano_usd,
         latency_ms,
-        request_id: match request_id {
-            Some(r) => Some(owned(r)?),
-            None => None,
-        },
+        request_id,
+        price_version,
+    };
+    Some((f, c.i))
+}
+
+/// Parses a canonical record at the start of `bytes` (which may hold more
+/// lines after it) and returns it with the index just past its closing
+/// brace. The parser cannot run past a newline: literals hold none, and a
+/// string with a control character (a newline included) is declined.
+pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
+    let mut tags = Vec::new();
+    let (f, end) = fields(bytes, |k, v| tags.push((k, v)))?;
+    // One UTF-8 check for the whole record; every range above starts and
+    // ends next to an ASCII quote, so `get` cannot fail on a boundary.
+    let text = std::str::from_utf8(&bytes[..end]).ok()?;
+    let owned = |r: Range<usize>| text.get(r).map(str::to_owned);
+    let opt = |r: Option<Range<usize>>| match r {
+        Some(r) => owned(r).map(Some),
+        None => Some(None),
+    };
+    let rec = CostRecord {
+        v: f.v,
+        id: ulid::Ulid::from_string(text.get(f.id)?).ok()?,
+        ts: super::read::parse_ts_fast(text.get(f.ts)?)?,
+        user: owned(f.user)?,
+        team: opt(f.team)?,
+        provider: owned(f.provider)?,
+        model: owned(f.model)?,
+        mode: f.mode,
+        usage: f.usage,
+        nano_usd: f.nano_usd,
+        cached: f.cached,
+        saved_nano_usd: f.saved_nano_usd,
+        latency_ms: f.latency_ms,
+        request_id: opt(f.request_id)?,
         tags: {
             let mut map = BTreeMap::new();
             for (k, v) in tags {
@@ -243,11 +288,35 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
             }
             map
         },
-        price_version: match price_version {
-            Some(r) => Some(owned(r)?),
-            None => None,
-        },
+        price_version: opt(f.price_version)?,
         extra: serde_json::Map::new(),
+    };
+    Some((rec, end))
+}
+
+/// [`parse_prefix`] without allocating: the same lines are accepted (the
+/// same UTF-8, id and timestamp checks), and the view borrows its strings
+/// from `bytes`.
+pub(crate) fn parse_prefix_ref(bytes: &[u8]) -> Option<(RecordRef<'_>, usize)> {
+    let (f, end) = fields(bytes, |_, _| {})?;
+    let text = std::str::from_utf8(&bytes[..end]).ok()?;
+    ulid::Ulid::from_string(text.get(f.id)?).ok()?;
+    let team = match f.team {
+        Some(r) => Some(text.get(r)?),
+        None => None,
+    };
+    let rec = RecordRef {
+        ts: super::read::parse_ts_fast(text.get(f.ts)?)?,
+        user: text.get(f.user)?,
+        team,
+        provider: text.get(f.provider)?,
+        model: text.get(f.model)?,
+        mode: f.mode,
+        usage: f.usage,
+        nano_usd: f.nano_usd,
+        cached: f.cached,
+        saved_nano_usd: f.saved_nano_usd,
+        latency_ms: f.latency_ms,
     };
     Some((rec, end))
 }

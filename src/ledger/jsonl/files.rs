@@ -187,6 +187,20 @@ pub(crate) fn last_byte(file: &File, len: u64) -> io::Result<u8> {
     Ok(b[0])
 }
 
+/// Reads at `offset` without moving the file's cursor (safe to call from
+/// several threads on one `File`).
+#[cfg(unix)]
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// Reads at `offset` (the cursor moves, but every read names its offset,
+/// so concurrent reads on one `File` do not disturb each other).
+#[cfg(windows)]
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
 #[cfg(unix)]
 fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -19,8 +20,12 @@ use super::{
 mod canonical;
 mod files;
 mod legacy;
+mod par;
 mod read;
+mod view;
 mod writer;
+
+pub use view::{ParallelFold, RecordRef};
 
 use files::{ensure_dir, io_error, open_locked_append, sync_dir, LockGuard};
 use read::{Quarantine, ScanContext};
@@ -424,6 +429,80 @@ impl JsonlStorage {
             f(item);
             true
         })
+    }
+
+    /// Folds the whole team view into `fold` on every available core
+    /// ([`std::thread::available_parallelism`]); see
+    /// [`JsonlStorage::fold_blocking_threads`].
+    ///
+    /// # Errors
+    ///
+    /// As [`JsonlStorage::scan_blocking`].
+    pub fn fold_blocking<F: ParallelFold>(&self, fold: &mut F) -> Result<ScanSummary, LedgerError> {
+        let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+        self.fold_blocking_threads(fold, threads)
+    }
+
+    /// Folds the whole team view (unfiltered) into `fold`, on up to
+    /// `threads` threads: the parallel form of
+    /// `scan_blocking(&ScanFilter::default(), ..)`, for reports that read
+    /// every record (the dashboard).
+    ///
+    /// The same lines are read as by [`JsonlStorage::scan_blocking`], with
+    /// the same results: the same records, the same corrupt lines with the
+    /// same line numbers and reasons, each copied to quarantine once. Each
+    /// thread folds part of the ledger into its own [`ParallelFold::fork`]
+    /// of `fold`, and the parts are merged into `fold`. Records reach the
+    /// fold as [`RecordRef`]s, borrowed from the read buffer: canonical
+    /// lines are not copied into a [`CostRecord`] at all. Memory stays
+    /// flat: a read buffer per thread, and a few bytes per corrupt line.
+    ///
+    /// Unlike `scan_blocking`, every file's length is taken at the start
+    /// of the fold (under its shared lock), and records arrive in no
+    /// particular order. Corrupt lines are folded last, in file and line
+    /// order, into `fold` itself.
+    ///
+    /// Blocking: call it from a plain thread or `spawn_blocking`.
+    ///
+    /// # Errors
+    ///
+    /// As [`JsonlStorage::scan_blocking`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use costlayer::ledger::{CorruptLine, JsonlStorage, ParallelFold, RecordRef};
+    /// use costlayer::{Money, Usage};
+    ///
+    /// #[derive(Default)]
+    /// struct Spend { calls: u64, cost: Money }
+    ///
+    /// impl ParallelFold for Spend {
+    ///     fn fork(&self) -> Self { Spend::default() }
+    ///     fn record(&mut self, r: &RecordRef<'_>) { self.calls += 1; self.cost += r.cost(); }
+    ///     fn corrupt(&mut self, _: CorruptLine) {}
+    ///     fn merge(&mut self, other: Self) { self.calls += other.calls; self.cost += other.cost; }
+    /// }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let tmp = tempfile::tempdir()?;
+    /// # let dir = tmp.path();
+    /// let line = r#"{"v":1,"id":"01JDQ3Z6Y2V8W5H4K7M9N0P1Q2","ts":"2026-11-01T10:00:00.000Z","user":"alice","provider":"openai","model":"gpt-4o","nano_usd":250}"#;
+    /// std::fs::write(dir.join("costs_alice.jsonl"), format!("{line}\n{line}\n"))?;
+    /// let ledger = JsonlStorage::builder(dir).user("alice").build()?;
+    /// let mut spend = Spend::default();
+    /// let scanned = ledger.fold_blocking_threads(&mut spend, NonZeroUsize::new(2).unwrap())?;
+    /// assert_eq!((scanned.records, spend.calls), (2, 2));
+    /// assert_eq!(spend.cost, Money::from_nanos(500));
+    /// # Ok(()) }
+    /// ```
+    pub fn fold_blocking_threads<F: ParallelFold>(
+        &self,
+        fold: &mut F,
+        threads: NonZeroUsize,
+    ) -> Result<ScanSummary, LedgerError> {
+        par::fold_dir(&self.scan_context(), fold, threads.get())
     }
 
     fn scan_context(&self) -> ScanContext {

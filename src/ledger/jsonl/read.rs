@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::files::{fnv1a64, io_error, LockGuard};
 use super::legacy;
 use super::{ScanSummary, LEGACY_FILE};
-use crate::ledger::{CorruptLine, CostRecord, LedgerError, ScanFilter, ScanItem};
+use crate::ledger::{CorruptLine, CostRecord, LedgerError, RecordRef, ScanFilter, ScanItem};
 use crate::{Mode, Money, Usage};
 
 /// A line longer than this (without its newline) is corrupt.
@@ -60,12 +60,15 @@ impl Quarantine {
 }
 
 /// Splits a reader into lines of at most [`MAX_LINE`] bytes.
-struct Lines<R> {
+pub(crate) struct Lines<R> {
     inner: BufReader<R>,
-    number: u64,
+    /// Lines read so far (the 1-based number of the last one).
+    pub(crate) number: u64,
+    /// Bytes consumed so far.
+    pub(crate) pos: u64,
 }
 
-enum Line {
+pub(crate) enum Line {
     /// A line (without its `\n`); `complete` is false for a final line with
     /// no newline (a torn tail).
     Normal { complete: bool },
@@ -75,34 +78,54 @@ enum Line {
 }
 
 impl<R: Read> Lines<R> {
-    fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         Lines {
             inner: BufReader::with_capacity(256 * 1024, inner),
             number: 0,
+            pos: 0,
         }
+    }
+
+    /// [`Lines::next_canonical`] without allocating: calls `f` with a view
+    /// of the record in the read buffer. Returns false (consuming nothing)
+    /// where `next_canonical` would return `None`.
+    pub(crate) fn next_canonical_ref(
+        &mut self,
+        f: impl FnOnce(&RecordRef<'_>),
+    ) -> io::Result<bool> {
+        let avail = self.inner.fill_buf()?;
+        let Some((rec, end)) = super::canonical::parse_prefix_ref(avail) else {
+            return Ok(false);
+        };
+        let Some(used) = line_end(avail, end) else {
+            return Ok(false);
+        };
+        f(&rec);
+        self.inner.consume(used);
+        self.number += 1;
+        self.pos += used as u64;
+        Ok(true)
     }
 
     /// The fast path: parses a canonical record straight out of the read
     /// buffer (no newline search, no copy) if the next line is one and is
     /// wholly buffered. Otherwise consumes nothing and returns `None`, and
     /// [`Lines::next`] takes over.
-    fn next_canonical(&mut self) -> io::Result<Option<CostRecord>> {
+    pub(crate) fn next_canonical(&mut self) -> io::Result<Option<CostRecord>> {
         let avail = self.inner.fill_buf()?;
         let Some((rec, end)) = super::canonical::parse_prefix(avail) else {
             return Ok(None);
         };
-        let used = match avail.get(end..end + 2) {
-            Some([b'\n', _]) => end + 1,
-            Some([b'\r', b'\n']) => end + 2,
-            None if avail.get(end) == Some(&b'\n') => end + 1,
-            _ => return Ok(None),
+        let Some(used) = line_end(avail, end) else {
+            return Ok(None);
         };
         self.inner.consume(used);
         self.number += 1;
+        self.pos += used as u64;
         Ok(Some(rec))
     }
 
-    fn next(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<Line>> {
+    pub(crate) fn next(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<Line>> {
         buf.clear();
         let limit = MAX_LINE as u64 + 1;
         let n = (&mut self.inner).take(limit).read_until(b'\n', buf)?;
@@ -110,6 +133,7 @@ impl<R: Read> Lines<R> {
             return Ok(None);
         }
         self.number += 1;
+        self.pos += n as u64;
         if buf.last() == Some(&b'\n') {
             buf.pop();
             if buf.last() == Some(&b'\r') {
@@ -129,6 +153,7 @@ impl<R: Read> Lines<R> {
                 .take(64 * 1024)
                 .read_until(b'\n', &mut scratch)?;
             len += m as u64;
+            self.pos += m as u64;
             if m == 0 {
                 break;
             }
@@ -138,6 +163,18 @@ impl<R: Read> Lines<R> {
             }
         }
         Ok(Some(Line::Oversized { len }))
+    }
+}
+
+/// How many bytes the canonical record ending at `end` takes with its line
+/// break, if the break is in `avail` (`None`: not a whole line, or more
+/// follows the record on its line).
+fn line_end(avail: &[u8], end: usize) -> Option<usize> {
+    match avail.get(end..end + 2) {
+        Some([b'\n', _]) => Some(end + 1),
+        Some([b'\r', b'\n']) => Some(end + 2),
+        None if avail.get(end) == Some(&b'\n') => Some(end + 1),
+        _ => None,
     }
 }
 
@@ -350,20 +387,13 @@ pub(crate) fn scan_dir(
     Ok(summary)
 }
 
-/// Scans one JSONL ledger file up to its length at the start of the scan
-/// (taken under a shared lock, so no append is half-seen). Returns false
-/// if the sink asked to stop.
-pub(crate) fn scan_file(
-    path: &Path,
-    quarantine: &Quarantine,
-    filter: &ScanFilter,
-    summary: &mut ScanSummary,
-    sink: &mut Sink<'_>,
-) -> Result<bool, LedgerError> {
+/// Opens a ledger file and measures its length under a shared lock, so no
+/// append is half-seen. `None` if it was moved away (by a concurrent reset).
+pub(crate) fn open_snapshot(path: &Path) -> Result<Option<(File, u64)>, LedgerError> {
     let file = match File::open(path) {
         Ok(f) => f,
         // Moved away by a concurrent reset: nothing to read.
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(path, "read", e)),
     };
     let meta = file.metadata().map_err(|e| io_error(path, "read", e))?;
@@ -381,10 +411,86 @@ pub(crate) fn scan_file(
             .map_err(|e| io_error(path, "read", e))?
             .len()
     };
-    let name = path
-        .file_name()
+    Ok(Some((file, snapshot)))
+}
+
+/// A file's name, for quarantine copies.
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// What a line that is not a canonical record turned out to be.
+pub(crate) enum Outcome {
+    /// Empty or whitespace only: skipped, not counted.
+    Blank,
+    /// A record.
+    Record(CostRecord),
+    /// A corrupt line, and why.
+    Corrupt(String),
+}
+
+/// Reads the line `lines.next` just put in `buf`.
+pub(crate) fn classify(line: Line, buf: &[u8]) -> Outcome {
+    match line {
+        Line::Normal { complete } => {
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                return Outcome::Blank;
+            }
+            match parse_line(buf) {
+                Ok(rec) => Outcome::Record(rec),
+                Err(why) if !complete => Outcome::Corrupt(format!(
+                    "torn final line (a writer stopped mid-append): {why}"
+                )),
+                Err(why) => Outcome::Corrupt(why),
+            }
+        }
+        Line::Oversized { len } => Outcome::Corrupt(format!(
+            "line is {len} bytes, over the 1 MiB limit (the quarantine copy keeps the first 1 MiB)"
+        )),
+    }
+}
+
+/// Copies corrupt line `line` of `path` (its first bytes in `bytes`) to
+/// quarantine, logs it, and describes it.
+pub(crate) fn corrupt_line(
+    path: &Path,
+    name: &str,
+    quarantine: &Quarantine,
+    line: u64,
+    bytes: &[u8],
+    reason: String,
+) -> CorruptLine {
+    let corrupt = CorruptLine {
+        source: path.display().to_string(),
+        line,
+        quarantined_to: quarantine.keep(name, line, bytes),
+        reason,
+    };
+    tracing::warn!(
+        file = %corrupt.source,
+        line = corrupt.line,
+        reason = %corrupt.reason,
+        "skipped a corrupt ledger line"
+    );
+    corrupt
+}
+
+/// Scans one JSONL ledger file up to its length at the start of the scan
+/// (taken under a shared lock, so no append is half-seen). Returns false
+/// if the sink asked to stop.
+pub(crate) fn scan_file(
+    path: &Path,
+    quarantine: &Quarantine,
+    filter: &ScanFilter,
+    summary: &mut ScanSummary,
+    sink: &mut Sink<'_>,
+) -> Result<bool, LedgerError> {
+    let Some((file, snapshot)) = open_snapshot(path)? else {
+        return Ok(true);
+    };
+    let name = file_name(path);
     let mut lines = Lines::new((&file).take(snapshot));
     let mut buf = Vec::with_capacity(1024);
     loop {
@@ -406,45 +512,22 @@ pub(crate) fn scan_file(
             .next(&mut buf)
             .map_err(|e| io_error(path, "read", e))?;
         let Some(line) = line else { break };
-        let reason = match line {
-            Line::Normal { complete } => {
-                if buf.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                match parse_line(&buf) {
-                    Ok(rec) => {
-                        summary.records += 1;
-                        if filter.matches(&rec) {
-                            summary.matched += 1;
-                            if !sink(ScanItem::Record(rec)) {
-                                return Ok(false);
-                            }
-                        }
-                        continue;
+        let reason = match classify(line, &buf) {
+            Outcome::Blank => continue,
+            Outcome::Record(rec) => {
+                summary.records += 1;
+                if filter.matches(&rec) {
+                    summary.matched += 1;
+                    if !sink(ScanItem::Record(rec)) {
+                        return Ok(false);
                     }
-                    Err(why) if !complete => {
-                        format!("torn final line (a writer stopped mid-append): {why}")
-                    }
-                    Err(why) => why,
                 }
+                continue;
             }
-            Line::Oversized { len } => format!(
-                "line is {len} bytes, over the 1 MiB limit (the quarantine copy keeps the first 1 MiB)"
-            ),
+            Outcome::Corrupt(why) => why,
         };
         summary.corrupt += 1;
-        let corrupt = CorruptLine {
-            source: path.display().to_string(),
-            line: lines.number,
-            quarantined_to: quarantine.keep(&name, lines.number, &buf),
-            reason,
-        };
-        tracing::warn!(
-            file = %corrupt.source,
-            line = corrupt.line,
-            reason = %corrupt.reason,
-            "skipped a corrupt ledger line"
-        );
+        let corrupt = corrupt_line(path, &name, quarantine, lines.number, &buf, reason);
         if !sink(ScanItem::Corrupt(corrupt)) {
             return Ok(false);
         }
