@@ -477,6 +477,86 @@ mod tests {
     }
 
     #[test]
+    fn merged_summaries_equal_one_summary_of_everything() {
+        let now = at(2026, 11, 20, 12);
+        let mut items = Vec::new();
+        for i in 0..200u32 {
+            let (p, m) =
+                [("openai", "gpt-4o"), ("gemini", "g"), ("anthropic", "c")][i as usize % 3];
+            let nanos = (i % 7 != 0).then_some(i64::from(i) * 1_001 - 50_000);
+            let mut r = rec(
+                ["a", "b", "c", "d"][i as usize % 4],
+                p,
+                m,
+                at(2026, 10 + i % 2, 1 + i % 28, i % 24),
+                nanos,
+            );
+            if i % 3 == 0 {
+                r.team = Some(format!("t{}", i % 2));
+            }
+            if i % 5 == 0 {
+                r.mode = Mode::Batch;
+                r.cached = true;
+                r.saved_nano_usd = Some(Money::from_nanos(3));
+            }
+            items.push(ScanItem::Record(r));
+            if i % 50 == 0 {
+                items.push(ScanItem::Corrupt(CorruptLine {
+                    source: format!("costs_{}.jsonl", i % 3),
+                    line: u64::from(i),
+                    reason: "bad".into(),
+                    quarantined_to: Some(PathBuf::from(format!("q/{i}"))),
+                }));
+            }
+        }
+        let mut whole = Summary::new(now);
+        for item in &items {
+            whole.push(item);
+        }
+        for parts in [1, 2, 3, 7] {
+            let mut merged = Summary::new(now);
+            for part in 0..parts {
+                let mut s = Summary::new(now);
+                for item in items.iter().skip(part).step_by(parts) {
+                    s.push(item);
+                }
+                merged.merge(s);
+            }
+            assert_eq!(merged, whole, "{parts} parts");
+        }
+        // Merging an empty summary changes nothing, either way round.
+        let mut a = whole.clone();
+        a.merge(Summary::new(now));
+        assert_eq!(a, whole);
+        let mut b = Summary::new(now);
+        b.merge(whole.clone());
+        assert_eq!(b, whole);
+        assert!(whole.first_ts.is_some() && whole.unpriced_calls > 0 && whole.by_team.len() == 2);
+    }
+
+    #[test]
+    fn add_ref_counts_like_add_record() {
+        let now = at(2026, 11, 20, 12);
+        let mut r = rec("a", "p", "m", at(2026, 11, 13, 12), Some(5));
+        let (mut one, mut two) = (Summary::new(now), Summary::new(now));
+        for ts in [
+            at(2026, 11, 13, 12),
+            at(2026, 11, 13, 13),
+            now,
+            at(2026, 11, 20, 13),
+            at(2025, 11, 20, 12),
+        ] {
+            r.ts = ts;
+            one.add_record(&r);
+            two.add_ref(&RecordRef::from(&r));
+        }
+        assert_eq!(one, two);
+        // (Nov 13 12:00, Nov 20 12:00]: the window's start is excluded, its end included.
+        assert_eq!(one.last_7_days.calls, 2);
+        assert_eq!(one.month.calls, 4);
+    }
+
+    #[test]
     fn corrupt_lines_are_counted_with_their_quarantine() {
         let mut s = Summary::new(at(2026, 1, 1, 0));
         for line in [3, 9] {

@@ -169,10 +169,7 @@ struct Fields {
 /// Reads the canonical form at the start of `bytes`: the fields and the
 /// index just past the closing brace. `tag` sees every tag.
 #[inline]
-fn fields(
-    bytes: &[u8],
-    tag: impl FnMut(Range<usize>, Range<usize>),
-) -> Option<(Fields, usize)> {
+fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(Fields, usize)> {
     let mut c = Cur { b: bytes, i: 0 };
     c.lit(b"{\"v\":")?;
     let v = u32::try_from(c.uint()?).ok()?;
@@ -375,5 +372,55 @@ mod tests {
         );
         assert!(parse(big.as_bytes()).is_none());
         assert!(parse(&[0xff, 0xfe]).is_none());
+    }
+
+    #[test]
+    fn the_borrowed_view_accepts_exactly_the_same_lines() {
+        let mut fixed = sample();
+        fixed.ts = "2026-11-01T10:20:00.123Z".parse().expect("ts");
+        fixed.id = "01JDQ3Z6Y2V8W5H4K7M9N0P1Q2".parse().expect("id");
+        let line = String::from_utf8(serde_json::to_vec(&fixed).expect("ser")).expect("utf8");
+        let mut lines = vec![
+            line.clone(),
+            format!("{line}\n{line}\n"),
+            line.replace("\"id\":\"0", "\"id\":\"U"), // not Crockford base 32
+            line.replace("\"id\":\"0", "\"id\":\"0U"), // 27 chars
+            line.replace("T", "t"),                   // lower-case time separator
+            line.replace(":00.", ":60."),             // second 60
+            line.replace("\"team\":\"t\"", "\"team\":null"),
+            line.replace("\"tags\":{", "\"tags\":{\"x\":\"\\u00e9\","),
+            line.replace("\"user\":\"alice\"", "\"user\":\"al\u{e9}ce\""),
+            line.replace("alice", "al\u{7f}ce"),
+        ];
+        let mut bad_utf8 = line.clone().into_bytes();
+        let at = line.find("gpt").expect("model");
+        bad_utf8[at] = 0xc3;
+        for saved in [Some(Money::from_nanos(-3)), None] {
+            let mut r = CostRecord::new("b", "anthropic", "claude", Usage::new(1, 1));
+            r.saved_nano_usd = saved;
+            r.mode = Mode::Batch;
+            lines.push(serde_json::to_string(&r).expect("ser"));
+        }
+        let mut accepted = 0;
+        for l in lines
+            .iter()
+            .map(|l| l.as_bytes())
+            .chain([bad_utf8.as_slice()])
+        {
+            let owned = parse_prefix(l);
+            let view = parse_prefix_ref(l);
+            match (&owned, view) {
+                (Some((r, e1)), Some((v, e2))) => {
+                    assert_eq!(RecordRef::from(r), v);
+                    assert_eq!(*e1, e2);
+                    accepted += 1;
+                }
+                (None, None) => {}
+                _ => panic!("disagree on {}", String::from_utf8_lossy(l)),
+            }
+        }
+        // The sample twice, team null, non-ASCII and DEL, and the two
+        // records with and without savings.
+        assert_eq!(accepted, 7);
     }
 }

@@ -80,7 +80,9 @@ impl Read for At<'_> {
         } else {
             64 * 1024
         };
-        let want = (buf.len() as u64).min(limit).min(self.len - self.pos.min(self.len));
+        let want = (buf.len() as u64)
+            .min(limit)
+            .min(self.len - self.pos.min(self.len));
         if want == 0 {
             return Ok(0);
         }
@@ -98,6 +100,17 @@ pub(crate) fn fold_dir<F: ParallelFold>(
     fold: &mut F,
     threads: usize,
 ) -> Result<ScanSummary, LedgerError> {
+    fold_dir_in(ctx, fold, threads, CHUNK)
+}
+
+/// [`fold_dir`] with ranges of `chunk` bytes (at least 1).
+fn fold_dir_in<F: ParallelFold>(
+    ctx: &ScanContext,
+    fold: &mut F,
+    threads: usize,
+    chunk: u64,
+) -> Result<ScanSummary, LedgerError> {
+    let chunk = chunk.max(1);
     let mut summary = ScanSummary::default();
     let legacy_path = ctx.dir.join(LEGACY_FILE);
     if legacy_path.is_file() || legacy_path.is_dir() {
@@ -129,7 +142,7 @@ pub(crate) fn fold_dir<F: ParallelFold>(
     for (i, s) in snaps.iter().enumerate() {
         let mut start = 0;
         while start < s.len {
-            let end = s.len.min(start + CHUNK);
+            let end = s.len.min(start.saturating_add(chunk));
             ranges.push(Range {
                 file: i,
                 start,
@@ -233,20 +246,20 @@ fn fold_range<F: ParallelFold>(
     buf: &mut Vec<u8>,
     records: &mut u64,
 ) -> io::Result<RangeOut> {
-    // Start at the line break before the range: the first line read is the
-    // end of the previous range's last line (only the break itself if a
-    // line starts right at `range.start`).
-    let origin = range.start.saturating_sub(1);
-    let mut lines = Lines::new(At {
-        file: &snap.file,
-        pos: origin,
-        soft_end: range.end,
-        len: snap.len,
-    });
-    if range.start > 0 && lines.next(buf)?.is_none() {
+    let Some(first_line) = first_line_start(&snap.file, range, buf)? else {
         return Ok(RangeOut::default());
-    }
-    let first = lines.number;
+    };
+    let capacity = (range.end - range.start).clamp(4 << 10, 256 << 10);
+    let mut lines = Lines::with_capacity(
+        usize::try_from(capacity).unwrap_or(256 << 10),
+        At {
+            file: &snap.file,
+            pos: first_line,
+            soft_end: range.end,
+            len: snap.len,
+        },
+    );
+    let origin = first_line;
     let mut out = RangeOut::default();
     loop {
         let offset = origin + lines.pos;
@@ -265,15 +278,40 @@ fn fold_range<F: ParallelFold>(
                 fold.record(&RecordRef::from(&rec));
             }
             Outcome::Corrupt(reason) => out.corrupt.push(Noted {
-                line: lines.number - first,
+                line: lines.number,
                 offset,
                 keep: buf.len(),
                 reason,
             }),
         }
     }
-    out.lines = lines.number - first;
+    out.lines = lines.number;
     Ok(out)
+}
+
+/// Where the first line that starts in `range` starts: `range.start` if
+/// the byte before it is a line break (or it is 0), else just past the next
+/// line break. `None` if no line starts in the range (the search stops at
+/// its end, so a long line is not read once per range it covers).
+fn first_line_start(file: &File, range: Range, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
+    if range.start == 0 {
+        return Ok(Some(0));
+    }
+    let mut pos = range.start - 1;
+    buf.resize(64 << 10, 0);
+    while pos < range.end {
+        let want = usize::try_from((range.end - pos).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = read_at(file, &mut buf[..want], pos)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            let start = pos + i as u64 + 1;
+            return Ok((start < range.end).then_some(start));
+        }
+        pos += n as u64;
+    }
+    Ok(None)
 }
 
 fn read_exact(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
@@ -286,4 +324,354 @@ fn read_exact(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()
         offset += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use std::collections::BTreeSet;
+    use std::io::Write;
+    use std::path::Path;
+
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+    use crate::ledger::{CorruptLine, CostRecord, JsonlStorage};
+    use crate::{Mode, Money, Usage};
+
+    /// Writes a ledger with every kind of line a scan meets: canonical
+    /// records (with and without team, cache savings, tags, prices), other
+    /// key orders, escapes, unknown fields, other timestamp forms, CRLF,
+    /// blank lines, bad JSON, binary, an over-long line, a torn tail, and a
+    /// legacy `costs.json` with a bad entry.
+    pub(crate) fn write_messy_ledger(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
+        let models = [
+            ("openai", "gpt-4o"),
+            ("openai", "gpt-4o-mini"),
+            ("anthropic", "claude-sonnet-4-5"),
+            ("gemini", "gemini-2.5-pro"),
+        ];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for (u, user) in ["alice", "bob", "c\"arol"].iter().enumerate() {
+            let mut out = Vec::new();
+            for i in 0..700u64 {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let (p, m) = models[(x >> 33) as usize % models.len()];
+                let mut r = CostRecord::new(*user, p, m, Usage::new((x >> 40) % 5_000, i));
+                r.ts = now - Duration::milliseconds(((x >> 20) % (50 * 86_400_000)) as i64);
+                r.nano_usd = match i % 11 {
+                    0 => None,
+                    _ => Some(Money::from_nanos(((x >> 7) % 50_000_000) as i64 - 1_000)),
+                };
+                if i % 3 == 0 {
+                    r.team = Some(["ml", "web"][(i % 2) as usize].into());
+                }
+                if i % 5 == 0 {
+                    r.mode = Mode::Batch;
+                }
+                if i % 13 == 0 {
+                    r.cached = true;
+                    r.saved_nano_usd = Some(Money::from_nanos(77));
+                }
+                if i % 17 == 0 {
+                    r.tags.insert("k".into(), "v".into());
+                    r.request_id = Some(format!("req_{i}"));
+                }
+                let line = serde_json::to_string(&r).unwrap();
+                match (i + u as u64) % 97 {
+                    1 => out.extend_from_slice(b"{not json at all\n"),
+                    2 => out.extend_from_slice(b"\xff\xfe binary \x00\n"),
+                    3 => out.extend_from_slice(b"\n   \t\n"),
+                    4 => {
+                        // Unknown field: kept by the full parse.
+                        let mut v = serde_json::to_value(&r).unwrap();
+                        v["future_field"] = serde_json::json!({"a": [1, 2]});
+                        out.extend(serde_json::to_vec(&v).unwrap());
+                        out.push(b'\n');
+                    }
+                    5 => {
+                        // Another key order and an escape.
+                        let v = serde_json::to_value(&r).unwrap();
+                        let mut pretty =
+                            serde_json::to_string_pretty(&v).unwrap().replace('\n', " ");
+                        pretty = pretty.replacen(
+                            &format!("\"model\": \"{m}\""),
+                            &format!("\"model\": \"{}\\u0031\"", &m[..m.len() - 1]),
+                            1,
+                        );
+                        out.extend_from_slice(pretty.as_bytes());
+                        out.push(b'\n');
+                    }
+                    6 => {
+                        out.extend_from_slice(line.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    7 => {
+                        let other = line.replace(
+                            &format!(
+                                "\"ts\":\"{}",
+                                &serde_json::to_value(r.ts).unwrap().as_str().unwrap()[..10]
+                            ),
+                            "\"ts\":\"2026-11-02T03:04:05.123456+02:00\",\"x\":\"",
+                        );
+                        out.extend_from_slice(other.as_bytes());
+                        out.push(b'\n');
+                    }
+                    _ => {
+                        out.extend_from_slice(line.as_bytes());
+                        out.push(b'\n');
+                    }
+                }
+                if u == 1 && i == 300 {
+                    out.extend(std::iter::repeat_n(b'x', read::MAX_LINE + 5));
+                    out.push(b'\n');
+                }
+            }
+            if u == 2 {
+                out.extend_from_slice(b"{\"v\":1,\"id\":\"01JDQ");
+            }
+            let name = format!(
+                "costs_{}.jsonl",
+                crate::ledger::sanitize_user(user).unwrap()
+            );
+            std::fs::File::create(dir.join(name))
+                .unwrap()
+                .write_all(&out)
+                .unwrap();
+        }
+        std::fs::write(
+            dir.join(LEGACY_FILE),
+            r#"[{"timestamp": "2026-11-10 10:30:00", "model": "gpt-4o", "cost": 0.25},
+                {"model": "gpt-4o"},
+                {"ts": 1762000000, "model": "claude-haiku-4-5", "cost": 0.001, "user": "zed"}]"#,
+        )
+        .unwrap();
+    }
+
+    /// Every item, as text, to compare multisets.
+    #[derive(Default)]
+    struct Collect {
+        records: Vec<String>,
+        corrupt: Vec<CorruptLine>,
+    }
+
+    impl ParallelFold for Collect {
+        fn fork(&self) -> Self {
+            Collect::default()
+        }
+        fn record(&mut self, r: &RecordRef<'_>) {
+            self.records.push(format!("{r:?}"));
+        }
+        fn corrupt(&mut self, c: CorruptLine) {
+            self.corrupt.push(c);
+        }
+        fn merge(&mut self, other: Self) {
+            self.records.extend(other.records);
+            self.corrupt.extend(other.corrupt);
+        }
+    }
+
+    fn quarantined(dir: &Path) -> BTreeSet<String> {
+        std::fs::read_dir(dir.join("quarantine"))
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn parallel_fold_reads_exactly_what_the_sequential_scan_reads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        write_messy_ledger(&dir);
+        let storage = JsonlStorage::builder(&dir).user("legacy").build().unwrap();
+        let ctx = storage.scan_context();
+
+        // Parallel first, so the quarantine copies are its own.
+        let mut first = Collect::default();
+        let par_summary = fold_dir_in(&ctx, &mut first, 2, 4096).unwrap();
+        let copies = quarantined(&dir);
+
+        let mut seq = Collect::default();
+        let seq_summary = storage
+            .scan_blocking(&ScanFilter::default(), |item| match item {
+                ScanItem::Record(r) => seq.record(&RecordRef::from(&r)),
+                ScanItem::Corrupt(c) => seq.corrupt(c),
+            })
+            .unwrap();
+        assert!(seq_summary.corrupt >= 30, "{seq_summary:?}");
+        assert!(seq_summary.records > 2_000, "{seq_summary:?}");
+        // The sequential scan found every copy already there: same names,
+        // same line numbers, same content hashes.
+        assert_eq!(quarantined(&dir), copies);
+        assert_eq!(copies.len() as u64, seq_summary.corrupt);
+        seq.records.sort();
+
+        for (threads, chunk) in [
+            (1, CHUNK),
+            (2, 4096),
+            (3, 50),
+            (2, 777),
+            (4, 100_000),
+            (8, 31),
+        ] {
+            let mut par = Collect::default();
+            let summary = fold_dir_in(&ctx, &mut par, threads, chunk).unwrap();
+            assert_eq!(summary, seq_summary, "threads {threads}, chunk {chunk}");
+            assert_eq!(summary, par_summary);
+            par.records.sort();
+            assert_eq!(par.records, seq.records, "threads {threads}, chunk {chunk}");
+            assert_eq!(par.corrupt, seq.corrupt, "threads {threads}, chunk {chunk}");
+        }
+        assert_eq!(quarantined(&dir), copies);
+    }
+
+    #[test]
+    fn a_fresh_ledger_quarantines_the_same_copies_either_way() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        write_messy_ledger(&a);
+        write_messy_ledger(&b);
+        let sa = JsonlStorage::builder(&a).user("legacy").build().unwrap();
+        let sb = JsonlStorage::builder(&b).user("legacy").build().unwrap();
+        sa.scan_blocking(&ScanFilter::default(), |_| {}).unwrap();
+        fold_dir_in(&sb.scan_context(), &mut Collect::default(), 3, 1000).unwrap();
+        let qa = quarantined(&a);
+        assert!(!qa.is_empty());
+        assert_eq!(qa, quarantined(&b));
+        for name in &qa {
+            assert_eq!(
+                std::fs::read(a.join("quarantine").join(name)).unwrap(),
+                std::fs::read(b.join("quarantine").join(name)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dashboard_folded_in_parallel_equals_the_sequential_one() {
+        use crate::budget::{Budget, Scope};
+        use crate::report::DashboardPass;
+
+        let tmp = tempfile::tempdir().unwrap();
+        write_messy_ledger(tmp.path());
+        let st = JsonlStorage::builder(tmp.path())
+            .user("legacy")
+            .build()
+            .unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
+        let usd = |n| Money::from_usd(n).unwrap();
+        let budgets = [
+            Budget::monthly(usd(200)),
+            Budget::total(usd(1_000)),
+            Budget::monthly(usd(50)).scope(Scope::User("bob".into())),
+            Budget::monthly(usd(50)).scope(Scope::Team("ml".into())),
+            Budget::total(usd(50)).scope(Scope::Model("GPT-4o".into())),
+            Budget::total(usd(50)).scope(Scope::Provider("Anthropic".into())),
+        ];
+        let filters = [
+            ScanFilter::default(),
+            ScanFilter {
+                providers: vec!["openai".into()],
+                since: Some(now - Duration::days(20)),
+                ..ScanFilter::default()
+            },
+            ScanFilter {
+                users: vec!["alice".into(), "zed".into()],
+                team: Some("ml".into()),
+                until: Some(now - Duration::days(3)),
+                ..ScanFilter::default()
+            },
+        ];
+        for filter in filters {
+            let mut seq = DashboardPass::new(now, budgets.clone(), filter.clone());
+            st.scan_blocking(&ScanFilter::default(), |item| seq.push(&item))
+                .unwrap();
+            let seq = seq.finish("x").to_json();
+            assert!(seq["total_calls"].as_u64().unwrap() > 0, "{filter:?}");
+            assert!(seq["corrupted_lines"].as_u64().unwrap() > 0);
+            for (threads, chunk) in [(2, 4096), (3, 65_536), (2, CHUNK)] {
+                let mut par = DashboardPass::new(now, budgets.clone(), filter.clone());
+                fold_dir_in(&st.scan_context(), &mut par, threads, chunk).unwrap();
+                assert_eq!(
+                    par.finish("x").to_json(),
+                    seq,
+                    "{filter:?} {threads} {chunk}"
+                );
+            }
+            let mut par = DashboardPass::new(now, budgets.clone(), filter.clone());
+            st.fold_blocking(&mut par).unwrap();
+            assert_eq!(par.finish("x").to_json(), seq);
+        }
+    }
+
+    #[test]
+    fn ranges_of_a_few_bytes_still_read_every_line_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut data = Vec::new();
+        for i in 0..4u64 {
+            let mut r = CostRecord::new("u", "openai", "gpt-4o", Usage::new(i, 1));
+            r.nano_usd = Some(Money::from_nanos(i as i64));
+            data.extend(serde_json::to_vec(&r).unwrap());
+            data.extend_from_slice(if i == 2 { b"\r\n" } else { b"\n" });
+            data.extend_from_slice(&[b"{bad\n".as_slice(), b"\n", b"  \n", b"x\n"][i as usize]);
+        }
+        data.extend_from_slice(b"{\"v\":1,\"id");
+        std::fs::write(tmp.path().join("costs_u.jsonl"), &data).unwrap();
+        let st = JsonlStorage::builder(tmp.path()).build().unwrap();
+        let mut seq = Collect::default();
+        let seq_summary = st
+            .scan_blocking(&ScanFilter::default(), |item| match item {
+                ScanItem::Record(r) => seq.record(&RecordRef::from(&r)),
+                ScanItem::Corrupt(c) => seq.corrupt(c),
+            })
+            .unwrap();
+        assert_eq!((seq_summary.records, seq_summary.corrupt), (4, 3));
+        for chunk in [1, 2, 3, 5, 64] {
+            let mut par = Collect::default();
+            let summary = fold_dir_in(&st.scan_context(), &mut par, 3, chunk).unwrap();
+            assert_eq!(summary, seq_summary, "chunk {chunk}");
+            par.records.sort();
+            seq.records.sort();
+            assert_eq!(par.records, seq.records, "chunk {chunk}");
+            assert_eq!(par.corrupt, seq.corrupt, "chunk {chunk}");
+        }
+        let lines: Vec<u64> = seq.corrupt.iter().map(|c| c.line).collect();
+        assert_eq!(lines, [2, 8, 9]);
+    }
+
+    #[test]
+    fn empty_missing_and_blank_ledgers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = JsonlStorage::builder(tmp.path().join("nope"))
+            .build()
+            .unwrap();
+        let mut c = Collect::default();
+        let s = fold_dir_in(&missing.scan_context(), &mut c, 2, 10).unwrap();
+        assert_eq!(s, ScanSummary::default());
+
+        std::fs::write(tmp.path().join("costs_a.jsonl"), b"").unwrap();
+        std::fs::write(tmp.path().join("costs_b.jsonl"), b"\n\n  \n").unwrap();
+        let st = JsonlStorage::builder(tmp.path()).build().unwrap();
+        let s = fold_dir_in(&st.scan_context(), &mut c, 2, 1).unwrap();
+        assert_eq!((s.files.len(), s.records, s.corrupt), (2, 0, 0));
+        assert!(c.records.is_empty() && c.corrupt.is_empty());
+    }
+
+    #[test]
+    fn a_directory_named_like_a_ledger_is_an_error_that_names_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("costs_x.jsonl")).unwrap();
+        let st = JsonlStorage::builder(tmp.path()).build().unwrap();
+        let err = st
+            .fold_blocking(&mut Collect::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("costs_x.jsonl"), "{err}");
+    }
 }

@@ -79,8 +79,13 @@ pub(crate) enum Line {
 
 impl<R: Read> Lines<R> {
     pub(crate) fn new(inner: R) -> Self {
+        Self::with_capacity(256 * 1024, inner)
+    }
+
+    /// Lines read through a buffer of `capacity` bytes.
+    pub(crate) fn with_capacity(capacity: usize, inner: R) -> Self {
         Lines {
-            inner: BufReader::with_capacity(256 * 1024, inner),
+            inner: BufReader::with_capacity(capacity, inner),
             number: 0,
             pos: 0,
         }

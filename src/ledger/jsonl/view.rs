@@ -96,7 +96,10 @@ impl ScanFilter {
             && (self.users.is_empty() || self.users.iter().any(|u| u == r.user))
             && (self.providers.is_empty() || self.providers.iter().any(|p| p == r.provider))
             && (self.models.is_empty() || self.models.iter().any(|m| m == r.model))
-            && self.team.as_ref().is_none_or(|t| r.team == Some(t.as_str()))
+            && self
+                .team
+                .as_ref()
+                .is_none_or(|t| r.team == Some(t.as_str()))
     }
 }
 
