@@ -17,16 +17,37 @@ use crate::{Mode, Money, Usage};
 struct Cur<'a> {
     b: &'a [u8],
     i: usize,
+    /// Whether a string read by [`Cur::str`] held a non-ASCII byte.
+    high: bool,
 }
 
 impl<'a> Cur<'a> {
+    /// A literal; its length is known at compile time, so the comparison
+    /// is a few word compares, not a `memcmp` call.
     #[inline]
-    fn lit(&mut self, s: &[u8]) -> Option<()> {
-        if self.b.get(self.i..self.i + s.len())? == s {
-            self.i += s.len();
+    fn lit<const N: usize>(&mut self, s: &[u8; N]) -> Option<()> {
+        let got: &[u8; N] = self.b.get(self.i..self.i + N)?.try_into().ok()?;
+        if got == s {
+            self.i += N;
             Some(())
         } else {
             None
+        }
+    }
+
+    /// A string that should be exactly `N` bytes of ASCII letters, digits
+    /// and punctuation other than `"` and `\` (an id, a timestamp): taken
+    /// without looking at each byte when its closing quote is where it
+    /// should be. The caller's parse of the value (ULID, timestamp) rejects
+    /// anything else, exactly as it would the range [`Cur::str`] finds.
+    #[inline]
+    fn fixed_str<const N: usize>(&mut self) -> Option<Range<usize>> {
+        if self.b.get(self.i) == Some(&b'"') && self.b.get(self.i + 1 + N) == Some(&b'"') {
+            let r = self.i + 1..self.i + 1 + N;
+            self.i += N + 2;
+            Some(r)
+        } else {
+            self.str()
         }
     }
 
@@ -80,6 +101,7 @@ impl<'a> Cur<'a> {
             if c == b'\\' || c < 0x20 {
                 return None;
             }
+            self.high |= c >= 0x80;
             self.i += 1;
         }
         let r = start..self.i;
@@ -149,6 +171,9 @@ pub(crate) fn parse(line: &[u8]) -> Option<CostRecord> {
 /// The fields of a canonical line: numbers parsed, strings as byte ranges
 /// into the line (not yet checked as UTF-8).
 struct Fields {
+    /// Whether a string other than the id and timestamp holds a non-ASCII
+    /// byte (if not, those strings are ASCII, so valid UTF-8).
+    high: bool,
     v: u32,
     id: Range<usize>,
     ts: Range<usize>,
@@ -170,13 +195,17 @@ struct Fields {
 /// index just past the closing brace. `tag` sees every tag.
 #[inline]
 fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(Fields, usize)> {
-    let mut c = Cur { b: bytes, i: 0 };
+    let mut c = Cur {
+        b: bytes,
+        i: 0,
+        high: false,
+    };
     c.lit(b"{\"v\":")?;
     let v = u32::try_from(c.uint()?).ok()?;
     c.lit(b",\"id\":")?;
-    let id = c.str()?;
+    let id = c.fixed_str::<26>()?;
     c.lit(b",\"ts\":")?;
-    let ts = c.str()?;
+    let ts = c.fixed_str::<24>()?;
     c.lit(b",\"user\":")?;
     let user = c.str()?;
     c.lit(b",\"team\":")?;
@@ -222,6 +251,7 @@ fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(
     let price_version = c.opt_str()?;
     c.lit(b"}")?;
     let f = Fields {
+        high: c.high,
         v,
         id,
         ts,
@@ -296,18 +326,24 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
 /// from `bytes`.
 pub(crate) fn parse_prefix_ref(bytes: &[u8]) -> Option<(RecordRef<'_>, usize)> {
     let (f, end) = fields(bytes, |_, _| {})?;
-    let text = std::str::from_utf8(&bytes[..end]).ok()?;
-    ulid::Ulid::from_string(text.get(f.id)?).ok()?;
+    // The record is valid UTF-8 if every string is: the rest is ASCII. If
+    // no string held a non-ASCII byte, only the id and timestamp can fail,
+    // and their parsers accept ASCII alone.
+    if f.high {
+        std::str::from_utf8(&bytes[..end]).ok()?;
+    }
+    let text = |r: Range<usize>| std::str::from_utf8(&bytes[r]).ok();
+    ulid::Ulid::from_string(text(f.id)?).ok()?;
     let team = match f.team {
-        Some(r) => Some(text.get(r)?),
+        Some(r) => Some(text(r)?),
         None => None,
     };
     let rec = RecordRef {
-        ts: super::read::parse_ts_fast(text.get(f.ts)?)?,
-        user: text.get(f.user)?,
+        ts: super::read::parse_ts_fast(text(f.ts)?)?,
+        user: text(f.user)?,
         team,
-        provider: text.get(f.provider)?,
-        model: text.get(f.model)?,
+        provider: text(f.provider)?,
+        model: text(f.model)?,
         mode: f.mode,
         usage: f.usage,
         nano_usd: f.nano_usd,
@@ -391,6 +427,11 @@ mod tests {
             line.replace("\"tags\":{", "\"tags\":{\"x\":\"\\u00e9\","),
             line.replace("\"user\":\"alice\"", "\"user\":\"al\u{e9}ce\""),
             line.replace("alice", "al\u{7f}ce"),
+            line.replace("01JDQ3Z6Y2V8", "01JDQ3Z6Y2\u{e9}"), // non-ASCII id, 26 bytes
+            line.replace("01JDQ3Z6Y2V8", "01JDQ3Z6Y2\"8"),    // quote inside the id
+            line.replace("01JDQ3Z6Y2V8", "01JDQ3Z6Y2\\8"),    // backslash inside the id
+            line.replace(".123Z", "Z\"\"\"\""),               // 24 bytes, not a timestamp
+            line.replace(".123Z", "\u{e9}Z\""),               // non-ASCII timestamp
         ];
         let mut bad_utf8 = line.clone().into_bytes();
         let at = line.find("gpt").expect("model");
