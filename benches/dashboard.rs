@@ -5,8 +5,11 @@
 //!
 //! - `aggregate/1M_records_in_memory`: [`Summary`] folding records that are
 //!   already parsed (the report engine alone);
+//! - `fold/dashboard_pass_1M_records`: [`DashboardPass`] folded over the
+//!   JSONL files by [`JsonlStorage::fold_blocking`] on every core (read,
+//!   parse, summarise, in process);
 //! - `cli/dashboard_team_1M_records`: the whole binary, end to end: spawn,
-//!   read and parse every JSONL line, summarise, render.
+//!   read and parse every JSONL line (on every core), summarise, render.
 //!
 //! Run with `cargo bench --bench dashboard -- --quick`.
 
@@ -14,8 +17,9 @@ use std::io::Write;
 use std::process::Command;
 
 use chrono::{Duration, TimeZone, Utc};
-use costlayer::ledger::{CostRecord, ScanItem};
-use costlayer::report::{Dashboard, RenderOptions, Summary};
+use costlayer::budget::Budget;
+use costlayer::ledger::{CostRecord, JsonlStorage, ScanFilter, ScanItem};
+use costlayer::report::{Dashboard, DashboardPass, RenderOptions, Summary};
 use costlayer::{Mode, Money, Usage};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -86,6 +90,19 @@ fn bench(c: &mut Criterion) {
         })
     });
     drop(parsed);
+    let storage = JsonlStorage::builder(dir.path())
+        .user("alice")
+        .build()
+        .expect("storage");
+    g.bench_function("fold/dashboard_pass_1M_records", |b| {
+        b.iter(|| {
+            let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
+            let mut pass = DashboardPass::new(now, budgets, ScanFilter::default());
+            let scanned = storage.fold_blocking(&mut pass).expect("fold");
+            assert_eq!(scanned.records, RECORDS);
+            pass.finish("bench")
+        })
+    });
     g.bench_function("cli/dashboard_team_1M_records", |b| {
         b.iter(|| {
             let out = Command::new(env!("CARGO_BIN_EXE_cost-tracker"))

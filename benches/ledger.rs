@@ -5,7 +5,12 @@
 
 use std::time::Duration;
 
-use costlayer::ledger::{CostRecord, FsyncPolicy, JsonlStorage, ScanFilter, ScanItem, Storage};
+use std::num::NonZeroUsize;
+
+use costlayer::ledger::{
+    CorruptLine, CostRecord, FsyncPolicy, JsonlStorage, ParallelFold, RecordRef, ScanFilter,
+    ScanItem, Storage,
+};
 use costlayer::{Money, Usage};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -126,6 +131,27 @@ fn scan(c: &mut Criterion) {
         }
     }
 
+    // The parallel fold on one thread: the CPU cost of reading a record
+    // without allocating it.
+    for _ in 0..3 {
+        let (cpu0, t0) = (thread_cpu_ns(), std::time::Instant::now());
+        let mut sum = Sum::default();
+        let s = st
+            .fold_blocking_threads(&mut sum, NonZeroUsize::MIN)
+            .expect("fold");
+        let wall = t0.elapsed();
+        assert_eq!(sum.calls, SCAN_RECORDS);
+        if let (Some(a), Some(b)) = (cpu0, thread_cpu_ns()) {
+            let cpu = (b - a) as f64 / 1e9;
+            eprintln!(
+                "one fold (1 thread): {} records, wall {:.3} s, CPU {cpu:.3} s = {:.2} M records/s per CPU-second",
+                s.records,
+                wall.as_secs_f64(),
+                s.records as f64 / cpu / 1e6
+            );
+        }
+    }
+
     let mut group = c.benchmark_group("ledger_scan_1m");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
@@ -142,6 +168,14 @@ fn scan(c: &mut Criterion) {
                 .expect("scan");
             assert_eq!(s.records, SCAN_RECORDS);
             total
+        })
+    });
+    group.bench_function("fold_blocking_sum_all_cores", |b| {
+        b.iter(|| {
+            let mut sum = Sum::default();
+            let s = st.fold_blocking(&mut sum).expect("fold");
+            assert_eq!((s.records, sum.calls), (SCAN_RECORDS, SCAN_RECORDS));
+            sum.total
         })
     });
     group.bench_function("async_stream_sum", |b| {
@@ -161,6 +195,28 @@ fn scan(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Calls and total cost, folded on any number of threads.
+#[derive(Default)]
+struct Sum {
+    calls: u64,
+    total: Money,
+}
+
+impl ParallelFold for Sum {
+    fn fork(&self) -> Self {
+        Sum::default()
+    }
+    fn record(&mut self, r: &RecordRef<'_>) {
+        self.calls += 1;
+        self.total += r.cost();
+    }
+    fn corrupt(&mut self, _: CorruptLine) {}
+    fn merge(&mut self, other: Self) {
+        self.calls += other.calls;
+        self.total += other.total;
+    }
 }
 
 /// CPU time of the current thread in ns, from /proc (Linux).

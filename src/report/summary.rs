@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -51,17 +51,42 @@ impl Bucket {
 pub(crate) struct Windows {
     year: i32,
     month: u32,
+    /// `[start, end)` of the calendar month of `now` (`None` at the ends of
+    /// chrono's range, where the year and month are compared instead).
+    month_range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     now: DateTime<Utc>,
     week_start: Option<DateTime<Utc>>,
 }
 
 impl Windows {
     pub(crate) fn new(now: DateTime<Utc>) -> Self {
+        let today = now.naive_utc().date();
+        let (year, month) = (today.year(), today.month());
+        let first = NaiveDate::from_ymd_opt(year, month, 1);
+        let next = if month == 12 {
+            NaiveDate::from_ymd_opt(year + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(year, month + 1, 1)
+        };
+        let month_range = first.zip(next).map(|(a, b)| {
+            (
+                a.and_time(NaiveTime::MIN).and_utc(),
+                b.and_time(NaiveTime::MIN).and_utc(),
+            )
+        });
         Windows {
-            year: now.naive_utc().year(),
-            month: now.naive_utc().month(),
+            year,
+            month,
+            month_range,
             now,
             week_start: now.checked_sub_signed(Duration::days(7)),
+        }
+    }
+
+    fn in_month(&self, ts: DateTime<Utc>, day: NaiveDate) -> bool {
+        match self.month_range {
+            Some((start, end)) => ts >= start && ts < end,
+            None => day.year() == self.year && day.month() == self.month,
         }
     }
 }
@@ -208,7 +233,7 @@ impl Summary {
         let cost = r.cost();
         self.total.add(cost);
         let day = r.ts.naive_utc().date();
-        if day.year() == w.year && day.month() == w.month {
+        if w.in_month(r.ts, day) {
             self.month.add(cost);
         }
         if r.ts <= w.now && w.week_start.is_none_or(|start| r.ts > start) {
@@ -554,6 +579,35 @@ mod tests {
         // (Nov 13 12:00, Nov 20 12:00]: the window's start is excluded, its end included.
         assert_eq!(one.last_7_days.calls, 2);
         assert_eq!(one.month.calls, 4);
+
+        // Month edges, December included.
+        for now in [
+            at(2026, 11, 20, 12),
+            at(2026, 12, 31, 23),
+            at(2027, 1, 1, 0),
+        ] {
+            let (mut one, mut two) = (Summary::new(now), Summary::new(now));
+            for ts in [
+                at(2026, 10, 31, 23),
+                at(2026, 11, 1, 0),
+                at(2026, 11, 30, 23),
+                at(2026, 12, 1, 0),
+                at(2026, 12, 31, 23),
+                at(2027, 1, 1, 0),
+                at(2027, 1, 1, 0) - Duration::milliseconds(1),
+            ] {
+                r.ts = ts;
+                one.add_record(&r);
+                two.add_ref(&RecordRef::from(&r));
+                let naive = ts.year() == now.year() && ts.month() == now.month();
+                assert_eq!(
+                    Windows::new(now).in_month(ts, ts.date_naive()),
+                    naive,
+                    "{now} {ts}"
+                );
+            }
+            assert_eq!(one, two);
+        }
     }
 
     #[test]
