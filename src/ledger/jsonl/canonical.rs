@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use crate::ledger::{CostRecord, RecordRef};
 use crate::{Mode, Money, Usage};
@@ -321,25 +322,53 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
     Some((rec, end))
 }
 
+/// Whether `ulid::Ulid::from_string` accepts these bytes: 26 of them, each
+/// a digit of its base 32 alphabet. The alphabet is read from the `ulid`
+/// crate itself, once, so the two can never disagree.
+fn is_ulid(b: &[u8]) -> bool {
+    static DIGITS: OnceLock<[bool; 128]> = OnceLock::new();
+    let digits = DIGITS.get_or_init(|| {
+        let mut ok = [false; 128];
+        let mut s = [b'0'; 26];
+        for (c, slot) in (0u8..128).zip(ok.iter_mut()) {
+            s[25] = c;
+            *slot = std::str::from_utf8(&s)
+                .ok()
+                .is_some_and(|s| ulid::Ulid::from_string(s).is_ok());
+        }
+        ok
+    });
+    b.len() == 26
+        && b.iter()
+            .all(|&c| digits.get(usize::from(c)).copied().unwrap_or(false))
+}
+
 /// [`parse_prefix`] without allocating: the same lines are accepted (the
 /// same UTF-8, id and timestamp checks), and the view borrows its strings
 /// from `bytes`.
 pub(crate) fn parse_prefix_ref(bytes: &[u8]) -> Option<(RecordRef<'_>, usize)> {
     let (f, end) = fields(bytes, |_, _| {})?;
     // The record is valid UTF-8 if every string is: the rest is ASCII. If
-    // no string held a non-ASCII byte, only the id and timestamp can fail,
-    // and their parsers accept ASCII alone.
+    // no string held a non-ASCII byte, only the id and timestamp could
+    // hold one, and their checks accept ASCII alone.
     if f.high {
         std::str::from_utf8(&bytes[..end]).ok()?;
     }
-    let text = |r: Range<usize>| std::str::from_utf8(&bytes[r]).ok();
-    ulid::Ulid::from_string(text(f.id)?).ok()?;
+    if !is_ulid(&bytes[f.id]) {
+        return None;
+    }
+    let ts = super::read::parse_ts_bytes(&bytes[f.ts])?;
+    // user, team, provider and model are next to each other: one UTF-8
+    // conversion for the four.
+    let base = f.user.start;
+    let text = std::str::from_utf8(&bytes[base..f.model.end]).ok()?;
+    let text = |r: Range<usize>| text.get(r.start - base..r.end - base);
     let team = match f.team {
         Some(r) => Some(text(r)?),
         None => None,
     };
     let rec = RecordRef {
-        ts: super::read::parse_ts_fast(text(f.ts)?)?,
+        ts,
         user: text(f.user)?,
         team,
         provider: text(f.provider)?,
@@ -463,5 +492,32 @@ mod tests {
         // The sample twice, team null, non-ASCII and DEL, and the two
         // records with and without savings.
         assert_eq!(accepted, 7);
+    }
+
+    #[test]
+    fn the_ulid_check_agrees_with_the_ulid_crate() {
+        let good = "01JDQ3Z6Y2V8W5H4K7M9N0P1Q2";
+        let mut cases = vec![
+            good.to_owned(),
+            good.to_lowercase(),
+            "7ZZZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+            "8ZZZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+        ];
+        for c in (1u8..128).map(char::from).chain(['\u{e9}', '\u{2603}']) {
+            for at in [0, 13, 25] {
+                let mut s: Vec<char> = good.chars().collect();
+                s[at] = c;
+                cases.push(s.into_iter().collect());
+            }
+        }
+        cases.push(good[..25].to_owned());
+        cases.push(format!("{good}0"));
+        for s in cases {
+            assert_eq!(
+                is_ulid(s.as_bytes()),
+                ulid::Ulid::from_string(&s).is_ok(),
+                "{s:?}"
+            );
+        }
     }
 }

@@ -236,7 +236,11 @@ fn one() -> u32 {
 
 /// Parses `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the ledger writes.
 pub(crate) fn parse_ts_fast(s: &str) -> Option<DateTime<Utc>> {
-    let b = s.as_bytes();
+    parse_ts_bytes(s.as_bytes())
+}
+
+/// [`parse_ts_fast`] on bytes (any non-ASCII byte fails the parse).
+pub(crate) fn parse_ts_bytes(b: &[u8]) -> Option<DateTime<Utc>> {
     if b.len() != 24
         || b[4] != b'-'
         || b[7] != b'-'
