@@ -619,7 +619,7 @@ pub(crate) mod tests {
             r.nano_usd = Some(Money::from_nanos(i as i64));
             data.extend(serde_json::to_vec(&r).unwrap());
             data.extend_from_slice(if i == 2 { b"\r\n" } else { b"\n" });
-            data.extend_from_slice(&[b"{bad\n".as_slice(), b"\n", b"  \n", b"x\n"][i as usize]);
+            data.extend_from_slice([b"{bad\n".as_slice(), b"\n", b"  \n", b"x\n"][i as usize]);
         }
         data.extend_from_slice(b"{\"v\":1,\"id");
         std::fs::write(tmp.path().join("costs_u.jsonl"), &data).unwrap();
