@@ -136,6 +136,13 @@ impl ScanFilter {
 ///         self.corrupt += other.corrupt;
 ///     }
 /// }
+///
+/// let (mut a, mut b) = (Total::default(), Total::default());
+/// let r = costlayer::ledger::CostRecord::new("u", "openai", "gpt-4o", costlayer::Usage::new(1, 1));
+/// a.record(&RecordRef::from(&r));
+/// b.record(&RecordRef::from(&r));
+/// a.merge(b);
+/// assert_eq!(a.calls, 2);
 /// ```
 pub trait ParallelFold: Send {
     /// A fresh, empty accumulator with the same settings, for another
