@@ -146,7 +146,10 @@ async fn openai_through_the_base_url_prints_the_exact_cost_and_records_it() {
     let recs = records(tmp.path());
     assert_eq!(recs.len(), 1, "{recs:?}");
     let r = &recs[0];
-    assert_eq!((r.provider.as_str(), r.model.as_str()), ("openai", "gpt-4o-mini"));
+    assert_eq!(
+        (r.provider.as_str(), r.model.as_str()),
+        ("openai", "gpt-4o-mini")
+    );
     assert_eq!(r.user, "alice");
     assert_eq!(r.nano_usd.map(|m| m.nanos()), Some(345_000));
     assert_eq!(r.usage.cache_read_tokens, 200);

@@ -82,11 +82,7 @@ fn nz(n: u32) -> NonZeroU32 {
 /// to its default 60 s cap), and a rate limit roomy enough not to wait.
 fn stack<S>(provider: S, ledger: &MemoryStorage) -> LlmService
 where
-    S: Service<ChatRequest, Response = ChatResponse, Error = Error>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: Service<ChatRequest, Response = ChatResponse, Error = Error> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
     let tracker = CostTracker::builder()
@@ -101,7 +97,10 @@ where
                 .base_delay(Duration::from_millis(10))
                 .seed(7),
         )
-        .rate_limit(RateLimitLayer::new(Quota::per_minute(nz(600), nz(1_000_000))))
+        .rate_limit(RateLimitLayer::new(Quota::per_minute(
+            nz(600),
+            nz(1_000_000),
+        )))
         .build(provider)
 }
 
@@ -156,7 +155,9 @@ async fn assert_retried_then_billed_once(
     let records = ledger.records();
     assert_eq!(records.len(), 1, "one call, one record: {records:?}");
     assert_eq!(
-        records[0].nano_usd.map(|m| i64::try_from(m.nanos()).unwrap()),
+        records[0]
+            .nano_usd
+            .map(|m| i64::try_from(m.nanos()).unwrap()),
         Some(expected_nanos)
     );
     assert_eq!(records[0].user, "alice");
@@ -327,7 +328,12 @@ async fn gemini_429_then_503_then_200_is_three_requests_and_one_record() {
 
 /// A credentials error: one request, the error returned as is, no record,
 /// and the key nowhere in the error.
-async fn assert_not_retried_not_billed(llm: LlmService, server: &MockServer, ledger: &MemoryStorage, req: ChatRequest) {
+async fn assert_not_retried_not_billed(
+    llm: LlmService,
+    server: &MockServer,
+    ledger: &MemoryStorage,
+    req: ChatRequest,
+) {
     let err = llm.oneshot(req).await.unwrap_err();
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
     assert!(!err.is_retryable());
@@ -457,7 +463,10 @@ async fn three_overloads_exhaust_the_attempts_and_nothing_is_billed() {
         .oneshot(ChatRequest::new("claude-haiku-4-5").message(Message::user("hi")))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Overloaded { status: 529, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Overloaded { status: 529, .. }),
+        "{err:?}"
+    );
     server.verify().await;
     assert!(ledger.records().is_empty());
 }

@@ -348,7 +348,9 @@ fn tracker(config: &Config, storage: Arc<Capture>) -> Result<CostTracker, CliErr
     let mut quiet = config.clone();
     quiet.stdout_alerts = StdoutAlerts::Off;
     let prices = match &config.prices {
-        Some(path) => PriceTable::with_user_file(path).map_err(|e| CliError::Usage(e.to_string()))?,
+        Some(path) => {
+            PriceTable::with_user_file(path).map_err(|e| CliError::Usage(e.to_string()))?
+        }
         None => PriceTable::embedded().clone(),
     };
     let mut builder = CostTracker::builder_from_config(&quiet)
@@ -452,9 +454,9 @@ fn not_built(feature: &str) -> CliError {
 /// failure (exit 1), a budget block included.
 fn call_error(e: &Error, key: Option<&str>) -> CliError {
     let msg = match e {
-        Error::BudgetExceeded { .. } => format!(
-            "BudgetExceeded: {e} (the call was not sent; nothing was billed or recorded)"
-        ),
+        Error::BudgetExceeded { .. } => {
+            format!("BudgetExceeded: {e} (the call was not sent; nothing was billed or recorded)")
+        }
         _ => format!("{e}"),
     };
     CliError::Runtime(redact(&msg, key))
@@ -530,7 +532,10 @@ fn print(
     if u.reasoning_tokens > 0 {
         usage.push_str(&format!(" ({} reasoning)", u.reasoning_tokens));
     }
-    println!("{provider} {model}{}", if resp.cached { " (cached)" } else { "" });
+    println!(
+        "{provider} {model}{}",
+        if resp.cached { " (cached)" } else { "" }
+    );
     println!("{usage}");
     println!("cost: {}", cost_line(cost));
     if let Some(r) = rec {
@@ -565,7 +570,10 @@ mod tests {
     #[test]
     fn the_key_is_scrubbed() {
         assert_eq!(
-            redact("proxy said: bad key sk-abc123 (sk-abc123)", Some("sk-abc123")),
+            redact(
+                "proxy said: bad key sk-abc123 (sk-abc123)",
+                Some("sk-abc123")
+            ),
             "proxy said: bad key **** (****)"
         );
         assert_eq!(redact("nothing", None), "nothing");
