@@ -10,8 +10,8 @@
 
 use chrono::{Duration, Utc};
 use costlayer::budget::Budget;
-use costlayer::ledger::{CostRecord, FsyncPolicy, JsonlStorage, ScanFilter, ScanItem, Storage};
-use costlayer::report::{BudgetTally, Dashboard, RenderOptions, Summary};
+use costlayer::ledger::{CostRecord, FsyncPolicy, JsonlStorage, ScanFilter, Storage};
+use costlayer::report::{DashboardPass, RenderOptions};
 use costlayer::{Money, Usage};
 
 #[tokio::main(flavor = "current_thread")]
@@ -39,22 +39,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One pass: the summary and every budget together.
     let now = Utc::now();
     let ledger = JsonlStorage::builder(&dir).build()?;
-    let mut summary = Summary::new(now);
-    let mut budgets = [
-        BudgetTally::new(Budget::monthly(usd("200")?), now),
-        BudgetTally::new(Budget::total(usd("1000")?), now),
-    ];
-    ledger.scan_blocking(&ScanFilter::default(), |item| {
-        if let ScanItem::Record(r) = &item {
-            budgets.iter_mut().for_each(|b| b.add(r));
-        }
-        summary.push(&item);
-    })?;
-
-    let mut dash = Dashboard::new(summary, dir.display().to_string()).scope("team: every user");
-    for b in &budgets {
-        dash = dash.budget(b.view());
-    }
+    let mut pass = DashboardPass::new(
+        now,
+        [Budget::monthly(usd("200")?), Budget::total(usd("1000")?)],
+        ScanFilter::default(),
+    );
+    ledger.scan_blocking(&ScanFilter::default(), |item| pass.push(&item))?;
+    let dash = pass
+        .finish(dir.display().to_string())
+        .scope("team: every user");
     print!("{}", dash.render(&RenderOptions::new().verbose(true)));
     let json = dash.to_json();
     println!("\ntotal_nano_usd = {}", json["total_nano_usd"]);

@@ -12,6 +12,7 @@
 //! - [`export_csv`]: every record as an RFC 4180 CSV row, cost as exact
 //!   decimal dollars, formula cells neutralised.
 //! - [`BudgetTally`]: each budget's spend, folded in the same pass.
+//! - [`DashboardPass`]: the summary and every budget, folded in one scan.
 //! - [`Dashboard`]: the terminal dashboard of `cost-tracker --dashboard`,
 //!   and its `--json` form.
 //!
@@ -49,12 +50,14 @@
 mod budgets;
 mod csv_export;
 mod dashboard;
+mod pass;
 mod projection;
 mod summary;
 
 pub use budgets::BudgetTally;
 pub use csv_export::{export_csv, neutralize_cell, CsvWriter, ExportStats, CSV_HEADER};
 pub use dashboard::{BudgetView, Dashboard, RenderOptions};
+pub use pass::DashboardPass;
 pub use projection::Projection;
 pub use summary::{Bucket, Summary};
 

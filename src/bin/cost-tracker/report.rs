@@ -4,9 +4,9 @@ use std::fs::File;
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
 
-use costlayer::ledger::{ResetScope, ScanFilter, ScanItem, Storage};
+use costlayer::ledger::{ResetScope, ScanFilter, Storage};
 use costlayer::report::{
-    BudgetTally, CsvWriter, Dashboard, ExportStats, RenderOptions, ReportError, Summary,
+    CsvWriter, Dashboard, DashboardPass, ExportStats, RenderOptions, ReportError,
 };
 
 use crate::settings::Settings;
@@ -51,35 +51,17 @@ fn data_label(s: &Settings) -> String {
 /// scope (as the tracker does when it enforces it).
 pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
     let storage = store::open(&s.data_dir, &s.user)?;
-    let mut summary = Summary::new(s.now);
-    let mut tallies: Vec<BudgetTally> = s
-        .budgets
-        .iter()
-        .cloned()
-        .map(|b| BudgetTally::new(b, s.now))
-        .collect();
-    storage.scan_blocking(&ScanFilter::default(), |item| match &item {
-        ScanItem::Record(r) => {
-            for t in &mut tallies {
-                t.add(r);
-            }
-            if s.filter.matches(r) {
-                summary.add_record(r);
-            }
-        }
-        ScanItem::Corrupt(c) => summary.add_corrupt(c),
-    })?;
+    let mut pass = DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone());
+    storage.scan_blocking(&ScanFilter::default(), |item| pass.push(&item))?;
     let scope = if s.team {
         "team: every user".to_owned()
     } else {
         format!("user {}", s.user)
     };
-    let mut dash = Dashboard::new(summary, data_label(s))
+    let dash = pass
+        .finish(data_label(s))
         .scope(scope)
         .recipients(s.recipients.iter().cloned());
-    for t in &tallies {
-        dash = dash.budget(t.view());
-    }
     Ok(dash)
 }
 

@@ -87,7 +87,7 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
         data_dir: args
             .data_dir
             .clone()
-            .unwrap_or_else(|| config.metadata_dir()),
+            .unwrap_or_else(|| config.data_dir.clone()),
         user: config.user.clone(),
         team: args.team,
         filter,
