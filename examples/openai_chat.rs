@@ -7,7 +7,7 @@
 //!
 //! The settings are the ones every costlayer entry point reads
 //! (`costlayer.toml`, then `COSTLAYER_*`): the call is appended to
-//! `<data_dir>/metadata/costs_<user>.jsonl`, where `cost-tracker --dashboard`
+//! `<data_dir>/costs_<user>.jsonl` (default `data/metadata`), where `cost-tracker --dashboard`
 //! sees it, and counts against your budgets. `OPENAI_BASE_URL` points the
 //! client at a proxy, a gateway or a local OpenAI-compatible server.
 //!

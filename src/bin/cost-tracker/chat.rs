@@ -119,7 +119,7 @@ pub(crate) struct ChatArgs {
     #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
 
-    /// The ledger directory, holding costs_<user>.jsonl. [default: data/metadata, or $COSTLAYER_DATA_DIR/metadata]
+    /// The ledger directory, holding costs_<user>.jsonl. [default: $COSTLAYER_DATA_DIR, the config file's data_dir, or data/metadata]
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
@@ -253,7 +253,7 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
     let ledger_dir = args
         .data_dir
         .clone()
-        .unwrap_or_else(|| config.metadata_dir());
+        .unwrap_or_else(|| config.data_dir.clone());
     // The provider first: a missing key is reported before anything is
     // created on disk.
     let (provider, key) = provider(args.provider)?;
