@@ -335,6 +335,36 @@ fn simulated_works_offline_and_is_recorded_apart_from_real_spend() {
 }
 
 #[test]
+fn a_dash_reads_the_prompt_from_stdin_and_the_tpm_limit_refuses_what_cannot_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = chat(tmp.path())
+        .args(["--provider", "simulated", "--json", "-"])
+        .write_stdin("A prompt long enough to count: one two three four five six seven.")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stdout_json(&out)["usage"]["input_tokens"].as_u64().unwrap() > 10);
+    assert_eq!(records(tmp.path()).len(), 1);
+
+    // A 10-tokens-a-minute limit can never admit this request: refused
+    // before the provider, not billed.
+    chat(tmp.path())
+        .args([
+            "--provider",
+            "simulated",
+            "--tpm",
+            "10",
+            "--max-tokens",
+            "100",
+            "hi",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("never be admitted"));
+    assert_eq!(records(tmp.path()).len(), 1);
+}
+
+#[test]
 fn the_config_file_decides_where_and_as_whom_the_call_is_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(

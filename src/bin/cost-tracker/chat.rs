@@ -264,14 +264,15 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
     let tracker = tracker(&config, capture.clone())?;
 
     let mut stack = StackBuilder::new(tracker.clone());
-    if args.rpm.is_some() || args.tpm.is_some() {
-        let quota = match (args.rpm, args.tpm) {
-            (Some(r), Some(t)) => Quota::per_minute(r, t),
-            (Some(r), None) => Quota::requests_per_minute(r),
-            (None, Some(t)) => Quota::tokens_per_minute(t),
-            (None, None) => Quota::unlimited(),
-        };
-        stack = stack.rate_limit(RateLimitLayer::new(quota));
+    let quota = match (args.rpm, args.tpm) {
+        (Some(r), Some(t)) => Some(Quota::per_minute(r, t)),
+        (Some(r), None) => Some(Quota::requests_per_minute(r)),
+        (None, Some(t)) => Some(Quota::tokens_per_minute(t)),
+        // costlayer cannot know the account's limits: none unless given.
+        (None, None) => None,
+    };
+    if let Some(q) = quota {
+        stack = stack.rate_limit(RateLimitLayer::new(q));
     }
     let llm: LlmService = match provider {
         Provider::Simulated(p) => stack.build(p),
@@ -312,7 +313,7 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
             "the call succeeded (and was billed) but could not be written to the ledger: {e}"
         ))),
         (None, _) => Err(CliError::Runtime(
-            "the call succeeded but no ledger record was written: check the log above".into(),
+            "the call succeeded but the cost layer wrote no ledger record: this is a bug, please report it".into(),
         )),
         (Some(_), Err(e)) => Err(CliError::Runtime(format!(
             "the call was recorded but the ledger could not be flushed to disk: {e}"
