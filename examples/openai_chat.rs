@@ -1,17 +1,31 @@
-//! One real OpenAI call with the key from the environment.
+//! One real OpenAI call through the full costlayer stack (cost, cache,
+//! retry, rate limit), recorded in your ledger, with its exact cost.
 //!
 //! ```text
 //! OPENAI_API_KEY=sk-... cargo run --example openai_chat -- "Say hi in French" [model]
 //! ```
 //!
-//! `OPENAI_BASE_URL` points it at a proxy, a gateway or a local
-//! OpenAI-compatible server. Exits with code 2 and a clear message when the
-//! key is missing, 1 when the call fails.
+//! The settings are the ones every costlayer entry point reads
+//! (`costlayer.toml`, then `COSTLAYER_*`): the call is appended to
+//! `<data_dir>/costs_<user>.jsonl` (default `data/metadata`), where `cost-tracker --dashboard`
+//! sees it, and counts against your budgets. `OPENAI_BASE_URL` points the
+//! client at a proxy, a gateway or a local OpenAI-compatible server.
+//!
+//! Exits with code 2 and a clear message when the key is missing, 1 when
+//! the call fails.
 
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 
+use chrono::Utc;
+use costlayer::config::Config;
+use costlayer::layer::builder::StackBuilder;
+use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
+use costlayer::ledger::{CostRecord, ScanFilter, ScanItem};
 use costlayer::openai::OpenAi;
-use costlayer::{ChatRequest, Error, Message};
+use costlayer::tracker::CostTracker;
+use costlayer::{ChatRequest, ChatResponse, Error, Message};
+use futures_util::StreamExt;
 use tower::ServiceExt;
 
 #[tokio::main]
@@ -22,6 +36,7 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|| "Say hi in one short sentence.".into());
     let model = args.next().unwrap_or_else(|| "gpt-4o-mini".into());
 
+    // The provider first, so a missing key is reported before anything else.
     let client = match OpenAi::from_env() {
         Ok(c) => c,
         Err(e @ Error::Config { .. }) => {
@@ -34,6 +49,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tracker = match Config::load(None)
+        .map_err(Error::from)
+        .and_then(|c| CostTracker::from_config(&c))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("openai_chat: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
     let req = ChatRequest::new(model)
         .system("You are concise.")
         .message(Message::user(prompt))
@@ -43,33 +69,78 @@ async fn main() -> ExitCode {
         client.count_tokens(&req)
     );
 
-    match client.oneshot(req).await {
+    // The usual stack; the rate limit is an example tier-1 quota.
+    let quota = Quota::per_minute(nz(500), nz(200_000));
+    let llm = StackBuilder::new(tracker.clone())
+        .rate_limit(RateLimitLayer::new(quota))
+        .build(client);
+
+    let started = Utc::now();
+    let result = llm.oneshot(req).await;
+    if let Err(e) = tracker.storage().flush().await {
+        eprintln!("openai_chat: the ledger could not be flushed: {e}");
+    }
+    tracker.flush_alerts().await;
+    match result {
         Ok(resp) => {
-            println!("{}\n", resp.text);
-            println!("model (as billed): {}", resp.model);
-            println!(
-                "request id:        {}",
-                resp.request_id.as_deref().unwrap_or("-")
-            );
-            println!("latency:           {:?}", resp.latency);
-            let u = resp.usage;
-            println!(
-                "usage: input {} + cached {} | output {} (reasoning {})",
-                u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens
-            );
+            report(&resp);
+            match recorded(&tracker, &resp, started).await {
+                Some(rec) => {
+                    let cost = rec
+                        .nano_usd
+                        .map_or_else(|| "unpriced".to_owned(), |c| c.to_string());
+                    println!("cost:              {cost} (exact; recorded as {})", rec.id);
+                }
+                None => eprintln!("openai_chat: the call was not found in the ledger"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
+            // Retryable errors were already retried by the stack.
             eprintln!("openai_chat: {e}");
-            if e.is_retryable() {
-                eprintln!(
-                    "  (retryable{})",
-                    e.retry_after()
-                        .map(|d| format!(", after {d:?}"))
-                        .unwrap_or_default()
-                );
-            }
             ExitCode::FAILURE
         }
     }
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn report(resp: &ChatResponse) {
+    println!("{}\n", resp.text);
+    println!("model (as billed): {}", resp.model);
+    println!(
+        "request id:        {}",
+        resp.request_id.as_deref().unwrap_or("-")
+    );
+    println!("latency:           {:?}", resp.latency);
+    let u = resp.usage;
+    println!(
+        "usage:             input {} + cached {} | output {} (reasoning {})",
+        u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens
+    );
+}
+
+/// The record the cost layer wrote for `resp`, read back from the ledger.
+async fn recorded(
+    tracker: &CostTracker,
+    resp: &ChatResponse,
+    since: chrono::DateTime<Utc>,
+) -> Option<CostRecord> {
+    let filter = ScanFilter {
+        since: Some(since - chrono::Duration::seconds(1)),
+        users: vec![tracker.user().to_owned()],
+        ..ScanFilter::default()
+    };
+    let mut stream = tracker.storage().scan(&filter).await.ok()?;
+    let mut found = None;
+    while let Some(item) = stream.next().await {
+        if let Ok(ScanItem::Record(r)) = item {
+            if r.request_id == resp.request_id {
+                found = Some(r);
+            }
+        }
+    }
+    found
 }
