@@ -19,7 +19,7 @@ use costlayer::tracker::CostTracker;
 use futures_util::StreamExt;
 
 use costlayer::estimate::{EstimatePolicy, Estimator};
-use costlayer::layer::cache::CacheLayer;
+use costlayer::layer::cache::{CacheKey, CacheLayer};
 use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
 use costlayer::mock::SimulatedProvider;
 use costlayer::tokens::TiktokenCounter;
@@ -76,6 +76,9 @@ fn cache_hit(c: &mut Criterion) {
         .service(SimulatedProvider::new());
     rt.block_on(svc.clone().oneshot(req.clone()))
         .expect("warm the entry");
+    c.bench_function("cache/key_2kb", |b| {
+        b.iter(|| CacheKey::for_request(black_box(&req), None).expect("key"))
+    });
     c.bench_function("cache/hit_2kb", |b| {
         b.to_async(&rt)
             .iter(|| svc.clone().oneshot(black_box(req.clone())))
