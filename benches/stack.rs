@@ -164,7 +164,8 @@ fn stack(c: &mut Criterion) {
         });
     }
     let svc = full_stack(EstimatePolicy::Exact);
-    rt.block_on(svc.clone().oneshot(short.clone())).expect("warm");
+    rt.block_on(svc.clone().oneshot(short.clone()))
+        .expect("warm");
     g.bench_function("cache_hit", |b| {
         b.to_async(&rt)
             .iter(|| svc.clone().oneshot(black_box(short.clone())))

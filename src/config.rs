@@ -20,7 +20,7 @@
 //! | variable | setting | default |
 //! |---|---|---|
 //! | `COSTLAYER_CONFIG` | the config file | `./costlayer.toml` |
-//! | `COSTLAYER_DATA_DIR` | ledger directory | `data` |
+//! | `COSTLAYER_DATA_DIR` | ledger directory (holds `costs_<user>.jsonl`) | `data/metadata` |
 //! | `COSTLAYER_USER` | who the spend is attributed to | the OS user |
 //! | `COSTLAYER_TEAM` | the team | none |
 //! | `COSTLAYER_MONTHLY_BUDGET` | monthly limit, USD decimal (`none` disables) | `200` |
@@ -38,7 +38,7 @@
 //! # The file
 //!
 //! ```toml
-//! data_dir = "data"            # relative paths are relative to this file
+//! data_dir = "data/metadata"   # the ledger directory; relative paths are relative to this file
 //! user = "alice"
 //! team = "ml"
 //! prices = "my-prices.toml"
@@ -221,7 +221,8 @@ pub enum StdoutAlerts {
 pub struct Config {
     /// The file the settings were read from, if any.
     pub file: Option<PathBuf>,
-    /// The ledger directory (JSONL files live in `<data_dir>/metadata/`).
+    /// The ledger directory: it holds `costs_<user>.jsonl`, `alerts_<user>.jsonl`,
+    /// `quarantine/` and `archive/`. The same directory as the CLI's `--data-dir`.
     pub data_dir: PathBuf,
     /// Who the spend is attributed to.
     pub user: String,
@@ -262,7 +263,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             file: None,
-            data_dir: PathBuf::from("data"),
+            data_dir: PathBuf::from("data/metadata"),
             user: default_user(),
             team: None,
             prices: None,
@@ -719,11 +720,6 @@ impl Config {
             }
         }
         Ok(out)
-    }
-
-    /// The ledger's metadata directory, `<data_dir>/metadata`.
-    pub fn metadata_dir(&self) -> PathBuf {
-        self.data_dir.join("metadata")
     }
 }
 

@@ -436,9 +436,9 @@ impl CostTrackerBuilder {
     }
 }
 
-/// The JSONL ledger in `<data_dir>/metadata`, appending as the config's user.
+/// The JSONL ledger in `data_dir`, appending as the config's user.
 fn open_ledger(config: &Config) -> Result<Arc<dyn Storage>, Error> {
-    let storage = crate::ledger::JsonlStorage::builder(config.metadata_dir())
+    let storage = crate::ledger::JsonlStorage::builder(&config.data_dir)
         .user(config.user.clone())
         .build()
         .map_err(ledger_error)?;
@@ -614,7 +614,7 @@ impl CostTracker {
         Ok(b)
     }
 
-    /// A tracker from `config`: the JSONL ledger in `<data_dir>/metadata`
+    /// A tracker from `config`: the JSONL ledger in `data_dir`
     /// (appending to `costs_<user>.jsonl`), the
     /// embedded prices merged with `config.prices`, and everything
     /// [`CostTracker::builder_from_config`] sets.

@@ -104,7 +104,12 @@ async fn a_hundred_identical_calls_are_one_provider_call_and_a_hundred_records()
     let billed: Vec<Money> = records.iter().filter_map(|r| r.nano_usd).collect();
     assert_eq!(
         Money::checked_sum(billed).unwrap(),
-        records.iter().find(|r| !r.cached).unwrap().nano_usd.unwrap()
+        records
+            .iter()
+            .find(|r| !r.cached)
+            .unwrap()
+            .nano_usd
+            .unwrap()
     );
 }
 
@@ -117,7 +122,11 @@ async fn each_retry_waits_for_the_rate_limit() {
     let llm = ServiceBuilder::new()
         .layer(CostLayer::new(tracker(&ledger)))
         .layer(CacheLayer::default())
-        .layer(RetryLayer::new().jitter(Jitter::None).max_elapsed(Duration::from_secs(120)))
+        .layer(
+            RetryLayer::new()
+                .jitter(Jitter::None)
+                .max_elapsed(Duration::from_secs(120)),
+        )
         .layer(RateLimitLayer::new(Quota::requests_per_minute(nz(1))))
         .service(provider.clone());
     let start = Instant::now();
@@ -150,15 +159,24 @@ async fn the_span_carries_the_genai_fields_cache_outcome_and_retries_and_no_secr
     in_call_span(&dispatch, fut).await.unwrap();
     assert_eq!(captured.field("costlayer.cache").as_deref(), Some("miss"));
     assert_eq!(captured.field("costlayer.retries").as_deref(), Some("1"));
-    assert_eq!(captured.field("gen_ai.provider.name").as_deref(), Some("anthropic"));
-    assert_eq!(captured.field("gen_ai.request.model").as_deref(), Some("claude-haiku-4-5"));
+    assert_eq!(
+        captured.field("gen_ai.provider.name").as_deref(),
+        Some("anthropic")
+    );
+    assert_eq!(
+        captured.field("gen_ai.request.model").as_deref(),
+        Some("claude-haiku-4-5")
+    );
     assert!(captured.field("gen_ai.usage.input_tokens").is_some());
 
     llm.ready().await.unwrap();
     let fut = tracing::dispatcher::with_default(&dispatch, || llm.call(req));
     in_call_span(&dispatch, fut).await.unwrap();
     assert_eq!(captured.field("costlayer.cache").as_deref(), Some("hit"));
-    assert_eq!(captured.field("costlayer.cost_nano_usd").as_deref(), Some("0"));
+    assert_eq!(
+        captured.field("costlayer.cost_nano_usd").as_deref(),
+        Some("0")
+    );
 
     let all = captured.all();
     assert!(!all.contains("SECRET"), "{all}");

@@ -83,7 +83,7 @@ async fn from_config_writes_the_ledger_and_dedups_alerts_across_restarts() {
     t.record(&req, &resp, None).await.unwrap();
     t.flush_alerts().await;
     server.verify().await;
-    let ledger = std::fs::read_to_string(tmp.path().join("metadata/costs_alice.jsonl")).unwrap();
+    let ledger = std::fs::read_to_string(tmp.path().join("costs_alice.jsonl")).unwrap();
     assert_eq!(ledger.lines().count(), 2);
     assert!(t
         .storage()
@@ -105,7 +105,7 @@ async fn child_process_entry() {
     let dir = PathBuf::from(dir);
     let cfg = config(&dir.join("data"), &[]);
     let sent_log = dir.join("sent.log");
-    let storage = JsonlStorage::builder(cfg.metadata_dir())
+    let storage = JsonlStorage::builder(&cfg.data_dir)
         .user(cfg.user.clone())
         .build()
         .unwrap();
@@ -162,15 +162,13 @@ fn several_processes_send_one_alert() {
     }
     let sent = std::fs::read_to_string(tmp.path().join("sent.log")).unwrap();
     assert_eq!(sent.lines().count(), 1, "{sent}");
-    let ledger =
-        std::fs::read_to_string(tmp.path().join("data/metadata/costs_alice.jsonl")).unwrap();
+    let ledger = std::fs::read_to_string(tmp.path().join("data/costs_alice.jsonl")).unwrap();
     assert_eq!(
         ledger.lines().count(),
         4,
         "every process's call is in the ledger"
     );
-    let history =
-        std::fs::read_to_string(tmp.path().join("data/metadata/alerts_alice.jsonl")).unwrap();
+    let history = std::fs::read_to_string(tmp.path().join("data/alerts_alice.jsonl")).unwrap();
     let key = sent.split_whitespace().nth(1).unwrap();
     assert_eq!(
         history

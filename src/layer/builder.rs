@@ -71,14 +71,13 @@ use tower::layer::util::Stack;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 
+use super::cache::CacheLayer;
 use super::cost::CostLayer;
+use super::rate_limit::{Quota, RateLimitLayer};
+use super::retry::RetryLayer;
 use crate::config::Config;
 use crate::tracker::CostTracker;
 use crate::{ChatRequest, ChatResponse, Error};
-use super::cache::CacheLayer;
-use super::rate_limit::{Quota, RateLimitLayer};
-use super::retry::RetryLayer;
-
 
 /// The assembled stack: any provider behind cost, cache, retry and rate
 /// limit, as one cloneable, `Send + Sync` service.

@@ -122,11 +122,23 @@ async fn a_small_actual_usage_is_refunded() {
     let r = req("gpt-4o", "short").max_tokens(900);
     let start = Instant::now();
     svc.clone().oneshot(r.clone()).await.unwrap();
-    assert_eq!(limiter.available("openai:gpt-4o"), Some(Available { requests: None, tokens: Some(990) }));
+    assert_eq!(
+        limiter.available("openai:gpt-4o"),
+        Some(Available {
+            requests: None,
+            tokens: Some(990)
+        })
+    );
     // Without the refund this would wait most of a minute.
     svc.clone().oneshot(r.clone()).await.unwrap();
     assert!(start.elapsed().is_zero());
-    assert_eq!(limiter.available("openai:gpt-4o"), Some(Available { requests: None, tokens: Some(980) }));
+    assert_eq!(
+        limiter.available("openai:gpt-4o"),
+        Some(Available {
+            requests: None,
+            tokens: Some(980)
+        })
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -148,7 +160,13 @@ async fn a_larger_actual_usage_becomes_debt_that_later_calls_wait_out() {
         .oneshot(req("gpt-4o", "huge").max_tokens(10))
         .await
         .unwrap();
-    assert_eq!(limiter.available("openai:gpt-4o"), Some(Available { requests: None, tokens: Some(-500) }));
+    assert_eq!(
+        limiter.available("openai:gpt-4o"),
+        Some(Available {
+            requests: None,
+            tokens: Some(-500)
+        })
+    );
     let small = req("gpt-4o", "small").max_tokens(10);
     let w = Estimator::new(EstimatePolicy::Exact).total_tokens(&small);
     svc.clone().oneshot(small).await.unwrap();
@@ -170,7 +188,10 @@ async fn a_failed_call_refunds_its_tokens_but_not_its_request() {
         .unwrap_err();
     assert_eq!(
         limiter.available("openai:gpt-4o"),
-        Some(Available { requests: Some(9), tokens: Some(1_000) })
+        Some(Available {
+            requests: Some(9),
+            tokens: Some(1_000)
+        })
     );
 }
 
@@ -447,6 +468,9 @@ async fn the_estimator_policy_sets_the_weight() {
     permit.settle(0);
     assert_eq!(
         limiter.available("openai:gpt-4o"),
-        Some(Available { requests: None, tokens: Some(100_000) })
+        Some(Available {
+            requests: None,
+            tokens: Some(100_000)
+        })
     );
 }

@@ -369,6 +369,137 @@ pub fn should_retry_header(headers: &HeaderMap) -> Option<bool> {
     }
 }
 
+/// Applies the `x-should-retry` header (see [`should_retry_header`]) to an
+/// error classified from the status: the server's word wins over the
+/// status-based guess.
+///
+/// - `x-should-retry: true` on an error that is not retryable (a 409 lock
+///   timeout, say) turns it into [`Error::Server`], which is.
+/// - `x-should-retry: false` on a 429 turns it into [`Error::QuotaExceeded`]
+///   (the limit will not lift by waiting); on an overload or server error it
+///   becomes [`Error::InvalidRequest`], which is not retried.
+///
+/// Other errors, and responses without the header, are returned unchanged.
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use costlayer_core::transport::{apply_should_retry, error_for_status};
+///
+/// let mut h = HeaderMap::new();
+/// h.insert("x-should-retry", "true".parse().unwrap());
+/// let e = error_for_status("openai", StatusCode::CONFLICT, "lock timeout".into(), None);
+/// assert!(!e.is_retryable());
+/// assert!(apply_should_retry(e, &h).is_retryable());
+/// ```
+pub fn apply_should_retry(err: Error, headers: &HeaderMap) -> Error {
+    match (should_retry_header(headers), err) {
+        (
+            Some(true),
+            Error::InvalidRequest {
+                provider,
+                status,
+                message,
+            },
+        ) => Error::Server {
+            provider,
+            status,
+            message,
+            retry_after: None,
+        },
+        (
+            Some(false),
+            Error::RateLimited {
+                provider, message, ..
+            },
+        ) => Error::QuotaExceeded { provider, message },
+        (
+            Some(false),
+            Error::Overloaded {
+                provider,
+                status,
+                message,
+                ..
+            }
+            | Error::Server {
+                provider,
+                status,
+                message,
+                ..
+            },
+        ) => Error::InvalidRequest {
+            provider,
+            status,
+            message: format!("{message} (the provider said not to retry)"),
+        },
+        (_, err) => err,
+    }
+}
+
+/// Merges `extra` into a JSON request body, last, so it wins: objects are
+/// merged key by key (recursively), any other value replaces what was there.
+/// This is how [`ChatRequest::extra`] reaches every provider, so
+/// `{"generationConfig": {"seed": 7}}` adds a field to Gemini's
+/// `generationConfig` without dropping the ones costlayer set.
+///
+/// ```
+/// use serde_json::json;
+/// use costlayer_core::transport::merge_extra;
+///
+/// let mut body = json!({"model": "m", "config": {"a": 1, "b": 2}});
+/// let extra = json!({"config": {"b": 3}, "seed": 7});
+/// merge_extra(&mut body, extra.as_object().unwrap());
+/// assert_eq!(body, json!({"model": "m", "config": {"a": 1, "b": 3}, "seed": 7}));
+/// ```
+pub fn merge_extra(
+    body: &mut serde_json::Value,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) {
+    let Some(obj) = body.as_object_mut() else {
+        return;
+    };
+    for (k, v) in extra {
+        match (obj.get_mut(k), v) {
+            (Some(existing @ serde_json::Value::Object(_)), serde_json::Value::Object(add)) => {
+                merge_extra(existing, add);
+            }
+            _ => {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Checks and normalises a base URL for a codec: it must be an absolute
+/// `http://` or `https://` URL; a trailing `/` is removed so paths can be
+/// appended.
+///
+/// # Errors
+///
+/// [`Error::Config`] naming `provider` and saying what a valid URL looks like.
+///
+/// ```
+/// use costlayer_core::transport::normalize_base_url;
+/// assert_eq!(normalize_base_url("openai", "http://127.0.0.1:8080/v1/").unwrap(), "http://127.0.0.1:8080/v1");
+/// assert!(normalize_base_url("openai", "api.openai.com").is_err());
+/// ```
+pub fn normalize_base_url(provider: &str, url: &str) -> Result<String, Error> {
+    let url = url.trim();
+    let bad = || {
+        Error::config(format!(
+            "invalid {provider} base URL {url:?}: use an absolute http:// or https:// URL such as https://proxy.example.com/v1"
+        ))
+    };
+    let uri: http::Uri = url.parse().map_err(|_| bad())?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(h)) if !h.is_empty() => {}
+        _ => return Err(bad()),
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err(bad());
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 /// The generic mapping of an HTTP error status to an [`Error`], for codecs
 /// to refine with what the body says (context length, quota, ...).
 pub fn error_for_status(
@@ -476,6 +607,48 @@ mod tests {
         assert!(hv.is_sensitive());
         assert!(!format!("{hv:?}").contains("abcdef"));
         assert!(ApiKey::new("bad\nkey").header_value("").is_err());
+    }
+
+    #[test]
+    fn should_retry_header_overrides() {
+        let mut no = HeaderMap::new();
+        no.insert("x-should-retry", "false".parse().expect("header"));
+        let e = |s: u16| {
+            error_for_status(
+                "p",
+                StatusCode::from_u16(s).expect("status"),
+                "m".into(),
+                None,
+            )
+        };
+        assert!(matches!(
+            apply_should_retry(e(429), &no),
+            Error::QuotaExceeded { .. }
+        ));
+        let server = apply_should_retry(e(500), &no);
+        assert!(matches!(server, Error::InvalidRequest { status: 500, .. }));
+        assert!(!server.is_retryable());
+        // Without the header nothing changes.
+        assert!(apply_should_retry(e(500), &HeaderMap::new()).is_retryable());
+        assert!(!apply_should_retry(e(400), &HeaderMap::new()).is_retryable());
+    }
+
+    #[test]
+    fn base_urls() {
+        for bad in [
+            "",
+            "localhost:8080",
+            "ftp://x",
+            "http://",
+            "https://x/v1?key=1",
+            "https://x/#a",
+        ] {
+            assert!(normalize_base_url("p", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            normalize_base_url("p", " https://gw.example.com/openai/v1/ ").expect("valid"),
+            "https://gw.example.com/openai/v1"
+        );
     }
 
     #[test]

@@ -1,40 +1,207 @@
 //! `cost-tracker`: the costlayer command line.
 //!
 //! Every command reads the same configuration: flags, then the `COSTLAYER_*`
-//! environment variables, then `costlayer.toml`, then defaults.
+//! environment variables, then `costlayer.toml` (or `--config FILE`), then
+//! defaults.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 usage error.
+//!
+//! Testing aid: `COSTLAYER_NOW=2026-11-16T12:00:00Z` fixes the clock that
+//! month-to-date, projections and the daily chart are computed against.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod args;
 mod cost;
 mod models;
+mod report;
+mod settings;
+mod store;
+
+use args::ReportArgs;
+
+const AFTER_HELP: &str = "\
+Examples:
+  cost-tracker --dashboard                        summary dashboard
+  cost-tracker --dashboard --verbose              plus models, users, cache, projection, daily chart
+  cost-tracker --dashboard --team --json          every user's ledger, machine-readable
+  cost-tracker --export costs.csv                 every record as CSV
+  cost-tracker --reset                            asks for confirmation, then archives (never deletes)
+  cost-tracker --monthly-budget 500 --total-budget 2000 --dashboard
+
+Configuration: flags > COSTLAYER_* environment > costlayer.toml (or --config FILE) > defaults.
+Environment: COSTLAYER_DATA_DIR, COSTLAYER_USER, COSTLAYER_MONTHLY_BUDGET, COSTLAYER_TOTAL_BUDGET,
+  COSTLAYER_ALERT_EMAILS (comma-separated), COSTLAYER_CONFIG, NO_COLOR, COLUMNS.
+  COSTLAYER_NOW (RFC 3339) fixes the clock, for tests and reproducible reports.
+Exit codes: 0 ok, 1 runtime failure, 2 usage error.";
 
 /// Know what your LLM calls cost: dashboard, exports, budgets and prices.
 #[derive(Debug, Parser)]
-#[command(name = "cost-tracker", version, about, long_about = None)]
+#[command(
+    name = "cost-tracker",
+    version,
+    about,
+    long_about = None,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// Show the dashboard: summary, budget status, e-mail alerts, provider breakdown.
+    #[arg(long)]
+    dashboard: bool,
+
+    /// Write every matching record to FILE as CSV (`-` for stdout).
+    #[arg(long, value_name = "FILE", conflicts_with = "reset")]
+    export: Option<PathBuf>,
+
+    /// Archive the ledger (asks for confirmation; --yes to skip). Never deletes.
+    #[arg(long, conflicts_with = "dashboard")]
+    reset: bool,
+
+    #[command(flatten)]
+    report: ReportArgs,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Show the dashboard (same as --dashboard).
+    Dashboard(ReportArgs),
+    /// Write every matching record as CSV (same as --export FILE).
+    Export {
+        /// The CSV file (`-` for stdout).
+        file: PathBuf,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Archive the ledger after confirmation (same as --reset).
+    Reset(ReportArgs),
     /// Price a usage on a model: breakdown by bucket and exact total.
     Cost(cost::CostArgs),
     /// List the price table: provider, model, rates per million tokens.
     Models(models::ModelsArgs),
 }
 
+/// A command's failure: a usage error (exit 2) or a runtime failure (exit 1).
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// Bad input: the user must change the command.
+    Usage(String),
+    /// Something failed while running.
+    Runtime(String),
+}
+
+impl From<costlayer::report::ReportError> for CliError {
+    fn from(e: costlayer::report::ReportError) -> Self {
+        CliError::Runtime(e.to_string())
+    }
+}
+
+impl From<costlayer::ledger::LedgerError> for CliError {
+    fn from(e: costlayer::ledger::LedgerError) -> Self {
+        CliError::Runtime(e.to_string())
+    }
+}
+
+enum Action {
+    Report {
+        args: ReportArgs,
+        dashboard: bool,
+        export: Option<PathBuf>,
+        reset: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Cost(args)) => cost::run(args),
-        Some(Command::Models(args)) => models::run(args),
+    let action = match cli.command {
+        Some(Command::Cost(args)) => return cost::run(args),
+        Some(Command::Models(args)) => return models::run(args),
+        Some(Command::Dashboard(args)) => Action::Report {
+            args,
+            dashboard: true,
+            export: None,
+            reset: false,
+        },
+        Some(Command::Export { file, report }) => Action::Report {
+            args: report,
+            dashboard: false,
+            export: Some(file),
+            reset: false,
+        },
+        Some(Command::Reset(args)) => Action::Report {
+            args,
+            dashboard: false,
+            export: None,
+            reset: true,
+        },
         None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
+            let dashboard = cli.dashboard || cli.report.json && !cli.reset;
+            if !dashboard && cli.export.is_none() && !cli.reset {
+                use clap::CommandFactory;
+                let _ = Cli::command().print_help();
+                eprintln!("\nerror: say what to do: --dashboard, --export FILE or --reset (or a subcommand)");
+                return ExitCode::from(2);
+            }
+            Action::Report {
+                args: cli.report,
+                dashboard,
+                export: cli.export,
+                reset: cli.reset,
+            }
+        }
+    };
+    finish(run(action))
+}
+
+fn finish(result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Usage(m)) => {
+            eprintln!("error: {m}");
             ExitCode::from(2)
         }
+        Err(CliError::Runtime(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(1)
+        }
     }
+}
+
+fn run(action: Action) -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        match action {
+            Action::Report {
+                args,
+                dashboard,
+                export,
+                reset,
+            } => {
+                let s = settings::resolve(&args)?;
+                if reset {
+                    let filtered = args.since.is_some()
+                        || args.until.is_some()
+                        || !args.provider.is_empty()
+                        || !args.model.is_empty();
+                    return report::reset(&s, filtered, args.yes, args.json).await;
+                }
+                if let Some(path) = export {
+                    report::export(&s, &path)?;
+                }
+                if dashboard {
+                    report::dashboard(&s, args.json, args.verbose).await?;
+                }
+                Ok(())
+            }
+        }
+    })
 }

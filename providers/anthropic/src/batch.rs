@@ -1,0 +1,216 @@
+//! The Message Batches API (`/v1/messages/batches`) as a [`BatchProvider`].
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use costlayer_core::transport::body_snippet;
+use costlayer_core::{
+    BatchItem, BatchProvider, BatchResult, BatchState, BatchStatus, ChatRequest, Error,
+    HttpResponse, Mode,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::error_from_response;
+use crate::Anthropic;
+
+const PROVIDER: &str = "anthropic";
+
+#[derive(Deserialize)]
+struct MessageBatch {
+    id: String,
+    processing_status: String,
+    #[serde(default)]
+    request_counts: RequestCounts,
+    #[serde(default)]
+    cancel_initiated_at: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RequestCounts {
+    #[serde(default)]
+    processing: u64,
+    #[serde(default)]
+    succeeded: u64,
+    #[serde(default)]
+    errored: u64,
+    #[serde(default)]
+    canceled: u64,
+    #[serde(default)]
+    expired: u64,
+}
+
+impl From<MessageBatch> for BatchStatus {
+    fn from(b: MessageBatch) -> BatchStatus {
+        let c = &b.request_counts;
+        let total = c.processing + c.succeeded + c.errored + c.canceled + c.expired;
+        let state = match b.processing_status.as_str() {
+            "ended" if b.cancel_initiated_at.is_some() => BatchState::Cancelled,
+            "ended" if total > 0 && c.expired == total => BatchState::Expired,
+            "ended" => BatchState::Completed,
+            // `in_progress` and `canceling`: results are not final yet.
+            _ => BatchState::InProgress,
+        };
+        BatchStatus {
+            id: b.id,
+            state,
+            succeeded: c.succeeded,
+            failed: c.errored + c.canceled + c.expired,
+            total,
+        }
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(resp: &HttpResponse, what: &str) -> Result<T, Error> {
+    if !resp.status.is_success() {
+        return Err(error_from_response(resp, SystemTime::now()));
+    }
+    serde_json::from_slice(&resp.body).map_err(|e| Error::Decode {
+        provider: PROVIDER.into(),
+        message: format!("not a {what}: {e}"),
+        body_snippet: body_snippet(&resp.body, 200),
+    })
+}
+
+fn batch_path(batch_id: &str) -> Result<String, Error> {
+    if batch_id.is_empty()
+        || !batch_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::config(format!(
+            "invalid Anthropic batch id {batch_id:?}: use the id submit() returned (msgbatch_…)"
+        )));
+    }
+    Ok(format!("/v1/messages/batches/{batch_id}"))
+}
+
+/// The HTTP status an Anthropic error type stands for, to classify a
+/// per-request error of a batch like a live one.
+fn status_for(kind: &str) -> http::StatusCode {
+    let code = match kind {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "overloaded_error" => 529,
+        _ => 500,
+    };
+    http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Submits, polls, reads and cancels Message Batches. Results are priced
+/// at batch rates: every successful response carries [`Mode::Batch`].
+#[async_trait]
+impl BatchProvider for Anthropic {
+    async fn submit(&self, items: Vec<BatchItem>) -> Result<String, Error> {
+        if items.is_empty() {
+            return Err(Error::config(
+                "a batch needs at least one request: pass one or more BatchItems",
+            ));
+        }
+        let requests = items
+            .iter()
+            .map(|item| {
+                Ok(json!({"custom_id": item.custom_id, "params": self.codec().body(&item.request)?}))
+            })
+            .collect::<Result<Vec<Value>, Error>>()?;
+        let req = self
+            .codec()
+            .post("/v1/messages/batches", &json!({"requests": requests}))?;
+        let resp = self.get_ref().send(req).await?;
+        Ok(decode::<MessageBatch>(&resp, "message batch")?.id)
+    }
+
+    async fn status(&self, batch_id: &str) -> Result<BatchStatus, Error> {
+        let req = self.codec().get(&batch_path(batch_id)?)?;
+        let resp = self.get_ref().send(req).await?;
+        Ok(decode::<MessageBatch>(&resp, "message batch")?.into())
+    }
+
+    async fn results(&self, batch_id: &str) -> Result<Vec<BatchResult>, Error> {
+        let req = self
+            .codec()
+            .get(&format!("{}/results", batch_path(batch_id)?))?;
+        let resp = self.get_ref().send(req).await?;
+        if !resp.status.is_success() {
+            return Err(error_from_response(&resp, SystemTime::now()));
+        }
+        let text = String::from_utf8_lossy(&resp.body);
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            out.push(self.result_line(n + 1, line));
+        }
+        Ok(out)
+    }
+
+    async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {
+        let req = self
+            .codec()
+            .post(&format!("{}/cancel", batch_path(batch_id)?), &json!({}))?;
+        let resp = self.get_ref().send(req).await?;
+        Ok(decode::<MessageBatch>(&resp, "message batch")?.into())
+    }
+}
+
+impl Anthropic {
+    /// One line of a results file. A line that cannot be read is a result
+    /// with an [`Error::Decode`], so the other lines are still returned.
+    fn result_line(&self, n: usize, line: &str) -> BatchResult {
+        let decode_err = |message: String| Error::Decode {
+            provider: PROVIDER.into(),
+            message,
+            body_snippet: body_snippet(line.as_bytes(), 200),
+        };
+        let v: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                return BatchResult {
+                    custom_id: format!("line {n}"),
+                    result: Err(decode_err(format!("results line {n} is not JSON: {e}"))),
+                }
+            }
+        };
+        let custom_id = v
+            .get("custom_id")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("line {n}"), str::to_owned);
+        let result = &v["result"];
+        let result = match result.get("type").and_then(Value::as_str) {
+            Some("succeeded") => {
+                let body = result["message"].to_string();
+                self.codec()
+                    .parse_message(&ChatRequest::default(), body.as_bytes(), None)
+                    .map(|mut r| {
+                        r.mode = Mode::Batch;
+                        r
+                    })
+            }
+            Some("errored") => {
+                let err = &result["error"];
+                let kind = err["error"]["type"].as_str().unwrap_or_default();
+                Err(error_from_response(
+                    &HttpResponse {
+                        status: status_for(kind),
+                        headers: http::HeaderMap::new(),
+                        body: err.to_string().into(),
+                    },
+                    SystemTime::now(),
+                ))
+            }
+            Some(kind @ ("canceled" | "expired")) => Err(Error::Other(
+                format!("anthropic batch request `{custom_id}` was {kind} before it ran: submit it again").into(),
+            )),
+            _ => Err(decode_err(format!(
+                "results line {n} has no known result type"
+            ))),
+        };
+        BatchResult { custom_id, result }
+    }
+}

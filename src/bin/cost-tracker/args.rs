@@ -1,0 +1,134 @@
+//! Flags shared by the dashboard, export and reset commands, and their parsers.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use costlayer::Money;
+
+/// Where to read, what to include, and the budgets to show.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ReportArgs {
+    /// The ledger directory, holding costs_<user>.jsonl. [default: data/metadata, or $COSTLAYER_DATA_DIR/metadata]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// The user whose spend to show or whose ledger to reset. [default: $COSTLAYER_USER, the config file's, or the OS user]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) user: Option<String>,
+
+    /// Every user's ledger in the data directory, aggregated.
+    #[arg(long)]
+    pub(crate) team: bool,
+
+    /// Only calls on or after DATE (YYYY-MM-DD, UTC, or RFC 3339).
+    #[arg(long, value_name = "DATE", value_parser = parse_since)]
+    pub(crate) since: Option<DateTime<Utc>>,
+
+    /// Only calls on or before DATE (YYYY-MM-DD: the whole day, UTC; or an RFC 3339 instant, exclusive).
+    #[arg(long, value_name = "DATE", value_parser = parse_until)]
+    pub(crate) until: Option<DateTime<Utc>>,
+
+    /// Only calls to this provider (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) provider: Vec<String>,
+
+    /// Only calls to this model (repeatable; canonical model names).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) model: Vec<String>,
+
+    /// Monthly budget in dollars, e.g. 500 or 199.99. [default: $COSTLAYER_MONTHLY_BUDGET, the config file's, or 200]
+    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
+    pub(crate) monthly_budget: Option<Money>,
+
+    /// All-time budget in dollars. [default: $COSTLAYER_TOTAL_BUDGET, the config file's, or 1000]
+    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
+    pub(crate) total_budget: Option<Money>,
+
+    /// Print machine-readable JSON instead of the dashboard (money in integer nano-dollars).
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Add model, user, cache, projection and daily-spend sections to the dashboard.
+    #[arg(long, short = 'v')]
+    pub(crate) verbose: bool,
+
+    /// Reset without asking (needed when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+const DATE_HINT: &str = "use YYYY-MM-DD (UTC) or an RFC 3339 instant such as 2026-11-01T00:00:00Z";
+
+fn parse_date(s: &str) -> Result<(DateTime<Utc>, bool), String> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let t = d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| Utc.from_utc_datetime(&t))
+            .ok_or_else(|| format!("`{s}` is out of range: {DATE_HINT}"))?;
+        return Ok((t, true));
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| (t.with_timezone(&Utc), false))
+        .map_err(|_| format!("`{s}` is not a date: {DATE_HINT}"))
+}
+
+/// `--since`: a day starts at 00:00 UTC.
+pub(crate) fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_date(s).map(|(t, _)| t)
+}
+
+/// `--until`: a plain day includes the whole day (the filter's bound is
+/// exclusive, so it becomes the next midnight).
+pub(crate) fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
+    let (t, day) = parse_date(s)?;
+    Ok(if day {
+        t + chrono::Duration::days(1)
+    } else {
+        t
+    })
+}
+
+/// A budget: a non-negative dollar amount.
+pub(crate) fn parse_budget(s: &str) -> Result<Money, String> {
+    let m: Money = s.parse().map_err(|e| format!("{e}"))?;
+    if m.is_negative() {
+        return Err(format!(
+            "`{s}` is negative: a budget is a limit in dollars above 0 (e.g. 500)"
+        ));
+    }
+    if m.is_zero() {
+        return Err(format!(
+            "`{s}` is zero: a budget is a limit in dollars above 0 (e.g. 500); leave it out for no limit"
+        ));
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_a_day_includes_the_day() {
+        let u = parse_until("2026-11-30").unwrap();
+        assert_eq!(u, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+        let i = parse_until("2026-11-30T12:00:00Z").unwrap();
+        assert_eq!(i, Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap());
+        assert!(parse_since("2026-13-01")
+            .unwrap_err()
+            .contains("YYYY-MM-DD"));
+    }
+
+    #[test]
+    fn budgets_must_not_be_negative() {
+        assert!(parse_budget("-5").unwrap_err().contains("negative"));
+        assert_eq!(parse_budget("500").unwrap(), Money::from_usd(500).unwrap());
+        assert!(parse_budget("abc").is_err());
+        assert!(parse_budget("0").unwrap_err().contains("zero"));
+    }
+}

@@ -1,0 +1,857 @@
+//! The terminal dashboard of `cost-tracker --dashboard`, and its JSON form.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::Money;
+
+use super::{Bucket, Projection, Summary};
+
+/// One budget as the dashboard shows it: how much of the limit is spent.
+///
+/// A plain view, so the dashboard does not depend on how budgets are
+/// configured or enforced.
+///
+/// ```
+/// use costlayer::report::BudgetView;
+/// use costlayer::Money;
+///
+/// let usd = |s: &str| s.parse::<Money>().unwrap();
+/// let b = BudgetView::new("monthly", usd("200"), usd("170"));
+/// assert_eq!(b.percent_bp(), 8_500);
+/// assert_eq!(b.remaining(), usd("30"));
+/// assert_eq!(b.status(), "warning"); // past the 80% alert threshold
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BudgetView {
+    /// The budget's name (`monthly`, `total`, ...).
+    pub name: String,
+    /// The window, for display (`November 2026`, `all time`). Empty if none.
+    pub window: String,
+    /// The limit.
+    pub limit: Money,
+    /// Spent within the window and scope.
+    pub spent: Money,
+    /// The alert threshold, in basis points of the limit.
+    pub alert_at_bp: i64,
+}
+
+impl BudgetView {
+    /// A budget with the default alert threshold of 80%, no window label.
+    pub fn new(name: impl Into<String>, limit: Money, spent: Money) -> Self {
+        BudgetView {
+            name: name.into(),
+            window: String::new(),
+            limit,
+            spent,
+            alert_at_bp: 8_000,
+        }
+    }
+
+    /// Sets the window label. Defaults to none.
+    pub fn window(mut self, window: impl Into<String>) -> Self {
+        self.window = window.into();
+        self
+    }
+
+    /// Sets the alert threshold in basis points (8000 = 80%). Defaults to 80%.
+    pub fn alert_at_bp(mut self, bp: i64) -> Self {
+        self.alert_at_bp = bp;
+        self
+    }
+
+    /// Spent as a share of the limit, in basis points, rounded down (a zero
+    /// limit counts as fully spent).
+    pub fn percent_bp(&self) -> i64 {
+        self.spent
+            .basis_points_of(self.limit)
+            .unwrap_or(if self.spent.is_negative() { 0 } else { 10_000 })
+    }
+
+    /// The limit minus the spend (negative when over budget).
+    pub fn remaining(&self) -> Money {
+        self.limit - self.spent
+    }
+
+    /// The alert amount: the limit times the threshold, rounded down.
+    pub fn alert_amount(&self) -> Money {
+        let n = i128::from(self.limit.nanos()) * i128::from(self.alert_at_bp) / 10_000;
+        Money::from_nanos(n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+    }
+
+    /// `"ok"`, `"warning"` (at or past the alert threshold) or `"exceeded"`
+    /// (at or past the limit).
+    pub fn status(&self) -> &'static str {
+        let p = self.percent_bp();
+        if p >= 10_000 {
+            "exceeded"
+        } else if p >= self.alert_at_bp {
+            "warning"
+        } else {
+            "ok"
+        }
+    }
+}
+
+/// How to draw the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderOptions {
+    width: usize,
+    color: bool,
+    verbose: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            width: 80,
+            color: false,
+            verbose: false,
+        }
+    }
+}
+
+impl RenderOptions {
+    /// The narrowest layout drawn; narrower terminals get this width.
+    pub const MIN_WIDTH: usize = 40;
+    /// The widest layout drawn; wider terminals get this width.
+    pub const MAX_WIDTH: usize = 160;
+
+    /// Plain text, 80 columns, not verbose.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The terminal width, clamped to
+    /// [`MIN_WIDTH`](Self::MIN_WIDTH)..=[`MAX_WIDTH`](Self::MAX_WIDTH).
+    /// Defaults to 80.
+    pub fn width(mut self, width: usize) -> Self {
+        self.width = width.clamp(Self::MIN_WIDTH, Self::MAX_WIDTH);
+        self
+    }
+
+    /// Whether to use ANSI colours. Defaults to `false`.
+    pub fn color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
+    }
+
+    /// Whether to add the model, user, cache, projection and daily sections.
+    /// Defaults to `false`.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+}
+
+/// Everything the dashboard shows: a [`Summary`], budget views, alert
+/// recipients and where the data came from.
+///
+/// # Example
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use costlayer::report::{BudgetView, Dashboard, RenderOptions, Summary};
+/// use costlayer::Money;
+///
+/// let now = Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap();
+/// let dash = Dashboard::new(Summary::new(now), "data/metadata")
+///     .budget(BudgetView::new("monthly", Money::from_usd(200).unwrap(), Money::ZERO));
+/// let text = dash.render(&RenderOptions::new());
+/// assert!(text.contains("SUMMARY"));
+/// assert!(text.contains("BUDGET STATUS"));
+/// assert_eq!(dash.to_json()["total_calls"], 0);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Dashboard {
+    /// The numbers.
+    pub summary: Summary,
+    /// The budgets, in display order.
+    pub budgets: Vec<BudgetView>,
+    /// Who receives e-mail alerts.
+    pub recipients: Vec<String>,
+    /// Where the ledger was read from.
+    pub data_path: String,
+    /// What the report covers (`user alice`, `team: every user`). Defaults to empty.
+    pub scope: String,
+}
+
+impl Dashboard {
+    /// A dashboard of `summary`, read from `data_path`, with no budgets and
+    /// no recipients.
+    pub fn new(summary: Summary, data_path: impl Into<String>) -> Self {
+        Dashboard {
+            summary,
+            budgets: Vec::new(),
+            recipients: Vec::new(),
+            data_path: data_path.into(),
+            scope: String::new(),
+        }
+    }
+
+    /// Adds a budget. Defaults to none.
+    pub fn budget(mut self, budget: BudgetView) -> Self {
+        self.budgets.push(budget);
+        self
+    }
+
+    /// Sets the e-mail recipients. Defaults to none.
+    pub fn recipients<I, S>(mut self, recipients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.recipients = recipients.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the scope label. Defaults to empty.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = scope.into();
+        self
+    }
+
+    /// The machine-readable form (`cost-tracker --dashboard --json`).
+    ///
+    /// Money is in integer nano-dollars (`*_nano_usd`), shares in basis
+    /// points (`*_bp`). Breakdowns (`by_provider`, `by_model`, `by_user`,
+    /// `by_team`, `by_day`) are objects of `{calls, nano_usd}`.
+    pub fn to_json(&self) -> Value {
+        let s = &self.summary;
+        let p = Projection::from_summary(s);
+        let budgets: Vec<Value> = self
+            .budgets
+            .iter()
+            .map(|b| {
+                json!({
+                    "name": b.name,
+                    "window": b.window,
+                    "limit_nano_usd": b.limit,
+                    "spent_nano_usd": b.spent,
+                    "remaining_nano_usd": b.remaining(),
+                    "percent_bp": b.percent_bp(),
+                    "alert_at_bp": b.alert_at_bp,
+                    "alert_nano_usd": b.alert_amount(),
+                    "status": b.status(),
+                })
+            })
+            .collect();
+        let by_day: Map<String, Value> = s
+            .by_day
+            .iter()
+            .map(|(d, b)| (d.to_string(), json!(b)))
+            .collect();
+        json!({
+            "now": s.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "data_path": self.data_path,
+            "scope": self.scope,
+            "total_calls": s.total.calls,
+            "total_nano_usd": s.total.nano_usd,
+            "month_calls": s.month.calls,
+            "month_nano_usd": s.month.nano_usd,
+            "last_7_days_nano_usd": s.last_7_days.nano_usd,
+            "by_provider": s.by_provider,
+            "by_model": s.by_model,
+            "by_user": s.by_user,
+            "by_team": s.by_team,
+            "by_day": by_day,
+            "online": s.online,
+            "batch": s.batch,
+            "cache_hits": s.cache_hits,
+            "saved_nano_usd": s.saved_nano_usd,
+            "unpriced_calls": s.unpriced_calls,
+            "unpriced_models": s.unpriced_models,
+            "usage": s.usage,
+            "corrupted_lines": s.corrupted_lines,
+            "corrupt_sources": s.corrupt_sources,
+            "quarantined_to": s.quarantined_to,
+            "budgets": budgets,
+            "recipients": self.recipients,
+            "projection": {
+                "month_to_date_nano_usd": p.month_to_date,
+                "linear_nano_usd": p.linear,
+                "linear_label": Projection::LINEAR_LABEL,
+                "seven_day_nano_usd": p.seven_day,
+                "seven_day_label": Projection::SEVEN_DAY_LABEL,
+                "daily_rate_7d_nano_usd": p.daily_rate_7d,
+            },
+        })
+    }
+
+    /// Draws the dashboard as text.
+    ///
+    /// Sections: a banner (data path, budgets and their alert thresholds,
+    /// recipients), SUMMARY, BUDGET STATUS (a progress bar per budget,
+    /// green below its alert threshold, yellow past it, red past the limit),
+    /// EMAIL ALERTS and PROVIDER BREAKDOWN; verbose adds MODEL BREAKDOWN,
+    /// USERS, CACHE SAVINGS, PROJECTION and DAILY SPEND (30 days). Lines
+    /// never exceed the width.
+    pub fn render(&self, opts: &RenderOptions) -> String {
+        let mut out = Out {
+            buf: String::new(),
+            color: opts.color,
+            width: opts
+                .width
+                .clamp(RenderOptions::MIN_WIDTH, RenderOptions::MAX_WIDTH),
+        };
+        self.banner(&mut out);
+        self.summary_section(&mut out);
+        self.budget_section(&mut out);
+        self.alerts_section(&mut out);
+        out.heading("PROVIDER BREAKDOWN");
+        self.breakdown(&mut out, "Provider", &self.summary.by_provider, false);
+        if opts.verbose {
+            out.heading("MODEL BREAKDOWN");
+            self.breakdown(&mut out, "Model", &self.summary.by_model, true);
+            out.heading("USERS");
+            self.breakdown(&mut out, "User", &self.summary.by_user, false);
+            if !self.summary.by_team.is_empty() {
+                out.blank();
+                self.breakdown(&mut out, "Team", &self.summary.by_team, false);
+            }
+            self.cache_section(&mut out);
+            self.projection_section(&mut out);
+            self.daily_section(&mut out);
+        }
+        out.buf
+    }
+
+    fn banner(&self, out: &mut Out) {
+        out.line(&out.paint("Cost tracker initialised", BOLD));
+        let scope = if self.scope.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.scope)
+        };
+        out.field("Data", &format!("{}{scope}", self.data_path));
+        if self.budgets.is_empty() {
+            out.field("Budgets", "none (set --monthly-budget / --total-budget)");
+        }
+        for b in &self.budgets {
+            out.field(
+                "Budget",
+                &format!(
+                    "{} {} (alert at {} = {})",
+                    b.name,
+                    b.limit,
+                    pct(b.alert_at_bp),
+                    b.alert_amount()
+                ),
+            );
+        }
+        out.field("Email alerts", &self.recipient_list());
+    }
+
+    fn recipient_list(&self) -> String {
+        if self.recipients.is_empty() {
+            "none configured".to_owned()
+        } else {
+            self.recipients.join(", ")
+        }
+    }
+
+    fn summary_section(&self, out: &mut Out) {
+        let s = &self.summary;
+        out.heading("SUMMARY");
+        out.field("Total calls", &count(s.total.calls));
+        out.field("Total cost", &s.total.nano_usd.to_string());
+        out.field(
+            "Monthly cost",
+            &format!("{} ({} to date)", s.month.nano_usd, s.now.format("%B %Y")),
+        );
+        if s.total.calls == 0 {
+            out.line(&format!("  No calls recorded in {}", self.data_path));
+        }
+        if s.unpriced_calls > 0 {
+            let models: Vec<&str> = s.unpriced_models.keys().map(String::as_str).collect();
+            out.field(
+                "Unpriced calls",
+                &out.paint(
+                    &format!(
+                        "{} (no price for {}; counted at $0)",
+                        count(s.unpriced_calls),
+                        models.join(", ")
+                    ),
+                    YELLOW,
+                ),
+            );
+        }
+        if s.corrupted_lines > 0 {
+            let dest = if s.quarantined_to.is_empty() {
+                "not quarantined".to_owned()
+            } else {
+                let q: Vec<String> = s
+                    .quarantined_to
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                format!("quarantined in {}", q.join(", "))
+            };
+            out.field(
+                "Corrupted lines",
+                &out.paint(
+                    &format!("{} skipped, {dest}", count(s.corrupted_lines)),
+                    YELLOW,
+                ),
+            );
+        }
+    }
+
+    fn budget_section(&self, out: &mut Out) {
+        out.heading("BUDGET STATUS");
+        if self.budgets.is_empty() {
+            out.line("  No budgets configured.");
+            return;
+        }
+        let bar_len = out.width.saturating_sub(14).min(50);
+        for (i, b) in self.budgets.iter().enumerate() {
+            if i > 0 {
+                out.blank();
+            }
+            let window = if b.window.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", b.window)
+            };
+            out.line(&format!("  {}{window}", out.paint(&b.name, BOLD)));
+            let remaining = b.remaining();
+            let rem = if remaining.is_negative() {
+                format!("over by {}", -remaining)
+            } else {
+                format!("{remaining} remaining")
+            };
+            out.line(&format!("  Spent {} of {}, {rem}", b.spent, b.limit));
+            let color = match b.status() {
+                "exceeded" => RED,
+                "warning" => YELLOW,
+                _ => GREEN,
+            };
+            let bar = bar(b.percent_bp().clamp(0, 10_000), 10_000, bar_len, true);
+            out.line(&format!(
+                "  [{}] {:>7}",
+                out.paint(&bar, color),
+                pct(b.percent_bp())
+            ));
+        }
+    }
+
+    fn alerts_section(&self, out: &mut Out) {
+        out.heading("EMAIL ALERTS");
+        out.field("Recipients", &self.recipient_list());
+    }
+
+    fn breakdown(
+        &self,
+        out: &mut Out,
+        name: &str,
+        map: &std::collections::BTreeMap<String, Bucket>,
+        avg: bool,
+    ) {
+        if map.is_empty() {
+            out.line("  No calls.");
+            return;
+        }
+        let total = self.summary.total.nano_usd;
+        let mut rows: Vec<(&String, &Bucket)> = map.iter().collect();
+        rows.sort_by(|a, b| b.1.nano_usd.cmp(&a.1.nano_usd).then_with(|| a.0.cmp(b.0)));
+        let mut header = vec![
+            name.to_owned(),
+            "Calls".into(),
+            "Cost".into(),
+            "% of total".into(),
+        ];
+        if avg {
+            header.push("Avg/call".into());
+        }
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(k, b)| {
+                let mut r = vec![
+                    (*k).clone(),
+                    count(b.calls),
+                    b.nano_usd.to_string(),
+                    pct(b.share_bp(total)),
+                ];
+                if avg {
+                    let a = if b.calls == 0 {
+                        Money::ZERO
+                    } else {
+                        Money::from_nanos(b.nano_usd.nanos() / b.calls as i64)
+                    };
+                    r.push(a.to_string());
+                }
+                r
+            })
+            .collect();
+        out.table(&header, &body);
+    }
+
+    fn cache_section(&self, out: &mut Out) {
+        let s = &self.summary;
+        out.heading("CACHE SAVINGS");
+        let share = if s.total.calls == 0 {
+            0
+        } else {
+            (i128::from(s.cache_hits) * 10_000 / i128::from(s.total.calls)) as i64
+        };
+        out.field(
+            "Cache hits",
+            &format!(
+                "{} of {} calls ({})",
+                count(s.cache_hits),
+                count(s.total.calls),
+                pct(share)
+            ),
+        );
+        out.field("Saved", &out.paint(&s.saved_nano_usd.to_string(), GREEN));
+        out.field(
+            "Online",
+            &format!("{} in {}", s.online.nano_usd, calls(s.online.calls)),
+        );
+        out.field(
+            "Batch",
+            &format!("{} in {}", s.batch.nano_usd, calls(s.batch.calls)),
+        );
+    }
+
+    fn projection_section(&self, out: &mut Out) {
+        let p = Projection::from_summary(&self.summary);
+        out.heading("PROJECTION");
+        out.field(
+            "Month to date",
+            &format!(
+                "{} ({} of {} elapsed)",
+                p.month_to_date,
+                pct(p.elapsed_bp),
+                self.summary.now.format("%B")
+            ),
+        );
+        out.field(
+            "End of month",
+            &format!("{:.2} ({})", p.linear, Projection::LINEAR_LABEL),
+        );
+        out.field(
+            "End of month",
+            &format!(
+                "{:.2} ({}, {:.2}/day)",
+                p.seven_day,
+                Projection::SEVEN_DAY_LABEL,
+                p.daily_rate_7d
+            ),
+        );
+    }
+
+    fn daily_section(&self, out: &mut Out) {
+        out.heading("DAILY SPEND (last 30 days, UTC)");
+        let days = self.summary.daily(30);
+        let max = days
+            .iter()
+            .map(|(_, b)| b.nano_usd)
+            .max()
+            .unwrap_or(Money::ZERO);
+        let labels: Vec<String> = days
+            .iter()
+            .map(|(_, b)| format!("{:.2}", b.nano_usd))
+            .collect();
+        let label_w = labels.iter().map(|l| l.chars().count()).max().unwrap_or(5);
+        // "  MM-DD │" + bar + " " + label (rounded to cents: the chart is a picture;
+        // the exact amounts are in the tables and in --json)
+        let bar_len = out.width.saturating_sub(2 + 5 + 2 + 1 + label_w).max(5);
+        for ((d, b), label) in days.iter().zip(&labels) {
+            let n = if max.nanos() <= 0 {
+                0
+            } else {
+                b.nano_usd.nanos().max(0)
+            };
+            let bar = bar(n, max.nanos().max(1), bar_len, false);
+            let pad = " ".repeat(bar_len - bar.chars().count());
+            out.line(&format!(
+                "  {} │{}{pad} {label:>label_w$}",
+                d.format("%m-%d"),
+                out.paint(&bar, CYAN)
+            ));
+        }
+    }
+}
+
+/// Spaces between table columns.
+const GAP: usize = 3;
+
+const BOLD: &str = "1";
+const RED: &str = "31";
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const CYAN: &str = "36";
+
+struct Out {
+    buf: String,
+    color: bool,
+    width: usize,
+}
+
+impl Out {
+    fn paint(&self, s: &str, code: &str) -> String {
+        if self.color && !s.is_empty() {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        self.buf.push_str(s.trim_end());
+        self.buf.push('\n');
+    }
+
+    fn blank(&mut self) {
+        self.buf.push('\n');
+    }
+
+    fn heading(&mut self, title: &str) {
+        let rule = "=".repeat(self.width);
+        self.blank();
+        self.line(&rule);
+        let t = self.paint(title, BOLD);
+        self.line(&t);
+        self.line(&rule);
+    }
+
+    fn field(&mut self, name: &str, value: &str) {
+        let label = format!("{name}:");
+        let prefix = format!("  {label:<16} ");
+        let room = self.width.saturating_sub(prefix.chars().count()).max(10);
+        // Long values (paths, recipient lists) wrap under the value column.
+        let plain_len = visible_len(value);
+        if plain_len <= room || value.contains('\x1b') {
+            self.line(&format!("{prefix}{value}"));
+            return;
+        }
+        let indent = " ".repeat(prefix.chars().count());
+        let chars: Vec<char> = value.chars().collect();
+        for (i, chunk) in chars.chunks(room).enumerate() {
+            let chunk: String = chunk.iter().collect();
+            let lead = if i == 0 { &prefix } else { &indent };
+            self.line(&format!("{lead}{chunk}"));
+        }
+    }
+
+    fn table(&mut self, header: &[String], rows: &[Vec<String>]) {
+        let mut cols = header.len();
+        let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for r in rows {
+            for (i, c) in r.iter().enumerate() {
+                w[i] = w[i].max(c.chars().count());
+            }
+        }
+        // Too wide: drop optional trailing columns (beyond name, calls, cost,
+        // share), then shrink the first (name) column, never below 8.
+        let others =
+            |w: &[usize], cols: usize| w[1..cols].iter().sum::<usize>() + GAP * (cols - 1) + 2;
+        while cols > 4 && others(&w, cols) + w[0].min(8) > self.width {
+            cols -= 1;
+        }
+        w.truncate(cols);
+        let room = self.width.saturating_sub(others(&w, cols)).max(8);
+        w[0] = w[0].min(room);
+        let header = &header[..cols];
+        let fmt_row = |r: &[String]| -> String {
+            let mut s = String::from("  ");
+            for (i, c) in r.iter().take(cols).enumerate() {
+                if i == 0 {
+                    let _ = write!(s, "{:<width$}", truncate(c, w[0]), width = w[0]);
+                } else {
+                    let _ = write!(s, "{:GAP$}{:>width$}", "", c, width = w[i]);
+                }
+            }
+            s
+        };
+        let h = fmt_row(header);
+        let h = self.paint(&h, BOLD);
+        self.line(&h);
+        let sep: usize = w.iter().sum::<usize>() + GAP * (cols - 1);
+        self.line(&format!("  {}", "-".repeat(sep)));
+        for r in rows {
+            let line = fmt_row(r);
+            self.line(&line);
+        }
+    }
+}
+
+fn visible_len(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// A bar of `len` cells for `n` of `max`, in eighths of a cell; `track`
+/// fills the rest with light shade.
+fn bar(n: i64, max: i64, len: usize, track: bool) -> String {
+    const PARTIAL: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let eighths = if max <= 0 {
+        0
+    } else {
+        (i128::from(n.clamp(0, max)) * (len as i128) * 8 / i128::from(max)) as usize
+    };
+    let full = eighths / 8;
+    let part = eighths % 8;
+    let mut s: String = "█".repeat(full);
+    let mut used = full;
+    if part > 0 && used < len {
+        s.push(PARTIAL[part]);
+        used += 1;
+    }
+    if track {
+        s.push_str(&"░".repeat(len - used));
+    }
+    s
+}
+
+/// Basis points as a percent with two decimals: 8000 -> `80.00%`.
+fn pct(bp: i64) -> String {
+    let sign = if bp < 0 { "-" } else { "" };
+    let a = bp.unsigned_abs();
+    format!("{sign}{}.{:02}%", a / 100, a % 100)
+}
+
+/// `1 call`, `2 calls`.
+fn calls(n: u64) -> String {
+    format!("{} call{}", count(n), if n == 1 { "" } else { "s" })
+}
+
+/// A count with thousands separators: 1234567 -> `1,234,567`.
+fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ledger::CostRecord;
+    use crate::Usage;
+    use chrono::{TimeZone, Utc};
+
+    fn usd(s: &str) -> Money {
+        s.parse().unwrap()
+    }
+
+    fn sample() -> Dashboard {
+        let now = Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap();
+        let mut s = Summary::new(now);
+        for (p, m, c) in [
+            ("openai", "gpt-4o", "3.00"),
+            ("anthropic", "claude-sonnet-4-5", "1.00"),
+            ("openai", "gpt-4o", "0.0000005"),
+        ] {
+            let mut r = CostRecord::new("alice", p, m, Usage::new(10, 1));
+            r.ts = Utc.with_ymd_and_hms(2026, 11, 15, 0, 0, 0).unwrap();
+            r.nano_usd = Some(usd(c));
+            s.add_record(&r);
+        }
+        Dashboard::new(s, "/tmp/ledger")
+            .budget(BudgetView::new("monthly", usd("5"), usd("4.0000005")))
+            .budget(BudgetView::new("total", usd("2"), usd("4.0000005")))
+            .recipients(["ops@example.com"])
+    }
+
+    #[test]
+    fn helpers_format_exactly() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(pct(8_000), "80.00%");
+        assert_eq!(pct(5), "0.05%");
+        assert_eq!(pct(-150), "-1.50%");
+        assert_eq!(bar(5_000, 10_000, 10, true), "█████░░░░░");
+        assert_eq!(bar(10_000, 10_000, 4, true), "████");
+        assert_eq!(bar(1, 16, 1, false), "");
+        assert_eq!(bar(1, 8, 1, false), "▏");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn plain_render_has_sections_and_exact_numbers() {
+        let d = sample();
+        let text = d.render(&RenderOptions::new());
+        for s in [
+            "SUMMARY",
+            "BUDGET STATUS",
+            "EMAIL ALERTS",
+            "PROVIDER BREAKDOWN",
+            "ops@example.com",
+        ] {
+            assert!(text.contains(s), "{s} missing:\n{text}");
+        }
+        assert!(!text.contains("MODEL BREAKDOWN"));
+        assert!(!text.contains('\x1b'));
+        assert!(text.contains("$4.0000005"), "{text}");
+        // openai: 3.0000005 / 4.0000005 = 75.0000...% -> 75.00%
+        assert!(text.contains("75.00%"), "{text}");
+        assert!(text.contains("80.00%")); // monthly 4.0000005 / 5
+        assert!(text.contains("over by $2.0000005"), "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "too wide: {line}");
+        }
+    }
+
+    #[test]
+    fn verbose_color_and_width() {
+        let d = sample();
+        let text = d.render(&RenderOptions::new().verbose(true).color(true).width(50));
+        for s in [
+            "MODEL BREAKDOWN",
+            "USERS",
+            "CACHE SAVINGS",
+            "PROJECTION",
+            "DAILY SPEND",
+        ] {
+            assert!(text.contains(s), "{s} missing");
+        }
+        // Red for the exceeded total budget, yellow for the monthly one at 80%.
+        assert!(text.contains("\x1b[31m█"));
+        assert!(text.contains("\x1b[33m█"));
+        let plain = d.render(&RenderOptions::new().verbose(true).width(50));
+        for line in plain.lines() {
+            assert!(line.chars().count() <= 50, "too wide: {line}");
+        }
+        assert_eq!(plain.matches("11-15 │").count(), 1);
+    }
+
+    #[test]
+    fn json_has_the_contract_fields() {
+        let v = sample().to_json();
+        assert_eq!(v["total_calls"], 3);
+        assert_eq!(v["total_nano_usd"], 4_000_000_500i64);
+        assert_eq!(v["month_nano_usd"], 4_000_000_500i64);
+        assert_eq!(v["by_provider"]["openai"]["calls"], 2);
+        assert_eq!(v["by_provider"]["openai"]["nano_usd"], 3_000_000_500i64);
+        assert_eq!(
+            v["by_model"]["claude-sonnet-4-5"]["nano_usd"],
+            1_000_000_000i64
+        );
+        assert_eq!(v["by_user"]["alice"]["calls"], 3);
+        assert_eq!(v["budgets"][1]["status"], "exceeded");
+        assert_eq!(v["budgets"][0]["percent_bp"], 8_000);
+        assert_eq!(v["corrupted_lines"], 0);
+        assert_eq!(v["unpriced_calls"], 0);
+    }
+}
