@@ -170,6 +170,21 @@ fn stack(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| svc.clone().oneshot(black_box(short.clone())))
     });
+    // Cache (bypassed), retry and rate limit without the cost layer: this
+    // layer set's share of the overhead.
+    let nz = |n| NonZeroU32::new(n).expect("non-zero");
+    let no_cost = ServiceBuilder::new()
+        .layer(CacheLayer::default())
+        .layer(RetryLayer::new())
+        .layer(
+            RateLimitLayer::new(Quota::per_minute(nz(u32::MAX), nz(u32::MAX)))
+                .estimator(Estimator::new(EstimatePolicy::UpperBound)),
+        )
+        .service(SimulatedProvider::new());
+    g.bench_function("call_through_without_cost/UpperBound", |b| {
+        b.to_async(&rt)
+            .iter(|| no_cost.clone().oneshot(black_box(sampled.clone())))
+    });
     // The provider alone, for reference: what the stack adds is the difference.
     let bare = SimulatedProvider::new();
     g.bench_function("provider_alone", |b| {
