@@ -8,7 +8,7 @@ use costlayer::Money;
 /// Where to read, what to include, and the budgets to show.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct ReportArgs {
-    /// The ledger directory, holding costs_<user>.jsonl. [default: data/metadata, or $COSTLAYER_DATA_DIR/metadata]
+    /// The ledger directory, holding costs_<user>.jsonl. [default: $COSTLAYER_DATA_DIR, the config file's data_dir, or data/metadata]
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 

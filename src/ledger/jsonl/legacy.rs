@@ -1,27 +1,5 @@
-//! Reading the seed tool's single `costs.json` file.
-//!
-//! The file is a JSON array of call objects, or an object holding such an
-//! array (under `records`, `calls`, `entries`, `history` or `costs`), or an
-//! object mapping ids to call objects. Each entry is read as a
-//! [`CostRecord`] if it already has that shape; otherwise these fields are
-//! mapped (first match wins) and every other field is kept in
-//! [`CostRecord::extra`]:
-//!
-//! | record field | legacy field |
-//! |---|---|
-//! | `ts` | `ts`, `timestamp`, `time`, `date`, `created_at`: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (UTC), `YYYY-MM-DD`, or Unix seconds / milliseconds |
-//! | `model` | `model` (required) |
-//! | `provider` | `provider`; else from the model name (`gpt-*`, `o1`/`o3`/`o4*` → `openai`, `claude*` → `anthropic`, `gemini*` → `gemini`, otherwise `unknown`) |
-//! | `user`, `team` | `user` / `user_id`, `team`; the user defaults to the storage's user |
-//! | `input_tokens` | `input_tokens`, `prompt_tokens` |
-//! | `output_tokens` | `output_tokens`, `completion_tokens` |
-//! | `cache_read_tokens` | `cache_read_tokens`, `cached_tokens`, `cache_read_input_tokens` |
-//! | `cache_write_5m_tokens` | `cache_write_5m_tokens`, `cache_write_tokens`, `cache_creation_input_tokens` |
-//! | `nano_usd` | `nano_usd`; else `cost`, `cost_usd`, `total_cost`, `usd` in dollars (exact decimal) |
-//! | `id` | `id` if it is a ULID; else a ULID derived from the timestamp and the entry's content, stable across reads (the original `id` is kept as `legacy_id`) |
-//!
-//! Every imported record also carries `"legacy_import": "costs.json"` in
-//! `extra`. The file is only read, never rewritten.
+//! Reading the seed tool's single `costs.json` file; the format is
+//! documented on [`super::JsonlStorage`] ("Legacy `costs.json`").
 
 use std::path::Path;
 

@@ -1,75 +1,5 @@
 //! The default ledger: one append-only JSONL file per user, no server.
-//!
-//! # Files
-//!
-//! In the ledger directory (default [`DEFAULT_DIR`], `data/metadata`):
-//!
-//! | path | what |
-//! |---|---|
-//! | `costs_<user>.jsonl` | this user's records, one [`CostRecord`] a line, append-only |
-//! | `alerts_<user>.jsonl` | this user's alert history (which alert keys fired) |
-//! | `costs.json` | the seed tool's legacy file, read (never rewritten) by every scan |
-//! | `quarantine/` | one copy of every corrupt line met by a scan |
-//! | `archive/<UTC timestamp>/` | where [`Storage::reset`] moves files |
-//!
-//! `<user>` is the user name run through [`sanitize_user`], so it can never
-//! leave the directory.
-//!
-//! # Concurrency and durability
-//!
-//! Any number of threads and processes may append to the same file. Every
-//! append (or batch) is one `write` on a file opened with `O_APPEND`, made
-//! while holding the file's advisory lock ([`std::fs::File::lock`]), so
-//! records never interleave. Appends from one [`JsonlStorage`] go through a
-//! background thread that gathers the appends queued at that moment into
-//! one write (group commit): concurrent callers share one lock and one
-//! `fsync`. `append` returns `Ok` only once its bytes are in the file, and
-//! also on disk under [`FsyncPolicy::Always`] (the default).
-//!
-//! A writer killed mid-write can leave a torn final line. The next append
-//! starts on a new line, and scans report the fragment as
-//! [`ScanItem::Corrupt`] and copy it to `quarantine/`; every other line is
-//! still read. Nothing is rewritten in place.
-//!
-//! Locks are advisory: tools that edit ledger files by hand while
-//! costlayer runs (editors, `sed -i`) bypass them.
-//!
-//! # Example
-//!
-//! ```
-//! use costlayer::ledger::{CostRecord, FsyncPolicy, JsonlStorage, ScanFilter, Storage};
-//! use costlayer::{Money, Usage};
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), costlayer::ledger::LedgerError> {
-//! # let tmp = tempfile::tempdir().unwrap();
-//! # let dir = tmp.path().join("metadata");
-//! let ledger = JsonlStorage::builder(&dir)
-//!     .user("alice")
-//!     .fsync(FsyncPolicy::EveryMillis(200))
-//!     .build()?;
-//! let mut rec = CostRecord::new("alice", "openai", "gpt-4o-mini", Usage::new(1_000, 200));
-//! rec.nano_usd = Some(Money::from_nanos(270_000));
-//! ledger.append(&rec).await?;
-//! ledger.flush().await?;
-//! assert!(dir.join("costs_alice.jsonl").is_file());
-//!
-//! // The team view: every costs_*.jsonl in the directory.
-//! let bob = JsonlStorage::builder(&dir).user("bob").build()?;
-//! bob.append(&CostRecord::new("bob", "anthropic", "claude-haiku-4-5", Usage::new(10, 1))).await?;
-//! let all = ledger.aggregate(&ScanFilter::default()).await?;
-//! assert_eq!(all.calls, 2);
-//!
-//! // Synchronous scan, for CLIs and reports.
-//! let mut total = Money::ZERO;
-//! let summary = ledger.scan_blocking(&ScanFilter::default(), |item| {
-//!     if let costlayer::ledger::ScanItem::Record(r) = item {
-//!         total += r.cost();
-//!     }
-//! })?;
-//! assert_eq!((summary.records, summary.corrupt), (2, 0));
-//! assert_eq!(total, Money::from_nanos(270_000));
-//! # Ok(()) }
-//! ```
+//! See [`JsonlStorage`].
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind};
@@ -86,6 +16,7 @@ use super::{
     ScanItem, Storage,
 };
 
+mod canonical;
 mod files;
 mod legacy;
 mod read;
@@ -235,10 +166,127 @@ impl JsonlStorageBuilder {
     }
 }
 
-/// One append-only JSONL file per user in a directory; see the [module
-/// docs](self) for the layout, concurrency and durability.
+/// The default ledger: one append-only JSONL file per user, no server.
 ///
 /// Cheap to clone: clones share the writer thread.
+///
+/// # Files
+///
+/// In the ledger directory (default [`DEFAULT_DIR`], `data/metadata`):
+///
+/// | path | what |
+/// |---|---|
+/// | `costs_<user>.jsonl` | this user's records, one [`CostRecord`] a line, append-only |
+/// | `alerts_<user>.jsonl` | this user's alert history (which alert keys fired) |
+/// | `costs.json` | the seed tool's legacy file, read (never rewritten) by every scan |
+/// | `quarantine/` | one copy of every corrupt line met by a scan |
+/// | `archive/<UTC timestamp>/` | where [`Storage::reset`] moves files |
+///
+/// `<user>` is the user name run through [`sanitize_user`], so it can never
+/// leave the directory.
+///
+/// # Concurrency and durability
+///
+/// Any number of threads and processes may append to the same file. Every
+/// append (or batch) is one `write` on a file opened with `O_APPEND`, made
+/// while holding the file's advisory lock ([`std::fs::File::lock`]), so
+/// records never interleave. Appends from one [`JsonlStorage`] go through a
+/// background thread that gathers the appends queued at that moment into
+/// one write (group commit): concurrent callers share one lock and one
+/// `fsync`. `append` returns `Ok` only once its bytes are in the file, and
+/// also on disk under [`FsyncPolicy::Always`] (the default).
+///
+/// A writer killed mid-write can leave a torn final line. The next append
+/// starts on a new line, and scans report the fragment as
+/// [`ScanItem::Corrupt`] and copy it to `quarantine/`; every other line is
+/// still read. Nothing is rewritten in place.
+///
+/// Locks are advisory: tools that edit ledger files by hand while
+/// costlayer runs (editors, `sed -i`) bypass them.
+///
+/// # Alert history
+///
+/// [`Storage::mark_alert`] reads and appends `alerts_<user>.jsonl` under
+/// that file's exclusive lock, so of several processes (or threads) racing
+/// on one key with the same user, exactly one gets `true`. The history is
+/// per user: two users' storages in one directory keep separate histories,
+/// so put the scope in the key (or use one user name) for an alert that
+/// must fire once for a whole team.
+///
+/// # Reading
+///
+/// A scan (the team view) reads the legacy `costs.json` if present, then
+/// every `costs_*.jsonl` by file name; [`ScanFilter::users`] and the other
+/// filters narrow what is returned. Each file is read up to its length
+/// when the scan reaches it, measured under a shared lock, so an append in
+/// progress is never seen in part. Records are not sorted by time across
+/// files. A line is corrupt if it is not a record, is not UTF-8, or is
+/// longer than 1 MiB; a final line without newline is reported as a torn
+/// tail. Each corrupt line is copied once to
+/// `quarantine/<file>.line-<n>.<content hash>.bad` (an over-long line's
+/// copy keeps its first 1 MiB).
+///
+/// # Legacy `costs.json`
+///
+/// The file is a JSON array of call objects, or an object holding such an
+/// array (under `records`, `calls`, `entries`, `history` or `costs`), or an
+/// object mapping ids to call objects. Each entry is read as a
+/// [`CostRecord`] if it already has that shape; otherwise these fields are
+/// mapped (first match wins) and every other field is kept in
+/// [`CostRecord::extra`]:
+///
+/// | record field | legacy field |
+/// |---|---|
+/// | `ts` | `ts`, `timestamp`, `time`, `date`, `created_at`: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (UTC), `YYYY-MM-DD`, or Unix seconds / milliseconds |
+/// | `model` | `model` (required) |
+/// | `provider` | `provider`; else from the model name (`gpt-*`, `o1`/`o3`/`o4*` → `openai`, `claude*` → `anthropic`, `gemini*` → `gemini`, otherwise `unknown`) |
+/// | `user`, `team` | `user` / `user_id`, `team`; the user defaults to the storage's user |
+/// | `input_tokens` | `input_tokens`, `prompt_tokens` |
+/// | `output_tokens` | `output_tokens`, `completion_tokens` |
+/// | `cache_read_tokens` | `cache_read_tokens`, `cached_tokens`, `cache_read_input_tokens` |
+/// | `cache_write_5m_tokens` | `cache_write_5m_tokens`, `cache_write_tokens`, `cache_creation_input_tokens` |
+/// | `nano_usd` | `nano_usd`; else `cost`, `cost_usd`, `total_cost`, `usd` in dollars (exact decimal) |
+/// | `id` | `id` if it is a ULID; else a ULID derived from the timestamp and the entry's content, stable across reads (the original `id` is kept as `legacy_id`) |
+///
+/// Every imported record also carries `"legacy_import": "costs.json"` in
+/// `extra`. The file is only read, never rewritten.
+///
+/// # Example
+///
+/// ```
+/// use costlayer::ledger::{CostRecord, FsyncPolicy, JsonlStorage, ScanFilter, Storage};
+/// use costlayer::{Money, Usage};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), costlayer::ledger::LedgerError> {
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path().join("metadata");
+/// let ledger = JsonlStorage::builder(&dir)
+///     .user("alice")
+///     .fsync(FsyncPolicy::EveryMillis(200))
+///     .build()?;
+/// let mut rec = CostRecord::new("alice", "openai", "gpt-4o-mini", Usage::new(1_000, 200));
+/// rec.nano_usd = Some(Money::from_nanos(270_000));
+/// ledger.append(&rec).await?;
+/// ledger.flush().await?;
+/// assert!(dir.join("costs_alice.jsonl").is_file());
+///
+/// // The team view: every costs_*.jsonl in the directory.
+/// let bob = JsonlStorage::builder(&dir).user("bob").build()?;
+/// bob.append(&CostRecord::new("bob", "anthropic", "claude-haiku-4-5", Usage::new(10, 1))).await?;
+/// let all = ledger.aggregate(&ScanFilter::default()).await?;
+/// assert_eq!(all.calls, 2);
+///
+/// // Synchronous scan, for CLIs and reports.
+/// let mut total = Money::ZERO;
+/// let summary = ledger.scan_blocking(&ScanFilter::default(), |item| {
+///     if let costlayer::ledger::ScanItem::Record(r) = item {
+///         total += r.cost();
+///     }
+/// })?;
+/// assert_eq!((summary.records, summary.corrupt), (2, 0));
+/// assert_eq!(total, Money::from_nanos(270_000));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct JsonlStorage {
     inner: Arc<Inner>,
@@ -355,7 +403,7 @@ impl JsonlStorage {
         Ok(())
     }
 
-    /// Scans the team view synchronously, calling `f` with every record
+    /// Scans the team view synchronously (see [Reading](JsonlStorage#reading)), calling `f` with every record
     /// that matches `filter` and every corrupt line, in file order (the
     /// legacy `costs.json` first, then `costs_*.jsonl` by name; append
     /// order within a file). Memory stays flat: one line at a time.

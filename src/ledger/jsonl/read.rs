@@ -82,6 +82,26 @@ impl<R: Read> Lines<R> {
         }
     }
 
+    /// The fast path: parses a canonical record straight out of the read
+    /// buffer (no newline search, no copy) if the next line is one and is
+    /// wholly buffered. Otherwise consumes nothing and returns `None`, and
+    /// [`Lines::next`] takes over.
+    fn next_canonical(&mut self) -> io::Result<Option<CostRecord>> {
+        let avail = self.inner.fill_buf()?;
+        let Some((rec, end)) = super::canonical::parse_prefix(avail) else {
+            return Ok(None);
+        };
+        let used = match avail.get(end..end + 2) {
+            Some([b'\n', _]) => end + 1,
+            Some([b'\r', b'\n']) => end + 2,
+            None if avail.get(end) == Some(&b'\n') => end + 1,
+            _ => return Ok(None),
+        };
+        self.inner.consume(used);
+        self.number += 1;
+        Ok(Some(rec))
+    }
+
     fn next(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<Line>> {
         buf.clear();
         let limit = MAX_LINE as u64 + 1;
@@ -173,7 +193,7 @@ fn one() -> u32 {
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the ledger writes.
-fn parse_ts_fast(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_ts_fast(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
     if b.len() != 24
         || b[4] != b'-'
@@ -234,9 +254,13 @@ fn fast_parse(line: &[u8]) -> Option<CostRecord> {
     })
 }
 
-/// Parses one ledger line: the fast path for lines in the shape this
-/// version writes, the full parse (keeping unknown fields) otherwise.
+/// Parses one ledger line: the hand-written parser for the exact form this
+/// version writes, then a serde struct without `flatten` for the known
+/// fields in any order, then the full parse (keeping unknown fields).
 pub(crate) fn parse_line(line: &[u8]) -> Result<CostRecord, String> {
+    if let Some(r) = super::canonical::parse(line) {
+        return Ok(r);
+    }
     if let Some(r) = fast_parse(line) {
         return Ok(r);
     }
@@ -364,6 +388,20 @@ pub(crate) fn scan_file(
     let mut lines = Lines::new((&file).take(snapshot));
     let mut buf = Vec::with_capacity(1024);
     loop {
+        match lines.next_canonical() {
+            Ok(Some(rec)) => {
+                summary.records += 1;
+                if filter.matches(&rec) {
+                    summary.matched += 1;
+                    if !sink(ScanItem::Record(rec)) {
+                        return Ok(false);
+                    }
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => return Err(io_error(path, "read", e)),
+        }
         let line = lines
             .next(&mut buf)
             .map_err(|e| io_error(path, "read", e))?;
@@ -470,6 +508,29 @@ mod tests {
         let line = br#"{"v":1,"id":"01JDQ3Z6Y2V8W5H4K7M9N0P1Q2","ts":"2026-11-01T12:00:00+02:00","user":"u","provider":"p","model":"m"}"#;
         let r = parse_line(line).expect("parse");
         assert_eq!(r.ts.to_rfc3339(), "2026-11-01T10:00:00+00:00");
+    }
+
+    #[test]
+    fn canonical_lines_are_parsed_in_the_buffer_and_numbered() {
+        let a = CostRecord::new("a", "openai", "gpt-4o", Usage::new(1, 2));
+        let b = CostRecord::new("b", "openai", "gpt-4o", Usage::new(3, 4));
+        let mut data = serde_json::to_vec(&a).expect("ser");
+        data.extend_from_slice(b"\r\n{junk}\n");
+        data.extend(serde_json::to_vec(&b).expect("ser"));
+        data.push(b'\n');
+        let mut lines = Lines::new(&data[..]);
+        let mut buf = Vec::new();
+        assert_eq!(lines.next_canonical().expect("io"), Some(a));
+        assert_eq!(lines.next_canonical().expect("io"), None);
+        assert!(matches!(
+            lines.next(&mut buf).expect("io"),
+            Some(Line::Normal { complete: true })
+        ));
+        assert_eq!(buf, b"{junk}");
+        assert_eq!(lines.next_canonical().expect("io"), Some(b));
+        assert_eq!(lines.number, 3);
+        assert_eq!(lines.next_canonical().expect("io"), None);
+        assert!(lines.next(&mut buf).expect("io").is_none());
     }
 
     #[test]
