@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 #[path = "layers/support.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::sync::Arc;
