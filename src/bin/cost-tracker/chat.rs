@@ -31,7 +31,7 @@ use costlayer::{ChatRequest, ChatResponse, Error, Message, Money};
 use serde_json::json;
 use tower::ServiceExt as _;
 
-use crate::args::{parse_budget, ReportArgs};
+use crate::args::ConfigArgs;
 use crate::{settings, store, CliError};
 
 /// Which provider answers.
@@ -119,46 +119,12 @@ pub(crate) struct ChatArgs {
     #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
 
-    /// The ledger directory, holding costs_<user>.jsonl. [default: $COSTLAYER_DATA_DIR, the config file's data_dir, or data/metadata]
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-
-    /// Who the call is attributed to. [default: $COSTLAYER_USER, the config file's, or the OS user]
-    #[arg(long, value_name = "NAME")]
-    user: Option<String>,
-
-    /// Monthly budget in dollars. [default: $COSTLAYER_MONTHLY_BUDGET, the config file's, or 200]
-    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
-    monthly_budget: Option<Money>,
-
-    /// All-time budget in dollars. [default: $COSTLAYER_TOTAL_BUDGET, the config file's, or 1000]
-    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
-    total_budget: Option<Money>,
-
-    /// The configuration file (budget actions such as `action = "block"` live there).
-    /// [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    common: ConfigArgs,
 
     /// The prompt (`-` reads it from standard input).
     #[arg(value_name = "PROMPT")]
     prompt: String,
-}
-
-impl ChatArgs {
-    /// The settings flags, in the shape [`settings::config`] reads, so the
-    /// configuration is resolved exactly as for every other command.
-    fn settings_args(&self) -> ReportArgs {
-        ReportArgs {
-            data_dir: self.data_dir.clone(),
-            user: self.user.clone(),
-            monthly_budget: self.monthly_budget,
-            total_budget: self.total_budget,
-            config: self.config.clone(),
-            json: self.json,
-            ..ReportArgs::default()
-        }
-    }
 }
 
 /// `--temperature`: a finite number from 0 to 2.
@@ -246,11 +212,12 @@ pub(crate) fn run(args: ChatArgs) -> Result<(), CliError> {
 
 async fn chat(args: ChatArgs) -> Result<(), CliError> {
     let prompt = read_prompt(&args.prompt)?;
-    let mut config = settings::config(&args.settings_args())?;
+    let mut config = settings::config(&args.common)?;
     if let Some(p) = &args.prices {
         config.prices = Some(p.clone());
     }
     let ledger_dir = args
+        .common
         .data_dir
         .clone()
         .unwrap_or_else(|| config.data_dir.clone());
