@@ -19,7 +19,7 @@ use costlayer::tracker::CostTracker;
 use futures_util::StreamExt;
 
 use costlayer::estimate::{EstimatePolicy, Estimator};
-use costlayer::layer::cache::CacheLayer;
+use costlayer::layer::cache::{CacheKey, CacheLayer};
 use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
 use costlayer::mock::SimulatedProvider;
 use costlayer::tokens::TiktokenCounter;
@@ -76,6 +76,9 @@ fn cache_hit(c: &mut Criterion) {
         .service(SimulatedProvider::new());
     rt.block_on(svc.clone().oneshot(req.clone()))
         .expect("warm the entry");
+    c.bench_function("cache/key_2kb", |b| {
+        b.iter(|| CacheKey::for_request(black_box(&req), None).expect("key"))
+    });
     c.bench_function("cache/hit_2kb", |b| {
         b.to_async(&rt)
             .iter(|| svc.clone().oneshot(black_box(req.clone())))
@@ -166,6 +169,21 @@ fn stack(c: &mut Criterion) {
     g.bench_function("cache_hit", |b| {
         b.to_async(&rt)
             .iter(|| svc.clone().oneshot(black_box(short.clone())))
+    });
+    // Cache (bypassed), retry and rate limit without the cost layer: this
+    // layer set's share of the overhead.
+    let nz = |n| NonZeroU32::new(n).expect("non-zero");
+    let no_cost = ServiceBuilder::new()
+        .layer(CacheLayer::default())
+        .layer(RetryLayer::new())
+        .layer(
+            RateLimitLayer::new(Quota::per_minute(nz(u32::MAX), nz(u32::MAX)))
+                .estimator(Estimator::new(EstimatePolicy::UpperBound)),
+        )
+        .service(SimulatedProvider::new());
+    g.bench_function("call_through_without_cost/UpperBound", |b| {
+        b.to_async(&rt)
+            .iter(|| no_cost.clone().oneshot(black_box(sampled.clone())))
     });
     // The provider alone, for reference: what the stack adds is the difference.
     let bare = SimulatedProvider::new();

@@ -759,12 +759,28 @@ impl Budget {
 
     /// The alert key of a threshold in a period: `<budget>:<bp>:<period>`.
     pub(crate) fn alert_key(&self, threshold: Threshold, period: &str) -> String {
-        format!("{}:{}:{}", self.name, threshold.basis_points(), period)
+        format!(
+            "{}:{}:{}",
+            self.key_name(),
+            threshold.basis_points(),
+            period
+        )
+    }
+
+    /// The budget's part of an alert key: its name, and its scope unless it
+    /// covers everything, so two users' same-named budgets over their own
+    /// spend (`user:alice`, `user:bob`) never share an alert history entry,
+    /// while a team-wide budget alerts once for the whole ledger.
+    fn key_name(&self) -> String {
+        match &self.scope {
+            Scope::All => self.name.clone(),
+            scope => format!("{}[{scope}]", self.name),
+        }
     }
 
     /// The alert key of the projection alert in a period.
     pub(crate) fn projection_key(&self, period: &str) -> String {
-        format!("{}:projection:{}", self.name, period)
+        format!("{}:projection:{}", self.key_name(), period)
     }
 }
 

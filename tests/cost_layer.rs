@@ -1,11 +1,10 @@
-//! CostLayer: pre-flight, recording, cache savings, cancellation, the span.
+//! CostLayer: pre-flight, recording, cache savings, cancellation (the span is in cost_span.rs).
 
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,12 +18,6 @@ use costlayer::pricing::{ModelPrice, PriceTable, Rates};
 use costlayer::tracker::CostTracker;
 use costlayer::{ChatRequest, ChatResponse, Error, Message, Money, Usage};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::Layer;
 
 fn prices() -> PriceTable {
     let mut t = PriceTable::empty("test");
@@ -284,80 +277,4 @@ async fn a_ledger_failure_does_not_fail_an_answered_call() {
     let resp = svc.oneshot(small()).await.unwrap();
     assert_eq!(resp.text, "ok");
     assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(22_000));
-}
-
-// ---- the span ---------------------------------------------------------------
-
-/// Span id → (name, fields).
-type SpanMap = HashMap<u64, (String, HashMap<String, String>)>;
-
-#[derive(Clone, Default)]
-struct Spans(Arc<Mutex<SpanMap>>);
-
-struct Fields<'a>(&'a mut HashMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-        let mut fields = HashMap::new();
-        attrs.record(&mut Fields(&mut fields));
-        self.0
-            .lock()
-            .unwrap()
-            .insert(id.into_u64(), (attrs.metadata().name().to_owned(), fields));
-    }
-    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        if let Some((_, fields)) = self.0.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut Fields(fields));
-        }
-    }
-}
-
-#[tokio::test]
-async fn one_gen_ai_span_per_call_with_the_semantic_convention_fields() {
-    let spans = Spans::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
-    let storage = MemoryStorage::new();
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker(&storage, None)))
-        .service(service_fn(|req: ChatRequest| async move {
-            // What the cache and retry layers do from inside the call.
-            tracing::Span::current().record("costlayer.cache", "miss");
-            tracing::Span::current().record("costlayer.retries", 2u64);
-            Ok::<_, Error>(ChatResponse {
-                usage: Usage {
-                    input_tokens: 100,
-                    cache_read_tokens: 50,
-                    output_tokens: 20,
-                    ..Usage::default()
-                },
-                ..answer(&req, 0, 0)
-            })
-        }));
-    svc.oneshot(small().user("bob")).await.unwrap();
-    let spans = spans.0.lock().unwrap();
-    let chat: Vec<_> = spans.values().filter(|(n, _)| n == "gen_ai.chat").collect();
-    assert_eq!(chat.len(), 1);
-    let f = &chat[0].1;
-    let get = |k: &str| f.get(k).map(String::as_str);
-    assert_eq!(get("gen_ai.operation.name"), Some("chat"));
-    assert_eq!(get("gen_ai.provider.name"), Some("openai"));
-    assert_eq!(get("gen_ai.request.model"), Some("gpt-test"));
-    assert_eq!(get("gen_ai.response.model"), Some("gpt-test-2025-01-01"));
-    assert_eq!(get("gen_ai.usage.input_tokens"), Some("150"));
-    assert_eq!(get("gen_ai.usage.output_tokens"), Some("20"));
-    // 100 + 50 (cache reads at the input rate here) + 20 tokens at $1/M.
-    assert_eq!(get("costlayer.cost_nano_usd"), Some("170000"));
-    assert_eq!(get("costlayer.cache"), Some("miss"));
-    assert_eq!(get("costlayer.retries"), Some("2"));
-    assert!(!f.values().any(|v| v == "hi"), "no prompt text in the span");
 }

@@ -716,6 +716,36 @@ async fn reset_archives_and_a_fresh_ledger_starts_empty() {
 }
 
 #[tokio::test]
+async fn the_alert_history_is_the_directorys() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let alice = storage(tmp.path(), "alice", FsyncPolicy::Never);
+    let bob = storage(tmp.path(), "bob", FsyncPolicy::Never);
+    assert!(alice
+        .mark_alert("monthly:8000:2026-11", &json!({}))
+        .await
+        .expect("mark"));
+    assert!(bob.alert_fired("monthly:8000:2026-11").await.expect("read"));
+    assert!(!bob
+        .mark_alert("monthly:8000:2026-11", &json!({}))
+        .await
+        .expect("mark"));
+    assert!(bob
+        .mark_alert("monthly:10000:2026-11", &json!({}))
+        .await
+        .expect("mark"));
+    // Resetting Alice archives the alerts she sent, re-arming them.
+    alice
+        .reset(ResetScope::User("alice".into()))
+        .await
+        .expect("reset");
+    assert!(!bob.alert_fired("monthly:8000:2026-11").await.expect("read"));
+    assert!(bob
+        .alert_fired("monthly:10000:2026-11")
+        .await
+        .expect("read"));
+}
+
+#[tokio::test]
 async fn hostile_user_names_stay_inside_the_directory() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("a").join("b").join("metadata");
@@ -730,7 +760,11 @@ async fn hostile_user_names_stay_inside_the_directory() {
         let st = storage(&dir, name, FsyncPolicy::Never);
         assert_eq!(st.ledger_path().parent(), Some(dir.as_path()), "{name}");
         st.append(&rec(name, 1)).await.expect("append");
-        assert!(st.mark_alert("k", &json!({})).await.expect("mark"));
+        // A key per user: the alert history is the directory's.
+        assert!(st
+            .mark_alert(&format!("k-{name}"), &json!({}))
+            .await
+            .expect("mark"));
         let only = ScanFilter {
             users: vec![name.to_owned()],
             ..ScanFilter::default()
@@ -742,10 +776,11 @@ async fn hostile_user_names_stay_inside_the_directory() {
     assert_eq!(files_in(tmp.path()), vec!["a"]);
     assert_eq!(files_in(&tmp.path().join("a")), vec!["b"]);
     assert_eq!(files_in(&tmp.path().join("a/b")), vec!["metadata"]);
-    assert!(files_in(&dir)
-        .iter()
-        .all(|f| (f.starts_with("costs_") || f.starts_with("alerts_")) && !f.contains("..")));
-    assert_eq!(files_in(&dir).len(), 12);
+    assert!(files_in(&dir).iter().all(|f| (f.starts_with("costs_")
+        || f.starts_with("alerts_")
+        || f == ".alerts.lock")
+        && !f.contains("..")));
+    assert_eq!(files_in(&dir).len(), 13);
 }
 
 // ---------------------------------------------------------------------------

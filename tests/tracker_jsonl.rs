@@ -28,7 +28,8 @@ fn config(dir: &Path, extra: &[(&str, String)]) -> Config {
     ];
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     let mut c = Config::load_with_env(None, move |k| {
-        vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        // Later entries (the extras) override earlier ones.
+        vars.iter().rfind(|(n, _)| n == k).map(|(_, v)| v.clone())
     })
     .unwrap();
     c.stdout_alerts = StdoutAlerts::Off;
@@ -90,6 +91,49 @@ async fn from_config_writes_the_ledger_and_dedups_alerts_across_restarts() {
         .alert_fired(&format!("monthly:8000:{}", t.now().format("%Y-%m")))
         .await
         .unwrap());
+}
+
+#[tokio::test]
+async fn a_team_budget_alerts_once_for_the_team_not_once_per_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            serde_json::json!({"budget": "monthly", "threshold": "80%"}),
+        ))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let hook = format!("{}/hook", server.uri());
+    let alice = CostTracker::from_config(&config(
+        tmp.path(),
+        &[("COSTLAYER_WEBHOOK_URL", hook.clone())],
+    ))
+    .unwrap();
+    // Alice spends $0.009 (90% of the shared $0.01 monthly budget) and
+    // alerts; Bob's process, started after hers, loads the team's spend and
+    // his call is over the same threshold: the team already had its alert.
+    let (req, resp) = call(60_000);
+    alice.record(&req, &resp, None).await.unwrap();
+    alice.flush_alerts().await;
+    let bob = CostTracker::from_config(&config(
+        tmp.path(),
+        &[
+            ("COSTLAYER_WEBHOOK_URL", hook),
+            ("COSTLAYER_USER", "bob".into()),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(bob.user(), "bob");
+    let (req, resp) = call(1_000);
+    bob.record(&req, &resp, None).await.unwrap();
+    bob.flush_alerts().await;
+    server.verify().await;
+    let key = format!("monthly:8000:{}", bob.now().format("%Y-%m"));
+    assert!(bob.storage().alert_fired(&key).await.unwrap());
+    assert!(tmp.path().join("alerts_alice.jsonl").exists());
+    assert!(!tmp.path().join("alerts_bob.jsonl").exists());
 }
 
 const CHILD_ENV: &str = "COSTLAYER_TEST_CHILD_DIR";

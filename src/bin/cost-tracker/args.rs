@@ -5,16 +5,36 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use costlayer::Money;
 
-/// Where to read, what to include, and the budgets to show.
+/// Where the ledger is, who you are, the budgets, and the config file: the
+/// settings every command resolves the same way (flags > env > file > defaults).
 #[derive(Debug, Clone, Default, clap::Args)]
-pub(crate) struct ReportArgs {
-    /// The ledger directory, holding costs_<user>.jsonl. [default: $COSTLAYER_DATA_DIR, the config file's data_dir, or data/metadata]
+pub(crate) struct ConfigArgs {
+    /// The ledger directory, holding `costs_<user>.jsonl`. [default: $COSTLAYER_DATA_DIR, the config file's data_dir, or data/metadata]
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
-    /// The user whose spend to show or whose ledger to reset. [default: $COSTLAYER_USER, the config file's, or the OS user]
+    /// The user: whose spend to show, whose ledger to reset, who a `chat` call is billed to. [default: $COSTLAYER_USER, the config file's, or the OS user]
     #[arg(long, value_name = "NAME")]
     pub(crate) user: Option<String>,
+
+    /// Monthly budget in dollars, e.g. 500 or 199.99. [default: $COSTLAYER_MONTHLY_BUDGET, the config file's, or 200]
+    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
+    pub(crate) monthly_budget: Option<Money>,
+
+    /// All-time budget in dollars. [default: $COSTLAYER_TOTAL_BUDGET, the config file's, or 1000]
+    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
+    pub(crate) total_budget: Option<Money>,
+
+    /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// Where to read, what to include, and the budgets to show.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    pub(crate) common: ConfigArgs,
 
     /// Every user's ledger in the data directory, aggregated.
     #[arg(long)]
@@ -36,14 +56,6 @@ pub(crate) struct ReportArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) model: Vec<String>,
 
-    /// Monthly budget in dollars, e.g. 500 or 199.99. [default: $COSTLAYER_MONTHLY_BUDGET, the config file's, or 200]
-    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
-    pub(crate) monthly_budget: Option<Money>,
-
-    /// All-time budget in dollars. [default: $COSTLAYER_TOTAL_BUDGET, the config file's, or 1000]
-    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
-    pub(crate) total_budget: Option<Money>,
-
     /// Print machine-readable JSON instead of the dashboard (money in integer nano-dollars).
     #[arg(long)]
     pub(crate) json: bool,
@@ -55,10 +67,6 @@ pub(crate) struct ReportArgs {
     /// Reset without asking (needed when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
-
-    /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
 }
 
 const DATE_HINT: &str = "use YYYY-MM-DD (UTC) or an RFC 3339 instant such as 2026-11-01T00:00:00Z";

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod chat;
 mod cost;
 mod models;
 mod report;
@@ -31,6 +32,7 @@ Examples:
   cost-tracker --export costs.csv                 every record as CSV
   cost-tracker --reset                            asks for confirmation, then archives (never deletes)
   cost-tracker --monthly-budget 500 --total-budget 2000 --dashboard
+  cost-tracker chat --provider simulated 'Say hi'  one call through the full stack, priced and recorded
 
 Configuration: flags > COSTLAYER_* environment > costlayer.toml (or --config FILE) > defaults.
 Environment: COSTLAYER_DATA_DIR, COSTLAYER_USER, COSTLAYER_MONTHLY_BUDGET, COSTLAYER_TOTAL_BUDGET,
@@ -85,6 +87,8 @@ enum Command {
     Cost(cost::CostArgs),
     /// List the price table: provider, model, rates per million tokens.
     Models(models::ModelsArgs),
+    /// One call through the full stack: prints the answer and its exact cost, and records it.
+    Chat(chat::ChatArgs),
 }
 
 /// A command's failure: a usage error (exit 2) or a runtime failure (exit 1).
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
     let action = match cli.command {
         Some(Command::Cost(args)) => return cost::run(args),
         Some(Command::Models(args)) => return models::run(args),
+        Some(Command::Chat(args)) => return finish(chat::run(args)),
         Some(Command::Dashboard(args)) => Action::Report {
             args,
             dashboard: true,

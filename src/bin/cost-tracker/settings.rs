@@ -11,7 +11,7 @@ use costlayer::budget::Budget;
 use costlayer::config::Config;
 use costlayer::ledger::ScanFilter;
 
-use crate::args::ReportArgs;
+use crate::args::{ConfigArgs, ReportArgs};
 use crate::CliError;
 
 /// Everything a report command needs, resolved.
@@ -42,7 +42,7 @@ pub(crate) fn now() -> Result<DateTime<Utc>, CliError> {
 }
 
 /// The configuration with the flags applied.
-pub(crate) fn config(args: &ReportArgs) -> Result<Config, CliError> {
+pub(crate) fn config(args: &ConfigArgs) -> Result<Config, CliError> {
     let mut config =
         Config::load(args.config.as_deref()).map_err(|e| CliError::Usage(e.to_string()))?;
     if let Some(u) = &args.user {
@@ -58,7 +58,7 @@ pub(crate) fn config(args: &ReportArgs) -> Result<Config, CliError> {
 }
 
 pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
-    let config = config(args)?;
+    let config = config(&args.common)?;
     let budgets = config
         .budgets()
         .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -85,6 +85,7 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
     };
     Ok(Settings {
         data_dir: args
+            .common
             .data_dir
             .clone()
             .unwrap_or_else(|| config.data_dir.clone()),

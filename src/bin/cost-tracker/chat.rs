@@ -1,0 +1,566 @@
+//! `cost-tracker chat`: one call through the full stack, priced and recorded.
+//!
+//! The call goes through the same layers an application uses
+//! ([`StackBuilder`]: cost, cache, retry, an optional rate limit, then the
+//! provider), with the user's configuration read as every other command
+//! reads it ([`settings::config`]: flags > `COSTLAYER_*` > config file >
+//! defaults). It is recorded in the JSONL ledger like any other call, and
+//! the ledger is flushed before the command exits.
+//!
+//! Exit codes: 0 success; 1 the call failed (provider error, budget block,
+//! ledger write failure); 2 usage or configuration error (bad flag, missing
+//! API key, malformed config file).
+
+use std::io::Read as _;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use costlayer::alert::{StdoutFormat, StdoutSink};
+use costlayer::config::{Config, StdoutAlerts};
+use costlayer::layer::builder::{LlmService, StackBuilder};
+use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
+use costlayer::ledger::{
+    Aggregate, CostRecord, LedgerError, RecordStream, ResetReport, ResetScope, ScanFilter, Storage,
+};
+use costlayer::mock::SimulatedProvider;
+use costlayer::pricing::PriceTable;
+use costlayer::tracker::CostTracker;
+use costlayer::{ChatRequest, ChatResponse, Error, Message, Money};
+use serde_json::json;
+use tower::ServiceExt as _;
+
+use crate::args::ConfigArgs;
+use crate::{settings, store, CliError};
+
+/// Which provider answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProviderName {
+    /// OpenAI Chat Completions (`OPENAI_API_KEY`, `OPENAI_BASE_URL`).
+    Openai,
+    /// Anthropic Messages (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`).
+    Anthropic,
+    /// Google Gemini (`GEMINI_API_KEY` or `GOOGLE_API_KEY`, `GEMINI_BASE_URL`).
+    Gemini,
+    /// costlayer's deterministic offline provider: no network, no key.
+    Simulated,
+}
+
+impl ProviderName {
+    fn as_str(self) -> &'static str {
+        match self {
+            ProviderName::Openai => "openai",
+            ProviderName::Anthropic => "anthropic",
+            ProviderName::Gemini => "gemini",
+            ProviderName::Simulated => "simulated",
+        }
+    }
+
+    /// The model used when `--model` is left out.
+    fn default_model(self) -> &'static str {
+        match self {
+            ProviderName::Openai | ProviderName::Simulated => "gpt-4o-mini",
+            ProviderName::Anthropic => "claude-haiku-4-5",
+            ProviderName::Gemini => "gemini-2.5-flash",
+        }
+    }
+
+    /// The environment variables holding the API key, in the order read.
+    fn key_vars(self) -> &'static [&'static str] {
+        match self {
+            ProviderName::Openai => &["OPENAI_API_KEY"],
+            ProviderName::Anthropic => &["ANTHROPIC_API_KEY"],
+            ProviderName::Gemini => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+            ProviderName::Simulated => &[],
+        }
+    }
+}
+
+/// Arguments of `cost-tracker chat`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ChatArgs {
+    /// The provider: openai, anthropic, gemini, or simulated (offline, no key).
+    #[arg(long, value_enum, value_name = "NAME")]
+    provider: ProviderName,
+
+    /// The model. [default: gpt-4o-mini (openai, simulated), claude-haiku-4-5, gemini-2.5-flash]
+    #[arg(long, value_name = "MODEL")]
+    model: Option<String>,
+
+    /// A system prompt.
+    #[arg(long, value_name = "TEXT")]
+    system: Option<String>,
+
+    /// The most output tokens; also bounds the budget's worst-case estimate.
+    /// [default: the provider's (Anthropic: the client's default)]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_tokens: Option<u32>,
+
+    /// Sampling temperature, from 0 to 2. [default: the provider's]
+    #[arg(long, value_name = "T", value_parser = parse_temperature, allow_negative_numbers = true)]
+    temperature: Option<f32>,
+
+    /// Print one JSON object: text, provider, model, usage, nano_usd, usd, cached, record_id.
+    #[arg(long)]
+    json: bool,
+
+    /// Requests-per-minute limit of the stack's rate limiter. [default: no limit]
+    #[arg(long, value_name = "N")]
+    rpm: Option<NonZeroU32>,
+
+    /// Tokens-per-minute limit of the stack's rate limiter; a request that can
+    /// never fit is refused before it is sent. [default: no limit]
+    #[arg(long, value_name = "N")]
+    tpm: Option<NonZeroU32>,
+
+    /// A price file merged over the embedded table (costlayer TOML or LiteLLM
+    /// JSON). [default: $COSTLAYER_PRICES, or the config file's `prices`]
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
+
+    #[command(flatten)]
+    common: ConfigArgs,
+
+    /// The prompt (`-` reads it from standard input).
+    #[arg(value_name = "PROMPT")]
+    prompt: String,
+}
+
+/// `--temperature`: a finite number from 0 to 2.
+fn parse_temperature(s: &str) -> Result<f32, String> {
+    let t: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number: write a temperature such as 0.7"))?;
+    if !t.is_finite() || !(0.0..=2.0).contains(&t) {
+        return Err(format!(
+            "`{s}` is out of range: a temperature is from 0 to 2 (e.g. 0.7)"
+        ));
+    }
+    Ok(t)
+}
+
+/// A [`Storage`] that forwards everything to the ledger and keeps the
+/// outcome of the last append, so the command can print the record the
+/// cost layer wrote (its id and cost) without reading the ledger back.
+#[derive(Debug)]
+struct Capture {
+    inner: Arc<dyn Storage>,
+    last: Mutex<Option<(CostRecord, Result<(), String>)>>,
+}
+
+impl Capture {
+    fn new(inner: Arc<dyn Storage>) -> Self {
+        Capture {
+            inner,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn last(&self) -> Option<(CostRecord, Result<(), String>)> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl Storage for Capture {
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        let result = self.inner.append(record).await;
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((record.clone(), outcome));
+        result
+    }
+
+    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
+        self.inner.scan(filter).await
+    }
+
+    async fn aggregate(&self, filter: &ScanFilter) -> Result<Aggregate, LedgerError> {
+        self.inner.aggregate(filter).await
+    }
+
+    async fn mark_alert(
+        &self,
+        key: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, LedgerError> {
+        self.inner.mark_alert(key, payload).await
+    }
+
+    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
+        self.inner.alert_fired(key).await
+    }
+
+    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
+        self.inner.reset(scope).await
+    }
+
+    async fn flush(&self) -> Result<(), LedgerError> {
+        self.inner.flush().await
+    }
+}
+
+/// Runs `cost-tracker chat`.
+pub(crate) fn run(args: ChatArgs) -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(chat(args))
+}
+
+async fn chat(args: ChatArgs) -> Result<(), CliError> {
+    let prompt = read_prompt(&args.prompt)?;
+    let mut config = settings::config(&args.common)?;
+    if let Some(p) = &args.prices {
+        config.prices = Some(p.clone());
+    }
+    let ledger_dir = args
+        .common
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.clone());
+    // The provider first: a missing key is reported before anything is
+    // created on disk.
+    let (provider, key) = provider(args.provider)?;
+    let capture = Arc::new(Capture::new(Arc::new(store::open(
+        &ledger_dir,
+        &config.user,
+    )?)));
+    let tracker = tracker(&config, capture.clone())?;
+
+    let mut stack = StackBuilder::new(tracker.clone());
+    let quota = match (args.rpm, args.tpm) {
+        (Some(r), Some(t)) => Some(Quota::per_minute(r, t)),
+        (Some(r), None) => Some(Quota::requests_per_minute(r)),
+        (None, Some(t)) => Some(Quota::tokens_per_minute(t)),
+        // costlayer cannot know the account's limits: none unless given.
+        (None, None) => None,
+    };
+    if let Some(q) = quota {
+        stack = stack.rate_limit(RateLimitLayer::new(q));
+    }
+    let llm: LlmService = match provider {
+        Provider::Simulated(p) => stack.build(p),
+        #[cfg(feature = "openai")]
+        Provider::OpenAi(p) => stack.build(p),
+        #[cfg(feature = "anthropic")]
+        Provider::Anthropic(p) => stack.build(p),
+        #[cfg(feature = "gemini")]
+        Provider::Gemini(p) => stack.build(p),
+    };
+
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| args.provider.default_model().to_owned());
+    let mut req = ChatRequest::new(model).message(Message::user(prompt));
+    if let Some(s) = &args.system {
+        req = req.system(s.clone());
+    }
+    if let Some(n) = args.max_tokens {
+        req = req.max_tokens(n);
+    }
+    if let Some(t) = args.temperature {
+        req = req.temperature(t);
+    }
+
+    let result = llm.oneshot(req).await;
+    // Whatever happened, what was written reaches the disk and queued
+    // alerts go out before the process exits.
+    let flushed = tracker.storage().flush().await;
+    tracker.flush_alerts().await;
+
+    let resp = result.map_err(|e| call_error(&e, key.as_deref()))?;
+    let recorded = capture.last();
+    print(&args, &resp, recorded.as_ref().map(|(r, _)| r), &ledger_dir)?;
+    match (recorded, flushed) {
+        (Some((_, Err(e))), _) => Err(CliError::Runtime(format!(
+            "the call succeeded (and was billed) but could not be written to the ledger: {e}"
+        ))),
+        (None, _) => Err(CliError::Runtime(
+            "the call succeeded but the cost layer wrote no ledger record: this is a bug, please report it".into(),
+        )),
+        (Some(_), Err(e)) => Err(CliError::Runtime(format!(
+            "the call was recorded but the ledger could not be flushed to disk: {e}"
+        ))),
+        (Some((_, Ok(()))), Ok(())) => Ok(()),
+    }
+}
+
+/// The prompt, or standard input for `-`.
+fn read_prompt(arg: &str) -> Result<String, CliError> {
+    let prompt = if arg == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| CliError::Usage(format!("cannot read the prompt from stdin: {e}")))?;
+        s
+    } else {
+        arg.to_owned()
+    };
+    if prompt.trim().is_empty() {
+        return Err(CliError::Usage(
+            "the prompt is empty: pass it as the last argument, or `-` to read it from stdin"
+                .into(),
+        ));
+    }
+    Ok(prompt)
+}
+
+/// The tracker [`CostTracker::from_config`] would build, with two changes:
+/// the ledger is wrapped in [`Capture`], and alerts print on standard error
+/// (standard output is the answer, or the JSON object).
+fn tracker(config: &Config, storage: Arc<Capture>) -> Result<CostTracker, CliError> {
+    let mut quiet = config.clone();
+    quiet.stdout_alerts = StdoutAlerts::Off;
+    let prices = match &config.prices {
+        Some(path) => {
+            PriceTable::with_user_file(path).map_err(|e| CliError::Usage(e.to_string()))?
+        }
+        None => PriceTable::embedded().clone(),
+    };
+    let mut builder = CostTracker::builder_from_config(&quiet)
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .storage(storage)
+        .prices(prices);
+    let format = match config.stdout_alerts {
+        StdoutAlerts::Human => Some(StdoutFormat::Human),
+        StdoutAlerts::Json => Some(StdoutFormat::Json),
+        _ => None,
+    };
+    if let Some(f) = format {
+        builder = builder.sink(StdoutSink::new(f).writer(Arc::new(Mutex::new(std::io::stderr()))));
+    }
+    builder.build().map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// The provider service behind the stack.
+enum Provider {
+    Simulated(SimulatedProvider),
+    #[cfg(feature = "openai")]
+    OpenAi(costlayer::openai::OpenAi),
+    #[cfg(feature = "anthropic")]
+    Anthropic(costlayer::anthropic::Anthropic),
+    #[cfg(feature = "gemini")]
+    Gemini(costlayer::gemini::Gemini),
+}
+
+/// The client for `name`, read from the environment (key and base URL), and
+/// the key itself, so it can be scrubbed from any message as a last guard.
+fn provider(name: ProviderName) -> Result<(Provider, Option<String>), CliError> {
+    let key = name
+        .key_vars()
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .map(|v| v.trim().to_owned())
+        .find(|v| !v.is_empty());
+    let setup = |e: Error| {
+        let msg = e.to_string();
+        // The missing-key message names the variable; others (a malformed
+        // base URL) get told where the setting came from.
+        let hint = match name.key_vars() {
+            vars @ [first, ..] if !msg.contains(first) => format!(
+                " (the key is read from {}, the base URL from {}_BASE_URL)",
+                vars.join(" or "),
+                name.as_str().to_uppercase()
+            ),
+            _ => String::new(),
+        };
+        CliError::Usage(redact(&format!("{msg}{hint}"), key.as_deref()))
+    };
+    let p = match name {
+        // Named `simulated` in the ledger, so its calls stay apart from real
+        // spend in every breakdown; priced at the model's real rates.
+        ProviderName::Simulated => Provider::Simulated(
+            SimulatedProvider::builder()
+                .provider(ProviderName::Simulated.as_str())
+                .build(),
+        ),
+        ProviderName::Openai => {
+            #[cfg(feature = "openai")]
+            {
+                Provider::OpenAi(costlayer::openai::OpenAi::from_env().map_err(setup)?)
+            }
+            #[cfg(not(feature = "openai"))]
+            return Err(not_built("openai"));
+        }
+        ProviderName::Anthropic => {
+            #[cfg(feature = "anthropic")]
+            {
+                Provider::Anthropic(costlayer::anthropic::Anthropic::from_env().map_err(setup)?)
+            }
+            #[cfg(not(feature = "anthropic"))]
+            return Err(not_built("anthropic"));
+        }
+        ProviderName::Gemini => {
+            #[cfg(feature = "gemini")]
+            {
+                Provider::Gemini(costlayer::gemini::Gemini::from_env().map_err(setup)?)
+            }
+            #[cfg(not(feature = "gemini"))]
+            return Err(not_built("gemini"));
+        }
+    };
+    let _ = &setup;
+    Ok((p, key))
+}
+
+/// The error for a provider left out of this build.
+#[cfg_attr(
+    all(feature = "openai", feature = "anthropic", feature = "gemini"),
+    allow(dead_code)
+)]
+fn not_built(feature: &str) -> CliError {
+    CliError::Usage(format!(
+        "this cost-tracker was built without the `{feature}` feature: rebuild with `--features {feature}`, or use --provider simulated"
+    ))
+}
+
+/// The message of a failed call. Every error the stack returns is a runtime
+/// failure (exit 1), a budget block included.
+fn call_error(e: &Error, key: Option<&str>) -> CliError {
+    let msg = match e {
+        Error::BudgetExceeded { .. } => {
+            format!("BudgetExceeded: {e} (the call was not sent; nothing was billed or recorded)")
+        }
+        _ => format!("{e}"),
+    };
+    CliError::Runtime(redact(&msg, key))
+}
+
+/// `text` with every occurrence of the API key replaced by `****`. The
+/// providers never put the key in an error; this is a second guard, since
+/// a message may quote what a proxy echoed back.
+fn redact(text: &str, key: Option<&str>) -> String {
+    match key {
+        Some(k) if !k.is_empty() => text.replace(k, "****"),
+        _ => text.to_owned(),
+    }
+}
+
+/// `$0.000345 (345000 nano-USD)`, or `unpriced` for a model without a price.
+fn cost_line(cost: Option<Money>) -> String {
+    match cost {
+        Some(c) => format!("{c} ({} nano-USD)", c.nanos()),
+        None => "unpriced: the model has no price (recorded with cost null); add it to a price file with --prices".into(),
+    }
+}
+
+fn print(
+    args: &ChatArgs,
+    resp: &ChatResponse,
+    rec: Option<&CostRecord>,
+    ledger_dir: &Path,
+) -> Result<(), CliError> {
+    let cost = rec.and_then(|r| r.nano_usd);
+    let provider = rec.map_or(resp.provider.as_str(), |r| r.provider.as_str());
+    let model = rec.map_or(resp.model.as_str(), |r| r.model.as_str());
+    let u = resp.usage;
+    if args.json {
+        let out = json!({
+            "text": resp.text,
+            "provider": provider,
+            "model": model,
+            "billed_model": resp.model,
+            "usage": {
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_read_tokens": u.cache_read_tokens,
+                "cache_write_5m_tokens": u.cache_write_5m_tokens,
+                "cache_write_1h_tokens": u.cache_write_1h_tokens,
+                "reasoning_tokens": u.reasoning_tokens,
+            },
+            "nano_usd": cost.map(Money::nanos),
+            "usd": cost.map(Money::to_decimal_string),
+            "cached": resp.cached,
+            "record_id": rec.map(|r| r.id.to_string()),
+            "request_id": resp.request_id,
+            "latency_ms": u64::try_from(resp.latency.as_millis()).unwrap_or(u64::MAX),
+            "finish_reason": resp.finish_reason,
+            "price_version": rec.and_then(|r| r.price_version.clone()),
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("{}", resp.text.trim_end());
+    println!();
+    let mut usage = format!("usage: {} input", u.input_tokens);
+    if u.cache_read_tokens > 0 {
+        usage.push_str(&format!(" + {} cache read", u.cache_read_tokens));
+    }
+    if u.cache_write_5m_tokens > 0 {
+        usage.push_str(&format!(" + {} cache write 5m", u.cache_write_5m_tokens));
+    }
+    if u.cache_write_1h_tokens > 0 {
+        usage.push_str(&format!(" + {} cache write 1h", u.cache_write_1h_tokens));
+    }
+    usage.push_str(&format!(", {} output", u.output_tokens));
+    if u.reasoning_tokens > 0 {
+        usage.push_str(&format!(" ({} reasoning)", u.reasoning_tokens));
+    }
+    println!(
+        "{provider} {model}{}",
+        if resp.cached { " (cached)" } else { "" }
+    );
+    println!("{usage}");
+    println!("cost: {}", cost_line(cost));
+    if let Some(r) = rec {
+        println!(
+            "recorded: {} in {}",
+            r.id,
+            ledger_dir
+                .join(format!(
+                    "costs_{}.jsonl",
+                    costlayer::ledger::sanitize_user(&r.user).unwrap_or_else(|_| r.user.clone())
+                ))
+                .display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temperatures_are_checked() {
+        assert_eq!(parse_temperature("0.7"), Ok(0.7));
+        assert_eq!(parse_temperature("0"), Ok(0.0));
+        assert_eq!(parse_temperature("2"), Ok(2.0));
+        for bad in ["-0.1", "2.5", "NaN", "inf", "warm", ""] {
+            assert!(parse_temperature(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_key_is_scrubbed() {
+        assert_eq!(
+            redact(
+                "proxy said: bad key sk-abc123 (sk-abc123)",
+                Some("sk-abc123")
+            ),
+            "proxy said: bad key **** (****)"
+        );
+        assert_eq!(redact("nothing", None), "nothing");
+        assert_eq!(redact("nothing", Some("")), "nothing");
+    }
+
+    #[test]
+    fn every_provider_has_a_priced_default_model() {
+        for p in [
+            ProviderName::Openai,
+            ProviderName::Anthropic,
+            ProviderName::Gemini,
+            ProviderName::Simulated,
+        ] {
+            assert!(
+                PriceTable::embedded().get(p.default_model()).is_some(),
+                "{}",
+                p.default_model()
+            );
+        }
+    }
+}
