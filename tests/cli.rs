@@ -365,6 +365,16 @@ fn budget_overrides_change_the_dashboard_flags_beat_env_beat_file() {
         400_000_000_000i64
     );
     assert_eq!(budget(&flag, "monthly")["status"], "ok");
+
+    // `none` turns a budget off, whatever the file says.
+    let off = json(tmp.path(), &["--dashboard", "--total-budget", "none"]);
+    let names: Vec<&str> = off["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["monthly"]);
 }
 
 #[test]

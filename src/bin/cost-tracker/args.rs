@@ -17,13 +17,13 @@ pub(crate) struct ConfigArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) user: Option<String>,
 
-    /// Monthly budget in dollars, e.g. 500 or 199.99. [default: $COSTLAYER_MONTHLY_BUDGET, the config file's, or 200]
+    /// Monthly budget in dollars, e.g. 500 or 199.99. [default: $COSTLAYER_MONTHLY_BUDGET, the config file's, or 200; `none` for no monthly budget]
     #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
-    pub(crate) monthly_budget: Option<Money>,
+    pub(crate) monthly_budget: Option<BudgetLimit>,
 
-    /// All-time budget in dollars. [default: $COSTLAYER_TOTAL_BUDGET, the config file's, or 1000]
+    /// All-time budget in dollars. [default: $COSTLAYER_TOTAL_BUDGET, the config file's, or 1000; `none` for no all-time budget]
     #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
-    pub(crate) total_budget: Option<Money>,
+    pub(crate) total_budget: Option<BudgetLimit>,
 
     /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
     #[arg(long, value_name = "FILE")]
@@ -101,8 +101,17 @@ pub(crate) fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// A budget: a non-negative dollar amount.
-pub(crate) fn parse_budget(s: &str) -> Result<Money, String> {
-    let m: Money = s.parse().map_err(|e| format!("{e}"))?;
+/// A budget flag's value: a limit, or `none` for no budget at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BudgetLimit(pub(crate) Option<Money>);
+
+pub(crate) fn parse_budget(s: &str) -> Result<BudgetLimit, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(BudgetLimit(None));
+    }
+    let m: Money = s
+        .parse()
+        .map_err(|e| format!("{e}, or `none` for no budget"))?;
     if m.is_negative() {
         return Err(format!(
             "`{s}` is negative: a budget is a limit in dollars above 0 (e.g. 500)"
@@ -110,10 +119,10 @@ pub(crate) fn parse_budget(s: &str) -> Result<Money, String> {
     }
     if m.is_zero() {
         return Err(format!(
-            "`{s}` is zero: a budget is a limit in dollars above 0 (e.g. 500); leave it out for no limit"
+            "`{s}` is zero: a budget is a limit in dollars above 0 (e.g. 500); `none` for no limit"
         ));
     }
-    Ok(m)
+    Ok(BudgetLimit(Some(m)))
 }
 
 #[cfg(test)]
@@ -135,7 +144,11 @@ mod tests {
     #[test]
     fn budgets_must_not_be_negative() {
         assert!(parse_budget("-5").unwrap_err().contains("negative"));
-        assert_eq!(parse_budget("500").unwrap(), Money::from_usd(500).unwrap());
+        assert_eq!(
+            parse_budget("500").unwrap(),
+            BudgetLimit(Money::from_usd(500))
+        );
+        assert_eq!(parse_budget("none").unwrap(), BudgetLimit(None));
         assert!(parse_budget("abc").is_err());
         assert!(parse_budget("0").unwrap_err().contains("zero"));
     }

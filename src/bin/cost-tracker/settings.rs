@@ -49,10 +49,10 @@ pub(crate) fn config(args: &ConfigArgs) -> Result<Config, CliError> {
         config.user = u.clone();
     }
     if let Some(m) = args.monthly_budget {
-        config.monthly_budget = Some(m);
+        config.monthly_budget = m.0;
     }
     if let Some(t) = args.total_budget {
-        config.total_budget = Some(t);
+        config.total_budget = t.0;
     }
     Ok(config)
 }
