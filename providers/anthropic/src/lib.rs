@@ -60,11 +60,10 @@ mod error;
 mod usage;
 
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use costlayer_core::tokens::{HeuristicCounter, TokenCounter};
 use costlayer_core::transport::ResponseFuture;
-use costlayer_core::{ApiKey, ChatRequest, ChatResponse, Error, HttpTransport, TransportConfig};
+use costlayer_core::{ChatRequest, ChatResponse, ClientSettings, Error, HttpTransport};
 
 pub use codec::{AnthropicCodec, DEFAULT_BASE_URL, DEFAULT_MAX_TOKENS, DEFAULT_VERSION};
 pub use error::error_from_response;
@@ -160,14 +159,10 @@ impl tower_service::Service<ChatRequest> for Anthropic {
 /// Builds an [`Anthropic`] client.
 #[derive(Debug, Default)]
 pub struct AnthropicBuilder {
-    api_key: Option<ApiKey>,
-    base_url: Option<String>,
+    settings: ClientSettings,
     version: Option<String>,
     default_max_tokens: Option<u32>,
     betas: Vec<String>,
-    timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    client: Option<reqwest::Client>,
 }
 
 impl AnthropicBuilder {
@@ -178,28 +173,19 @@ impl AnthropicBuilder {
     }
 
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |var: &str| {
-            lookup(var)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
         AnthropicBuilder {
-            api_key: get(API_KEY_VAR).map(ApiKey::new),
-            base_url: get(BASE_URL_VAR),
+            settings: ClientSettings::from_lookup(&[API_KEY_VAR], BASE_URL_VAR, lookup),
             ..Default::default()
         }
     }
 
-    /// The API key (`x-api-key`). Required. Held in an [`ApiKey`]: never printed.
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey::new(key));
-        self
-    }
-
-    /// The base URL, without `/v1`. Defaults to `https://api.anthropic.com`.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
+    costlayer_core::client_settings_setters! {
+        settings;
+        /// The API key (`x-api-key`). Required. Held in an
+        /// [`ApiKey`](costlayer_core::ApiKey): never printed.
+        api_key;
+        /// The base URL, without `/v1`. Defaults to `https://api.anthropic.com`.
+        base_url;
     }
 
     /// The `anthropic-version` header. Newer versions change which sampling
@@ -226,26 +212,6 @@ impl AnthropicBuilder {
         self
     }
 
-    /// The whole-request timeout; expiry is [`Error::Timeout`]. Defaults to 600 s.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// The connect timeout (ignored when [`client`](Self::client) is given).
-    /// Defaults to 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// A `reqwest::Client` to share one connection pool between providers.
-    /// Defaults to a new rustls client.
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
-
     /// Builds the client.
     ///
     /// # Errors
@@ -255,14 +221,14 @@ impl AnthropicBuilder {
     /// the version or a beta cannot be sent as a header, or the HTTP client
     /// cannot start.
     pub fn build(self) -> Result<Anthropic, Error> {
-        let key = self.api_key.ok_or_else(|| {
+        let key = self.settings.get_api_key().cloned().ok_or_else(|| {
             Error::config(format!(
                 "no Anthropic API key: set the environment variable {API_KEY_VAR} or call Anthropic::builder().api_key(..)"
             ))
         })?;
         let mut codec = AnthropicCodec::new(key);
-        if let Some(url) = self.base_url {
-            codec = codec.base_url(&url)?;
+        if let Some(url) = self.settings.get_base_url() {
+            codec = codec.base_url(url)?;
         }
         if let Some(v) = self.version {
             codec = codec.version(v)?;
@@ -273,17 +239,8 @@ impl AnthropicBuilder {
         for beta in self.betas {
             codec = codec.beta(beta)?;
         }
-        let defaults = TransportConfig::default();
-        let config = TransportConfig {
-            timeout: self.timeout.unwrap_or(defaults.timeout),
-            connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
-        };
-        let client = match self.client {
-            Some(c) => c,
-            None => config.client()?,
-        };
         Ok(Anthropic {
-            inner: HttpTransport::new(codec, client, config.timeout),
+            inner: self.settings.transport(codec)?,
         })
     }
 }

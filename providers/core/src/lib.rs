@@ -53,5 +53,5 @@ pub use chat::{
 pub use error::{BoxError, Error};
 pub use money::{Money, ParseMoneyError};
 pub use tokens::TokenCounter;
-pub use transport::{ApiKey, Codec, HttpResponse, HttpTransport, TransportConfig};
+pub use transport::{ApiKey, ClientSettings, Codec, HttpResponse, HttpTransport, TransportConfig};
 pub use usage::Usage;

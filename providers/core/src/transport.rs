@@ -160,6 +160,221 @@ impl TransportConfig {
     }
 }
 
+/// The connection settings every provider builder shares: API key, base
+/// URL, timeouts and an optional shared `reqwest::Client`.
+///
+/// A provider builder holds one, forwards its setters to it (see
+/// [`client_settings_setters!`](crate::client_settings_setters)), reads the
+/// key and base URL into its codec, and finally calls
+/// [`transport`](Self::transport).
+///
+/// ```
+/// use std::time::Duration;
+/// use costlayer_core::transport::ClientSettings;
+///
+/// let env = |var: &str| match var {
+///     "ACME_API_KEY" => Some(" acme-secret ".to_owned()),
+///     _ => None,
+/// };
+/// let settings = ClientSettings::from_lookup(&["ACME_API_KEY"], "ACME_BASE_URL", env)
+///     .timeout(Duration::from_secs(30));
+/// assert_eq!(settings.get_api_key().map(|k| k.expose()), Some("acme-secret"));
+/// assert_eq!(settings.get_base_url(), None);
+/// assert!(!format!("{settings:?}").contains("acme-secret"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ClientSettings {
+    api_key: Option<ApiKey>,
+    base_url: Option<String>,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    client: Option<reqwest::Client>,
+}
+
+impl ClientSettings {
+    /// Settings with nothing set.
+    pub fn new() -> Self {
+        ClientSettings::default()
+    }
+
+    /// Settings preset from the environment: the key from the first of
+    /// `key_vars` that is set and not blank, the base URL from
+    /// `base_url_var` when set and not blank. Values are trimmed. A missing
+    /// key is not an error here: the provider's `build()` reports it.
+    pub fn from_env(key_vars: &[&str], base_url_var: &str) -> Self {
+        Self::from_lookup(key_vars, base_url_var, |var| std::env::var(var).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), reading variables through `lookup`
+    /// (for tests, or configuration that is not the process environment).
+    pub fn from_lookup(
+        key_vars: &[&str],
+        base_url_var: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        let get = |var: &str| {
+            lookup(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        ClientSettings {
+            api_key: key_vars.iter().find_map(|v| get(v)).map(ApiKey::new),
+            base_url: get(base_url_var),
+            ..ClientSettings::default()
+        }
+    }
+
+    /// The API key. Held in an [`ApiKey`]: never printed. Defaults to none.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(ApiKey::new(key));
+        self
+    }
+
+    /// The base URL, checked by the provider's codec at build time.
+    /// Defaults to none (the provider's own default).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The whole-request timeout (connect, headers and body). Defaults to
+    /// 600 s ([`TransportConfig::default`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The connect timeout (ignored when [`client`](Self::client) is given).
+    /// Defaults to 10 s ([`TransportConfig::default`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// A `reqwest::Client` to share one connection pool between providers.
+    /// Defaults to a new rustls client ([`TransportConfig::client`]).
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The API key, if one was given.
+    pub fn get_api_key(&self) -> Option<&ApiKey> {
+        self.api_key.as_ref()
+    }
+
+    /// The base URL, if one was given.
+    pub fn get_base_url(&self) -> Option<&str> {
+        self.base_url.as_deref()
+    }
+
+    /// The timeouts, with the defaults filled in.
+    pub fn transport_config(&self) -> TransportConfig {
+        let defaults = TransportConfig::default();
+        TransportConfig {
+            timeout: self.timeout.unwrap_or(defaults.timeout),
+            connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
+        }
+    }
+
+    /// The transport for `codec`: over the given client, or a new one with
+    /// these timeouts. The key and base URL are the codec's business; read
+    /// them with [`get_api_key`](Self::get_api_key) and
+    /// [`get_base_url`](Self::get_base_url) first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if a new HTTP client cannot start.
+    pub fn transport<C: Codec>(self, codec: C) -> Result<HttpTransport<C>, Error> {
+        let config = self.transport_config();
+        let client = match self.client {
+            Some(c) => c,
+            None => config.client()?,
+        };
+        Ok(HttpTransport::new(codec, client, config.timeout))
+    }
+}
+
+/// Writes the [`ClientSettings`] setters on a provider builder, each
+/// forwarding to the builder's `ClientSettings` field: `api_key` and
+/// `base_url` with the docs given (they differ by provider), `timeout`,
+/// `connect_timeout` and `client` with shared docs.
+///
+/// ```
+/// use costlayer_core::transport::ClientSettings;
+///
+/// /// Builds an Acme client.
+/// #[derive(Debug, Default)]
+/// pub struct AcmeBuilder {
+///     settings: ClientSettings,
+/// }
+///
+/// impl AcmeBuilder {
+///     costlayer_core::client_settings_setters! {
+///         settings;
+///         /// The Acme API key. Required.
+///         api_key;
+///         /// The base URL. Defaults to `https://api.acme.example`.
+///         base_url;
+///     }
+/// }
+///
+/// let b = AcmeBuilder::default()
+///     .api_key("k")
+///     .timeout(std::time::Duration::from_secs(5));
+/// assert_eq!(b.settings.get_api_key().map(|k| k.expose()), Some("k"));
+/// assert_eq!(b.settings.transport_config().timeout.as_secs(), 5);
+/// ```
+#[macro_export]
+macro_rules! client_settings_setters {
+    (
+        $field:ident;
+        $(#[$key_doc:meta])*
+        api_key;
+        $(#[$url_doc:meta])*
+        base_url;
+    ) => {
+        $(#[$key_doc])*
+        pub fn api_key(mut self, key: impl Into<String>) -> Self {
+            self.$field = self.$field.api_key(key);
+            self
+        }
+
+        $(#[$url_doc])*
+        pub fn base_url(mut self, url: impl Into<String>) -> Self {
+            self.$field = self.$field.base_url(url);
+            self
+        }
+
+        /// The whole-request timeout (connect, headers and body); expiry is
+        /// [`Error::Timeout`](costlayer_core::Error::Timeout). Defaults to 600 s.
+        pub fn timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.$field = self.$field.timeout(timeout);
+            self
+        }
+
+        /// The connect timeout (ignored when [`client`](Self::client) is given).
+        /// Defaults to 10 s.
+        pub fn connect_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.$field = self.$field.connect_timeout(timeout);
+            self
+        }
+
+        /// A `reqwest::Client` to share one connection pool between providers.
+        /// Defaults to a new rustls client.
+        pub fn client(mut self, client: $crate::transport::__private::Client) -> Self {
+            self.$field = self.$field.client(client);
+            self
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! Paths used by [`client_settings_setters!`](crate::client_settings_setters).
+    pub use reqwest::Client;
+}
+
 /// A [`Codec`] turned into a `tower::Service<ChatRequest>`.
 ///
 /// Cloning is cheap and shares the connection pool.
@@ -648,6 +863,41 @@ mod tests {
         assert_eq!(
             normalize_base_url("p", " https://gw.example.com/openai/v1/ ").expect("valid"),
             "https://gw.example.com/openai/v1"
+        );
+    }
+
+    #[test]
+    fn client_settings_from_lookup_and_defaults() {
+        let env = |v: &str| match v {
+            "A_KEY" => Some("  ".to_owned()),
+            "B_KEY" => Some(" b-key ".to_owned()),
+            "X_URL" => Some("http://127.0.0.1:9".to_owned()),
+            _ => None,
+        };
+        // A blank first variable falls through to the second, trimmed.
+        let s = ClientSettings::from_lookup(&["A_KEY", "B_KEY"], "X_URL", env);
+        assert_eq!(s.get_api_key().map(ApiKey::expose), Some("b-key"));
+        assert_eq!(s.get_base_url(), Some("http://127.0.0.1:9"));
+        assert_eq!(s.transport_config(), TransportConfig::default());
+        assert!(!format!("{s:?}").contains("b-key"));
+
+        let none = ClientSettings::from_lookup(&["A_KEY"], "NOPE", env);
+        assert!(none.get_api_key().is_none() && none.get_base_url().is_none());
+
+        // Later setters override the environment.
+        let s = s
+            .api_key("set-key")
+            .base_url("https://gw.example.com")
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2));
+        assert_eq!(s.get_api_key().map(ApiKey::expose), Some("set-key"));
+        assert_eq!(s.get_base_url(), Some("https://gw.example.com"));
+        assert_eq!(
+            s.transport_config(),
+            TransportConfig {
+                timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(2),
+            }
         );
     }
 

@@ -52,11 +52,10 @@ mod error;
 mod usage;
 
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use costlayer_core::tokens::{HeuristicCounter, TokenCounter};
 use costlayer_core::transport::ResponseFuture;
-use costlayer_core::{ApiKey, ChatRequest, ChatResponse, Error, HttpTransport, TransportConfig};
+use costlayer_core::{ChatRequest, ChatResponse, ClientSettings, Error, HttpTransport};
 
 pub use codec::{GeminiCodec, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_retry_delay};
@@ -150,12 +149,8 @@ impl tower_service::Service<ChatRequest> for Gemini {
 /// Builds a [`Gemini`] client.
 #[derive(Debug, Default)]
 pub struct GeminiBuilder {
-    api_key: Option<ApiKey>,
-    base_url: Option<String>,
+    settings: ClientSettings,
     api_version: Option<String>,
-    timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    client: Option<reqwest::Client>,
 }
 
 impl GeminiBuilder {
@@ -166,55 +161,25 @@ impl GeminiBuilder {
     }
 
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |var: &str| {
-            lookup(var)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
         GeminiBuilder {
-            api_key: API_KEY_VARS.iter().find_map(|v| get(v)).map(ApiKey::new),
-            base_url: get(BASE_URL_VAR),
+            settings: ClientSettings::from_lookup(&API_KEY_VARS, BASE_URL_VAR, lookup),
             ..Default::default()
         }
     }
 
-    /// The API key. Required. Held in an [`ApiKey`]: never printed, and sent
-    /// as the `x-goog-api-key` header, never in the URL.
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey::new(key));
-        self
-    }
-
-    /// The base URL, without the API version. Defaults to
-    /// `https://generativelanguage.googleapis.com`.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
+    costlayer_core::client_settings_setters! {
+        settings;
+        /// The API key. Required. Held in an [`ApiKey`](costlayer_core::ApiKey):
+        /// never printed, and sent as the `x-goog-api-key` header, never in the URL.
+        api_key;
+        /// The base URL, without the API version. Defaults to
+        /// `https://generativelanguage.googleapis.com`.
+        base_url;
     }
 
     /// The API version path segment. Defaults to `v1beta`.
     pub fn api_version(mut self, version: impl Into<String>) -> Self {
         self.api_version = Some(version.into());
-        self
-    }
-
-    /// The whole-request timeout; expiry is [`Error::Timeout`]. Defaults to 600 s.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// The connect timeout (ignored when [`client`](Self::client) is given).
-    /// Defaults to 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// A `reqwest::Client` to share one connection pool between providers.
-    /// Defaults to a new rustls client.
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
         self
     }
 
@@ -226,30 +191,21 @@ impl GeminiBuilder {
     /// `GOOGLE_API_KEY`), the base URL or API version is invalid, or the HTTP
     /// client cannot start.
     pub fn build(self) -> Result<Gemini, Error> {
-        let key = self.api_key.ok_or_else(|| {
+        let key = self.settings.get_api_key().cloned().ok_or_else(|| {
             Error::config(format!(
                 "no Gemini API key: set the environment variable {} (or {}), or call Gemini::builder().api_key(..)",
                 API_KEY_VARS[0], API_KEY_VARS[1]
             ))
         })?;
         let mut codec = GeminiCodec::new(key);
-        if let Some(url) = self.base_url {
-            codec = codec.base_url(&url)?;
+        if let Some(url) = self.settings.get_base_url() {
+            codec = codec.base_url(url)?;
         }
         if let Some(v) = self.api_version {
             codec = codec.api_version(&v)?;
         }
-        let defaults = TransportConfig::default();
-        let config = TransportConfig {
-            timeout: self.timeout.unwrap_or(defaults.timeout),
-            connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
-        };
-        let client = match self.client {
-            Some(c) => c,
-            None => config.client()?,
-        };
         Ok(Gemini {
-            inner: HttpTransport::new(codec, client, config.timeout),
+            inner: self.settings.transport(codec)?,
         })
     }
 }
@@ -262,7 +218,10 @@ mod tests {
     fn key_from_gemini_then_google_variable() {
         let only_google = |v: &str| (v == "GOOGLE_API_KEY").then(|| "g-key".to_owned());
         let b = GeminiBuilder::from_lookup(only_google);
-        assert_eq!(b.api_key.as_ref().map(ApiKey::expose), Some("g-key"));
+        assert_eq!(
+            b.settings.get_api_key().map(costlayer_core::ApiKey::expose),
+            Some("g-key")
+        );
         let both = |v: &str| match v {
             "GEMINI_API_KEY" => Some("gem-key".to_owned()),
             "GOOGLE_API_KEY" => Some("g-key".to_owned()),

@@ -61,11 +61,10 @@ mod error;
 mod usage;
 
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use costlayer_core::tokens::{TiktokenCounter, TokenCounter};
 use costlayer_core::transport::ResponseFuture;
-use costlayer_core::{ApiKey, ChatRequest, ChatResponse, Error, HttpTransport, TransportConfig};
+use costlayer_core::{ChatRequest, ChatResponse, ClientSettings, Error, HttpTransport};
 
 pub use codec::{OpenAiCodec, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_go_duration};
@@ -152,13 +151,9 @@ impl tower_service::Service<ChatRequest> for OpenAi {
 /// Builds an [`OpenAi`] client.
 #[derive(Debug, Default)]
 pub struct OpenAiBuilder {
-    api_key: Option<ApiKey>,
-    base_url: Option<String>,
+    settings: ClientSettings,
     organization: Option<String>,
     project: Option<String>,
-    timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    client: Option<reqwest::Client>,
 }
 
 impl OpenAiBuilder {
@@ -176,26 +171,20 @@ impl OpenAiBuilder {
                 .filter(|v| !v.is_empty())
         };
         OpenAiBuilder {
-            api_key: get(API_KEY_VAR).map(ApiKey::new),
-            base_url: get(BASE_URL_VAR),
             organization: get("OPENAI_ORG_ID"),
             project: get("OPENAI_PROJECT_ID"),
-            ..Default::default()
+            settings: ClientSettings::from_lookup(&[API_KEY_VAR], BASE_URL_VAR, lookup),
         }
     }
 
-    /// The API key. Required. Held in an [`ApiKey`]: never printed.
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey::new(key));
-        self
-    }
-
-    /// The base URL, up to and including the API version (`/v1`), for
-    /// proxies, gateways, Azure-style deployments and test servers.
-    /// Defaults to `https://api.openai.com/v1`.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
+    costlayer_core::client_settings_setters! {
+        settings;
+        /// The API key. Required. Held in an [`ApiKey`](costlayer_core::ApiKey): never printed.
+        api_key;
+        /// The base URL, up to and including the API version (`/v1`), for
+        /// proxies, gateways, Azure-style deployments and test servers.
+        /// Defaults to `https://api.openai.com/v1`.
+        base_url;
     }
 
     /// Sends `OpenAI-Organization`. Defaults to none (the key's default organization).
@@ -210,27 +199,6 @@ impl OpenAiBuilder {
         self
     }
 
-    /// The whole-request timeout (connect, headers and body); expiry is
-    /// [`Error::Timeout`]. Defaults to 600 s.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// The connect timeout (ignored when [`client`](Self::client) is given).
-    /// Defaults to 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// A `reqwest::Client` to share one connection pool between providers.
-    /// Defaults to a new rustls client.
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
-
     /// Builds the client.
     ///
     /// # Errors
@@ -238,14 +206,14 @@ impl OpenAiBuilder {
     /// [`Error::Config`] when no key was given (naming `OPENAI_API_KEY`), the
     /// base URL is not an `http(s)://` URL, or the HTTP client cannot start.
     pub fn build(self) -> Result<OpenAi, Error> {
-        let key = self.api_key.ok_or_else(|| {
+        let key = self.settings.get_api_key().cloned().ok_or_else(|| {
             Error::config(format!(
                 "no OpenAI API key: set the environment variable {API_KEY_VAR} or call OpenAi::builder().api_key(..)"
             ))
         })?;
         let mut codec = OpenAiCodec::new(key);
-        if let Some(url) = self.base_url {
-            codec = codec.base_url(&url)?;
+        if let Some(url) = self.settings.get_base_url() {
+            codec = codec.base_url(url)?;
         }
         if let Some(org) = self.organization {
             codec = codec.organization(org);
@@ -253,17 +221,8 @@ impl OpenAiBuilder {
         if let Some(project) = self.project {
             codec = codec.project(project);
         }
-        let defaults = TransportConfig::default();
-        let config = TransportConfig {
-            timeout: self.timeout.unwrap_or(defaults.timeout),
-            connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
-        };
-        let client = match self.client {
-            Some(c) => c,
-            None => config.client()?,
-        };
         Ok(OpenAi {
-            inner: HttpTransport::new(codec, client, config.timeout),
+            inner: self.settings.transport(codec)?,
         })
     }
 }
