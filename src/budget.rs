@@ -427,10 +427,12 @@ impl FromStr for Window {
     /// `total`, `rolling:7d` (or `rolling:7`), or `2026-01-01..2026-03-01`
     /// (end exclusive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || BudgetError::Parse {
+        let err = || {
+            BudgetError::Parse {
             input: s.to_owned(),
             what: "window",
             expected: "monthly, monthly:<time zone> (monthly:Europe/Berlin), total, rolling:<days>d, or <start>..<end> dates (2026-01-01..2026-03-01)",
+        }
         };
         let t = s.trim();
         match t {
@@ -524,7 +526,12 @@ pub fn parse_time_zone(name: &str) -> Result<Tz, BudgetError> {
         let lower = name.to_ascii_lowercase();
         let suggestion = chrono_tz::TZ_VARIANTS
             .iter()
-            .map(|z| (strsim::jaro_winkler(&lower, &z.name().to_ascii_lowercase()), z))
+            .map(|z| {
+                (
+                    strsim::jaro_winkler(&lower, &z.name().to_ascii_lowercase()),
+                    z,
+                )
+            })
             .filter(|(score, _)| *score >= 0.9)
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, z)| z.name().to_owned());
@@ -1178,7 +1185,10 @@ mod tests {
         let p = Window::monthly_in(tz).period(hm(2017, 10, 10, 0, 0));
         assert_eq!(p.label, "2017-10");
         assert_eq!(p.start, Some(t(2017, 10, 1, 4)));
-        assert_eq!(Window::monthly_in(tz).period(hm(2017, 10, 1, 3, 59)).label, "2017-09");
+        assert_eq!(
+            Window::monthly_in(tz).period(hm(2017, 10, 1, 3, 59)).label,
+            "2017-09"
+        );
         // Cuba fell back at 01:00 on Sunday 2015-11-01: local midnight
         // happened twice (04:00 and 05:00 UTC); the month starts at the first.
         let tz = parse_time_zone("America/Havana").expect("zone");
@@ -1189,7 +1199,10 @@ mod tests {
         ));
         let p = Window::monthly_in(tz).period(hm(2015, 11, 10, 0, 0));
         assert_eq!(p.start, Some(t(2015, 11, 1, 4)));
-        assert_eq!(Window::monthly_in(tz).period(hm(2015, 10, 20, 0, 0)).end, p.start);
+        assert_eq!(
+            Window::monthly_in(tz).period(hm(2015, 10, 20, 0, 0)).end,
+            p.start
+        );
     }
 
     #[test]
@@ -1206,11 +1219,18 @@ mod tests {
             "monthly".parse::<Window>().expect("window"),
             Window::monthly()
         );
-        let e = "monthly:Mars/Olympus".parse::<Window>().expect_err("unknown");
-        assert!(matches!(e, BudgetError::UnknownTimeZone { ref name, .. } if name == "Mars/Olympus"));
+        let e = "monthly:Mars/Olympus"
+            .parse::<Window>()
+            .expect_err("unknown");
+        assert!(
+            matches!(e, BudgetError::UnknownTimeZone { ref name, .. } if name == "Mars/Olympus")
+        );
         assert!(e.to_string().contains("Europe/Berlin"), "{e}");
         let e = parse_time_zone("America/New_Yrok").expect_err("typo");
-        assert!(e.to_string().contains("did you mean America/New_York?"), "{e}");
+        assert!(
+            e.to_string().contains("did you mean America/New_York?"),
+            "{e}"
+        );
         // UTC itself is an IANA zone, and agrees with the plain UTC month.
         let utc = zone("UTC").period(hm(2026, 3, 31, 23, 30));
         assert_eq!(utc, Window::monthly().period(hm(2026, 3, 31, 23, 30)));

@@ -79,7 +79,7 @@
 //! # Time zone
 //!
 //! `budget.time_zone` is an IANA name (`Europe/Berlin`, `America/New_York`,
-//! `UTC`; see [`parse_time_zone`](crate::budget::parse_time_zone)). It sets
+//! `UTC`; see [`parse_time_zone`]). It sets
 //! where every calendar month begins for the `monthly` budget and for custom
 //! budgets whose window is plain `monthly`: local midnight on the 1st,
 //! daylight saving included, with the period labelled by the local
@@ -986,10 +986,7 @@ window = "rolling:7d"
                 ("total".to_string(), Window::Total),
                 ("monthly".to_string(), berlin.clone()),
                 ("plain".to_string(), berlin),
-                (
-                    "ny".to_string(),
-                    Window::monthly_in(Tz::America__New_York)
-                ),
+                ("ny".to_string(), Window::monthly_in(Tz::America__New_York)),
                 (
                     "week".to_string(),
                     Window::rolling_days(std::num::NonZeroU32::new(7).expect("nonzero"))
@@ -1006,7 +1003,10 @@ window = "rolling:7d"
     fn unknown_time_zone_is_a_typed_error_with_an_example() {
         let mut c = Config::default();
         let e = c
-            .apply_file(Path::new("c.toml"), "[budget]\ntime_zone = \"Mars/Olympus\"")
+            .apply_file(
+                Path::new("c.toml"),
+                "[budget]\ntime_zone = \"Mars/Olympus\"",
+            )
             .expect_err("unknown zone");
         match &e {
             ConfigError::Invalid { key, value, .. } => {
@@ -1017,7 +1017,10 @@ window = "rolling:7d"
         }
         assert!(e.to_string().contains("Europe/Berlin"), "{e}");
         let e = c
-            .apply_file(Path::new("c.toml"), "[budget]\ntime_zone = \"Europe/Berln\"")
+            .apply_file(
+                Path::new("c.toml"),
+                "[budget]\ntime_zone = \"Europe/Berln\"",
+            )
             .expect_err("typo");
         assert!(e.to_string().contains("did you mean Europe/Berlin?"), "{e}");
         // A custom window's zone is checked too.
@@ -1028,10 +1031,7 @@ window = "rolling:7d"
             )
             .expect_err("unknown custom zone");
         assert!(
-            matches!(
-                e,
-                ConfigError::Budget(BudgetError::UnknownTimeZone { .. })
-            ),
+            matches!(e, ConfigError::Budget(BudgetError::UnknownTimeZone { .. })),
             "{e:?}"
         );
     }
