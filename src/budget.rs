@@ -2,7 +2,8 @@
 //! action.
 //!
 //! A [`Budget`] has a name, a limit ([`Money`]), a [`Window`] (calendar
-//! month, all time, a fixed date range, the last N days), a [`Scope`] (all
+//! month in UTC, at a fixed offset or in an IANA time zone such as
+//! `Europe/Berlin`; all time; a fixed date range; the last N days), a [`Scope`] (all
 //! spend, or one user, team, provider or model), [`Threshold`]s (80% and
 //! 100% unless told otherwise), an [`Action`] (alert only, or block calls
 //! that would cross the limit) and a [`Severity`] for its alerts.
@@ -47,8 +48,13 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An IANA time zone (re-exported from `chrono-tz`), for
+/// [`Window::monthly_in`]: `costlayer::budget::Tz::Europe__Berlin`, or
+/// [`parse_time_zone`]`("Europe/Berlin")`.
+pub use chrono_tz::Tz;
 
 use crate::ledger::{CostRecord, ScanFilter};
 use crate::pricing::normalize_model_id;
@@ -91,6 +97,14 @@ pub enum BudgetError {
         budget: String,
         /// The rejected offset.
         minutes: i32,
+    },
+    /// A time-zone name that is not in the IANA database.
+    #[error("`{name}` is not a known time zone: use an IANA name such as Europe/Berlin, America/New_York or UTC{}", suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    UnknownTimeZone {
+        /// The rejected name.
+        name: String,
+        /// The closest known name, if one is close.
+        suggestion: Option<String>,
     },
     /// The name is empty or contains `:` or `#` (used in alert keys).
     #[error("budget name `{name}` is not valid: use a non-empty name without `:`, `#` or control characters, such as `monthly` or `team-ml`")]
@@ -251,14 +265,43 @@ impl<'de> Deserialize<'de> for Threshold {
 pub const DEFAULT_THRESHOLDS: [Threshold; 2] = [Threshold::percent(80), Threshold::percent(100)];
 
 /// The time span a budget's limit covers.
+///
+/// A calendar month is counted in UTC ([`Window::monthly`]), at a fixed
+/// offset from UTC ([`Window::monthly_at_offset`]), or in an IANA time zone
+/// with its daylight-saving rules ([`Window::monthly_in`]). In a time zone
+/// the month starts at local midnight on the 1st, converted to UTC; if that
+/// midnight falls in a daylight-saving gap or overlap, the earliest valid
+/// instant of the 1st is taken. The period label is the local `YYYY-MM`.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use costlayer::budget::Window;
+///
+/// // 23:30 UTC on March 31 is 01:30 on April 1 in Berlin (UTC+2 in summer).
+/// let late = Utc.with_ymd_and_hms(2026, 3, 31, 23, 30, 0).unwrap();
+/// let berlin: Window = "monthly:Europe/Berlin".parse().unwrap();
+/// let p = berlin.period(late);
+/// assert_eq!(p.label, "2026-04");
+/// assert_eq!(p.start, Some(Utc.with_ymd_and_hms(2026, 3, 31, 22, 0, 0).unwrap()));
+/// assert_eq!(Window::monthly().period(late).label, "2026-03");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Window {
     /// The calendar month, in UTC shifted by a fixed offset (minutes east of
-    /// UTC; 0 for UTC). A fixed offset does not follow daylight saving time.
+    /// UTC; 0 for UTC). A fixed offset does not follow daylight saving time:
+    /// use [`Window::MonthlyIn`] for a place.
     Monthly {
         /// Minutes east of UTC (60 for UTC+1, -300 for UTC-5).
         utc_offset_minutes: i32,
+    },
+    /// The calendar month in an IANA time zone, following its
+    /// daylight-saving transitions: it runs from local midnight on the 1st
+    /// to local midnight on the next 1st (the earliest valid instant of the
+    /// 1st where midnight is skipped or repeated).
+    MonthlyIn {
+        /// The zone, such as `chrono_tz::Europe::Berlin`.
+        zone: Tz,
     },
     /// All time.
     Total,
@@ -283,8 +326,22 @@ impl Window {
     }
 
     /// The calendar month at a fixed offset from UTC, in minutes (60 = UTC+1).
+    /// A fixed offset ignores daylight saving time; see [`Window::monthly_in`].
     pub const fn monthly_at_offset(utc_offset_minutes: i32) -> Self {
         Window::Monthly { utc_offset_minutes }
+    }
+
+    /// The calendar month in the IANA time zone `zone`, daylight saving
+    /// included. [`parse_time_zone`] turns a name into a zone.
+    ///
+    /// ```
+    /// use costlayer::budget::{parse_time_zone, Window};
+    ///
+    /// let w = Window::monthly_in(parse_time_zone("America/New_York").unwrap());
+    /// assert_eq!(w.to_string(), "monthly (America/New_York)");
+    /// ```
+    pub const fn monthly_in(zone: Tz) -> Self {
+        Window::MonthlyIn { zone }
     }
 
     /// From `start` (inclusive) to `end` (exclusive).
@@ -309,6 +366,16 @@ impl Window {
                 Period {
                     start: Some(midnight(first) - off),
                     end: Some(midnight(next) - off),
+                    label: format!("{:04}-{:02}", first.year(), first.month()),
+                }
+            }
+            Window::MonthlyIn { zone } => {
+                let local = now.with_timezone(zone).date_naive();
+                let first = local.with_day(1).unwrap_or(local);
+                let next = first.checked_add_months(Months::new(1)).unwrap_or(first);
+                Period {
+                    start: Some(local_midnight(zone, first)),
+                    end: Some(local_midnight(zone, next)),
                     label: format!("{:04}-{:02}", first.year(), first.month()),
                 }
             }
@@ -345,6 +412,7 @@ impl fmt::Display for Window {
             Window::Monthly { utc_offset_minutes } => {
                 write!(f, "monthly (UTC{utc_offset_minutes:+} min)")
             }
+            Window::MonthlyIn { zone } => write!(f, "monthly ({})", zone.name()),
             Window::Total => f.write_str("total"),
             Window::Range { start, end } => write!(f, "{start}..{end}"),
             Window::RollingDays(n) => write!(f, "rolling {n} days"),
@@ -355,20 +423,28 @@ impl fmt::Display for Window {
 impl FromStr for Window {
     type Err = BudgetError;
 
-    /// `monthly`, `total`, `rolling:7d` (or `rolling:7`), or
-    /// `2026-01-01..2026-03-01` (end exclusive).
+    /// `monthly` (UTC), `monthly:<IANA zone>` (`monthly:Europe/Berlin`),
+    /// `total`, `rolling:7d` (or `rolling:7`), or `2026-01-01..2026-03-01`
+    /// (end exclusive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || BudgetError::Parse {
+        let err = || {
+            BudgetError::Parse {
             input: s.to_owned(),
             what: "window",
-            expected:
-                "monthly, total, rolling:<days>d, or <start>..<end> dates (2026-01-01..2026-03-01)",
+            expected: "monthly, monthly:<time zone> (monthly:Europe/Berlin), total, rolling:<days>d, or <start>..<end> dates (2026-01-01..2026-03-01)",
+        }
         };
         let t = s.trim();
         match t {
             "monthly" | "month" => return Ok(Window::monthly()),
             "total" | "all" | "all-time" => return Ok(Window::Total),
             _ => {}
+        }
+        if let Some(zone) = t
+            .strip_prefix("monthly:")
+            .or_else(|| t.strip_prefix("month:"))
+        {
+            return parse_time_zone(zone).map(Window::monthly_in);
         }
         if let Some(days) = t.strip_prefix("rolling:") {
             let days = days.trim().trim_end_matches('d');
@@ -386,6 +462,84 @@ impl FromStr for Window {
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN))
+}
+
+/// The first instant of local day `d` in `zone`, in UTC: local midnight, or
+/// where midnight is repeated (an overlap) its earlier occurrence, or where
+/// it is skipped (a gap) the transition that skips it, the earliest instant
+/// whose local date is `d`.
+fn local_midnight(zone: &Tz, d: NaiveDate) -> DateTime<Utc> {
+    let naive = d.and_time(chrono::NaiveTime::MIN);
+    if let Some(t) = zone.from_local_datetime(&naive).earliest() {
+        return t.with_timezone(&Utc);
+    }
+    // A gap: midnight read with the offset after the transition is at or
+    // before it, read with the offset before it at or after it, and local
+    // time only moves forward in between, so binary-search the first second
+    // whose local time is not before midnight.
+    let as_utc = naive.and_utc();
+    let offset = |t: DateTime<Utc>| {
+        use chrono::Offset;
+        i64::from(
+            zone.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        )
+    };
+    let day = chrono::Duration::days(1);
+    let (before, after) = (offset(as_utc - day), offset(as_utc + day));
+    let ts = as_utc.timestamp();
+    let (mut lo, mut hi) = (ts - before.max(after), ts - before.min(after));
+    let local_at = |secs: i64| -> Option<NaiveDateTime> {
+        DateTime::from_timestamp(secs, 0).map(|t| t.with_timezone(zone).naive_local())
+    };
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match local_at(mid) {
+            Some(l) if l >= naive => hi = mid,
+            Some(_) => lo = mid + 1,
+            None => break,
+        }
+    }
+    DateTime::from_timestamp(lo, 0).unwrap_or_else(|| midnight(d))
+}
+
+/// Parses an IANA time-zone name (`Europe/Berlin`, `America/New_York`,
+/// `UTC`), exactly as the IANA database spells it.
+///
+/// ```
+/// use costlayer::budget::{parse_time_zone, BudgetError};
+///
+/// assert_eq!(parse_time_zone("Europe/Berlin").unwrap().name(), "Europe/Berlin");
+/// let err = parse_time_zone("Europe/Berln").unwrap_err();
+/// assert!(matches!(err, BudgetError::UnknownTimeZone { .. }));
+/// assert!(err.to_string().contains("did you mean Europe/Berlin?"));
+/// ```
+///
+/// # Errors
+///
+/// [`BudgetError::UnknownTimeZone`], with the closest known name when one
+/// is close.
+pub fn parse_time_zone(name: &str) -> Result<Tz, BudgetError> {
+    let name = name.trim();
+    name.parse::<Tz>().map_err(|_| {
+        let lower = name.to_ascii_lowercase();
+        let suggestion = chrono_tz::TZ_VARIANTS
+            .iter()
+            .map(|z| {
+                (
+                    strsim::jaro_winkler(&lower, &z.name().to_ascii_lowercase()),
+                    z,
+                )
+            })
+            .filter(|(score, _)| *score >= 0.9)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, z)| z.name().to_owned());
+        BudgetError::UnknownTimeZone {
+            name: name.to_owned(),
+            suggestion,
+        }
+    })
 }
 
 /// One period of a window: the span that a budget's spend is summed over
@@ -626,7 +780,8 @@ impl Budget {
         }
     }
 
-    /// A calendar-month (UTC) budget named `monthly`.
+    /// A calendar-month (UTC) budget named `monthly`. For a time zone, use
+    /// [`Budget::new`] with [`Window::monthly_in`].
     pub fn monthly(limit: Money) -> Self {
         Self::new("monthly", limit, Window::monthly())
     }
@@ -978,6 +1133,107 @@ mod tests {
         let p = Window::monthly_at_offset(120).period(t(2026, 1, 31, 23));
         assert_eq!(p.label, "2026-02");
         assert_eq!(p.start, Some(t(2026, 1, 31, 22)));
+    }
+
+    fn hm(y: i32, m: u32, day: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, day, h, min, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn zone(name: &str) -> Window {
+        Window::monthly_in(parse_time_zone(name).expect(name))
+    }
+
+    #[test]
+    fn zoned_months_follow_daylight_saving() {
+        // Berlin is UTC+2 after the March switch: April starts at 22:00 UTC.
+        let berlin = zone("Europe/Berlin");
+        let p = berlin.period(hm(2026, 3, 31, 23, 30));
+        assert_eq!(p.label, "2026-04");
+        assert_eq!(p.start, Some(t(2026, 3, 31, 22)));
+        assert_eq!(p.end, Some(t(2026, 4, 30, 22)));
+        // ... while March started in winter time, at 23:00 UTC.
+        let p = berlin.period(hm(2026, 3, 31, 21, 59));
+        assert_eq!(p.label, "2026-03");
+        assert_eq!(p.start, Some(t(2026, 2, 28, 23)));
+        assert_eq!(p.end, Some(t(2026, 3, 31, 22)));
+        // New York: November starts in EDT (UTC-4), December in EST (UTC-5).
+        let ny = zone("America/New_York");
+        let p = ny.period(hm(2026, 11, 15, 12, 0));
+        assert_eq!(p.label, "2026-11");
+        assert_eq!(p.start, Some(t(2026, 11, 1, 4)));
+        assert_eq!(p.end, Some(t(2026, 12, 1, 5)));
+        assert_eq!(ny.period(hm(2026, 12, 1, 4, 30)).label, "2026-11");
+        assert_eq!(ny.period(hm(2026, 11, 1, 3, 59)).label, "2026-10");
+        // A fixed UTC-4 offset would already say December.
+        assert_eq!(
+            Window::monthly_at_offset(-240)
+                .period(hm(2026, 12, 1, 4, 30))
+                .label,
+            "2026-12"
+        );
+    }
+
+    #[test]
+    fn midnight_in_a_gap_or_overlap_takes_the_earliest_instant() {
+        // Paraguay sprang forward at 00:00 on Sunday 2017-10-01: local
+        // midnight did not exist; the day began at 01:00 -03 = 04:00 UTC.
+        let tz = parse_time_zone("America/Asuncion").expect("zone");
+        let midnight = d(2017, 10, 1).and_hms_opt(0, 0, 0).expect("time");
+        assert!(tz.from_local_datetime(&midnight).earliest().is_none());
+        let p = Window::monthly_in(tz).period(hm(2017, 10, 10, 0, 0));
+        assert_eq!(p.label, "2017-10");
+        assert_eq!(p.start, Some(t(2017, 10, 1, 4)));
+        assert_eq!(
+            Window::monthly_in(tz).period(hm(2017, 10, 1, 3, 59)).label,
+            "2017-09"
+        );
+        // Cuba fell back at 01:00 on Sunday 2015-11-01: local midnight
+        // happened twice (04:00 and 05:00 UTC); the month starts at the first.
+        let tz = parse_time_zone("America/Havana").expect("zone");
+        let midnight = d(2015, 11, 1).and_hms_opt(0, 0, 0).expect("time");
+        assert!(matches!(
+            tz.from_local_datetime(&midnight),
+            chrono::LocalResult::Ambiguous(..)
+        ));
+        let p = Window::monthly_in(tz).period(hm(2015, 11, 10, 0, 0));
+        assert_eq!(p.start, Some(t(2015, 11, 1, 4)));
+        assert_eq!(
+            Window::monthly_in(tz).period(hm(2015, 10, 20, 0, 0)).end,
+            p.start
+        );
+    }
+
+    #[test]
+    fn time_zones_parse_and_display() {
+        assert_eq!(
+            "monthly:Europe/Berlin".parse::<Window>().expect("window"),
+            Window::monthly_in(Tz::Europe__Berlin)
+        );
+        assert_eq!(
+            Window::monthly_in(Tz::Europe__Berlin).to_string(),
+            "monthly (Europe/Berlin)"
+        );
+        assert_eq!(
+            "monthly".parse::<Window>().expect("window"),
+            Window::monthly()
+        );
+        let e = "monthly:Mars/Olympus"
+            .parse::<Window>()
+            .expect_err("unknown");
+        assert!(
+            matches!(e, BudgetError::UnknownTimeZone { ref name, .. } if name == "Mars/Olympus")
+        );
+        assert!(e.to_string().contains("Europe/Berlin"), "{e}");
+        let e = parse_time_zone("America/New_Yrok").expect_err("typo");
+        assert!(
+            e.to_string().contains("did you mean America/New_York?"),
+            "{e}"
+        );
+        // UTC itself is an IANA zone, and agrees with the plain UTC month.
+        let utc = zone("UTC").period(hm(2026, 3, 31, 23, 30));
+        assert_eq!(utc, Window::monthly().period(hm(2026, 3, 31, 23, 30)));
     }
 
     #[test]

@@ -49,11 +49,12 @@
 //! thresholds = [0.8, 1.0]      # for the monthly and total budgets; or ["80%", "100%"]
 //! action = "alert"             # or "block"
 //! start_date = "2026-01-01"    # enables the seed's "month-1-2" window: $800, critical
+//! time_zone = "Europe/Berlin"  # months of monthly windows start at local midnight; default UTC
 //!
 //! [[budget.custom]]
 //! name = "gpt-4o"
 //! limit = "50"
-//! window = "monthly"           # total, rolling:7d, 2026-01-01..2026-03-01
+//! window = "monthly"           # in budget.time_zone; or monthly:America/New_York, total, rolling:7d, 2026-01-01..2026-03-01
 //! scope = "model:gpt-4o"       # all, user:NAME, team:NAME, provider:NAME
 //! thresholds = [0.5, 1.0]
 //! action = "block"
@@ -74,6 +75,18 @@
 //! username = "alerts"
 //! password = "..."             # better in COSTLAYER_SMTP_PASSWORD
 //! ```
+//!
+//! # Time zone
+//!
+//! `budget.time_zone` is an IANA name (`Europe/Berlin`, `America/New_York`,
+//! `UTC`; see [`parse_time_zone`]). It sets
+//! where every calendar month begins for the `monthly` budget and for custom
+//! budgets whose window is plain `monthly`: local midnight on the 1st,
+//! daylight saving included, with the period labelled by the local
+//! `YYYY-MM`. A custom window `monthly:<zone>` names its own zone. Date
+//! ranges and rolling windows stay in UTC. An unknown name is a
+//! [`ConfigError::Invalid`] that names the key and gives an example (and the
+//! closest known name).
 //!
 //! # Example
 //!
@@ -102,7 +115,9 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::budget::{Action, Budget, BudgetError, Scope, Severity, Threshold, Window};
+use crate::budget::{
+    parse_time_zone, Action, Budget, BudgetError, Scope, Severity, Threshold, Tz, Window,
+};
 use crate::Money;
 
 /// The name of the config file looked for in the working directory.
@@ -241,6 +256,10 @@ pub struct Config {
     /// Start of the seed's "month-1-2" window ($800, critical); `None`
     /// disables it.
     pub budget_start: Option<NaiveDate>,
+    /// The time zone of calendar-month windows (`budget.time_zone`):
+    /// `None` for UTC. Applies to the monthly budget and to custom budgets
+    /// whose window is plain `monthly`.
+    pub budget_time_zone: Option<Tz>,
     /// Further budgets (`[[budget.custom]]`).
     pub custom_budgets: Vec<Budget>,
     /// Alert e-mail recipients.
@@ -272,6 +291,7 @@ impl Default for Config {
             budget_thresholds: crate::budget::DEFAULT_THRESHOLDS.to_vec(),
             budget_action: Action::AlertOnly,
             budget_start: None,
+            budget_time_zone: None,
             custom_budgets: Vec::new(),
             alert_emails: Vec::new(),
             alert_from: None,
@@ -373,6 +393,7 @@ struct FileBudgets {
     thresholds: Option<Vec<toml::Value>>,
     action: Option<String>,
     start_date: Option<toml::Value>,
+    time_zone: Option<String>,
     #[serde(default)]
     custom: Vec<FileBudget>,
 }
@@ -466,6 +487,29 @@ fn date_value(key: &str, v: &toml::Value) -> Result<NaiveDate, ConfigError> {
     };
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
         .map_err(|_| ConfigError::invalid(key, &s, "a date such as 2026-01-01"))
+}
+
+/// An IANA time-zone name; `UTC` (or empty) is `None`, the default.
+fn time_zone_value(key: &str, s: &str) -> Result<Option<Tz>, ConfigError> {
+    match s.trim() {
+        "" | "UTC" | "utc" => Ok(None),
+        name => match parse_time_zone(name) {
+            Ok(tz) => Ok(Some(tz)),
+            Err(BudgetError::UnknownTimeZone {
+                suggestion: Some(near),
+                ..
+            }) => Err(ConfigError::invalid(
+                key,
+                s,
+                &format!("an IANA time zone name such as Europe/Berlin or America/New_York (did you mean {near}?)"),
+            )),
+            Err(_) => Err(ConfigError::invalid(
+                key,
+                s,
+                "an IANA time zone name such as Europe/Berlin, America/New_York or UTC",
+            )),
+        },
+    }
 }
 
 fn parse_with<T: FromStr>(key: &str, s: &str, expected: &str) -> Result<T, ConfigError> {
@@ -564,6 +608,9 @@ impl Config {
             }
             if let Some(d) = &b.start_date {
                 self.budget_start = Some(date_value("budget.start_date", d)?);
+            }
+            if let Some(z) = &b.time_zone {
+                self.budget_time_zone = time_zone_value("budget.time_zone", z)?;
             }
             for c in b.custom {
                 self.custom_budgets.push(custom_budget(c)?);
@@ -709,6 +756,13 @@ impl Config {
             }
         }
         out.extend(self.custom_budgets.iter().cloned());
+        if let Some(zone) = self.budget_time_zone {
+            // The monthly budget, and custom windows given as plain
+            // `monthly` (the others name their own zone or are not months).
+            for b in out.iter_mut().filter(|b| b.window == Window::monthly()) {
+                b.window = Window::monthly_in(zone);
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for b in &out {
             b.validate()?;
@@ -894,6 +948,92 @@ password = "file-password"
             c.budgets(),
             Err(ConfigError::Budget(BudgetError::DuplicateName { .. }))
         ));
+    }
+
+    #[test]
+    fn time_zone_sets_where_months_begin() {
+        let mut c = Config::default();
+        c.apply_file(
+            Path::new("c.toml"),
+            r#"
+[budget]
+time_zone = "Europe/Berlin"
+[[budget.custom]]
+name = "plain"
+limit = 5
+[[budget.custom]]
+name = "ny"
+limit = 5
+window = "monthly:America/New_York"
+[[budget.custom]]
+name = "week"
+limit = 5
+window = "rolling:7d"
+"#,
+        )
+        .expect("parses");
+        assert_eq!(c.budget_time_zone, Some(Tz::Europe__Berlin));
+        let windows: Vec<_> = c
+            .budgets()
+            .expect("budgets")
+            .into_iter()
+            .map(|b| (b.name, b.window))
+            .collect();
+        let berlin = Window::monthly_in(Tz::Europe__Berlin);
+        assert_eq!(
+            windows,
+            [
+                ("total".to_string(), Window::Total),
+                ("monthly".to_string(), berlin.clone()),
+                ("plain".to_string(), berlin),
+                ("ny".to_string(), Window::monthly_in(Tz::America__New_York)),
+                (
+                    "week".to_string(),
+                    Window::rolling_days(std::num::NonZeroU32::new(7).expect("nonzero"))
+                ),
+            ]
+        );
+        // Without the key, months are UTC.
+        let c = Config::default();
+        let monthly = c.budgets().expect("budgets");
+        assert_eq!(monthly[1].window, Window::monthly());
+    }
+
+    #[test]
+    fn unknown_time_zone_is_a_typed_error_with_an_example() {
+        let mut c = Config::default();
+        let e = c
+            .apply_file(
+                Path::new("c.toml"),
+                "[budget]\ntime_zone = \"Mars/Olympus\"",
+            )
+            .expect_err("unknown zone");
+        match &e {
+            ConfigError::Invalid { key, value, .. } => {
+                assert_eq!(key, "budget.time_zone");
+                assert_eq!(value, "Mars/Olympus");
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        assert!(e.to_string().contains("Europe/Berlin"), "{e}");
+        let e = c
+            .apply_file(
+                Path::new("c.toml"),
+                "[budget]\ntime_zone = \"Europe/Berln\"",
+            )
+            .expect_err("typo");
+        assert!(e.to_string().contains("did you mean Europe/Berlin?"), "{e}");
+        // A custom window's zone is checked too.
+        let e = c
+            .apply_file(
+                Path::new("c.toml"),
+                "[[budget.custom]]\nname = \"x\"\nlimit = 1\nwindow = \"monthly:Nowhere\"",
+            )
+            .expect_err("unknown custom zone");
+        assert!(
+            matches!(e, ConfigError::Budget(BudgetError::UnknownTimeZone { .. })),
+            "{e:?}"
+        );
     }
 
     #[test]
