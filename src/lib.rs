@@ -83,8 +83,8 @@ pub mod tracker;
 pub use costlayer_core as core;
 pub use costlayer_core::{
     tokens, transport, ApiKey, BatchProvider, BoxError, ChatDelta, ChatRequest, ChatResponse,
-    Content, ContentPart, Error, FinishReason, Message, Mode, Money, ResponseFormat, Role,
-    TokenCounter, ToolCall, ToolChoice, ToolDefinition, Usage,
+    Content, ContentPart, CostStatus, Error, FinishReason, Message, Mode, Money, RecordedCost,
+    ResponseFormat, Role, TokenCounter, ToolCall, ToolChoice, ToolDefinition, Usage,
 };
 
 /// The OpenAI adapter (feature `openai`).

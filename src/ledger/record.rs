@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::{Mode, Money, Usage};
+use crate::{CostStatus, Mode, Money, Usage};
 
 /// The current schema version of [`CostRecord`].
 pub const SCHEMA_VERSION: u32 = 1;
@@ -84,6 +84,14 @@ pub struct CostRecord {
     /// Which price-table entry priced it.
     #[serde(default)]
     pub price_version: Option<String>,
+    /// How far the cost can be trusted; omitted from the line when
+    /// [`CostStatus::Exact`] (so earlier records read as exact).
+    #[serde(default, skip_serializing_if = "CostStatus::is_exact")]
+    pub cost_status: CostStatus,
+    /// Why the cost is not exact (the unpriced dimensions, the estimate
+    /// made); omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cost_notes: Vec<String>,
     /// Fields unknown to this version, kept for forward compatibility.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -128,6 +136,8 @@ impl CostRecord {
             request_id: None,
             tags: BTreeMap::new(),
             price_version: None,
+            cost_status: CostStatus::Exact,
+            cost_notes: Vec::new(),
             extra: Map::new(),
         }
     }

@@ -444,6 +444,11 @@ pub struct ChatResponse {
     /// The provider's usage object exactly as received, kept for audit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_usage: Option<Value>,
+    /// What the cost layer recorded for this call (record id, cost, cost
+    /// status); `None` until a cost layer has recorded it. Provider
+    /// adapters leave it `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<crate::RecordedCost>,
 }
 
 /// One increment of a streamed response. A stream is a sequence of deltas

@@ -39,6 +39,7 @@
 
 pub mod batch;
 mod chat;
+mod cost;
 mod error;
 pub mod money;
 pub mod tokens;
@@ -50,6 +51,7 @@ pub use chat::{
     provider_for_model, ChatDelta, ChatRequest, ChatResponse, Content, ContentPart, FinishReason,
     Message, Mode, ResponseFormat, Role, ToolCall, ToolChoice, ToolDefinition,
 };
+pub use cost::{CostStatus, RecordedCost};
 pub use error::{BoxError, Error};
 pub use money::{Money, ParseMoneyError};
 pub use tokens::TokenCounter;

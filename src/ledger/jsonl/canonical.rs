@@ -317,6 +317,8 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
             map
         },
         price_version: opt(f.price_version)?,
+        cost_status: crate::CostStatus::Exact,
+        cost_notes: Vec::new(),
         extra: serde_json::Map::new(),
     };
     Some((rec, end))

@@ -339,6 +339,8 @@ pub(crate) fn to_record(
         request_id,
         tags,
         price_version,
+        cost_status: crate::CostStatus::Exact,
+        cost_notes: Vec::new(),
         extra: map,
     })
 }

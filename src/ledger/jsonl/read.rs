@@ -228,6 +228,10 @@ struct FastRecord<'a> {
     tags: BTreeMap<String, String>,
     #[serde(default)]
     price_version: Option<String>,
+    #[serde(default)]
+    cost_status: crate::CostStatus,
+    #[serde(default)]
+    cost_notes: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -296,6 +300,8 @@ fn fast_parse(line: &[u8]) -> Option<CostRecord> {
         request_id: f.request_id,
         tags: f.tags,
         price_version: f.price_version,
+        cost_status: f.cost_status,
+        cost_notes: f.cost_notes,
         extra: serde_json::Map::new(),
     })
 }
