@@ -6,7 +6,7 @@ use bytes::Bytes;
 use costlayer_core::transport::{body_snippet, merge_extra, normalize_base_url};
 use costlayer_core::{
     ApiKey, ChatRequest, ChatResponse, Codec, Content, ContentPart, Error, FinishReason,
-    HttpResponse, Message, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
+    HttpResponse, Message, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, Usage,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -261,13 +261,17 @@ impl OpenAiCodec {
         let tool_calls: Vec<ToolCall> = message
             .tool_calls
             .into_iter()
-            .filter_map(|c| {
-                let f = c.function?;
-                Some(ToolCall {
-                    id: c.id,
-                    name: f.name,
-                    arguments: f.arguments,
-                })
+            .filter_map(|c| match (c.kind.as_deref(), c.function, c.custom) {
+                (Some("custom"), _, Some(custom)) => {
+                    Some(ToolCall::custom(c.id, custom.name, custom.input))
+                }
+                (_, Some(f), _) => Some(ToolCall::function(c.id, f.name, f.arguments)),
+                // A call of a kind this version does not know: left out,
+                // and said so, rather than guessed at.
+                (kind, _, _) => {
+                    tracing::warn!(kind = ?kind, "OpenAI tool call of an unknown type left out of the response");
+                    None
+                }
             })
             .collect();
         // A refusal comes instead of content; surface it as the text.
@@ -338,7 +342,7 @@ pub(crate) fn header_str(headers: &http::HeaderMap, name: &str) -> Option<String
 }
 
 /// `0.7f32` as the JSON number `0.7`, not `0.699999988079071`.
-fn f32_json(x: f32) -> Value {
+pub(crate) fn f32_json(x: f32) -> Value {
     x.to_string()
         .parse::<f64>()
         .ok()
@@ -395,7 +399,10 @@ fn message_json(m: &Message) -> Result<Value, Error> {
             let calls: Vec<Value> = m
                 .tool_calls
                 .iter()
-                .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                .map(|c| match c.kind {
+                    ToolCallKind::Custom => json!({"id": c.id, "type": "custom", "custom": {"name": c.name, "input": c.arguments}}),
+                    _ => json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}),
+                })
                 .collect();
             out.insert("tool_calls".into(), Value::Array(calls));
         }
@@ -443,8 +450,19 @@ struct RespMessage {
 struct RespToolCall {
     #[serde(default)]
     id: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     #[serde(default)]
     function: Option<RespFunction>,
+    #[serde(default)]
+    custom: Option<RespCustom>,
+}
+
+#[derive(Deserialize)]
+struct RespCustom {
+    name: String,
+    #[serde(default)]
+    input: String,
 }
 
 #[derive(Deserialize)]
@@ -474,11 +492,11 @@ mod tests {
     #[test]
     fn body_maps_every_field() {
         let mut assistant = Message::assistant("");
-        assistant.tool_calls.push(ToolCall {
-            id: "call_1".into(),
-            name: "get_weather".into(),
-            arguments: r#"{"city":"Paris"}"#.into(),
-        });
+        assistant.tool_calls.push(ToolCall::function(
+            "call_1",
+            "get_weather",
+            r#"{"city":"Paris"}"#,
+        ));
         let req = ChatRequest::new("gpt-4o")
             .system("sys")
             .message(Message::user(Content::Parts(vec![
