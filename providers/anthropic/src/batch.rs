@@ -218,3 +218,23 @@ impl Anthropic {
         BatchResult { custom_id, result }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_timeout_error_is_a_retryable_504() {
+        assert_eq!(status_for("timeout_error").as_u16(), 504);
+        let err = error_from_response(
+            &HttpResponse {
+                status: status_for("timeout_error"),
+                headers: http::HeaderMap::new(),
+                body: r#"{"type":"error","error":{"type":"timeout_error","message":"Request timed out"}}"#.into(),
+            },
+            SystemTime::now(),
+        );
+        assert!(matches!(err, Error::Server { status: 504, .. }), "{err}");
+        assert!(err.is_retryable());
+    }
+}
