@@ -756,6 +756,57 @@ mod tests {
     }
 
     #[test]
+    fn every_v1beta_finish_reason_has_a_meaning() {
+        for (raw, calls, want) in [
+            ("STOP", false, FinishReason::Stop),
+            ("STOP", true, FinishReason::ToolCalls),
+            ("MAX_TOKENS", false, FinishReason::Length),
+            ("SAFETY", false, FinishReason::ContentFilter),
+            ("RECITATION", false, FinishReason::ContentFilter),
+            ("BLOCKLIST", false, FinishReason::ContentFilter),
+            ("PROHIBITED_CONTENT", false, FinishReason::ContentFilter),
+            ("SPII", false, FinishReason::ContentFilter),
+            ("IMAGE_SAFETY", false, FinishReason::ContentFilter),
+            (
+                "IMAGE_PROHIBITED_CONTENT",
+                false,
+                FinishReason::ContentFilter,
+            ),
+            ("IMAGE_RECITATION", false, FinishReason::ContentFilter),
+            (
+                "MALFORMED_FUNCTION_CALL",
+                false,
+                FinishReason::ToolCallError("MALFORMED_FUNCTION_CALL".into()),
+            ),
+            (
+                "UNEXPECTED_TOOL_CALL",
+                false,
+                FinishReason::ToolCallError("UNEXPECTED_TOOL_CALL".into()),
+            ),
+            (
+                "TOO_MANY_TOOL_CALLS",
+                false,
+                FinishReason::ToolCallError("TOO_MANY_TOOL_CALLS".into()),
+            ),
+            ("LANGUAGE", false, FinishReason::Failed("LANGUAGE".into())),
+            ("NO_IMAGE", false, FinishReason::Failed("NO_IMAGE".into())),
+            (
+                "IMAGE_OTHER",
+                false,
+                FinishReason::Failed("IMAGE_OTHER".into()),
+            ),
+            ("OTHER", false, FinishReason::Other("OTHER".into())),
+            (
+                "FINISH_REASON_UNSPECIFIED",
+                false,
+                FinishReason::Other("FINISH_REASON_UNSPECIFIED".into()),
+            ),
+        ] {
+            assert_eq!(finish_reason_from(raw.into(), calls), want, "{raw}");
+        }
+    }
+
+    #[test]
     fn bad_model_ids_are_config_errors() {
         for bad in ["", "gemini/../../x", "gemini-2.5-flash?key=1", "a b"] {
             let err = codec()

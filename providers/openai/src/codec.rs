@@ -373,6 +373,23 @@ fn content_json(content: &Content) -> Value {
     }
 }
 
+/// An assistant turn's content: as given when it is text and images,
+/// else only its text (another provider's thinking and items mean nothing
+/// to Chat Completions, and an empty part list is refused).
+fn assistant_content(content: &Content) -> Value {
+    match content {
+        Content::Parts(parts)
+            if parts
+                .iter()
+                .any(|p| !matches!(p, ContentPart::Text { .. } | ContentPart::ImageUrl { .. })) =>
+        {
+            Value::String(content.text())
+        }
+        Content::Parts(parts) if parts.is_empty() => Value::String(String::new()),
+        _ => content_json(content),
+    }
+}
+
 fn message_json(m: &Message) -> Result<Value, Error> {
     let mut out = Map::new();
     out.insert("role".into(), role_json(m.role));
@@ -387,13 +404,13 @@ fn message_json(m: &Message) -> Result<Value, Error> {
             out.insert("content".into(), content_json(&m.content));
         }
         Role::Assistant if !m.tool_calls.is_empty() => {
-            let empty = m.content.byte_len() == 0;
+            let content = assistant_content(&m.content);
             out.insert(
                 "content".into(),
-                if empty {
+                if content.as_str() == Some("") {
                     Value::Null
                 } else {
-                    content_json(&m.content)
+                    content
                 },
             );
             let calls: Vec<Value> = m
@@ -405,6 +422,9 @@ fn message_json(m: &Message) -> Result<Value, Error> {
                 })
                 .collect();
             out.insert("tool_calls".into(), Value::Array(calls));
+        }
+        Role::Assistant => {
+            out.insert("content".into(), assistant_content(&m.content));
         }
         _ => {
             out.insert("content".into(), content_json(&m.content));

@@ -94,7 +94,23 @@ fn history() -> Vec<Message> {
         Message::tool("call_2", "3 matches"),
         Message::assistant("Done."),
         Message::user("thanks"),
+        // Turns from another provider: only state, no text.
+        only_state(true),
+        Message::tool("toolu_9", "ok"),
+        only_state(false),
+        Message::user("bye"),
     ]
+}
+
+fn only_state(with_call: bool) -> Message {
+    let mut m = Message::assistant(Content::Parts(vec![ContentPart::Thinking {
+        text: "hidden".into(),
+        signature: Some("sig".into()),
+    }]));
+    if with_call {
+        m.tool_calls = vec![ToolCall::function("toolu_9", "get_weather", "{}")];
+    }
+    m
 }
 
 fn requests(with_stop: bool) -> Vec<ChatRequest> {
