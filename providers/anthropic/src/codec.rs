@@ -49,7 +49,7 @@ const COUNT_TOKENS_FIELDS: &[&str] = &[
 /// | `ChatRequest` | Anthropic body |
 /// |---|---|
 /// | `system` and any `Role::System` messages | top-level `system` (joined by a blank line) |
-/// | `messages` | `messages`: text, images (`data:` URLs as `base64` sources, others as `url` sources), assistant `tool_use` blocks, tool results as `tool_result` blocks in a `user` turn |
+/// | `messages` | `messages`: text, images (`data:` URLs as `base64` sources, others as `url` sources), assistant `thinking` / `redacted_thinking` blocks first (from [`ContentPart::Thinking`] with a signature and [`ContentPart::RedactedThinking`]), Anthropic [`ContentPart::ProviderItem`]s verbatim, `tool_use` blocks, tool results as `tool_result` blocks in a `user` turn |
 /// | `max_tokens` | `max_tokens` (required by the API: [`DEFAULT_MAX_TOKENS`] when unset) |
 /// | `temperature`, `top_p` | same names |
 /// | `stop` | `stop_sequences` |

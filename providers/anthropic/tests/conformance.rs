@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../conformance/requests.rs"]
+mod matrix;
 #[path = "../../conformance/strict_schema.rs"]
 mod strict_schema;
 
@@ -13,8 +15,8 @@ use std::time::Duration;
 
 use costlayer_anthropic::{Anthropic, AnthropicCodec};
 use costlayer_core::{
-    ApiKey, BatchItem, BatchProvider, ChatRequest, Content, ContentPart, Message, ResponseFormat,
-    ToolCall, ToolChoice, ToolDefinition,
+    ApiKey, BatchItem, BatchProvider, ChatRequest, Content, ContentPart, Message, ToolCall,
+    ToolDefinition,
 };
 use serde_json::{json, Value};
 use strict_schema::{assert_conforms, Schemas};
@@ -78,45 +80,27 @@ fn history() -> Vec<Message> {
 }
 
 fn requests() -> Vec<ChatRequest> {
-    let mut out = vec![ChatRequest::new("claude-haiku-4-5").message(Message::user("hi"))];
-    let formats = [
-        None,
-        Some(ResponseFormat::Text),
-        Some(ResponseFormat::JsonSchema {
-            name: "answer".into(),
-            schema: json!({"type": "object"}),
-            strict: true,
-        }),
-    ];
-    let choices = [
-        None,
-        Some(ToolChoice::Auto),
-        Some(ToolChoice::None),
-        Some(ToolChoice::Required),
-        Some(ToolChoice::Tool("get_weather".into())),
-    ];
-    for format in &formats {
-        for choice in &choices {
-            let mut req = ChatRequest::new("claude-sonnet-4-5")
-                .system("Be terse.")
-                .max_tokens(4096)
-                .temperature(1.0)
-                .tool(ToolDefinition {
-                    name: "get_weather".into(),
-                    description: Some("Current weather".into()),
-                    parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
-                })
-                .extra("thinking", json!({"type": "enabled", "budget_tokens": 2048}))
-                .extra("metadata", json!({"user_id": "u-1"}));
-            req.messages = history();
-            req.top_p = Some(0.95);
-            req.stop = vec!["END".into()];
-            req.response_format = format.clone();
-            req.tool_choice = choice.clone();
-            out.push(req);
-        }
-    }
-    out
+    // Anthropic has no JSON-object mode.
+    matrix::matrix("claude-haiku-4-5", false, || {
+        let mut req = ChatRequest::new("claude-sonnet-4-5")
+            .system("Be terse.")
+            .max_tokens(4096)
+            .temperature(1.0)
+            .tool(ToolDefinition {
+                name: "get_weather".into(),
+                description: Some("Current weather".into()),
+                parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+            })
+            .extra(
+                "thinking",
+                json!({"type": "enabled", "budget_tokens": 2048}),
+            )
+            .extra("metadata", json!({"user_id": "u-1"}));
+        req.messages = history();
+        req.top_p = Some(0.95);
+        req.stop = vec!["END".into()];
+        req
+    })
 }
 
 #[test]

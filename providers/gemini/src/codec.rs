@@ -29,7 +29,8 @@ const PROVIDER: &str = "gemini";
 /// | `messages` | `contents`: roles `user` / `model`; text parts; images as `inlineData` (`data:` URLs) or `fileData` (other URLs); assistant tool calls as `functionCall` parts; tool results as `functionResponse` parts in a `user` turn |
 /// | `max_tokens`, `temperature`, `top_p`, `stop` | `generationConfig.maxOutputTokens`, `.temperature`, `.topP`, `.stopSequences` |
 /// | `response_format` | `generationConfig.responseMimeType: application/json` (+ `responseJsonSchema`) |
-/// | `tools`, `tool_choice` | `tools: [{functionDeclarations}]`, `toolConfig.functionCallingConfig` (`AUTO`, `NONE`, `ANY`, `ANY` + `allowedFunctionNames`) |
+/// | `tools`, `tool_choice` | `tools: [{functionDeclarations: [{name, description, parametersJsonSchema}]}]` (the JSON Schema as given), `toolConfig.functionCallingConfig` (`AUTO`, `NONE`, `ANY`, `ANY` + `allowedFunctionNames`) |
+/// | assistant continuation state | thought parts (`thought: true`) from [`ContentPart::Thinking`], `thoughtSignature` on function calls ([`ToolCall::signature`]) and on the parts it came with, Gemini [`ContentPart::ProviderItem`]s verbatim |
 /// | `extra` | merged last, objects key by key: `{"generationConfig": {"thinkingConfig": ..}}` keeps `maxOutputTokens` |
 ///
 /// A tool call's id is Gemini's `functionCall.id` when it sends one, else

@@ -6,12 +6,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../conformance/requests.rs"]
+mod matrix;
 #[path = "../../conformance/strict_schema.rs"]
 mod strict_schema;
 
 use costlayer_core::{
-    ApiKey, ChatRequest, Content, ContentPart, Message, ResponseFormat, ToolCall, ToolChoice,
-    ToolDefinition,
+    ApiKey, ChatRequest, Content, ContentPart, Message, ToolCall, ToolDefinition,
 };
 use costlayer_gemini::GeminiCodec;
 use serde_json::{json, Value};
@@ -83,44 +84,21 @@ fn history() -> Vec<Message> {
 }
 
 fn requests() -> Vec<ChatRequest> {
-    let mut out = vec![ChatRequest::new("gemini-2.5-flash").message(Message::user("hi"))];
-    let formats = [
-        None,
-        Some(ResponseFormat::Text),
-        Some(ResponseFormat::JsonObject),
-        Some(ResponseFormat::JsonSchema {
-            name: "answer".into(),
-            schema: json!({"type": "object", "additionalProperties": false}),
-            strict: true,
-        }),
-    ];
-    let choices = [
-        None,
-        Some(ToolChoice::Auto),
-        Some(ToolChoice::None),
-        Some(ToolChoice::Required),
-        Some(ToolChoice::Tool("get_weather".into())),
-    ];
-    for format in &formats {
-        for choice in &choices {
-            let mut req = ChatRequest::new("gemini-3-pro-preview")
-                .system("Be terse.")
-                .max_tokens(1024)
-                .temperature(0.3)
-                .tool(tool())
-                .extra(
-                    "generationConfig",
-                    json!({"thinkingConfig": {"thinkingBudget": 512, "includeThoughts": true}}),
-                );
-            req.messages = history();
-            req.top_p = Some(0.95);
-            req.stop = vec!["END".into()];
-            req.response_format = format.clone();
-            req.tool_choice = choice.clone();
-            out.push(req);
-        }
-    }
-    out
+    matrix::matrix("gemini-2.5-flash", true, || {
+        let mut req = ChatRequest::new("gemini-3-pro-preview")
+            .system("Be terse.")
+            .max_tokens(1024)
+            .temperature(0.3)
+            .tool(tool())
+            .extra(
+                "generationConfig",
+                json!({"thinkingConfig": {"thinkingBudget": 512, "includeThoughts": true}}),
+            );
+        req.messages = history();
+        req.top_p = Some(0.95);
+        req.stop = vec!["END".into()];
+        req
+    })
 }
 
 #[test]

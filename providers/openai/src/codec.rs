@@ -24,7 +24,7 @@ const PROVIDER: &str = "openai";
 /// | `ChatRequest` | OpenAI body |
 /// |---|---|
 /// | `system` | a first `{"role":"system"}` message |
-/// | `messages` | `messages` (text, `image_url` parts, `name`, assistant `tool_calls`, `tool` results) |
+/// | `messages` | `messages` (text, `image_url` parts, `name`, assistant `tool_calls` of type `function` or `custom`, `tool` results; other providers' thinking and items are not sent) |
 /// | `max_tokens` | `max_completion_tokens` (`max_tokens` is deprecated and refused by o-series models) |
 /// | `temperature`, `top_p`, `stop` | same names |
 /// | `tools`, `tool_choice` | `tools: [{"type":"function","function":{..}}]`, `"auto"`/`"none"`/`"required"`/`{"type":"function",..}` |
@@ -171,15 +171,7 @@ impl OpenAiCodec {
         let mut body = Map::new();
         body.insert("model".into(), Value::String(req.model.clone()));
         body.insert("messages".into(), Value::Array(messages));
-        if let Some(n) = req.max_tokens {
-            body.insert("max_completion_tokens".into(), json!(n));
-        }
-        if let Some(t) = req.temperature {
-            body.insert("temperature".into(), f32_json(t));
-        }
-        if let Some(p) = req.top_p {
-            body.insert("top_p".into(), f32_json(p));
-        }
+        insert_sampling(&mut body, req, "max_completion_tokens");
         if !req.stop.is_empty() {
             body.insert("stop".into(), json!(req.stop));
         }
@@ -341,8 +333,21 @@ pub(crate) fn header_str(headers: &http::HeaderMap, name: &str) -> Option<String
         .filter(|s| !s.is_empty())
 }
 
+/// The output cap (under `max_key`), `temperature` and `top_p`, as set.
+pub(crate) fn insert_sampling(body: &mut Map<String, Value>, req: &ChatRequest, max_key: &str) {
+    if let Some(n) = req.max_tokens {
+        body.insert(max_key.into(), json!(n));
+    }
+    if let Some(t) = req.temperature {
+        body.insert("temperature".into(), f32_json(t));
+    }
+    if let Some(p) = req.top_p {
+        body.insert("top_p".into(), f32_json(p));
+    }
+}
+
 /// `0.7f32` as the JSON number `0.7`, not `0.699999988079071`.
-pub(crate) fn f32_json(x: f32) -> Value {
+fn f32_json(x: f32) -> Value {
     x.to_string()
         .parse::<f64>()
         .ok()

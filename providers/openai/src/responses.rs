@@ -14,7 +14,7 @@ use costlayer_core::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::codec::{f32_json, header_str};
+use crate::codec::{header_str, insert_sampling};
 use crate::error::error_from_response;
 use crate::usage::OpenAiUsage;
 use crate::OpenAiCodec;
@@ -108,15 +108,7 @@ impl OpenAiResponsesCodec {
             body.insert("instructions".into(), json!(system));
         }
         body.insert("input".into(), Value::Array(input));
-        if let Some(n) = req.max_tokens {
-            body.insert("max_output_tokens".into(), json!(n));
-        }
-        if let Some(t) = req.temperature {
-            body.insert("temperature".into(), f32_json(t));
-        }
-        if let Some(p) = req.top_p {
-            body.insert("top_p".into(), f32_json(p));
-        }
+        insert_sampling(&mut body, req, "max_output_tokens");
         if !req.stop.is_empty() {
             return Err(Error::config(
                 "the OpenAI Responses API has no stop sequences: remove `stop`, or use the chat completions client (OpenAi)",

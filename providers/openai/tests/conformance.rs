@@ -5,14 +5,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../conformance/requests.rs"]
+mod matrix;
 #[path = "../../conformance/strict_schema.rs"]
 mod strict_schema;
 
 use std::time::Duration;
 
 use costlayer_core::{
-    ApiKey, BatchItem, BatchProvider, ChatRequest, Content, ContentPart, Message, ResponseFormat,
-    ToolCall, ToolChoice, ToolDefinition,
+    ApiKey, BatchItem, BatchProvider, ChatRequest, Content, ContentPart, Message, ToolCall,
+    ToolDefinition,
 };
 use costlayer_openai::{OpenAi, OpenAiCodec, OpenAiResponsesCodec};
 use serde_json::{json, Value};
@@ -31,29 +33,6 @@ fn tool() -> ToolDefinition {
         parameters: json!({"type": "object", "properties": {"city": {"type": "string"}},
             "required": ["city"], "additionalProperties": false}),
     }
-}
-
-fn formats() -> Vec<Option<ResponseFormat>> {
-    vec![
-        None,
-        Some(ResponseFormat::Text),
-        Some(ResponseFormat::JsonObject),
-        Some(ResponseFormat::JsonSchema {
-            name: "answer".into(),
-            schema: json!({"type": "object"}),
-            strict: true,
-        }),
-    ]
-}
-
-fn choices() -> Vec<Option<ToolChoice>> {
-    vec![
-        None,
-        Some(ToolChoice::Auto),
-        Some(ToolChoice::None),
-        Some(ToolChoice::Required),
-        Some(ToolChoice::Tool("get_weather".into())),
-    ]
 }
 
 /// A conversation with every kind of message: system, a multi-part user
@@ -114,25 +93,19 @@ fn only_state(with_call: bool) -> Message {
 }
 
 fn requests(with_stop: bool) -> Vec<ChatRequest> {
-    let mut out = vec![ChatRequest::new("gpt-4o-mini").message(Message::user("hi"))];
-    for format in formats() {
-        for choice in choices() {
-            let mut req = ChatRequest::new("gpt-4.1")
-                .system("Be terse.")
-                .max_tokens(256)
-                .temperature(0.7)
-                .tool(tool());
-            req.messages = history();
-            req.top_p = Some(0.9);
-            req.response_format = format.clone();
-            req.tool_choice = choice;
-            if with_stop {
-                req.stop = vec!["END".into()];
-            }
-            out.push(req);
+    matrix::matrix("gpt-4o-mini", true, || {
+        let mut req = ChatRequest::new("gpt-4.1")
+            .system("Be terse.")
+            .max_tokens(256)
+            .temperature(0.7)
+            .tool(tool());
+        req.messages = history();
+        req.top_p = Some(0.9);
+        if with_stop {
+            req.stop = vec!["END".into()];
         }
-    }
-    out
+        req
+    })
 }
 
 #[test]
