@@ -245,11 +245,11 @@ impl AnthropicCodec {
                         };
                         blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}));
                     }
-                    if blocks.is_empty() {
-                        // Nothing Anthropic can read: the text (an empty
-                        // block list is refused).
-                        messages.push(json!({"role": "assistant", "content": m.content.text()}));
-                    } else {
+                    // A turn holding only another provider's state has
+                    // nothing Anthropic can read (an empty turn is refused):
+                    // it is left out, and the API joins the user turns
+                    // around it.
+                    if !blocks.is_empty() {
                         messages.push(json!({"role": "assistant", "content": blocks}));
                     }
                 }
@@ -727,6 +727,23 @@ mod tests {
         let req = ChatRequest::new("claude-haiku-4-5").message(bad_call);
         let err = codec().body(&req).expect_err("bad args");
         assert!(err.to_string().contains("JSON"), "{err}");
+    }
+
+    #[test]
+    fn an_assistant_turn_with_nothing_for_anthropic_is_left_out() {
+        let foreign = Message::assistant(Content::Parts(vec![ContentPart::Thinking {
+            text: "unsigned".into(),
+            signature: None,
+        }]));
+        let req = ChatRequest::new("claude-haiku-4-5")
+            .message(Message::user("a"))
+            .message(foreign)
+            .message(Message::user("b"));
+        let body = codec().body(&req).expect("body");
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+        );
     }
 
     #[test]

@@ -188,6 +188,12 @@ impl GeminiCodec {
                         }
                         parts.push(part);
                     }
+                    if parts.is_empty() {
+                        // Only another provider's state: nothing Gemini can
+                        // read, and it refuses a turn without parts.
+                        last_was_tool = false;
+                        continue;
+                    }
                     contents.push(json!({"role": "model", "parts": parts}));
                 }
                 _ => contents.push(json!({"role": "user", "parts": content_parts(&m.content)})),
@@ -753,6 +759,22 @@ mod tests {
         assert_eq!(
             body["contents"][0]["parts"][0],
             json!({"functionCall": {"name": "lookup", "id": "call-7", "args": {}}})
+        );
+    }
+
+    #[test]
+    fn a_model_turn_with_nothing_for_gemini_is_left_out() {
+        let foreign = Message::assistant(Content::Parts(vec![ContentPart::RedactedThinking {
+            data: "x".into(),
+        }]));
+        let req = ChatRequest::new("gemini-2.5-flash")
+            .message(Message::user("a"))
+            .message(foreign)
+            .message(Message::user("b"));
+        let body = codec().body(&req).expect("body");
+        assert_eq!(
+            body["contents"],
+            json!([{"role": "user", "parts": [{"text": "a"}]}, {"role": "user", "parts": [{"text": "b"}]}])
         );
     }
 
