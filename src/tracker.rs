@@ -973,7 +973,7 @@ impl CostTracker {
                     limit: b.limit,
                     projected,
                     period: label.clone(),
-                    severity: b.severity,
+                    severity: b.severity_at(threshold),
                     user: rec.user.clone(),
                     fired_at: now,
                     message: String::new(),
