@@ -385,3 +385,42 @@ async fn simulated_calls_are_recorded_as_simulated_and_the_limit_alert_is_critic
         alerts[1].message
     );
 }
+
+#[test]
+fn the_python_tools_lines_are_read_and_bad_ones_quarantined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    fs::create_dir_all(&dir).unwrap();
+    let current = serde_json::to_string(&rec("bob", "openai", "gpt-4o", ts(16, 1), 5)).unwrap();
+    fs::write(
+        dir.join("costs_bob.jsonl"),
+        format!(
+            "{}\n{}\n{}\n{}\n{current}\n",
+            r#"{"timestamp": "2026-11-02T10:30:00.123456", "provider": "anthropic", "model": "claude-sonnet-4-5", "input_tokens": 1000, "output_tokens": 200, "cost": 0.0115}"#,
+            r#"{"timestamp": "2026-11-03 08:00:00", "provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 2, "cost": 1.23e-05}"#,
+            r#"{"timestamp": "2026-11-04 08:00:00", "model": "gpt-4o", "cost": "0.1"}"#,
+            r#"{"timestamp": "2026-11-05 08:00:00", "cost": 0.2}"#,
+        ),
+    )
+    .unwrap();
+    let out = cli(tmp.path())
+        .args(["--dashboard", "--json", "--user", "bob", "--data-dir", "ledger"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total_calls"], 4);
+    assert_eq!(
+        v["total_nano_usd"],
+        11_500_000 + 12_300 + 100_000_000 + 5,
+        "{v}"
+    );
+    assert_eq!(v["by_provider"]["anthropic"]["nano_usd"], 11_500_000);
+    assert_eq!(v["by_model"]["gpt-4o"]["calls"], 3);
+    assert_eq!(v["usage"]["input_tokens"], 1000 + 10 + 1000);
+    assert_eq!(v["corrupted_lines"], 1);
+    let q = v["quarantined_to"].as_array().unwrap();
+    assert_eq!(q.len(), 1);
+    let kept = fs::read_to_string(q[0].as_str().unwrap()).unwrap();
+    assert!(kept.contains(r#""cost": 0.2"#), "{kept}");
+}
