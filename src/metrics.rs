@@ -48,7 +48,10 @@ pub(crate) fn record(rec: &CostRecord) {
             ("input", u.input_tokens),
             ("output", u.output_tokens),
             ("cache_read", u.cache_read_tokens),
-            ("cache_write", u.cache_write_5m_tokens + u.cache_write_1h_tokens),
+            (
+                "cache_write",
+                u.cache_write_5m_tokens + u.cache_write_1h_tokens,
+            ),
         ] {
             if n > 0 {
                 let mut l = labels.to_vec();

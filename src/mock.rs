@@ -405,7 +405,7 @@ mod tests {
         let req = ChatRequest::new("claude-haiku-4-5").message(Message::user("hello"));
         let a = p.respond(&req);
         assert_eq!(a, p.respond(&req));
-        assert_eq!(a.provider, "anthropic");
+        assert_eq!(a.provider, SIMULATED_PROVIDER);
         assert!((MIN_OUTPUT_TOKENS..=MAX_OUTPUT_TOKENS).contains(&a.usage.output_tokens));
         assert_eq!(
             a.usage.input_tokens,

@@ -404,10 +404,21 @@ fn the_python_tools_lines_are_read_and_bad_ones_quarantined() {
     )
     .unwrap();
     let out = cli(tmp.path())
-        .args(["--dashboard", "--json", "--user", "bob", "--data-dir", "ledger"])
+        .args([
+            "--dashboard",
+            "--json",
+            "--user",
+            "bob",
+            "--data-dir",
+            "ledger",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["total_calls"], 4);
     assert_eq!(
@@ -423,4 +434,47 @@ fn the_python_tools_lines_are_read_and_bad_ones_quarantined() {
     assert_eq!(q.len(), 1);
     let kept = fs::read_to_string(q[0].as_str().unwrap()).unwrap();
     assert!(kept.contains(r#""cost": 0.2"#), "{kept}");
+}
+
+/// Declining the reset prompt (on a real terminal: `script` gives the
+/// command a pseudo-terminal) archives nothing and exits 0.
+#[test]
+fn declining_the_reset_prompt_exits_0_with_nothing_archived() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` to give the CLI a terminal");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    write_ledger(
+        &dir,
+        "alice",
+        &[rec("alice", "openai", "gpt-4o", ts(15, 9), 1_000)],
+    );
+    let bin = assert_cmd::cargo::cargo_bin("cost-tracker");
+    let line = format!("{} reset --data-dir ledger", bin.display());
+    let out = Command::new("script")
+        .current_dir(tmp.path())
+        .env("COSTLAYER_USER", "alice")
+        .env("COSTLAYER_NOW", NOW)
+        .args(["-qec", &line, "/dev/null"])
+        .write_stdin("no\n")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("Type 'yes' to archive 1 records for alice"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Reset cancelled: nothing archived."),
+        "{text}"
+    );
+    assert!(dir.join("costs_alice.jsonl").is_file());
+    assert!(!text.contains("error"), "{text}");
 }

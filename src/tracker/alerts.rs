@@ -28,6 +28,7 @@ impl CostTracker {
                 continue;
             }
             s.spent = s.spent.saturating_add(cost);
+            crate::metrics::budget_spent(&b.name, s.spent, b.limit);
             if !cost.is_zero() && s.first_spend.is_none_or(|f| rec.ts < f) {
                 s.first_spend = Some(rec.ts);
             }
@@ -177,7 +178,7 @@ async fn send_with_retry(inner: &Arc<Inner>, sink: &dyn AlertSink, alert: &Alert
     let mut delay = retry.backoff;
     for attempt in 1..=retry.attempts {
         match sink.send(alert).await {
-            Ok(()) => return,
+            Ok(()) => return crate::metrics::alert_delivery(sink.name(), true),
             Err(e) if attempt < retry.attempts => {
                 tracing::warn!(sink = sink.name(), key = %alert.key, attempt, error = %e, "alert delivery failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -185,6 +186,7 @@ async fn send_with_retry(inner: &Arc<Inner>, sink: &dyn AlertSink, alert: &Alert
             }
             Err(e) => {
                 tracing::error!(sink = sink.name(), key = %alert.key, attempts = attempt, error = %e, "alert delivery failed; giving up");
+                crate::metrics::alert_delivery(sink.name(), false);
                 let failure = DeliveryFailure {
                     key: alert.key.clone(),
                     sink: sink.name().to_owned(),

@@ -59,6 +59,9 @@ impl CostTracker {
             }
         };
         let appended = inner.storage.append(&rec).await;
+        if appended.is_ok() {
+            crate::metrics::record(&rec);
+        }
         if !alerts.is_empty() {
             self.dispatch(alerts).await;
         }

@@ -155,6 +155,7 @@ impl CostTracker {
             let committed = s.spent.saturating_add(s.reserved);
             let would_be = committed.checked_add(estimate).unwrap_or(Money::MAX);
             if would_be > b.limit {
+                crate::metrics::blocked(&b.name, user);
                 return Err(Error::BudgetExceeded {
                     budget: b.name.clone(),
                     spent: committed,

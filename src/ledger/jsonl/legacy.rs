@@ -314,7 +314,11 @@ pub(crate) fn decimal_to_money(text: &str) -> Option<Money> {
     if keep.len() > 19 {
         return None;
     }
-    let mut n: i128 = if keep.is_empty() { 0 } else { keep.parse().ok()? };
+    let mut n: i128 = if keep.is_empty() {
+        0
+    } else {
+        keep.parse().ok()?
+    };
     if dropped.as_bytes().first().is_some_and(|d| *d >= b'5') {
         n += 1;
     }
@@ -521,7 +525,16 @@ mod tests {
         // 0.1 + 0.2 in f64 is 0.30000000000000004; the text is exact.
         assert_eq!(m("0.3"), Some(300_000_000));
         assert_eq!(m("0"), Some(0));
-        for bad in ["", ".", "abc", "1e", "1.2.3", "0x10", "1e400", "99999999999"] {
+        for bad in [
+            "",
+            ".",
+            "abc",
+            "1e",
+            "1.2.3",
+            "0x10",
+            "1e400",
+            "99999999999",
+        ] {
             assert_eq!(m(bad), None, "{bad}");
         }
     }
@@ -548,15 +561,21 @@ mod tests {
         .expect("maps");
         assert_eq!(r.nano_usd, Some(Money::from_nanos(123_456_789)));
         assert_eq!((r.user.as_str(), r.provider.as_str()), ("carol", "openai"));
-        let r = python_line(br#"{"timestamp": 1736937000, "model": "gemini-2.5-pro", "cost": 1.23e-05}"#, "u")
-            .expect("maps");
+        let r = python_line(
+            br#"{"timestamp": 1736937000, "model": "gemini-2.5-pro", "cost": 1.23e-05}"#,
+            "u",
+        )
+        .expect("maps");
         assert_eq!(r.nano_usd, Some(Money::from_nanos(12_300)));
         let r = python_line(br#"{"note": ""cost": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost_usd": "$0.25"}"#, "u")
             .expect("maps");
         assert_eq!(r.nano_usd, Some(Money::from_nanos(250_000_000)));
         // A "cost" inside another string is not taken for the field.
-        let r = python_line(br#"{"note": ""cost": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost": 0.5}"#, "u")
-            .expect("maps");
+        let r = python_line(
+            br#"{"note": ""cost": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost": 0.5}"#,
+            "u",
+        )
+        .expect("maps");
         assert_eq!(r.nano_usd, Some(Money::from_nanos(500_000_000)));
         for bad in [
             &br#"{"timestamp": "2025-01-15", "cost": 0.1}"#[..],
@@ -564,7 +583,11 @@ mod tests {
             br#"{"timestamp": "2025-01-15", "model": "gpt-4o", "cost": "lots"}"#,
             br#"[1, 2]"#,
         ] {
-            assert!(python_line(bad, "u").is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                python_line(bad, "u").is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

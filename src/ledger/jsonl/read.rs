@@ -330,7 +330,9 @@ pub(crate) fn parse_line_of(line: &[u8], file_user: &str) -> Result<CostRecord, 
                 Err("not UTF-8 text (binary data)".to_owned())
             } else {
                 super::legacy::python_line(line, file_user).map_err(|why| {
-                    format!("not a ledger record ({e}), nor a line of the earlier Python tool ({why})")
+                    format!(
+                        "not a ledger record ({e}), nor a line of the earlier Python tool ({why})"
+                    )
                 })
             }
         }
