@@ -432,7 +432,7 @@ fn the_python_tools_lines_are_read_and_bad_ones_quarantined() {
     assert_eq!(v["corrupted_lines"], 1);
     let q = v["quarantined_to"].as_array().unwrap();
     assert_eq!(q.len(), 1);
-    let kept = fs::read_to_string(q[0].as_str().unwrap()).unwrap();
+    let kept = fs::read_to_string(tmp.path().join(q[0].as_str().unwrap())).unwrap();
     assert!(kept.contains(r#""cost": 0.2"#), "{kept}");
 }
 

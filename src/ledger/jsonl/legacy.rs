@@ -567,12 +567,12 @@ mod tests {
         )
         .expect("maps");
         assert_eq!(r.nano_usd, Some(Money::from_nanos(12_300)));
-        let r = python_line(br#"{"note": ""cost": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost_usd": "$0.25"}"#, "u")
+        let r = python_line(br#"{"note": "\"cost\": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost_usd": "$0.25"}"#, "u")
             .expect("maps");
         assert_eq!(r.nano_usd, Some(Money::from_nanos(250_000_000)));
         // A "cost" inside another string is not taken for the field.
         let r = python_line(
-            br#"{"note": ""cost": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost": 0.5}"#,
+            br#"{"note": "\"cost\": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost": 0.5}"#,
             "u",
         )
         .expect("maps");
