@@ -86,13 +86,16 @@ const CALLS: &[(&str, &str, &str, u32)] = &[
     ),
 ];
 
+/// A small monthly budget, so the run crosses its 80% alert.
+const MONTHLY_BUDGET: &str = "0.0125";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = match std::env::args_os().nth(1) {
         Some(d) => PathBuf::from(d),
         None => std::env::temp_dir().join(format!("costlayer-quickstart-{}", std::process::id())),
     };
-    let monthly: Money = "0.0125".parse()?;
+    let monthly: Money = MONTHLY_BUDGET.parse()?;
 
     // The ledger: one append-only JSONL file per user, no server.
     let ledger = JsonlStorage::builder(&dir)
@@ -121,8 +124,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(SimulatedProvider::new());
 
     // Three rounds: the second and third repeat the first, so the cache
-    // answers most of them at no cost.
+    // answers most of them at no cost. The first round prints each call,
+    // the repeats one line each.
     for round in 0..3 {
+        let (mut calls, mut hits, mut spent, mut saved) = (0, 0, Money::ZERO, Money::ZERO);
         for (i, (model, system, prompt, max_tokens)) in CALLS.iter().enumerate() {
             if round > 0 && i % 3 == 2 {
                 continue;
@@ -132,23 +137,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .message(Message::user(*prompt))
                 .max_tokens(*max_tokens)
                 .tag("feature", "quickstart");
-            let resp = llm.clone().oneshot(req.clone()).await?;
+            let resp = llm.clone().oneshot(req).await?;
             let cost = tracker
                 .prices()
                 .cost(&resp.model, &resp.usage, resp.mode)
                 .map(|c| c.total)
                 .unwrap_or(Money::ZERO);
+            calls += 1;
+            if resp.cached {
+                hits += 1;
+                saved += cost;
+            } else {
+                spent += cost;
+            }
+            if round == 0 {
+                println!(
+                    "{:<22} {:>5} in {:>4} out  {:>12}",
+                    model,
+                    resp.usage.prompt_tokens(),
+                    resp.usage.output_tokens,
+                    cost.to_string(),
+                );
+            }
+        }
+        if round > 0 {
             println!(
-                "{:<22} {:>5} in {:>4} out  {:>12}{}",
-                model,
-                resp.usage.prompt_tokens(),
-                resp.usage.output_tokens,
-                if resp.cached { Money::ZERO } else { cost }.to_string(),
-                if resp.cached {
-                    "  (cache hit, saved ".to_owned() + &cost.to_string() + ")"
-                } else {
-                    String::new()
-                },
+                "round {}: {calls} repeated calls, {hits} from the cache (saved {saved}), spent {spent}",
+                round + 1
             );
         }
     }
@@ -170,7 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     print!("{}", dash.render(&RenderOptions::new().verbose(true)));
     println!(
-        "\nSee it again with: cargo run --bin cost-tracker -- --dashboard --verbose --data-dir {}",
+        "\nSee it again with: cargo run --bin cost-tracker -- --dashboard --verbose --user quickstart \\\n    --monthly-budget {MONTHLY_BUDGET} --total-budget none --data-dir {}",
         dir.display()
     );
     Ok(())

@@ -820,6 +820,26 @@ impl Budget {
         ]
     }
 
+    /// The severity of the alert at `threshold`: the budget's severity, and
+    /// at least [`Severity::Critical`] once the limit itself is reached
+    /// (a threshold of 100% or more).
+    ///
+    /// ```
+    /// use costlayer::budget::{Budget, Severity, Threshold};
+    /// use costlayer::Money;
+    ///
+    /// let b = Budget::monthly(Money::from_usd(200).unwrap());
+    /// assert_eq!(b.severity_at(Threshold::percent(80)), Severity::Warning);
+    /// assert_eq!(b.severity_at(Threshold::percent(100)), Severity::Critical);
+    /// ```
+    pub fn severity_at(&self, threshold: Threshold) -> Severity {
+        if threshold.basis_points() >= 10_000 {
+            self.severity.max(Severity::Critical)
+        } else {
+            self.severity
+        }
+    }
+
     /// Renames the budget. Defaults to the constructor's name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();

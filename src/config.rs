@@ -25,6 +25,7 @@
 //! | `COSTLAYER_TEAM` | the team | none |
 //! | `COSTLAYER_MONTHLY_BUDGET` | monthly limit, USD decimal (`none` disables) | `200` |
 //! | `COSTLAYER_TOTAL_BUDGET` | all-time limit, USD decimal (`none` disables) | `1000` |
+//! | `COSTLAYER_START_DATE` | the project's first day (`budget.start_date`): enables the `month-1-2` budget | none |
 //! | `COSTLAYER_ALERT_EMAILS` | recipients, comma-separated | none |
 //! | `COSTLAYER_ALERT_FROM` | sender address | none |
 //! | `COSTLAYER_SMTP_HOST` | SMTP server | none |
@@ -687,6 +688,9 @@ impl Config {
         }
         if let Some(v) = get("COSTLAYER_TOTAL_BUDGET") {
             self.total_budget = money_str("COSTLAYER_TOTAL_BUDGET", &v)?;
+        }
+        if let Some(v) = get("COSTLAYER_START_DATE") {
+            self.budget_start = Some(date_value("COSTLAYER_START_DATE", &toml::Value::String(v))?);
         }
         if let Some(v) = get("COSTLAYER_ALERT_EMAILS") {
             self.alert_emails = v

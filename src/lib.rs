@@ -75,6 +75,7 @@ pub mod config;
 pub mod estimate;
 pub mod layer;
 pub mod ledger;
+pub mod metrics;
 pub mod mock;
 pub mod pricing;
 pub mod report;

@@ -36,7 +36,7 @@
 //! assert!(matches!(err, Error::RateLimited { .. }));
 //!
 //! let resp = provider.clone().oneshot(req).await.unwrap();
-//! assert_eq!(resp.provider, "openai");
+//! assert_eq!(resp.provider, "simulated"); // never mistaken for real spend
 //! assert_eq!(resp.model, "gpt-4o-mini");
 //! assert!(resp.usage.output_tokens <= 50);
 //! assert_eq!(provider.calls(), 2);
@@ -58,7 +58,10 @@ use tower::Service;
 
 use crate::{ChatRequest, ChatResponse, Error, FinishReason, Usage};
 
-/// The provider name used when the model id names no known provider.
+/// The provider name simulated calls are recorded under (unless
+/// [`SimulatedProviderBuilder::provider`] says otherwise), by the library
+/// and by `cost-tracker chat --provider simulated` alike, so simulated
+/// calls stay apart from real spend in every breakdown.
 pub const SIMULATED_PROVIDER: &str = "simulated";
 
 /// Fewest output tokens a simulated reply has (unless `max_tokens` is lower).
@@ -169,8 +172,8 @@ impl SimulatedProviderBuilder {
         self
     }
 
-    /// The provider name written into responses and errors. Defaults to the
-    /// request's [`ChatRequest::provider_hint`], or `"simulated"`.
+    /// The provider name written into responses and errors. Defaults to
+    /// [`SIMULATED_PROVIDER`] (`"simulated"`), whatever the model.
     pub fn provider(mut self, provider: impl Into<String>) -> Self {
         self.provider = Some(provider.into());
         self
@@ -281,10 +284,10 @@ impl SimulatedProvider {
         }
     }
 
-    fn provider_for(&self, req: &ChatRequest) -> String {
+    fn provider_for(&self, _req: &ChatRequest) -> String {
         match &self.config.provider {
             Some(p) => p.clone(),
-            None => req.provider_hint().unwrap_or(SIMULATED_PROVIDER).to_owned(),
+            None => SIMULATED_PROVIDER.to_owned(),
         }
     }
 }
@@ -402,7 +405,7 @@ mod tests {
         let req = ChatRequest::new("claude-haiku-4-5").message(Message::user("hello"));
         let a = p.respond(&req);
         assert_eq!(a, p.respond(&req));
-        assert_eq!(a.provider, "anthropic");
+        assert_eq!(a.provider, SIMULATED_PROVIDER);
         assert!((MIN_OUTPUT_TOKENS..=MAX_OUTPUT_TOKENS).contains(&a.usage.output_tokens));
         assert_eq!(
             a.usage.input_tokens,

@@ -51,7 +51,8 @@ async fn the_span_carries_the_genai_fields_cache_outcome_and_retries_and_no_secr
     assert_eq!(captured.field("costlayer.retries").as_deref(), Some("1"));
     assert_eq!(
         captured.field("gen_ai.provider.name").as_deref(),
-        Some("anthropic")
+        // The response's provider wins over the model's: the simulated one.
+        Some("simulated")
     );
     assert_eq!(
         captured.field("gen_ai.request.model").as_deref(),

@@ -29,10 +29,25 @@
 //!
 //! [`ServiceBuilderExt`] adds one `ServiceBuilder` method per layer.
 
+//! Each layer is its own cargo feature (`cost`, `cache`, `retry`,
+//! `rate-limit`); [`builder`] needs all four (feature `stack`). The default
+//! features include them all.
+
+#[cfg(feature = "stack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stack")))]
 pub mod builder;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub mod cache;
+#[cfg(feature = "cost")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cost")))]
 pub mod cost;
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
 pub mod rate_limit;
+#[cfg(feature = "retry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub mod retry;
 
+#[cfg(feature = "stack")]
 pub use self::builder::ServiceBuilderExt;

@@ -178,6 +178,13 @@ pub struct Dashboard {
     pub data_path: String,
     /// What the report covers (`user alice`, `team: every user`). Defaults to empty.
     pub scope: String,
+    /// Hints shown under the summary (which other ledgers exist, a missing
+    /// directory). Defaults to none.
+    pub notes: Vec<String>,
+    /// How many of the recipients an alert can reach, when known.
+    pub reachable: Option<usize>,
+    /// The project's first day: the banner shows which project month it is.
+    pub project_start: Option<chrono::NaiveDate>,
 }
 
 impl Dashboard {
@@ -190,7 +197,48 @@ impl Dashboard {
             recipients: Vec::new(),
             data_path: data_path.into(),
             scope: String::new(),
+            notes: Vec::new(),
+            reachable: None,
+            project_start: None,
         }
+    }
+
+    /// Adds a hint shown under the summary. Defaults to none.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Sets how many of the recipients an alert can reach (a well-formed
+    /// address and a configured transport). Defaults to unknown.
+    pub fn reachable(mut self, n: usize) -> Self {
+        self.reachable = Some(n);
+        self
+    }
+
+    /// Sets the project's first day, so the banner says which project month
+    /// it is. Defaults to none.
+    pub fn project_start(mut self, start: chrono::NaiveDate) -> Self {
+        self.project_start = Some(start);
+        self
+    }
+
+    /// The project month of `now`, counting from 1 on the start day (the
+    /// month-1-2 window is months 1 and 2); `None` before the start or
+    /// without one.
+    pub fn project_month(&self) -> Option<u32> {
+        use chrono::Datelike;
+        let start = self.project_start?;
+        let today = self.summary.now.date_naive();
+        if today < start {
+            return None;
+        }
+        let mut months =
+            (today.year() - start.year()) * 12 + today.month() as i32 - start.month() as i32;
+        if today.day() < start.day() {
+            months -= 1;
+        }
+        u32::try_from(months + 1).ok()
     }
 
     /// Adds a budget. Defaults to none.
@@ -271,6 +319,10 @@ impl Dashboard {
             "quarantined_to": s.quarantined_to,
             "budgets": budgets,
             "recipients": self.recipients,
+            "reachable_recipients": self.reachable,
+            "project_start": self.project_start.map(|d| d.to_string()),
+            "project_month": self.project_month(),
+            "notes": self.notes,
             "projection": {
                 "month_to_date_nano_usd": p.month_to_date,
                 "linear_nano_usd": p.linear,
@@ -328,6 +380,13 @@ impl Dashboard {
             format!(" ({})", self.scope)
         };
         out.field("Data", &format!("{}{scope}", self.data_path));
+        if let Some(start) = self.project_start {
+            let month = match self.project_month() {
+                Some(m) => format!("{m} (started {start})"),
+                None => format!("not started (starts {start})"),
+            };
+            out.field("Project month", &month);
+        }
         if self.budgets.is_empty() {
             out.field("Budgets", "none (set --monthly-budget / --total-budget)");
         }
@@ -343,7 +402,18 @@ impl Dashboard {
                 ),
             );
         }
-        out.field("Email alerts", &self.recipient_list());
+        out.field("Email alerts", &self.recipient_count());
+    }
+
+    /// `2/4 recipients reachable` (the list is under EMAIL ALERTS), or the
+    /// list itself when reachability is unknown.
+    fn recipient_count(&self) -> String {
+        match self.reachable {
+            Some(n) if !self.recipients.is_empty() => {
+                format!("{n}/{} recipients reachable", self.recipients.len())
+            }
+            _ => self.recipient_list(),
+        }
     }
 
     fn recipient_list(&self) -> String {
@@ -364,7 +434,15 @@ impl Dashboard {
             &format!("{} ({} to date)", s.month.nano_usd, s.now.format("%B %Y")),
         );
         if s.total.calls == 0 {
-            out.line(&format!("  No calls recorded in {}", self.data_path));
+            let who = if self.scope.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", self.scope)
+            };
+            out.line(&format!("  No calls recorded{who} in {}", self.data_path));
+        }
+        for note in &self.notes {
+            out.line(&format!("  {note}"));
         }
         if s.unpriced_calls > 0 {
             let models: Vec<&str> = s.unpriced_models.keys().map(String::as_str).collect();
@@ -467,15 +545,13 @@ impl Dashboard {
         if avg {
             header.push("Avg/call".into());
         }
+        let amounts: Vec<Money> = rows.iter().map(|(_, b)| b.nano_usd).collect();
+        let shares = shares(&amounts, total);
         let body: Vec<Vec<String>> = rows
             .iter()
-            .map(|(k, b)| {
-                let mut r = vec![
-                    (*k).clone(),
-                    count(b.calls),
-                    b.nano_usd.to_string(),
-                    pct(b.share_bp(total)),
-                ];
+            .zip(shares)
+            .map(|((k, b), share)| {
+                let mut r = vec![(*k).clone(), count(b.calls), b.nano_usd.to_string(), share];
                 if avg {
                     let a = if b.calls == 0 {
                         Money::ZERO
@@ -532,15 +608,15 @@ impl Dashboard {
         );
         out.field(
             "End of month",
-            &format!("{:.2} ({})", p.linear, Projection::LINEAR_LABEL),
+            &format!("{} ({})", approx(p.linear), Projection::LINEAR_LABEL),
         );
         out.field(
             "End of month",
             &format!(
-                "{:.2} ({}, {:.2}/day)",
-                p.seven_day,
+                "{} ({}, {}/day)",
+                approx(p.seven_day),
                 Projection::SEVEN_DAY_LABEL,
-                p.daily_rate_7d
+                approx(p.daily_rate_7d)
             ),
         );
     }
@@ -561,7 +637,25 @@ impl Dashboard {
         // "  MM-DD │" + bar + " " + label (rounded to cents: the chart is a picture;
         // the exact amounts are in the tables and in --json)
         let bar_len = out.width.saturating_sub(2 + 5 + 2 + 1 + label_w).max(5);
-        for ((d, b), label) in days.iter().zip(&labels) {
+        let mut i = 0;
+        while i < days.len() {
+            // A run of two or more days without spend is one line.
+            let run = days[i..]
+                .iter()
+                .take_while(|(_, b)| b.nano_usd.is_zero())
+                .count();
+            if run >= 2 {
+                let (first, last) = (days[i].0, days[i + run - 1].0);
+                out.line(&format!(
+                    "  {} │ … {}: no spend ({run} days)",
+                    first.format("%m-%d"),
+                    last.format("%m-%d")
+                ));
+                i += run;
+                continue;
+            }
+            let ((d, b), label) = (&days[i], &labels[i]);
+            i += 1;
             let n = if max.nanos() <= 0 {
                 0
             } else {
@@ -716,6 +810,85 @@ fn bar(n: i64, max: i64, len: usize, track: bool) -> String {
         s.push_str(&"░".repeat(len - used));
     }
     s
+}
+
+/// Each amount's share of `total` as a percent, rounded by largest
+/// remainder so the column sums to exactly 100%: two decimals, or three
+/// when a non-zero share would otherwise show as `0.00%`; a share still
+/// too small to show is `<0.001%`. Negative amounts (or a total that is
+/// not positive) fall back to plain rounded-down shares.
+fn shares(amounts: &[Money], total: Money) -> Vec<String> {
+    let sum: i128 = amounts.iter().map(|m| i128::from(m.nanos())).sum();
+    let exact = total.nanos() > 0
+        && sum == i128::from(total.nanos())
+        && amounts.iter().all(|m| !m.is_negative());
+    if !exact {
+        return amounts
+            .iter()
+            .map(|m| {
+                let bp = if total.nanos() == 0 {
+                    0
+                } else {
+                    (i128::from(m.nanos()) * 10_000 / i128::from(total.nanos())) as i64
+                };
+                pct(bp)
+            })
+            .collect();
+    }
+    let round = |scale: i128| largest_remainder(amounts, sum, scale);
+    let two = round(10_000);
+    let hidden = amounts
+        .iter()
+        .zip(&two)
+        .any(|(m, u)| !m.is_zero() && *u == 0);
+    if !hidden {
+        return two.into_iter().map(|u| pct(u as i64)).collect();
+    }
+    round(100_000)
+        .into_iter()
+        .zip(amounts)
+        .map(|(u, m)| {
+            if u == 0 && !m.is_zero() {
+                "<0.001%".to_owned()
+            } else {
+                format!("{}.{:03}%", u / 1000, u % 1000)
+            }
+        })
+        .collect()
+}
+
+/// `amounts` (non-negative, summing to `sum` > 0) as parts of `scale`,
+/// rounded down and the leftover units given to the largest remainders
+/// (ties to the earlier row), so the parts sum to exactly `scale`.
+fn largest_remainder(amounts: &[Money], sum: i128, scale: i128) -> Vec<i128> {
+    let mut parts: Vec<(i128, i128)> = amounts
+        .iter()
+        .map(|m| {
+            let n = i128::from(m.nanos()) * scale;
+            (n / sum, n % sum)
+        })
+        .collect();
+    let given: i128 = parts.iter().map(|p| p.0).sum();
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by(|&a, &b| parts[b].1.cmp(&parts[a].1).then(a.cmp(&b)));
+    for &i in order
+        .iter()
+        .take(usize::try_from(scale - given).unwrap_or(0))
+    {
+        parts[i].0 += 1;
+    }
+    parts.into_iter().map(|p| p.0).collect()
+}
+
+/// An amount for an estimate: cents, or two significant digits below ten
+/// cents (so $0.0021/day does not print as $0.00/day).
+fn approx(m: Money) -> String {
+    let abs = m.nanos().unsigned_abs();
+    let mut digits = 2;
+    while digits < 9 && abs > 0 && abs < 10u64.pow(10 - digits as u32) {
+        digits += 1;
+    }
+    format!("{m:.digits$}")
 }
 
 /// Basis points as a percent with two decimals: 8000 -> `80.00%`.

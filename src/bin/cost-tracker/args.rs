@@ -25,17 +25,18 @@ pub(crate) struct ConfigArgs {
     #[arg(long, value_name = "USD", value_parser = parse_budget, allow_hyphen_values = true)]
     pub(crate) total_budget: Option<BudgetLimit>,
 
+    /// The first day of the project (YYYY-MM-DD): enables the `month-1-2` budget ($800 over the first two months, critical) and the banner's project month. [default: $COSTLAYER_START_DATE, or the config file's budget.start_date]
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub(crate) start_date: Option<NaiveDate>,
+
     /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 }
 
-/// Where to read, what to include, and the budgets to show.
+/// Which records a report covers.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub(crate) struct ReportArgs {
-    #[command(flatten)]
-    pub(crate) common: ConfigArgs,
-
+pub(crate) struct FilterArgs {
     /// Every user's ledger in the data directory, aggregated.
     #[arg(long)]
     pub(crate) team: bool,
@@ -52,9 +53,103 @@ pub(crate) struct ReportArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) provider: Vec<String>,
 
-    /// Only calls to this model (repeatable; canonical model names).
+    /// Only calls to this model (repeatable; a canonical name, alias or dated id).
     #[arg(long, value_name = "NAME")]
     pub(crate) model: Vec<String>,
+}
+
+/// Where the ledger is and whose it is, without budgets: what `export` and
+/// `reset` need.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct LedgerArgs {
+    /// The ledger directory, holding `costs_<user>.jsonl`. [default: $COSTLAYER_DATA_DIR, the config file's data_dir, or data/metadata]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// The user whose ledger to read. [default: $COSTLAYER_USER, the config file's, or the OS user]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) user: Option<String>,
+
+    /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+impl From<LedgerArgs> for ConfigArgs {
+    fn from(a: LedgerArgs) -> Self {
+        ConfigArgs {
+            data_dir: a.data_dir,
+            user: a.user,
+            config: a.config,
+            ..ConfigArgs::default()
+        }
+    }
+}
+
+/// `cost-tracker dashboard`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct DashboardArgs {
+    #[command(flatten)]
+    pub(crate) common: ConfigArgs,
+
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+
+    /// Print machine-readable JSON instead of the dashboard (money in integer nano-dollars).
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Add model, user, cache, projection and daily-spend sections.
+    #[arg(long, short = 'v')]
+    pub(crate) verbose: bool,
+}
+
+/// `cost-tracker export FILE`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The CSV file (`-` for stdout).
+    pub(crate) file: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+
+    /// Replace FILE if it exists.
+    #[arg(long, short = 'f')]
+    pub(crate) force: bool,
+}
+
+/// `cost-tracker reset`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ResetArgs {
+    #[command(flatten)]
+    pub(crate) ledger: LedgerArgs,
+
+    /// Archive every user's ledger in the data directory.
+    #[arg(long)]
+    pub(crate) team: bool,
+
+    /// Archive without asking (needed when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+
+    /// Print the archive report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Everything the dashboard, export and reset read: the flag form
+/// (`--dashboard`, `--export FILE`, `--reset`) takes all of it, each
+/// subcommand only its part.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    pub(crate) common: ConfigArgs,
+
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
 
     /// Print machine-readable JSON instead of the dashboard (money in integer nano-dollars).
     #[arg(long)]
@@ -67,6 +162,48 @@ pub(crate) struct ReportArgs {
     /// Reset without asking (needed when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
+
+    /// Let --export replace an existing file.
+    #[arg(long, short = 'f')]
+    pub(crate) force: bool,
+}
+
+impl From<DashboardArgs> for ReportArgs {
+    fn from(a: DashboardArgs) -> Self {
+        ReportArgs {
+            common: a.common,
+            filter: a.filter,
+            json: a.json,
+            verbose: a.verbose,
+            ..ReportArgs::default()
+        }
+    }
+}
+
+impl From<ExportArgs> for ReportArgs {
+    fn from(a: ExportArgs) -> Self {
+        ReportArgs {
+            common: a.ledger.into(),
+            filter: a.filter,
+            force: a.force,
+            ..ReportArgs::default()
+        }
+    }
+}
+
+impl From<ResetArgs> for ReportArgs {
+    fn from(a: ResetArgs) -> Self {
+        ReportArgs {
+            common: a.ledger.into(),
+            filter: FilterArgs {
+                team: a.team,
+                ..FilterArgs::default()
+            },
+            yes: a.yes,
+            json: a.json,
+            ..ReportArgs::default()
+        }
+    }
 }
 
 const DATE_HINT: &str = "use YYYY-MM-DD (UTC) or an RFC 3339 instant such as 2026-11-01T00:00:00Z";
@@ -82,6 +219,12 @@ fn parse_date(s: &str) -> Result<(DateTime<Utc>, bool), String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| (t.with_timezone(&Utc), false))
         .map_err(|_| format!("`{s}` is not a date: {DATE_HINT}"))
+}
+
+/// `--start-date`: a calendar day.
+pub(crate) fn parse_day(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a day: use YYYY-MM-DD, such as 2026-01-15"))
 }
 
 /// `--since`: a day starts at 00:00 UTC.
@@ -100,7 +243,6 @@ pub(crate) fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
     })
 }
 
-/// A budget: a non-negative dollar amount.
 /// A budget flag's value: a limit, or `none` for no budget at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BudgetLimit(pub(crate) Option<Money>);

@@ -57,6 +57,16 @@ impl ProviderName {
         }
     }
 
+    /// The provider as people write it, for messages.
+    fn label(self) -> &'static str {
+        match self {
+            ProviderName::Openai => "OpenAI",
+            ProviderName::Anthropic => "Anthropic",
+            ProviderName::Gemini => "Gemini",
+            ProviderName::Simulated => "simulated",
+        }
+    }
+
     /// The model used when `--model` is left out.
     fn default_model(self) -> &'static str {
         match self {
@@ -380,6 +390,13 @@ fn provider(name: ProviderName, api: ApiName) -> Result<(Provider, Option<String
         .filter_map(|v| std::env::var(v).ok())
         .map(|v| v.trim().to_owned())
         .find(|v| !v.is_empty());
+    if let (None, [first, ..]) = (&key, name.key_vars()) {
+        return Err(CliError::Usage(format!(
+            "no {} API key: set {} (export {first}=...), or run offline with --provider simulated",
+            name.label(),
+            name.key_vars().join(" or ")
+        )));
+    }
     let setup = |e: Error| {
         let msg = e.to_string();
         // The missing-key message names the variable; others (a malformed

@@ -22,7 +22,7 @@ mod report;
 mod settings;
 mod store;
 
-use args::ReportArgs;
+use args::{DashboardArgs, ExportArgs, ReportArgs, ResetArgs};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -36,16 +36,20 @@ Examples:
 
 Configuration: flags > COSTLAYER_* environment > costlayer.toml (or --config FILE) > defaults.
 Environment: COSTLAYER_DATA_DIR, COSTLAYER_USER, COSTLAYER_MONTHLY_BUDGET, COSTLAYER_TOTAL_BUDGET,
-  COSTLAYER_ALERT_EMAILS (comma-separated), COSTLAYER_CONFIG, NO_COLOR, COLUMNS.
+  COSTLAYER_START_DATE, COSTLAYER_ALERT_EMAILS (comma-separated), COSTLAYER_SMTP_HOST,
+  COSTLAYER_CONFIG, NO_COLOR, COLUMNS.
   COSTLAYER_NOW (RFC 3339) fixes the clock, for tests and reproducible reports.
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.";
 
-/// Know what your LLM calls cost: dashboard, exports, budgets and prices.
+/// The about text of `cost-tracker --help` (the crate's description is the library's).
+const ABOUT: &str = "See what your LLM calls cost: a dashboard of the costlayer ledger, CSV export, budgets, the price table, and test calls.";
+
+/// The costlayer command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "cost-tracker",
     version,
-    about,
+    about = ABOUT,
     long_about = None,
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true
@@ -73,16 +77,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show the dashboard (same as --dashboard).
-    Dashboard(ReportArgs),
+    Dashboard(DashboardArgs),
     /// Write every matching record as CSV (same as --export FILE).
-    Export {
-        /// The CSV file (`-` for stdout).
-        file: PathBuf,
-        #[command(flatten)]
-        report: ReportArgs,
-    },
+    Export(ExportArgs),
     /// Archive the ledger after confirmation (same as --reset).
-    Reset(ReportArgs),
+    Reset(ResetArgs),
     /// Price a usage on a model: breakdown by bucket and exact total.
     Cost(cost::CostArgs),
     /// List the price table: provider, model, rates per million tokens.
@@ -128,19 +127,19 @@ fn main() -> ExitCode {
         Some(Command::Models(args)) => return models::run(args),
         Some(Command::Chat(args)) => return finish(chat::run(args)),
         Some(Command::Dashboard(args)) => Action::Report {
-            args,
+            args: args.into(),
             dashboard: true,
             export: None,
             reset: false,
         },
-        Some(Command::Export { file, report }) => Action::Report {
-            args: report,
+        Some(Command::Export(args)) => Action::Report {
+            export: Some(args.file.clone()),
+            args: args.into(),
             dashboard: false,
-            export: Some(file),
             reset: false,
         },
         Some(Command::Reset(args)) => Action::Report {
-            args,
+            args: args.into(),
             dashboard: false,
             export: None,
             reset: true,
@@ -193,14 +192,15 @@ fn run(action: Action) -> Result<(), CliError> {
             } => {
                 let s = settings::resolve(&args)?;
                 if reset {
-                    let filtered = args.since.is_some()
-                        || args.until.is_some()
-                        || !args.provider.is_empty()
-                        || !args.model.is_empty();
+                    let f = &args.filter;
+                    let filtered = f.since.is_some()
+                        || f.until.is_some()
+                        || !f.provider.is_empty()
+                        || !f.model.is_empty();
                     return report::reset(&s, filtered, args.yes, args.json).await;
                 }
                 if let Some(path) = export {
-                    report::export(&s, &path)?;
+                    report::export(&s, &path, args.force)?;
                 }
                 if dashboard {
                     report::dashboard(&s, args.json, args.verbose).await?;

@@ -4,9 +4,11 @@ use std::fs::File;
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
 
-use costlayer::ledger::{ResetScope, ScanFilter, Storage};
+use std::collections::BTreeMap;
+
+use costlayer::ledger::{JsonlStorage, ResetScope, ScanFilter, Storage};
 use costlayer::report::{
-    CsvWriter, Dashboard, DashboardPass, ExportStats, RenderOptions, ReportError,
+    Bucket, CsvWriter, Dashboard, DashboardPass, ExportStats, RenderOptions, ReportError, Summary,
 };
 
 use crate::settings::Settings;
@@ -37,15 +39,6 @@ pub(crate) fn render_options(verbose: bool) -> RenderOptions {
         .verbose(verbose)
 }
 
-fn data_label(s: &Settings) -> String {
-    let dir = s.data_dir.display().to_string();
-    if s.data_dir.is_dir() {
-        dir
-    } else {
-        format!("{dir} (not found: no ledger there yet)")
-    }
-}
-
 /// The dashboard for the resolved settings, in one pass over the ledger
 /// (on every core): the summary counts the records the flags select, each
 /// budget its whole scope (as the tracker does when it enforces it).
@@ -58,11 +51,109 @@ pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
     } else {
         format!("user {}", s.user)
     };
-    let dash = pass
-        .finish(data_label(s))
+    let mut dash = pass
+        .finish(s.data_dir.display().to_string())
         .scope(scope)
-        .recipients(s.recipients.iter().cloned());
+        .recipients(s.recipients.iter().cloned())
+        .reachable(s.reachable);
+    if let Some(start) = s.start_date {
+        dash = dash.project_start(start);
+    }
+    if !s.data_dir.is_dir() {
+        return Ok(dash.note(
+            "The directory does not exist yet: the first recorded call creates it (check --data-dir / COSTLAYER_DATA_DIR).",
+        ));
+    }
+    let unknown_filter = unmatched(&s.filter.providers, &dash.summary.by_provider)
+        || unmatched(&s.filter.models, &dash.summary.by_model);
+    if dash.summary.total.calls == 0 || unknown_filter {
+        let all = overview(s, &storage)?;
+        for (flag, values, seen) in [
+            ("--provider", &s.filter.providers, &all.by_provider),
+            ("--model", &s.filter.models, &all.by_model),
+        ] {
+            if let Some(note) = check_filter(flag, values, seen, &s.data_dir)? {
+                dash = dash.note(note);
+            }
+        }
+        if let Some(hint) = other_ledgers(s, &all.by_user) {
+            dash = dash.note(hint);
+        }
+    }
     Ok(dash)
+}
+
+/// Whether a filter value matches no key of `seen`.
+fn unmatched(values: &[String], seen: &BTreeMap<String, Bucket>) -> bool {
+    values.iter().any(|v| !seen.contains_key(v))
+}
+
+/// Every record in the directory, unfiltered: who, which providers and
+/// models there are, for hints.
+fn overview(s: &Settings, storage: &JsonlStorage) -> Result<Summary, CliError> {
+    let mut pass = DashboardPass::new(s.now, [], ScanFilter::default());
+    storage.fold_blocking(&mut pass)?;
+    Ok(pass.finish("").summary)
+}
+
+/// A `--provider` / `--model` value no record in the directory has: a
+/// usage error naming the closest name when one is close (a typo), else a
+/// note listing the names there.
+fn check_filter(
+    flag: &str,
+    values: &[String],
+    seen: &BTreeMap<String, Bucket>,
+    dir: &Path,
+) -> Result<Option<String>, CliError> {
+    let Some(bad) = values.iter().find(|v| !seen.contains_key(*v)) else {
+        return Ok(None);
+    };
+    let mut close: Vec<(f64, &String)> = seen
+        .keys()
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&bad.to_lowercase(), &k.to_lowercase()),
+                k,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    let names: Vec<&str> = seen.keys().map(String::as_str).collect();
+    let known = if names.is_empty() {
+        "there are no records there".to_owned()
+    } else {
+        format!("the ledger has: {}", names.join(", "))
+    };
+    match close.first() {
+        Some((_, k)) => Err(CliError::Usage(format!(
+            "{flag} `{bad}` matches no call in {}: did you mean `{k}`? ({known})",
+            dir.display()
+        ))),
+        None => Ok(Some(format!("{flag} `{bad}` matches no call: {known}."))),
+    }
+}
+
+/// For an empty single-user view: the users whose ledgers are in the
+/// directory, and the flags that show them.
+fn other_ledgers(s: &Settings, by_user: &BTreeMap<String, Bucket>) -> Option<String> {
+    if s.team {
+        return None;
+    }
+    let others: Vec<String> = by_user
+        .iter()
+        .filter(|(u, _)| **u != s.user)
+        .map(|(u, b)| format!("{u} ({})", plural(b.calls, "call")))
+        .collect();
+    let first = by_user.keys().find(|u| **u != s.user)?;
+    Some(format!(
+        "Ledgers in this directory: {}. Show one with --user {first}, or every user with --team.",
+        others.join(", ")
+    ))
+}
+
+fn plural(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 pub(crate) async fn dashboard(s: &Settings, json: bool, verbose: bool) -> Result<(), CliError> {
@@ -108,7 +199,7 @@ fn export_to<W: Write>(s: &Settings, out: W) -> Result<ExportStats, CliError> {
 }
 
 /// Streams every matching record to `path` as CSV (`-` for stdout).
-pub(crate) fn export(s: &Settings, path: &Path) -> Result<(), CliError> {
+pub(crate) fn export(s: &Settings, path: &Path, force: bool) -> Result<(), CliError> {
     if path == Path::new("-") {
         let stats = export_to(s, std::io::stdout().lock())?;
         eprintln!("Exported {} records to stdout", stats.records);
@@ -123,6 +214,12 @@ pub(crate) fn export(s: &Settings, path: &Path) -> Result<(), CliError> {
                 dir.display()
             )));
         }
+    }
+    if path.exists() && !force {
+        return Err(CliError::Usage(format!(
+            "{} already exists: pass --force to replace it, or choose another file",
+            path.display()
+        )));
     }
     // Write next to the target and rename at the end, so a failed export
     // never leaves a half-written file under the requested name.
@@ -208,9 +305,8 @@ pub(crate) async fn reset(
             .read_line(&mut answer)
             .map_err(|e| CliError::Runtime(format!("cannot read the answer: {e}")))?;
         if answer.trim() != "yes" {
-            return Err(CliError::Runtime(
-                "reset cancelled: nothing was archived".into(),
-            ));
+            println!("Reset cancelled: nothing archived.");
+            return Ok(());
         }
     }
     let scope = if s.team {

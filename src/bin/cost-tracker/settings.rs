@@ -6,10 +6,11 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use costlayer::budget::Budget;
 use costlayer::config::Config;
 use costlayer::ledger::ScanFilter;
+use costlayer::pricing::PriceTable;
 
 use crate::args::{ConfigArgs, ReportArgs};
 use crate::CliError;
@@ -23,6 +24,11 @@ pub(crate) struct Settings {
     pub(crate) filter: ScanFilter,
     pub(crate) budgets: Vec<Budget>,
     pub(crate) recipients: Vec<String>,
+    /// How many of the recipients an alert can reach: a well-formed address,
+    /// an SMTP host configured and e-mail built in.
+    pub(crate) reachable: usize,
+    /// The project's first day (`--start-date`), if set.
+    pub(crate) start_date: Option<NaiveDate>,
     pub(crate) now: DateTime<Utc>,
 }
 
@@ -54,6 +60,9 @@ pub(crate) fn config(args: &ConfigArgs) -> Result<Config, CliError> {
     if let Some(t) = args.total_budget {
         config.total_budget = t.0;
     }
+    if let Some(d) = args.start_date {
+        config.budget_start = Some(d);
+    }
     Ok(config)
 }
 
@@ -62,7 +71,8 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
     let budgets = config
         .budgets()
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    if let (Some(s), Some(u)) = (args.since, args.until) {
+    let f = &args.filter;
+    if let (Some(s), Some(u)) = (f.since, f.until) {
         if s >= u {
             return Err(CliError::Usage(format!(
                 "--since ({}) is not before --until ({}): swap them or widen the range",
@@ -72,15 +82,25 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
         }
     }
     let filter = ScanFilter {
-        since: args.since,
-        until: args.until,
-        users: if args.team {
+        since: f.since,
+        until: f.until,
+        users: if f.team {
             Vec::new()
         } else {
             vec![config.user.clone()]
         },
-        providers: args.provider.clone(),
-        models: args.model.clone(),
+        providers: f.provider.clone(),
+        // Aliases and dated ids (`claude-sonnet-4.5`) select the canonical
+        // name the ledger records.
+        models: f
+            .model
+            .iter()
+            .map(|m| {
+                PriceTable::embedded()
+                    .get(m)
+                    .map_or_else(|| m.clone(), |p| p.model.clone())
+            })
+            .collect(),
         ..ScanFilter::default()
     };
     Ok(Settings {
@@ -90,10 +110,40 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
             .clone()
             .unwrap_or_else(|| config.data_dir.clone()),
         user: config.user.clone(),
-        team: args.team,
+        team: f.team,
         filter,
         budgets,
         recipients: config.alert_emails.clone(),
+        reachable: reachable(&config),
+        start_date: config.budget_start,
         now: now()?,
     })
+}
+
+/// The recipients an e-mail alert can reach: none without an SMTP host (or
+/// without the `email` feature), else the well-formed addresses.
+fn reachable(config: &Config) -> usize {
+    if !cfg!(feature = "email") || config.smtp.host.as_deref().is_none_or(str::is_empty) {
+        return 0;
+    }
+    config
+        .alert_emails
+        .iter()
+        .filter(|a| well_formed(a))
+        .count()
+}
+
+/// `local@domain.tld`, one `@`, no spaces.
+fn well_formed(address: &str) -> bool {
+    let mut parts = address.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(local), Some(domain), None) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !address.contains(char::is_whitespace)
+        }
+        _ => false,
+    }
 }

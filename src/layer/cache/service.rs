@@ -102,6 +102,7 @@ where
                     span.record(CACHE_FIELD, "hit");
                     tracing::debug!(key = ?key, "costlayer: cache hit");
                     resp.cached = true;
+                    crate::metrics::cache_hit(&resp.model);
                     resp.latency = start.elapsed();
                     Ok(resp)
                 }

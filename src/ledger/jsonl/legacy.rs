@@ -139,16 +139,9 @@ fn parse_usd(v: &Value) -> Result<Money, String> {
         Value::String(s) => s.trim().trim_start_matches('$').to_owned(),
         other => return Err(format!("the cost is not a number: {other}")),
     };
-    if let Ok(m) = text.parse::<Money>() {
-        return Ok(m);
-    }
-    // Exponent forms (1e-5): go through f64, rounded to the nano-dollar.
-    match text.parse::<f64>() {
-        Ok(f) if f.is_finite() && f.abs() < 9.0e9 => {
-            Ok(Money::from_nanos((f * 1e9).round() as i64))
-        }
-        _ => Err(format!("the cost is not a dollar amount: {text}")),
-    }
+    // Exponent forms (1e-5) and more than nine decimals: exact from the
+    // text, rounded half away from zero to the nano-dollar.
+    decimal_to_money(&text).ok_or_else(|| format!("the cost is not a dollar amount: {text}"))
 }
 
 fn parse_ts(v: &Value) -> Result<DateTime<Utc>, String> {
@@ -199,11 +192,146 @@ fn infer_provider(model: &str) -> &'static str {
     }
 }
 
-/// Converts one legacy entry.
+/// Converts one legacy `costs.json` entry.
 pub(crate) fn to_record(
     entry: Value,
     key: Option<&str>,
     default_user: &str,
+) -> Result<CostRecord, String> {
+    map_entry(entry, key, default_user, LEGACY_FILE)
+}
+
+/// The `legacy_import` marker of records read from the earlier Python
+/// tool's per-user JSONL lines.
+pub(crate) const PYTHON_JSONL: &str = "python-jsonl";
+
+/// Reads one line of the earlier Python tool's per-user
+/// `costs_<user>.jsonl` (the mapping is documented on
+/// [`super::JsonlStorage`], "Lines of the earlier Python tool"). The cost in
+/// dollars is converted exactly from the line's decimal text (`0.0115`,
+/// `1.23e-05`, `"0.0115"`), rounded half away from zero to the nano-dollar.
+pub(crate) fn python_line(line: &[u8], file_user: &str) -> Result<CostRecord, String> {
+    let entry: Value = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Object(map) = &entry else {
+        return Err("not a JSON object".to_owned());
+    };
+    if !map.contains_key("model") {
+        return Err("no `model`".to_owned());
+    }
+    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8 text".to_owned())?;
+    let exact = COST_KEYS
+        .iter()
+        .find_map(|k| map.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v)))
+        .map(|(k, v)| exact_cost(text, k, v))
+        .transpose()?;
+    let has_nanos = map.contains_key("nano_usd");
+    let mut rec = map_entry(entry, None, file_user, PYTHON_JSONL)?;
+    if let (Some(m), false) = (exact, has_nanos) {
+        rec.nano_usd = Some(m);
+    }
+    Ok(rec)
+}
+
+/// The dollar-cost fields, first match wins.
+const COST_KEYS: [&str; 4] = ["cost", "cost_usd", "total_cost", "usd"];
+
+/// The cost under `key` from its decimal text in the raw line: a JSON
+/// string's content, or the number token itself (checked against the parsed
+/// value, so a `"key"` inside another string is never taken for it).
+fn exact_cost(line: &str, key: &str, parsed: &Value) -> Result<Money, String> {
+    let text = match parsed {
+        Value::String(s) => s.trim().trim_start_matches('$').to_owned(),
+        Value::Number(n) => number_token(line, key)
+            .filter(|t| t.parse::<f64>().ok() == n.as_f64())
+            .map_or_else(|| n.to_string(), str::to_owned),
+        other => return Err(format!("the cost is not a number: {other}")),
+    };
+    decimal_to_money(&text).ok_or_else(|| format!("the cost is not a dollar amount: {text}"))
+}
+
+/// The number token after `"key":` in `line`, if there is one.
+fn number_token<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let quoted = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(at) = line[from..].find(&quoted) {
+        let after = from + at + quoted.len();
+        from = after;
+        let rest = line[after..].trim_start();
+        let Some(rest) = rest.strip_prefix(':') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')))
+            .unwrap_or(rest.len());
+        if end > 0 {
+            return Some(&rest[..end]);
+        }
+    }
+    None
+}
+
+/// A decimal dollar amount (`-12.5`, `0.0115`, `1.23e-05`, `$3`) as exact
+/// nano-dollars, rounded half away from zero past the ninth decimal.
+/// `None` if it is not a decimal number or does not fit.
+pub(crate) fn decimal_to_money(text: &str) -> Option<Money> {
+    let t = text.trim().trim_start_matches('$');
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().ok()?),
+        None => (t, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    // digits × 10^(exp − frac.len()) dollars = digits × 10^shift nano-dollars
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    let shift = i64::from(exp) - frac.len() as i64 + 9;
+    if digits.is_empty() {
+        return Some(Money::ZERO);
+    }
+    if shift >= 0 {
+        if digits.len() as i64 + shift > 19 {
+            return None;
+        }
+        let n: i128 = digits.parse::<i128>().ok()? * 10i128.pow(shift as u32);
+        let n = i64::try_from(if neg { -n } else { n }).ok()?;
+        return Some(Money::from_nanos(n));
+    }
+    let cut = (-shift) as usize;
+    if cut > digits.len() {
+        // Less than a tenth of a nano-dollar.
+        return Some(Money::ZERO);
+    }
+    let (keep, dropped) = digits.split_at(digits.len() - cut);
+    if keep.len() > 19 {
+        return None;
+    }
+    let mut n: i128 = if keep.is_empty() {
+        0
+    } else {
+        keep.parse().ok()?
+    };
+    if dropped.as_bytes().first().is_some_and(|d| *d >= b'5') {
+        n += 1;
+    }
+    let n = i64::try_from(if neg { -n } else { n }).ok()?;
+    Some(Money::from_nanos(n))
+}
+
+/// Converts one entry of either legacy format, marking it with `source`.
+fn map_entry(
+    entry: Value,
+    key: Option<&str>,
+    default_user: &str,
+    source: &str,
 ) -> Result<CostRecord, String> {
     let Value::Object(mut map) = entry else {
         return Err("not a JSON object".to_owned());
@@ -214,7 +342,7 @@ pub(crate) fn to_record(
     );
     if let Ok(mut rec) = serde_json::from_value::<CostRecord>(Value::Object(map.clone())) {
         rec.extra
-            .insert("legacy_import".into(), Value::String(LEGACY_FILE.into()));
+            .insert("legacy_import".into(), Value::String(source.into()));
         return Ok(rec);
     }
     let ts = take_first(&mut map, &["ts", "timestamp", "time", "date", "created_at"])
@@ -274,7 +402,7 @@ pub(crate) fn to_record(
             n.as_i64().ok_or("`nano_usd` is not an integer")?,
         )),
         Some(_) => return Err("`nano_usd` is not an integer".to_owned()),
-        None => match take_first(&mut map, &["cost", "cost_usd", "total_cost", "usd"]) {
+        None => match take_first(&mut map, &COST_KEYS) {
             Some(v) => Some(parse_usd(&v)?),
             None => None,
         },
@@ -321,7 +449,7 @@ pub(crate) fn to_record(
             ulid::Ulid::from_parts(ms, random)
         }
     };
-    map.insert("legacy_import".into(), Value::String(LEGACY_FILE.into()));
+    map.insert("legacy_import".into(), Value::String(source.into()));
     Ok(CostRecord {
         v: crate::ledger::SCHEMA_VERSION,
         id,
@@ -379,6 +507,88 @@ mod tests {
         assert_eq!(m[0].0.as_deref(), Some("x1"));
         assert!(entries(json!(42)).is_err());
         assert!(entries(json!({"a": 1})).is_err());
+    }
+
+    #[test]
+    fn decimal_text_converts_exactly() {
+        let m = |s: &str| decimal_to_money(s).map(Money::nanos);
+        assert_eq!(m("0.0115"), Some(11_500_000));
+        assert_eq!(m("1.23e-05"), Some(12_300));
+        assert_eq!(m("1.23E-5"), Some(12_300));
+        assert_eq!(m("$3"), Some(3_000_000_000));
+        assert_eq!(m("-0.5"), Some(-500_000_000));
+        assert_eq!(m("0.1234567894"), Some(123_456_789));
+        assert_eq!(m("0.1234567895"), Some(123_456_790));
+        assert_eq!(m("-0.0000000005"), Some(-1));
+        assert_eq!(m("4e-11"), Some(0));
+        assert_eq!(m("2.5e3"), Some(2_500_000_000_000));
+        // 0.1 + 0.2 in f64 is 0.30000000000000004; the text is exact.
+        assert_eq!(m("0.3"), Some(300_000_000));
+        assert_eq!(m("0"), Some(0));
+        for bad in [
+            "",
+            ".",
+            "abc",
+            "1e",
+            "1.2.3",
+            "0x10",
+            "1e400",
+            "99999999999",
+        ] {
+            assert_eq!(m(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn python_lines_map_with_the_files_user() {
+        let line = br#"{"timestamp": "2025-01-15T10:30:00.123456", "provider": "anthropic", "model": "claude-sonnet-4.5", "input_tokens": 1000, "output_tokens": 200, "cost": 0.0115, "feature": "chat"}"#;
+        let r = python_line(line, "bob").expect("maps");
+        assert_eq!(r.user, "bob");
+        assert_eq!(r.provider, "anthropic");
+        assert_eq!(r.model, "claude-sonnet-4.5");
+        assert_eq!(r.usage, Usage::new(1000, 200));
+        assert_eq!(r.nano_usd, Some(Money::from_nanos(11_500_000)));
+        assert_eq!(r.ts.to_rfc3339(), "2025-01-15T10:30:00.123456+00:00");
+        assert_eq!(r.extra["legacy_import"], PYTHON_JSONL);
+        assert_eq!(r.extra["feature"], "chat");
+        // A stable id across reads.
+        assert_eq!(python_line(line, "bob").expect("maps").id, r.id);
+        // More digits than a float keeps, exponent forms, strings, a user field.
+        let r = python_line(
+            br#"{"timestamp": "2025-01-15 10:30:00", "model": "gpt-4o", "cost": 0.12345678949999999999, "user": "carol"}"#,
+            "bob",
+        )
+        .expect("maps");
+        assert_eq!(r.nano_usd, Some(Money::from_nanos(123_456_789)));
+        assert_eq!((r.user.as_str(), r.provider.as_str()), ("carol", "openai"));
+        let r = python_line(
+            br#"{"timestamp": 1736937000, "model": "gemini-2.5-pro", "cost": 1.23e-05}"#,
+            "u",
+        )
+        .expect("maps");
+        assert_eq!(r.nano_usd, Some(Money::from_nanos(12_300)));
+        let r = python_line(br#"{"note": "\"cost\": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost_usd": "$0.25"}"#, "u")
+            .expect("maps");
+        assert_eq!(r.nano_usd, Some(Money::from_nanos(250_000_000)));
+        // A "cost" inside another string is not taken for the field.
+        let r = python_line(
+            br#"{"note": "\"cost\": 9", "timestamp": "2025-01-15", "model": "gpt-4o", "cost": 0.5}"#,
+            "u",
+        )
+        .expect("maps");
+        assert_eq!(r.nano_usd, Some(Money::from_nanos(500_000_000)));
+        for bad in [
+            &br#"{"timestamp": "2025-01-15", "cost": 0.1}"#[..],
+            br#"{"model": "gpt-4o", "cost": 0.1}"#,
+            br#"{"timestamp": "2025-01-15", "model": "gpt-4o", "cost": "lots"}"#,
+            br#"[1, 2]"#,
+        ] {
+            assert!(
+                python_line(bad, "u").is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -259,6 +259,24 @@ impl JsonlStorageBuilder {
 /// Every imported record also carries `"legacy_import": "costs.json"` in
 /// `extra`. The file is only read, never rewritten.
 ///
+/// # Lines of the earlier Python tool
+///
+/// The Python tool wrote one JSON object per call to the same per-user
+/// `costs_<user>.jsonl` files, without `v` or `id` and with the cost in
+/// dollars, for example
+/// `{"timestamp": "2025-01-15T10:30:00.123456", "provider": "anthropic", "model": "claude-sonnet-4.5", "input_tokens": 1000, "output_tokens": 200, "cost": 0.0115}`.
+/// A line that is not a ledger record is read with the mapping of the table
+/// above, with two differences: the user defaults to the file's
+/// (`costs_bob.jsonl` -> `bob`), and the dollar cost (`cost`, `cost_usd`,
+/// `total_cost` or `usd`: a number such as `0.0115` or `1.23e-05`, or a
+/// string such as `"0.0115"` or `"$0.0115"`) is converted exactly from its
+/// decimal text, rounded half away from zero to the nano-dollar, never
+/// through a binary float. Such records carry `"legacy_import":
+/// "python-jsonl"`. A line the mapping cannot read (no `model`, no
+/// timestamp, a cost that is not a number) is quarantined like any corrupt
+/// line. Nothing is rewritten: new calls are appended in this version's
+/// format after the old lines.
+///
 /// # Example
 ///
 /// ```

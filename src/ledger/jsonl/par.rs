@@ -260,6 +260,7 @@ fn fold_range<F: ParallelFold>(
         },
     );
     let origin = first_line;
+    let user = read::file_user(&snap.path);
     let mut out = RangeOut::default();
     loop {
         let offset = origin + lines.pos;
@@ -271,7 +272,7 @@ fn fold_range<F: ParallelFold>(
             continue;
         }
         let Some(line) = lines.next(buf)? else { break };
-        match classify(line, buf) {
+        match classify(line, buf, &user) {
             Outcome::Blank => {}
             Outcome::Record(rec) => {
                 *records += 1;

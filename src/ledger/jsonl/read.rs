@@ -310,6 +310,13 @@ fn fast_parse(line: &[u8]) -> Option<CostRecord> {
 /// version writes, then a serde struct without `flatten` for the known
 /// fields in any order, then the full parse (keeping unknown fields).
 pub(crate) fn parse_line(line: &[u8]) -> Result<CostRecord, String> {
+    parse_line_of(line, "")
+}
+
+/// [`parse_line`] for a line of `file_user`'s file: a line of the earlier
+/// Python tool (no `id`/`v`, a dollar `cost`) is mapped, its user
+/// defaulting to the file's.
+pub(crate) fn parse_line_of(line: &[u8], file_user: &str) -> Result<CostRecord, String> {
     if let Some(r) = super::canonical::parse(line) {
         return Ok(r);
     }
@@ -322,7 +329,11 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<CostRecord, String> {
             if std::str::from_utf8(line).is_err() {
                 Err("not UTF-8 text (binary data)".to_owned())
             } else {
-                Err(format!("not a ledger record: {e}"))
+                super::legacy::python_line(line, file_user).map_err(|why| {
+                    format!(
+                        "not a ledger record ({e}), nor a line of the earlier Python tool ({why})"
+                    )
+                })
             }
         }
     }
@@ -449,14 +460,23 @@ pub(crate) enum Outcome {
     Corrupt(String),
 }
 
-/// Reads the line `lines.next` just put in `buf`.
-pub(crate) fn classify(line: Line, buf: &[u8]) -> Outcome {
+/// The user a ledger file belongs to: `costs_<user>.jsonl` -> `<user>`.
+pub(crate) fn file_user(path: &Path) -> String {
+    let name = file_name(path);
+    name.strip_prefix("costs_")
+        .and_then(|n| n.strip_suffix(".jsonl"))
+        .unwrap_or(&name)
+        .to_owned()
+}
+
+/// Reads the line `lines.next` just put in `buf`, from `file_user`'s file.
+pub(crate) fn classify(line: Line, buf: &[u8], file_user: &str) -> Outcome {
     match line {
         Line::Normal { complete } => {
             if buf.iter().all(u8::is_ascii_whitespace) {
                 return Outcome::Blank;
             }
-            match parse_line(buf) {
+            match parse_line_of(buf, file_user) {
                 Ok(rec) => Outcome::Record(rec),
                 Err(why) if !complete => Outcome::Corrupt(format!(
                     "torn final line (a writer stopped mid-append): {why}"
@@ -509,6 +529,7 @@ pub(crate) fn scan_file(
         return Ok(true);
     };
     let name = file_name(path);
+    let user = file_user(path);
     let mut lines = Lines::new((&file).take(snapshot));
     let mut buf = Vec::with_capacity(1024);
     loop {
@@ -530,7 +551,7 @@ pub(crate) fn scan_file(
             .next(&mut buf)
             .map_err(|e| io_error(path, "read", e))?;
         let Some(line) = line else { break };
-        let reason = match classify(line, &buf) {
+        let reason = match classify(line, &buf, &user) {
             Outcome::Blank => continue,
             Outcome::Record(rec) => {
                 summary.records += 1;
