@@ -23,7 +23,7 @@ fn usage(input: u64, cache_read: u64, w5m: u64, w1h: u64, output: u64) -> Usage 
         cache_write_5m_tokens: w5m,
         cache_write_1h_tokens: w1h,
         output_tokens: output,
-        reasoning_tokens: 0,
+        ..Usage::default()
     }
 }
 
@@ -620,18 +620,26 @@ fn litellm_file_loads_with_exact_rates() {
     let t = PriceTable::from_path(fixture("litellm_prices.json")).expect("load");
     assert_eq!(t.version(), "litellm:litellm_prices.json");
     // sample_spec, dall-e-3 (per pixel) and the all-null entry are skipped;
-    // azure/gpt-4o and the vertex gemini-2.5-pro lose to first-party entries.
+    // azure/gpt-4o and the vertex gemini-2.5-pro are kept under their
+    // prefixed names only, so the bare names stay first-party.
     let names: Vec<&str> = t.models().map(|m| m.model.as_str()).collect();
     assert_eq!(
         names,
         [
             "gpt-4o",
+            "azure/gpt-4o",
             "gpt-4o-mini",
             "claude-sonnet-4-5",
+            "vertex_ai/gemini-2.5-pro",
             "gemini-2.5-pro",
             "text-embedding-3-small",
             "acme-odd-batch"
         ]
+    );
+    assert_eq!(t.get("gpt-4o").map(|m| m.provider.as_str()), Some("openai"));
+    assert_eq!(
+        t.get("azure/gpt-4o").map(|m| m.provider.as_str()),
+        Some("azure")
     );
     let gpt4o = t.get("gpt-4o").expect("gpt-4o");
     assert_eq!(gpt4o.provider, "openai");

@@ -102,6 +102,7 @@
 
 mod error;
 mod file;
+mod genai;
 mod litellm;
 mod model;
 mod table;

@@ -268,6 +268,7 @@ fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(
             cache_write_5m_tokens,
             cache_write_1h_tokens,
             reasoning_tokens,
+            ..Usage::default()
         },
         nano_usd,
         cached,

@@ -268,6 +268,7 @@ pub(crate) fn to_record(
             take_first(&mut map, &["reasoning_tokens"]),
             "reasoning_tokens",
         )?,
+        ..Usage::default()
     };
     let nano_usd = match take_first(&mut map, &["nano_usd"]) {
         Some(Value::Number(n)) => Some(Money::from_nanos(
