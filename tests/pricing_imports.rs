@@ -390,4 +390,39 @@ fn hostile_genai_prices_files_name_entry_and_field() {
         {"id": "gpt-q", "prices": {"input_mtok": "cheap", "output_mtok": 1}}]}]"#;
     let e = PriceTable::from_genai_prices_str(text, "data.json").expect_err("string rate");
     assert!(e.to_string().contains("not a number"), "{e}");
+    let text = r#"[{"id": "openai", "models": [{"id": "gpt-q", "prices": {"input_mtok": 1e9}}]}]"#;
+    let e = PriceTable::from_genai_prices_str(text, "data.json").expect_err("absurd");
+    assert!(e.to_string().contains("absurd"), "{e}");
+    let nan = r#"{"gpt-q": {"litellm_provider": "openai", "input_cost_per_token": 5.0}}"#;
+    let e = PriceTable::from_litellm_str(nan, "map.json").expect_err("absurd");
+    assert!(e.to_string().contains("absurd") && e.to_string().contains("gpt-q"), "{e}");
+}
+
+/// The whole LiteLLM map and genai-prices data, when given (they are too
+/// large to commit): `COSTLAYER_LITELLM_MAP=…/model_prices_and_context_window_backup.json
+/// COSTLAYER_GENAI_PRICES=…/data.json cargo test --test pricing_imports -- --ignored`.
+#[test]
+#[ignore = "needs the full data files; see the doc comment"]
+fn whole_files_keep_first_party_prices() {
+    for var in ["COSTLAYER_LITELLM_MAP", "COSTLAYER_GENAI_PRICES"] {
+        let path = std::env::var(var).unwrap_or_else(|_| panic!("set {var}"));
+        let started = std::time::Instant::now();
+        let t = PriceTable::with_user_file(&path).expect("load");
+        eprintln!("{var}: {} entries in {:?}", t.len(), started.elapsed());
+        let c = t
+            .cost("claude-sonnet-4.5", &sonnet_example(), Mode::Online)
+            .expect("sonnet");
+        assert_eq!((c.total, c.provider.as_str()), (usd("0.03765"), "anthropic"));
+        for m in ["claude-haiku-4.5", "gemini-3-pro", "gpt-4o", "gemini-2.5-pro"] {
+            let p = t.get(m).unwrap_or_else(|| panic!("{m}"));
+            assert!(
+                ["openai", "anthropic", "gemini"].contains(&p.provider.as_str()),
+                "{m}: {}",
+                p.provider
+            );
+        }
+        if let Some(h) = t.get("claude-3-5-haiku") {
+            assert_eq!(h.provider, "anthropic", "{var}");
+        }
+    }
 }

@@ -149,6 +149,9 @@ fn rates(
 /// dearest model priced anywhere is under $1,000 per million output tokens.
 const ABSURD: &str = "10000";
 
+/// [`ABSURD`] in nano-dollars, for the JSON importers.
+pub(crate) const ABSURD_NANOS: i64 = 10_000_000_000_000;
+
 /// Guesses the provider from a model name, for user files that omit it.
 pub(crate) fn infer_provider(model: &str) -> Option<&'static str> {
     let m = super::normalize_model_id(model);

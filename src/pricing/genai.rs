@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::error::line_col;
-use super::file::is_date;
+use super::file::{infer_provider, is_date, ABSURD_NANOS};
+use super::litellm::scaled_to_money;
 use super::{normalize_model_id, ModelPrice, PriceTable, PricingError, Rates, Tier};
 use crate::Money;
 
@@ -75,10 +76,13 @@ impl Ctx<'_> {
         if !x.is_finite() || x < 0.0 {
             return Err(bad("is not a valid price: it must be zero or more"));
         }
-        // The shortest decimal form of the number, read exactly.
-        let m: Money = format!("{x}").parse().map_err(|_| {
-            bad("is not a valid price (below $9 billion per million tokens)")
-        })?;
+        // The shortest decimal form of the number, exact to the nano-dollar
+        // (a float artefact such as 0.18000000000000002 rounds to 0.18).
+        let m = scaled_to_money(x, 9)
+            .ok_or_else(|| bad("is not a valid price (below $9 billion per million tokens)"))?;
+        if m.nanos() > ABSURD_NANOS && !field.ends_with("kcount") {
+            return Err(bad("is absurd (above $10,000 per million tokens): genai-prices rates are dollars per million"));
+        }
         Ok(m)
     }
 }
@@ -216,7 +220,10 @@ pub(crate) fn parse_genai(text: &str, origin: &str) -> Result<PriceTable, Pricin
                 continue;
             };
             let entry = format!("{pid}/{id}");
-            let model = if ours.is_some() { id.to_owned() } else { entry.clone() };
+            // A first party reselling another's model (Google's Vertex
+            // serves Claude) is a reseller for that model.
+            let own = ours.filter(|o| infer_provider(id).is_none_or(|p| p == *o));
+            let model = if own.is_some() { id.to_owned() } else { entry.clone() };
             let mut periods: Vec<ModelPrice> = Vec::new();
             match m.get("prices") {
                 Some(Value::Object(prices)) => {
@@ -263,7 +270,7 @@ pub(crate) fn parse_genai(text: &str, origin: &str) -> Result<PriceTable, Pricin
                 continue;
             };
             price.earlier = it.collect();
-            if ours.is_some() {
+            if own.is_some() {
                 let mut names = Vec::new();
                 if let Some(c) = m.get("match") {
                     match_names(c, &mut names);

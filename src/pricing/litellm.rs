@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::file::{infer_provider, is_date};
+use super::file::{infer_provider, is_date, ABSURD_NANOS};
 use super::{normalize_model_id, BatchPricing, ModelPrice, PriceTable, PricingError, Rates, Tier};
 use crate::Money;
 
@@ -14,6 +14,13 @@ use crate::Money;
 /// file says, `2.5e-06`) shifted by six places, rounded half up to the
 /// nano-dollar only if it carries more digits than that.
 pub(crate) fn per_token_to_per_million(v: f64) -> Option<Money> {
+    scaled_to_money(v, 15)
+}
+
+/// `v` (its shortest decimal form) × 10^`shift` nano-dollars, exactly,
+/// rounded half up only past the last digit: `shift` is 15 for dollars per
+/// token to nano-dollars per million, 9 for dollars to nano-dollars.
+pub(crate) fn scaled_to_money(v: f64, shift: i32) -> Option<Money> {
     if !v.is_finite() || v < 0.0 {
         return None;
     }
@@ -24,7 +31,7 @@ pub(crate) fn per_token_to_per_million(v: f64) -> Option<Money> {
     let digits: i128 = format!("{whole}{frac}").parse().ok()?;
     // value = digits × 10^(exp − frac.len()) USD per token
     //       = digits × 10^(exp − frac.len() + 15) nano-USD per million.
-    let shift = exp - frac.len() as i32 + 15;
+    let shift = exp - frac.len() as i32 + shift;
     let nanos = if shift >= 0 {
         digits.checked_mul(10i128.checked_pow(shift as u32)?)?
     } else if shift < -38 {
@@ -120,6 +127,12 @@ impl<'de> Visitor<'de> for CostSeed<'_> {
         Ok(None)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        if let Some(m) = per_token_to_per_million(v).filter(|m| m.nanos() > ABSURD_NANOS) {
+            return Err(E::custom(format!(
+                "model `{}`: field `{}`: {v} per token is absurd ({m} per million tokens): LiteLLM prices are dollars per token",
+                self.model, self.field
+            )));
+        }
         per_token_to_per_million(v).map(Some).ok_or_else(|| {
             E::custom(format!(
                 "model `{}`: field `{}`: {v} is not a valid price (it must be zero or more, and below $9 billion per million tokens)",
@@ -350,7 +363,9 @@ pub(crate) fn parse_litellm(text: &str, origin: &str) -> Result<PriceTable, Pric
             .map(provider_name)
             .or_else(|| infer_provider(&key).map(str::to_owned))
             .unwrap_or_else(|| "unknown".to_owned());
-        let first_party = is_first_party(&provider);
+        // A first party pricing another's model is a reseller for it.
+        let first_party = is_first_party(&provider)
+            && infer_provider(&key).is_none_or(|p| p == provider);
         let stripped = match key.split_once('/') {
             Some((prefix, rest)) if prefix == provider => Some(rest),
             _ => None,
