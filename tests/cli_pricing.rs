@@ -77,7 +77,7 @@ fn cost_json_has_model_nano_usd_and_exact_usd() {
     assert_eq!(v["mode"], "online");
     assert_eq!(v["nano_usd"], 410_400);
     assert_eq!(v["usd"], "0.000410400");
-    assert_eq!(v["price_version"], "2026-11-25:gpt-4o-mini");
+    assert_eq!(v["price_version"], "2026-12-01:gpt-4o-mini");
     let read = &v["breakdown"][1];
     assert_eq!(read["bucket"], "cache_read");
     assert_eq!(read["rate_per_million_usd"], "0.075000000");
@@ -394,7 +394,7 @@ fn prices_flag_and_env_var_load_a_user_file() {
     with_flag.extend(["--prices", user.to_str().expect("utf-8 path")]);
     let v = json_of(&with_flag);
     assert_eq!(v["usd"], "0.003800000");
-    assert_eq!(v["price_version"], "2026-11-25+acme-2026-12:gpt-4o");
+    assert_eq!(v["price_version"], "2026-12-01+acme-2026-12:gpt-4o");
 
     let out = cli()
         .args(args)
@@ -502,7 +502,7 @@ fn models_marks_user_file_shadowing() {
         .arg(fixture("user_prices.toml"))
         .assert()
         .success()
-        .stdout(predicate::str::contains("2026-11-25+acme-2026-12"))
+        .stdout(predicate::str::contains("2026-12-01+acme-2026-12"))
         .stdout(predicate::str::is_match(r"openai\s+gpt-4o \*\s+\$2\.00\s+\$8\.00").expect("regex"))
         .stdout(
             predicate::str::is_match(r"acme\s+acme-llm-7b \+\s+\$0\.05\s+\$0\.20").expect("regex"),
@@ -515,7 +515,7 @@ fn models_marks_user_file_shadowing() {
 #[test]
 fn models_json() {
     let v = json_of(&["models", "--json"]);
-    assert_eq!(v["version"], "2026-11-25");
+    assert_eq!(v["version"], "2026-12-01");
     let models = v["models"].as_array().expect("array");
     assert_eq!(models.len(), 13);
     let sonnet = models

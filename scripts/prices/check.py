@@ -45,6 +45,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "src" / "pricing" / "prices.toml"
 FIRST_PARTY = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini"}
 GENAI_FIRST_PARTY = {"openai": "openai", "anthropic": "anthropic", "google": "gemini"}
+PRICING_PAGE = {
+    "openai": "https://developers.openai.com/api/docs/pricing",
+    "anthropic": "https://platform.claude.com/docs/en/about-claude/pricing",
+    "gemini": "https://ai.google.dev/gemini-api/docs/pricing",
+}
 BUCKETS = ["input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "input_audio"]
 LITELLM_KEYS = {
     "input": "input_cost_per_token",
@@ -190,16 +195,23 @@ def genai_entry(genai: list, m: dict) -> tuple[str, dict] | None:
     return None
 
 
-def genai_current(model: dict) -> dict:
+def genai_periods(model: dict) -> list[tuple[str, dict]]:
+    """(start date or "", prices), oldest first; time-of-day prices skipped."""
     prices = model.get("prices")
     if isinstance(prices, list):
         dated = [
-            cp for cp in prices
+            ((cp.get("constraint") or {}).get("start_date", "")[:10], cp["prices"])
+            for cp in prices
             if not cp.get("constraint") or set(cp["constraint"]) == {"start_date"}
         ]
-        dated.sort(key=lambda cp: (cp.get("constraint") or {}).get("start_date", ""))
-        return dated[-1]["prices"] if dated else {}
-    return prices or {}
+        return sorted(dated, key=lambda x: x[0])
+    return [("", prices or {})]
+
+
+def genai_current(model: dict, today: str | None = None) -> dict:
+    today = today or datetime.date.today().isoformat()
+    periods = [p for d, p in genai_periods(model) if d <= today]
+    return periods[-1] if periods else {}
 
 
 def genai_rates(prices: dict) -> tuple[dict[str, Decimal | None], dict[int, dict[str, Decimal]]]:
@@ -306,6 +318,9 @@ def missing(args) -> int:
         name = key.split("/", 1)[1] if key.startswith("gemini/") else key
         if name.startswith("ft:") or norm(name) in known:
             continue
+        # Not text/chat models: music, speech, robotics, open-weight Gemma.
+        if any(w in name for w in ("lyria", "-tts", "gemma", "robotics", "image")):
+            continue
         entries[name] = (key, e)
     bases: dict[str, list[str]] = {}
     for name in sorted(entries):
@@ -325,7 +340,7 @@ def missing(args) -> int:
         out = ["[[models]]", f'model = "{name}"', f'provider = "{prov}"']
         if aliases:
             out.append("aliases = [" + ", ".join(f'"{a}"' for a in aliases) + "]")
-        src = e.get("source") or "provider pricing page"
+        src = e.get("source") or PRICING_PAGE[prov]
         note = f"L-new `{key}`"
         ge = genai_entry(genai, {"model": name})
         if ge:
@@ -341,9 +356,12 @@ def missing(args) -> int:
             out.append(f'deprecated = "{e["deprecation_date"]}"')
         out += toml_rates(r)
         ws = e.get("search_context_cost_per_query")
-        if isinstance(ws, dict) and ws.get("search_context_size_medium") is not None:
+        if not (isinstance(ws, dict) and ws.get("search_context_size_medium") is not None):
+            ws = None
+        if ws is not None:
             out.append(f'web_search_per_1k = "{dec(ws["search_context_size_medium"]) * 1000:f}"')
         b = litellm_rates(e, "_batches")
+        deferred_batch = None
         if b["input"] is not None:
             pct = (b["input"] / r["input"] * 100) if r["input"] else None
             scaled_ok = pct is not None and all(
@@ -353,7 +371,12 @@ def missing(args) -> int:
                 out.append(f"batch_percent = {int(pct)}")
             else:
                 batch = {k: (b[k] if b[k] is not None else r[k]) for k in BUCKETS}
-                out.append(f"batch = {inline(batch)}")
+                batch_tiers = [(t, rates) for t, rates in litellm_tiers(e).items()]
+                if batch_tiers:
+                    # Emitted after the online tiers, as a [models.batch] table.
+                    deferred_batch = (batch, batch_tiers)
+                else:
+                    out.append(f"batch = {inline(batch)}")
         for variant in ("flex", "priority"):
             v = litellm_rates(e, "_" + variant)
             if v["input"] is not None:
@@ -365,7 +388,49 @@ def missing(args) -> int:
             out.append("[[models.tiers]]")
             out.append(f"above_prompt_tokens = {t}")
             out += toml_rates(merged)
+        if deferred_batch:
+            batch, batch_tiers = deferred_batch
+            out += ["", "[models.batch]"] + toml_rates(batch)
+            for t, _rates in sorted(batch_tiers):
+                bt = {k: per_million(e.get(f"{LITELLM_KEYS[k]}_above_{t // 1000}k_tokens_batches")) for k in BUCKETS}
+                online_t = litellm_tiers(e)[t]
+                # No batch key for a bucket of this tier: the online tier
+                # rate (never under-counts).
+                bt = {k: bt[k] if bt[k] is not None else (online_t.get(k) if online_t.get(k) is not None else batch[k])
+                      for k in BUCKETS}
+                out += ["", "[[models.batch.tiers]]", f"above_prompt_tokens = {t}"] + toml_rates(bt)
         print("\n".join(out) + "\n")
+        # genai-prices knows dated price changes that LiteLLM (one price per
+        # entry) does not: emit each later period as its own entry.
+        if ge:
+            periods = genai_periods(ge[1])
+            for start, prices in periods[1:]:
+                if not start:
+                    continue
+                g, _ = genai_rates(prices)
+                if all(g.get(k) == r.get(k) for k in ("input", "output", "cache_read")):
+                    continue
+                ratio = (g["input"] / r["input"]) if r.get("input") and g.get("input") else None
+                later = ["[[models]]", f'model = "{name}"', f'provider = "{prov}"',
+                         f'effective_from = "{start}"',
+                         f'source = "{src} (genai-prices `{ge[0]}` from {start}; L-new `{key}` has only the earlier price: '
+                         f'genai-prices is right, the change is dated on the provider page)"']
+                rates_now = {k: (g.get(k) if g.get(k) is not None else
+                                 ((r[k] * ratio).normalize() if r.get(k) is not None and ratio else None))
+                             for k in BUCKETS}
+                later += toml_rates(rates_now)
+                if ws is not None and isinstance(ws, dict):
+                    later.append(f'web_search_per_1k = "{dec(ws["search_context_size_medium"]) * 1000:f}"')
+                if b["input"] is not None:
+                    later.append("batch_percent = 50")
+                for variant in ("flex", "priority"):
+                    v = litellm_rates(e, "_" + variant)
+                    if v["input"] is not None and r["input"]:
+                        f = v["input"] / r["input"]
+                        later.append(f"{variant} = " + inline(
+                            {k: (rates_now[k] * f).normalize() for k in BUCKETS
+                             if rates_now.get(k) is not None and v.get(k) is not None}))
+                print("\n".join(later) + "\n")
     return 0
 
 

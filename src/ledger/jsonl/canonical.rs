@@ -382,6 +382,9 @@ pub(crate) fn parse_prefix_ref(bytes: &[u8]) -> Option<(RecordRef<'_>, usize)> {
         cached: f.cached,
         saved_nano_usd: f.saved_nano_usd,
         latency_ms: f.latency_ms,
+        // The exact form has no `cost_status` (omitted when exact); a line
+        // that carries one falls back to the full parse.
+        cost_status: crate::CostStatus::Exact,
     };
     Some((rec, end))
 }
