@@ -215,6 +215,81 @@ fn genai_prices_effective_dates_price_a_call_by_its_timestamp() {
     assert!(c.price_version.ends_with("claude-sonnet-4-6@2026-03-13"), "{}", c.price_version);
 }
 
+// --------------------------------------------- real bodies, end to end ----
+
+/// Decodes a documented response body with the provider's codec and prices
+/// its usage with the embedded table.
+fn priced(provider: &str, body: &str, model: &str) -> costlayer::pricing::Cost {
+    use costlayer::core::{ApiKey, Codec, HttpResponse};
+    let path = fixture("bodies").join(body);
+    let resp = HttpResponse {
+        status: http::StatusCode::OK,
+        headers: http::HeaderMap::new(),
+        body: bytes::Bytes::from(std::fs::read(&path).expect("fixture")),
+    };
+    let req = costlayer::ChatRequest::new(model);
+    let key = ApiKey::new("test-key");
+    let decoded = match provider {
+        "anthropic" => costlayer::anthropic::AnthropicCodec::new(key).decode(&req, resp),
+        "openai" => costlayer::openai::OpenAiCodec::new(key).decode(&req, resp),
+        _ => costlayer::gemini::GeminiCodec::new(key).decode(&req, resp),
+    }
+    .expect("decode");
+    PriceTable::embedded()
+        .cost(&decoded.model, &decoded.usage, decoded.mode)
+        .expect("priced")
+}
+
+#[test]
+fn anthropic_web_searches_are_billed_per_thousand() {
+    // 6,039×$3 + 931×$15 = $0.032082, plus 2 searches × $0.01.
+    let c = priced("anthropic", "anthropic_web_search.json", "claude-sonnet-4-5");
+    assert_eq!(c.web_search, usd("0.02"));
+    assert_eq!((c.total, c.status), (usd("0.052082"), CostStatus::Exact));
+}
+
+#[test]
+fn anthropic_compaction_bills_every_iteration() {
+    // (180,000 + 1,200) × $3 + (3,500 + 300) × $15 = $0.5436 + $0.057;
+    // the top-level counts alone would be $0.0081.
+    let c = priced("anthropic", "anthropic_compaction.json", "claude-sonnet-4-5");
+    assert_eq!((c.total, c.status), (usd("0.6006"), CostStatus::Exact));
+}
+
+#[test]
+fn openai_priority_tier_is_billed_at_priority_rates() {
+    // gpt-4.1 priority: 1,024×$3.50 + 1,024×$0.875 + 300×$14.
+    let c = priced("openai", "openai_priority.json", "gpt-4.1");
+    assert_eq!(c.model, "gpt-4.1");
+    assert_eq!(c.service_tier, ServiceTier::Priority);
+    assert_eq!((c.total, c.status), (usd("0.00868"), CostStatus::Exact));
+}
+
+#[test]
+fn gemini_audio_and_priority_traffic() {
+    // 10 text × $0.30 + 3,200 audio × $1.00 + 40 × $2.50 (text-only: $0.001063).
+    let c = priced("gemini", "gemini_audio.json", "gemini-2.5-flash");
+    assert_eq!(c.input_audio, usd("0.0032"));
+    assert_eq!((c.total, c.status), (usd("0.003303"), CostStatus::Exact));
+    // Priority: 1,000 × $0.54 + 100 × $4.50.
+    let c = priced("gemini", "gemini_priority.json", "gemini-2.5-flash");
+    assert_eq!((c.total, c.service_tier), (usd("0.00099"), ServiceTier::Priority));
+}
+
+#[test]
+fn a_priority_claude_call_is_incomplete_not_silently_standard() {
+    let u = Usage {
+        input_tokens: 1_000,
+        service_tier: ServiceTier::Priority,
+        ..Usage::default()
+    };
+    let c = PriceTable::embedded()
+        .cost("claude-sonnet-4-5", &u, Mode::Online)
+        .expect("cost");
+    assert_eq!((c.total, c.status), (usd("0.003"), CostStatus::Incomplete));
+    assert!(c.notes[0].contains("priority"), "{:?}", c.notes);
+}
+
 // ----------------------------------------------------- billed dimensions ----
 
 #[test]
@@ -425,4 +500,62 @@ fn whole_files_keep_first_party_prices() {
             assert_eq!(h.provider, "anthropic", "{var}");
         }
     }
+}
+
+// ------------------------------------------------------ ledger records ----
+
+#[tokio::test]
+async fn the_ledger_record_says_incomplete_and_why() {
+    use std::sync::Arc;
+
+    use costlayer::layer::cost::CostLayer;
+    use costlayer::ledger::MemoryStorage;
+    use costlayer::tracker::CostTracker;
+    use costlayer::{ChatRequest, ChatResponse, Error, Message};
+    use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+    let prices = PriceTable::from_toml_str(
+        "[[models]]\nmodel = \"claude-q\"\ninput = \"3\"\noutput = \"15\"\n",
+        "t.toml",
+    )
+    .expect("parse");
+    let storage = MemoryStorage::new();
+    let tracker = CostTracker::builder()
+        .storage(Arc::new(storage.clone()))
+        .prices(prices)
+        .user("alice")
+        .build()
+        .expect("tracker");
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker))
+        .service(service_fn(|req: ChatRequest| async move {
+            Ok::<_, Error>(ChatResponse {
+                provider: "anthropic".into(),
+                model: req.model.clone(),
+                usage: Usage {
+                    input_tokens: 1_000,
+                    output_tokens: 100,
+                    web_search_requests: 3,
+                    ..Usage::default()
+                },
+                text: "ok".into(),
+                ..Default::default()
+            })
+        }));
+    let req = ChatRequest::new("claude-q")
+        .message(Message::user("hi"))
+        .max_tokens(200);
+    svc.oneshot(req).await.expect("call");
+    let recs = storage.records();
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    // 1,000×$3 + 100×$15: the searches are not priced, so a lower bound.
+    assert_eq!(r.nano_usd, Some(usd("0.0045")));
+    assert_eq!(r.cost_status, CostStatus::Incomplete);
+    assert_eq!(r.cost_notes.len(), 1);
+    assert!(r.cost_notes[0].contains("web_search_requests"), "{:?}", r.cost_notes);
+    // The line says so, and the usage keeps the searches.
+    let line = serde_json::to_value(r).expect("json");
+    assert_eq!(line["cost_status"], "incomplete");
+    assert_eq!(line["web_search_requests"], 3);
 }

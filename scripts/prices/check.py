@@ -92,13 +92,17 @@ def dec(x) -> Decimal | None:
 # ------------------------------------------------------------------ table ----
 
 def load_table() -> dict[str, dict]:
-    """The newest entry of each model, by canonical name."""
+    """The entry of each model in force today, by canonical name."""
+    today = datetime.date.today().isoformat()
     data = tomllib.loads(TABLE.read_text())
     out: dict[str, dict] = {}
     for m in data.get("models", []):
         name = m["model"]
         cur = out.get(name)
-        if cur is None or (m.get("effective_from") or "") > (cur.get("effective_from") or ""):
+        start = m.get("effective_from") or ""
+        if start > today:
+            continue
+        if cur is None or start > (cur.get("effective_from") or ""):
             out[name] = m
     return out
 
@@ -280,8 +284,9 @@ def check(args) -> int:
             problems.append("not in genai-prices")
         if problems:
             acknowledged = "disagree" in (m.get("source") or "")
-            mark = "noted" if acknowledged else "UNEXPLAINED"
-            if not acknowledged and not all(p.startswith("not in") for p in problems):
+            only_absent = all(p.startswith("not in") for p in problems)
+            mark = "noted" if acknowledged else ("absent" if only_absent else "UNEXPLAINED")
+            if not acknowledged and not only_absent:
                 unexplained += 1
             print(f"{name} [{mark}]")
             for p in problems:
@@ -413,7 +418,7 @@ def missing(args) -> int:
                 ratio = (g["input"] / r["input"]) if r.get("input") and g.get("input") else None
                 later = ["[[models]]", f'model = "{name}"', f'provider = "{prov}"',
                          f'effective_from = "{start}"',
-                         f'source = "{src} (genai-prices `{ge[0]}` from {start}; L-new `{key}` has only the earlier price: '
+                         f'source = "{src} (genai-prices `{ge[0]}` from {start}; L-new `{key}` disagrees, having only the earlier price: '
                          f'genai-prices is right, the change is dated on the provider page)"']
                 rates_now = {k: (g.get(k) if g.get(k) is not None else
                                  ((r[k] * ratio).normalize() if r.get(k) is not None and ratio else None))
