@@ -264,9 +264,11 @@ impl PriceTable {
         &self.version
     }
 
-    /// Adds a model, or replaces the one whose canonical name or alias is
-    /// `price.model` (the replaced entry's aliases carry over, and it is
-    /// reported by [`shadowed`](Self::shadowed)). Returns the replaced entry.
+    /// Adds a model, or replaces the one whose canonical name is
+    /// `price.model` (the replaced entry's aliases carry over). A name that
+    /// is only another entry's alias (a dated id) becomes an entry of its
+    /// own and takes that name. Either way the entry it displaces is
+    /// reported by [`shadowed`](Self::shadowed) and returned.
     pub fn insert(&mut self, price: ModelPrice) -> Option<ModelPrice> {
         let key = normalize_model_id(&price.model);
         let replaced = self.replace_or_push(price);
@@ -279,8 +281,9 @@ impl PriceTable {
 
     /// Insert without recording a shadow (duplicates inside one source).
     ///
-    /// A bare-name entry replaces the one its canonical name names (by
-    /// canonical name or alias), in place, and inherits its names. A
+    /// A bare-name entry replaces the entry of the same canonical name in
+    /// place and inherits its names; a name that is another entry's alias
+    /// becomes an entry of its own. A
     /// reseller entry ([`ModelPrice::prefixed_only`]) goes to the prefixed
     /// index only and replaces the reseller entry of the same full name.
     /// Constant time per name: loading n entries is O(n).
@@ -308,14 +311,15 @@ impl PriceTable {
             return None;
         }
         let key = normalize_model_id(&price.model);
-        let at = self.index.get(&key).map(|&(i, _)| i);
+        let (at, canonical) = match self.index.get(&key) {
+            Some(&(i, c)) => (Some(i), c),
+            None => (None, false),
+        };
         let replaced = match at {
-            Some(i) => {
+            // The same model: replaced in place, its other names carried over.
+            Some(i) if canonical => {
                 let old = &self.models[i];
                 let mut aliases = std::mem::take(&mut price.aliases);
-                if normalize_model_id(&old.model) != key {
-                    aliases.push(old.model.clone());
-                }
                 aliases.extend(old.aliases.iter().cloned());
                 let mut seen = std::collections::HashSet::new();
                 aliases
@@ -324,12 +328,23 @@ impl PriceTable {
                 // A replacement keeps the replaced entry's place in the listing.
                 Some(std::mem::replace(&mut self.models[i], price))
             }
+            // Another model's alias (a dated id priced on its own): a new
+            // entry that takes that name; the other keeps the rest.
+            Some(i) => {
+                let old = self.models[i].clone();
+                self.models.push(price);
+                Some(old)
+            }
             None => {
                 self.models.push(price);
                 None
             }
         };
-        let i = at.unwrap_or(self.models.len() - 1);
+        let i = if canonical {
+            at.unwrap_or(self.models.len() - 1)
+        } else {
+            self.models.len() - 1
+        };
         self.index_names(i);
         replaced
     }
@@ -755,6 +770,28 @@ mod tests {
             Some(usd("3"))
         );
         assert_eq!(t.shadowed(), ["claude-sonnet-4-5"]);
+    }
+
+    #[test]
+    fn a_dated_id_priced_apart_takes_only_its_own_name() {
+        let mut t = PriceTable::empty("t");
+        t.insert(
+            ModelPrice::new("gpt-4o", "openai", Rates::new(usd("2.5"), usd("10")))
+                .aliases(["gpt-4o-2024-08-06", "gpt-4o-2024-11-20"]),
+        );
+        t.insert(ModelPrice::new(
+            "gpt-4o-2024-08-06",
+            "openai",
+            Rates::new(usd("5"), usd("15")),
+        ));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.canonical("gpt-4o"), Some("gpt-4o"));
+        assert_eq!(t.canonical("gpt-4o-2024-11-20"), Some("gpt-4o"));
+        assert_eq!(t.canonical("gpt-4o-2024-08-06"), Some("gpt-4o-2024-08-06"));
+        // In either order.
+        t.insert(ModelPrice::new("gpt-4o", "openai", Rates::new(usd("2"), usd("8"))));
+        assert_eq!(t.canonical("gpt-4o-2024-08-06"), Some("gpt-4o-2024-08-06"));
+        assert_eq!(t.get("gpt-4o-2024-11-20").map(|m| m.rates.input), Some(usd("2")));
     }
 
     #[test]
