@@ -623,7 +623,11 @@ fn reprice_shows_each_month_and_model_next_to_what_was_recorded() {
             .args(&args)
             .output()
             .expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout).expect("one JSON object")
     };
     let v = run(&["--json"]);
@@ -647,20 +651,22 @@ fn reprice_shows_each_month_and_model_next_to_what_was_recorded() {
     assert_eq!(std::fs::read(&ledger).expect("read"), before);
     // The plain table.
     let mut c = cli();
-    c.current_dir(tmp.path()).env_remove("COSTLAYER_CONFIG").args([
-        "reprice",
-        "--prices",
-        prices.to_str().expect("utf-8"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-        "--user",
-        "alice",
-    ])
-    .assert()
-    .success()
-    .stdout(predicate::str::contains("2026-10  gpt-4o"))
-    .stdout(predicate::str::contains("-$0.70").or(predicate::str::contains("$-0.70")))
-    .stdout(predicate::str::contains("1 unpriced when recorded"));
+    c.current_dir(tmp.path())
+        .env_remove("COSTLAYER_CONFIG")
+        .args([
+            "reprice",
+            "--prices",
+            prices.to_str().expect("utf-8"),
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--user",
+            "alice",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2026-10  gpt-4o"))
+        .stdout(predicate::str::contains("-$0.70").or(predicate::str::contains("$-0.70")))
+        .stdout(predicate::str::contains("1 unpriced when recorded"));
 }
 
 #[test]
@@ -675,7 +681,10 @@ fn models_says_which_file_and_entry_priced_a_model() {
             .unwrap_or_else(|| panic!("{name}"))
     };
     let lite = find("gemini-2.5-flash-lite");
-    assert!(lite["origin"].as_str().expect("origin").ends_with("litellm_1.110.2_cut.json"));
+    assert!(lite["origin"]
+        .as_str()
+        .expect("origin")
+        .ends_with("litellm_1.110.2_cut.json"));
     assert_eq!(lite["entry"], "gemini/gemini-2.5-flash-lite");
     let replicate = find("replicate/anthropic/claude-4.5-sonnet");
     assert_eq!(replicate["provider"], "replicate");

@@ -66,7 +66,11 @@ fn embedded_table_lists_every_model_with_source_and_date() {
         );
         // Batch never costs more than online.
         let (b, _) = m.rates_for(0, Mode::Batch);
-        assert!(b.input <= m.rates.input && b.output <= m.rates.output, "{}", m.model);
+        assert!(
+            b.input <= m.rates.input && b.output <= m.rates.output,
+            "{}",
+            m.model
+        );
         // The models users have: batch is half of input and output (cache
         // rates follow their sources, see prices.toml).
         if names[..12].contains(&m.model.as_str()) {

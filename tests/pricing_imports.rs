@@ -56,10 +56,17 @@ fn litellm_map_keeps_first_party_prices_and_providers() {
         assert_eq!(c.total, usd("0.03765"), "{name}");
         assert_eq!(c.provider, "anthropic", "{name}");
     }
-    for name in ["claude-haiku-4.5", "claude-haiku-4-5-20251001", "claude-4-5-haiku"] {
+    for name in [
+        "claude-haiku-4.5",
+        "claude-haiku-4-5-20251001",
+        "claude-4-5-haiku",
+    ] {
         assert_eq!(t.get(name).expect(name).provider, "anthropic", "{name}");
     }
-    assert_eq!(t.get("gemini-3-pro").expect("gemini-3-pro").provider, "gemini");
+    assert_eq!(
+        t.get("gemini-3-pro").expect("gemini-3-pro").provider,
+        "gemini"
+    );
     // Resellers are reachable by their own prefixed names only.
     let r = t
         .get("replicate/anthropic/claude-4.5-sonnet")
@@ -67,7 +74,9 @@ fn litellm_map_keeps_first_party_prices_and_providers() {
     assert_eq!(r.provider, "replicate");
     assert!(r.prefixed_only);
     assert_eq!(
-        t.get("vertex_ai/claude-3-5-haiku").expect("vertex").provider,
+        t.get("vertex_ai/claude-3-5-haiku")
+            .expect("vertex")
+            .provider,
         "vertex_ai"
     );
     assert_eq!(
@@ -101,7 +110,11 @@ fn a_model_no_first_party_prices_never_gets_a_resellers_rate() {
 fn the_listing_names_the_file_and_entry() {
     let t = with("litellm_1.110.2_cut.json");
     let s = t.get("claude-sonnet-4-5").expect("sonnet");
-    assert!(s.origin.ends_with("litellm_1.110.2_cut.json"), "{}", s.origin);
+    assert!(
+        s.origin.ends_with("litellm_1.110.2_cut.json"),
+        "{}",
+        s.origin
+    );
     assert_eq!(s.entry, None); // the key is the name
     let g = t.get("gemini-2.5-flash-lite").expect("flash-lite");
     assert_eq!(g.entry.as_deref(), Some("gemini/gemini-2.5-flash-lite"));
@@ -152,10 +165,15 @@ fn litellm_batch_cache_read_and_service_tier_keys_are_honoured() {
         ..flex
     };
     let c = t.cost("gpt-5", &prio, Mode::Online).expect("cost");
-    assert_eq!((c.total, c.service_tier), (usd("2.50"), ServiceTier::Priority));
+    assert_eq!(
+        (c.total, c.service_tier),
+        (usd("2.50"), ServiceTier::Priority)
+    );
     // Web search: $0.01 per query is $10 per 1,000.
     assert_eq!(
-        t.get("claude-sonnet-4-5").expect("sonnet").web_search_per_1k,
+        t.get("claude-sonnet-4-5")
+            .expect("sonnet")
+            .web_search_per_1k,
         Some(usd("10"))
     );
 }
@@ -166,8 +184,13 @@ fn genai_prices_data_loads_with_first_party_names_and_prefixed_resellers() {
     let c = t
         .cost("claude-sonnet-4.5", &sonnet_example(), Mode::Online)
         .expect("cost");
-    assert_eq!((c.total, c.provider.as_str()), (usd("0.03765"), "anthropic"));
-    let haiku = t.get("claude-3-5-haiku").expect("haiku 3.5 by its match clause");
+    assert_eq!(
+        (c.total, c.provider.as_str()),
+        (usd("0.03765"), "anthropic")
+    );
+    let haiku = t
+        .get("claude-3-5-haiku")
+        .expect("haiku 3.5 by its match clause");
     assert_eq!(haiku.provider, "anthropic");
     assert_eq!(haiku.rates.input, usd("0.8"));
     assert_eq!(
@@ -212,7 +235,11 @@ fn genai_prices_effective_dates_price_a_call_by_its_timestamp() {
         .cost_at("claude-sonnet-4-6", &long, Mode::Online, after)
         .expect("cost");
     assert_eq!(c.total, usd("0.90"));
-    assert!(c.price_version.ends_with("claude-sonnet-4-6@2026-03-13"), "{}", c.price_version);
+    assert!(
+        c.price_version.ends_with("claude-sonnet-4-6@2026-03-13"),
+        "{}",
+        c.price_version
+    );
 }
 
 // --------------------------------------------- real bodies, end to end ----
@@ -243,7 +270,11 @@ fn priced(provider: &str, body: &str, model: &str) -> costlayer::pricing::Cost {
 #[test]
 fn anthropic_web_searches_are_billed_per_thousand() {
     // 6,039×$3 + 931×$15 = $0.032082, plus 2 searches × $0.01.
-    let c = priced("anthropic", "anthropic_web_search.json", "claude-sonnet-4-5");
+    let c = priced(
+        "anthropic",
+        "anthropic_web_search.json",
+        "claude-sonnet-4-5",
+    );
     assert_eq!(c.web_search, usd("0.02"));
     assert_eq!((c.total, c.status), (usd("0.052082"), CostStatus::Exact));
 }
@@ -252,7 +283,11 @@ fn anthropic_web_searches_are_billed_per_thousand() {
 fn anthropic_compaction_bills_every_iteration() {
     // (180,000 + 1,200) × $3 + (3,500 + 300) × $15 = $0.5436 + $0.057;
     // the top-level counts alone would be $0.0081.
-    let c = priced("anthropic", "anthropic_compaction.json", "claude-sonnet-4-5");
+    let c = priced(
+        "anthropic",
+        "anthropic_compaction.json",
+        "claude-sonnet-4-5",
+    );
     assert_eq!((c.total, c.status), (usd("0.6006"), CostStatus::Exact));
 }
 
@@ -273,7 +308,10 @@ fn gemini_audio_and_priority_traffic() {
     assert_eq!((c.total, c.status), (usd("0.003303"), CostStatus::Exact));
     // Priority: 1,000 × $0.54 + 100 × $4.50.
     let c = priced("gemini", "gemini_priority.json", "gemini-2.5-flash");
-    assert_eq!((c.total, c.service_tier), (usd("0.00099"), ServiceTier::Priority));
+    assert_eq!(
+        (c.total, c.service_tier),
+        (usd("0.00099"), ServiceTier::Priority)
+    );
 }
 
 #[test]
@@ -446,7 +484,10 @@ fn hostile_toml_files_name_file_entry_and_field() {
     let e = parse_err(
         "[[models]]\nmodel = \"gpt-m\"\neffective_from = \"soon\"\ninput = \"1\"\noutput = \"1\"\n",
     );
-    assert!(e.contains("effective_from") && e.contains("model `gpt-m`"), "{e}");
+    assert!(
+        e.contains("effective_from") && e.contains("model `gpt-m`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -470,7 +511,10 @@ fn hostile_genai_prices_files_name_entry_and_field() {
     assert!(e.to_string().contains("absurd"), "{e}");
     let nan = r#"{"gpt-q": {"litellm_provider": "openai", "input_cost_per_token": 5.0}}"#;
     let e = PriceTable::from_litellm_str(nan, "map.json").expect_err("absurd");
-    assert!(e.to_string().contains("absurd") && e.to_string().contains("gpt-q"), "{e}");
+    assert!(
+        e.to_string().contains("absurd") && e.to_string().contains("gpt-q"),
+        "{e}"
+    );
 }
 
 /// The whole LiteLLM map and genai-prices data, when given (they are too
@@ -487,8 +531,16 @@ fn whole_files_keep_first_party_prices() {
         let c = t
             .cost("claude-sonnet-4.5", &sonnet_example(), Mode::Online)
             .expect("sonnet");
-        assert_eq!((c.total, c.provider.as_str()), (usd("0.03765"), "anthropic"));
-        for m in ["claude-haiku-4.5", "gemini-3-pro", "gpt-4o", "gemini-2.5-pro"] {
+        assert_eq!(
+            (c.total, c.provider.as_str()),
+            (usd("0.03765"), "anthropic")
+        );
+        for m in [
+            "claude-haiku-4.5",
+            "gemini-3-pro",
+            "gpt-4o",
+            "gemini-2.5-pro",
+        ] {
             let p = t.get(m).unwrap_or_else(|| panic!("{m}"));
             assert!(
                 ["openai", "anthropic", "gemini"].contains(&p.provider.as_str()),
@@ -553,7 +605,11 @@ async fn the_ledger_record_says_incomplete_and_why() {
     assert_eq!(r.nano_usd, Some(usd("0.0045")));
     assert_eq!(r.cost_status, CostStatus::Incomplete);
     assert_eq!(r.cost_notes.len(), 1);
-    assert!(r.cost_notes[0].contains("web_search_requests"), "{:?}", r.cost_notes);
+    assert!(
+        r.cost_notes[0].contains("web_search_requests"),
+        "{:?}",
+        r.cost_notes
+    );
     // The line says so, and the usage keeps the searches.
     let line = serde_json::to_value(r).expect("json");
     assert_eq!(line["cost_status"], "incomplete");

@@ -110,9 +110,18 @@ fn tiered(ctx: &Ctx<'_>, entry: &str, field: &str, v: &Value) -> Result<Tiered, 
             .ok_or_else(|| ctx.err(entry, field, "a tiered price needs `base`".into()))?;
         let base = ctx.money(entry, field, base)?;
         let mut tiers = Vec::new();
-        for t in obj.get("tiers").and_then(Value::as_array).into_iter().flatten() {
+        for t in obj
+            .get("tiers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let start = t.get("start").and_then(Value::as_u64).ok_or_else(|| {
-                ctx.err(entry, field, "each tier needs a whole-number `start`".into())
+                ctx.err(
+                    entry,
+                    field,
+                    "each tier needs a whole-number `start`".into(),
+                )
             })?;
             let price = t
                 .get("price")
@@ -215,7 +224,12 @@ pub(crate) fn parse_genai(text: &str, origin: &str) -> Result<PriceTable, Pricin
             .and_then(|u| u.first())
             .and_then(Value::as_str)
             .map(str::to_owned);
-        for m in p.get("models").and_then(Value::as_array).into_iter().flatten() {
+        for m in p
+            .get("models")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let Some(id) = m.get("id").and_then(Value::as_str) else {
                 continue;
             };
@@ -223,7 +237,11 @@ pub(crate) fn parse_genai(text: &str, origin: &str) -> Result<PriceTable, Pricin
             // A first party reselling another's model (Google's Vertex
             // serves Claude) is a reseller for that model.
             let own = ours.filter(|o| infer_provider(id).is_none_or(|p| p == *o));
-            let model = if own.is_some() { id.to_owned() } else { entry.clone() };
+            let model = if own.is_some() {
+                id.to_owned()
+            } else {
+                entry.clone()
+            };
             let mut periods: Vec<ModelPrice> = Vec::new();
             match m.get("prices") {
                 Some(Value::Object(prices)) => {
@@ -277,7 +295,8 @@ pub(crate) fn parse_genai(text: &str, origin: &str) -> Result<PriceTable, Pricin
                 }
                 let key = normalize_model_id(id);
                 let mut seen = BTreeSet::new();
-                names.retain(|n| normalize_model_id(n) != key && seen.insert(normalize_model_id(n)));
+                names
+                    .retain(|n| normalize_model_id(n) != key && seen.insert(normalize_model_id(n)));
                 price.aliases = names;
             } else {
                 price.prefixed_only = true;

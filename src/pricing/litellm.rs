@@ -171,10 +171,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                     field: &key,
                 })?;
                 if let Some(v) = v {
-                    e.costs
-                        .entry((base, variant))
-                        .or_default()
-                        .insert(above, v);
+                    e.costs.entry((base, variant)).or_default().insert(above, v);
                 }
                 continue;
             }
@@ -306,8 +303,8 @@ fn batch_of(e: &Entry, rates: &Rates) -> BatchPricing {
     let Some(batch) = rates_at(e, Variant::Batch, 0) else {
         return BatchPricing::None;
     };
-    let pct = percent_of(batch.input, rates.input)
-        .or_else(|| percent_of(batch.output, rates.output));
+    let pct =
+        percent_of(batch.input, rates.input).or_else(|| percent_of(batch.output, rates.output));
     // Every batch key the file gives must be that percentage of the online
     // key at the same threshold.
     let consistent = |p: u32| {
@@ -364,8 +361,8 @@ pub(crate) fn parse_litellm(text: &str, origin: &str) -> Result<PriceTable, Pric
             .or_else(|| infer_provider(&key).map(str::to_owned))
             .unwrap_or_else(|| "unknown".to_owned());
         // A first party pricing another's model is a reseller for it.
-        let first_party = is_first_party(&provider)
-            && infer_provider(&key).is_none_or(|p| p == provider);
+        let first_party =
+            is_first_party(&provider) && infer_provider(&key).is_none_or(|p| p == provider);
         let stripped = match key.split_once('/') {
             Some((prefix, rest)) if prefix == provider => Some(rest),
             _ => None,
@@ -402,7 +399,7 @@ pub(crate) fn parse_litellm(text: &str, origin: &str) -> Result<PriceTable, Pric
         price.priority = rates_at(&e, Variant::Priority, 0);
         price.web_search_per_1k = e
             .search_per_query
-            .and_then(|q| per_token_to_per_million(q))
+            .and_then(per_token_to_per_million)
             .map(|per_million| Money::from_nanos(per_million.nanos() / 1_000));
         price.deprecated = e.deprecated.filter(|d| is_date(d));
         price.source = e.source.or_else(|| Some(format!("LiteLLM entry `{key}`")));

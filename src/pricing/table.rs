@@ -102,7 +102,8 @@ impl Default for PriceTable {
 /// ```
 pub fn normalize_model_id(id: &str) -> String {
     let id = normalize_full(id);
-    id.rsplit_once('/').map_or(id.clone(), |(_, tail)| tail.to_owned())
+    id.rsplit_once('/')
+        .map_or(id.clone(), |(_, tail)| tail.to_owned())
 }
 
 /// Like [`normalize_model_id`] but keeping any `provider/` prefix: the key of
@@ -789,9 +790,16 @@ mod tests {
         assert_eq!(t.canonical("gpt-4o-2024-11-20"), Some("gpt-4o"));
         assert_eq!(t.canonical("gpt-4o-2024-08-06"), Some("gpt-4o-2024-08-06"));
         // In either order.
-        t.insert(ModelPrice::new("gpt-4o", "openai", Rates::new(usd("2"), usd("8"))));
+        t.insert(ModelPrice::new(
+            "gpt-4o",
+            "openai",
+            Rates::new(usd("2"), usd("8")),
+        ));
         assert_eq!(t.canonical("gpt-4o-2024-08-06"), Some("gpt-4o-2024-08-06"));
-        assert_eq!(t.get("gpt-4o-2024-11-20").map(|m| m.rates.input), Some(usd("2")));
+        assert_eq!(
+            t.get("gpt-4o-2024-11-20").map(|m| m.rates.input),
+            Some(usd("2"))
+        );
     }
 
     #[test]

@@ -388,11 +388,7 @@ impl Dashboard {
                 &s.incomplete,
                 "a billed dimension had no price: at least this",
             ),
-            (
-                "Estimated costs",
-                &s.estimated,
-                "the usage was estimated",
-            ),
+            ("Estimated costs", &s.estimated, "the usage was estimated"),
         ] {
             if b.calls > 0 {
                 out.field(

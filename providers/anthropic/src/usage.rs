@@ -108,7 +108,10 @@ impl From<AnthropicUsage> for Usage {
         if let Some(passes) = u.iterations.take().filter(|p| !p.is_empty()) {
             // Compaction: every pass is billed; the top-level counts repeat
             // only the final one, so the passes are summed instead of it.
-            let mut sum = passes.into_iter().map(Usage::from).fold(Usage::default(), |a, b| a + b);
+            let mut sum = passes
+                .into_iter()
+                .map(Usage::from)
+                .fold(Usage::default(), |a, b| a + b);
             sum.web_search_requests = sum.web_search_requests.max(searches);
             sum.service_tier = tier;
             return sum;
@@ -119,42 +122,42 @@ impl From<AnthropicUsage> for Usage {
 
 /// One pass's usage (no iterations).
 fn from_single(u: AnthropicUsage, tier: ServiceTier, searches: u64) -> Usage {
-        // Cache writes by lifetime. With the split, each bucket is taken as
-        // is; any part of `cache_creation_input_tokens` the split does not
-        // account for is billed as 5-minute writes (the cheaper rate is the
-        // documented default TTL), so no written token goes unbilled.
-        // Without the split (older responses) every write is a 5-minute write.
-        let (w5m, w1h) = match &u.cache_creation {
-            Some(c) => {
-                let split = c
-                    .ephemeral_5m_input_tokens
-                    .saturating_add(c.ephemeral_1h_input_tokens);
-                let unaccounted = u.cache_creation_input_tokens.saturating_sub(split);
-                (
-                    c.ephemeral_5m_input_tokens.saturating_add(unaccounted),
-                    c.ephemeral_1h_input_tokens,
-                )
-            }
-            None => (u.cache_creation_input_tokens, 0),
-        };
-        let thinking = u
-            .output_tokens_details
-            .as_ref()
-            .map_or(0, |d| d.thinking_tokens);
-        Usage {
-            // Anthropic's `input_tokens` already EXCLUDES cache reads and
-            // writes: taken as is (the three are disjoint, their sum is the prompt).
-            input_tokens: u.input_tokens,
-            cache_read_tokens: u.cache_read_input_tokens,
-            cache_write_5m_tokens: w5m,
-            cache_write_1h_tokens: w1h,
-            // `output_tokens` is the inclusive, billed total: thinking included.
-            output_tokens: u.output_tokens,
-            // Thinking is a breakdown of output, never added; clamped so the
-            // invariant holds even for an inconsistent response.
-            reasoning_tokens: thinking.min(u.output_tokens),
-            input_audio_tokens: 0,
-            web_search_requests: searches,
-            service_tier: tier,
+    // Cache writes by lifetime. With the split, each bucket is taken as
+    // is; any part of `cache_creation_input_tokens` the split does not
+    // account for is billed as 5-minute writes (the cheaper rate is the
+    // documented default TTL), so no written token goes unbilled.
+    // Without the split (older responses) every write is a 5-minute write.
+    let (w5m, w1h) = match &u.cache_creation {
+        Some(c) => {
+            let split = c
+                .ephemeral_5m_input_tokens
+                .saturating_add(c.ephemeral_1h_input_tokens);
+            let unaccounted = u.cache_creation_input_tokens.saturating_sub(split);
+            (
+                c.ephemeral_5m_input_tokens.saturating_add(unaccounted),
+                c.ephemeral_1h_input_tokens,
+            )
         }
+        None => (u.cache_creation_input_tokens, 0),
+    };
+    let thinking = u
+        .output_tokens_details
+        .as_ref()
+        .map_or(0, |d| d.thinking_tokens);
+    Usage {
+        // Anthropic's `input_tokens` already EXCLUDES cache reads and
+        // writes: taken as is (the three are disjoint, their sum is the prompt).
+        input_tokens: u.input_tokens,
+        cache_read_tokens: u.cache_read_input_tokens,
+        cache_write_5m_tokens: w5m,
+        cache_write_1h_tokens: w1h,
+        // `output_tokens` is the inclusive, billed total: thinking included.
+        output_tokens: u.output_tokens,
+        // Thinking is a breakdown of output, never added; clamped so the
+        // invariant holds even for an inconsistent response.
+        reasoning_tokens: thinking.min(u.output_tokens),
+        input_audio_tokens: 0,
+        web_search_requests: searches,
+        service_tier: tier,
+    }
 }

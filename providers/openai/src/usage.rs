@@ -106,9 +106,11 @@ impl From<OpenAiUsage> for Usage {
         let written = details
             .cache_write_tokens
             .min(u.prompt_tokens.saturating_sub(cached));
-        let audio = details
-            .audio_tokens
-            .min(u.prompt_tokens.saturating_sub(cached).saturating_sub(written));
+        let audio = details.audio_tokens.min(
+            u.prompt_tokens
+                .saturating_sub(cached)
+                .saturating_sub(written),
+        );
         let reasoning = u
             .completion_tokens_details
             .as_ref()

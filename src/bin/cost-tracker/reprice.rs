@@ -144,9 +144,17 @@ fn reprice(table: &costlayer::pricing::PriceTable, args: &RepriceArgs) -> Result
         let sign = if d > 0 { "+" } else { "" };
         format!("{sign}{}", Money::from_nanos(d))
     };
-    let mut lines = vec![["MONTH", "MODEL", "CALLS", "RECORDED", "REPRICED", "DIFFERENCE", "NOTES"]
-        .map(String::from)
-        .to_vec()];
+    let mut lines = vec![[
+        "MONTH",
+        "MODEL",
+        "CALLS",
+        "RECORDED",
+        "REPRICED",
+        "DIFFERENCE",
+        "NOTES",
+    ]
+    .map(String::from)
+    .to_vec()];
     for ((month, model), row) in &rows {
         lines.push(vec![
             month.clone(),
