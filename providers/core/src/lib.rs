@@ -49,7 +49,7 @@ mod usage;
 pub use batch::{BatchItem, BatchProvider, BatchResult, BatchState, BatchStatus};
 pub use chat::{
     provider_for_model, ChatDelta, ChatRequest, ChatResponse, Content, ContentPart, FinishReason,
-    Message, Mode, ResponseFormat, Role, ToolCall, ToolChoice, ToolDefinition,
+    Message, Mode, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, ToolDefinition,
 };
 pub use cost::{CostStatus, RecordedCost};
 pub use error::{BoxError, Error};
