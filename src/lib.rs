@@ -85,7 +85,7 @@ pub use costlayer_core as core;
 pub use costlayer_core::{
     tokens, transport, ApiKey, BatchProvider, BoxError, ChatDelta, ChatRequest, ChatResponse,
     Content, ContentPart, CostStatus, Error, FinishReason, Message, Mode, Money, RecordedCost,
-    ResponseFormat, Role, TokenCounter, ToolCall, ToolChoice, ToolDefinition, Usage,
+    ResponseFormat, Role, ServiceTier, TokenCounter, ToolCall, ToolChoice, ToolDefinition, Usage,
 };
 
 /// The OpenAI adapter (feature `openai`).

@@ -77,7 +77,7 @@ fn cost_json_has_model_nano_usd_and_exact_usd() {
     assert_eq!(v["mode"], "online");
     assert_eq!(v["nano_usd"], 410_400);
     assert_eq!(v["usd"], "0.000410400");
-    assert_eq!(v["price_version"], "2026-11-25:gpt-4o-mini");
+    assert_eq!(v["price_version"], "2026-12-01:gpt-4o-mini");
     let read = &v["breakdown"][1];
     assert_eq!(read["bucket"], "cache_read");
     assert_eq!(read["rate_per_million_usd"], "0.075000000");
@@ -394,7 +394,7 @@ fn prices_flag_and_env_var_load_a_user_file() {
     with_flag.extend(["--prices", user.to_str().expect("utf-8 path")]);
     let v = json_of(&with_flag);
     assert_eq!(v["usd"], "0.003800000");
-    assert_eq!(v["price_version"], "2026-11-25+acme-2026-12:gpt-4o");
+    assert_eq!(v["price_version"], "2026-12-01+acme-2026-12:gpt-4o");
 
     let out = cli()
         .args(args)
@@ -502,7 +502,7 @@ fn models_marks_user_file_shadowing() {
         .arg(fixture("user_prices.toml"))
         .assert()
         .success()
-        .stdout(predicate::str::contains("2026-11-25+acme-2026-12"))
+        .stdout(predicate::str::contains("2026-12-01+acme-2026-12"))
         .stdout(predicate::str::is_match(r"openai\s+gpt-4o \*\s+\$2\.00\s+\$8\.00").expect("regex"))
         .stdout(
             predicate::str::is_match(r"acme\s+acme-llm-7b \+\s+\$0\.05\s+\$0\.20").expect("regex"),
@@ -515,9 +515,12 @@ fn models_marks_user_file_shadowing() {
 #[test]
 fn models_json() {
     let v = json_of(&["models", "--json"]);
-    assert_eq!(v["version"], "2026-11-25");
+    assert_eq!(v["version"], "2026-12-01");
     let models = v["models"].as_array().expect("array");
-    assert_eq!(models.len(), 13);
+    assert_eq!(
+        models.len(),
+        costlayer::pricing::PriceTable::embedded().len()
+    );
     let sonnet = models
         .iter()
         .find(|m| m["model"] == "claude-sonnet-4-5")
@@ -532,6 +535,14 @@ fn models_json() {
     assert_eq!(sonnet["batch"]["percent"], 50);
     assert_eq!(sonnet["deprecated"], "2026-11-30");
     assert_eq!(sonnet["shadows_default"], false);
+    assert_eq!(sonnet["web_search_per_1k_usd"], "10.000000000");
+    assert_eq!(sonnet["origin"], "embedded");
+    let flash = models
+        .iter()
+        .find(|m| m["model"] == "gemini-2.5-flash")
+        .expect("flash");
+    assert_eq!(flash["rates_per_million_usd"]["input_audio"], "1.000000000");
+    assert_eq!(flash["priority"]["input"], "0.540000000");
     assert!(sonnet["aliases"]
         .as_array()
         .expect("aliases")
@@ -558,4 +569,133 @@ fn models_json() {
         "2.500000000"
     );
     assert_eq!(gpt["shadowed"]["origin"], "embedded");
+}
+
+// -------------------------------------------------------------- reprice ----
+
+#[test]
+fn reprice_shows_each_month_and_model_next_to_what_was_recorded() {
+    use chrono::{TimeZone, Utc};
+    use costlayer::ledger::CostRecord;
+    use costlayer::{Money, Usage};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let rec = |model: &str, month: u32, nanos: Option<i64>| {
+        let mut r = CostRecord::new("alice", "openai", model, Usage::new(1_000_000, 100_000));
+        r.ts = Utc.with_ymd_and_hms(2026, month, 15, 12, 0, 0).unwrap();
+        r.nano_usd = nanos.map(Money::from_nanos);
+        serde_json::to_string(&r).expect("json")
+    };
+    // gpt-4o was recorded at $2.50/$10 (1M in, 100K out = $3.50) twice;
+    // an unknown model once.
+    let lines = [
+        rec("gpt-4o", 10, Some(3_500_000_000)),
+        rec("gpt-4o", 11, Some(3_500_000_000)),
+        rec("acme-x", 11, None),
+    ];
+    let ledger = data.join("costs_alice.jsonl");
+    std::fs::write(&ledger, lines.join("\n") + "\n").expect("write");
+    let before = std::fs::read(&ledger).expect("read");
+    let prices = tmp.path().join("new.toml");
+    std::fs::write(
+        &prices,
+        "version = \"invoice\"\n[[models]]\nmodel = \"gpt-4o\"\ninput = \"2\"\noutput = \"8\"\n\
+         [[models]]\nmodel = \"acme-x\"\nprovider = \"acme\"\ninput = \"1\"\noutput = \"1\"\n",
+    )
+    .expect("write prices");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "reprice",
+            "--prices",
+            prices.to_str().expect("utf-8"),
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--user",
+            "alice",
+        ];
+        args.extend_from_slice(extra);
+        let out = cli()
+            .current_dir(tmp.path())
+            .env_remove("COSTLAYER_DATA_DIR")
+            .env_remove("COSTLAYER_CONFIG")
+            .args(&args)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("one JSON object")
+    };
+    let v = run(&["--json"]);
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 3, "{v}");
+    // 2026-10 gpt-4o: recorded $3.50, now 1M×$2 + 100K×$8 = $2.80.
+    assert_eq!(rows[0]["month"], "2026-10");
+    assert_eq!(rows[0]["model"], "gpt-4o");
+    assert_eq!(rows[0]["recorded_nano_usd"], 3_500_000_000i64);
+    assert_eq!(rows[0]["repriced_nano_usd"], 2_800_000_000i64);
+    assert_eq!(rows[0]["difference_nano_usd"], -700_000_000i64);
+    // The unpriced call gets a price: 1M×$1 + 100K×$1 = $1.10.
+    assert_eq!(rows[1]["model"], "acme-x");
+    assert_eq!(rows[1]["recorded_unpriced_calls"], 1);
+    assert_eq!(rows[1]["repriced_nano_usd"], 1_100_000_000i64);
+    assert_eq!(v["total"]["calls"], 3);
+    assert_eq!(v["total"]["repriced_nano_usd"], 6_700_000_000i64);
+    // Filters apply; the ledger is never rewritten.
+    let v = run(&["--json", "--since", "2026-11-01"]);
+    assert_eq!(v["total"]["calls"], 2);
+    assert_eq!(std::fs::read(&ledger).expect("read"), before);
+    // The plain table.
+    let mut c = cli();
+    c.current_dir(tmp.path())
+        .env_remove("COSTLAYER_CONFIG")
+        .args([
+            "reprice",
+            "--prices",
+            prices.to_str().expect("utf-8"),
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--user",
+            "alice",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2026-10  gpt-4o"))
+        .stdout(predicate::str::contains("-$0.70").or(predicate::str::contains("$-0.70")))
+        .stdout(predicate::str::contains("1 unpriced when recorded"));
+}
+
+#[test]
+fn models_says_which_file_and_entry_priced_a_model() {
+    let map = fixture("litellm_1.110.2_cut.json");
+    let v = json_of(&["models", "--json", "--prices", map.to_str().expect("utf-8")]);
+    let models = v["models"].as_array().expect("array");
+    let find = |name: &str| {
+        models
+            .iter()
+            .find(|m| m["model"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let lite = find("gemini-2.5-flash-lite");
+    assert!(lite["origin"]
+        .as_str()
+        .expect("origin")
+        .ends_with("litellm_1.110.2_cut.json"));
+    assert_eq!(lite["entry"], "gemini/gemini-2.5-flash-lite");
+    let replicate = find("replicate/anthropic/claude-4.5-sonnet");
+    assert_eq!(replicate["provider"], "replicate");
+    assert_eq!(replicate["prefixed_only"], true);
+    // The bare name stays Anthropic's.
+    let sonnet = find("claude-sonnet-4-5");
+    assert_eq!(sonnet["provider"], "anthropic");
+    cli()
+        .args(["models", "--prices", map.to_str().expect("utf-8")])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("[gemini/gemini-2.5-flash-lite]"))
+        .stdout(predicate::str::contains("Reseller entries"));
 }

@@ -802,6 +802,7 @@ async fn every_field_round_trips_and_unknown_fields_survive() {
             cache_write_5m_tokens: 4,
             cache_write_1h_tokens: 5,
             reasoning_tokens: 1,
+            ..Usage::default()
         },
     );
     full.team = Some("platform \"core\"".into());

@@ -23,7 +23,7 @@ fn usage(input: u64, cache_read: u64, w5m: u64, w1h: u64, output: u64) -> Usage 
         cache_write_5m_tokens: w5m,
         cache_write_1h_tokens: w1h,
         output_tokens: output,
-        reasoning_tokens: 0,
+        ..Usage::default()
     }
 }
 
@@ -39,7 +39,7 @@ fn total(model: &str, u: Usage, mode: Mode) -> Money {
 #[test]
 fn embedded_table_lists_every_model_with_source_and_date() {
     let t = PriceTable::embedded();
-    assert_eq!(t.version(), "2026-11-25");
+    assert_eq!(t.version(), "2026-12-01");
     let names: Vec<&str> = t.models().map(|m| m.model.as_str()).collect();
     for m in [
         "gpt-4o",
@@ -64,13 +64,36 @@ fn embedded_table_lists_every_model_with_source_and_date() {
             "{}",
             m.model
         );
+        // Batch never costs more than online.
+        let (b, _) = m.rates_for(0, Mode::Batch);
         assert!(
-            matches!(m.batch, BatchPricing::Percent(50)),
-            "{}: {:?}",
-            m.model,
-            m.batch
+            b.input <= m.rates.input && b.output <= m.rates.output,
+            "{}",
+            m.model
         );
+        // The models users have: batch is half of input and output (cache
+        // rates follow their sources, see prices.toml).
+        if names[..12].contains(&m.model.as_str()) {
+            assert_eq!(b.input.nanos() * 2, m.rates.input.nanos(), "{}", m.model);
+            assert_eq!(b.output.nanos() * 2, m.rates.output.nanos(), "{}", m.model);
+        }
     }
+    // Every current first-party family the issue names is priced.
+    for m in [
+        "gpt-5",
+        "gpt-5.5",
+        "o3",
+        "o4-mini",
+        "gpt-4.1-mini-2025-04-14",
+        "claude-sonnet-4-6",
+        "claude-opus-4-6-20260205",
+        "claude-sonnet-5",
+        "gemini-3-flash-preview",
+        "gemini-3.1-pro-preview",
+    ] {
+        assert!(t.get(m).is_some(), "{m}");
+    }
+    assert!(t.len() > 100, "{}", t.len());
     assert!(t.shadowed().is_empty());
     assert_eq!(PriceTable::default().len(), t.len());
 }
@@ -116,7 +139,7 @@ fn gpt_4o_mini_cached_prompt() {
     assert_eq!(c.input, usd("0.0001536"));
     assert_eq!(c.cache_read, usd("0.0000768"));
     assert_eq!(c.output, usd("0.00018"));
-    assert_eq!(c.price_version, "2026-11-25:gpt-4o-mini");
+    assert_eq!(c.price_version, "2026-12-01:gpt-4o-mini");
 }
 
 #[test]
@@ -310,10 +333,17 @@ fn sonnet_legacy_long_context_tier() {
 
 #[test]
 fn batch_is_half_of_every_bucket() {
-    // gpt-4o-mini: 1024×0.075 + 1024×0.0375 + 300×0.30 = 76.8 + 38.4 + 90 µ$
+    // gpt-4o-mini: 1024×0.075 + 1024×0.075 + 300×0.30 = 76.8 + 76.8 + 90 µ$
+    // (no source gives a batched cached-input rate: the online cached rate)
     assert_eq!(
         total("gpt-4o-mini", usage(1024, 1024, 0, 0, 300), Mode::Batch),
-        usd("0.0002052")
+        usd("0.0002436")
+    );
+    // gpt-5, whose batch cached input is published: 1024×0.625 + 1024×0.0625
+    // + 300×5 = 640 + 64 + 1500 µ$
+    assert_eq!(
+        total("gpt-5", usage(1024, 1024, 0, 0, 300), Mode::Batch),
+        usd("0.002204")
     );
     // Sonnet 4.5: 50×1.50 + 100,000×0.15 + 500×7.50
     assert_eq!(
@@ -352,15 +382,15 @@ fn batch_is_half_of_every_bucket() {
 
 #[test]
 fn rounding_is_half_up_once() {
-    // gpt-4o-mini batch cache read is $0.0375/M: 37.5 nano-dollars a token.
+    // gpt-5 batch cache read is $0.0625/M: 62.5 nano-dollars a token.
     let c = PriceTable::embedded()
-        .cost("gpt-4o-mini", &usage(0, 1, 0, 0, 0), Mode::Batch)
+        .cost("gpt-5", &usage(0, 1, 0, 0, 0), Mode::Batch)
         .expect("cost");
-    assert_eq!(c.total, Money::from_nanos(38));
-    // 3 tokens = 112.5 → 113 (rounded once, on the exact sum)
+    assert_eq!(c.total, Money::from_nanos(63));
+    // 3 tokens = 187.5 → 188 (rounded once, on the exact sum)
     assert_eq!(
-        total("gpt-4o-mini", usage(0, 3, 0, 0, 0), Mode::Batch),
-        Money::from_nanos(113)
+        total("gpt-5", usage(0, 3, 0, 0, 0), Mode::Batch),
+        Money::from_nanos(188)
     );
     // Two half-nano buckets: the total rounds the exact sum (12.5 + 62.5 = 75),
     // not the sum of rounded buckets (13 + 63 = 76).
@@ -409,7 +439,6 @@ fn aliases_and_spellings_resolve_to_canonical_names() {
     }
     // Different models never fall back to a shorter name.
     for id in [
-        "gpt-4",
         "gpt-4o-mini-tts",
         "gemini-2.5-flash-image",
         "claude-sonnet-4",
@@ -453,7 +482,7 @@ fn absurd_counts_overflow_with_a_typed_error() {
 #[test]
 fn user_file_overrides_and_adds() {
     let t = PriceTable::with_user_file(fixture("user_prices.toml")).expect("load");
-    assert_eq!(t.version(), "2026-11-25+acme-2026-12");
+    assert_eq!(t.version(), "2026-12-01+acme-2026-12");
     // gpt-4o now at the negotiated rate, through its aliases too:
     // 1000×2 + 1000×1 + 100×8 = 3800 µ$
     let c = t
@@ -465,7 +494,7 @@ fn user_file_overrides_and_adds() {
         .expect("cost");
     assert_eq!(c.total, usd("0.0038"));
     assert_eq!(c.provider, "openai"); // inferred from the name
-    assert_eq!(c.price_version, "2026-11-25+acme-2026-12:gpt-4o");
+    assert_eq!(c.price_version, "2026-12-01+acme-2026-12:gpt-4o");
     assert_eq!(t.shadowed(), ["gpt-4o"]);
     let old = t.shadowed_entry("gpt-4o").expect("shadowed");
     assert_eq!(old.rates.input, usd("2.50"));
@@ -508,7 +537,7 @@ fn user_file_round_trips_through_a_real_file() {
         t.canonical("claude-haiku-4-5-20251001"),
         Some("claude-haiku-4.5")
     );
-    assert_eq!(t.version(), "2026-11-25+prices.toml");
+    assert_eq!(t.version(), "2026-12-01+prices.toml");
     // No cache rates given: cache reads bill at the input rate.
     assert_eq!(
         t.cost(
@@ -620,18 +649,26 @@ fn litellm_file_loads_with_exact_rates() {
     let t = PriceTable::from_path(fixture("litellm_prices.json")).expect("load");
     assert_eq!(t.version(), "litellm:litellm_prices.json");
     // sample_spec, dall-e-3 (per pixel) and the all-null entry are skipped;
-    // azure/gpt-4o and the vertex gemini-2.5-pro lose to first-party entries.
+    // azure/gpt-4o and the vertex gemini-2.5-pro are kept under their
+    // prefixed names only, so the bare names stay first-party.
     let names: Vec<&str> = t.models().map(|m| m.model.as_str()).collect();
     assert_eq!(
         names,
         [
             "gpt-4o",
+            "azure/gpt-4o",
             "gpt-4o-mini",
             "claude-sonnet-4-5",
+            "vertex_ai/gemini-2.5-pro",
             "gemini-2.5-pro",
             "text-embedding-3-small",
             "acme-odd-batch"
         ]
+    );
+    assert_eq!(t.get("gpt-4o").map(|m| m.provider.as_str()), Some("openai"));
+    assert_eq!(
+        t.get("azure/gpt-4o").map(|m| m.provider.as_str()),
+        Some("azure")
     );
     let gpt4o = t.get("gpt-4o").expect("gpt-4o");
     assert_eq!(gpt4o.provider, "openai");

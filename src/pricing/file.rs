@@ -28,15 +28,32 @@ struct ModelSpec {
     aliases: Vec<Spanned<String>>,
     source: Option<String>,
     deprecated: Option<Spanned<String>>,
+    effective_from: Option<Spanned<String>>,
     input: Rate,
     output: Rate,
     cache_read: Option<Rate>,
     cache_write_5m: Option<Rate>,
     cache_write_1h: Option<Rate>,
+    input_audio: Option<Rate>,
+    web_search_per_1k: Option<Rate>,
     #[serde(default)]
     tiers: Vec<TierSpec>,
     batch_percent: Option<Spanned<u32>>,
     batch: Option<BatchSpec>,
+    flex: Option<TierRates>,
+    priority: Option<TierRates>,
+}
+
+/// Flex or priority service-tier rates.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierRates {
+    input: Rate,
+    output: Rate,
+    cache_read: Option<Rate>,
+    cache_write_5m: Option<Rate>,
+    cache_write_1h: Option<Rate>,
+    input_audio: Option<Rate>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +65,7 @@ struct TierSpec {
     cache_read: Option<Rate>,
     cache_write_5m: Option<Rate>,
     cache_write_1h: Option<Rate>,
+    input_audio: Option<Rate>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +76,7 @@ struct BatchSpec {
     cache_read: Option<Rate>,
     cache_write_5m: Option<Rate>,
     cache_write_1h: Option<Rate>,
+    input_audio: Option<Rate>,
     #[serde(default)]
     tiers: Vec<TierSpec>,
 }
@@ -79,6 +98,12 @@ impl<'de> Deserialize<'de> for Rate {
                 if m.is_negative() {
                     return Err(E::custom(format!(
                         "rate `{s}` is negative: rates are dollars per million tokens, zero or more"
+                    )));
+                }
+                let absurd: Money = ABSURD.parse().map_err(|e| E::custom(format!("{e}")))?;
+                if m > absurd {
+                    return Err(E::custom(format!(
+                        "rate `{s}` is absurd (above ${ABSURD} per million tokens): rates are dollars per million tokens, not per billion or per thousand"
                     )));
                 }
                 Ok(Rate(m))
@@ -108,6 +133,7 @@ fn rates(
     read: Option<Rate>,
     w5: Option<Rate>,
     w1: Option<Rate>,
+    audio: Option<Rate>,
 ) -> Rates {
     Rates {
         input: input.0,
@@ -115,8 +141,16 @@ fn rates(
         cache_read: read.map(|r| r.0),
         cache_write_5m: w5.map(|r| r.0),
         cache_write_1h: w1.map(|r| r.0),
+        input_audio: audio.map(|r| r.0),
     }
 }
+
+/// Rates above this (dollars per million tokens) are refused as absurd: the
+/// dearest model priced anywhere is under $1,000 per million output tokens.
+const ABSURD: &str = "10000";
+
+/// [`ABSURD`] in nano-dollars, for the JSON importers.
+pub(crate) const ABSURD_NANOS: i64 = 10_000_000_000_000;
 
 /// Guesses the provider from a model name, for user files that omit it.
 pub(crate) fn infer_provider(model: &str) -> Option<&'static str> {
@@ -174,7 +208,11 @@ pub(crate) fn parse_toml(text: &str, origin: &str) -> Result<PriceTable, Pricing
             .map_or_else(|| origin.to_owned(), |f| f.to_string_lossy().into_owned())
     });
     let mut table = PriceTable::empty(version);
-    let mut seen: HashMap<String, String> = HashMap::new();
+    // name or alias -> (the model using it, the effective-from dates seen)
+    let mut seen: HashMap<String, (String, Vec<Option<String>>)> = HashMap::new();
+    // Periods of one model, grouped under its first entry, in file order.
+    let mut groups: Vec<Vec<ModelPrice>> = Vec::new();
+    let mut group_of: HashMap<String, usize> = HashMap::new();
     for m in spec.models {
         let name = m.model.get_ref().trim().to_owned();
         let at = m.model.span().start;
@@ -188,16 +226,40 @@ pub(crate) fn parse_toml(text: &str, origin: &str) -> Result<PriceTable, Pricing
                     .into(),
             ));
         }
-        for id in std::iter::once(&m.model).chain(&m.aliases) {
-            let key = super::normalize_model_id(id.get_ref());
-            if let Some(other) = seen.insert(key, name.clone()) {
+        let from = m.effective_from.as_ref().map(|d| d.get_ref().clone());
+        if let Some(d) = &m.effective_from {
+            if !is_date(d.get_ref()) {
                 return Err(err_at(
-                    id.span().start,
+                    d.span().start,
                     format!(
-                        "`{}` is already used by model `{other}`: each name and alias may appear once per file",
-                        id.get_ref()
+                        "model `{name}`: field `effective_from`: `{}` is not a date: write \"YYYY-MM-DD\"",
+                        d.get_ref()
                     ),
                 ));
+            }
+        }
+        for id in std::iter::once(&m.model).chain(&m.aliases) {
+            let key = super::normalize_model_id(id.get_ref());
+            let (other, dates) = seen
+                .entry(key)
+                .or_insert_with(|| (name.clone(), Vec::new()));
+            let same_model = super::normalize_model_id(other) == super::normalize_model_id(&name);
+            if !same_model || dates.contains(&from) {
+                let why = if same_model {
+                    format!(
+                        "`{}` is already used by model `{other}` with the same `effective_from`: list a model once per date (a price change is a new entry with its own `effective_from`)",
+                        id.get_ref()
+                    )
+                } else {
+                    format!(
+                        "`{}` is already used by model `{other}`: each name and alias may appear once per file (a price change is the same `model` with a new `effective_from`)",
+                        id.get_ref()
+                    )
+                };
+                return Err(err_at(id.span().start, why));
+            }
+            if std::ptr::eq(id, &m.model) {
+                dates.push(from.clone());
             }
         }
         let provider = match m.provider {
@@ -243,6 +305,7 @@ pub(crate) fn parse_toml(text: &str, origin: &str) -> Result<PriceTable, Pricing
                         t.cache_read,
                         t.cache_write_5m,
                         t.cache_write_1h,
+                        t.input_audio,
                     ),
                 });
             }
@@ -273,6 +336,7 @@ pub(crate) fn parse_toml(text: &str, origin: &str) -> Result<PriceTable, Pricing
                     b.cache_read,
                     b.cache_write_5m,
                     b.cache_write_1h,
+                    b.input_audio,
                 ),
                 tiers: tiers(b.tiers, "batch.tiers")?,
             },
@@ -287,6 +351,7 @@ pub(crate) fn parse_toml(text: &str, origin: &str) -> Result<PriceTable, Pricing
                 m.cache_read,
                 m.cache_write_5m,
                 m.cache_write_1h,
+                m.input_audio,
             ),
         )
         .aliases(m.aliases.into_iter().map(Spanned::into_inner))
@@ -295,7 +360,47 @@ pub(crate) fn parse_toml(text: &str, origin: &str) -> Result<PriceTable, Pricing
         price.deprecated = m.deprecated.map(Spanned::into_inner);
         price.source = m.source;
         price.origin = origin.to_owned();
-        table.replace_or_push(price);
+        price.effective_from = from;
+        let tier_rates = |t: TierRates| {
+            rates(
+                t.input,
+                t.output,
+                t.cache_read,
+                t.cache_write_5m,
+                t.cache_write_1h,
+                t.input_audio,
+            )
+        };
+        price.flex = m.flex.map(tier_rates);
+        price.priority = m.priority.map(tier_rates);
+        price.web_search_per_1k = m.web_search_per_1k.map(|r| r.0);
+        let key = super::normalize_model_id(&name);
+        match group_of.get(&key) {
+            Some(&g) => groups[g].push(price),
+            None => {
+                group_of.insert(key, groups.len());
+                groups.push(vec![price]);
+            }
+        }
+    }
+    for mut periods in groups {
+        // The newest period is the entry; it carries the earlier ones.
+        periods.sort_by(|a, b| b.effective_from.cmp(&a.effective_from));
+        let mut it = periods.into_iter();
+        if let Some(mut price) = it.next() {
+            for old in it {
+                for a in &old.aliases {
+                    if !price.aliases.contains(a) {
+                        price.aliases.push(a.clone());
+                    }
+                }
+                if price.deprecated.is_none() {
+                    price.deprecated.clone_from(&old.deprecated);
+                }
+                price.earlier.push(old);
+            }
+            table.replace_or_push(price);
+        }
     }
     Ok(table)
 }

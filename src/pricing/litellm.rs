@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::file::infer_provider;
+use super::file::{infer_provider, is_date, ABSURD_NANOS};
 use super::{normalize_model_id, BatchPricing, ModelPrice, PriceTable, PricingError, Rates, Tier};
 use crate::Money;
 
@@ -14,6 +14,13 @@ use crate::Money;
 /// file says, `2.5e-06`) shifted by six places, rounded half up to the
 /// nano-dollar only if it carries more digits than that.
 pub(crate) fn per_token_to_per_million(v: f64) -> Option<Money> {
+    scaled_to_money(v, 15)
+}
+
+/// `v` (its shortest decimal form) × 10^`shift` nano-dollars, exactly,
+/// rounded half up only past the last digit: `shift` is 15 for dollars per
+/// token to nano-dollars per million, 9 for dollars to nano-dollars.
+pub(crate) fn scaled_to_money(v: f64, shift: i32) -> Option<Money> {
     if !v.is_finite() || v < 0.0 {
         return None;
     }
@@ -24,7 +31,7 @@ pub(crate) fn per_token_to_per_million(v: f64) -> Option<Money> {
     let digits: i128 = format!("{whole}{frac}").parse().ok()?;
     // value = digits × 10^(exp − frac.len()) USD per token
     //       = digits × 10^(exp − frac.len() + 15) nano-USD per million.
-    let shift = exp - frac.len() as i32 + 15;
+    let shift = exp - frac.len() as i32 + shift;
     let nanos = if shift >= 0 {
         digits.checked_mul(10i128.checked_pow(shift as u32)?)?
     } else if shift < -38 {
@@ -41,8 +48,19 @@ struct Entry {
     provider: Option<String>,
     deprecated: Option<String>,
     source: Option<String>,
-    /// base key -> (tier threshold or 0) -> rate
-    costs: HashMap<&'static str, BTreeMap<u64, Money>>,
+    /// USD per web search (`search_context_cost_per_query`, medium context).
+    search_per_query: Option<f64>,
+    /// (base key, variant) -> (tier threshold or 0) -> rate
+    costs: HashMap<(&'static str, Variant), BTreeMap<u64, Money>>,
+}
+
+/// Which price list a key belongs to (`_batches`, `_flex`, `_priority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Variant {
+    Online,
+    Batch,
+    Flex,
+    Priority,
 }
 
 const INPUT: &str = "input_cost_per_token";
@@ -50,19 +68,27 @@ const OUTPUT: &str = "output_cost_per_token";
 const READ: &str = "cache_read_input_token_cost";
 const W5: &str = "cache_creation_input_token_cost";
 const W1: &str = "cache_creation_input_token_cost_above_1hr";
-const B_IN: &str = "input_cost_per_token_batches";
-const B_OUT: &str = "output_cost_per_token_batches";
+const AUDIO: &str = "input_cost_per_audio_token";
 
 fn base_key(k: &str) -> Option<&'static str> {
-    [INPUT, OUTPUT, READ, W5, W1, B_IN, B_OUT]
+    [INPUT, OUTPUT, READ, W5, W1, AUDIO]
         .into_iter()
         .find(|b| *b == k)
 }
 
-/// `input_cost_per_token_above_200k_tokens` -> (`input_cost_per_token`, 200_000)
-fn split_key(key: &str) -> Option<(&'static str, u64)> {
+/// `input_cost_per_token_above_200k_tokens_batches` ->
+/// (`input_cost_per_token`, 200_000, batch)
+fn split_key(key: &str) -> Option<(&'static str, u64, Variant)> {
+    let (key, variant) = [
+        ("_batches", Variant::Batch),
+        ("_flex", Variant::Flex),
+        ("_priority", Variant::Priority),
+    ]
+    .into_iter()
+    .find_map(|(suffix, v)| key.strip_suffix(suffix).map(|k| (k, v)))
+    .unwrap_or((key, Variant::Online));
     if let Some(b) = base_key(key) {
-        return Some((b, 0));
+        return Some((b, 0, variant));
     }
     let (base, rest) = key.rsplit_once("_above_")?;
     let n = rest.strip_suffix("k_tokens")?;
@@ -70,10 +96,7 @@ fn split_key(key: &str) -> Option<(&'static str, u64)> {
         return None;
     }
     let b = base_key(base)?;
-    if b == B_IN || b == B_OUT {
-        return None;
-    }
-    Some((b, n.parse::<u64>().ok()?.checked_mul(1_000)?))
+    Some((b, n.parse::<u64>().ok()?.checked_mul(1_000)?, variant))
 }
 
 struct CostSeed<'a> {
@@ -104,6 +127,12 @@ impl<'de> Visitor<'de> for CostSeed<'_> {
         Ok(None)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        if let Some(m) = per_token_to_per_million(v).filter(|m| m.nanos() > ABSURD_NANOS) {
+            return Err(E::custom(format!(
+                "model `{}`: field `{}`: {v} per token is absurd ({m} per million tokens): LiteLLM prices are dollars per token",
+                self.model, self.field
+            )));
+        }
         per_token_to_per_million(v).map(Some).ok_or_else(|| {
             E::custom(format!(
                 "model `{}`: field `{}`: {v} is not a valid price (it must be zero or more, and below $9 billion per million tokens)",
@@ -136,13 +165,13 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         let mut e = Entry::default();
         while let Some(key) = map.next_key::<String>()? {
-            if let Some((base, above)) = split_key(&key) {
+            if let Some((base, above, variant)) = split_key(&key) {
                 let v = map.next_value_seed(CostSeed {
                     model: self.0,
                     field: &key,
                 })?;
                 if let Some(v) = v {
-                    e.costs.entry(base).or_default().insert(above, v);
+                    e.costs.entry((base, variant)).or_default().insert(above, v);
                 }
                 continue;
             }
@@ -150,6 +179,11 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                 "litellm_provider" => e.provider = map.next_value::<Option<String>>()?,
                 "deprecation_date" => e.deprecated = map.next_value::<Option<String>>()?,
                 "source" => e.source = map.next_value::<Option<String>>()?,
+                "search_context_cost_per_query" => {
+                    let v = map.next_value::<Option<HashMap<String, serde_json::Value>>>()?;
+                    e.search_per_query = v
+                        .and_then(|m| m.get("search_context_size_medium").and_then(|x| x.as_f64()));
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -187,12 +221,35 @@ fn provider_name(litellm: &str) -> String {
     }
 }
 
-fn rates_at(e: &Entry, above: u64) -> Option<Rates> {
-    // A bucket without a tier rate keeps its base rate (as LiteLLM does).
-    let get = |k: &str| -> Option<Money> {
-        let m = e.costs.get(k)?;
-        m.get(&above).or_else(|| m.get(&0)).copied()
+/// The providers whose own entries may be found by a bare model name.
+pub(crate) fn is_first_party(provider: &str) -> bool {
+    matches!(provider, "openai" | "anthropic" | "gemini")
+}
+
+/// Does this name look like a first party's model (so that only the first
+/// party's own entry may take it as a bare name)?
+pub(crate) fn names_first_party_model(name: &str) -> bool {
+    let n = normalize_model_id(name);
+    infer_provider(&n).is_some()
+        || ["claude", "gemini", "gpt-", "gpt4", "chatgpt"]
+            .iter()
+            .any(|p| n.contains(p))
+}
+
+fn rates_at(e: &Entry, variant: Variant, above: u64) -> Option<Rates> {
+    // A bucket without a tier rate keeps its base rate (as LiteLLM does);
+    // a variant bucket without its own rate keeps the online one.
+    let get = |k: &'static str| -> Option<Money> {
+        let pick = |v: Variant| {
+            let m = e.costs.get(&(k, v))?;
+            m.get(&above).or_else(|| m.get(&0)).copied()
+        };
+        pick(variant).or_else(|| pick(Variant::Online))
     };
+    let own = |k: &'static str| e.costs.contains_key(&(k, variant));
+    if variant != Variant::Online && !own(INPUT) && !own(OUTPUT) {
+        return None;
+    }
     let input = get(INPUT);
     let output = get(OUTPUT);
     if input.is_none() && output.is_none() {
@@ -204,7 +261,29 @@ fn rates_at(e: &Entry, above: u64) -> Option<Rates> {
         cache_read: get(READ),
         cache_write_5m: get(W5),
         cache_write_1h: get(W1),
+        input_audio: get(AUDIO),
     })
+}
+
+fn tiers_of(e: &Entry, variant: Variant) -> Vec<Tier> {
+    let mut thresholds: Vec<u64> = e
+        .costs
+        .iter()
+        .filter(|((_, v), _)| *v == variant || *v == Variant::Online)
+        .flat_map(|(_, m)| m.keys().copied())
+        .filter(|t| *t > 0)
+        .collect();
+    thresholds.sort_unstable();
+    thresholds.dedup();
+    thresholds
+        .into_iter()
+        .filter_map(|t| {
+            rates_at(e, variant, t).map(|rates| Tier {
+                above_prompt_tokens: t,
+                rates,
+            })
+        })
+        .collect()
 }
 
 fn percent_of(part: Money, whole: Money) -> Option<u32> {
@@ -214,6 +293,38 @@ fn percent_of(part: Money, whole: Money) -> Option<u32> {
     let x = part.nanos() as i128 * 100;
     let w = whole.nanos() as i128;
     (x % w == 0).then(|| u32::try_from(x / w).ok()).flatten()
+}
+
+/// Batch pricing: one percentage when every batch rate the file gives is
+/// that fraction of its online rate, else explicit rates (the file's own
+/// batch cache-read and tier keys; a bucket it does not give keeps the
+/// online rate, which never under-counts).
+fn batch_of(e: &Entry, rates: &Rates) -> BatchPricing {
+    let Some(batch) = rates_at(e, Variant::Batch, 0) else {
+        return BatchPricing::None;
+    };
+    let pct =
+        percent_of(batch.input, rates.input).or_else(|| percent_of(batch.output, rates.output));
+    // Every batch key the file gives must be that percentage of the online
+    // key at the same threshold.
+    let consistent = |p: u32| {
+        e.costs
+            .iter()
+            .filter(|((_, v), _)| *v == Variant::Batch)
+            .all(|((k, _), by_tier)| {
+                by_tier.iter().all(|(t, rate)| {
+                    let online = e.costs.get(&(*k, Variant::Online)).and_then(|m| m.get(t));
+                    online.is_some_and(|o| Rates::new(*o, *o).scaled(p).input == *rate)
+                })
+            })
+    };
+    match pct {
+        Some(p) if consistent(p) => BatchPricing::Percent(p),
+        _ => BatchPricing::Explicit {
+            rates: batch,
+            tiers: tiers_of(e, Variant::Batch),
+        },
+    }
 }
 
 pub(crate) fn parse_litellm(text: &str, origin: &str) -> Result<PriceTable, PricingError> {
@@ -236,9 +347,11 @@ pub(crate) fn parse_litellm(text: &str, origin: &str) -> Result<PriceTable, Pric
         .file_name()
         .map_or_else(|| origin.to_owned(), |f| f.to_string_lossy().into_owned());
     let mut table = PriceTable::empty(format!("litellm:{name}"));
+    // Bare name -> the rank of the entry holding it (an unprefixed
+    // first-party key beats a prefixed one; then the first in the file).
     let mut priority: HashMap<String, u8> = HashMap::new();
     for (key, e) in entries {
-        let Some(rates) = rates_at(&e, 0) else {
+        let Some(rates) = rates_at(&e, Variant::Online, 0) else {
             continue; // priced per image, per second, ...: not per token
         };
         let provider = e
@@ -247,68 +360,54 @@ pub(crate) fn parse_litellm(text: &str, origin: &str) -> Result<PriceTable, Pric
             .map(provider_name)
             .or_else(|| infer_provider(&key).map(str::to_owned))
             .unwrap_or_else(|| "unknown".to_owned());
-        let model = match (key.split_once('/'), e.provider.as_deref()) {
-            (Some((prefix, rest)), Some(p)) if prefix == p => rest.to_owned(),
-            _ => key.clone(),
+        // A first party pricing another's model is a reseller for it.
+        let first_party =
+            is_first_party(&provider) && infer_provider(&key).is_none_or(|p| p == provider);
+        let stripped = match key.split_once('/') {
+            Some((prefix, rest)) if prefix == provider => Some(rest),
+            _ => None,
         };
-        let mut thresholds: Vec<u64> = e
-            .costs
-            .values()
-            .flat_map(|m| m.keys().copied())
-            .filter(|t| *t > 0)
-            .collect();
-        thresholds.sort_unstable();
-        thresholds.dedup();
-        let tiers: Vec<Tier> = thresholds
-            .into_iter()
-            .filter_map(|t| {
-                rates_at(&e, t).map(|rates| Tier {
-                    above_prompt_tokens: t,
-                    rates,
-                })
-            })
-            .collect();
-        let b_in = e.costs.get(B_IN).and_then(|m| m.get(&0)).copied();
-        let b_out = e.costs.get(B_OUT).and_then(|m| m.get(&0)).copied();
-        let batch = if b_in.is_none() && b_out.is_none() {
-            BatchPricing::None
+        let (model, prefixed_only) = if first_party {
+            (stripped.unwrap_or(&key).to_owned(), false)
+        } else if key.contains('/') {
+            (key.clone(), true)
+        } else if names_first_party_model(&key) {
+            // `gemini-2.5-pro` priced by Vertex, `claude-…-v1:0` by Bedrock.
+            (format!("{provider}/{key}"), true)
         } else {
-            let bi = b_in.unwrap_or(rates.input);
-            let bo = b_out.unwrap_or(rates.output);
-            match (percent_of(bi, rates.input), percent_of(bo, rates.output)) {
-                (Some(a), Some(b)) if a == b => BatchPricing::Percent(a),
-                (Some(a), None) if rates.output.is_zero() && bo.is_zero() => {
-                    BatchPricing::Percent(a)
-                }
-                _ => BatchPricing::Explicit {
-                    // No batch cache or tier rates in the file: keep the
-                    // online ones (never under-counts).
-                    rates: Rates {
-                        input: bi,
-                        output: bo,
-                        ..rates
-                    },
-                    tiers: tiers.clone(),
-                },
+            (key.clone(), false)
+        };
+        if !prefixed_only {
+            let rank = match (first_party, stripped.is_some() || key.contains('/')) {
+                (true, false) => 3,
+                (true, true) => 2,
+                _ => 1,
+            };
+            let norm = normalize_model_id(&model);
+            if table.exact_index(&model).is_some()
+                && priority.get(&norm).copied().unwrap_or(0) >= rank
+            {
+                continue;
             }
-        };
-        let rank = match e.provider.as_deref() {
-            Some("openai" | "anthropic" | "gemini") => 3,
-            _ if !key.contains('/') => 2,
-            _ => 1,
-        };
-        let norm = normalize_model_id(&model);
-        // A collision is replaced in place by replace_or_push below.
-        if table.exact_index(&model).is_some() && priority.get(&norm).copied().unwrap_or(0) >= rank
-        {
-            continue;
+            priority.insert(norm, rank);
         }
-        priority.insert(norm, rank);
-        let mut price = ModelPrice::new(model, provider, rates).batch(batch);
+        let tiers = tiers_of(&e, Variant::Online);
+        let batch = batch_of(&e, &rates);
+        let mut price = ModelPrice::new(model.clone(), provider, rates).batch(batch);
         price.tiers = tiers;
-        price.deprecated = e.deprecated;
+        price.flex = rates_at(&e, Variant::Flex, 0);
+        price.priority = rates_at(&e, Variant::Priority, 0);
+        price.web_search_per_1k = e
+            .search_per_query
+            .and_then(per_token_to_per_million)
+            .map(|per_million| Money::from_nanos(per_million.nanos() / 1_000));
+        price.deprecated = e.deprecated.filter(|d| is_date(d));
         price.source = e.source.or_else(|| Some(format!("LiteLLM entry `{key}`")));
         price.origin = origin.to_owned();
+        price.prefixed_only = prefixed_only;
+        if key != model {
+            price.entry = Some(key);
+        }
         table.replace_or_push(price);
     }
     Ok(table)
@@ -336,17 +435,25 @@ mod tests {
     fn tier_keys_split() {
         assert_eq!(
             split_key("input_cost_per_token_above_200k_tokens"),
-            Some((INPUT, 200_000))
+            Some((INPUT, 200_000, Variant::Online))
         );
         assert_eq!(
             split_key("cache_creation_input_token_cost_above_1hr_above_200k_tokens"),
-            Some((W1, 200_000))
+            Some((W1, 200_000, Variant::Online))
         );
         assert_eq!(
             split_key("cache_creation_input_token_cost_above_1hr"),
-            Some((W1, 0))
+            Some((W1, 0, Variant::Online))
         );
-        assert_eq!(split_key("input_cost_per_token_priority"), None);
+        assert_eq!(
+            split_key("cache_read_input_token_cost_batches"),
+            Some((READ, 0, Variant::Batch))
+        );
+        assert_eq!(
+            split_key("input_cost_per_token_priority"),
+            Some((INPUT, 0, Variant::Priority))
+        );
+        assert_eq!(split_key("input_cost_per_token_decisions"), None);
         assert_eq!(split_key("input_cost_per_token_above_xk_tokens"), None);
     }
 }

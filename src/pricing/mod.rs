@@ -70,6 +70,10 @@
 //! cache_write_5m = "1.25"           # optional
 //! cache_write_1h = "1.25"           # optional
 //! batch_percent = 50                # optional: batch = 50% of every rate, tiers included
+//! input_audio = "1.00"              # optional: audio input (else: input rate, cost incomplete)
+//! web_search_per_1k = "10.00"       # optional: server-side web search, per 1,000
+//! flex = { input = "0.625", output = "5.00" }      # optional service-tier rates
+//! priority = { input = "2.25", output = "18.00" }
 //!
 //! [[models.tiers]]                  # optional, ascending thresholds
 //! above_prompt_tokens = 200000
@@ -80,8 +84,13 @@
 //!
 //! Instead of `batch_percent`, a `[models.batch]` table gives explicit batch
 //! rates (`input`, `output`, cache rates, and its own `[[models.batch.tiers]]`).
-//! A user file's model replaces the default of the same name or alias
-//! (`cost-tracker models` marks it), and adds any other.
+//! A user file's model replaces the default of the same name (`cost-tracker
+//! models` marks it), and adds any other.
+//!
+//! A price change is the same `model` listed again with
+//! `effective_from = "YYYY-MM-DD"`: a call is priced by the entry in force on
+//! its UTC day ([`PriceTable::cost_at`]), and [`Cost::price_version`] ends in
+//! `@<date>`.
 //!
 //! # LiteLLM files
 //!
@@ -98,10 +107,30 @@
 //! (images, audio seconds) and `sample_spec` are skipped. When several keys
 //! name the same model (`gpt-4o`, `azure/gpt-4o`), the entry of the
 //! first-party provider (OpenAI, Anthropic, Gemini) wins, then an unprefixed
-//! key, then the first one in the file.
+//! key, then the first one in the file. A reseller's entry (Bedrock, Vertex,
+//! Azure, OpenRouter, Replicate, ...) is kept under its own prefixed name
+//! only (`replicate/anthropic/claude-4.5-sonnet`, `vertex_ai/gemini-2.5-pro`):
+//! a bare model name is never priced at a reseller's rate. `*_batches`,
+//! `*_flex` and `*_priority` keys (cache keys included) give batch and
+//! service-tier rates; `input_cost_per_audio_token` the audio rate;
+//! `search_context_cost_per_query` the web-search fee.
+//!
+//! # genai-prices files
+//!
+//! A JSON file that is a list of providers is read as pydantic genai-prices'
+//! `data.json`: `input_mtok`, `output_mtok`, `cache_read_mtok`,
+//! `cache_write_mtok` (5-minute writes), `cache_write_1h_mtok`,
+//! `input_audio_mtok`, `web_searches_kcount`, tiered prices (`base` and
+//! `tiers[].start`, strictly above), and `constraint.start_date` as effective
+//! dates. Models of `openai`, `anthropic` and `google` (as `gemini`) keep
+//! their ids, with the `equals` / `starts_with` names of their `match` clause
+//! as aliases; every other provider's model (and a first party reselling
+//! another's, such as Claude on Vertex) is `<provider>/<id>`, found by that
+//! name only.
 
 mod error;
 mod file;
+mod genai;
 mod litellm;
 mod model;
 mod table;

@@ -34,6 +34,11 @@ pub struct Rates {
     pub cache_write_5m: Option<Money>,
     /// 1-hour cache writes.
     pub cache_write_1h: Option<Money>,
+    /// Audio input tokens ([`Usage::input_audio_tokens`](crate::Usage::input_audio_tokens)).
+    /// `None`: the provider's audio rate is not in the table; audio is then
+    /// billed at the input rate and the cost is marked incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_audio: Option<Money>,
 }
 
 impl Rates {
@@ -45,7 +50,15 @@ impl Rates {
             cache_read: None,
             cache_write_5m: None,
             cache_write_1h: None,
+            input_audio: None,
         }
+    }
+
+    /// Sets the audio input rate. Without it audio input is billed at the
+    /// input rate and the cost is marked incomplete.
+    pub const fn input_audio(mut self, rate: Money) -> Self {
+        self.input_audio = Some(rate);
+        self
     }
 
     /// Sets the cache-read rate. Defaults to the input rate.
@@ -94,6 +107,7 @@ impl Rates {
             cache_read: self.cache_read.map(s),
             cache_write_5m: self.cache_write_5m.map(s),
             cache_write_1h: self.cache_write_1h.map(s),
+            input_audio: self.input_audio.map(s),
         }
     }
 }
@@ -168,6 +182,30 @@ pub struct ModelPrice {
     pub source: Option<String>,
     /// Where this entry was loaded from (`embedded`, a file path, `code`).
     pub origin: String,
+    /// The entry's own key in that file (a LiteLLM key such as
+    /// `replicate/anthropic/claude-4.5-sonnet`, a genai-prices
+    /// `provider/model id`), when it differs from `model`.
+    pub entry: Option<String>,
+    /// A reseller's entry (Bedrock, Vertex, Azure, OpenRouter, ...), found
+    /// only by its own prefixed name (`model`), never by a bare model name,
+    /// so an import never prices a first-party call at a reseller's rate.
+    pub prefixed_only: bool,
+    /// Flex service-tier rates (OpenAI `service_tier: "flex"`, Gemini Flex).
+    /// `None`: a flex call is priced at standard rates and marked incomplete.
+    pub flex: Option<Rates>,
+    /// Priority service-tier rates (OpenAI `service_tier: "priority"`,
+    /// Anthropic Priority Tier, Gemini priority traffic). `None`: priced at
+    /// standard rates and marked incomplete.
+    pub priority: Option<Rates>,
+    /// Server-side web search, dollars per 1,000 requests (Anthropic
+    /// `server_tool_use.web_search_requests`). Batch does not discount it.
+    pub web_search_per_1k: Option<Money>,
+    /// The first day (UTC, `YYYY-MM-DD`) these rates apply; `None`: since
+    /// the model's launch.
+    pub effective_from: Option<String>,
+    /// The rates in force before `effective_from`, as entries of their own,
+    /// newest first (see [`at`](Self::at)).
+    pub earlier: Vec<ModelPrice>,
 }
 
 impl ModelPrice {
@@ -183,7 +221,63 @@ impl ModelPrice {
             deprecated: None,
             source: None,
             origin: "code".to_owned(),
+            entry: None,
+            prefixed_only: false,
+            flex: None,
+            priority: None,
+            web_search_per_1k: None,
+            effective_from: None,
+            earlier: Vec::new(),
         }
+    }
+
+    /// The entry whose rates were in force on `date` (`YYYY-MM-DD`, UTC):
+    /// this one if it took effect on or before that day, else the newest
+    /// earlier entry that did (the oldest one if none did).
+    ///
+    /// ```
+    /// use costlayer::pricing::{ModelPrice, Rates};
+    /// use costlayer::Money;
+    ///
+    /// let usd = |s: &str| s.parse::<Money>().unwrap();
+    /// let launch = ModelPrice::new("m", "acme", Rates::new(usd("2"), usd("10")));
+    /// let now = ModelPrice::new("m", "acme", Rates::new(usd("3"), usd("15")))
+    ///     .effective_from("2026-09-01")
+    ///     .earlier(launch);
+    /// assert_eq!(now.at("2026-08-31").rates.input, usd("2"));
+    /// assert_eq!(now.at("2026-09-01").rates.input, usd("3"));
+    /// ```
+    pub fn at(&self, date: &str) -> &ModelPrice {
+        let applies = |m: &ModelPrice| m.effective_from.as_deref().is_none_or(|f| f <= date);
+        if applies(self) {
+            return self;
+        }
+        self.earlier
+            .iter()
+            .find(|m| applies(m))
+            .or_else(|| self.earlier.last())
+            .unwrap_or(self)
+    }
+
+    /// Sets the first day these rates apply (`YYYY-MM-DD`). Defaults to none.
+    pub fn effective_from(mut self, date: impl Into<String>) -> Self {
+        self.effective_from = Some(date.into());
+        self
+    }
+
+    /// Adds the rates in force before this entry's `effective_from`
+    /// (kept newest first).
+    pub fn earlier(mut self, price: ModelPrice) -> Self {
+        self.earlier.push(price);
+        self.earlier
+            .sort_by(|a, b| b.effective_from.cmp(&a.effective_from));
+        self
+    }
+
+    /// Sets the web-search fee, dollars per 1,000 requests. Defaults to none.
+    pub fn web_search_per_1k(mut self, fee: Money) -> Self {
+        self.web_search_per_1k = Some(fee);
+        self
     }
 
     /// Adds aliases. Defaults to none.

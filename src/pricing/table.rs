@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::{file, litellm, ModelPrice, PricingError};
-use crate::{Mode, Money, Usage};
+use super::{file, genai, litellm, ModelPrice, PricingError};
+use crate::{CostStatus, Mode, Money, ServiceTier, Usage};
 
 /// The embedded, reviewed price data (see `src/pricing/prices.toml`).
 const EMBEDDED: &str = include_str!("prices.toml");
@@ -34,10 +34,24 @@ pub struct Cost {
     pub cache_write_5m: Money,
     /// 1-hour cache writes × their rate.
     pub cache_write_1h: Money,
+    /// Audio input tokens × the audio rate (the input rate if the table has
+    /// no audio rate, and then `status` is incomplete).
+    pub input_audio: Money,
+    /// Web searches × the fee per 1,000 (zero if the table has no fee, and
+    /// then `status` is incomplete).
+    pub web_search: Money,
+    /// The service tier whose rates were applied.
+    pub service_tier: ServiceTier,
+    /// [`CostStatus::Exact`], or [`CostStatus::Incomplete`] when the usage
+    /// holds a billed dimension this entry has no rate for (named in `notes`).
+    pub status: CostStatus,
+    /// One line per dimension that could not be priced exactly.
+    pub notes: Vec<String>,
     /// The exact total (rounded once, see the [module docs](super)); it may
     /// differ from the sum of the rounded buckets by a nano-dollar or two.
     pub total: Money,
-    /// Which table entry priced it: `<table version>:<model>`.
+    /// Which table entry priced it: `<table version>:<model>`, followed by
+    /// `@<effective-from date>` when the entry has one.
     pub price_version: String,
 }
 
@@ -49,7 +63,10 @@ pub struct Cost {
 pub struct PriceTable {
     version: String,
     models: Vec<ModelPrice>,
-    index: HashMap<String, usize>,
+    /// Bare names and aliases -> (entry, is a canonical name).
+    index: HashMap<String, (usize, bool)>,
+    /// Reseller entries, by their full prefixed name ([`normalize_full`]).
+    prefixed: HashMap<String, usize>,
     /// (normalised canonical name of the new entry, the entry it replaced)
     shadowed: Vec<(String, ModelPrice)>,
     shadowed_names: Vec<String>,
@@ -84,9 +101,16 @@ impl Default for PriceTable {
 /// assert_eq!(normalize_model_id("claude-sonnet-4.5"), "claude-sonnet-4-5");
 /// ```
 pub fn normalize_model_id(id: &str) -> String {
+    let id = normalize_full(id);
+    id.rsplit_once('/')
+        .map_or(id.clone(), |(_, tail)| tail.to_owned())
+}
+
+/// Like [`normalize_model_id`] but keeping any `provider/` prefix: the key of
+/// a reseller entry (`replicate/anthropic/claude-4-5-sonnet`).
+pub(crate) fn normalize_full(id: &str) -> String {
     let id = id.trim().to_ascii_lowercase();
     let id = id.strip_prefix("models/").unwrap_or(&id);
-    let id = id.rsplit_once('/').map_or(id, |(_, tail)| tail);
     id.replace(['.', '@'], "-")
 }
 
@@ -97,6 +121,7 @@ impl PriceTable {
             version: version.into(),
             models: Vec::new(),
             index: HashMap::new(),
+            prefixed: HashMap::new(),
             shadowed: Vec::new(),
             shadowed_names: Vec::new(),
         }
@@ -125,9 +150,11 @@ impl PriceTable {
         })
     }
 
-    /// Loads a price file: costlayer's own TOML format, or LiteLLM's
-    /// `model_prices_and_context_window.json` (detected: a file that starts
-    /// with `{` or ends in `.json` is read as LiteLLM).
+    /// Loads a price file: costlayer's own TOML format, LiteLLM's
+    /// `model_prices_and_context_window.json`, or pydantic genai-prices'
+    /// `data.json` (detected: a `.json` file, or one that starts with `{` or
+    /// `[`, is JSON; a top-level list of providers is genai-prices, an
+    /// object LiteLLM).
     ///
     /// Every entry's [`origin`](ModelPrice::origin) is the path.
     ///
@@ -146,12 +173,17 @@ impl PriceTable {
         let is_json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+            || genai::looks_like_genai_prices(&text)
             || text
                 .trim_start_matches('\u{feff}')
                 .trim_start()
                 .starts_with('{');
         if is_json {
-            litellm::parse_litellm(&text, &shown)
+            if genai::looks_like_genai_prices(&text) {
+                genai::parse_genai(&text, &shown)
+            } else {
+                litellm::parse_litellm(&text, &shown)
+            }
         } else {
             file::parse_toml(&text, &shown)
         }
@@ -176,6 +208,17 @@ impl PriceTable {
     /// [`PricingError::Parse`] with line, column, model and field.
     pub fn from_litellm_str(text: &str, origin: &str) -> Result<PriceTable, PricingError> {
         litellm::parse_litellm(text, origin)
+    }
+
+    /// Parses pydantic genai-prices' `data.json` (a list of providers, each
+    /// with its models) from a string; see the
+    /// [module docs](super#genai-prices-files) for the mapping.
+    ///
+    /// # Errors
+    ///
+    /// [`PricingError::Parse`] with line, column, model and field.
+    pub fn from_genai_prices_str(text: &str, origin: &str) -> Result<PriceTable, PricingError> {
+        genai::parse_genai(text, origin)
     }
 
     /// The embedded table with a user file merged over it (see
@@ -222,9 +265,11 @@ impl PriceTable {
         &self.version
     }
 
-    /// Adds a model, or replaces the one whose canonical name or alias is
-    /// `price.model` (the replaced entry's aliases carry over, and it is
-    /// reported by [`shadowed`](Self::shadowed)). Returns the replaced entry.
+    /// Adds a model, or replaces the one whose canonical name is
+    /// `price.model` (the replaced entry's aliases carry over). A name that
+    /// is only another entry's alias (a dated id) becomes an entry of its
+    /// own and takes that name. Either way the entry it displaces is
+    /// reported by [`shadowed`](Self::shadowed) and returned.
     pub fn insert(&mut self, price: ModelPrice) -> Option<ModelPrice> {
         let key = normalize_model_id(&price.model);
         let replaced = self.replace_or_push(price);
@@ -236,45 +281,95 @@ impl PriceTable {
     }
 
     /// Insert without recording a shadow (duplicates inside one source).
+    ///
+    /// A bare-name entry replaces the entry of the same canonical name in
+    /// place and inherits its names; a name that is another entry's alias
+    /// becomes an entry of its own. A
+    /// reseller entry ([`ModelPrice::prefixed_only`]) goes to the prefixed
+    /// index only and replaces the reseller entry of the same full name.
+    /// Constant time per name: loading n entries is O(n).
     pub(crate) fn replace_or_push(&mut self, mut price: ModelPrice) -> Option<ModelPrice> {
-        let key = normalize_model_id(&price.model);
-        let at = self.index.get(&key).copied();
-        let replaced = at.map(|i| self.models.remove(i));
-        if let Some(old) = &replaced {
-            let mut aliases = std::mem::take(&mut price.aliases);
-            if normalize_model_id(&old.model) != key {
-                aliases.push(old.model.clone());
+        if price.prefixed_only {
+            let key = normalize_full(&price.model);
+            let keys: Vec<String> = price.aliases.iter().map(|a| normalize_full(a)).collect();
+            let i = match self.prefixed.get(&key).copied() {
+                Some(i) => {
+                    let old = std::mem::replace(&mut self.models[i], price);
+                    for k in keys {
+                        self.prefixed.insert(k, i);
+                    }
+                    return Some(old);
+                }
+                None => {
+                    self.models.push(price);
+                    self.models.len() - 1
+                }
+            };
+            self.prefixed.insert(key, i);
+            for k in keys {
+                self.prefixed.entry(k).or_insert(i);
             }
-            aliases.extend(old.aliases.iter().cloned());
-            let mut seen = std::collections::HashSet::new();
-            aliases.retain(|a| normalize_model_id(a) != key && seen.insert(normalize_model_id(a)));
-            price.aliases = aliases;
+            return None;
         }
-        // A replacement keeps the replaced entry's place in the listing.
-        match at {
-            Some(i) => self.models.insert(i, price),
-            None => self.models.push(price),
-        }
-        self.rebuild_index();
+        let key = normalize_model_id(&price.model);
+        let (at, canonical) = match self.index.get(&key) {
+            Some(&(i, c)) => (Some(i), c),
+            None => (None, false),
+        };
+        let replaced = match at {
+            // The same model: replaced in place, its other names carried over.
+            Some(i) if canonical => {
+                let old = &self.models[i];
+                let mut aliases = std::mem::take(&mut price.aliases);
+                aliases.extend(old.aliases.iter().cloned());
+                let mut seen = std::collections::HashSet::new();
+                aliases
+                    .retain(|a| normalize_model_id(a) != key && seen.insert(normalize_model_id(a)));
+                price.aliases = aliases;
+                // A replacement keeps the replaced entry's place in the listing.
+                Some(std::mem::replace(&mut self.models[i], price))
+            }
+            // Another model's alias (a dated id priced on its own): a new
+            // entry that takes that name; the other keeps the rest.
+            Some(i) => {
+                let old = self.models[i].clone();
+                self.models.push(price);
+                Some(old)
+            }
+            None => {
+                self.models.push(price);
+                None
+            }
+        };
+        let i = if canonical {
+            at.unwrap_or(self.models.len() - 1)
+        } else {
+            self.models.len() - 1
+        };
+        self.index_names(i);
         replaced
+    }
+
+    /// Indexes entry `i`'s names. An alias never takes a name that is
+    /// another entry's canonical name; a canonical name always wins.
+    fn index_names(&mut self, i: usize) {
+        let m = &self.models[i];
+        let canonical = normalize_model_id(&m.model);
+        for a in &m.aliases {
+            let k = normalize_model_id(a);
+            match self.index.get(&k) {
+                Some(&(j, true)) if j != i => {}
+                _ => {
+                    self.index.insert(k, (i, false));
+                }
+            }
+        }
+        self.index.insert(canonical, (i, true));
     }
 
     /// The index of the model `id` names exactly (canonical name or alias).
     pub(crate) fn exact_index(&self, id: &str) -> Option<usize> {
-        self.index.get(&normalize_model_id(id)).copied()
-    }
-
-    fn rebuild_index(&mut self) {
-        self.index.clear();
-        // Aliases first, canonical names last, so a canonical name always wins.
-        for (i, m) in self.models.iter().enumerate() {
-            for a in &m.aliases {
-                self.index.insert(normalize_model_id(a), i);
-            }
-        }
-        for (i, m) in self.models.iter().enumerate() {
-            self.index.insert(normalize_model_id(&m.model), i);
-        }
+        self.index.get(&normalize_model_id(id)).map(|&(i, _)| i)
     }
 
     /// Canonical names of entries that a later [`insert`](Self::insert) or
@@ -314,21 +409,29 @@ impl PriceTable {
     /// by a version suffix (`-2024-08-06`, `-20250929`, `-latest`,
     /// `-preview-06-05`, `-exp-0827`, `-001`). Other suffixes never match:
     /// `gpt-4o-mini` is not `gpt-4o`, and `gpt-4.1` is not `gpt-4`.
+    ///
+    /// A prefixed id (`vertex_ai/claude-3-5-haiku`) first looks for a
+    /// reseller entry of that exact name; a reseller entry is never found by
+    /// a bare name. A prefixed id with no reseller entry falls back to the
+    /// bare name (`gemini/gemini-2.5-pro`, `anthropic/claude-sonnet-4.5`).
     pub fn get(&self, model: &str) -> Option<&ModelPrice> {
-        let key = normalize_model_id(model);
-        if let Some(&i) = self.index.get(&key) {
-            return self.models.get(i);
-        }
-        let mut k = key.as_str();
-        while let Some((head, _)) = k.rsplit_once('-') {
-            if let Some(&i) = self.index.get(head) {
-                if is_version_suffix(&key[head.len() + 1..]) {
+        if !self.prefixed.is_empty() {
+            let full = normalize_full(model);
+            if full.contains('/') {
+                let found = lookup(&full, |k| self.prefixed.get(k).copied());
+                if let Some(i) = found {
                     return self.models.get(i);
                 }
             }
-            k = head;
         }
-        None
+        let key = normalize_model_id(model);
+        lookup(&key, |k| self.index.get(k).map(|&(i, _)| i)).and_then(|i| self.models.get(i))
+    }
+
+    /// Every reseller entry ([`ModelPrice::prefixed_only`]) is listed in
+    /// [`models`](Self::models); this says how many there are.
+    pub fn reseller_count(&self) -> usize {
+        self.models.iter().filter(|m| m.prefixed_only).count()
     }
 
     /// The canonical name of `model`, if it has a price.
@@ -359,7 +462,8 @@ impl PriceTable {
             .collect()
     }
 
-    /// The exact cost of `usage` on `model` in `mode`.
+    /// The exact cost of `usage` on `model` in `mode`, at the rates in force
+    /// today (see [`cost_at`](Self::cost_at)).
     ///
     /// The long-context tier is chosen by the whole prompt
     /// ([`Usage::prompt_tokens`]) and applies to every bucket; reasoning
@@ -370,24 +474,96 @@ impl PriceTable {
     /// [`PricingError::UnknownModel`] (with the closest names) or
     /// [`PricingError::Overflow`] (the cost exceeds about $9.2 billion).
     pub fn cost(&self, model: &str, usage: &Usage, mode: Mode) -> Result<Cost, PricingError> {
-        let price = self.get(model).ok_or_else(|| PricingError::UnknownModel {
+        self.cost_at(model, usage, mode, chrono::Utc::now())
+    }
+
+    /// The exact cost of `usage` on `model` in `mode` at the rates in force
+    /// at `at` (the call's timestamp; entries change on UTC days, see
+    /// [`ModelPrice::at`]).
+    ///
+    /// A billed dimension the entry has no rate for (audio input, web
+    /// searches, a flex or priority tier) makes the cost
+    /// [`CostStatus::Incomplete`] with a note naming it: audio is then
+    /// billed at the input rate, searches at zero, the tier at standard
+    /// rates.
+    ///
+    /// # Errors
+    ///
+    /// As [`cost`](Self::cost).
+    pub fn cost_at(
+        &self,
+        model: &str,
+        usage: &Usage,
+        mode: Mode,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Cost, PricingError> {
+        let latest = self.get(model).ok_or_else(|| PricingError::UnknownModel {
             model: model.to_owned(),
             suggestions: self.suggestions(model),
         })?;
-        let (rates, tier_above) = price.rates_for(usage.prompt_tokens(), mode);
+        let price = latest.at(&at.format("%Y-%m-%d").to_string());
+        let mut notes = Vec::new();
+        let tier_rates = match usage.service_tier {
+            ServiceTier::Flex => Some(("flex", price.flex)),
+            ServiceTier::Priority => Some(("priority", price.priority)),
+            _ => None,
+        };
+        let (rates, tier_above, service_tier) = match (mode, tier_rates) {
+            (Mode::Online, Some((_, Some(r)))) => (r, None, usage.service_tier),
+            (Mode::Online, Some((name, None))) => {
+                notes.push(format!(
+                    "service tier {name}: no {name} rates for {}; priced at standard rates",
+                    price.model
+                ));
+                let (r, t) = price.rates_for(usage.prompt_tokens(), mode);
+                (r, t, ServiceTier::Standard)
+            }
+            _ => {
+                let (r, t) = price.rates_for(usage.prompt_tokens(), mode);
+                (r, t, ServiceTier::Standard)
+            }
+        };
+        let audio_rate = match rates.input_audio {
+            Some(r) => r,
+            None => {
+                if usage.input_audio_tokens > 0 {
+                    notes.push(format!(
+                        "input_audio_tokens: no audio input rate for {}; {} audio tokens priced at the text input rate",
+                        price.model, usage.input_audio_tokens
+                    ));
+                }
+                rates.input
+            }
+        };
+        // The fee per 1,000 searches is, per search, fee / 1,000 — that is
+        // fee × 1,000 per million searches, which keeps one rounding below.
+        let search_rate = match price.web_search_per_1k {
+            Some(fee) => Money::from_nanos(fee.nanos().saturating_mul(1_000)),
+            None => {
+                if usage.web_search_requests > 0 {
+                    notes.push(format!(
+                        "web_search_requests: no web-search fee for {}; {} searches not priced",
+                        price.model, usage.web_search_requests
+                    ));
+                }
+                Money::ZERO
+            }
+        };
         let buckets = [
             (usage.input_tokens, rates.input),
             (usage.output_tokens, rates.output),
             (usage.cache_read_tokens, rates.cache_read_rate()),
             (usage.cache_write_5m_tokens, rates.cache_write_5m_rate()),
             (usage.cache_write_1h_tokens, rates.cache_write_1h_rate()),
+            (usage.input_audio_tokens, audio_rate),
+            (usage.web_search_requests, search_rate),
         ];
         let overflow = || PricingError::Overflow {
             model: price.model.clone(),
             tokens: buckets.iter().map(|b| b.0).max().unwrap_or(0),
         };
-        // u64 × i64 always fits in i128; the sum of five such products too.
-        let mut products = [0i128; 5];
+        // u64 × i64 always fits in i128; the sum of seven such products too.
+        let mut products = [0i128; 7];
         for (p, (tokens, rate)) in products.iter_mut().zip(buckets) {
             *p = tokens as i128 * rate.nanos() as i128;
         }
@@ -398,6 +574,10 @@ impl PriceTable {
                 .map_err(|_| overflow())
         };
         let sum: i128 = products.iter().sum();
+        let price_version = match &price.effective_from {
+            Some(d) => format!("{}:{}@{d}", self.version, price.model),
+            None => format!("{}:{}", self.version, price.model),
+        };
         Ok(Cost {
             model: price.model.clone(),
             provider: price.provider.clone(),
@@ -408,10 +588,36 @@ impl PriceTable {
             cache_read: to_money(products[2])?,
             cache_write_5m: to_money(products[3])?,
             cache_write_1h: to_money(products[4])?,
+            input_audio: to_money(products[5])?,
+            web_search: to_money(products[6])?,
             total: to_money(sum)?,
-            price_version: format!("{}:{}", self.version, price.model),
+            service_tier,
+            status: if notes.is_empty() {
+                CostStatus::Exact
+            } else {
+                CostStatus::Incomplete
+            },
+            notes,
+            price_version,
         })
     }
+}
+
+/// Finds `key`, or a known name followed by a version suffix.
+fn lookup(key: &str, find: impl Fn(&str) -> Option<usize>) -> Option<usize> {
+    if let Some(i) = find(key) {
+        return Some(i);
+    }
+    let mut k = key;
+    while let Some((head, _)) = k.rsplit_once('-') {
+        if let Some(i) = find(head) {
+            if is_version_suffix(&key[head.len() + 1..]) {
+                return Some(i);
+            }
+        }
+        k = head;
+    }
+    None
 }
 
 fn all_digits(s: &str, len: usize) -> bool {
@@ -565,6 +771,35 @@ mod tests {
             Some(usd("3"))
         );
         assert_eq!(t.shadowed(), ["claude-sonnet-4-5"]);
+    }
+
+    #[test]
+    fn a_dated_id_priced_apart_takes_only_its_own_name() {
+        let mut t = PriceTable::empty("t");
+        t.insert(
+            ModelPrice::new("gpt-4o", "openai", Rates::new(usd("2.5"), usd("10")))
+                .aliases(["gpt-4o-2024-08-06", "gpt-4o-2024-11-20"]),
+        );
+        t.insert(ModelPrice::new(
+            "gpt-4o-2024-08-06",
+            "openai",
+            Rates::new(usd("5"), usd("15")),
+        ));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.canonical("gpt-4o"), Some("gpt-4o"));
+        assert_eq!(t.canonical("gpt-4o-2024-11-20"), Some("gpt-4o"));
+        assert_eq!(t.canonical("gpt-4o-2024-08-06"), Some("gpt-4o-2024-08-06"));
+        // In either order.
+        t.insert(ModelPrice::new(
+            "gpt-4o",
+            "openai",
+            Rates::new(usd("2"), usd("8")),
+        ));
+        assert_eq!(t.canonical("gpt-4o-2024-08-06"), Some("gpt-4o-2024-08-06"));
+        assert_eq!(
+            t.get("gpt-4o-2024-11-20").map(|m| m.rates.input),
+            Some(usd("2"))
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@ use super::ReportError;
 /// dollars with nine decimals (`cost_usd`, `saved_usd`; empty when the record
 /// has none, e.g. an unpriced call). `tags` is a JSON object; `extra` holds
 /// the fields this version of costlayer does not know, as a JSON object.
-pub const CSV_HEADER: [&str; 22] = [
+/// `cost_status` is `exact`, `incomplete` (the usage held a billed
+/// dimension the price table could not price, named in `cost_notes`,
+/// `; `-separated: `cost_usd` is a lower bound) or `estimated`.
+pub const CSV_HEADER: [&str; 27] = [
     "v",
     "id",
     "ts",
@@ -40,6 +43,11 @@ pub const CSV_HEADER: [&str; 22] = [
     "tags",
     "price_version",
     "extra",
+    "cost_status",
+    "cost_notes",
+    "input_audio_tokens",
+    "web_search_requests",
+    "service_tier",
 ];
 
 /// What an export wrote.
@@ -197,7 +205,7 @@ fn csv_err(source: csv::Error) -> ReportError {
     ReportError::Csv { path: None, source }
 }
 
-fn row(r: &CostRecord) -> [Cow<'_, str>; 22] {
+fn row(r: &CostRecord) -> [Cow<'_, str>; 27] {
     let text = |s: &'_ str| neutralize_cell(s).into_owned();
     let json = |v: String| Cow::Owned(neutralize_cell(&v).into_owned());
     [
@@ -235,6 +243,11 @@ fn row(r: &CostRecord) -> [Cow<'_, str>; 22] {
         } else {
             json(serde_json::Value::Object(r.extra.clone()).to_string())
         },
+        Cow::Borrowed(r.cost_status.as_str()),
+        Cow::Owned(text(&r.cost_notes.join("; "))),
+        Cow::Owned(r.usage.input_audio_tokens.to_string()),
+        Cow::Owned(r.usage.web_search_requests.to_string()),
+        Cow::Borrowed(r.usage.service_tier.as_str()),
     ]
 }
 

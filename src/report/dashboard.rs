@@ -313,6 +313,8 @@ impl Dashboard {
             "saved_nano_usd": s.saved_nano_usd,
             "unpriced_calls": s.unpriced_calls,
             "unpriced_models": s.unpriced_models,
+            "incomplete": s.incomplete,
+            "estimated": s.estimated,
             "usage": s.usage,
             "corrupted_lines": s.corrupted_lines,
             "corrupt_sources": s.corrupt_sources,
@@ -457,6 +459,24 @@ impl Dashboard {
                     YELLOW,
                 ),
             );
+        }
+        for (label, b, why) in [
+            (
+                "Incomplete costs",
+                &s.incomplete,
+                "a billed dimension had no price: at least this",
+            ),
+            ("Estimated costs", &s.estimated, "the usage was estimated"),
+        ] {
+            if b.calls > 0 {
+                out.field(
+                    label,
+                    &out.paint(
+                        &format!("{} in {} calls ({why})", b.nano_usd, count(b.calls)),
+                        YELLOW,
+                    ),
+                );
+            }
         }
         if s.corrupted_lines > 0 {
             let dest = if s.quarantined_to.is_empty() {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::{
     CorruptLine, CostRecord, RecordRef, RecordStream, ScanFilter, ScanItem, Storage,
 };
-use crate::{Mode, Money, Usage};
+use crate::{CostStatus, Mode, Money, Usage};
 
 use super::ReportError;
 
@@ -133,6 +133,11 @@ pub struct Summary {
     pub unpriced_calls: u64,
     /// The unpriced models and how many calls each.
     pub unpriced_models: BTreeMap<String, u64>,
+    /// Calls whose cost is incomplete (a billed dimension the table could
+    /// not price: the figure is a lower bound), and what they cost.
+    pub incomplete: Bucket,
+    /// Calls whose cost is estimated (the usage itself was an estimate).
+    pub estimated: Bucket,
     /// Tokens of every call, bucket by bucket.
     pub usage: Usage,
     /// Ledger lines skipped because they could not be read.
@@ -166,6 +171,8 @@ impl Summary {
             saved_nano_usd: Money::ZERO,
             unpriced_calls: 0,
             unpriced_models: BTreeMap::new(),
+            incomplete: Bucket::default(),
+            estimated: Bucket::default(),
             usage: Usage::default(),
             corrupted_lines: 0,
             corrupt_sources: BTreeSet::new(),
@@ -264,6 +271,11 @@ impl Summary {
                 self.unpriced_models.insert(r.model.to_owned(), 1);
             }
         }
+        match r.cost_status {
+            CostStatus::Incomplete => self.incomplete.add(cost),
+            CostStatus::Estimated => self.estimated.add(cost),
+            _ => {}
+        }
         self.usage += r.usage;
         self.first_ts = Some(self.first_ts.map_or(r.ts, |t| t.min(r.ts)));
         self.last_ts = Some(self.last_ts.map_or(r.ts, |t| t.max(r.ts)));
@@ -316,6 +328,8 @@ impl Summary {
         for (m, n) in other.unpriced_models {
             *self.unpriced_models.entry(m).or_default() += n;
         }
+        self.incomplete.merge(other.incomplete);
+        self.estimated.merge(other.estimated);
         self.usage += other.usage;
         self.corrupted_lines += other.corrupted_lines;
         self.corrupt_sources.extend(other.corrupt_sources);

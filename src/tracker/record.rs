@@ -99,10 +99,19 @@ impl CostTracker {
         rec.latency_ms = resp.latency.as_millis().min(u128::from(u64::MAX)) as u64;
         rec.request_id = resp.request_id.clone();
         rec.tags = info.tags.clone();
-        match inner.prices.cost(billed_model, &resp.usage, resp.mode) {
+        match inner
+            .prices
+            .cost_at(billed_model, &resp.usage, resp.mode, now)
+        {
             Ok(cost) => {
                 rec.model = cost.model;
                 rec.price_version = Some(cost.price_version);
+                if !cost.status.is_exact() {
+                    // A billed dimension the table cannot price: the figure
+                    // is a lower bound, and the record says why.
+                    rec.cost_status = cost.status;
+                    rec.cost_notes = cost.notes;
+                }
                 if resp.cached {
                     rec.nano_usd = Some(Money::ZERO);
                     rec.saved_nano_usd = Some(cost.total);

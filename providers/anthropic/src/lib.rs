@@ -67,7 +67,7 @@ use costlayer_core::{ChatRequest, ChatResponse, ClientSettings, Error, HttpTrans
 
 pub use codec::{AnthropicCodec, DEFAULT_BASE_URL, DEFAULT_MAX_TOKENS, DEFAULT_VERSION};
 pub use error::error_from_response;
-pub use usage::{AnthropicUsage, CacheCreation, OutputTokensDetails};
+pub use usage::{AnthropicUsage, CacheCreation, OutputTokensDetails, ServerToolUse};
 
 /// The environment variable holding the API key.
 pub const API_KEY_VAR: &str = "ANTHROPIC_API_KEY";

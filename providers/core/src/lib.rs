@@ -56,4 +56,4 @@ pub use error::{BoxError, Error};
 pub use money::{Money, ParseMoneyError};
 pub use tokens::TokenCounter;
 pub use transport::{ApiKey, ClientSettings, Codec, HttpResponse, HttpTransport, TransportConfig};
-pub use usage::Usage;
+pub use usage::{ServiceTier, Usage};

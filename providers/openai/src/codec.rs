@@ -281,8 +281,9 @@ impl OpenAiCodec {
         });
         let (usage, raw_usage) = match completion.usage {
             Some(raw) if !raw.is_null() => {
-                let parsed: OpenAiUsage = serde_json::from_value(raw.clone())
+                let mut parsed: OpenAiUsage = serde_json::from_value(raw.clone())
                     .map_err(|e| decode_err(format!("the usage object is malformed: {e}")))?;
+                parsed.service_tier = completion.service_tier.clone();
                 (Usage::from(parsed), Some(raw))
             }
             _ => {
@@ -451,6 +452,9 @@ struct Completion {
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<Value>,
+    /// The tier that served the call (billed at its own rates).
+    #[serde(default)]
+    service_tier: Option<String>,
 }
 
 #[derive(Deserialize)]

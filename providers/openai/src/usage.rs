@@ -1,6 +1,6 @@
 //! OpenAI's usage object and its mapping into costlayer's disjoint buckets.
 
-use costlayer_core::Usage;
+use costlayer_core::{ServiceTier, Usage};
 use serde::{Deserialize, Serialize};
 
 /// The `usage` object of a chat completion, exactly as OpenAI sends it.
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// read as zero.
 ///
 /// ```
-/// use costlayer_core::Usage;
+/// use costlayer_core::{ServiceTier, Usage};
 /// use costlayer_openai::OpenAiUsage;
 ///
 /// let raw: OpenAiUsage = serde_json::from_str(r#"{
@@ -19,6 +19,14 @@ use serde::{Deserialize, Serialize};
 /// }"#).unwrap();
 /// let u = Usage::from(raw);
 /// assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens), (1024, 1024, 300, 128));
+///
+/// // Audio and cache writes are parts of the prompt with their own rates.
+/// let raw: OpenAiUsage = serde_json::from_str(r#"{
+///   "prompt_tokens": 5000, "completion_tokens": 10,
+///   "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 2000, "audio_tokens": 500}
+/// }"#).unwrap();
+/// let u = Usage::from(raw);
+/// assert_eq!((u.input_tokens, u.cache_read_tokens, u.cache_write_5m_tokens, u.input_audio_tokens), (1500, 1000, 2000, 500));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -36,6 +44,19 @@ pub struct OpenAiUsage {
     pub prompt_tokens_details: Option<PromptTokensDetails>,
     /// The breakdown of the completion.
     pub completion_tokens_details: Option<CompletionTokensDetails>,
+    /// The response's top-level `service_tier` (`default`, `flex`,
+    /// `priority`, ...), copied here by the codec: it is not inside `usage`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+}
+
+/// OpenAI's `service_tier` value as a [`ServiceTier`].
+pub(crate) fn service_tier(tier: Option<&str>) -> ServiceTier {
+    match tier {
+        Some("flex") => ServiceTier::Flex,
+        Some("priority") => ServiceTier::Priority,
+        _ => ServiceTier::Standard,
+    }
 }
 
 /// `usage.prompt_tokens_details`.
@@ -48,6 +69,10 @@ pub struct PromptTokensDetails {
     /// Audio prompt tokens (a subset of `prompt_tokens`).
     #[serde(deserialize_with = "null_as_zero")]
     pub audio_tokens: u64,
+    /// Prompt tokens written to the prompt cache, where the model reports
+    /// and bills them (a subset of `prompt_tokens`).
+    #[serde(deserialize_with = "null_as_zero")]
+    pub cache_write_tokens: u64,
 }
 
 /// `usage.completion_tokens_details`.
@@ -74,10 +99,18 @@ fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error>
 
 impl From<OpenAiUsage> for Usage {
     fn from(u: OpenAiUsage) -> Usage {
-        let cached = u
-            .prompt_tokens_details
-            .as_ref()
-            .map_or(0, |d| d.cached_tokens);
+        let details = u.prompt_tokens_details.clone().unwrap_or_default();
+        let cached = details.cached_tokens.min(u.prompt_tokens);
+        // Cache writes and audio are parts of the prompt too, disjoint from
+        // the cached tokens; each is clamped to what is left of the prompt.
+        let written = details
+            .cache_write_tokens
+            .min(u.prompt_tokens.saturating_sub(cached));
+        let audio = details.audio_tokens.min(
+            u.prompt_tokens
+                .saturating_sub(cached)
+                .saturating_sub(written),
+        );
         let reasoning = u
             .completion_tokens_details
             .as_ref()
@@ -86,13 +119,18 @@ impl From<OpenAiUsage> for Usage {
             // `prompt_tokens` INCLUDES the cached tokens: the full-rate part
             // is the rest. Saturating, so a server reporting more cached than
             // prompt tokens cannot underflow.
-            input_tokens: u.prompt_tokens.saturating_sub(cached),
+            input_tokens: u.prompt_tokens - cached - written - audio,
             // Cached tokens are billed at the cached-input rate.
-            cache_read_tokens: cached.min(u.prompt_tokens),
-            // Chat Completions does not report cache writes; OpenAI does not
-            // bill them apart (they are ordinary input tokens).
-            cache_write_5m_tokens: 0,
+            cache_read_tokens: cached,
+            // `cache_write_tokens`, where reported, are billed at the model's
+            // cache-write rate (a 5-minute write: OpenAI has one lifetime).
+            cache_write_5m_tokens: written,
             cache_write_1h_tokens: 0,
+            // Audio prompt tokens have their own rate (the uncached part:
+            // OpenAI reports cached audio inside `cached_tokens`).
+            input_audio_tokens: audio,
+            web_search_requests: 0,
+            service_tier: service_tier(u.service_tier.as_deref()),
             // `completion_tokens` already INCLUDES reasoning and rejected
             // prediction tokens, all billed at the output rate: taken as is.
             output_tokens: u.completion_tokens,

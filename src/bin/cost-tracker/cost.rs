@@ -107,6 +107,7 @@ pub(crate) fn run(args: CostArgs) -> ExitCode {
         cache_write_5m_tokens: args.cache_write_5m,
         cache_write_1h_tokens: args.cache_write_1h,
         reasoning_tokens: args.reasoning,
+        ..Usage::default()
     };
     let mode = if args.batch {
         Mode::Batch

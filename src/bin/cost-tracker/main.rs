@@ -19,6 +19,7 @@ mod chat;
 mod cost;
 mod models;
 mod report;
+mod reprice;
 mod settings;
 mod store;
 
@@ -33,6 +34,7 @@ Examples:
   cost-tracker --reset                            asks for confirmation, then archives (never deletes)
   cost-tracker --monthly-budget 500 --total-budget 2000 --dashboard
   cost-tracker chat --provider simulated 'Say hi'  one call through the full stack, priced and recorded
+  cost-tracker reprice --prices new.toml --since 2026-11-01   the ledger under another table, per model and month
 
 Configuration: flags > COSTLAYER_* environment > costlayer.toml (or --config FILE) > defaults.
 Environment: COSTLAYER_DATA_DIR, COSTLAYER_USER, COSTLAYER_MONTHLY_BUDGET, COSTLAYER_TOTAL_BUDGET,
@@ -88,6 +90,8 @@ enum Command {
     Models(models::ModelsArgs),
     /// One call through the full stack: prints the answer and its exact cost, and records it.
     Chat(chat::ChatArgs),
+    /// What the ledger would cost under another price file, per model and month, next to what was recorded.
+    Reprice(reprice::RepriceArgs),
 }
 
 /// A command's failure: a usage error (exit 2) or a runtime failure (exit 1).
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Some(Command::Cost(args)) => return cost::run(args),
         Some(Command::Models(args)) => return models::run(args),
         Some(Command::Chat(args)) => return finish(chat::run(args)),
+        Some(Command::Reprice(args)) => return reprice::run(args),
         Some(Command::Dashboard(args)) => Action::Report {
             args: args.into(),
             dashboard: true,
@@ -163,7 +168,7 @@ fn main() -> ExitCode {
     finish(run(action))
 }
 
-fn finish(result: Result<(), CliError>) -> ExitCode {
+pub(crate) fn finish(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Usage(m)) => {

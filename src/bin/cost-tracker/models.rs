@@ -101,7 +101,17 @@ fn rates_json(r: &Rates) -> Value {
         "cache_read": s(r.cache_read),
         "cache_write_5m": s(r.cache_write_5m),
         "cache_write_1h": s(r.cache_write_1h),
+        "input_audio": s(r.input_audio),
     })
+}
+
+/// Which file and entry priced a model: `embedded`, or the file path with
+/// the entry's own key when it differs from the name.
+fn from_text(m: &ModelPrice) -> String {
+    match &m.entry {
+        Some(e) => format!("{} [{e}]", m.origin),
+        None => m.origin.clone(),
+    }
 }
 
 fn tiers_json(tiers: &[Tier]) -> Value {
@@ -131,6 +141,16 @@ fn model_json(table: &PriceTable, m: &ModelPrice, today: &str) -> Value {
         "retired": m.deprecated.as_deref().is_some_and(|d| is_past(d, today)),
         "source": m.source,
         "origin": m.origin,
+        "entry": m.entry,
+        "prefixed_only": m.prefixed_only,
+        "flex": m.flex.as_ref().map(rates_json),
+        "priority": m.priority.as_ref().map(rates_json),
+        "web_search_per_1k_usd": m.web_search_per_1k.map(Money::to_decimal_string),
+        "effective_from": m.effective_from,
+        "earlier": m.earlier.iter().map(|e| json!({
+            "effective_from": e.effective_from,
+            "rates_per_million_usd": rates_json(&e.rates),
+        })).collect::<Vec<_>>(),
         "shadows_default": shadowed.is_some(),
         "shadowed": shadowed.map(|s| json!({
             "model": s.model,
@@ -140,7 +160,7 @@ fn model_json(table: &PriceTable, m: &ModelPrice, today: &str) -> Value {
     })
 }
 
-fn print_table(rows: &[Vec<String>]) {
+pub(crate) fn print_table(rows: &[Vec<String>]) {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -191,6 +211,7 @@ pub(crate) fn run(args: ModelsArgs) -> ExitCode {
         "BATCH",
         "LONG CONTEXT",
         "DEPRECATED",
+        "FROM",
     ]
     .map(String::from)
     .to_vec()];
@@ -222,6 +243,7 @@ pub(crate) fn run(args: ModelsArgs) -> ExitCode {
             batch_text(&m.batch),
             tier_text(&m.tiers),
             deprecated,
+            from_text(m),
         ]);
     }
     print_table(&rows);
@@ -230,6 +252,11 @@ pub(crate) fn run(args: ModelsArgs) -> ExitCode {
     println!("LONG CONTEXT: input/output rates for every token of a request whose whole prompt is above the threshold.");
     if table.models().any(|m| m.origin != "embedded") {
         println!("+ : added by a user price file.");
+    }
+    if table.models().any(|m| m.prefixed_only) {
+        println!(
+            "Reseller entries (Bedrock, Vertex, Azure, OpenRouter, ...) price only their own prefixed name; a bare name is priced by the first party."
+        );
     }
     for n in notes {
         println!("{n}");

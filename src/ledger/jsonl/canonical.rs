@@ -268,6 +268,7 @@ fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(
             cache_write_5m_tokens,
             cache_write_1h_tokens,
             reasoning_tokens,
+            ..Usage::default()
         },
         nano_usd,
         cached,
@@ -381,6 +382,9 @@ pub(crate) fn parse_prefix_ref(bytes: &[u8]) -> Option<(RecordRef<'_>, usize)> {
         cached: f.cached,
         saved_nano_usd: f.saved_nano_usd,
         latency_ms: f.latency_ms,
+        // The exact form has no `cost_status` (omitted when exact); a line
+        // that carries one falls back to the full parse.
+        cost_status: crate::CostStatus::Exact,
     };
     Some((rec, end))
 }

@@ -396,6 +396,7 @@ fn map_entry(
             take_first(&mut map, &["reasoning_tokens"]),
             "reasoning_tokens",
         )?,
+        ..Usage::default()
     };
     let nano_usd = match take_first(&mut map, &["nano_usd"]) {
         Some(Value::Number(n)) => Some(Money::from_nanos(

@@ -292,6 +292,7 @@ fn fast_parse(line: &[u8]) -> Option<CostRecord> {
             cache_write_5m_tokens: f.cache_write_5m_tokens,
             cache_write_1h_tokens: f.cache_write_1h_tokens,
             reasoning_tokens: f.reasoning_tokens,
+            ..Usage::default()
         },
         nano_usd: f.nano_usd.map(Money::from_nanos),
         cached: f.cached,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ledger::{CorruptLine, CostRecord, ScanFilter};
-use crate::{Mode, Money, Usage};
+use crate::{CostStatus, Mode, Money, Usage};
 
 /// A borrowed view of a ledger record: the fields reports need, without
 /// the id, tags or unknown fields, and without allocating.
@@ -50,6 +50,8 @@ pub struct RecordRef<'a> {
     pub saved_nano_usd: Option<Money>,
     /// Call latency in milliseconds.
     pub latency_ms: u64,
+    /// How far the cost can be trusted.
+    pub cost_status: CostStatus,
 }
 
 impl RecordRef<'_> {
@@ -73,6 +75,7 @@ impl<'a> From<&'a CostRecord> for RecordRef<'a> {
             cached: r.cached,
             saved_nano_usd: r.saved_nano_usd,
             latency_ms: r.latency_ms,
+            cost_status: r.cost_status,
         }
     }
 }
