@@ -73,6 +73,7 @@
 //!   `reload` or period rollover.
 
 mod alerts;
+pub mod book;
 mod builder;
 mod estimate;
 mod record;

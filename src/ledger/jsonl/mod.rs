@@ -18,10 +18,10 @@ use super::{
 };
 
 mod canonical;
-mod files;
+pub(crate) mod files;
 mod legacy;
 mod par;
-mod read;
+pub(crate) mod read;
 mod view;
 mod writer;
 
