@@ -223,20 +223,24 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Settled spend counts the settled holds whose record is not read
+    /// back yet; held is the live holds.
     fn totals(&self, keys: impl IntoIterator<Item = BookKey>) -> Vec<LineTotals> {
         keys.into_iter()
             .map(|key| {
-                let held = self
-                    .holds
-                    .iter()
-                    .filter(|h| h.lines.contains(&key))
-                    .fold(Money::ZERO, |a, h| {
-                        a.saturating_add(Money::from_nanos(h.nano_usd))
-                    });
-                let (settled, first_spend) = self
+                let (mut settled, first_spend) = self
                     .lines
                     .get(&key)
                     .map_or((Money::ZERO, None), |t| (t.settled, t.first_spend));
+                let mut held = Money::ZERO;
+                for h in self.holds.iter().filter(|h| h.lines.contains(&key)) {
+                    let amount = Money::from_nanos(h.nano_usd);
+                    if h.record.is_some() {
+                        settled = settled.saturating_add(amount);
+                    } else {
+                        held = held.saturating_add(amount);
+                    }
+                }
                 LineTotals {
                     key,
                     settled,
@@ -308,7 +312,10 @@ impl JsonlDirBook {
                 .map_err(io_err("open", &path))?;
             st.lock = Some(f);
         }
-        let lock = st.lock.take().ok_or_else(|| BookError::Other("lock file".into()))?;
+        let lock = st
+            .lock
+            .take()
+            .ok_or_else(|| BookError::Other("lock file".into()))?;
         let result = lock
             .lock()
             .map_err(io_err("lock", &self.dir.join(LOCK_FILE)))
@@ -442,7 +449,14 @@ impl JsonlDirBook {
                 }
             })?;
             read += end - from;
-            st.files.insert(name, Cursor { dev, ino, offset: end });
+            st.files.insert(
+                name,
+                Cursor {
+                    dev,
+                    ino,
+                    offset: end,
+                },
+            );
         }
         st.unsaved += read;
         Ok(rebuild)
@@ -459,7 +473,11 @@ impl JsonlDirBook {
     ) -> Result<bool, BookError> {
         let mut fresh: Vec<BookLine> = Vec::new();
         for l in lines {
-            if st.lines.get(&l.key).is_some_and(|t| t.line.same_span(&l.key, l.start, l.end)) {
+            if st
+                .lines
+                .get(&l.key)
+                .is_some_and(|t| t.line.same_span(&l.key, l.start, l.end))
+            {
                 continue;
             }
             fresh.push(l.clone());
@@ -523,8 +541,12 @@ impl JsonlDirBook {
                     );
                 }
             }
-            Ok(cp) => tracing::warn!(path = %path.display(), version = cp.v, "the budget checkpoint is from another costlayer version; budget totals are rebuilt from the ledger"),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "the budget checkpoint is corrupt; budget totals are rebuilt from the ledger"),
+            Ok(cp) => {
+                tracing::warn!(path = %path.display(), version = cp.v, "the budget checkpoint is from another costlayer version; budget totals are rebuilt from the ledger")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the budget checkpoint is corrupt; budget totals are rebuilt from the ledger")
+            }
         }
     }
 
@@ -536,7 +558,11 @@ impl JsonlDirBook {
                 .lines
                 .values()
                 // Periods over for a month are not needed again.
-                .filter(|t| t.line.end.is_none_or(|e| Utc::now() - e < chrono::Duration::days(31)))
+                .filter(|t| {
+                    t.line
+                        .end
+                        .is_none_or(|e| Utc::now() - e < chrono::Duration::days(31))
+                })
                 .map(|t| CheckLine {
                     key: t.line.key.clone(),
                     start: t.line.start,
@@ -552,7 +578,9 @@ impl JsonlDirBook {
             .and_then(|b| self.replace(&path, &b))
         {
             Ok(()) => st.unsaved = 0,
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot write the budget checkpoint (totals stay exact; a new process reads more of the ledger)"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the budget checkpoint (totals stay exact; a new process reads more of the ledger)")
+            }
         }
     }
 
@@ -597,9 +625,11 @@ impl JsonlDirBook {
     /// Writes `bytes` to a temporary file and renames it over `path`, so a
     /// failed write (a full disk) leaves the old file whole.
     fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self
-            .dir
-            .join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("book"), self.owner.nonce));
+        let tmp = self.dir.join(format!(
+            ".{}.{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("book"),
+            self.owner.nonce
+        ));
         let written = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -665,7 +695,8 @@ fn read_range(
     to: Option<u64>,
     f: &mut dyn FnMut(CostRecord),
 ) -> Result<u64, BookError> {
-    file.seek(SeekFrom::Start(from)).map_err(io_err("read", path))?;
+    file.seek(SeekFrom::Start(from))
+        .map_err(io_err("read", path))?;
     let reader: Box<dyn Read + '_> = match to {
         Some(to) => Box::new(Read::take(&mut *file, to.saturating_sub(from))),
         None => Box::new(&mut *file),
@@ -736,9 +767,11 @@ impl BudgetBook for JsonlDirBook {
         let id = record.id.to_string();
         let cost = record.cost();
         self.locked(&counted, |ctx| {
-            ctx.holds.retain(|h| hold.as_ref().is_none_or(|held| held.id != h.id));
+            ctx.holds
+                .retain(|h| hold.as_ref().is_none_or(|held| held.id != h.id));
             if !keys.is_empty() {
-                ctx.holds.push(self.hold_entry(keys.clone(), cost, Some(id)));
+                ctx.holds
+                    .push(self.hold_entry(keys.clone(), cost, Some(id)));
             }
             ctx.write = true;
             ctx.totals(keys.clone())

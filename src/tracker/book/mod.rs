@@ -23,8 +23,7 @@
 //! # Example
 //!
 //! ```
-//! use std::sync::Arc;
-//! use costlayer::budget::Scope;
+//! //! use costlayer::budget::Scope;
 //! use costlayer::ledger::CostRecord;
 //! use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, MemoryBook, Reserved};
 //! use costlayer::{Money, Usage};
@@ -51,7 +50,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
@@ -148,7 +146,12 @@ impl BookLine {
     }
 
     /// Whether `other` counts the same records (same key and bounds).
-    pub(crate) fn same_span(&self, key: &BookKey, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> bool {
+    pub(crate) fn same_span(
+        &self,
+        key: &BookKey,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> bool {
         &self.key == key && self.start == start && self.end == end
     }
 }
@@ -159,10 +162,10 @@ impl BookLine {
 pub struct LineTotals {
     /// The line.
     pub key: BookKey,
-    /// Spend of records in the ledger (or settled in the book).
+    /// Spend of records in the ledger, and of calls settled in the book
+    /// whose record is not read back yet.
     pub settled: Money,
-    /// Live holds of calls in flight, and settled calls whose record is not
-    /// read back yet.
+    /// Live holds of calls in flight.
     pub held: Money,
     /// The earliest non-zero spend seen, when the book knows it.
     pub first_spend: Option<DateTime<Utc>>,
@@ -314,6 +317,3 @@ where
     }
     false
 }
-
-/// Shared handle type.
-pub(crate) type SharedBook = Arc<dyn BudgetBook>;
