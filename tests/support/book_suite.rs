@@ -4,7 +4,7 @@
 //! `book_suite::run(|| ...).await` (see tests/budget_book.rs); a book for
 //! another store runs the same suite.
 
-#![allow(clippy::unwrap_used, dead_code)]
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 use std::sync::Arc;
 
