@@ -34,14 +34,22 @@ const LIMIT: i64 = 2_000_000;
 fn prices() -> PriceTable {
     let mut t = PriceTable::empty("test");
     let one = Money::from_usd(1).unwrap();
-    t.insert(ModelPrice::new("test-model", "openai", Rates::new(one, one)));
+    t.insert(ModelPrice::new(
+        "test-model",
+        "openai",
+        Rates::new(one, one),
+    ));
     t
 }
 
 fn tracker(dir: &Path, user: &str, lease: Duration) -> CostTracker {
     CostTracker::builder()
-        .storage(Arc::new(JsonlStorage::builder(dir).user(user).build().unwrap()))
-        .book(Arc::new(JsonlDirBook::builder(dir).lease(lease).build().unwrap()))
+        .storage(Arc::new(
+            JsonlStorage::builder(dir).user(user).build().unwrap(),
+        ))
+        .book(Arc::new(
+            JsonlDirBook::builder(dir).lease(lease).build().unwrap(),
+        ))
         .prices(prices())
         .user(user)
         .budget(Budget::monthly(Money::from_nanos(LIMIT)).block())
@@ -52,7 +60,9 @@ fn tracker(dir: &Path, user: &str, lease: Duration) -> CostTracker {
 /// A 100-token call: reserved at its prompt bound + 100 output tokens,
 /// billed 2 + 100 tokens (never above the reservation).
 fn call() -> (ChatRequest, ChatResponse) {
-    let req = ChatRequest::new("test-model").message(Message::user("hi")).max_tokens(100);
+    let req = ChatRequest::new("test-model")
+        .message(Message::user("hi"))
+        .max_tokens(100);
     let resp = ChatResponse {
         provider: "openai".into(),
         model: "test-model".into(),
@@ -129,10 +139,16 @@ async fn worker_entry() {
 
 fn worker(spec: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", "worker_entry", "--nocapture", "--test-threads", "1"])
-        .env(WORKER_ENV, spec)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.args([
+        "--exact",
+        "worker_entry",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env(WORKER_ENV, spec)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     c
 }
 
@@ -174,12 +190,19 @@ async fn four_processes(users: [&str; 4]) {
         }
     }
     assert_eq!(acked.len() + refused, 32, "every call answered");
-    assert!(refused > 0 && !acked.is_empty(), "the limit bites: {} acked, {refused} refused", acked.len());
+    assert!(
+        refused > 0 && !acked.is_empty(),
+        "the limit bites: {} acked, {refused} refused",
+        acked.len()
+    );
     let records = ledger(dir.path()).await;
     let spent: i64 = records.iter().map(|r| r.1).sum();
     assert!(spent <= LIMIT, "spent {spent} > limit {LIMIT}");
     for id in &acked {
-        assert!(records.iter().any(|r| &r.0 == id), "acknowledged record {id} is missing");
+        assert!(
+            records.iter().any(|r| &r.0 == id),
+            "acknowledged record {id} is missing"
+        );
     }
     assert_eq!(records.len(), acked.len());
 }
@@ -217,7 +240,11 @@ async fn a_killed_process_holds_expire_after_the_lease() {
     }
     let settled = settled.unwrap();
     let holds = std::fs::read_to_string(dir.path().join("budget_holds.json")).unwrap();
-    assert_eq!(holds.matches("\"record\"").count(), 0, "only live holds left: {holds}");
+    assert_eq!(
+        holds.matches("\"record\"").count(),
+        0,
+        "only live holds left: {holds}"
+    );
     assert_eq!(holds.matches("\"id\"").count(), 3, "{holds}");
     let t = tracker(dir.path(), "bob", Duration::from_secs(60));
     let (req, resp) = call();
@@ -229,15 +256,26 @@ async fn a_killed_process_holds_expire_after_the_lease() {
     child.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let status = &t.budget_status().await.unwrap()[0];
-    assert_eq!(status.reserved, Money::ZERO, "the dead process's holds are gone");
-    assert_eq!(status.spent, Money::from_nanos(settled), "its settled call counts once");
+    assert_eq!(
+        status.reserved,
+        Money::ZERO,
+        "the dead process's holds are gone"
+    );
+    assert_eq!(
+        status.spent,
+        Money::from_nanos(settled),
+        "its settled call counts once"
+    );
     // The whole rest of the limit is available again.
     let mut admitted = 0;
     while let Ok(r) = t.reserve(&req).await {
         t.record(&req, &resp, Some(r)).await.unwrap();
         admitted += 1;
     }
-    assert!(admitted >= 15, "only {admitted} calls admitted after the lease");
+    assert!(
+        admitted >= 15,
+        "only {admitted} calls admitted after the lease"
+    );
     let spent = t.budget_status().await.unwrap()[0].spent;
     assert_eq!(spent, Money::from_nanos(settled + 102_000 * admitted));
     assert!(spent <= Money::from_nanos(LIMIT));
@@ -270,7 +308,12 @@ async fn the_request_carries_the_reserved_output_cap() {
     let dir = tempfile::tempdir().unwrap();
     let limit: Money = "0.05".parse().unwrap();
     let tracker = CostTracker::builder()
-        .storage(Arc::new(JsonlStorage::builder(dir.path()).user("alice").build().unwrap()))
+        .storage(Arc::new(
+            JsonlStorage::builder(dir.path())
+                .user("alice")
+                .build()
+                .unwrap(),
+        ))
         .book(Arc::new(JsonlDirBook::open(dir.path()).unwrap()))
         .user("alice")
         .budget(Budget::monthly(limit).block())
@@ -281,14 +324,18 @@ async fn the_request_carries_the_reserved_output_cap() {
         .base_url(format!("{}/v1", server.uri()))
         .build()
         .unwrap();
-    let mut svc = ServiceBuilder::new().layer(CostLayer::new(tracker.clone())).service(openai);
+    let mut svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker.clone()))
+        .service(openai);
     let mut answered = 0;
     loop {
         let req = ChatRequest::new("gpt-4.1").message(Message::user("Write a novel."));
         match svc.ready().await.unwrap().call(req).await {
             Ok(resp) => {
                 answered += 1;
-                let rec = resp.recorded.expect("the cost layer fills ChatResponse.recorded");
+                let rec = resp
+                    .recorded
+                    .expect("the cost layer fills ChatResponse.recorded");
                 assert!(rec.durable && rec.nano_usd.is_some());
             }
             Err(Error::BudgetExceeded { .. }) => break,
@@ -314,12 +361,32 @@ async fn scope_spellings_are_enforced_and_shown_the_same() {
     let usd = |s: &str| s.parse::<Money>().unwrap();
     let build = |provider: Option<&str>| {
         let mut b = CostTracker::builder()
-            .storage(Arc::new(JsonlStorage::builder(dir.path()).user("alice").build().unwrap()))
+            .storage(Arc::new(
+                JsonlStorage::builder(dir.path())
+                    .user("alice")
+                    .build()
+                    .unwrap(),
+            ))
             .book(Arc::new(JsonlDirBook::open(dir.path()).unwrap()))
             .user("alice")
-            .budget(Budget::monthly(usd("0.01")).name("oa").scope(Scope::Provider("OpenAI".into())).block())
-            .budget(Budget::monthly(usd("0.01")).name("son").scope(Scope::Model("claude-sonnet-4.5".into())).block())
-            .budget(Budget::monthly(usd("0.01")).name("sim").scope(Scope::Provider("simulated".into())).block());
+            .budget(
+                Budget::monthly(usd("0.01"))
+                    .name("oa")
+                    .scope(Scope::Provider("OpenAI".into()))
+                    .block(),
+            )
+            .budget(
+                Budget::monthly(usd("0.01"))
+                    .name("son")
+                    .scope(Scope::Model("claude-sonnet-4.5".into()))
+                    .block(),
+            )
+            .budget(
+                Budget::monthly(usd("0.01"))
+                    .name("sim")
+                    .scope(Scope::Provider("simulated".into()))
+                    .block(),
+            );
         if let Some(p) = provider {
             b = b.provider(p);
         }
@@ -327,13 +394,20 @@ async fn scope_spellings_are_enforced_and_shown_the_same() {
     };
     let calls = [
         (None, "gpt-4o-mini", "openai", "gpt-4o-mini-2024-07-18"),
-        (None, "claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5-20250929"),
+        (
+            None,
+            "claude-sonnet-4-5",
+            "anthropic",
+            "claude-sonnet-4-5-20250929",
+        ),
         (Some("simulated"), "gpt-4o-mini", "simulated", "gpt-4o-mini"),
     ];
     for (i, (hint, model, provider, billed)) in calls.into_iter().enumerate() {
         let t = build(hint);
         // 300 output tokens each time until refused.
-        let req = ChatRequest::new(model).message(Message::user("hi")).max_tokens(300);
+        let req = ChatRequest::new(model)
+            .message(Message::user("hi"))
+            .max_tokens(300);
         let resp = ChatResponse {
             provider: provider.into(),
             model: billed.into(),
@@ -348,16 +422,25 @@ async fn scope_spellings_are_enforced_and_shown_the_same() {
         }
         t.storage().flush().await.unwrap();
         let status = &t.budget_status().await.unwrap()[i];
-        assert!(status.spent > Money::ZERO && status.spent <= usd("0.01"), "{status:?}");
+        assert!(
+            status.spent > Money::ZERO && status.spent <= usd("0.01"),
+            "{status:?}"
+        );
         // A new process sees the same spend and refuses the same call.
         let fresh = build(hint);
         assert_eq!(fresh.budget_status().await.unwrap()[i].spent, status.spent);
-        assert!(matches!(fresh.reserve(&req).await, Err(Error::BudgetExceeded { .. })));
+        assert!(matches!(
+            fresh.reserve(&req).await,
+            Err(Error::BudgetExceeded { .. })
+        ));
         // The ledger filter of the scope selects exactly that spend.
         let mut filter = t.budgets()[i].scope.filter();
         filter.since = status.period_start;
         let agg = t.storage().aggregate(&filter).await.unwrap();
-        assert_eq!(agg.nano_usd, status.spent, "budget {i}: filter and enforcement disagree");
+        assert_eq!(
+            agg.nano_usd, status.spent,
+            "budget {i}: filter and enforcement disagree"
+        );
     }
 }
 
@@ -376,4 +459,70 @@ async fn the_records_user_decides_its_file() {
     t.record(&req, &resp, None).await.unwrap();
     t.storage().flush().await.unwrap();
     assert!(dir.path().join("costs_alice.jsonl").is_file());
+}
+
+/// 32 one-call `cost-tracker chat --provider simulated` processes at once,
+/// as two users, against one blocking `provider:simulated` budget: the
+/// recorded spend stays within it and every successful call is recorded.
+#[test]
+fn thirty_two_cli_processes_never_overshoot_a_shared_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("costlayer.toml"),
+        "[[budget.custom]]\nname = \"sim\"\nlimit = \"0.0003\"\nwindow = \"monthly\"\nscope = \"provider:simulated\"\naction = \"block\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("ledger");
+    let children: Vec<_> = (0..32)
+        .map(|i| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_cost-tracker"));
+            c.current_dir(dir.path())
+                .env("COSTLAYER_USER", if i % 2 == 0 { "alice" } else { "bob" })
+                .env_remove("COSTLAYER_CONFIG")
+                .env_remove("COSTLAYER_DATA_DIR")
+                .args(["chat", "--data-dir"])
+                .arg(&data)
+                .args([
+                    "--provider",
+                    "simulated",
+                    "--max-tokens",
+                    "40",
+                    "--json",
+                    "Say hi",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let (mut ids, mut refused) = (Vec::new(), 0);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            ids.push(v["record_id"].as_str().unwrap().to_owned());
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("sim"), "refused for another reason: {err}");
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > 0 && !ids.is_empty(),
+        "{} ok, {refused} refused",
+        ids.len()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let records = rt.block_on(ledger(&data));
+    let spent: i64 = records.iter().map(|r| r.1).sum();
+    assert!(
+        spent <= 300_000,
+        "spent {spent} nano-dollars over the $0.0003 limit"
+    );
+    for id in &ids {
+        assert!(records.iter().any(|r| &r.0 == id), "record {id} missing");
+    }
+    assert_eq!(records.len(), ids.len());
 }

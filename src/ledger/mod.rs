@@ -67,9 +67,15 @@ impl ScanFilter {
             && self.until.is_none_or(|u| r.ts < u)
             && (self.users.is_empty() || self.users.contains(&r.user))
             && (self.providers.is_empty()
-                || self.providers.iter().any(|p| crate::pricing::same_provider(p, &r.provider)))
+                || self
+                    .providers
+                    .iter()
+                    .any(|p| crate::pricing::same_provider(p, &r.provider)))
             && (self.models.is_empty()
-                || self.models.iter().any(|m| crate::pricing::same_model(m, &r.model)))
+                || self
+                    .models
+                    .iter()
+                    .any(|m| crate::pricing::same_model(m, &r.model)))
             && self
                 .team
                 .as_ref()

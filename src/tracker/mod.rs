@@ -42,35 +42,54 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Running totals, and several processes sharing a ledger
+//! # Hard limits across processes: the budget book
 //!
-//! The tracker does not rescan the ledger on every call. The first
-//! operation (or the first after a period rolls over: a new month, a new
-//! day for rolling windows) loads each budget's spend for its current period
-//! from the [`Storage`] (`aggregate`, or a scan for all-time budgets, which
-//! also need the first spend for their projection); after that it keeps
-//! running totals in memory, adding each call it records and the
-//! reservations of calls in flight.
+//! Every budget's spend lives in a [budget book](book): per budget and
+//! period, the settled spend and the live holds of calls in flight. A
+//! blocking budget is decided there, in one atomic step for every process
+//! sharing the book: [`CostTracker::reserve`] holds the call's worst case
+//! unless settled + held + worst case would cross the limit;
+//! [`CostTracker::record`] settles the hold to the billed cost; a
+//! [`Reservation`] dropped unsettled releases it.
 //!
-//! So with several processes appending to one ledger, each process sees its
-//! own calls at once and the others' only when it next loads a period (at
-//! rollover, or on [`CostTracker::reload`]). Consequences:
-//!
-//! - **Hard limits are exact per process**, not across processes: two
-//!   processes sharing a $100 block budget can together spend up to their
-//!   combined view. Give each process its own budget share (a
-//!   [`Scope::User`](crate::budget::Scope) budget per service), or call
-//!   `reload` periodically if you need a tighter shared view.
-//! - **Alerts stay exactly-once across processes**: an alert is claimed with
-//!   [`Storage::mark_alert`], which is atomic across every process sharing
-//!   the alert history; only the process that claims it sends it. An alert
-//!   is marked before it is sent, so a crash between the two loses that one
-//!   alert rather than sending it twice. The JSONL backend keeps one alert
-//!   history per user (`alerts_<user>.jsonl`): processes running as the same
-//!   user share it; two *different* users sharing a directory each get
-//!   their own alert for an all-spend budget.
-//! - A reset done elsewhere (`cost-tracker --reset`) is seen at the next
-//!   `reload` or period rollover.
+//! - [`CostTracker::from_config`] (and `cost-tracker chat`) use a
+//!   [`JsonlDirBook`](book::JsonlDirBook) on the data directory: **every
+//!   process on the host using that directory shares one exact limit**,
+//!   whichever user it runs as. A process killed while holding
+//!   reservations has its holds dropped once its lease (default
+//!   [5 minutes](book::DEFAULT_LEASE), set it with
+//!   [`JsonlDirBookBuilder::lease`](book::JsonlDirBookBuilder::lease))
+//!   runs out, or at once when its pid is gone from this host. A new
+//!   process starts from the directory's checkpoint and reads only the
+//!   ledger appended since (never the whole ledger, except once for a
+//!   budget the directory has not seen before).
+//! - [`CostTracker::builder`] defaults to a [`MemoryBook`](book::MemoryBook)
+//!   seeded from the storage: exact within the process only. Pass a
+//!   shared book with [`CostTrackerBuilder::book`].
+//! - **The request carries what was reserved**: under a blocking budget,
+//!   a request without `max_tokens` is sent with `max_tokens` set to the
+//!   output the reservation assumed
+//!   ([`DEFAULT_MAX_OUTPUT_TOKENS`](crate::estimate::DEFAULT_MAX_OUTPUT_TOKENS),
+//!   4,096, unless changed with
+//!   [`Estimator::default_max_output`](crate::estimate::Estimator::default_max_output)
+//!   through [`CostTrackerBuilder::estimator`]), so the billed cost never
+//!   exceeds the reservation.
+//! - **Settlement cannot be lost**: once the provider has answered, the
+//!   call is recorded even if the caller's future is dropped
+//!   ([`Settlement`] finishes in the background).
+//! - **One identity**: budget scopes, ledger filters and enforcement match
+//!   providers case-insensitively and models with
+//!   [`same_model`](crate::pricing::same_model) (aliases, dated ids), and
+//!   reservations and records resolve a call's provider and model with
+//!   [`CostTracker::identity`].
+//! - **Alerts** are evaluated on the shared totals each book operation
+//!   returns (after each settlement, and when a blocking budget refuses a
+//!   call), so a threshold crossed by several processes together is seen.
+//!   An alert is claimed with [`Storage::mark_alert`], atomic across every
+//!   process sharing the alert history; only the claimer sends it.
+//! - A reset done elsewhere (`cost-tracker --reset`) is seen by the
+//!   directory book at its next operation (the ledger files were moved);
+//!   call [`CostTracker::reload`] to re-arm this process's alerts.
 
 mod alerts;
 pub mod book;
@@ -81,7 +100,7 @@ mod settle;
 mod status;
 
 pub use builder::CostTrackerBuilder;
-pub use settle::Reservation;
+pub use settle::{Reservation, Settlement};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
