@@ -215,6 +215,20 @@ struct DirState {
     renewals: u64,
 }
 
+/// The record ids of settled holds, and those read in this operation.
+struct Settled {
+    wanted: HashSet<ulid::Ulid>,
+    found: HashSet<ulid::Ulid>,
+}
+
+impl Settled {
+    fn saw(&mut self, rec: &CostRecord) {
+        if !self.wanted.is_empty() && self.wanted.contains(&rec.id) {
+            self.found.insert(rec.id);
+        }
+    }
+}
+
 /// What an operation's decision sees and changes.
 struct Ctx<'a> {
     lines: &'a HashMap<BookKey, Tracked>,
@@ -335,12 +349,24 @@ impl JsonlDirBook {
             self.load_checkpoint(st);
             st.loaded = true;
         }
-        let mut read_ids = HashSet::new();
-        let mut save = self.catch_up(st, &mut read_ids)?;
-        save |= self.register(st, lines, &mut read_ids)?;
         let (mut holds, mut dirty) = self.read_holds();
+        // The records of settled holds: each hold goes when its record is read.
+        let mut ids = Settled {
+            wanted: holds
+                .iter()
+                .filter_map(|h| h.record.as_deref()?.parse().ok())
+                .collect(),
+            found: HashSet::new(),
+        };
+        let mut save = self.catch_up(st, &mut ids)?;
+        save |= self.register(st, lines, &mut ids)?;
         let before = holds.len();
-        holds.retain(|h| h.record.as_ref().is_none_or(|r| !read_ids.contains(r)));
+        holds.retain(|h| {
+            h.record
+                .as_deref()
+                .and_then(|r| r.parse::<ulid::Ulid>().ok())
+                .is_none_or(|r| !ids.found.contains(&r))
+        });
         dirty |= holds.len() != before;
         dirty |= self.expire(st, &mut holds);
         let mut ctx = Ctx {
@@ -401,7 +427,7 @@ impl JsonlDirBook {
     /// Reads every ledger file from its cursor to its end. Starts over
     /// (every sum from zero) if a file was replaced, shrank or went away (a
     /// reset). Returns whether a checkpoint is worth writing.
-    fn catch_up(&self, st: &mut DirState, ids: &mut HashSet<String>) -> Result<bool, BookError> {
+    fn catch_up(&self, st: &mut DirState, ids: &mut Settled) -> Result<bool, BookError> {
         let paths = list_matching(&self.dir, "costs_", ".jsonl")
             .map_err(|e| BookError::Other(e.to_string()))?;
         let mut rebuild = false;
@@ -443,7 +469,7 @@ impl JsonlDirBook {
             }
             let lines = &mut st.lines;
             let end = read_range(&mut file, &path, from, None, &mut |rec| {
-                ids.insert(rec.id.to_string());
+                ids.saw(&rec);
                 for t in lines.values_mut() {
                     t.add(&rec);
                 }
@@ -469,7 +495,7 @@ impl JsonlDirBook {
         &self,
         st: &mut DirState,
         lines: &[BookLine],
-        ids: &mut HashSet<String>,
+        ids: &mut Settled,
     ) -> Result<bool, BookError> {
         let mut fresh: Vec<BookLine> = Vec::new();
         for l in lines {
@@ -501,7 +527,7 @@ impl JsonlDirBook {
             let path = self.dir.join(name);
             let mut file = File::open(&path).map_err(io_err("read", &path))?;
             read_range(&mut file, &path, 0, Some(c.offset), &mut |rec| {
-                ids.insert(rec.id.to_string());
+                ids.saw(&rec);
                 for t in new.iter_mut() {
                     t.add(&rec);
                 }
