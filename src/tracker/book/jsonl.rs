@@ -1,28 +1,5 @@
 //! [`JsonlDirBook`]: the book of every process on the host that uses one
 //! JSONL data directory.
-//!
-//! Files, next to the ledger's `costs_*.jsonl`:
-//!
-//! | file | what |
-//! |---|---|
-//! | `budget.lock` | the directory lock (`flock`), held for the few microseconds of each reserve, settle and release |
-//! | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id |
-//! | `budget_checkpoint.json` | per-line settled sums at given per-file offsets, so a new process reads only what was appended since |
-//!
-//! Under the lock an operation (1) reads every ledger file from where this
-//! process last stopped (or the checkpoint) to its end, adding each record
-//! to the lines it counts in, (2) drops each settled hold whose record it
-//! just read (so a settled call counts once: as a hold until its record is
-//! in the ledger, then as the record), (3) expires holds whose owner's lease
-//! ran out, (4) decides, and (5) rewrites the holds file (a temporary file
-//! renamed over it: a full disk fails the write and refuses the call, the
-//! old file stays whole).
-//!
-//! Leases are measured on the observer's monotonic clock from the moment it
-//! first saw a hold in its current state, never by comparing one process's
-//! wall clock with another's; the owner renews its unsettled holds each
-//! time it writes. A hold of a process that is gone (same host, no such
-//! pid) expires at once. The kernel drops the lock of a process that dies.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -101,8 +78,30 @@ impl JsonlDirBookBuilder {
 }
 
 /// The budget book of every process on the host that shares a JSONL data
-/// directory: exact across processes. See the [module docs](self) for the
-/// files and the protocol.
+/// directory: exact across processes.
+///
+/// Files, next to the ledger's `costs_*.jsonl`:
+///
+/// | file | what |
+/// |---|---|
+/// | `budget.lock` | the directory lock (`flock`), held for the few microseconds of each reserve, settle and release |
+/// | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id |
+/// | `budget_checkpoint.json` | per-line settled sums at given per-file offsets, so a new process reads only what was appended since |
+///
+/// Under the lock an operation (1) reads every ledger file from where this
+/// process last stopped (or the checkpoint) to its end, adding each record
+/// to the lines it counts in, (2) drops each settled hold whose record it
+/// just read (so a settled call counts once: as a hold until its record is
+/// in the ledger, then as the record), (3) expires holds whose owner's lease
+/// ran out, (4) decides, and (5) rewrites the holds file (a temporary file
+/// renamed over it: a full disk fails the write and refuses the call, the
+/// old file stays whole).
+///
+/// Leases are measured on the observer's monotonic clock from the moment it
+/// first saw a hold in its current state, never by comparing one process's
+/// wall clock with another's; the owner renews its unsettled holds each
+/// time it writes. A hold of a process that is gone (same host, no such
+/// pid) expires at once. The kernel drops the lock of a process that dies.
 ///
 /// ```
 /// use costlayer::tracker::book::JsonlDirBook;
