@@ -68,8 +68,23 @@ fn bench(c: &mut Criterion) {
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let jsonl = JsonlDirBook::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    // As in real use, each settled call's record reaches the ledger (so the
+    // book drops its settled hold when it reads it back).
+    let mut ledger = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("costs_bench.jsonl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut i = 0;
     c.bench_function("book/jsonl-dir reserve+settle", |b| {
-        b.iter(|| rt.block_on(reserve_settle(&jsonl, &lines, &rec)))
+        b.iter(|| {
+            i += 1;
+            let rec = record(i);
+            rt.block_on(reserve_settle(&jsonl, &lines, &rec));
+            let mut l = serde_json::to_vec(&rec).unwrap_or_default();
+            l.push(b'\n');
+            ledger.write_all(&l).unwrap_or_else(|e| panic!("{e}"));
+        })
     });
 
     // A large ledger, then a book that scans it once (writing the
