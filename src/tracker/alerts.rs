@@ -5,34 +5,41 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{CostTracker, DeliveryFailure, Inner, State};
+use super::book::LineTotals;
+use super::{CostTracker, DeliveryFailure, Inner};
 use crate::alert::{Alert, AlertKind, AlertSink};
 use crate::budget::{self, Threshold};
-use crate::ledger::CostRecord;
 
 impl CostTracker {
-    /// Adds `rec` to every budget it falls in and returns the alerts to send.
-    pub(super) fn account(
+    /// The alerts due on `totals`, the *shared* totals a book operation
+    /// returned (every process's spend, see [`LineTotals`]): each threshold
+    /// crossed by the settled spend, and the projection alert, that this
+    /// process has not fired yet in the period. Called after every
+    /// settlement and on every refusal by a blocking budget; the caller
+    /// hands the result to [`CostTracker::dispatch`]. `user` is the user of
+    /// the call that triggered it.
+    pub(super) fn evaluate(
         &self,
-        st: &mut State,
-        rec: &CostRecord,
+        totals: &[LineTotals],
+        user: &str,
         now: DateTime<Utc>,
     ) -> Vec<Alert> {
         let inner = &self.inner;
-        let cost = rec.cost();
+        let lines = self.lines(now);
         let mut alerts = Vec::new();
-        for (i, b) in inner.budgets.iter().enumerate() {
-            let s = &mut st.budgets[i];
-            let Some(period) = &s.period else { continue };
-            if !period.contains(rec.ts) || !b.scope.matches_record(rec) {
+        let mut st = inner.lock();
+        for t in totals {
+            let Some((b, (period, _))) = inner
+                .budgets
+                .iter()
+                .zip(&lines)
+                .find(|(_, (_, l))| l.key == t.key)
+            else {
                 continue;
-            }
-            s.spent = s.spent.saturating_add(cost);
-            crate::metrics::budget_spent(&b.name, s.spent, b.limit);
-            if !cost.is_zero() && s.first_spend.is_none_or(|f| rec.ts < f) {
-                s.first_spend = Some(rec.ts);
-            }
-            let (spent, label) = (s.spent, period.label.clone());
+            };
+            let spent = t.settled;
+            crate::metrics::budget_spent(&b.name, spent, b.limit);
+            let label = period.label.clone();
             let make = |kind, threshold: Threshold, key: String, projected| {
                 let mut a = Alert {
                     budget: b.name.clone(),
@@ -43,7 +50,7 @@ impl CostTracker {
                     projected,
                     period: label.clone(),
                     severity: b.severity_at(threshold),
-                    user: rec.user.clone(),
+                    user: user.to_owned(),
                     fired_at: now,
                     message: String::new(),
                     key,
@@ -52,32 +59,29 @@ impl CostTracker {
                 a
             };
             let mut new_alerts = Vec::new();
-            for &t in &b.thresholds {
-                if t.is_crossed(spent, b.limit) {
-                    let key = b.alert_key(t, &label);
+            for &th in &b.thresholds {
+                if th.is_crossed(spent, b.limit) {
+                    let key = b.alert_key(th, &label);
                     if !st.fired.contains(&key) {
-                        new_alerts.push(make(AlertKind::Threshold, t, key, None));
+                        new_alerts.push(make(AlertKind::Threshold, th, key, None));
                     }
                 }
             }
             if b.alert_on_projection {
-                let s = &st.budgets[i];
-                if let Some(p) = &s.period {
-                    let day_passed = p
-                        .start
-                        .or(s.first_spend)
-                        .is_some_and(|start| now - start >= chrono::Duration::days(1));
-                    let (projected, _) = budget::project(spent, b.limit, p, now, s.first_spend);
-                    if let Some(proj) = projected.filter(|pr| day_passed && *pr > b.limit) {
-                        let key = b.projection_key(&label);
-                        if !st.fired.contains(&key) {
-                            new_alerts.push(make(
-                                AlertKind::Projection,
-                                Threshold::percent(100),
-                                key,
-                                Some(proj),
-                            ));
-                        }
+                let day_passed = period
+                    .start
+                    .or(t.first_spend)
+                    .is_some_and(|start| now - start >= chrono::Duration::days(1));
+                let (projected, _) = budget::project(spent, b.limit, period, now, t.first_spend);
+                if let Some(proj) = projected.filter(|pr| day_passed && *pr > b.limit) {
+                    let key = b.projection_key(&label);
+                    if !st.fired.contains(&key) {
+                        new_alerts.push(make(
+                            AlertKind::Projection,
+                            Threshold::percent(100),
+                            key,
+                            Some(proj),
+                        ));
                     }
                 }
             }
@@ -89,7 +93,9 @@ impl CostTracker {
         alerts
     }
 
-    /// Sends alerts from a spawned task (or inline without a Tokio runtime).
+    /// Delivers `alerts` (from [`CostTracker::evaluate`]): each is claimed
+    /// in the storage's alert history and sent to every sink, from a spawned
+    /// task (or inline without a Tokio runtime).
     pub(super) async fn dispatch(&self, alerts: Vec<Alert>) {
         for alert in alerts {
             let inner = self.inner.clone();
