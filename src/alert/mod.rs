@@ -49,6 +49,7 @@ use crate::Money;
 
 #[cfg(feature = "email")]
 mod email;
+mod outbox;
 mod stdout;
 #[cfg(feature = "webhook")]
 mod webhook;
@@ -56,6 +57,11 @@ mod webhook;
 #[cfg(feature = "email")]
 #[cfg_attr(docsrs, doc(cfg(feature = "email")))]
 pub use email::{EmailSink, EmailSinkBuilder};
+pub(crate) use outbox::{latest_per_key, take_if_claimable, Outbox, OutboxConfig};
+pub use outbox::{
+    redact_secrets, AlertRetry, DeliveryFailure, DeliveryOwner, DeliveryState, OutboxEntry,
+    SinkDelivery,
+};
 pub use stdout::{StdoutFormat, StdoutSink};
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
@@ -232,6 +238,12 @@ pub trait AlertSink: Send + Sync + 'static {
     fn name(&self) -> &str {
         "custom"
     }
+
+    /// Who receives the alerts, for the dashboard and the outbox (e-mail
+    /// recipients, a webhook's host), never a secret. Defaults to `None`.
+    fn target(&self) -> Option<String> {
+        None
+    }
 }
 
 #[async_trait]
@@ -264,6 +276,10 @@ impl<S: AlertSink + ?Sized> AlertSink for Arc<S> {
 
     fn name(&self) -> &str {
         (**self).name()
+    }
+
+    fn target(&self) -> Option<String> {
+        (**self).target()
     }
 }
 

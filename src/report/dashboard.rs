@@ -247,6 +247,8 @@ impl Dashboard {
             .collect();
         json!({
             "now": s.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "time_zone": s.calendar.name(),
+            "month": s.calendar.month(s.now).label,
             "data_path": self.data_path,
             "scope": self.scope,
             "total_calls": s.total.calls,
@@ -361,7 +363,11 @@ impl Dashboard {
         out.field("Total cost", &s.total.nano_usd.to_string());
         out.field(
             "Monthly cost",
-            &format!("{} ({} to date)", s.month.nano_usd, s.now.format("%B %Y")),
+            &format!(
+                "{} ({} to date)",
+                s.month.nano_usd,
+                s.calendar.month_name(s.now)
+            ),
         );
         if s.total.calls == 0 {
             out.line(&format!("  No calls recorded in {}", self.data_path));
@@ -527,7 +533,10 @@ impl Dashboard {
                 "{} ({} of {} elapsed)",
                 p.month_to_date,
                 pct(p.elapsed_bp),
-                self.summary.now.format("%B")
+                self.summary
+                    .calendar
+                    .local_date(self.summary.now)
+                    .format("%B")
             ),
         );
         out.field(
@@ -546,7 +555,10 @@ impl Dashboard {
     }
 
     fn daily_section(&self, out: &mut Out) {
-        out.heading("DAILY SPEND (last 30 days, UTC)");
+        out.heading(&format!(
+            "DAILY SPEND (last 30 days, {})",
+            self.summary.calendar
+        ));
         let days = self.summary.daily(30);
         let max = days
             .iter()

@@ -51,7 +51,8 @@ fn data_label(s: &Settings) -> String {
 /// budget its whole scope (as the tracker does when it enforces it).
 pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
     let storage = store::open(&s.data_dir, &s.user)?;
-    let mut pass = DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone());
+    let mut pass =
+        DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone()).calendar(s.calendar);
     storage.fold_blocking(&mut pass)?;
     let scope = if s.team {
         "team: every user".to_owned()

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use costlayer::budget::Budget;
+use costlayer::calendar::Calendar;
 use costlayer::config::Config;
 use costlayer::ledger::ScanFilter;
 
@@ -24,6 +25,8 @@ pub(crate) struct Settings {
     pub(crate) budgets: Vec<Budget>,
     pub(crate) recipients: Vec<String>,
     pub(crate) now: DateTime<Utc>,
+    /// Where months and days begin (`budget.time_zone`, else UTC).
+    pub(crate) calendar: Calendar,
 }
 
 /// The clock: `COSTLAYER_NOW` (RFC 3339) when set, a testing aid for
@@ -95,5 +98,6 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
         budgets,
         recipients: config.alert_emails.clone(),
         now: now()?,
+        calendar: Calendar::from_zone(config.budget_time_zone),
     })
 }
