@@ -36,6 +36,7 @@ use crate::Money;
 mod jsonl;
 mod memory;
 mod record;
+mod spool;
 
 pub use jsonl::{
     sanitize_user, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ParallelFold, RecordRef,
@@ -43,6 +44,7 @@ pub use jsonl::{
 };
 pub use memory::MemoryStorage;
 pub use record::{CostRecord, SCHEMA_VERSION};
+pub use spool::{Spool, SpoolLocation};
 
 /// Which records a scan returns. Empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

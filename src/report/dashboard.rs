@@ -5,9 +5,25 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::alert::{DeliveryState, OutboxEntry};
 use crate::Money;
 
 use super::{Bucket, Projection, Summary};
+
+/// One outbox entry in the dashboard's JSON.
+fn alert_json(e: &OutboxEntry) -> Value {
+    let a = &e.alert;
+    json!({
+        "key": e.key,
+        "budget": a.budget,
+        "threshold": a.threshold,
+        "period": a.period,
+        "fired_at": a.fired_at,
+        "message": a.message,
+        "state": e.state(),
+        "sinks": e.sinks,
+    })
+}
 
 /// One budget as the dashboard shows it: how much of the limit is spent.
 ///
@@ -178,6 +194,9 @@ pub struct Dashboard {
     pub data_path: String,
     /// What the report covers (`user alice`, `team: every user`). Defaults to empty.
     pub scope: String,
+    /// The alerts of this period and every undelivered one, from the
+    /// alert outbox, oldest first. Defaults to none.
+    pub alerts: Vec<OutboxEntry>,
 }
 
 impl Dashboard {
@@ -190,7 +209,20 @@ impl Dashboard {
             recipients: Vec::new(),
             data_path: data_path.into(),
             scope: String::new(),
+            alerts: Vec::new(),
         }
+    }
+
+    /// Sets the alerts shown: of `entries` (an outbox's
+    /// [`deliveries`](crate::ledger::Storage::deliveries)), those fired in
+    /// the summary's calendar month and every one not yet delivered.
+    pub fn alerts(mut self, entries: impl IntoIterator<Item = OutboxEntry>) -> Self {
+        let month = self.summary.calendar.month(self.summary.now);
+        self.alerts = entries
+            .into_iter()
+            .filter(|e| month.contains(e.alert.fired_at) || e.state() != DeliveryState::Delivered)
+            .collect();
+        self
     }
 
     /// Adds a budget. Defaults to none.
@@ -273,6 +305,7 @@ impl Dashboard {
             "quarantined_to": s.quarantined_to,
             "budgets": budgets,
             "recipients": self.recipients,
+            "alerts": self.alerts.iter().map(alert_json).collect::<Vec<_>>(),
             "projection": {
                 "month_to_date_nano_usd": p.month_to_date,
                 "linear_nano_usd": p.linear,
@@ -448,6 +481,46 @@ impl Dashboard {
     fn alerts_section(&self, out: &mut Out) {
         out.heading("EMAIL ALERTS");
         out.field("Recipients", &self.recipient_list());
+        for e in &self.alerts {
+            let a = &e.alert;
+            let what = format!("{} {} ({})", a.budget, a.threshold, a.period);
+            for (sink, d) in &e.sinks {
+                let via = match &d.target {
+                    Some(t) => format!("{sink} to {t}"),
+                    None => sink.clone(),
+                };
+                let (label, text, color) = match d.state {
+                    DeliveryState::Delivered => (
+                        "Sent",
+                        format!(
+                            "{what} via {via}{}",
+                            d.delivered_at
+                                .map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M UTC")))
+                                .unwrap_or_default()
+                        ),
+                        GREEN,
+                    ),
+                    DeliveryState::Failed => (
+                        "Failed",
+                        format!(
+                            "{what} via {via}: {} attempt{}, last error: {}{}",
+                            d.attempts,
+                            if d.attempts == 1 { "" } else { "s" },
+                            d.last_error.as_deref().unwrap_or("unknown"),
+                            if d.attempts < OutboxEntry::MAX_ATTEMPTS {
+                                "; retried by the next run"
+                            } else {
+                                "; given up"
+                            }
+                        ),
+                        RED,
+                    ),
+                    _ => ("Pending", format!("{what} via {via}"), YELLOW),
+                };
+                let painted = out.paint(&text, color);
+                out.field(label, &painted);
+            }
+        }
     }
 
     fn breakdown(

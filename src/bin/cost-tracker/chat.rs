@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use costlayer::alert::{StdoutFormat, StdoutSink};
+use costlayer::alert::{DeliveryOwner, OutboxEntry, StdoutFormat, StdoutSink};
 use costlayer::config::{Config, StdoutAlerts};
 use costlayer::layer::builder::{LlmService, StackBuilder};
 use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
@@ -198,6 +198,32 @@ impl Storage for Capture {
 
     async fn flush(&self) -> Result<(), LedgerError> {
         self.inner.flush().await
+    }
+
+    async fn check_writable(&self) -> Result<(), LedgerError> {
+        self.inner.check_writable().await
+    }
+
+    async fn claim_alert(&self, entry: &OutboxEntry) -> Result<bool, LedgerError> {
+        self.inner.claim_alert(entry).await
+    }
+
+    async fn save_delivery(&self, entry: &OutboxEntry) -> Result<(), LedgerError> {
+        self.inner.save_delivery(entry).await
+    }
+
+    async fn take_delivery(
+        &self,
+        key: &str,
+        owner: &DeliveryOwner,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<OutboxEntry>, LedgerError> {
+        self.inner.take_delivery(key, owner, now, lease).await
+    }
+
+    async fn deliveries(&self) -> Result<Vec<OutboxEntry>, LedgerError> {
+        self.inner.deliveries().await
     }
 }
 

@@ -38,6 +38,7 @@ Configuration: flags > COSTLAYER_* environment > costlayer.toml (or --config FIL
 Environment: COSTLAYER_DATA_DIR, COSTLAYER_USER, COSTLAYER_MONTHLY_BUDGET, COSTLAYER_TOTAL_BUDGET,
   COSTLAYER_ALERT_EMAILS (comma-separated), COSTLAYER_CONFIG, NO_COLOR, COLUMNS.
   COSTLAYER_NOW (RFC 3339) fixes the clock, for tests and reproducible reports.
+  RUST_LOG sets what is logged on stderr (default warn; e.g. RUST_LOG=costlayer=debug).
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.";
 
 /// Know what your LLM calls cost: dashboard, exports, budgets and prices.
@@ -121,7 +122,20 @@ enum Action {
     },
 }
 
+/// Logs to standard error, filtered by `RUST_LOG` (default `warn`), so
+/// alert delivery failures and ledger problems are never silent.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
+    init_tracing();
     let cli = Cli::parse();
     let action = match cli.command {
         Some(Command::Cost(args)) => return cost::run(args),

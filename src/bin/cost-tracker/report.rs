@@ -54,6 +54,14 @@ pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
     let mut pass =
         DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone()).calendar(s.calendar);
     storage.fold_blocking(&mut pass)?;
+    // The alert outbox: what was sent or failed this period.
+    let alerts = match storage.deliveries_blocking() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the alert outbox");
+            Vec::new()
+        }
+    };
     let scope = if s.team {
         "team: every user".to_owned()
     } else {
@@ -62,7 +70,8 @@ pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
     let dash = pass
         .finish(data_label(s))
         .scope(scope)
-        .recipients(s.recipients.iter().cloned());
+        .recipients(s.recipients.iter().cloned())
+        .alerts(alerts);
     Ok(dash)
 }
 

@@ -28,6 +28,8 @@ mod writer;
 
 pub use view::{ParallelFold, RecordRef};
 
+pub(crate) use files::fnv1a64;
+
 use files::{ensure_dir, io_error, open_locked_append, sync_dir, LockGuard};
 use read::{Quarantine, ScanContext};
 use writer::{Job, WriterHandle};
