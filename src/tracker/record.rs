@@ -1,0 +1,123 @@
+//! Building the [`CostRecord`] of a call and appending it.
+
+use chrono::{DateTime, Utc};
+
+use super::builder::ledger_error;
+use super::{CallInfo, CostTracker, Reservation};
+use crate::ledger::CostRecord;
+use crate::{ChatRequest, ChatResponse, Error, Money};
+
+impl CostTracker {
+    /// Records a call's billed usage: prices it, settles its reservation to
+    /// the billed cost, appends the record to the ledger, updates the
+    /// budgets and dispatches any alert off the caller's path.
+    ///
+    /// A model without a price is still recorded (cost `null`) with a
+    /// `tracing` warning: money was spent, the record must not be lost. A
+    /// response with `cached == true` is recorded at cost 0 with
+    /// `saved_nano_usd` set to what it would have cost.
+    ///
+    /// # Errors
+    ///
+    /// The storage's error if the append failed (the spend is still counted
+    /// in the budgets, and alerts still go out).
+    pub async fn record(
+        &self,
+        req: &ChatRequest,
+        resp: &ChatResponse,
+        reservation: Option<Reservation>,
+    ) -> Result<CostRecord, Error> {
+        self.record_call(&CallInfo::from_request(req), resp, reservation)
+            .await
+    }
+
+    pub(crate) async fn record_call(
+        &self,
+        info: &CallInfo,
+        resp: &ChatResponse,
+        reservation: Option<Reservation>,
+    ) -> Result<CostRecord, Error> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let loaded = match self.ensure_current(now).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "budget totals could not be loaded; recording the call without budget accounting");
+                false
+            }
+        };
+        let rec = self.build_record(info, resp, now);
+        let alerts = {
+            let mut st = inner.lock();
+            if let Some(mut r) = reservation {
+                r.release_in(&mut st);
+            }
+            if loaded {
+                self.account(&mut st, &rec, now)
+            } else {
+                Vec::new()
+            }
+        };
+        let appended = inner.storage.append(&rec).await;
+        if !alerts.is_empty() {
+            self.dispatch(alerts).await;
+        }
+        appended.map_err(ledger_error)?;
+        Ok(rec)
+    }
+
+    pub(super) fn build_record(
+        &self,
+        info: &CallInfo,
+        resp: &ChatResponse,
+        now: DateTime<Utc>,
+    ) -> CostRecord {
+        let inner = &self.inner;
+        let billed_model = if resp.model.is_empty() {
+            info.model.as_str()
+        } else {
+            resp.model.as_str()
+        };
+        let (user, team) = self.attribution(info.user.as_deref(), info.team.as_deref());
+        let price = inner.prices.get(billed_model);
+        let provider = if !resp.provider.is_empty() {
+            resp.provider.clone()
+        } else {
+            price
+                .map(|p| p.provider.clone())
+                .or_else(|| crate::core::provider_for_model(billed_model).map(str::to_owned))
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        let mut rec = CostRecord::new(user, provider, billed_model, resp.usage);
+        rec.ts = now;
+        rec.team = team.map(str::to_owned);
+        rec.mode = resp.mode;
+        rec.cached = resp.cached;
+        rec.latency_ms = resp.latency.as_millis().min(u128::from(u64::MAX)) as u64;
+        rec.request_id = resp.request_id.clone();
+        rec.tags = info.tags.clone();
+        match inner.prices.cost(billed_model, &resp.usage, resp.mode) {
+            Ok(cost) => {
+                rec.model = cost.model;
+                rec.price_version = Some(cost.price_version);
+                if resp.cached {
+                    rec.nano_usd = Some(Money::ZERO);
+                    rec.saved_nano_usd = Some(cost.total);
+                } else {
+                    rec.nano_usd = Some(cost.total);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    model = %billed_model,
+                    error = %e,
+                    "call recorded without a cost (nano_usd null): add the model to your price file"
+                );
+                if resp.cached {
+                    rec.nano_usd = Some(Money::ZERO);
+                }
+            }
+        }
+        rec
+    }
+}
