@@ -18,7 +18,6 @@ use std::process::{Command as StdCommand, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 use costlayer::alert::{AlertRetry, DeliveryState, WebhookSink};
@@ -77,7 +76,7 @@ fn worker(mode: &str) {
         };
         tracker.record(&req, &resp, None).await.unwrap();
         if mode == "shutdown" {
-            tracker.shutdown().await;
+            tracker.shutdown().await.unwrap();
         }
     });
     // The runtime is gone; in `drop` mode the tracker was dropped at the end

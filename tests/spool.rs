@@ -208,7 +208,7 @@ async fn a_record_refused_after_the_answer_is_spooled_and_written_by_the_next_ru
     let data = tmp.path().join("ledger");
     let spool = tmp.path().join("spool");
     let ledger = data.join("costs_alice.jsonl");
-    let mut child = chat(tmp.path(), &data, &spool, &server)
+    let child = chat(tmp.path(), &data, &spool, &server)
         .arg("--json")
         .arg("hi")
         .stdout(std::process::Stdio::piped())

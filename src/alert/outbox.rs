@@ -367,6 +367,9 @@ struct Shared {
     on_claim_error: Box<dyn Fn(&str) + Send + Sync>,
     /// Messages sent and not yet handled.
     queued: AtomicUsize,
+    /// Keys this process has delivered or tried: a recovery round leaves
+    /// them to the next process.
+    attempted: Mutex<std::collections::HashSet<String>>,
 }
 
 struct Worker {
@@ -419,6 +422,7 @@ impl Outbox {
                 failures: Mutex::new(Vec::new()),
                 on_claim_error: config.on_claim_error,
                 queued: AtomicUsize::new(0),
+                attempted: Mutex::new(std::collections::HashSet::new()),
             }),
             worker: Mutex::new(None),
             recovered: AtomicBool::new(false),
@@ -440,13 +444,18 @@ impl Outbox {
         self.send(Msg::Recover);
     }
 
-    /// Retries what is left in the outbox, then waits until every alert
-    /// queued so far is delivered or failed.
+    /// Retries what earlier processes left in the outbox, then waits until
+    /// every alert queued so far is delivered or failed.
     pub(crate) async fn flush(&self) {
         if !self.shared.sinks.is_empty() {
             self.recovered.store(true, Ordering::Release);
             self.send(Msg::Recover);
         }
+        self.wait().await;
+    }
+
+    /// Waits until every alert queued so far is delivered or failed.
+    pub(crate) async fn wait(&self) {
         if self.shared.queued.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -577,6 +586,14 @@ async fn recover(shared: &Shared) {
     };
     let now = Utc::now();
     for e in entries {
+        if shared
+            .attempted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&e.key)
+        {
+            continue;
+        }
         let ours = e.sinks.iter().any(|(name, d)| {
             d.state != DeliveryState::Delivered
                 && d.attempts < OutboxEntry::MAX_ATTEMPTS
@@ -605,6 +622,11 @@ async fn recover(shared: &Shared) {
 /// Sends `entry` to every sink that still needs it, then saves the result
 /// and releases it.
 async fn deliver(shared: &Shared, mut entry: OutboxEntry) {
+    shared
+        .attempted
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(entry.key.clone());
     let todo: Vec<(String, Arc<dyn AlertSink>)> = shared
         .sinks
         .iter()
@@ -668,7 +690,7 @@ async fn send_with_retry(
             Err(e) => {
                 let error = redact_secrets(&e.to_string());
                 tracing::error!(sink = name, key = %alert.key, attempts = attempt, error = %error, "alert delivery failed; it stays in the outbox and is retried by the next process");
-                record_failure(shared, name, alert, &error, attempt).await;
+                record_failure(shared, sink.name(), alert, &error, attempt).await;
                 return (attempt, Err(error));
             }
         }

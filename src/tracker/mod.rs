@@ -75,6 +75,7 @@
 mod alerts;
 mod builder;
 mod estimate;
+mod preflight;
 mod record;
 mod settle;
 mod status;
@@ -84,23 +85,19 @@ pub use settle::Reservation;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
-use tokio::sync::Notify;
-
-use crate::alert::AlertSink;
+use crate::alert::{AlertSink, Outbox};
 use crate::budget::{Budget, Period, Window};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::estimate::Estimator;
-use crate::ledger::{ScanItem, Storage};
+use crate::ledger::{ScanItem, Spool, Storage};
 use crate::pricing::PriceTable;
 use crate::{ChatRequest, Error, Money};
 use builder::ledger_error;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 
 /// What [`CostTracker::reserve`] does with a model that has no price, when a
 /// blocking budget applies to the call (with no blocking budget in scope
@@ -119,38 +116,7 @@ pub enum UnpricedPolicy {
     Allow,
 }
 
-/// How failing alert sinks are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AlertRetry {
-    /// Attempts per sink, the first included (at least 1).
-    pub attempts: u32,
-    /// Wait before the second attempt; doubled before each further one.
-    pub backoff: Duration,
-}
-
-impl Default for AlertRetry {
-    /// Three attempts, 500 ms then 1 s apart.
-    fn default() -> Self {
-        AlertRetry {
-            attempts: 3,
-            backoff: Duration::from_millis(500),
-        }
-    }
-}
-
-/// A sink that gave up on an alert after all its attempts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeliveryFailure {
-    /// The alert's key.
-    pub key: String,
-    /// The sink's name.
-    pub sink: String,
-    /// The last error.
-    pub error: String,
-    /// How many attempts were made.
-    pub attempts: u32,
-}
+pub use crate::alert::{AlertRetry, DeliveryFailure};
 
 /// The error of a second [`CostTracker::init_global`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -205,12 +171,14 @@ struct Inner {
     clock: Arc<dyn Clock>,
     estimator: Estimator,
     unpriced: UnpricedPolicy,
-    alert_retry: AlertRetry,
     state: Mutex<State>,
     refresh: tokio::sync::Mutex<()>,
-    in_flight: AtomicUsize,
-    idle: Notify,
-    failures: Mutex<Vec<DeliveryFailure>>,
+    /// Claims, delivers and retries alerts (see [`crate::alert::OutboxEntry`]).
+    outbox: Outbox,
+    /// Records the ledger refused after the provider answered.
+    spool: Spool,
+    /// The pre-flight's cached "the ledger is writable" verdict.
+    writable: preflight::WritableCache,
 }
 
 impl Inner {
@@ -423,6 +391,8 @@ impl CostTracker {
         let mut filter = b.scope.filter();
         filter.since = period.start;
         filter.until = period.end;
+        // Records waiting in the spool were billed: they count too.
+        let spooled = self.spooled_spend(&filter);
         if period.start.is_some() {
             let agg = self
                 .inner
@@ -430,7 +400,7 @@ impl CostTracker {
                 .aggregate(&filter)
                 .await
                 .map_err(ledger_error)?;
-            return Ok((agg.nano_usd, None));
+            return Ok((agg.nano_usd.saturating_add(spooled), None));
         }
         // All time: also find the first spend, for the run-out projection.
         let mut stream = self
@@ -448,6 +418,6 @@ impl CostTracker {
                 }
             }
         }
-        Ok((spent, first))
+        Ok((spent.saturating_add(spooled), first))
     }
 }

@@ -91,10 +91,15 @@ impl CostTracker {
     ///
     /// - [`Error::BudgetExceeded`] if `spent + reserved + estimate` would
     ///   exceed a blocking budget's limit (the first such budget is named).
+    /// - [`Error::LedgerUnwritable`] if the ledger cannot be written (a
+    ///   read-only or full disk, a data directory that is a file): the call
+    ///   would be billed without a record.
     /// - [`Error::UnpricedModel`] for a model without a price under
     ///   [`UnpricedPolicy::Reject`].
     /// - The storage's error if the budgets' totals could not be loaded.
     pub async fn reserve(&self, req: &ChatRequest) -> Result<Reservation, Error> {
+        // Never send a call whose record could not be written.
+        self.preflight().await?;
         let inner = &self.inner;
         if !inner.budgets.iter().any(|b| b.action == Action::Block) {
             return Ok(Reservation::none());
