@@ -16,11 +16,9 @@
 use std::path::Path;
 use std::process::{Command as StdCommand, Output};
 use std::sync::Arc;
-use std::time::Duration;
-
 
 use assert_cmd::Command;
-use costlayer::alert::{AlertRetry, DeliveryState, WebhookSink};
+use costlayer::alert::{DeliveryState, WebhookSink};
 use costlayer::budget::{Budget, Threshold};
 use costlayer::ledger::{JsonlStorage, Storage};
 use costlayer::pricing::{ModelPrice, PriceTable, Rates};
@@ -351,12 +349,4 @@ async fn a_failing_webhook_is_reported_and_retried_by_the_next_run() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Sent:"), "{text}");
     assert!(text.contains("via webhook to http://127.0.0.1"), "{text}");
-}
-
-#[test]
-fn the_retry_policy_is_exported_from_the_tracker() {
-    // The types moved to the alert module stay reachable where they were.
-    let r: costlayer::tracker::AlertRetry = AlertRetry::default();
-    assert_eq!(r.attempts, 3);
-    let _ = Duration::from_millis(1);
 }

@@ -8,10 +8,11 @@
 //!
 //! An alert fires **once** per budget, threshold and period, across restarts
 //! and across processes sharing a ledger: the tracker claims it with
-//! [`Storage::mark_alert`](crate::ledger::Storage::mark_alert) before sending.
-//! Sinks run off the caller's path (a spawned task); a failing sink is
-//! retried with backoff, then the failure is logged and recorded in the
-//! alert history. It never fails the LLM call or the ledger write.
+//! [`Storage::claim_alert`](crate::ledger::Storage::claim_alert) before
+//! sending. Sinks run off the caller's path (on the outbox's own thread); a
+//! failing sink is retried with backoff, then the failure is logged, kept
+//! in the outbox ([`OutboxEntry`]) and retried by the next process. It never
+//! fails the LLM call or the ledger write.
 //!
 //! # Example: a sink in a few lines
 //!

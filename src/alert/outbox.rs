@@ -480,7 +480,10 @@ impl Outbox {
     pub(crate) fn close(&self) {
         let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(worker) = worker else { return };
-        let busy = self.shared.queued.load(Ordering::Acquire) > 0;
+        // Never wait for the worker from the worker itself (the last
+        // tracker reference may be released there).
+        let on_worker = std::thread::current().name() == Some(WORKER_THREAD);
+        let busy = self.shared.queued.load(Ordering::Acquire) > 0 && !on_worker;
         drop(worker.tx);
         if busy {
             if worker.done.recv_timeout(self.drop_timeout).is_err() {
@@ -520,6 +523,9 @@ impl Drop for Outbox {
     }
 }
 
+/// The name of the delivery thread.
+const WORKER_THREAD: &str = "costlayer-alerts";
+
 fn spawn_worker(shared: Arc<Shared>) -> std::io::Result<Worker> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
     let (done_tx, done) = std::sync::mpsc::channel();
@@ -527,7 +533,7 @@ fn spawn_worker(shared: Arc<Shared>) -> std::io::Result<Worker> {
         .enable_all()
         .build()?;
     std::thread::Builder::new()
-        .name("costlayer-alerts".to_owned())
+        .name(WORKER_THREAD.to_owned())
         .spawn(move || {
             rt.block_on(async move {
                 while let Some(msg) = rx.recv().await {

@@ -60,7 +60,8 @@ impl DashboardPass {
 
     /// Counts the summary's months and days in `calendar` (the budgets'
     /// calendar when `budget.time_zone` is set). Defaults to UTC. Budgets
-    /// keep their own windows.
+    /// keep their own windows. Call it before pushing any item: it starts
+    /// the summary afresh.
     pub fn calendar(mut self, calendar: Calendar) -> Self {
         let now = self.summary.now;
         self.summary = Summary::new_in(now, calendar);

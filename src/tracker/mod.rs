@@ -62,13 +62,13 @@
 //!   [`Scope::User`](crate::budget::Scope) budget per service), or call
 //!   `reload` periodically if you need a tighter shared view.
 //! - **Alerts stay exactly-once across processes**: an alert is claimed with
-//!   [`Storage::mark_alert`], which is atomic across every process sharing
-//!   the alert history; only the process that claims it sends it. An alert
-//!   is marked before it is sent, so a crash between the two loses that one
-//!   alert rather than sending it twice. The JSONL backend keeps one alert
-//!   history per user (`alerts_<user>.jsonl`): processes running as the same
-//!   user share it; two *different* users sharing a directory each get
-//!   their own alert for an all-spend budget.
+//!   [`Storage::claim_alert`], which is atomic across every process sharing
+//!   the alert history; only the process that claims it sends it. Its
+//!   delivery state is kept in the alert outbox, so an alert whose process
+//!   exits or crashes before its sinks ran, or whose sinks failed, is
+//!   retried by the next process (see [`crate::alert::OutboxEntry`]). Call
+//!   [`CostTracker::flush`] or [`CostTracker::shutdown`] before a program
+//!   exits.
 //! - A reset done elsewhere (`cost-tracker --reset`) is seen at the next
 //!   `reload` or period rollover.
 
