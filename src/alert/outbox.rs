@@ -485,12 +485,10 @@ impl Outbox {
         let on_worker = std::thread::current().name() == Some(WORKER_THREAD);
         let busy = self.shared.queued.load(Ordering::Acquire) > 0 && !on_worker;
         drop(worker.tx);
-        if busy {
-            if worker.done.recv_timeout(self.drop_timeout).is_err() {
-                tracing::warn!(
-                    "alerts were still being delivered when the tracker was dropped; they stay in the outbox and the next process retries them (call CostTracker::flush before exiting)"
-                );
-            }
+        if busy && worker.done.recv_timeout(self.drop_timeout).is_err() {
+            tracing::warn!(
+                "alerts were still being delivered when the tracker was dropped; they stay in the outbox and the next process retries them (call CostTracker::flush before exiting)"
+            );
         }
     }
 

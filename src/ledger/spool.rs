@@ -2,33 +2,7 @@
 //! provider has answered (the call was billed, so the record must not be
 //! lost).
 //!
-//! A [`Spool`] keeps records in a fallback file in a directory of your
-//! choice (one file per ledger and user, `spool_<ledger hash>_<user>.jsonl`),
-//! or in memory when no directory is set or the file cannot be written
-//! either. Spooled records still count in the tracker's budgets, and are
-//! moved into the ledger ([`Spool::drain_into`]) as soon as it accepts
-//! writes again: before the next call, at
-//! [`CostTracker::flush`](crate::tracker::CostTracker::flush), or by the
-//! next process using the same spool directory and ledger.
-//!
-//! ```
-//! use costlayer::ledger::{CostRecord, MemoryStorage, Spool, SpoolLocation, Storage};
-//! use costlayer::Usage;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), costlayer::ledger::LedgerError> {
-//! let tmp = tempfile::tempdir().unwrap();
-//! let spool = Spool::in_dir(tmp.path(), "data/metadata", "alice");
-//! let rec = CostRecord::new("alice", "openai", "gpt-4o-mini", Usage::new(10, 1));
-//! let at = spool.put(&rec);
-//! assert!(matches!(at, SpoolLocation::File(_)));
-//! assert_eq!(spool.records().len(), 1);
-//!
-//! let ledger = MemoryStorage::new();
-//! assert_eq!(spool.drain_into(&ledger).await?, 1);
-//! assert_eq!(ledger.len(), 1);
-//! assert!(spool.records().is_empty());
-//! # Ok(()) }
-//! ```
+//! See [`Spool`].
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -60,8 +34,35 @@ impl fmt::Display for SpoolLocation {
     }
 }
 
-/// Records the ledger refused, kept until it accepts them. See the
-/// [module docs](self).
+/// Records the ledger refused, kept until it accepts them.
+///
+/// A [`Spool`] keeps records in a fallback file in a directory of your
+/// choice (one file per ledger and user, `spool_<ledger hash>_<user>.jsonl`),
+/// or in memory when no directory is set or the file cannot be written
+/// either. Spooled records still count in the tracker's budgets, and are
+/// moved into the ledger ([`Spool::drain_into`]) as soon as it accepts
+/// writes again: before the next call, at
+/// [`CostTracker::flush`](crate::tracker::CostTracker::flush), or by the
+/// next process using the same spool directory and ledger.
+///
+/// ```
+/// use costlayer::ledger::{CostRecord, MemoryStorage, Spool, SpoolLocation, Storage};
+/// use costlayer::Usage;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), costlayer::ledger::LedgerError> {
+/// let tmp = tempfile::tempdir().unwrap();
+/// let spool = Spool::in_dir(tmp.path(), "data/metadata", "alice");
+/// let rec = CostRecord::new("alice", "openai", "gpt-4o-mini", Usage::new(10, 1));
+/// let at = spool.put(&rec);
+/// assert!(matches!(at, SpoolLocation::File(_)));
+/// assert_eq!(spool.records().len(), 1);
+///
+/// let ledger = MemoryStorage::new();
+/// assert_eq!(spool.drain_into(&ledger).await?, 1);
+/// assert_eq!(ledger.len(), 1);
+/// assert!(spool.records().is_empty());
+/// # Ok(()) }
+/// ```
 pub struct Spool {
     file: Option<PathBuf>,
     memory: Mutex<Vec<CostRecord>>,
