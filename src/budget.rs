@@ -60,7 +60,6 @@ pub use chrono_tz::Tz;
 pub use crate::calendar::Period;
 
 use crate::ledger::{CostRecord, ScanFilter};
-use crate::pricing::normalize_model_id;
 use crate::Money;
 
 /// Everything that can be wrong with a budget or its textual form.
@@ -486,8 +485,8 @@ impl Scope {
             Scope::All => true,
             Scope::User(u) => u == user,
             Scope::Team(t) => team == Some(t.as_str()),
-            Scope::Provider(p) => p.eq_ignore_ascii_case(provider),
-            Scope::Model(m) => normalize_model_id(m) == normalize_model_id(model),
+            Scope::Provider(p) => crate::pricing::same_provider(p, provider),
+            Scope::Model(m) => crate::pricing::same_model(m, model),
         }
     }
 

@@ -246,3 +246,69 @@ fn rewrite(path: &Path, records: &[CostRecord]) -> std::io::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
+
+/// A ledger seen together with its spool: what the budgets must count
+/// (every billed call, written or spooled). Appends go to the ledger; scans
+/// and totals add the spooled records that match.
+#[derive(Debug)]
+pub(crate) struct SpooledLedger {
+    pub(crate) ledger: std::sync::Arc<dyn Storage>,
+    pub(crate) spool: std::sync::Arc<Spool>,
+}
+
+impl SpooledLedger {
+    fn spooled(&self, filter: &super::ScanFilter) -> Vec<CostRecord> {
+        if !self.spool.may_hold_records() {
+            return Vec::new();
+        }
+        self.spool
+            .records()
+            .into_iter()
+            .filter(|r| filter.matches(r))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for SpooledLedger {
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        self.ledger.append(record).await
+    }
+
+    async fn scan(&self, filter: &super::ScanFilter) -> Result<super::RecordStream, LedgerError> {
+        use futures_util::StreamExt;
+        let spooled = self.spooled(filter);
+        let stream = self.ledger.scan(filter).await?;
+        let extra =
+            futures_util::stream::iter(spooled.into_iter().map(|r| Ok(super::ScanItem::Record(r))));
+        Ok(Box::pin(stream.chain(extra)))
+    }
+
+    async fn aggregate(&self, filter: &super::ScanFilter) -> Result<super::Aggregate, LedgerError> {
+        let mut agg = self.ledger.aggregate(filter).await?;
+        for r in self.spooled(filter) {
+            agg.calls += 1;
+            match r.nano_usd {
+                Some(c) => agg.nano_usd += c,
+                None => agg.unpriced_calls += 1,
+            }
+        }
+        Ok(agg)
+    }
+
+    async fn mark_alert(
+        &self,
+        key: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, LedgerError> {
+        self.ledger.mark_alert(key, payload).await
+    }
+
+    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
+        self.ledger.alert_fired(key).await
+    }
+
+    async fn reset(&self, scope: super::ResetScope) -> Result<super::ResetReport, LedgerError> {
+        self.ledger.reset(scope).await
+    }
+}

@@ -2,33 +2,40 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{CostTracker, DeliveryFailure, State};
+use super::book::LineTotals;
+use super::{CostTracker, DeliveryFailure};
 use crate::alert::{Alert, AlertKind};
 use crate::budget::{self, Threshold};
-use crate::ledger::CostRecord;
 
 impl CostTracker {
-    /// Adds `rec` to every budget it falls in and returns the alerts to send.
-    pub(super) fn account(
+    /// The alerts due on `totals`, the *shared* totals a book operation
+    /// returned (every process's spend, see [`LineTotals`]): each threshold
+    /// crossed by the settled spend, and the projection alert, that this
+    /// process has not fired yet in the period. Called after every
+    /// settlement and on every refusal by a blocking budget; the caller
+    /// hands the result to [`CostTracker::dispatch`]. `user` is the user of
+    /// the call that triggered it.
+    pub(super) fn evaluate(
         &self,
-        st: &mut State,
-        rec: &CostRecord,
+        totals: &[LineTotals],
+        user: &str,
         now: DateTime<Utc>,
     ) -> Vec<Alert> {
         let inner = &self.inner;
-        let cost = rec.cost();
+        let lines = self.lines(now);
         let mut alerts = Vec::new();
-        for (i, b) in inner.budgets.iter().enumerate() {
-            let s = &mut st.budgets[i];
-            let Some(period) = &s.period else { continue };
-            if !period.contains(rec.ts) || !b.scope.matches_record(rec) {
+        let mut st = inner.lock();
+        for t in totals {
+            let Some((b, (period, _))) = inner
+                .budgets
+                .iter()
+                .zip(&lines)
+                .find(|(_, (_, l))| l.key == t.key)
+            else {
                 continue;
-            }
-            s.spent = s.spent.saturating_add(cost);
-            if !cost.is_zero() && s.first_spend.is_none_or(|f| rec.ts < f) {
-                s.first_spend = Some(rec.ts);
-            }
-            let (spent, label) = (s.spent, period.label.clone());
+            };
+            let spent = t.settled;
+            let label = period.label.clone();
             let make = |kind, threshold: Threshold, key: String, projected| {
                 let mut a = Alert {
                     budget: b.name.clone(),
@@ -39,7 +46,7 @@ impl CostTracker {
                     projected,
                     period: label.clone(),
                     severity: b.severity,
-                    user: rec.user.clone(),
+                    user: user.to_owned(),
                     fired_at: now,
                     message: String::new(),
                     key,
@@ -48,32 +55,29 @@ impl CostTracker {
                 a
             };
             let mut new_alerts = Vec::new();
-            for &t in &b.thresholds {
-                if t.is_crossed(spent, b.limit) {
-                    let key = b.alert_key(t, &label);
+            for &th in &b.thresholds {
+                if th.is_crossed(spent, b.limit) {
+                    let key = b.alert_key(th, &label);
                     if !st.fired.contains(&key) {
-                        new_alerts.push(make(AlertKind::Threshold, t, key, None));
+                        new_alerts.push(make(AlertKind::Threshold, th, key, None));
                     }
                 }
             }
             if b.alert_on_projection {
-                let s = &st.budgets[i];
-                if let Some(p) = &s.period {
-                    let day_passed = p
-                        .start
-                        .or(s.first_spend)
-                        .is_some_and(|start| now - start >= chrono::Duration::days(1));
-                    let (projected, _) = budget::project(spent, b.limit, p, now, s.first_spend);
-                    if let Some(proj) = projected.filter(|pr| day_passed && *pr > b.limit) {
-                        let key = b.projection_key(&label);
-                        if !st.fired.contains(&key) {
-                            new_alerts.push(make(
-                                AlertKind::Projection,
-                                Threshold::percent(100),
-                                key,
-                                Some(proj),
-                            ));
-                        }
+                let day_passed = period
+                    .start
+                    .or(t.first_spend)
+                    .is_some_and(|start| now - start >= chrono::Duration::days(1));
+                let (projected, _) = budget::project(spent, b.limit, period, now, t.first_spend);
+                if let Some(proj) = projected.filter(|pr| day_passed && *pr > b.limit) {
+                    let key = b.projection_key(&label);
+                    if !st.fired.contains(&key) {
+                        new_alerts.push(make(
+                            AlertKind::Projection,
+                            Threshold::percent(100),
+                            key,
+                            Some(proj),
+                        ));
                     }
                 }
             }
@@ -85,9 +89,10 @@ impl CostTracker {
         alerts
     }
 
-    /// Hands alerts to the outbox: claimed once across processes, then
-    /// delivered off the caller's path, their delivery state persisted and
-    /// retried (see [`crate::alert::OutboxEntry`]).
+    /// Hands `alerts` (from [`CostTracker::evaluate`]) to the outbox:
+    /// claimed once across processes, then delivered off the caller's path,
+    /// their delivery state persisted and retried (see
+    /// [`crate::alert::OutboxEntry`]).
     pub(super) async fn dispatch(&self, alerts: Vec<Alert>) {
         for alert in alerts {
             self.inner.outbox.submit(alert);

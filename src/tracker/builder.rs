@@ -4,14 +4,15 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use super::book::{BudgetBook, JsonlDirBook, MemoryBook};
 use super::preflight::WritableCache;
-use super::{AlertRetry, BudgetState, CostTracker, Inner, State, UnpricedPolicy};
+use super::{AlertRetry, CostTracker, Inner, State, UnpricedPolicy};
 use crate::alert::{AlertSink, Outbox, OutboxConfig};
 use crate::budget::{Budget, BudgetError, Scope};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::estimate::{EstimatePolicy, Estimator};
-use crate::ledger::{MemoryStorage, Spool, Storage};
+use crate::ledger::{MemoryStorage, Spool, SpooledLedger, Storage};
 use crate::pricing::PriceTable;
 use crate::Error;
 
@@ -19,6 +20,8 @@ use crate::Error;
 #[must_use]
 pub struct CostTrackerBuilder {
     storage: Option<Arc<dyn Storage>>,
+    book: Option<Arc<dyn BudgetBook>>,
+    provider: Option<String>,
     prices: Option<PriceTable>,
     user: Option<String>,
     team: Option<String>,
@@ -47,6 +50,8 @@ impl Default for CostTrackerBuilder {
     fn default() -> Self {
         CostTrackerBuilder {
             storage: None,
+            book: None,
+            provider: None,
             prices: None,
             user: None,
             team: None,
@@ -67,6 +72,26 @@ impl CostTrackerBuilder {
     /// [`CostTracker::from_config`] for a ledger on disk).
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = Some(storage);
+        self
+    }
+
+    /// The budget book: where every budget's settled spend and live holds
+    /// are kept and hard limits decided. Defaults to a [`MemoryBook`]
+    /// seeded from the storage (one process);
+    /// [`CostTracker::from_config`] uses a [`JsonlDirBook`] on the data
+    /// directory, shared by every process using it. Give every process
+    /// sharing a ledger the same kind of book.
+    pub fn book(mut self, book: Arc<dyn BudgetBook>) -> Self {
+        self.book = Some(book);
+        self
+    }
+
+    /// The provider every call of this tracker goes to, for budget scopes
+    /// and records when the response names none (`simulated` for the
+    /// simulated provider). Defaults to the price table's provider of the
+    /// model.
+    pub fn provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
         self
     }
 
@@ -187,12 +212,20 @@ impl CostTrackerBuilder {
             budgets.push(b);
         }
         let state = State {
-            budgets: budgets.iter().map(|_| BudgetState::default()).collect(),
+            lines: budgets.iter().map(|_| None).collect(),
             fired: HashSet::new(),
         };
         let storage = self
             .storage
             .unwrap_or_else(|| Arc::new(MemoryStorage::new()));
+        let spool = Arc::new(self.spool.unwrap_or_default());
+        // The default book counts spooled records too (they were billed).
+        let book = self.book.unwrap_or_else(|| {
+            Arc::new(MemoryBook::seeded_from(Arc::new(SpooledLedger {
+                ledger: storage.clone(),
+                spool: spool.clone(),
+            })))
+        });
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             let weak = weak.clone();
             let outbox = Outbox::new(OutboxConfig {
@@ -211,6 +244,8 @@ impl CostTrackerBuilder {
             });
             Inner {
                 storage,
+                book,
+                provider: self.provider,
                 prices,
                 user,
                 team: self.team,
@@ -220,9 +255,8 @@ impl CostTrackerBuilder {
                 estimator: self.estimator,
                 unpriced: self.unpriced,
                 state: Mutex::new(state),
-                refresh: tokio::sync::Mutex::new(()),
                 outbox,
-                spool: self.spool.unwrap_or_default(),
+                spool,
                 writable: WritableCache::default(),
             }
         });
@@ -310,8 +344,10 @@ impl CostTracker {
     pub fn from_config(config: &Config) -> Result<CostTracker, Error> {
         let storage = open_ledger(config)?;
         let prices = load_prices(config)?;
+        let book = JsonlDirBook::open(&config.data_dir)?;
         CostTracker::builder_from_config(config)?
             .storage(storage)
+            .book(Arc::new(book))
             .prices(prices)
             .build()
     }

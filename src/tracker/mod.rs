@@ -42,37 +42,66 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Running totals, and several processes sharing a ledger
+//! # Hard limits across processes: the budget book
 //!
-//! The tracker does not rescan the ledger on every call. The first
-//! operation (or the first after a period rolls over: a new month, a new
-//! day for rolling windows) loads each budget's spend for its current period
-//! from the [`Storage`] (`aggregate`, or a scan for all-time budgets, which
-//! also need the first spend for their projection); after that it keeps
-//! running totals in memory, adding each call it records and the
-//! reservations of calls in flight.
+//! Every budget's spend lives in a [budget book](book): per budget and
+//! period, the settled spend and the live holds of calls in flight. A
+//! blocking budget is decided there, in one atomic step for every process
+//! sharing the book: [`CostTracker::reserve`] holds the call's worst case
+//! unless settled + held + worst case would cross the limit;
+//! [`CostTracker::record`] settles the hold to the billed cost; a
+//! [`Reservation`] dropped unsettled releases it.
 //!
-//! So with several processes appending to one ledger, each process sees its
-//! own calls at once and the others' only when it next loads a period (at
-//! rollover, or on [`CostTracker::reload`]). Consequences:
-//!
-//! - **Hard limits are exact per process**, not across processes: two
-//!   processes sharing a $100 block budget can together spend up to their
-//!   combined view. Give each process its own budget share (a
-//!   [`Scope::User`](crate::budget::Scope) budget per service), or call
-//!   `reload` periodically if you need a tighter shared view.
-//! - **Alerts stay exactly-once across processes**: an alert is claimed with
-//!   [`Storage::claim_alert`], which is atomic across every process sharing
-//!   the alert history; only the process that claims it sends it. Its
+//! - [`CostTracker::from_config`] (and `cost-tracker chat`) use a
+//!   [`JsonlDirBook`](book::JsonlDirBook) on the data directory: **every
+//!   process on the host using that directory shares one exact limit**,
+//!   whichever user it runs as. A process killed while holding
+//!   reservations has its holds dropped once its lease (default
+//!   [5 minutes](book::DEFAULT_LEASE), set it with
+//!   [`JsonlDirBookBuilder::lease`](book::JsonlDirBookBuilder::lease))
+//!   runs out, or at once when its pid is gone from this host. A new
+//!   process starts from the directory's checkpoint and reads only the
+//!   ledger appended since (never the whole ledger, except once for a
+//!   budget the directory has not seen before).
+//! - [`CostTracker::builder`] defaults to a [`MemoryBook`](book::MemoryBook)
+//!   seeded from the storage: exact within the process only. Pass a
+//!   shared book with [`CostTrackerBuilder::book`].
+//! - **The request carries what was reserved**: under a blocking budget,
+//!   a request without `max_tokens` is sent with `max_tokens` set to the
+//!   output the reservation assumed
+//!   ([`DEFAULT_MAX_OUTPUT_TOKENS`](crate::estimate::DEFAULT_MAX_OUTPUT_TOKENS),
+//!   4,096, unless changed with
+//!   [`Estimator::default_max_output`](crate::estimate::Estimator::default_max_output)
+//!   through [`CostTrackerBuilder::estimator`]), so the billed cost never
+//!   exceeds the reservation.
+//! - **Settlement cannot be lost**: once the provider has answered, the
+//!   call is recorded even if the caller's future is dropped
+//!   ([`Settlement`] finishes in the background).
+//! - **One identity**: budget scopes, ledger filters and enforcement match
+//!   providers case-insensitively and models with
+//!   [`same_model`](crate::pricing::same_model) (aliases, dated ids), and
+//!   reservations and records resolve a call's provider and model with
+//!   [`CostTracker::identity`].
+//! - **Alerts** are evaluated on the shared totals each book operation
+//!   returns (after each settlement, and when a blocking budget refuses a
+//!   call), so a threshold crossed by several processes together is seen.
+//!   An alert is claimed with [`Storage::claim_alert`], atomic across every
+//!   process sharing the alert history; only the claimer sends it. Its
 //!   delivery state is kept in the alert outbox, so an alert whose process
 //!   exits or crashes before its sinks ran, or whose sinks failed, is
-//!   retried by the next process (see [`crate::alert::OutboxEntry`]). Call
-//!   [`CostTracker::flush`] or [`CostTracker::shutdown`] before a program
-//!   exits.
-//! - A reset done elsewhere (`cost-tracker --reset`) is seen at the next
-//!   `reload` or period rollover.
+//!   retried by the next process (see [`crate::alert::OutboxEntry`]); call
+//!   [`CostTracker::flush`] or [`CostTracker::shutdown`] before exiting.
+//! - **Never billed but unrecorded**: [`CostTracker::reserve`] first checks
+//!   that the ledger can be written ([`Storage::check_writable`]) and
+//!   refuses the call with [`Error::LedgerUnwritable`] if not; a record the
+//!   ledger still refuses after the provider answered goes to the
+//!   [`Spool`] and is written later.
+//! - A reset done elsewhere (`cost-tracker --reset`) is seen by the
+//!   directory book at its next operation (the ledger files were moved);
+//!   call [`CostTracker::reload`] to re-arm this process's alerts.
 
 mod alerts;
+pub mod book;
 mod builder;
 mod estimate;
 mod preflight;
@@ -81,23 +110,23 @@ mod settle;
 mod status;
 
 pub use builder::CostTrackerBuilder;
-pub use settle::Reservation;
+pub use settle::{Reservation, Settlement};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use chrono::{DateTime, Utc};
+
 use crate::alert::{AlertSink, Outbox};
-use crate::budget::{Budget, Period, Window};
+use crate::budget::{Action, Budget, Period, Window};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::estimate::Estimator;
-use crate::ledger::{ScanItem, Spool, Storage};
+use crate::ledger::{Spool, Storage};
 use crate::pricing::PriceTable;
 use crate::{ChatRequest, Error, Money};
-use builder::ledger_error;
-use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use book::{BookKey, BookLine, BudgetBook};
 
 /// What [`CostTracker::reserve`] does with a model that has no price, when a
 /// blocking budget applies to the call (with no blocking budget in scope
@@ -145,17 +174,9 @@ impl CallInfo {
 }
 
 #[derive(Debug, Default)]
-struct BudgetState {
-    /// The loaded period; `None` until loaded.
-    period: Option<Period>,
-    spent: Money,
-    reserved: Money,
-    first_spend: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Default)]
 struct State {
-    budgets: Vec<BudgetState>,
+    /// Each budget's current period and book line; `None` until computed.
+    lines: Vec<Option<(Period, BookLine)>>,
     /// Alert keys fired or being fired by this process (or found already
     /// fired in the storage), so the storage is asked once per key.
     fired: HashSet<String>,
@@ -163,6 +184,8 @@ struct State {
 
 struct Inner {
     storage: Arc<dyn Storage>,
+    book: Arc<dyn BudgetBook>,
+    provider: Option<String>,
     prices: PriceTable,
     user: String,
     team: Option<String>,
@@ -172,11 +195,10 @@ struct Inner {
     estimator: Estimator,
     unpriced: UnpricedPolicy,
     state: Mutex<State>,
-    refresh: tokio::sync::Mutex<()>,
     /// Claims, delivers and retries alerts (see [`crate::alert::OutboxEntry`]).
     outbox: Outbox,
     /// Records the ledger refused after the provider answered.
-    spool: Spool,
+    spool: Arc<Spool>,
     /// The pre-flight's cached "the ledger is writable" verdict.
     writable: preflight::WritableCache,
 }
@@ -306,118 +328,78 @@ impl CostTracker {
         )
     }
 
-    /// Reloads every budget's spend from the storage and forgets which
-    /// alerts this process saw fired (the storage still knows). Use it after
-    /// a reset, or periodically when several processes share a ledger and
-    /// hard limits must see each other's spend. Reservations in flight are
-    /// kept.
+    /// Forgets what this process learned of the budgets' spend, so the
+    /// next operation reads it again from the book's store, and which
+    /// alerts this process saw fired (the storage still knows). Use it
+    /// after a reset done elsewhere. Holds in flight are kept.
     ///
     /// # Errors
     ///
-    /// The storage's error.
+    /// The book's error.
     pub async fn reload(&self) -> Result<(), Error> {
-        let _g = self.inner.refresh.lock().await;
-        let now = self.inner.clock.now();
-        let periods: Vec<Period> = self
-            .inner
-            .budgets
-            .iter()
-            .map(|b| b.window.period(now))
-            .collect();
-        let mut loaded = Vec::with_capacity(periods.len());
-        for (i, p) in periods.iter().enumerate() {
-            loaded.push(self.load_spent(i, p).await?);
-        }
+        self.inner.book.forget().await?;
         let mut st = self.inner.lock();
         st.fired.clear();
-        for ((s, p), (spent, first)) in st.budgets.iter_mut().zip(periods).zip(loaded) {
-            s.period = Some(p);
-            s.spent = spent;
-            s.first_spend = first;
-        }
+        st.lines.iter_mut().for_each(|l| *l = None);
         Ok(())
     }
 
-    pub(super) fn is_current(&self, now: DateTime<Utc>) -> bool {
-        let st = self.inner.lock();
+    /// The budget book.
+    pub fn book(&self) -> &Arc<dyn BudgetBook> {
+        &self.inner.book
+    }
+
+    /// The canonical identity of a call, `(provider, model)`: the model as
+    /// the price table names it (aliases, dated ids and case resolved),
+    /// the provider as given (the response's, or the tracker's
+    /// [`provider`](CostTrackerBuilder::provider)), else the price table's,
+    /// else guessed from the model id; lower case. Budget scopes,
+    /// enforcement and records all use it, so every spelling that prices a
+    /// call also matches its budget.
+    pub fn identity(&self, provider: Option<&str>, model: &str) -> (String, String) {
+        let price = self.inner.prices.get(model);
+        let provider = provider
+            .or(self.inner.provider.as_deref())
+            .map(str::to_owned)
+            .or_else(|| price.map(|p| p.provider.clone()))
+            .or_else(|| crate::core::provider_for_model(model).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let model = price.map_or_else(|| model.to_owned(), |p| p.model.clone());
+        (provider.trim().to_ascii_lowercase(), model)
+    }
+
+    /// Every budget's line in the period containing `now` (computed once
+    /// per period), in the order of [`CostTracker::budgets`].
+    pub(super) fn lines(&self, now: DateTime<Utc>) -> Vec<(Period, BookLine)> {
+        let mut st = self.inner.lock();
         self.inner
             .budgets
             .iter()
-            .zip(&st.budgets)
-            .all(|(b, s)| match (&s.period, &b.window) {
-                (None, _) => false,
-                (Some(_), Window::Total | Window::Range { .. }) => true,
-                (Some(p), _) => p.contains(now),
-            })
-    }
-
-    /// Loads the spend of every budget whose period is not loaded or is over.
-    pub(super) async fn ensure_current(&self, now: DateTime<Utc>) -> Result<(), Error> {
-        if self.is_current(now) {
-            return Ok(());
-        }
-        // One loader at a time; callers that raced here find it done.
-        let _g = self.inner.refresh.lock().await;
-        let stale: Vec<(usize, Period)> = {
-            let st = self.inner.lock();
-            self.inner
-                .budgets
-                .iter()
-                .enumerate()
-                .filter_map(|(i, b)| {
-                    let p = b.window.period(now);
-                    (st.budgets[i].period.as_ref() != Some(&p)).then_some((i, p))
-                })
-                .collect()
-        };
-        for (i, period) in stale {
-            let (spent, first) = self.load_spent(i, &period).await?;
-            let mut st = self.inner.lock();
-            let s = &mut st.budgets[i];
-            s.period = Some(period);
-            s.spent = spent;
-            s.first_spend = first;
-        }
-        Ok(())
-    }
-
-    /// A budget's spend in `period` from the storage, and its first spend.
-    pub(super) async fn load_spent(
-        &self,
-        i: usize,
-        period: &Period,
-    ) -> Result<(Money, Option<DateTime<Utc>>), Error> {
-        let b = &self.inner.budgets[i];
-        let mut filter = b.scope.filter();
-        filter.since = period.start;
-        filter.until = period.end;
-        // Records waiting in the spool were billed: they count too.
-        let spooled = self.spooled_spend(&filter);
-        if period.start.is_some() {
-            let agg = self
-                .inner
-                .storage
-                .aggregate(&filter)
-                .await
-                .map_err(ledger_error)?;
-            return Ok((agg.nano_usd.saturating_add(spooled), None));
-        }
-        // All time: also find the first spend, for the run-out projection.
-        let mut stream = self
-            .inner
-            .storage
-            .scan(&filter)
-            .await
-            .map_err(ledger_error)?;
-        let (mut spent, mut first): (Money, Option<DateTime<Utc>>) = (Money::ZERO, None);
-        while let Some(item) = stream.next().await {
-            if let ScanItem::Record(r) = item.map_err(ledger_error)? {
-                spent = spent.saturating_add(r.cost());
-                if !r.cost().is_zero() && first.is_none_or(|f| r.ts < f) {
-                    first = Some(r.ts);
+            .zip(st.lines.iter_mut())
+            .map(|(b, slot)| match slot {
+                Some((p, line))
+                    if matches!(b.window, Window::Total | Window::Range { .. })
+                        || p.contains(now) =>
+                {
+                    (p.clone(), line.clone())
                 }
-            }
-        }
-        Ok((spent.saturating_add(spooled), first))
+                _ => {
+                    let made = line_for(b, now);
+                    *slot = Some(made.clone());
+                    made
+                }
+            })
+            .collect()
     }
+}
+
+/// Budget `b`'s period containing `now`, and its book line.
+fn line_for(b: &Budget, now: DateTime<Utc>) -> (Period, BookLine) {
+    let p = b.window.period(now);
+    let mut line = BookLine::new(BookKey::new(&b.name, &p.label, &b.scope), b.limit)
+        .blocking(b.action == Action::Block);
+    line.scope = b.scope.clone();
+    line.start = p.start;
+    line.end = p.end;
+    (p, line)
 }

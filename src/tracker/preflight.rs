@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::builder::ledger_error;
 use super::CostTracker;
-use crate::ledger::{CostRecord, LedgerError, ScanFilter, Spool, SpoolLocation};
-use crate::{Error, Money};
+use crate::ledger::{CostRecord, LedgerError, Spool, SpoolLocation};
+use crate::Error;
 
 /// How long a successful writability check is trusted (a failed append
 /// forgets it at once).
@@ -84,19 +84,6 @@ impl CostTracker {
             "the ledger refused a billed call's record: it was kept in the spool, still counts in the budgets, and is written to the ledger once it accepts writes again"
         );
         Some(at)
-    }
-
-    /// The spend of the spooled records `filter` selects.
-    pub(super) fn spooled_spend(&self, filter: &ScanFilter) -> Money {
-        let spool = &self.inner.spool;
-        if !spool.may_hold_records() {
-            return Money::ZERO;
-        }
-        spool
-            .records()
-            .iter()
-            .filter(|r| filter.matches(r))
-            .fold(Money::ZERO, |acc, r| acc.saturating_add(r.cost()))
     }
 
     async fn drain_spool(&self) {

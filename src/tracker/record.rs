@@ -43,23 +43,23 @@ impl CostTracker {
     ) -> Result<CostRecord, Error> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let loaded = match self.ensure_current(now).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "budget totals could not be loaded; recording the call without budget accounting");
-                false
-            }
-        };
         let rec = self.build_record(info, resp, now);
-        let alerts = {
-            let mut st = inner.lock();
-            if let Some(mut r) = reservation {
-                r.release_in(&mut st);
-            }
-            if loaded {
-                self.account(&mut st, &rec, now)
-            } else {
-                Vec::new()
+        let hold = reservation.and_then(|mut r| r.take_hold());
+        let alerts = if inner.budgets.is_empty() {
+            Vec::new()
+        } else {
+            // Settled in the book before the append, so the record counts
+            // once: as a settled hold until the book reads it back.
+            let lines: Vec<_> = self.lines(now).into_iter().map(|(_, l)| l).collect();
+            match inner.book.settle(hold.clone(), &rec, &lines).await {
+                Ok(totals) => self.evaluate(&totals, &rec.user, now),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the call could not be settled in the budget book; its hold is released");
+                    if let Some(h) = hold {
+                        let _ = inner.book.release(h).await;
+                    }
+                    Vec::new()
+                }
             }
         };
         // A refused append goes to the spool: the call was billed.
@@ -83,15 +83,8 @@ impl CostTracker {
             resp.model.as_str()
         };
         let (user, team) = self.attribution(info.user.as_deref(), info.team.as_deref());
-        let price = inner.prices.get(billed_model);
-        let provider = if !resp.provider.is_empty() {
-            resp.provider.clone()
-        } else {
-            price
-                .map(|p| p.provider.clone())
-                .or_else(|| crate::core::provider_for_model(billed_model).map(str::to_owned))
-                .unwrap_or_else(|| "unknown".to_owned())
-        };
+        let given = Some(resp.provider.as_str()).filter(|p| !p.is_empty());
+        let (provider, _) = self.identity(given, billed_model);
         let mut rec = CostRecord::new(user, provider, billed_model, resp.usage);
         rec.ts = now;
         rec.team = team.map(str::to_owned);

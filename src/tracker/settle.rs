@@ -1,32 +1,43 @@
-//! Reservations: the pre-flight hold on a call's worst case, and its release.
+//! Reservations (the pre-flight hold on a call's worst case, released on
+//! drop) and [`Settlement`] (the post-response record, finished even if the
+//! caller stops waiting).
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use super::{CostTracker, Inner, State, UnpricedPolicy};
+use super::book::{run_detached, BudgetBook, Hold, Reserved};
+use super::{CallInfo, CostTracker, UnpricedPolicy};
 use crate::budget::Action;
-use crate::{ChatRequest, Error, Money};
+use crate::ledger::CostRecord;
+use crate::{ChatRequest, ChatResponse, Error, Money};
 
 /// A call's hold on its worst-case cost in every blocking budget it falls
 /// under. Returned by [`CostTracker::reserve`]; pass it to
-/// [`CostTracker::record`] to settle it to the billed cost.
+/// [`CostTracker::record`] (or [`CostTracker::settlement`]) to settle it to
+/// the billed cost.
 ///
-/// Dropping it without recording (the call failed, timed out, or its future
-/// was dropped) releases the hold.
+/// Dropping it without recording (the call failed, timed out, its future
+/// was dropped, a panic unwound through it) releases the hold in the book
+/// at once.
 #[must_use = "dropping a Reservation releases it at once"]
 pub struct Reservation {
-    pub(super) inner: Option<Arc<Inner>>,
-    pub(super) holds: Vec<(usize, Money)>,
+    pub(super) book: Option<Arc<dyn BudgetBook>>,
+    pub(super) hold: Option<Hold>,
     pub(super) estimate: Option<Money>,
     pub(super) unpriced: bool,
+    pub(super) output_cap: Option<u32>,
 }
 
 impl fmt::Debug for Reservation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reservation")
             .field("estimate", &self.estimate)
-            .field("budgets", &self.holds.len())
+            .field("budgets", &self.hold.as_ref().map_or(0, |h| h.lines.len()))
             .field("unpriced", &self.unpriced)
+            .field("output_cap", &self.output_cap)
             .finish()
     }
 }
@@ -35,10 +46,11 @@ impl Reservation {
     /// A reservation that holds nothing.
     pub fn none() -> Self {
         Reservation {
-            inner: None,
-            holds: Vec::new(),
+            book: None,
+            hold: None,
             estimate: None,
             unpriced: false,
+            output_cap: None,
         }
     }
 
@@ -55,48 +67,147 @@ impl Reservation {
 
     /// Whether the reservation holds anything.
     pub fn is_empty(&self) -> bool {
-        self.holds.is_empty()
+        self.hold.is_none()
     }
 
-    pub(super) fn release_in(&mut self, state: &mut State) {
-        for (i, amount) in self.holds.drain(..) {
-            if let Some(b) = state.budgets.get_mut(i) {
-                b.reserved = b.reserved.saturating_sub(amount).max(Money::ZERO);
-            }
-        }
+    /// The output tokens the reservation assumed, when it holds anything:
+    /// the request's `max_tokens`, or the estimator's default
+    /// ([`DEFAULT_MAX_OUTPUT_TOKENS`](crate::estimate::DEFAULT_MAX_OUTPUT_TOKENS)
+    /// unless set with [`Estimator::default_max_output`](crate::estimate::Estimator::default_max_output)).
+    /// The cost layer sends it as the request's `max_tokens` when the
+    /// caller set none, so the billed cost cannot exceed the reservation.
+    pub fn output_cap(&self) -> Option<u32> {
+        self.hold.as_ref().and(self.output_cap)
+    }
+
+    /// The hold, disarming the release on drop.
+    pub(super) fn take_hold(&mut self) -> Option<Hold> {
+        self.hold.take()
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if self.holds.is_empty() {
-            return;
+        if let (Some(hold), Some(book)) = (self.hold.take(), self.book.take()) {
+            run_detached(
+                async move {
+                    if let Err(e) = book.release(hold).await {
+                        tracing::warn!(error = %e, "a budget hold could not be released; it expires after the book's lease");
+                    }
+                },
+                "releasing a budget hold",
+            );
         }
-        if let Some(inner) = self.inner.take() {
-            let mut st = inner.lock();
-            self.release_in(&mut st);
+    }
+}
+
+type SettleFuture = Pin<Box<dyn Future<Output = (ChatResponse, Result<CostRecord, Error>)> + Send>>;
+
+/// The recording of a call the provider answered: settles its reservation
+/// to the billed usage and appends the record, exactly once. Await it for
+/// the response (with [`ChatResponse::recorded`] filled in) and the record;
+/// if it is dropped before it finishes (the caller's future was
+/// cancelled), it finishes on its own (inline, or on the Tokio runtime), so
+/// an answered call is always recorded. Single calls, streams (at their end
+/// or on drop) and batch results all settle through it.
+#[must_use = "a Settlement records the call when awaited (or, dropped, in the background)"]
+pub struct Settlement {
+    fut: Option<SettleFuture>,
+}
+
+impl fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settlement")
+            .field("pending", &self.fut.is_some())
+            .finish()
+    }
+}
+
+impl Future for Settlement {
+    type Output = (ChatResponse, Result<CostRecord, Error>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(fut) = self.fut.as_mut() else {
+            return Poll::Ready((
+                ChatResponse::default(),
+                Err(Error::config("a Settlement was polled after it finished")),
+            ));
+        };
+        let out = std::task::ready!(fut.as_mut().poll(cx));
+        self.fut = None;
+        Poll::Ready(out)
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take() {
+            run_detached(
+                async move {
+                    let _ = fut.await;
+                },
+                "recording an answered call",
+            );
         }
     }
 }
 
 impl CostTracker {
+    /// The settlement of a call the provider answered with `resp`: see
+    /// [`Settlement`]. `reservation` is what [`CostTracker::reserve`]
+    /// returned for `req`.
+    pub fn settlement(
+        &self,
+        req: &ChatRequest,
+        reservation: Reservation,
+        resp: ChatResponse,
+    ) -> Settlement {
+        self.settle_call(CallInfo::from_request(req), reservation, resp)
+    }
+
+    pub(crate) fn settle_call(
+        &self,
+        info: CallInfo,
+        reservation: Reservation,
+        mut resp: ChatResponse,
+    ) -> Settlement {
+        let tracker = self.clone();
+        Settlement {
+            fut: Some(Box::pin(async move {
+                let rec = tracker.record_call(&info, &resp, Some(reservation)).await;
+                if let Ok(r) = &rec {
+                    let mut recorded = crate::core::RecordedCost::default();
+                    recorded.record_id = r.id.to_string();
+                    recorded.nano_usd = r.nano_usd;
+                    recorded.status = r.cost_status;
+                    recorded.durable = true;
+                    resp.recorded = Some(recorded);
+                }
+                (resp, rec)
+            })),
+        }
+    }
+
     /// The budget pre-flight: reserves the worst-case cost of `req` in every
-    /// blocking budget whose scope and current period it falls in, or
-    /// refuses it. The provider must not be called when this fails.
+    /// blocking budget whose scope and current period it falls in, through
+    /// the [budget book](super::book) (so every process sharing the book
+    /// sees it), or refuses it. The provider must not be called when this
+    /// fails.
     ///
     /// With no blocking budget in scope this returns an empty reservation
     /// without estimating anything.
     ///
     /// # Errors
     ///
-    /// - [`Error::BudgetExceeded`] if `spent + reserved + estimate` would
-    ///   exceed a blocking budget's limit (the first such budget is named).
+    /// - [`Error::BudgetExceeded`] if `spent + held + estimate` would
+    ///   exceed a blocking budget's limit (the first such budget is named);
+    ///   alerts already due on the shared spend are sent.
     /// - [`Error::LedgerUnwritable`] if the ledger cannot be written (a
     ///   read-only or full disk, a data directory that is a file): the call
     ///   would be billed without a record.
     /// - [`Error::UnpricedModel`] for a model without a price under
     ///   [`UnpricedPolicy::Reject`].
-    /// - The storage's error if the budgets' totals could not be loaded.
+    /// - The book's error (a hold that cannot be written refuses the call).
     pub async fn reserve(&self, req: &ChatRequest) -> Result<Reservation, Error> {
         // Never send a call whose record could not be written.
         self.preflight().await?;
@@ -105,22 +216,19 @@ impl CostTracker {
             return Ok(Reservation::none());
         }
         let now = inner.clock.now();
-        self.ensure_current(now).await?;
-        let price = inner.prices.get(&req.model);
+        let lines = self.lines(now);
         let (user, team) = self.attribution(req.user.as_deref(), req.team.as_deref());
-        let provider = price
-            .map(|p| p.provider.as_str())
-            .or_else(|| req.provider_hint())
-            .unwrap_or("unknown");
-        let model = price.map_or(req.model.as_str(), |p| p.model.as_str());
-        let in_scope: Vec<usize> = inner
+        let (provider, model) = self.identity(None, &req.model);
+        let in_scope: Vec<_> = inner
             .budgets
             .iter()
-            .enumerate()
-            .filter(|(_, b)| {
-                b.action == Action::Block && b.scope.matches(user, team, provider, model)
+            .zip(lines)
+            .filter(|(b, (p, _))| {
+                b.action == Action::Block
+                    && p.contains(now)
+                    && b.scope.matches(user, team, &provider, &model)
             })
-            .map(|(i, _)| i)
+            .map(|(_, (_, line))| line)
             .collect();
         if in_scope.is_empty() {
             return Ok(Reservation::none());
@@ -145,41 +253,36 @@ impl CostTracker {
                 }
             },
         };
-        let mut st = inner.lock();
-        let active: Vec<usize> = in_scope
-            .into_iter()
-            .filter(|&i| {
-                st.budgets[i]
-                    .period
-                    .as_ref()
-                    .is_some_and(|p| p.contains(now))
-            })
-            .collect();
-        for &i in &active {
-            let (b, s) = (&inner.budgets[i], &st.budgets[i]);
-            let committed = s.spent.saturating_add(s.reserved);
-            let would_be = committed.checked_add(estimate).unwrap_or(Money::MAX);
-            if would_be > b.limit {
-                return Err(Error::BudgetExceeded {
-                    budget: b.name.clone(),
-                    spent: committed,
-                    limit: b.limit,
+        match inner.book.reserve(&in_scope, estimate).await? {
+            Reserved::Granted { hold, .. } => Ok(Reservation {
+                book: Some(inner.book.clone()),
+                hold: Some(hold),
+                estimate: Some(estimate),
+                unpriced: false,
+                output_cap: Some(
+                    u32::try_from(inner.estimator.max_output_tokens(req)).unwrap_or(u32::MAX),
+                ),
+            }),
+            Reserved::Refused { key, totals } => {
+                let alerts = self.evaluate(&totals, user, now);
+                self.dispatch(alerts).await;
+                let spent = totals
+                    .iter()
+                    .find(|t| t.key == key)
+                    .map_or(Money::ZERO, |t| t.committed());
+                let limit = in_scope
+                    .iter()
+                    .find(|l| l.key == key)
+                    .map_or(Money::ZERO, |l| l.limit);
+                Err(Error::BudgetExceeded {
+                    budget: key.budget,
+                    spent,
+                    limit,
                     estimate,
-                });
+                })
             }
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::config("the budget book gave an unknown answer")),
         }
-        let mut holds = Vec::with_capacity(active.len());
-        for i in active {
-            let s = &mut st.budgets[i];
-            s.reserved = s.reserved.saturating_add(estimate);
-            holds.push((i, estimate));
-        }
-        drop(st);
-        Ok(Reservation {
-            inner: Some(inner.clone()),
-            holds,
-            estimate: Some(estimate),
-            unpriced: false,
-        })
     }
 }

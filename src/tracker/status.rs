@@ -10,30 +10,30 @@ impl CostTracker {
     ///
     /// # Errors
     ///
-    /// The storage's error if the totals could not be loaded.
+    /// The budget book's error if the totals could not be read.
     pub async fn budget_status(&self) -> Result<Vec<BudgetStatus>, Error> {
         let now = self.inner.clock.now();
-        self.ensure_current(now).await?;
-        let st = self.inner.lock();
+        let (periods, lines): (Vec<_>, Vec<_>) = self.lines(now).into_iter().unzip();
+        let totals = self.inner.book.totals(&lines).await?;
         Ok(self
             .inner
             .budgets
             .iter()
-            .zip(&st.budgets)
-            .map(|(b, s)| {
-                let period = s.period.clone().unwrap_or_else(|| b.window.period(now));
+            .zip(periods)
+            .zip(totals)
+            .map(|((b, period), s)| {
                 let (projected, run_out) =
-                    budget::project(s.spent, b.limit, &period, now, s.first_spend);
+                    budget::project(s.settled, b.limit, &period, now, s.first_spend);
                 let mut status = BudgetStatus {
                     name: b.name.clone(),
                     scope: b.scope.clone(),
                     action: b.action,
                     severity: b.severity,
                     limit: b.limit,
-                    spent: s.spent,
-                    reserved: s.reserved,
-                    remaining: b.limit.saturating_sub(s.spent).max(Money::ZERO),
-                    percent_bp: s.spent.basis_points_of(b.limit).unwrap_or(0),
+                    spent: s.settled,
+                    reserved: s.held,
+                    remaining: b.limit.saturating_sub(s.settled).max(Money::ZERO),
+                    percent_bp: s.settled.basis_points_of(b.limit).unwrap_or(0),
                     projected,
                     run_out,
                     period: period.label.clone(),
@@ -44,13 +44,13 @@ impl CostTracker {
                         .thresholds
                         .iter()
                         .copied()
-                        .filter(|t| t.is_crossed(s.spent, b.limit))
+                        .filter(|t| t.is_crossed(s.settled, b.limit))
                         .collect(),
                 };
                 if !status.active && matches!(b.window, Window::Range { .. }) {
                     // Not begun, or over: nothing to project.
                     status.projected =
-                        Some(s.spent).filter(|_| period.end.is_some_and(|e| now >= e));
+                        Some(s.settled).filter(|_| period.end.is_some_and(|e| now >= e));
                     status.run_out = None;
                 }
                 status
