@@ -115,7 +115,10 @@ async fn a_data_dir_that_is_a_file_refuses_the_call_before_it_is_sent() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains(&data.display().to_string()), "{stderr}");
-    assert!(stderr.contains("File exists") || stderr.contains("ledger cannot be written"), "{stderr}");
+    assert!(
+        stderr.contains("File exists") || stderr.contains("ledger cannot be written"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(KEY), "{stderr}");
     server.verify().await;
 }
