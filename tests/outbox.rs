@@ -18,7 +18,7 @@ use std::process::{Command as StdCommand, Output};
 use std::sync::Arc;
 
 use assert_cmd::Command;
-use costlayer::alert::{DeliveryState, WebhookSink};
+use costlayer::alert::{DeliveryOwner, DeliveryState, OutboxEntry, WebhookSink};
 use costlayer::budget::{Budget, Threshold};
 use costlayer::ledger::{JsonlStorage, Storage};
 use costlayer::pricing::{ModelPrice, PriceTable, Rates};
@@ -349,4 +349,63 @@ async fn a_failing_webhook_is_reported_and_retried_by_the_next_run() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Sent:"), "{text}");
     assert!(text.contains("via webhook to http://127.0.0.1"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_left_pending_by_a_dead_process_is_delivered_by_the_next() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = Arc::new(
+        JsonlStorage::builder(tmp.path())
+            .user("alice")
+            .build()
+            .unwrap(),
+    );
+    // A process claimed the alert, then died before its sinks ran.
+    let mut dead = StdCommand::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let mut owner = DeliveryOwner::this_process();
+    owner.pid = dead_pid;
+    let alert = costlayer::alert::Alert::example();
+    let entry = OutboxEntry::claimed(
+        alert.clone(),
+        [("webhook".to_owned(), None)],
+        owner,
+        chrono::Utc::now(),
+        std::time::Duration::from_secs(3600),
+    );
+    assert!(storage.claim_alert(&entry).await.unwrap());
+    assert!(!storage.claim_alert(&entry).await.unwrap(), "claimed once");
+
+    let tracker = CostTracker::builder()
+        .storage(storage.clone())
+        .prices(prices())
+        .sink(WebhookSink::new(format!("{}/hook", server.uri())).unwrap())
+        .build()
+        .unwrap();
+    let req = ChatRequest::new("test-model").message(Message::user("hi"));
+    drop(tracker.reserve(&req).await.unwrap());
+    tracker.flush().await.unwrap();
+    let got = posts(&server).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["key"], alert.key);
+    let e = &storage.deliveries().await.unwrap()[0];
+    assert_eq!(e.state(), DeliveryState::Delivered);
+    assert_eq!(e.sinks["webhook"].attempts, 1);
+    assert!(e.owner.is_none());
+    // A further flush, or another tracker, sends nothing more.
+    tracker.flush().await.unwrap();
+    let other = CostTracker::builder()
+        .storage(storage.clone())
+        .prices(prices())
+        .sink(WebhookSink::new(format!("{}/hook", server.uri())).unwrap())
+        .build()
+        .unwrap();
+    other.flush().await.unwrap();
+    assert_eq!(posts(&server).await.len(), 1);
 }
