@@ -7,7 +7,6 @@
 //! `COSTLAYER_BENCH_LEDGER_MB` sets the large ledger's size (default 200).
 
 use std::io::Write;
-use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use costlayer::budget::Scope;
@@ -21,10 +20,12 @@ fn line() -> BookLine {
         BookLine::new(BookKey::new("monthly", "2026-12", &Scope::All), Money::MAX).blocking(true);
     l.start = Some(
         Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
+            .single()
             .unwrap_or_default(),
     );
     l.end = Some(
         Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0)
+            .single()
             .unwrap_or_default(),
     );
     l
@@ -39,6 +40,7 @@ fn record(i: u64) -> CostRecord {
     );
     r.ts = Utc
         .with_ymd_and_hms(2026, 12, 10, 12, 0, 0)
+        .single()
         .unwrap_or_default();
     r.nano_usd = Some(Money::from_nanos(37 + (i % 100) as i64));
     r.request_id = Some(format!("req_{i:016x}"));

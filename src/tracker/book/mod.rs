@@ -284,16 +284,6 @@ pub trait BudgetBook: Send + Sync + fmt::Debug {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budget_book_is_object_safe() {
-        fn _obj_safe(_: &dyn BudgetBook) {}
-    }
-}
-
 /// Runs `fut` to completion now if it completes without waiting (the
 /// memory and directory books do), else on the current Tokio runtime; for
 /// `Drop` implementations, which cannot await. Returns whether it finished
@@ -316,4 +306,14 @@ where
         ),
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_book_is_object_safe() {
+        fn _obj_safe(_: &dyn BudgetBook) {}
+    }
 }
