@@ -6,7 +6,8 @@
 //! The tests run as root, so `chmod` cannot make a directory read-only;
 //! they use a data directory that is a regular file, a ledger file that is
 //! `/dev/full` (every write fails with "no space left on device"), and,
-//! where `mount` is allowed, a real tmpfs filled to the last byte.
+//! where `mount` is allowed, a real tmpfs filled to the last byte and a
+//! read-only tmpfs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -138,19 +139,21 @@ async fn a_ledger_on_a_full_device_refuses_the_call_before_it_is_sent() {
     server.verify().await;
 }
 
-/// A tmpfs of 64 KiB at `dir`, filled until the disk is full. `None` if
-/// this process may not mount (not root, or no CAP_SYS_ADMIN).
-fn full_tmpfs(dir: &Path) -> Option<TmpfsGuard> {
+/// A tmpfs mounted at `dir` with `options`. `None` if this process may
+/// not mount (not root, or no CAP_SYS_ADMIN).
+fn tmpfs(dir: &Path, options: &str) -> Option<TmpfsGuard> {
     fs::create_dir_all(dir).unwrap();
     let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
         .arg(dir)
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        return None;
-    }
-    let guard = TmpfsGuard(dir.to_path_buf());
+    ok.then(|| TmpfsGuard(dir.to_path_buf()))
+}
+
+/// A tmpfs of 64 KiB at `dir`, filled until the disk is full.
+fn full_tmpfs(dir: &Path) -> Option<TmpfsGuard> {
+    let guard = tmpfs(dir, "size=64k")?;
     let data = dir.join("ledger");
     fs::create_dir_all(&data).unwrap();
     fs::write(data.join("costs_alice.jsonl"), "").unwrap();
@@ -190,6 +193,29 @@ async fn a_full_disk_refuses_the_call_before_it_is_sent() {
     .unwrap();
     assert_refused(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("disk is full"));
+    server.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_file_system_refuses_the_call_before_it_is_sent() {
+    // chmod does not stop root; a read-only mount does.
+    let server = refusing_provider().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("ro");
+    let Some(_guard) = tmpfs(&mnt, "ro,size=64k") else {
+        eprintln!(
+            "skipped: this process cannot mount a tmpfs (the other refusal tests cover the check)"
+        );
+        return;
+    };
+    let out = chat(tmp.path(), &mnt, &tmp.path().join("spool"), &server)
+        .arg("hi")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+    assert!(!stderr.contains(KEY), "{stderr}");
     server.verify().await;
 }
 

@@ -146,11 +146,12 @@ pub enum Error {
     /// The ledger cannot be written (a read-only or full disk, a data
     /// directory that is a file...), so the call was refused before it was
     /// sent: it would have been billed without a record.
-    #[error("the call was not sent: the ledger cannot be written ({message}). Fix the ledger location (COSTLAYER_DATA_DIR) or free disk space, then retry")]
+    #[error("the call was not sent: the ledger cannot be written, so it would have been billed without a record. {message}")]
     LedgerUnwritable {
         /// Where the ledger is.
         location: String,
-        /// What is wrong, and what to do.
+        /// What is wrong, and what to do (fix the location or free disk
+        /// space, then retry).
         message: String,
     },
     /// The model has no price, and the tracker's policy refuses unpriced calls.
