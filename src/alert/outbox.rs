@@ -438,7 +438,10 @@ impl Outbox {
     /// Once per tracker: takes over the alerts that earlier or other
     /// processes left pending or failed.
     pub(crate) fn recover_once(&self) {
-        if self.shared.sinks.is_empty() || self.recovered.swap(true, Ordering::AcqRel) {
+        if self.shared.sinks.is_empty()
+            || self.recovered.load(Ordering::Acquire)
+            || self.recovered.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         self.send(Msg::Recover);
