@@ -105,6 +105,16 @@ fn run_worker(mode: &str, dir: &Path, hook: &str) -> Output {
         .unwrap()
 }
 
+/// A webhook receiver on loopback that accepts every POST.
+async fn accepting_hook() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
 async fn posts(server: &MockServer) -> Vec<Value> {
     server
         .received_requests()
@@ -119,11 +129,7 @@ async fn posts(server: &MockServer) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_program_delivers_its_alert_with_shutdown_or_drop() {
     for mode in ["shutdown", "drop"] {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200))
-            .mount(&server)
-            .await;
+        let server = accepting_hook().await;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ledger");
         let hook = format!("{}/hook", server.uri());
@@ -221,11 +227,7 @@ fn simulated_cost(prompt: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_processes_crossing_jointly_send_one_alert() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = accepting_hook().await;
     let prompt = "hi";
     let cost = simulated_cost(prompt);
     // 80% of the limit is 10 calls: no process alone comes near it.
@@ -353,11 +355,7 @@ async fn a_failing_webhook_is_reported_and_retried_by_the_next_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_left_pending_by_a_dead_process_is_delivered_by_the_next() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = accepting_hook().await;
     let tmp = tempfile::tempdir().unwrap();
     let storage = Arc::new(
         JsonlStorage::builder(tmp.path())
