@@ -6,7 +6,7 @@ use crate::{ChatRequest, Mode, Money, Usage};
 
 impl CostTracker {
     /// The worst-case cost of `req`: its prompt estimated with the
-    /// tracker's [`Estimator`] (a strict upper bound by default), plus its
+    /// tracker's [`Estimator`](crate::estimate::Estimator) (a strict upper bound by default), plus its
     /// `max_tokens` (or the estimator's default), at the model's online
     /// rates, with the whole prompt priced at the dearest of the input and
     /// cache-write rates. `None` if the model has no price.

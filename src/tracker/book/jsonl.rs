@@ -1,28 +1,5 @@
 //! [`JsonlDirBook`]: the book of every process on the host that uses one
 //! JSONL data directory.
-//!
-//! Files, next to the ledger's `costs_*.jsonl`:
-//!
-//! | file | what |
-//! |---|---|
-//! | `budget.lock` | the directory lock (`flock`), held for the few microseconds of each reserve, settle and release |
-//! | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id |
-//! | `budget_checkpoint.json` | per-line settled sums at given per-file offsets, so a new process reads only what was appended since |
-//!
-//! Under the lock an operation (1) reads every ledger file from where this
-//! process last stopped (or the checkpoint) to its end, adding each record
-//! to the lines it counts in, (2) drops each settled hold whose record it
-//! just read (so a settled call counts once: as a hold until its record is
-//! in the ledger, then as the record), (3) expires holds whose owner's lease
-//! ran out, (4) decides, and (5) rewrites the holds file (a temporary file
-//! renamed over it: a full disk fails the write and refuses the call, the
-//! old file stays whole).
-//!
-//! Leases are measured on the observer's monotonic clock from the moment it
-//! first saw a hold in its current state, never by comparing one process's
-//! wall clock with another's; the owner renews its unsettled holds each
-//! time it writes. A hold of a process that is gone (same host, no such
-//! pid) expires at once. The kernel drops the lock of a process that dies.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -101,8 +78,30 @@ impl JsonlDirBookBuilder {
 }
 
 /// The budget book of every process on the host that shares a JSONL data
-/// directory: exact across processes. See the [module docs](self) for the
-/// files and the protocol.
+/// directory: exact across processes.
+///
+/// Files, next to the ledger's `costs_*.jsonl`:
+///
+/// | file | what |
+/// |---|---|
+/// | `budget.lock` | the directory lock (`flock`), held for the few microseconds of each reserve, settle and release |
+/// | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id |
+/// | `budget_checkpoint.json` | per-line settled sums at given per-file offsets, so a new process reads only what was appended since |
+///
+/// Under the lock an operation (1) reads every ledger file from where this
+/// process last stopped (or the checkpoint) to its end, adding each record
+/// to the lines it counts in, (2) drops each settled hold whose record it
+/// just read (so a settled call counts once: as a hold until its record is
+/// in the ledger, then as the record), (3) expires holds whose owner's lease
+/// ran out, (4) decides, and (5) rewrites the holds file (a temporary file
+/// renamed over it: a full disk fails the write and refuses the call, the
+/// old file stays whole).
+///
+/// Leases are measured on the observer's monotonic clock from the moment it
+/// first saw a hold in its current state, never by comparing one process's
+/// wall clock with another's; the owner renews its unsettled holds each
+/// time it writes. A hold of a process that is gone (same host, no such
+/// pid) expires at once. The kernel drops the lock of a process that dies.
 ///
 /// ```
 /// use costlayer::tracker::book::JsonlDirBook;
@@ -213,6 +212,20 @@ struct DirState {
     seen: HashMap<String, (u64, Instant)>,
     unsaved: u64,
     renewals: u64,
+}
+
+/// The record ids of settled holds, and those read in this operation.
+struct Settled {
+    wanted: HashSet<ulid::Ulid>,
+    found: HashSet<ulid::Ulid>,
+}
+
+impl Settled {
+    fn saw(&mut self, rec: &CostRecord) {
+        if !self.wanted.is_empty() && self.wanted.contains(&rec.id) {
+            self.found.insert(rec.id);
+        }
+    }
 }
 
 /// What an operation's decision sees and changes.
@@ -335,12 +348,24 @@ impl JsonlDirBook {
             self.load_checkpoint(st);
             st.loaded = true;
         }
-        let mut read_ids = HashSet::new();
-        let mut save = self.catch_up(st, &mut read_ids)?;
-        save |= self.register(st, lines, &mut read_ids)?;
         let (mut holds, mut dirty) = self.read_holds();
+        // The records of settled holds: each hold goes when its record is read.
+        let mut ids = Settled {
+            wanted: holds
+                .iter()
+                .filter_map(|h| h.record.as_deref()?.parse().ok())
+                .collect(),
+            found: HashSet::new(),
+        };
+        let mut save = self.catch_up(st, &mut ids)?;
+        save |= self.register(st, lines, &mut ids)?;
         let before = holds.len();
-        holds.retain(|h| h.record.as_ref().is_none_or(|r| !read_ids.contains(r)));
+        holds.retain(|h| {
+            h.record
+                .as_deref()
+                .and_then(|r| r.parse::<ulid::Ulid>().ok())
+                .is_none_or(|r| !ids.found.contains(&r))
+        });
         dirty |= holds.len() != before;
         dirty |= self.expire(st, &mut holds);
         let mut ctx = Ctx {
@@ -401,7 +426,7 @@ impl JsonlDirBook {
     /// Reads every ledger file from its cursor to its end. Starts over
     /// (every sum from zero) if a file was replaced, shrank or went away (a
     /// reset). Returns whether a checkpoint is worth writing.
-    fn catch_up(&self, st: &mut DirState, ids: &mut HashSet<String>) -> Result<bool, BookError> {
+    fn catch_up(&self, st: &mut DirState, ids: &mut Settled) -> Result<bool, BookError> {
         let paths = list_matching(&self.dir, "costs_", ".jsonl")
             .map_err(|e| BookError::Other(e.to_string()))?;
         let mut rebuild = false;
@@ -443,7 +468,7 @@ impl JsonlDirBook {
             }
             let lines = &mut st.lines;
             let end = read_range(&mut file, &path, from, None, &mut |rec| {
-                ids.insert(rec.id.to_string());
+                ids.saw(&rec);
                 for t in lines.values_mut() {
                     t.add(&rec);
                 }
@@ -469,7 +494,7 @@ impl JsonlDirBook {
         &self,
         st: &mut DirState,
         lines: &[BookLine],
-        ids: &mut HashSet<String>,
+        ids: &mut Settled,
     ) -> Result<bool, BookError> {
         let mut fresh: Vec<BookLine> = Vec::new();
         for l in lines {
@@ -501,7 +526,7 @@ impl JsonlDirBook {
             let path = self.dir.join(name);
             let mut file = File::open(&path).map_err(io_err("read", &path))?;
             read_range(&mut file, &path, 0, Some(c.offset), &mut |rec| {
-                ids.insert(rec.id.to_string());
+                ids.saw(&rec);
                 for t in new.iter_mut() {
                     t.add(&rec);
                 }

@@ -23,7 +23,8 @@
 //! # Example
 //!
 //! ```
-//! //! use costlayer::budget::Scope;
+//! use std::sync::Arc;
+//! use costlayer::budget::Scope;
 //! use costlayer::ledger::CostRecord;
 //! use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, MemoryBook, Reserved};
 //! use costlayer::{Money, Usage};
@@ -34,7 +35,7 @@
 //!     .blocking(true);
 //! let hold = match book.reserve(std::slice::from_ref(&line), Money::from_nanos(600)).await? {
 //!     Reserved::Granted { hold, .. } => hold,
-//!     Reserved::Refused { .. } => unreachable!(),
+//!     other => panic!("expected a hold: {other:?}"),
 //! };
 //! // A second worst case of 600 would cross the limit while the first is held.
 //! assert!(matches!(
