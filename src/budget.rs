@@ -48,13 +48,16 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An IANA time zone (re-exported from `chrono-tz`), for
 /// [`Window::monthly_in`]: `costlayer::budget::Tz::Europe__Berlin`, or
 /// [`parse_time_zone`]`("Europe/Berlin")`.
 pub use chrono_tz::Tz;
+
+/// A period of a window (defined with the one calendar, [`crate::calendar`]).
+pub use crate::calendar::Period;
 
 use crate::ledger::{CostRecord, ScanFilter};
 use crate::Money;
@@ -356,49 +359,7 @@ impl Window {
     /// The period of this window that contains `now` (for a date range, the
     /// range itself, whether or not it contains `now`).
     pub fn period(&self, now: DateTime<Utc>) -> Period {
-        match self {
-            Window::Monthly { utc_offset_minutes } => {
-                let off = chrono::Duration::minutes(i64::from(*utc_offset_minutes));
-                let local = (now + off).date_naive();
-                let first = local.with_day(1).unwrap_or(local);
-                let next = first.checked_add_months(Months::new(1)).unwrap_or(first);
-                Period {
-                    start: Some(midnight(first) - off),
-                    end: Some(midnight(next) - off),
-                    label: format!("{:04}-{:02}", first.year(), first.month()),
-                }
-            }
-            Window::MonthlyIn { zone } => {
-                let local = now.with_timezone(zone).date_naive();
-                let first = local.with_day(1).unwrap_or(local);
-                let next = first.checked_add_months(Months::new(1)).unwrap_or(first);
-                Period {
-                    start: Some(local_midnight(zone, first)),
-                    end: Some(local_midnight(zone, next)),
-                    label: format!("{:04}-{:02}", first.year(), first.month()),
-                }
-            }
-            Window::Total => Period {
-                start: None,
-                end: None,
-                label: "all-time".to_owned(),
-            },
-            Window::Range { start, end } => Period {
-                start: Some(midnight(*start)),
-                end: Some(midnight(*end)),
-                label: format!("{start}..{end}"),
-            },
-            Window::RollingDays(n) => {
-                let today = now.date_naive();
-                let tomorrow = today.succ_opt().unwrap_or(today);
-                let end = midnight(tomorrow);
-                Period {
-                    start: Some(end - chrono::Duration::days(i64::from(n.get()))),
-                    end: Some(end),
-                    label: format!("{}d-to-{today}", n.get()),
-                }
-            }
-        }
+        crate::calendar::period(self, now)
     }
 }
 
@@ -459,50 +420,6 @@ impl FromStr for Window {
     }
 }
 
-fn midnight(d: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN))
-}
-
-/// The first instant of local day `d` in `zone`, in UTC: local midnight, or
-/// where midnight is repeated (an overlap) its earlier occurrence, or where
-/// it is skipped (a gap) the transition that skips it, the earliest instant
-/// whose local date is `d`.
-fn local_midnight(zone: &Tz, d: NaiveDate) -> DateTime<Utc> {
-    let naive = d.and_time(chrono::NaiveTime::MIN);
-    if let Some(t) = zone.from_local_datetime(&naive).earliest() {
-        return t.with_timezone(&Utc);
-    }
-    // A gap: midnight read with the offset after the transition is at or
-    // before it, read with the offset before it at or after it, and local
-    // time only moves forward in between, so binary-search the first second
-    // whose local time is not before midnight.
-    let as_utc = naive.and_utc();
-    let offset = |t: DateTime<Utc>| {
-        use chrono::Offset;
-        i64::from(
-            zone.offset_from_utc_datetime(&t.naive_utc())
-                .fix()
-                .local_minus_utc(),
-        )
-    };
-    let day = chrono::Duration::days(1);
-    let (before, after) = (offset(as_utc - day), offset(as_utc + day));
-    let ts = as_utc.timestamp();
-    let (mut lo, mut hi) = (ts - before.max(after), ts - before.min(after));
-    let local_at = |secs: i64| -> Option<NaiveDateTime> {
-        DateTime::from_timestamp(secs, 0).map(|t| t.with_timezone(zone).naive_local())
-    };
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match local_at(mid) {
-            Some(l) if l >= naive => hi = mid,
-            Some(_) => lo = mid + 1,
-            None => break,
-        }
-    }
-    DateTime::from_timestamp(lo, 0).unwrap_or_else(|| midnight(d))
-}
-
 /// Parses an IANA time-zone name (`Europe/Berlin`, `America/New_York`,
 /// `UTC`), exactly as the IANA database spells it.
 ///
@@ -539,26 +456,6 @@ pub fn parse_time_zone(name: &str) -> Result<Tz, BudgetError> {
             suggestion,
         }
     })
-}
-
-/// One period of a window: the span that a budget's spend is summed over
-/// right now, and its label (`2026-11`, `all-time`, `2026-01-01..2026-03-01`),
-/// which alert keys use so that each period alerts once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Period {
-    /// Inclusive start; `None` for all time.
-    pub start: Option<DateTime<Utc>>,
-    /// Exclusive end; `None` for all time.
-    pub end: Option<DateTime<Utc>>,
-    /// The label.
-    pub label: String,
-}
-
-impl Period {
-    /// Whether `ts` falls in the period.
-    pub fn contains(&self, ts: DateTime<Utc>) -> bool {
-        self.start.is_none_or(|s| ts >= s) && self.end.is_none_or(|e| ts < e)
-    }
 }
 
 /// Whose spend a budget counts.
@@ -1057,6 +954,7 @@ pub(crate) fn project(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).expect("date")

@@ -21,6 +21,7 @@
 //! |---|---|---|
 //! | `COSTLAYER_CONFIG` | the config file | `./costlayer.toml` |
 //! | `COSTLAYER_DATA_DIR` | ledger directory (holds `costs_<user>.jsonl`) | `data/metadata` |
+//! | `COSTLAYER_SPOOL_DIR` | where records go when the ledger refuses them after a call was billed ([`Spool`](crate::ledger::Spool)) | none: memory |
 //! | `COSTLAYER_USER` | who the spend is attributed to | the OS user |
 //! | `COSTLAYER_TEAM` | the team | none |
 //! | `COSTLAYER_MONTHLY_BUDGET` | monthly limit, USD decimal (`none` disables) | `200` |
@@ -240,6 +241,9 @@ pub struct Config {
     /// The ledger directory: it holds `costs_<user>.jsonl`, `alerts_<user>.jsonl`,
     /// `quarantine/` and `archive/`. The same directory as the CLI's `--data-dir`.
     pub data_dir: PathBuf,
+    /// Where a record goes when the ledger refuses it after the call was
+    /// billed (`spool_dir`, `COSTLAYER_SPOOL_DIR`); `None`: in memory.
+    pub spool_dir: Option<PathBuf>,
     /// Who the spend is attributed to.
     pub user: String,
     /// The team.
@@ -284,6 +288,7 @@ impl Default for Config {
         Config {
             file: None,
             data_dir: PathBuf::from("data/metadata"),
+            spool_dir: None,
             user: default_user(),
             team: None,
             prices: None,
@@ -378,6 +383,7 @@ impl From<ConfigError> for crate::Error {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    spool_dir: Option<PathBuf>,
     user: Option<String>,
     team: Option<String>,
     prices: Option<PathBuf>,
@@ -582,6 +588,9 @@ impl Config {
         if let Some(d) = f.data_dir {
             self.data_dir = rel(d);
         }
+        if let Some(d) = f.spool_dir {
+            self.spool_dir = Some(rel(d));
+        }
         if let Some(u) = f.user {
             self.user = u;
         }
@@ -673,6 +682,9 @@ impl Config {
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("COSTLAYER_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("COSTLAYER_SPOOL_DIR") {
+            self.spool_dir = Some(PathBuf::from(v));
         }
         if let Some(v) = get("COSTLAYER_USER") {
             self.user = v;

@@ -70,6 +70,7 @@
 
 pub mod alert;
 pub mod budget;
+pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod estimate;

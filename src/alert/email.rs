@@ -305,4 +305,14 @@ impl AlertSink for EmailSink {
     fn name(&self) -> &str {
         "email"
     }
+
+    fn target(&self) -> Option<String> {
+        Some(
+            self.to
+                .iter()
+                .map(|m| m.email.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    }
 }

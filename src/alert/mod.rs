@@ -8,10 +8,11 @@
 //!
 //! An alert fires **once** per budget, threshold and period, across restarts
 //! and across processes sharing a ledger: the tracker claims it with
-//! [`Storage::mark_alert`](crate::ledger::Storage::mark_alert) before sending.
-//! Sinks run off the caller's path (a spawned task); a failing sink is
-//! retried with backoff, then the failure is logged and recorded in the
-//! alert history. It never fails the LLM call or the ledger write.
+//! [`Storage::claim_alert`](crate::ledger::Storage::claim_alert) before
+//! sending. Sinks run off the caller's path (on the outbox's own thread); a
+//! failing sink is retried with backoff, then the failure is logged, kept
+//! in the outbox ([`OutboxEntry`]) and retried by the next process. It never
+//! fails the LLM call or the ledger write.
 //!
 //! # Example: a sink in a few lines
 //!
@@ -49,6 +50,7 @@ use crate::Money;
 
 #[cfg(feature = "email")]
 mod email;
+mod outbox;
 mod stdout;
 #[cfg(feature = "webhook")]
 mod webhook;
@@ -56,6 +58,11 @@ mod webhook;
 #[cfg(feature = "email")]
 #[cfg_attr(docsrs, doc(cfg(feature = "email")))]
 pub use email::{EmailSink, EmailSinkBuilder};
+pub(crate) use outbox::{latest_per_key, take_if_claimable, Outbox, OutboxConfig};
+pub use outbox::{
+    redact_secrets, AlertRetry, DeliveryFailure, DeliveryOwner, DeliveryState, OutboxEntry,
+    SinkDelivery,
+};
 pub use stdout::{StdoutFormat, StdoutSink};
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
@@ -232,6 +239,12 @@ pub trait AlertSink: Send + Sync + 'static {
     fn name(&self) -> &str {
         "custom"
     }
+
+    /// Who receives the alerts, for the dashboard and the outbox (e-mail
+    /// recipients, a webhook's host), never a secret. Defaults to `None`.
+    fn target(&self) -> Option<String> {
+        None
+    }
 }
 
 #[async_trait]
@@ -264,6 +277,10 @@ impl<S: AlertSink + ?Sized> AlertSink for Arc<S> {
 
     fn name(&self) -> &str {
         (**self).name()
+    }
+
+    fn target(&self) -> Option<String> {
+        (**self).target()
     }
 }
 

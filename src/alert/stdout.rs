@@ -116,6 +116,17 @@ impl AlertSink for StdoutSink {
     fn name(&self) -> &str {
         "stdout"
     }
+
+    fn target(&self) -> Option<String> {
+        Some(
+            if self.out.is_some() {
+                "a writer"
+            } else {
+                "standard output"
+            }
+            .to_owned(),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -150,4 +150,8 @@ impl AlertSink for WebhookSink {
     fn name(&self) -> &str {
         "webhook"
     }
+
+    fn target(&self) -> Option<String> {
+        Some(redact_url(&self.url))
+    }
 }

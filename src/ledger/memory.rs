@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::alert::{latest_per_key, take_if_claimable, DeliveryOwner, OutboxEntry};
 
 use super::{
     CostRecord, LedgerError, RecordStream, ResetReport, ResetScope, ScanFilter, ScanItem, Storage,
@@ -14,6 +16,7 @@ use super::{
 struct Inner {
     records: Vec<CostRecord>,
     alerts: HashMap<String, serde_json::Value>,
+    outbox: Vec<OutboxEntry>,
     archives: Vec<(String, Vec<CostRecord>)>,
 }
 
@@ -103,6 +106,43 @@ impl Storage for MemoryStorage {
         Ok(self.lock().alerts.contains_key(key))
     }
 
+    async fn claim_alert(&self, entry: &OutboxEntry) -> Result<bool, LedgerError> {
+        let mut inner = self.lock();
+        if inner.alerts.contains_key(&entry.key) {
+            return Ok(false);
+        }
+        inner
+            .alerts
+            .insert(entry.key.clone(), entry.alert.to_json());
+        inner.outbox.push(entry.clone());
+        Ok(true)
+    }
+
+    async fn save_delivery(&self, entry: &OutboxEntry) -> Result<(), LedgerError> {
+        self.lock().outbox.push(entry.clone());
+        Ok(())
+    }
+
+    async fn take_delivery(
+        &self,
+        key: &str,
+        owner: &DeliveryOwner,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<OutboxEntry>, LedgerError> {
+        let mut inner = self.lock();
+        let entry = inner.outbox.iter().rev().find(|e| e.key == key).cloned();
+        let taken = take_if_claimable(entry, owner, now, lease)?;
+        if let Some(e) = &taken {
+            inner.outbox.push(e.clone());
+        }
+        Ok(taken)
+    }
+
+    async fn deliveries(&self) -> Result<Vec<OutboxEntry>, LedgerError> {
+        Ok(latest_per_key(self.lock().outbox.iter().cloned()))
+    }
+
     async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
         let mut inner = self.lock();
         let (archived, kept): (Vec<_>, Vec<_>) = match &scope {
@@ -113,6 +153,7 @@ impl Storage for MemoryStorage {
         };
         inner.records = kept;
         inner.alerts.clear();
+        inner.outbox.clear();
         let name = format!(
             "memory-archive-{}",
             Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -30,11 +30,13 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::alert::{DeliveryOwner, OutboxEntry};
 use crate::Money;
 
 pub(crate) mod jsonl;
 mod memory;
 mod record;
+mod spool;
 
 pub use jsonl::{
     sanitize_user, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ParallelFold, RecordRef,
@@ -42,6 +44,8 @@ pub use jsonl::{
 };
 pub use memory::MemoryStorage;
 pub use record::{CostRecord, SCHEMA_VERSION};
+pub(crate) use spool::SpooledLedger;
+pub use spool::{Spool, SpoolLocation};
 
 /// Which records a scan returns. Empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -230,6 +234,65 @@ pub trait Storage: Send + Sync + Debug {
     /// Makes every acknowledged append durable (for buffered writers).
     async fn flush(&self) -> Result<(), LedgerError> {
         Ok(())
+    }
+
+    /// Checks, before a call is sent, that a record could be appended now
+    /// (the directory exists and is writable, the disk is not full...). The
+    /// tracker caches a success and asks again after a failure. Defaults to
+    /// `Ok` (a backend that cannot tell).
+    async fn check_writable(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Claims an alert for delivery: as [`Storage::mark_alert`] with the
+    /// alert's JSON, and, if this call claimed it, saves `entry` (every sink
+    /// pending, owned by the caller) in the alert outbox in the same step
+    /// where the backend can. Returns whether this call claimed it.
+    ///
+    /// The default marks the alert, then calls [`Storage::save_delivery`].
+    async fn claim_alert(&self, entry: &OutboxEntry) -> Result<bool, LedgerError> {
+        let claimed = self.mark_alert(&entry.key, &entry.alert.to_json()).await?;
+        if claimed {
+            self.save_delivery(entry).await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Saves an alert's delivery state in the outbox, replacing the key's
+    /// previous one. Defaults to doing nothing (no outbox: an alert whose
+    /// process exits before delivering it is lost, as before the outbox).
+    async fn save_delivery(&self, entry: &OutboxEntry) -> Result<(), LedgerError> {
+        let _ = entry;
+        Ok(())
+    }
+
+    /// Takes over the delivery of the undelivered alert `key` for `owner`
+    /// until `now + lease`, if nobody is delivering it
+    /// ([`OutboxEntry::is_claimable`]), and returns it; `None` if it is
+    /// delivered, unknown or owned by a live process. Atomic across the
+    /// processes sharing the storage: one of them gets it.
+    ///
+    /// The default reads [`Storage::deliveries`] and saves the taken entry
+    /// (atomic within one process only).
+    async fn take_delivery(
+        &self,
+        key: &str,
+        owner: &DeliveryOwner,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<OutboxEntry>, LedgerError> {
+        let entry = self.deliveries().await?.into_iter().find(|e| e.key == key);
+        let taken = crate::alert::take_if_claimable(entry, owner, now, lease)?;
+        if let Some(e) = &taken {
+            self.save_delivery(e).await?;
+        }
+        Ok(taken)
+    }
+
+    /// The latest delivery state of every alert in the outbox, oldest
+    /// alert first. Defaults to none.
+    async fn deliveries(&self) -> Result<Vec<OutboxEntry>, LedgerError> {
+        Ok(Vec::new())
     }
 }
 

@@ -5,9 +5,25 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::alert::{DeliveryState, OutboxEntry};
 use crate::Money;
 
 use super::{Bucket, Projection, Summary};
+
+/// One outbox entry in the dashboard's JSON.
+fn alert_json(e: &OutboxEntry) -> Value {
+    let a = &e.alert;
+    json!({
+        "key": e.key,
+        "budget": a.budget,
+        "threshold": a.threshold,
+        "period": a.period,
+        "fired_at": a.fired_at,
+        "message": a.message,
+        "state": e.state(),
+        "sinks": e.sinks,
+    })
+}
 
 /// One budget as the dashboard shows it: how much of the limit is spent.
 ///
@@ -185,6 +201,9 @@ pub struct Dashboard {
     pub reachable: Option<usize>,
     /// The project's first day: the banner shows which project month it is.
     pub project_start: Option<chrono::NaiveDate>,
+    /// The alerts of this period and every undelivered one, from the
+    /// alert outbox, oldest first. Defaults to none.
+    pub alerts: Vec<OutboxEntry>,
 }
 
 impl Dashboard {
@@ -200,6 +219,7 @@ impl Dashboard {
             notes: Vec::new(),
             reachable: None,
             project_start: None,
+            alerts: Vec::new(),
         }
     }
 
@@ -239,6 +259,18 @@ impl Dashboard {
             months -= 1;
         }
         u32::try_from(months + 1).ok()
+    }
+
+    /// Sets the alerts shown: of `entries` (an outbox's
+    /// [`deliveries`](crate::ledger::Storage::deliveries)), those fired in
+    /// the summary's calendar month and every one not yet delivered.
+    pub fn alerts(mut self, entries: impl IntoIterator<Item = OutboxEntry>) -> Self {
+        let month = self.summary.calendar.month(self.summary.now);
+        self.alerts = entries
+            .into_iter()
+            .filter(|e| month.contains(e.alert.fired_at) || e.state() != DeliveryState::Delivered)
+            .collect();
+        self
     }
 
     /// Adds a budget. Defaults to none.
@@ -295,6 +327,8 @@ impl Dashboard {
             .collect();
         json!({
             "now": s.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "time_zone": s.calendar.name(),
+            "month": s.calendar.month(s.now).label,
             "data_path": self.data_path,
             "scope": self.scope,
             "total_calls": s.total.calls,
@@ -325,6 +359,7 @@ impl Dashboard {
             "project_start": self.project_start.map(|d| d.to_string()),
             "project_month": self.project_month(),
             "notes": self.notes,
+            "alerts": self.alerts.iter().map(alert_json).collect::<Vec<_>>(),
             "projection": {
                 "month_to_date_nano_usd": p.month_to_date,
                 "linear_nano_usd": p.linear,
@@ -433,7 +468,11 @@ impl Dashboard {
         out.field("Total cost", &s.total.nano_usd.to_string());
         out.field(
             "Monthly cost",
-            &format!("{} ({} to date)", s.month.nano_usd, s.now.format("%B %Y")),
+            &format!(
+                "{} ({} to date)",
+                s.month.nano_usd,
+                s.calendar.month_name(s.now)
+            ),
         );
         if s.total.calls == 0 {
             let who = if self.scope.is_empty() {
@@ -540,6 +579,46 @@ impl Dashboard {
     fn alerts_section(&self, out: &mut Out) {
         out.heading("EMAIL ALERTS");
         out.field("Recipients", &self.recipient_list());
+        for e in &self.alerts {
+            let a = &e.alert;
+            let what = format!("{} {} ({})", a.budget, a.threshold, a.period);
+            for (sink, d) in &e.sinks {
+                let via = match &d.target {
+                    Some(t) => format!("{sink} to {t}"),
+                    None => sink.clone(),
+                };
+                let (label, text, color) = match d.state {
+                    DeliveryState::Delivered => (
+                        "Sent",
+                        format!(
+                            "{what} via {via}{}",
+                            d.delivered_at
+                                .map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M UTC")))
+                                .unwrap_or_default()
+                        ),
+                        GREEN,
+                    ),
+                    DeliveryState::Failed => (
+                        "Failed",
+                        format!(
+                            "{what} via {via}: {} attempt{}, last error: {}{}",
+                            d.attempts,
+                            if d.attempts == 1 { "" } else { "s" },
+                            d.last_error.as_deref().unwrap_or("unknown"),
+                            if d.attempts < OutboxEntry::MAX_ATTEMPTS {
+                                "; retried by the next run"
+                            } else {
+                                "; given up"
+                            }
+                        ),
+                        RED,
+                    ),
+                    _ => ("Pending", format!("{what} via {via}"), YELLOW),
+                };
+                let painted = out.paint(&text, color);
+                out.field(label, &painted);
+            }
+        }
     }
 
     fn breakdown(
@@ -623,7 +702,10 @@ impl Dashboard {
                 "{} ({} of {} elapsed)",
                 p.month_to_date,
                 pct(p.elapsed_bp),
-                self.summary.now.format("%B")
+                self.summary
+                    .calendar
+                    .local_date(self.summary.now)
+                    .format("%B")
             ),
         );
         out.field(
@@ -642,7 +724,10 @@ impl Dashboard {
     }
 
     fn daily_section(&self, out: &mut Out) {
-        out.heading("DAILY SPEND (last 30 days, UTC)");
+        out.heading(&format!(
+            "DAILY SPEND (last 30 days, {})",
+            self.summary.calendar
+        ));
         let days = self.summary.daily(30);
         let max = days
             .iter()

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::summary::Windows;
 use super::{BudgetTally, Dashboard, Summary};
 use crate::budget::Budget;
+use crate::calendar::Calendar;
 use crate::ledger::{CorruptLine, ParallelFold, RecordRef, ScanFilter, ScanItem};
 
 /// Folds a ledger scan into a [`Dashboard`]: the [`Summary`] counts the
@@ -53,8 +54,19 @@ impl DashboardPass {
                 .map(|b| BudgetTally::new(b, now))
                 .collect(),
             filter,
-            windows: Windows::new(now),
+            windows: Windows::new(now, Calendar::Utc),
         }
+    }
+
+    /// Counts the summary's months and days in `calendar` (the budgets'
+    /// calendar when `budget.time_zone` is set). Defaults to UTC. Budgets
+    /// keep their own windows. Call it before pushing any item: it starts
+    /// the summary afresh.
+    pub fn calendar(mut self, calendar: Calendar) -> Self {
+        let now = self.summary.now;
+        self.summary = Summary::new_in(now, calendar);
+        self.windows = Windows::new(now, calendar);
+        self
     }
 
     /// Adds one scanned item.
@@ -101,7 +113,7 @@ impl ParallelFold for DashboardPass {
     fn fork(&self) -> Self {
         let now = self.summary.now;
         DashboardPass {
-            summary: Summary::new(now),
+            summary: Summary::new_in(now, self.summary.calendar),
             tallies: self
                 .tallies
                 .iter()

@@ -1,8 +1,9 @@
 //! [`Projection`]: what this month will cost.
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::Calendar;
 use crate::Money;
 
 use super::Summary;
@@ -42,9 +43,11 @@ impl Projection {
     /// Label of [`Projection::seven_day`] for output.
     pub const SEVEN_DAY_LABEL: &'static str = "from the last 7 days' daily rate";
 
-    /// Projects the month of [`Summary::now`] from `summary`.
+    /// Projects the month of [`Summary::now`] (in the summary's calendar)
+    /// from `summary`.
     pub fn from_summary(summary: &Summary) -> Self {
-        Self::compute(
+        Self::compute_in(
+            summary.calendar,
             summary.now,
             summary.month.nano_usd,
             summary.last_7_days.nano_usd,
@@ -68,8 +71,36 @@ impl Projection {
     /// assert_eq!(p.seven_day, usd("50")); // 10 + 20 days × $2
     /// ```
     pub fn compute(now: DateTime<Utc>, month_to_date: Money, last_7_days: Money) -> Self {
-        let (start, days) = month_bounds(now);
-        let month_secs = i128::from(days) * i128::from(SECONDS_PER_DAY);
+        Self::compute_in(Calendar::Utc, now, month_to_date, last_7_days)
+    }
+
+    /// [`Projection::compute`] for the month of `now` in `calendar` (a
+    /// month in a time zone starts at local midnight on the 1st; a month
+    /// with a daylight-saving change is an hour shorter or longer).
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use costlayer::calendar::Calendar;
+    /// use costlayer::report::Projection;
+    /// use costlayer::Money;
+    ///
+    /// // 12:00 UTC on Nov 30 is 02:00 on Dec 1 in Kiritimati (UTC+14).
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    /// let p = Projection::compute_in(Calendar::Zone(chrono_tz::Tz::Pacific__Kiritimati), now, Money::ZERO, Money::ZERO);
+    /// assert_eq!(p.days_in_month, 31); // December
+    /// ```
+    pub fn compute_in(
+        calendar: Calendar,
+        now: DateTime<Utc>,
+        month_to_date: Money,
+        last_7_days: Money,
+    ) -> Self {
+        let month = calendar.month(now);
+        let days = calendar.days_in_month(now);
+        let (start, month_secs) = match (month.start, month.end) {
+            (Some(s), Some(e)) => (s, i128::from((e - s).num_seconds())),
+            _ => (now, i128::from(days) * i128::from(SECONDS_PER_DAY)),
+        };
         let elapsed = i128::from((now - start).num_seconds()).clamp(0, month_secs);
         let remaining = month_secs - elapsed;
         let mtd = i128::from(month_to_date.nanos());
@@ -96,29 +127,6 @@ impl Projection {
     }
 }
 
-/// The start of `now`'s UTC month and its number of days.
-fn month_bounds(now: DateTime<Utc>) -> (DateTime<Utc>, u32) {
-    let (y, m) = (now.year(), now.month());
-    let first = NaiveDate::from_ymd_opt(y, m, 1);
-    let next = if m == 12 {
-        NaiveDate::from_ymd_opt(y + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(y, m + 1, 1)
-    };
-    match (first, next) {
-        (Some(f), Some(n)) => {
-            let days = (n - f).num_days() as u32;
-            let start = f
-                .and_hms_opt(0, 0, 0)
-                .map(|t| Utc.from_utc_datetime(&t))
-                .unwrap_or(now);
-            (start, days)
-        }
-        // Only at the very ends of chrono's range.
-        _ => (now, 30),
-    }
-}
-
 /// `n / d` rounded half away from zero (`d > 0`).
 fn div_round(n: i128, d: i128) -> i128 {
     if n >= 0 {
@@ -136,6 +144,7 @@ fn money(n: i128) -> Money {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn usd(s: &str) -> Money {
         s.parse().unwrap()

@@ -3,10 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::Calendar;
 use crate::ledger::{
     CorruptLine, CostRecord, RecordRef, RecordStream, ScanFilter, ScanItem, Storage,
 };
@@ -49,44 +50,41 @@ impl Bucket {
 /// once instead of per record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Windows {
-    year: i32,
-    month: u32,
-    /// `[start, end)` of the calendar month of `now` (`None` at the ends of
-    /// chrono's range, where the year and month are compared instead).
+    /// `[start, end)` of the calendar month of `now`, in the summary's
+    /// calendar (`None` at the ends of chrono's range, where the local year
+    /// and month are compared instead).
     month_range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    month_first: NaiveDate,
     now: DateTime<Utc>,
     week_start: Option<DateTime<Utc>>,
+    calendar: Calendar,
 }
 
 impl Windows {
-    pub(crate) fn new(now: DateTime<Utc>) -> Self {
-        let today = now.naive_utc().date();
-        let (year, month) = (today.year(), today.month());
-        let first = NaiveDate::from_ymd_opt(year, month, 1);
-        let next = if month == 12 {
-            NaiveDate::from_ymd_opt(year + 1, 1, 1)
-        } else {
-            NaiveDate::from_ymd_opt(year, month + 1, 1)
-        };
-        let month_range = first.zip(next).map(|(a, b)| {
-            (
-                a.and_time(NaiveTime::MIN).and_utc(),
-                b.and_time(NaiveTime::MIN).and_utc(),
-            )
-        });
+    pub(crate) fn new(now: DateTime<Utc>, calendar: Calendar) -> Self {
+        let month = calendar.month(now);
         Windows {
-            year,
-            month,
-            month_range,
+            month_range: month.start.zip(month.end),
+            month_first: calendar.month_start_date(now),
             now,
             week_start: now.checked_sub_signed(Duration::days(7)),
+            calendar,
         }
     }
 
     fn in_month(&self, ts: DateTime<Utc>, day: NaiveDate) -> bool {
         match self.month_range {
             Some((start, end)) => ts >= start && ts < end,
-            None => day.year() == self.year && day.month() == self.month,
+            None => {
+                day.year() == self.month_first.year() && day.month() == self.month_first.month()
+            }
+        }
+    }
+
+    fn day(&self, ts: DateTime<Utc>) -> NaiveDate {
+        match self.calendar {
+            Calendar::Utc => ts.naive_utc().date(),
+            c => c.local_date(ts),
         }
     }
 }
@@ -97,9 +95,11 @@ impl Windows {
 /// feed it item by item with [`Summary::push`]. Memory is flat in the
 /// number of records: only per-key and per-day totals are kept.
 ///
-/// "Month" and "day" are UTC calendar months and days; `month` is the
-/// calendar month that contains [`Summary::now`], and `last_7_days` is the
-/// window `(now - 7 days, now]`.
+/// "Month" and "day" are calendar months and days of [`Summary::calendar`]
+/// (UTC unless set with [`Summary::new_in`]: the same calendar as the
+/// budgets when `budget.time_zone` is set); `month` is the calendar month
+/// that contains [`Summary::now`], and `last_7_days` is the window
+/// `(now - 7 days, now]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Summary {
@@ -150,12 +150,31 @@ pub struct Summary {
     pub first_ts: Option<DateTime<Utc>>,
     /// The latest record.
     pub last_ts: Option<DateTime<Utc>>,
+    /// Where months and days begin (not serialised; UTC when read back).
+    #[serde(skip)]
+    pub calendar: Calendar,
 }
 
 impl Summary {
-    /// An empty summary as of `now`.
+    /// An empty summary as of `now`, in UTC months and days.
     pub fn new(now: DateTime<Utc>) -> Self {
+        Self::new_in(now, Calendar::Utc)
+    }
+
+    /// An empty summary as of `now`, with months and days of `calendar`.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use costlayer::calendar::Calendar;
+    /// use costlayer::report::Summary;
+    ///
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    /// let s = Summary::new_in(now, Calendar::Zone(chrono_tz::Tz::Pacific__Kiritimati));
+    /// assert_eq!(s.month_start().to_string(), "2026-12-01");
+    /// ```
+    pub fn new_in(now: DateTime<Utc>, calendar: Calendar) -> Self {
         Summary {
+            calendar,
             now,
             total: Bucket::default(),
             month: Bucket::default(),
@@ -232,14 +251,14 @@ impl Summary {
     /// Adds one record, from a borrowed view (the same as
     /// [`Summary::add_record`] on the record itself).
     pub fn add_ref(&mut self, r: &RecordRef<'_>) {
-        self.add_in(r, &Windows::new(self.now));
+        self.add_in(r, &Windows::new(self.now, self.calendar));
     }
 
     /// [`Summary::add_ref`] with the windows of `now` worked out already.
     pub(crate) fn add_in(&mut self, r: &RecordRef<'_>, w: &Windows) {
         let cost = r.cost();
         self.total.add(cost);
-        let day = r.ts.naive_utc().date();
+        let day = w.day(r.ts);
         if w.in_month(r.ts, day) {
             self.month.add(cost);
         }
@@ -359,16 +378,13 @@ impl Summary {
 
     /// The first day of the calendar month of [`Summary::now`].
     pub fn month_start(&self) -> NaiveDate {
-        self.now
-            .date_naive()
-            .with_day(1)
-            .unwrap_or(self.now.date_naive())
+        self.calendar.month_start_date(self.now)
     }
 
-    /// The spend of each of the `days` UTC days up to and including today,
-    /// oldest first (days without calls are zero).
+    /// The spend of each of the `days` days (of the summary's calendar) up
+    /// to and including today, oldest first (days without calls are zero).
     pub fn daily(&self, days: u32) -> Vec<(NaiveDate, Bucket)> {
-        let today = self.now.date_naive();
+        let today = self.calendar.local_date(self.now);
         (0..days)
             .rev()
             .map(|back| {
@@ -615,7 +631,7 @@ mod tests {
                 two.add_ref(&RecordRef::from(&r));
                 let naive = ts.year() == now.year() && ts.month() == now.month();
                 assert_eq!(
-                    Windows::new(now).in_month(ts, ts.date_naive()),
+                    Windows::new(now, Calendar::Utc).in_month(ts, ts.date_naive()),
                     naive,
                     "{now} {ts}"
                 );

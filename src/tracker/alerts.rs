@@ -1,13 +1,10 @@
 //! Threshold evaluation and alert dispatch.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 
 use super::book::LineTotals;
-use super::{CostTracker, DeliveryFailure, Inner};
-use crate::alert::{Alert, AlertKind, AlertSink};
+use super::{CostTracker, DeliveryFailure};
+use crate::alert::{Alert, AlertKind};
 use crate::budget::{self, Threshold};
 
 impl CostTracker {
@@ -93,129 +90,25 @@ impl CostTracker {
         alerts
     }
 
-    /// Delivers `alerts` (from [`CostTracker::evaluate`]): each is claimed
-    /// in the storage's alert history and sent to every sink, from a spawned
-    /// task (or inline without a Tokio runtime).
+    /// Hands `alerts` (from [`CostTracker::evaluate`]) to the outbox:
+    /// claimed once across processes, then delivered off the caller's path,
+    /// their delivery state persisted and retried (see
+    /// [`crate::alert::OutboxEntry`]).
     pub(super) async fn dispatch(&self, alerts: Vec<Alert>) {
         for alert in alerts {
-            let inner = self.inner.clone();
-            inner.in_flight.fetch_add(1, Ordering::AcqRel);
-            let guard = InFlight(inner.clone());
-            let task = async move {
-                let _guard = guard;
-                deliver(&inner, alert).await;
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) => {
-                    h.spawn(task);
-                }
-                Err(_) => task.await,
-            }
+            self.inner.outbox.submit(alert);
         }
     }
 
     /// Waits until every alert dispatched so far has been delivered or
-    /// given up on. Call it before exiting a short program so queued
-    /// e-mails are not lost, and in tests.
+    /// given up on for this round. [`CostTracker::flush`] also retries what
+    /// earlier processes left undelivered and makes the ledger durable.
     pub async fn flush_alerts(&self) {
-        loop {
-            let idle = self.inner.idle.notified();
-            if self.inner.in_flight.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            idle.await;
-        }
+        self.inner.outbox.wait().await;
     }
 
     /// Sinks that gave up on an alert, since the tracker was built.
     pub fn delivery_failures(&self) -> Vec<DeliveryFailure> {
-        self.inner
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// Decrements the in-flight alert count when an alert task ends (or is
-/// cancelled with its runtime).
-pub(super) struct InFlight(Arc<Inner>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-/// Claims an alert in the storage and, if this process is first, sends it
-/// to every sink (concurrently), each retried with backoff.
-pub(super) async fn deliver(inner: &Arc<Inner>, alert: Alert) {
-    match inner.storage.mark_alert(&alert.key, &alert.to_json()).await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::debug!(key = %alert.key, "alert already fired (another process or an earlier run)");
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(key = %alert.key, error = %e, "could not record the alert in the alert history; it will be tried again on the next call");
-            inner.lock().fired.remove(&alert.key);
-            return;
-        }
-    }
-    tracing::warn!(
-        budget = %alert.budget,
-        threshold = %alert.threshold,
-        period = %alert.period,
-        severity = %alert.severity,
-        "{}",
-        alert.message
-    );
-    let sends = inner
-        .sinks
-        .iter()
-        .map(|s| send_with_retry(inner, s.as_ref(), &alert));
-    futures_util::future::join_all(sends).await;
-}
-
-async fn send_with_retry(inner: &Arc<Inner>, sink: &dyn AlertSink, alert: &Alert) {
-    let retry = inner.alert_retry;
-    let mut delay = retry.backoff;
-    for attempt in 1..=retry.attempts {
-        match sink.send(alert).await {
-            Ok(()) => return crate::metrics::alert_delivery(sink.name(), true),
-            Err(e) if attempt < retry.attempts => {
-                tracing::warn!(sink = sink.name(), key = %alert.key, attempt, error = %e, "alert delivery failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = delay.saturating_mul(2);
-            }
-            Err(e) => {
-                tracing::error!(sink = sink.name(), key = %alert.key, attempts = attempt, error = %e, "alert delivery failed; giving up");
-                crate::metrics::alert_delivery(sink.name(), false);
-                let failure = DeliveryFailure {
-                    key: alert.key.clone(),
-                    sink: sink.name().to_owned(),
-                    error: e.to_string(),
-                    attempts: attempt,
-                };
-                let payload = serde_json::json!({
-                    "delivery_failed": true,
-                    "sink": failure.sink,
-                    "error": failure.error,
-                    "attempts": attempt,
-                    "alert": alert.to_json(),
-                });
-                let key = format!("{}#failed#{}", alert.key, failure.sink);
-                if let Err(le) = inner.storage.mark_alert(&key, &payload).await {
-                    tracing::error!(error = %le, "could not record the delivery failure in the alert history");
-                }
-                inner
-                    .failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(failure);
-            }
-        }
+        self.inner.outbox.failures()
     }
 }

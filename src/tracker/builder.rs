@@ -2,19 +2,17 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Notify;
-
 use super::book::{BudgetBook, JsonlDirBook, MemoryBook};
+use super::preflight::WritableCache;
 use super::{AlertRetry, CostTracker, Inner, State, UnpricedPolicy};
-use crate::alert::AlertSink;
+use crate::alert::{AlertSink, Outbox, OutboxConfig};
 use crate::budget::{Budget, BudgetError, Scope};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::estimate::{EstimatePolicy, Estimator};
-use crate::ledger::{MemoryStorage, Storage};
+use crate::ledger::{MemoryStorage, Spool, SpooledLedger, Storage};
 use crate::pricing::PriceTable;
 use crate::Error;
 
@@ -33,6 +31,7 @@ pub struct CostTrackerBuilder {
     estimator: Estimator,
     unpriced: UnpricedPolicy,
     alert_retry: AlertRetry,
+    spool: Option<Spool>,
 }
 
 impl fmt::Debug for CostTrackerBuilder {
@@ -62,6 +61,7 @@ impl Default for CostTrackerBuilder {
             estimator: Estimator::new(EstimatePolicy::UpperBound),
             unpriced: UnpricedPolicy::default(),
             alert_retry: AlertRetry::default(),
+            spool: None,
         }
     }
 }
@@ -163,6 +163,16 @@ impl CostTrackerBuilder {
         self
     }
 
+    /// Where a record goes when the ledger refuses it after the provider
+    /// answered (so a billed call is never unrecorded): a [`Spool`] file in
+    /// a directory, retried into the ledger before later calls and at
+    /// [`CostTracker::flush`]. Defaults to [`Spool::memory`]; from a
+    /// config, `spool_dir` / `COSTLAYER_SPOOL_DIR`.
+    pub fn spool(mut self, spool: Spool) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
     /// Checks the settings and builds the tracker. Nothing is read from the
     /// storage yet: totals are loaded by the first operation.
     ///
@@ -208,11 +218,31 @@ impl CostTrackerBuilder {
         let storage = self
             .storage
             .unwrap_or_else(|| Arc::new(MemoryStorage::new()));
-        let book = self
-            .book
-            .unwrap_or_else(|| Arc::new(MemoryBook::seeded_from(storage.clone())));
-        Ok(CostTracker {
-            inner: Arc::new(Inner {
+        let spool = Arc::new(self.spool.unwrap_or_default());
+        // The default book counts spooled records too (they were billed).
+        let book = self.book.unwrap_or_else(|| {
+            Arc::new(MemoryBook::seeded_from(Arc::new(SpooledLedger {
+                ledger: storage.clone(),
+                spool: spool.clone(),
+            })))
+        });
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let weak = weak.clone();
+            let outbox = Outbox::new(OutboxConfig {
+                storage: storage.clone(),
+                sinks: self.sinks.clone(),
+                retry: self.alert_retry,
+                lease: ALERT_LEASE,
+                drop_timeout: DROP_TIMEOUT,
+                // A claim the storage could not record is tried again at
+                // the next crossing.
+                on_claim_error: Box::new(move |key: &str| {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.lock().fired.remove(key);
+                    }
+                }),
+            });
+            Inner {
                 storage,
                 book,
                 provider: self.provider,
@@ -224,15 +254,22 @@ impl CostTrackerBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 estimator: self.estimator,
                 unpriced: self.unpriced,
-                alert_retry: self.alert_retry,
                 state: Mutex::new(state),
-                in_flight: AtomicUsize::new(0),
-                idle: Notify::new(),
-                failures: Mutex::new(Vec::new()),
-            }),
-        })
+                outbox,
+                spool,
+                writable: WritableCache::default(),
+            }
+        });
+        Ok(CostTracker { inner })
     }
 }
+
+/// How long a process may deliver an alert it claimed before another
+/// process may take it over (when the owner cannot be seen to be gone).
+const ALERT_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long dropping the last tracker waits for queued alerts.
+const DROP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl CostTracker {
     /// A builder. See [`CostTrackerBuilder`] for every setting and default.
@@ -289,6 +326,9 @@ impl CostTracker {
             ));
         }
         let _ = &sink_err;
+        if let Some(dir) = &config.spool_dir {
+            b = b.spool(Spool::in_dir(dir, &config.data_dir, &config.user));
+        }
         Ok(b)
     }
 

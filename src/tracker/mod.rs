@@ -85,8 +85,17 @@
 //! - **Alerts** are evaluated on the shared totals each book operation
 //!   returns (after each settlement, and when a blocking budget refuses a
 //!   call), so a threshold crossed by several processes together is seen.
-//!   An alert is claimed with [`Storage::mark_alert`], atomic across every
-//!   process sharing the alert history; only the claimer sends it.
+//!   An alert is claimed with [`Storage::claim_alert`], atomic across every
+//!   process sharing the alert history; only the claimer sends it. Its
+//!   delivery state is kept in the alert outbox, so an alert whose process
+//!   exits or crashes before its sinks ran, or whose sinks failed, is
+//!   retried by the next process (see [`crate::alert::OutboxEntry`]); call
+//!   [`CostTracker::flush`] or [`CostTracker::shutdown`] before exiting.
+//! - **Never billed but unrecorded**: [`CostTracker::reserve`] first checks
+//!   that the ledger can be written ([`Storage::check_writable`]) and
+//!   refuses the call with [`Error::LedgerUnwritable`] if not; a record the
+//!   ledger still refuses after the provider answered goes to the
+//!   [`Spool`] and is written later.
 //! - A reset done elsewhere (`cost-tracker --reset`) is seen by the
 //!   directory book at its next operation (the ledger files were moved);
 //!   call [`CostTracker::reload`] to re-arm this process's alerts.
@@ -95,6 +104,7 @@ mod alerts;
 pub mod book;
 mod builder;
 mod estimate;
+mod preflight;
 mod record;
 mod settle;
 mod status;
@@ -104,19 +114,16 @@ pub use settle::{Reservation, Settlement};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
 
-use crate::alert::AlertSink;
+use crate::alert::{AlertSink, Outbox};
 use crate::budget::{Action, Budget, Period, Window};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::estimate::Estimator;
-use crate::ledger::Storage;
+use crate::ledger::{Spool, Storage};
 use crate::pricing::PriceTable;
 use crate::{ChatRequest, Error, Money};
 use book::{BookKey, BookLine, BudgetBook};
@@ -138,38 +145,7 @@ pub enum UnpricedPolicy {
     Allow,
 }
 
-/// How failing alert sinks are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AlertRetry {
-    /// Attempts per sink, the first included (at least 1).
-    pub attempts: u32,
-    /// Wait before the second attempt; doubled before each further one.
-    pub backoff: Duration,
-}
-
-impl Default for AlertRetry {
-    /// Three attempts, 500 ms then 1 s apart.
-    fn default() -> Self {
-        AlertRetry {
-            attempts: 3,
-            backoff: Duration::from_millis(500),
-        }
-    }
-}
-
-/// A sink that gave up on an alert after all its attempts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeliveryFailure {
-    /// The alert's key.
-    pub key: String,
-    /// The sink's name.
-    pub sink: String,
-    /// The last error.
-    pub error: String,
-    /// How many attempts were made.
-    pub attempts: u32,
-}
+pub use crate::alert::{AlertRetry, DeliveryFailure};
 
 /// The error of a second [`CostTracker::init_global`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -218,11 +194,13 @@ struct Inner {
     clock: Arc<dyn Clock>,
     estimator: Estimator,
     unpriced: UnpricedPolicy,
-    alert_retry: AlertRetry,
     state: Mutex<State>,
-    in_flight: AtomicUsize,
-    idle: Notify,
-    failures: Mutex<Vec<DeliveryFailure>>,
+    /// Claims, delivers and retries alerts (see [`crate::alert::OutboxEntry`]).
+    outbox: Outbox,
+    /// Records the ledger refused after the provider answered.
+    spool: Arc<Spool>,
+    /// The pre-flight's cached "the ledger is writable" verdict.
+    writable: preflight::WritableCache,
 }
 
 impl Inner {

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::builder::ledger_error;
 use super::{CallInfo, CostTracker, Reservation};
 use crate::ledger::CostRecord;
 use crate::{ChatRequest, ChatResponse, Error, Money};
@@ -17,10 +16,15 @@ impl CostTracker {
     /// response with `cached == true` is recorded at cost 0 with
     /// `saved_nano_usd` set to what it would have cost.
     ///
+    /// If the ledger refuses the record, it is kept in the tracker's
+    /// [`Spool`](crate::ledger::Spool) (logged as an error), still counts in
+    /// the budgets, and is written to the ledger once it accepts writes
+    /// again.
+    ///
     /// # Errors
     ///
-    /// The storage's error if the append failed (the spend is still counted
-    /// in the budgets, and alerts still go out).
+    /// None today; the `Result` is kept for backends that may refuse a
+    /// record outright.
     pub async fn record(
         &self,
         req: &ChatRequest,
@@ -58,14 +62,12 @@ impl CostTracker {
                 }
             }
         };
-        let appended = inner.storage.append(&rec).await;
-        if appended.is_ok() {
-            crate::metrics::record(&rec);
-        }
+        // A refused append goes to the spool: the call was billed.
+        self.append_or_spool(&rec).await;
+        crate::metrics::record(&rec);
         if !alerts.is_empty() {
             self.dispatch(alerts).await;
         }
-        appended.map_err(ledger_error)?;
         Ok(rec)
     }
 

@@ -202,10 +202,15 @@ impl CostTracker {
     /// - [`Error::BudgetExceeded`] if `spent + held + estimate` would
     ///   exceed a blocking budget's limit (the first such budget is named);
     ///   alerts already due on the shared spend are sent.
+    /// - [`Error::LedgerUnwritable`] if the ledger cannot be written (a
+    ///   read-only or full disk, a data directory that is a file): the call
+    ///   would be billed without a record.
     /// - [`Error::UnpricedModel`] for a model without a price under
     ///   [`UnpricedPolicy::Reject`].
     /// - The book's error (a hold that cannot be written refuses the call).
     pub async fn reserve(&self, req: &ChatRequest) -> Result<Reservation, Error> {
+        // Never send a call whose record could not be written.
+        self.preflight().await?;
         let inner = &self.inner;
         if !inner.budgets.iter().any(|b| b.action == Action::Block) {
             return Ok(Reservation::none());

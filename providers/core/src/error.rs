@@ -143,6 +143,17 @@ pub enum Error {
         /// The worst-case estimate of this call.
         estimate: Money,
     },
+    /// The ledger cannot be written (a read-only or full disk, a data
+    /// directory that is a file...), so the call was refused before it was
+    /// sent: it would have been billed without a record.
+    #[error("the call was not sent: the ledger cannot be written, so it would have been billed without a record. {message}")]
+    LedgerUnwritable {
+        /// Where the ledger is.
+        location: String,
+        /// What is wrong, and what to do (fix the location or free disk
+        /// space, then retry).
+        message: String,
+    },
     /// The model has no price, and the tracker's policy refuses unpriced calls.
     #[error("model `{model}` has no price, and the unpriced-model policy rejects the call. Add it to your price file, or change the policy")]
     UnpricedModel {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use costlayer::alert::{StdoutFormat, StdoutSink};
+use costlayer::alert::{DeliveryOwner, OutboxEntry, StdoutFormat, StdoutSink};
 use costlayer::config::{Config, StdoutAlerts};
 use costlayer::layer::builder::{LlmService, StackBuilder};
 use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
@@ -223,6 +223,32 @@ impl Storage for Capture {
     async fn flush(&self) -> Result<(), LedgerError> {
         self.inner.flush().await
     }
+
+    async fn check_writable(&self) -> Result<(), LedgerError> {
+        self.inner.check_writable().await
+    }
+
+    async fn claim_alert(&self, entry: &OutboxEntry) -> Result<bool, LedgerError> {
+        self.inner.claim_alert(entry).await
+    }
+
+    async fn save_delivery(&self, entry: &OutboxEntry) -> Result<(), LedgerError> {
+        self.inner.save_delivery(entry).await
+    }
+
+    async fn take_delivery(
+        &self,
+        key: &str,
+        owner: &DeliveryOwner,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<OutboxEntry>, LedgerError> {
+        self.inner.take_delivery(key, owner, now, lease).await
+    }
+
+    async fn deliveries(&self) -> Result<Vec<OutboxEntry>, LedgerError> {
+        self.inner.deliveries().await
+    }
 }
 
 /// Runs `cost-tracker chat`.
@@ -245,6 +271,12 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
         .data_dir
         .clone()
         .unwrap_or_else(|| config.data_dir.clone());
+    config.data_dir = ledger_dir.clone();
+    // A record the ledger refuses after the call was billed must outlive
+    // this process: spool it to a file.
+    if config.spool_dir.is_none() {
+        config.spool_dir = Some(std::env::temp_dir().join("costlayer-spool"));
+    }
     // The provider first: a missing key is reported before anything is
     // created on disk.
     let (provider, key) = provider(args.provider, args.api)?;
@@ -295,15 +327,38 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
     }
 
     let result = llm.oneshot(req).await;
-    // Whatever happened, what was written reaches the disk and queued
-    // alerts go out before the process exits.
-    let flushed = tracker.storage().flush().await;
-    tracker.flush_alerts().await;
+    // Whatever happened, what was written reaches the disk, queued alerts
+    // go out and undelivered ones are retried before the process exits.
+    let flushed = tracker.flush().await;
+    for f in tracker.delivery_failures() {
+        eprintln!("warning: {f}; it stays in the alert outbox and is retried by the next run");
+    }
 
     let resp = result.map_err(|e| call_error(&e, key.as_deref()))?;
     let recorded = capture.last();
     print(&args, &resp, recorded.as_ref().map(|(r, _)| r), &ledger_dir)?;
+    let spooled = |id: &str| {
+        tracker
+            .spool()
+            .records()
+            .iter()
+            .any(|r| r.id.to_string() == id)
+    };
     match (recorded, flushed) {
+        (Some((r, Err(e))), _) if spooled(&r.id.to_string()) => match tracker.spool().path() {
+            Some(path) if path.exists() => {
+                eprintln!(
+                    "warning: the ledger could not be written ({e}); the record {} was saved to the spool {} and is written to the ledger by the next run",
+                    r.id,
+                    path.display()
+                );
+                Ok(())
+            }
+            _ => Err(CliError::Runtime(format!(
+                "the call succeeded (and was billed) but could not be written to the ledger ({e}), nor to a spool file: the record {} is lost when this process exits. Set COSTLAYER_SPOOL_DIR to a writable directory",
+                r.id
+            ))),
+        },
         (Some((_, Err(e))), _) => Err(CliError::Runtime(format!(
             "the call succeeded (and was billed) but could not be written to the ledger: {e}"
         ))),

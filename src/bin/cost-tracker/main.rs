@@ -41,6 +41,7 @@ Environment: COSTLAYER_DATA_DIR, COSTLAYER_USER, COSTLAYER_MONTHLY_BUDGET, COSTL
   COSTLAYER_START_DATE, COSTLAYER_ALERT_EMAILS (comma-separated), COSTLAYER_SMTP_HOST,
   COSTLAYER_CONFIG, NO_COLOR, COLUMNS.
   COSTLAYER_NOW (RFC 3339) fixes the clock, for tests and reproducible reports.
+  RUST_LOG sets what is logged on stderr (default warn; e.g. RUST_LOG=costlayer=debug).
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.";
 
 /// The about text of `cost-tracker --help` (the crate's description is the library's).
@@ -124,7 +125,24 @@ enum Action {
     },
 }
 
+/// Logs to standard error, filtered by `RUST_LOG` (default `warn`), so
+/// alert delivery failures and ledger problems are never silent.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
+        .with_target(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
+    init_tracing();
     let cli = Cli::parse();
     let action = match cli.command {
         Some(Command::Cost(args)) => return cost::run(args),

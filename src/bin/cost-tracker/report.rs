@@ -44,8 +44,17 @@ pub(crate) fn render_options(verbose: bool) -> RenderOptions {
 /// budget its whole scope (as the tracker does when it enforces it).
 pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
     let storage = store::open(&s.data_dir, &s.user)?;
-    let mut pass = DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone());
+    let mut pass =
+        DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone()).calendar(s.calendar);
     storage.fold_blocking(&mut pass)?;
+    // The alert outbox: what was sent or failed this period.
+    let alerts = match storage.deliveries_blocking() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the alert outbox");
+            Vec::new()
+        }
+    };
     let scope = if s.team {
         "team: every user".to_owned()
     } else {
@@ -55,7 +64,8 @@ pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
         .finish(s.data_dir.display().to_string())
         .scope(scope)
         .recipients(s.recipients.iter().cloned())
-        .reachable(s.reachable);
+        .reachable(s.reachable)
+        .alerts(alerts);
     if let Some(start) = s.start_date {
         dash = dash.project_start(start);
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use costlayer::budget::Budget;
+use costlayer::calendar::Calendar;
 use costlayer::config::Config;
 use costlayer::ledger::ScanFilter;
 use costlayer::pricing::PriceTable;
@@ -30,6 +31,8 @@ pub(crate) struct Settings {
     /// The project's first day (`--start-date`), if set.
     pub(crate) start_date: Option<NaiveDate>,
     pub(crate) now: DateTime<Utc>,
+    /// Where months and days begin (`budget.time_zone`, else UTC).
+    pub(crate) calendar: Calendar,
 }
 
 /// The clock: `COSTLAYER_NOW` (RFC 3339) when set, a testing aid for
@@ -117,6 +120,7 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
         reachable: reachable(&config),
         start_date: config.budget_start,
         now: now()?,
+        calendar: Calendar::from_zone(config.budget_time_zone),
     })
 }
 

@@ -20,12 +20,15 @@ use super::{
 mod canonical;
 pub(crate) mod files;
 mod legacy;
+mod outbox;
 mod par;
 pub(crate) mod read;
 mod view;
 mod writer;
 
 pub use view::{ParallelFold, RecordRef};
+
+pub(crate) use files::fnv1a64;
 
 use files::{ensure_dir, io_error, open_locked_append, sync_dir, LockGuard};
 use read::{Quarantine, ScanContext};
@@ -185,6 +188,7 @@ impl JsonlStorageBuilder {
 /// | `costs_<user>.jsonl` | this user's records, one [`CostRecord`] a line, append-only |
 /// | `alerts_<user>.jsonl` | the alerts this user's processes sent (every such file together is the directory's alert history) |
 /// | `.alerts.lock` | the directory-wide lock held while an alert is marked |
+/// | `outbox.jsonl` | the alert outbox: each alert's delivery state per sink (pending, delivered, failed with attempts and the last error), one [`OutboxEntry`](crate::alert::OutboxEntry) a line, the last line of a key wins |
 /// | `costs.json` | the seed tool's legacy file, read (never rewritten) by every scan |
 /// | `quarantine/` | one copy of every corrupt line met by a scan |
 /// | `archive/<UTC timestamp>/` | where [`Storage::reset`] moves files |
@@ -592,12 +596,29 @@ impl JsonlStorage {
         key: &str,
         payload: &serde_json::Value,
     ) -> Result<bool, LedgerError> {
-        ensure_dir(&self.inner.dir)?;
         // One lock for the whole directory: the check over every user's
         // history and the append are one atomic step for all processes.
+        self.with_alerts_lock(|| self.mark_alert_locked(key, payload))
+    }
+
+    /// Runs `f` holding the directory-wide alert lock (created if needed).
+    fn with_alerts_lock<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        ensure_dir(&self.inner.dir)?;
         let lock_path = self.inner.dir.join(ALERTS_LOCK);
         let lock = open_locked_append(&lock_path, "lock the alert history in")?;
         let _dir_guard = LockGuard(&lock);
+        f()
+    }
+
+    /// [`Storage::mark_alert`], the alert lock held.
+    fn mark_alert_locked(
+        &self,
+        key: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, LedgerError> {
         if self.alert_fired_blocking(key)? {
             return Ok(false);
         }
@@ -656,6 +677,7 @@ impl JsonlStorage {
             ResetScope::All => {
                 let mut v = read::ledger_files(dir)?;
                 v.extend(read::list_matching(dir, "alerts_", ".jsonl")?);
+                v.push(dir.join(outbox::OUTBOX_FILE));
                 v.push(legacy.clone());
                 v
             }
@@ -887,6 +909,37 @@ impl Storage for JsonlStorage {
     async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
         let this = self.clone();
         blocking(move || this.reset_blocking(&scope)).await
+    }
+
+    async fn check_writable(&self) -> Result<(), LedgerError> {
+        let this = self.clone();
+        blocking(move || this.check_writable_blocking()).await
+    }
+
+    async fn claim_alert(&self, entry: &crate::alert::OutboxEntry) -> Result<bool, LedgerError> {
+        let (this, entry) = (self.clone(), entry.clone());
+        blocking(move || this.claim_alert_blocking(&entry)).await
+    }
+
+    async fn save_delivery(&self, entry: &crate::alert::OutboxEntry) -> Result<(), LedgerError> {
+        let (this, entry) = (self.clone(), entry.clone());
+        blocking(move || this.save_delivery_blocking(&entry)).await
+    }
+
+    async fn take_delivery(
+        &self,
+        key: &str,
+        owner: &crate::alert::DeliveryOwner,
+        now: chrono::DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<crate::alert::OutboxEntry>, LedgerError> {
+        let (this, key, owner) = (self.clone(), key.to_owned(), owner.clone());
+        blocking(move || this.take_delivery_blocking(&key, &owner, now, lease)).await
+    }
+
+    async fn deliveries(&self) -> Result<Vec<crate::alert::OutboxEntry>, LedgerError> {
+        let this = self.clone();
+        blocking(move || this.deliveries_blocking()).await
     }
 
     async fn flush(&self) -> Result<(), LedgerError> {

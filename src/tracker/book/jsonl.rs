@@ -728,6 +728,7 @@ fn read_range(
     };
     let mut lines = Lines::new(reader);
     let mut buf = Vec::new();
+    let user = crate::ledger::jsonl::read::file_user(path);
     loop {
         let before = lines.pos;
         if let Some(rec) = lines.next_canonical().map_err(io_err("read", path))? {
@@ -738,7 +739,7 @@ fn read_range(
             None => break,
             Some(Line::Normal { complete: false }) => return Ok(from + before),
             Some(line) => {
-                if let Outcome::Record(rec) = classify(line, &buf) {
+                if let Outcome::Record(rec) = classify(line, &buf, &user) {
                     f(rec);
                 }
             }
