@@ -33,12 +33,15 @@ use serde::{Deserialize, Serialize};
 use crate::Money;
 
 mod jsonl;
+// For every state file kept in the data directory (see its docs).
+#[allow(unused_imports)]
+pub(crate) use jsonl::safe_open;
 mod memory;
 mod record;
 
 pub use jsonl::{
     sanitize_user, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ParallelFold, RecordRef,
-    ScanSummary, DEFAULT_DIR,
+    ScanSummary, DEFAULT_DIR, DEFAULT_LEGACY_USER,
 };
 pub use memory::MemoryStorage;
 pub use record::{CostRecord, SCHEMA_VERSION};

@@ -14,6 +14,10 @@
 //! read, the numbers are made absolute and the corrupt lines are re-read,
 //! copied to quarantine and folded, in file and line order, exactly as the
 //! sequential scan does.
+//!
+//! The files are folded in groups of at most [`MAX_OPEN`], so the number
+//! of open descriptors stays bounded however many users the directory
+//! holds; each group's corrupt lines are folded after its records.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,13 +25,18 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::files::{io_error, read_at};
-use super::read::{self, classify, Lines, Outcome, ScanContext};
+use super::read::{self, classify, Lines, Outcome, ScanContext, Snapshot};
+use super::safe_open;
 use super::view::{ParallelFold, RecordRef};
 use super::{legacy, ScanSummary, LEGACY_FILE};
-use crate::ledger::{LedgerError, ScanFilter, ScanItem};
+use crate::ledger::{CorruptLine, LedgerError, ScanFilter, ScanItem};
 
 /// The size of the byte ranges the files are cut into.
 const CHUNK: u64 = 8 << 20;
+
+/// At most this many ledger files are open at once (a team directory may
+/// hold thousands; macOS allows 256 descriptors by default).
+const MAX_OPEN: usize = 64;
 
 /// A ledger file, open, with its length at the start of the scan.
 struct Snap {
@@ -113,7 +122,7 @@ fn fold_dir_in<F: ParallelFold>(
     let chunk = chunk.max(1);
     let mut summary = ScanSummary::default();
     let legacy_path = ctx.dir.join(LEGACY_FILE);
-    if legacy_path.is_file() || legacy_path.is_dir() {
+    if safe_open::exists_nofollow(&legacy_path) {
         summary.files.push(legacy_path.clone());
         legacy::scan_legacy(
             &legacy_path,
@@ -130,16 +139,43 @@ fn fold_dir_in<F: ParallelFold>(
             },
         )?;
     }
+    let paths = read::ledger_files(&ctx.dir)?;
+    summary.files.extend(paths.iter().cloned());
+    // At most MAX_OPEN files are open at once, however many users the
+    // directory holds: the files are folded group by group.
+    for group in paths.chunks(MAX_OPEN) {
+        fold_group(ctx, group, fold, threads, chunk, &mut summary)?;
+    }
+    summary.matched = summary.records;
+    Ok(summary)
+}
 
-    let mut snaps = Vec::new();
-    for path in read::ledger_files(&ctx.dir)? {
-        summary.files.push(path.clone());
-        if let Some((file, len)) = read::open_snapshot(&path)? {
-            snaps.push(Snap { path, file, len });
+/// Folds one group of ledger files: their records on `threads` threads,
+/// then their corrupt lines in file and line order.
+fn fold_group<F: ParallelFold>(
+    ctx: &ScanContext,
+    paths: &[PathBuf],
+    fold: &mut F,
+    threads: usize,
+    chunk: u64,
+    summary: &mut ScanSummary,
+) -> Result<(), LedgerError> {
+    // `Err`: refused (reported in its place among the corrupt lines).
+    let mut snaps: Vec<Result<Snap, CorruptLine>> = Vec::new();
+    for path in paths {
+        match read::open_snapshot(path)? {
+            Snapshot::Open(file, len) => snaps.push(Ok(Snap {
+                path: path.clone(),
+                file,
+                len,
+            })),
+            Snapshot::Gone => {}
+            Snapshot::Refused(c) => snaps.push(Err(c)),
         }
     }
     let mut ranges = Vec::new();
     for (i, s) in snaps.iter().enumerate() {
+        let Ok(s) = s else { continue };
         let mut start = 0;
         while start < s.len {
             let end = s.len.min(start.saturating_add(chunk));
@@ -164,7 +200,9 @@ fn fold_dir_in<F: ParallelFold>(
             }
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&range) = ranges.get(i) else { break };
-            let snap = &snaps[range.file];
+            let Some(Ok(snap)) = snaps.get(range.file) else {
+                continue;
+            };
             match fold_range(snap, range, fold, &mut buf, &mut records) {
                 Ok(out) => outs.push((i, out)),
                 Err(e) => {
@@ -206,36 +244,42 @@ fn fold_dir_in<F: ParallelFold>(
             outs[i] = Some(out);
         }
     }
-    summary.matched = summary.records;
 
     // Corrupt lines, in file and line order, numbered as one pass would.
     let mut bytes = Vec::new();
-    let mut file_lines = 0u64;
-    for (i, range) in ranges.iter().enumerate() {
-        if range.start == 0 {
-            file_lines = 0;
-        }
-        let out = outs[i].take().unwrap_or_default();
-        let snap = &snaps[range.file];
+    let mut ranges = ranges.iter().enumerate().peekable();
+    for (f, snap) in snaps.iter().enumerate() {
+        let snap = match snap {
+            Ok(snap) => snap,
+            Err(refused) => {
+                summary.corrupt += 1;
+                fold.corrupt(refused.clone());
+                continue;
+            }
+        };
         let name = read::file_name(&snap.path);
-        for noted in out.corrupt {
-            bytes.resize(noted.keep, 0);
-            read_exact(&snap.file, &mut bytes, noted.offset)
-                .map_err(|e| io_error(&snap.path, "read", e))?;
-            let line = file_lines + noted.line;
-            summary.corrupt += 1;
-            fold.corrupt(read::corrupt_line(
-                &snap.path,
-                &name,
-                &ctx.quarantine,
-                line,
-                &bytes,
-                noted.reason,
-            ));
+        let mut file_lines = 0u64;
+        while let Some((i, _)) = ranges.next_if(|(_, r)| r.file == f) {
+            let out = outs[i].take().unwrap_or_default();
+            for noted in out.corrupt {
+                bytes.resize(noted.keep, 0);
+                read_exact(&snap.file, &mut bytes, noted.offset)
+                    .map_err(|e| io_error(&snap.path, "read", e))?;
+                let line = file_lines + noted.line;
+                summary.corrupt += 1;
+                fold.corrupt(read::corrupt_line(
+                    &snap.path,
+                    &name,
+                    &ctx.quarantine,
+                    line,
+                    &bytes,
+                    noted.reason,
+                ));
+            }
+            file_lines += out.lines;
         }
-        file_lines += out.lines;
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// Folds the records of the lines that start in `range`.
