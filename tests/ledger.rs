@@ -806,7 +806,7 @@ async fn every_field_round_trips_and_unknown_fields_survive() {
     );
     full.team = Some("platform \"core\"".into());
     full.mode = Mode::Batch;
-    full.nano_usd = Some(Money::from_nanos(i64::MAX));
+    full.nano_usd = Some(Money::from_nanos(1_000_000_000_000_000)); // the largest valid
     full.cached = true;
     full.saved_nano_usd = Some(Money::from_nanos(123));
     full.latency_ms = u64::MAX;

@@ -61,7 +61,10 @@ pub(crate) fn scan_legacy(
     };
     for (i, (key, entry)) in entries.into_iter().enumerate() {
         let n = i as u64 + 1;
-        match to_record(entry.clone(), key.as_deref(), default_user) {
+        let rec = to_record(entry.clone(), key.as_deref(), default_user).and_then(|r| {
+            super::amounts::check(&r.usage, r.nano_usd, r.saved_nano_usd).map(|()| r)
+        });
+        match rec {
             Ok(rec) => {
                 summary.records += 1;
                 if filter.matches(&rec) {

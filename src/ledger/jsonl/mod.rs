@@ -17,6 +17,7 @@ use super::{
     ScanItem, Storage,
 };
 
+mod amounts;
 mod canonical;
 mod files;
 mod legacy;
@@ -24,6 +25,7 @@ mod par;
 mod quarantine;
 mod read;
 pub(crate) mod safe_open;
+mod scrub;
 mod view;
 mod writer;
 
@@ -772,7 +774,7 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl Storage for JsonlStorage {
     async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
-        let mut bytes = serde_json::to_vec(record)?;
+        let mut bytes = serde_json::to_vec(&scrub::record(record))?;
         bytes.push(b'\n');
         self.submit(bytes).await
     }
@@ -783,7 +785,7 @@ impl Storage for JsonlStorage {
         }
         let mut bytes = Vec::with_capacity(records.len() * 420);
         for r in records {
-            serde_json::to_writer(&mut bytes, r)?;
+            serde_json::to_writer(&mut bytes, &scrub::record(r))?;
             bytes.push(b'\n');
         }
         self.submit(bytes).await

@@ -274,7 +274,16 @@ fn fast_parse(line: &[u8]) -> Option<CostRecord> {
 /// Parses one ledger line: the hand-written parser for the exact form this
 /// version writes, then a serde struct without `flatten` for the known
 /// fields in any order, then the full parse (keeping unknown fields).
+///
+/// Whichever parser reads it, a record's amounts are then checked (see
+/// [`super::amounts`]): out of range, the line is corrupt.
 pub(crate) fn parse_line(line: &[u8]) -> Result<CostRecord, String> {
+    let r = parse_any(line)?;
+    super::amounts::check(&r.usage, r.nano_usd, r.saved_nano_usd)?;
+    Ok(r)
+}
+
+fn parse_any(line: &[u8]) -> Result<CostRecord, String> {
     if let Some(r) = super::canonical::parse(line) {
         return Ok(r);
     }
@@ -437,7 +446,7 @@ pub(crate) enum Outcome {
 pub(crate) fn classify(line: Line, buf: &[u8]) -> Outcome {
     match line {
         Line::Normal { complete } => {
-            if buf.iter().all(u8::is_ascii_whitespace) {
+            if buf.iter().all(super::amounts::is_json_ws) {
                 return Outcome::Blank;
             }
             match parse_line(buf) {
