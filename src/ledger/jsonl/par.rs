@@ -519,13 +519,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every quarantine entry, as `<quarantine file>: <entry line>`.
     fn quarantined(dir: &Path) -> BTreeSet<String> {
-        std::fs::read_dir(dir.join("quarantine"))
-            .map(|rd| {
-                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Ok(rd) = std::fs::read_dir(dir.join("quarantine")) else {
+            return BTreeSet::new();
+        };
+        let mut out = BTreeSet::new();
+        for e in rd {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            for line in std::fs::read_to_string(e.path()).unwrap().lines() {
+                assert!(out.insert(format!("{name}: {line}")), "twice: {line}");
+            }
+        }
+        out
     }
 
     #[test]
@@ -588,11 +595,12 @@ pub(crate) mod tests {
         let qa = quarantined(&a);
         assert!(!qa.is_empty());
         assert_eq!(qa, quarantined(&b));
-        for name in &qa {
+        for e in std::fs::read_dir(a.join("quarantine")).unwrap() {
+            let name = e.unwrap().file_name();
             assert_eq!(
-                std::fs::read(a.join("quarantine").join(name)).unwrap(),
-                std::fs::read(b.join("quarantine").join(name)).unwrap(),
-                "{name}"
+                std::fs::read(a.join("quarantine").join(&name)).unwrap(),
+                std::fs::read(b.join("quarantine").join(&name)).unwrap(),
+                "{name:?}"
             );
         }
     }
@@ -708,14 +716,40 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_directory_named_like_a_ledger_is_an_error_that_names_it() {
+    fn a_directory_or_a_link_named_like_a_ledger_is_reported_and_skipped() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("costs_x.jsonl")).unwrap();
+        let r = CostRecord::new("y", "openai", "gpt-4o", Usage::new(1, 1));
+        let mut line = serde_json::to_vec(&r).unwrap();
+        line.push(b'\n');
+        std::fs::write(tmp.path().join("costs_y.jsonl"), &line).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(
+            tmp.path().join("costs_y.jsonl"),
+            tmp.path().join("costs_z.jsonl"),
+        )
+        .unwrap();
         let st = JsonlStorage::builder(tmp.path()).build().unwrap();
-        let err = st
-            .fold_blocking(&mut Collect::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("costs_x.jsonl"), "{err}");
+        for threads in [1, 3] {
+            let mut par = Collect::default();
+            let s = fold_dir_in(&st.scan_context(), &mut par, threads, 7).unwrap();
+            let mut seq = Collect::default();
+            let seq_s = st
+                .scan_blocking(&ScanFilter::default(), |item| match item {
+                    ScanItem::Record(r) => seq.record(&RecordRef::from(&r)),
+                    ScanItem::Corrupt(c) => seq.corrupt(c),
+                })
+                .unwrap();
+            assert_eq!(s, seq_s);
+            assert_eq!(par.corrupt, seq.corrupt);
+            assert_eq!(s.records, 1, "only the regular file is read");
+            let expected = if cfg!(unix) { 2 } else { 1 };
+            assert_eq!(par.corrupt.len(), expected, "{:?}", par.corrupt);
+            assert!(par.corrupt[0].source.ends_with("costs_x.jsonl"));
+            assert_eq!(par.corrupt[0].line, 0);
+            assert!(par.corrupt[0].reason.contains("not a regular file"));
+            assert!(par.corrupt.iter().all(|c| c.quarantined_to.is_none()));
+        }
+        assert!(!tmp.path().join("quarantine").exists());
     }
 }
