@@ -80,6 +80,11 @@ pub mod pricing;
 pub mod report;
 pub mod tracker;
 
+/// Fuzz entry points (`fuzz/`); not part of the public API.
+#[doc(hidden)]
+#[path = "fuzz_hooks.rs"]
+pub mod __fuzz;
+
 pub use costlayer_core as core;
 pub use costlayer_core::{
     tokens, transport, ApiKey, BatchProvider, BoxError, ChatDelta, ChatRequest, ChatResponse,

@@ -111,7 +111,11 @@ async fn a_symlinked_ledger_is_never_written_through_read_or_copied() {
 
     // Alice's next call: the append fails and says why; nothing written there.
     let alice = JsonlStorage::builder(&dir).user("alice").build().unwrap();
-    let err = alice.append(&rec("alice", 7)).await.unwrap_err().to_string();
+    let err = alice
+        .append(&rec("alice", 7))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("symbolic link"), "{err}");
     assert_eq!(
         std::fs::read(&outside).unwrap(),
@@ -285,7 +289,11 @@ async fn an_smtp_reply_quoting_auth_leaves_no_secret_in_any_file() {
         .unwrap();
     let mut prices = PriceTable::empty("test");
     let one = Money::from_usd(1).unwrap();
-    prices.insert(ModelPrice::new("test-model", "openai", Rates::new(one, one)));
+    prices.insert(ModelPrice::new(
+        "test-model",
+        "openai",
+        Rates::new(one, one),
+    ));
     let tracker = CostTracker::builder()
         .storage(Arc::new(storage.clone()))
         .prices(prices)
@@ -310,7 +318,10 @@ async fn an_smtp_reply_quoting_auth_leaves_no_secret_in_any_file() {
     tracker.record(&req, &resp, None).await.unwrap();
     tracker.flush_alerts().await;
     let failures = tracker.delivery_failures();
-    assert!(!failures.is_empty(), "the 535 must be recorded as a failure");
+    assert!(
+        !failures.is_empty(),
+        "the 535 must be recorded as a failure"
+    );
     let plain = costlayer::core::redact::base64(format!("\0{user}\0{password}").as_bytes());
     let login = costlayer::core::redact::base64(password.as_bytes());
     let shown = format!("{failures:?}");
@@ -355,7 +366,8 @@ async fn a_known_key_echoed_into_an_id_is_masked_in_the_ledger_and_csv() {
     let st = JsonlStorage::builder(tmp.path()).user("u").build().unwrap();
     let mut r = rec("u", 1);
     r.request_id = Some(format!("chatcmpl-{}", key.expose()));
-    r.tags.insert("note".into(), format!("key={}", key.expose()));
+    r.tags
+        .insert("note".into(), format!("key={}", key.expose()));
     st.append(&r).await.unwrap();
     let bytes = std::fs::read(st.ledger_path()).unwrap();
     assert!(!contains(&bytes, key.expose()));
@@ -390,7 +402,10 @@ fn negative_and_out_of_range_amounts_are_corrupt_in_every_parser() {
     unknown["future"] = serde_json::json!(1);
     v["nano_usd"] = serde_json::json!(2_000_000_000_000_000_000i64);
     let huge = serde_json::to_string(&v).unwrap();
-    let tokens = canonical.replace("\"input_tokens\":100", "\"input_tokens\":18000000000000000000");
+    let tokens = canonical.replace(
+        "\"input_tokens\":100",
+        "\"input_tokens\":18000000000000000000",
+    );
     let saved = canonical.replace("\"cached\":false", "\"cached\":true,\"saved_nano_usd\":-5");
     let form_feed = format!("{canonical}\x0c");
     let lines = vec![
@@ -456,7 +471,10 @@ fn overflowing_totals_are_flagged_and_identical_over_1_to_8_threads() {
         let lines: Vec<String> = (0..1_200).map(|_| line(&rec(&user, max))).collect();
         write_lines(&tmp.path().join(format!("costs_{user}.jsonl")), &lines);
     }
-    let st = JsonlStorage::builder(tmp.path()).user("u0").build().unwrap();
+    let st = JsonlStorage::builder(tmp.path())
+        .user("u0")
+        .build()
+        .unwrap();
     let mut seen = Vec::new();
     for threads in 1..=8 {
         let mut pass = DashboardPass::new(now(), [], ScanFilter::default());
@@ -495,7 +513,10 @@ fn three_thousand_user_files_under_a_256_descriptor_limit() {
     std::fs::create_dir_all(&dir).unwrap();
     for u in 0..3_000 {
         let user = format!("user{u:04}");
-        write_lines(&dir.join(format!("costs_{user}.jsonl")), &[line(&rec(&user, 3))]);
+        write_lines(
+            &dir.join(format!("costs_{user}.jsonl")),
+            &[line(&rec(&user, 3))],
+        );
     }
     let bin = assert_cmd::cargo::cargo_bin("cost-tracker");
     let out = std::process::Command::new("sh")
@@ -576,8 +597,10 @@ fn four_thousand_bad_lines_make_one_quarantine_file() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let text = std::fs::read_to_string(&files[0]).unwrap();
-    let entries: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(entries.len(), 4_001, "each line once, however often read");
     assert_eq!(entries[10]["source"], "costs_u.jsonl");
     assert_eq!(entries[10]["line"], 11);
@@ -593,7 +616,10 @@ async fn legacy_entries_without_a_user_go_to_legacy_and_a_user_reset_keeps_the_f
             {"ts": "2026-11-10T00:00:00Z", "model": "gpt-4o", "cost": 2, "user": "bob"}]"#,
     )
     .unwrap();
-    let alice = JsonlStorage::builder(tmp.path()).user("alice").build().unwrap();
+    let alice = JsonlStorage::builder(tmp.path())
+        .user("alice")
+        .build()
+        .unwrap();
     alice.append(&rec("alice", 5)).await.unwrap();
     let mut users = BTreeMap::new();
     alice
@@ -627,7 +653,10 @@ async fn legacy_entries_without_a_user_go_to_legacy_and_a_user_reset_keeps_the_f
         .await
         .unwrap();
     assert_eq!(report.moved, ["costs_alice.jsonl"]);
-    assert!(tmp.path().join("costs.json").is_file(), "other users' records stay");
+    assert!(
+        tmp.path().join("costs.json").is_file(),
+        "other users' records stay"
+    );
     let report = alice
         .reset(costlayer::ledger::ResetScope::All)
         .await
@@ -640,7 +669,9 @@ fn smtp_port_zero_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("costlayer.toml");
     std::fs::write(&cfg, "[smtp]\nhost = \"127.0.0.1\"\nport = 0\n").unwrap();
-    let err = costlayer::config::Config::load(Some(&cfg)).unwrap_err().to_string();
+    let err = costlayer::config::Config::load(Some(&cfg))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("smtp.port"), "{err}");
     assert!(EmailSink::builder("127.0.0.1")
         .port(0)

@@ -36,6 +36,10 @@ mod jsonl;
 // For every state file kept in the data directory (see its docs).
 #[allow(unused_imports)]
 pub(crate) use jsonl::safe_open;
+
+/// Hooks for the fuzz targets (`fuzz/`); not part of the public API.
+#[doc(hidden)]
+pub use jsonl::fuzz as __fuzz;
 mod memory;
 mod record;
 

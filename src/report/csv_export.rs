@@ -236,7 +236,8 @@ fn row(r: &CostRecord) -> [Cow<'_, str>; 22] {
     // Known secrets masked (a provider echoing a key into an id), then
     // formula starts neutralised.
     let text = |s: &'_ str| neutralize_cell(&costlayer_core::redact::text(s)).into_owned();
-    let json = |v: String| Cow::Owned(neutralize_cell(&costlayer_core::redact::text(&v)).into_owned());
+    let json =
+        |v: String| Cow::Owned(neutralize_cell(&costlayer_core::redact::text(&v)).into_owned());
     [
         Cow::Owned(r.v.to_string()),
         Cow::Owned(r.id.to_string()),

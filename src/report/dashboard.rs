@@ -319,14 +319,14 @@ impl Dashboard {
         s.by_model = keys(&self.summary.by_model);
         s.by_user = keys(&self.summary.by_user);
         s.by_team = keys(&self.summary.by_team);
-        s.unpriced_models = self
-            .summary
-            .unpriced_models
-            .iter()
-            .fold(BTreeMap::new(), |mut m, (k, n)| {
-                *m.entry(t(k).into_owned()).or_default() += n;
-                m
-            });
+        s.unpriced_models =
+            self.summary
+                .unpriced_models
+                .iter()
+                .fold(BTreeMap::new(), |mut m, (k, n)| {
+                    *m.entry(t(k).into_owned()).or_default() += n;
+                    m
+                });
         s.corrupt_sources = self
             .summary
             .corrupt_sources

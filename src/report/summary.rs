@@ -310,8 +310,15 @@ impl Summary {
     /// ```
     pub fn merge(&mut self, other: Summary) {
         if other.totals_overflowed
-            || self.total.nano_usd.checked_add(other.total.nano_usd).is_none()
-            || self.saved_nano_usd.checked_add(other.saved_nano_usd).is_none()
+            || self
+                .total
+                .nano_usd
+                .checked_add(other.total.nano_usd)
+                .is_none()
+            || self
+                .saved_nano_usd
+                .checked_add(other.saved_nano_usd)
+                .is_none()
         {
             self.totals_overflowed = true;
         }

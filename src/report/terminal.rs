@@ -67,10 +67,14 @@ mod tests {
 
     #[test]
     fn nothing_a_terminal_acts_on_survives() {
-        let nasty = "\x1b[2J\x1b]0;t\x07\r\n\t\x08\x7f\u{9b}31m\u{202e}\u{2066}\u{200b}\u{feff}\u{2028}";
+        let nasty =
+            "\x1b[2J\x1b]0;t\x07\r\n\t\x08\x7f\u{9b}31m\u{202e}\u{2066}\u{200b}\u{feff}\u{2028}";
         let out = terminal_safe(nasty);
         assert!(out.chars().all(|c| !is_unsafe(c)), "{out:?}");
-        assert!(out.contains("\\x1B[2J") && out.contains("\\u{202E}"), "{out}");
+        assert!(
+            out.contains("\\x1B[2J") && out.contains("\\u{202E}"),
+            "{out}"
+        );
         assert!(matches!(terminal_safe("plain ü"), Cow::Borrowed(_)));
     }
 }

@@ -62,7 +62,9 @@ pub fn register_credentials(username: &str, password: &str) {
     }
     register_secret(password);
     add(&base64(format!("\0{username}\0{password}").as_bytes()));
-    add(&base64(format!("{username}\0{username}\0{password}").as_bytes()));
+    add(&base64(
+        format!("{username}\0{username}\0{password}").as_bytes(),
+    ));
 }
 
 /// Registers the secret parts of a URL (a webhook's): its password, the
@@ -92,7 +94,9 @@ pub fn register_url(url: &str) {
 }
 
 fn add(s: &str) {
-    let mut all = SECRETS.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut all = SECRETS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !all.iter().any(|k| &**k == s) {
         all.push(s.into());
         // Longest first, so a secret containing another is masked whole.
@@ -105,7 +109,9 @@ fn add(s: &str) {
 pub fn text(s: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(s);
     {
-        let all = SECRETS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let all = SECRETS
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for secret in all.iter() {
             if out.contains(&**secret) {
                 out = Cow::Owned(out.replace(&**secret, MASK));
@@ -148,7 +154,9 @@ fn strip_userinfo(s: &str) -> Cow<'_, str> {
         out.push_str(head);
         // The authority ends at the first '/', '?', '#' or whitespace/quote.
         let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | ')') || c.is_whitespace())
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | ')') || c.is_whitespace()
+            })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
@@ -330,7 +338,10 @@ mod tests {
             url("https://g.example/v1?key=AIzaXYZ&alt=sse"),
             "https://g.example/v1?key=[REDACTED]&alt=sse"
         );
-        assert_eq!(url("https://x.example/v1?model=m"), "https://x.example/v1?model=m");
+        assert_eq!(
+            url("https://x.example/v1?model=m"),
+            "https://x.example/v1?model=m"
+        );
         assert!(matches!(url("plain text"), Cow::Borrowed(_)));
         assert_eq!(url("mailto:a@b.c"), "mailto:a@b.c");
     }
@@ -342,7 +353,10 @@ mod tests {
             smtp_auth(r),
             "535 5.7.8 Error: authentication failed: AUTH PLAIN [REDACTED]"
         );
-        assert_eq!(smtp_auth("auth login dXNlcg== x"), "auth login [REDACTED] x");
+        assert_eq!(
+            smtp_auth("auth login dXNlcg== x"),
+            "auth login [REDACTED] x"
+        );
         assert_eq!(smtp_auth("AUTH PLAIN"), "AUTH PLAIN");
         assert_eq!(smtp_auth("the author said"), "the author said");
         assert!(matches!(smtp_auth("250 OK"), Cow::Borrowed(_)));

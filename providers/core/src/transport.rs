@@ -540,9 +540,7 @@ impl<C: Codec> tower_service::Service<ChatRequest> for HttpTransport<C> {
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move {
-            call(this, req).await.map_err(Error::redacted)
-        })
+        Box::pin(async move { call(this, req).await.map_err(Error::redacted) })
     }
 }
 

@@ -66,10 +66,10 @@ pub(crate) fn os_user() -> String {
 /// failure. `op` is what we were doing ("append to", "read", ...).
 pub(crate) fn io_error(path: &Path, op: &str, source: io::Error) -> LedgerError {
     let shown = path.display();
-    if let Some(refused) = super::safe_open::unsafe_file(&source) {
+    if super::safe_open::unsafe_file(&source).is_some() {
         return LedgerError::Io {
             path: path.to_path_buf(),
-            hint: format!("Could not {op} {shown}: {refused}."),
+            hint: format!("Could not {op} it: nothing was read or written through it."),
             source,
         };
     }

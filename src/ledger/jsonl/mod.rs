@@ -20,6 +20,8 @@ use super::{
 mod amounts;
 mod canonical;
 mod files;
+#[doc(hidden)]
+pub mod fuzz;
 mod legacy;
 mod par;
 mod quarantine;

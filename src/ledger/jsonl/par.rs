@@ -747,7 +747,7 @@ pub(crate) mod tests {
             assert_eq!(par.corrupt.len(), expected, "{:?}", par.corrupt);
             assert!(par.corrupt[0].source.ends_with("costs_x.jsonl"));
             assert_eq!(par.corrupt[0].line, 0);
-            assert!(par.corrupt[0].reason.contains("not a regular file"));
+            assert!(par.corrupt[0].reason.contains("is a directory"));
             assert!(par.corrupt.iter().all(|c| c.quarantined_to.is_none()));
         }
         assert!(!tmp.path().join("quarantine").exists());

@@ -37,8 +37,10 @@ use std::path::{Path, PathBuf};
 pub(crate) enum Refused {
     /// A symbolic link (never followed).
     Symlink,
-    /// A directory, FIFO, socket or device.
-    NotRegular,
+    /// A directory.
+    Directory,
+    /// A FIFO, socket or device.
+    Special,
 }
 
 /// The error inside an [`io::Error`] for a refused entry.
@@ -57,10 +59,14 @@ impl fmt::Display for UnsafeFile {
                  links. Replace it with a regular file (or remove it) and retry",
                 self.path.display()
             ),
-            Refused::NotRegular => write!(
+            Refused::Directory => write!(
                 f,
-                "{} is not a regular file (a directory, FIFO, socket or device). Move it away \
-                 and retry",
+                "{} is a directory, not a regular file. Move it away and retry",
+                self.path.display()
+            ),
+            Refused::Special => write!(
+                f,
+                "{} is not a regular file (a FIFO, socket or device). Move it away and retry",
                 self.path.display()
             ),
         }
@@ -81,7 +87,8 @@ fn refused(path: &Path, why: Refused) -> io::Error {
 
 /// The [`UnsafeFile`] inside `e`, if the open was refused for safety.
 pub(crate) fn unsafe_file(e: &io::Error) -> Option<&UnsafeFile> {
-    e.get_ref().and_then(|inner| inner.downcast_ref::<UnsafeFile>())
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<UnsafeFile>())
 }
 
 /// Opens `path` with `opts`, never following a link at `path` and
@@ -103,8 +110,11 @@ pub(crate) fn open_with(path: &Path, opts: &mut OpenOptions) -> io::Result<File>
         Err(e) => return Err(classify_open_error(path, e)),
     };
     let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(refused(path, Refused::Directory));
+    }
     if !meta.file_type().is_file() {
-        return Err(refused(path, Refused::NotRegular));
+        return Err(refused(path, Refused::Special));
     }
     Ok(file)
 }
@@ -121,7 +131,7 @@ fn classify_open_error(path: &Path, e: io::Error) -> io::Error {
         }
     }
     if e.kind() == ErrorKind::IsADirectory {
-        return refused(path, Refused::NotRegular);
+        return refused(path, Refused::Directory);
     }
     e
 }
@@ -168,7 +178,7 @@ pub(crate) fn ensure_real_dir(dir: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.file_type().is_symlink() => Err(refused(dir, Refused::Symlink)),
         Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(refused(dir, Refused::NotRegular)),
+        Ok(_) => Err(refused(dir, Refused::Special)),
         Err(e) if e.kind() == ErrorKind::NotFound => std::fs::create_dir_all(dir),
         Err(e) => Err(e),
     }
@@ -206,9 +216,9 @@ mod tests {
         let dir = tmp.path().join("costs_dir.jsonl");
         std::fs::create_dir(&dir).unwrap();
         let e = read(&dir).unwrap_err();
-        assert_eq!(unsafe_file(&e).unwrap().why, Refused::NotRegular, "{e}");
+        assert_eq!(unsafe_file(&e).unwrap().why, Refused::Directory, "{e}");
         let e = append(&dir).unwrap_err();
-        assert_eq!(unsafe_file(&e).unwrap().why, Refused::NotRegular, "{e}");
+        assert_eq!(unsafe_file(&e).unwrap().why, Refused::Directory, "{e}");
 
         let ok = tmp.path().join("plain.jsonl");
         append(&ok).unwrap().write_all(b"x\n").unwrap();
@@ -230,6 +240,6 @@ mod tests {
             .unwrap();
         assert!(status.success());
         let e = read(&fifo).unwrap_err();
-        assert_eq!(unsafe_file(&e).unwrap().why, Refused::NotRegular, "{e}");
+        assert_eq!(unsafe_file(&e).unwrap().why, Refused::Special, "{e}");
     }
 }
