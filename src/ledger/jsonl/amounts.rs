@@ -62,6 +62,7 @@ pub(crate) fn is_json_ws(b: &u8) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
