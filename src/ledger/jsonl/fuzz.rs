@@ -16,7 +16,7 @@ use crate::ledger::{CostRecord, RecordRef};
 ///   with the same fields;
 /// - every parser applies the same amount checks;
 /// - reading `data` as a file (the fast in-buffer path, then the line
-///   path) gives, line by line, what [`parse_line`] says of the line.
+///   path) gives, line by line, what the general parser says of the line.
 ///
 /// Never panics otherwise (no input may crash a parser).
 pub fn ledger_lines(data: &[u8]) {
