@@ -233,19 +233,26 @@ fn strip_key_params(s: &str) -> Cow<'_, str> {
 /// Masks the token after `AUTH <mechanism>` (any case), and the base64
 /// lines of an `AUTH LOGIN` exchange quoted after a `334` prompt.
 pub fn smtp_auth(s: &str) -> Cow<'_, str> {
-    let lower = s.to_ascii_lowercase();
-    if !lower.contains("auth") {
+    // Case-insensitive search without a lower-case copy (this runs on every
+    // string a record holds).
+    let find_auth = |from: usize| {
+        s.as_bytes()
+            .get(from..)?
+            .windows(4)
+            .position(|w| w.eq_ignore_ascii_case(b"auth"))
+    };
+    if find_auth(0).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
     let mut last = 0;
     let mut search = 0;
     let mut changed = false;
-    while let Some(found) = lower[search..].find("auth") {
+    while let Some(found) = find_auth(search) {
         let at = search + found;
         search = at + 4;
         // A word on its own: not "author", not "oauth".
-        let before_ok = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
+        let before_ok = at == 0 || !s.as_bytes()[at - 1].is_ascii_alphanumeric();
         let after = &s[at + 4..];
         if !before_ok || !after.starts_with([' ', '=', ':']) {
             continue;
