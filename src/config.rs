@@ -658,6 +658,13 @@ impl Config {
                 self.smtp.host = Some(h);
             }
             if let Some(p) = s.port {
+                if p == 0 {
+                    return Err(ConfigError::invalid(
+                        "smtp.port",
+                        "0",
+                        "a port from 1 to 65535",
+                    ));
+                }
                 self.smtp.port = Some(p);
             }
             if let Some(t) = s.tls {

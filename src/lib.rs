@@ -67,6 +67,8 @@
 //! for summaries and the dashboard. The `cost-tracker` binary is the CLI.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The dashboard's JSON object has more keys than `serde_json::json!` expands by default.
+#![recursion_limit = "256"]
 
 pub mod alert;
 pub mod budget;
@@ -81,6 +83,11 @@ pub mod mock;
 pub mod pricing;
 pub mod report;
 pub mod tracker;
+
+/// Fuzz entry points (`fuzz/`); not part of the public API.
+#[doc(hidden)]
+#[path = "fuzz_hooks.rs"]
+pub mod __fuzz;
 
 pub use costlayer_core as core;
 pub use costlayer_core::{

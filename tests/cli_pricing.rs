@@ -473,7 +473,13 @@ fn bad_price_files_are_reported_with_line_and_exit_code() {
         .args(["models", "--prices"])
         .arg(dir.path().join("missing.toml"))
         .assert()
-        .code(1)
+        .code(2) // like --config: a missing file is a usage error
+        .stderr(predicate::str::contains("cannot read price file"));
+    cli()
+        .args(["models", "--prices"])
+        .arg(dir.path())
+        .assert()
+        .code(2) // a directory too
         .stderr(predicate::str::contains("cannot read price file"));
 }
 

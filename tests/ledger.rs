@@ -65,6 +65,15 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
     line.find(marker).map(|i| &line[i + marker.len()..])
 }
 
+/// The entries of a quarantine file (one JSON object a line).
+fn quarantine_entries(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("entry"))
+        .collect()
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
@@ -430,10 +439,13 @@ async fn torn_tail_is_quarantined_once_and_the_next_append_is_intact() {
     assert_eq!(records.iter().map(|r| r.cost().nanos()).sum::<i64>(), 11);
     assert_eq!(corrupt2.len(), 1);
     assert_eq!(corrupt2[0].line, 3);
-    // Copied once, however often it is read.
+    // Copied once, however often it is read: one entry in the ledger's
+    // quarantine file.
     assert_eq!(files_in(&st.quarantine_dir()).len(), 1);
-    let copy = std::fs::read(corrupt2[0].quarantined_to.as_ref().expect("copy")).expect("read");
-    assert_eq!(copy, &half.as_bytes()[..half.len() / 2]);
+    let entries = quarantine_entries(corrupt2[0].quarantined_to.as_ref().expect("copy"));
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["line"], 3);
+    assert_eq!(entries[0]["text"], &half[..half.len() / 2]);
 }
 
 #[tokio::test]
@@ -499,10 +511,17 @@ async fn corrupt_lines_are_skipped_reported_and_copied_once() {
         }
     }
     assert_eq!(streamed, 6);
-    assert_eq!(files_in(&st.quarantine_dir()).len(), 4);
+    // One quarantine file for the ledger, each corrupt line in it once.
+    assert_eq!(files_in(&st.quarantine_dir()).len(), 1);
+    let entries = quarantine_entries(corrupt[2].quarantined_to.as_ref().expect("q"));
+    let lines: Vec<u64> = entries
+        .iter()
+        .map(|e| e["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(lines, vec![2, 4, 8, 10]);
+    assert!(entries[1]["hex"].is_string(), "binary kept as hex");
     // The over-long line's copy is capped, and the ledger was not rewritten.
-    let q = std::fs::read(corrupt[2].quarantined_to.as_ref().expect("q")).expect("read");
-    assert!(q.len() <= (1 << 20) + 1);
+    assert!(entries[2]["text"].as_str().expect("text").len() <= (1 << 20) + 1);
     assert_eq!(std::fs::read(st.ledger_path()).expect("read"), data);
 }
 
@@ -578,7 +597,8 @@ async fn legacy_costs_json_is_imported_on_read_and_never_rewritten() {
     assert_eq!(records.len(), 3);
     assert_eq!(records[0].nano_usd, Some(Money::from_nanos(3_500_000)));
     assert_eq!(records[0].provider, "openai");
-    assert_eq!(records[0].user, "seed-user");
+    // Entries without a user belong to `legacy`, not to whoever reads.
+    assert_eq!(records[0].user, "legacy");
     assert_eq!(records[1].extra["session"], "abc");
     assert_eq!(records[1].usage, Usage::new(2000, 500));
     assert_eq!(corrupt.len(), 1, "the entry without a timestamp");
@@ -602,16 +622,20 @@ async fn legacy_costs_json_is_imported_on_read_and_never_rewritten() {
         text
     );
 
-    // Object form, and the legacy file moves with its user's reset.
+    // Object form. The legacy file holds several users' records: a user's
+    // reset leaves it, only the team reset archives it.
     let report = st
         .reset(ResetScope::User("seed-user".into()))
         .await
         .expect("reset");
     assert!(
-        report.moved.contains(&"costs.json".to_owned()),
+        !report.moved.contains(&"costs.json".to_owned()),
         "{report:?}"
     );
-    assert_eq!(report.records, 2 + 1);
+    assert_eq!(report.records, 1);
+    let report = st.reset(ResetScope::All).await.expect("reset");
+    assert_eq!(report.moved, ["costs.json"], "{report:?}");
+    assert_eq!(report.records, 2);
     std::fs::write(
         tmp.path().join("costs.json"),
         serde_json::to_vec(
@@ -807,7 +831,7 @@ async fn every_field_round_trips_and_unknown_fields_survive() {
     );
     full.team = Some("platform \"core\"".into());
     full.mode = Mode::Batch;
-    full.nano_usd = Some(Money::from_nanos(i64::MAX));
+    full.nano_usd = Some(Money::from_nanos(1_000_000_000_000_000)); // the largest valid
     full.cached = true;
     full.saved_nano_usd = Some(Money::from_nanos(123));
     full.latency_ms = u64::MAX;
@@ -944,12 +968,15 @@ async fn a_ledger_file_replaced_by_a_directory_is_a_clear_error() {
     );
     let err = st.ensure_writable().expect_err("must fail");
     assert!(err.to_string().contains("Move"), "{err}");
-    // Reading reports it too instead of silently skipping the user.
-    let err = st
-        .aggregate(&ScanFilter::default())
-        .await
-        .expect_err("scan fails");
-    assert!(err.to_string().contains("costs_alice.jsonl"), "{err}");
+    // Reading reports it (a corrupt entry naming it) and reads the rest.
+    let (records, corrupt) = read_all(&st, &ScanFilter::default());
+    assert!(records.is_empty());
+    assert_eq!(corrupt.len(), 1, "{corrupt:?}");
+    assert!(
+        corrupt[0].source.ends_with("costs_alice.jsonl"),
+        "{corrupt:?}"
+    );
+    assert!(corrupt[0].reason.contains("is a directory"), "{corrupt:?}");
 }
 
 #[tokio::test]

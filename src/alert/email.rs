@@ -243,6 +243,12 @@ impl EmailSinkBuilder {
             .iter()
             .map(|a| mailbox(a))
             .collect::<Result<Vec<_>, _>>()?;
+        if self.port == Some(0) {
+            return Err(SinkError::Config(
+                "SMTP port 0 is not a port: use 1 to 65535 (or leave it unset for 25 / 587 / 465 by TLS mode)"
+                    .into(),
+            ));
+        }
         let port = self.port.unwrap_or(match self.tls {
             SmtpTls::None => 25,
             SmtpTls::StartTls => 587,
@@ -262,6 +268,9 @@ impl EmailSinkBuilder {
         .timeout(Some(self.timeout));
         if let Some(user) = self.username {
             let password = self.password.unwrap_or_default();
+            // The password and its AUTH PLAIN / LOGIN encodings are masked
+            // from every log, error and file from now on.
+            costlayer_core::redact::register_credentials(&user, password.expose());
             builder = builder.credentials(Credentials::new(user, password.expose().to_owned()));
         }
         Ok(EmailSink {
@@ -298,7 +307,8 @@ impl AlertSink for EmailSink {
             .map(|_| ())
             .map_err(|e| SinkError::Smtp {
                 server: self.server.clone(),
-                message: e.to_string(),
+                // A server may quote the client's AUTH line in its reply.
+                message: costlayer_core::redact::string(&e.to_string()),
             })
     }
 

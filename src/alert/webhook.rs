@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{redact_url, Alert, AlertSink, SinkError};
+use costlayer_core::redact;
 
 /// The body [`WebhookSink`] posts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +73,9 @@ impl WebhookSink {
                 redact_url(&url)
             )));
         }
+        // Its tokens (path, query, password) are masked from every log,
+        // error and file from now on.
+        redact::register_url(&url);
         Ok(WebhookSink {
             url,
             format: WebhookFormat::Json,
@@ -133,7 +137,7 @@ impl AlertSink for WebhookSink {
             .map_err(|e| SinkError::Http {
                 endpoint: endpoint.clone(),
                 // Without the URL: reqwest's Display includes it.
-                message: e.without_url().to_string(),
+                message: redact::string(&e.without_url().to_string()),
             })?;
         let status = resp.status();
         if status.is_success() {
@@ -143,7 +147,7 @@ impl AlertSink for WebhookSink {
         Err(SinkError::HttpStatus {
             endpoint,
             status: status.as_u16(),
-            body: body.chars().take(200).collect(),
+            body: redact::string(&body.chars().take(200).collect::<String>()),
         })
     }
 

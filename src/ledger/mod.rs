@@ -34,13 +34,20 @@ use crate::alert::{DeliveryOwner, OutboxEntry};
 use crate::Money;
 
 pub(crate) mod jsonl;
+// For every state file kept in the data directory (see its docs).
+#[allow(unused_imports)]
+pub(crate) use jsonl::safe_open;
+
+/// Hooks for the fuzz targets (`fuzz/`); not part of the public API.
+#[doc(hidden)]
+pub use jsonl::fuzz as __fuzz;
 mod memory;
 mod record;
 mod spool;
 
 pub use jsonl::{
     sanitize_user, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ParallelFold, RecordRef,
-    ScanSummary, DEFAULT_DIR,
+    ScanSummary, DEFAULT_DIR, DEFAULT_LEGACY_USER,
 };
 pub use memory::MemoryStorage;
 pub use record::{CostRecord, SCHEMA_VERSION};

@@ -62,22 +62,57 @@ pub struct ExportStats {
 
 /// Neutralises a cell a spreadsheet would execute as a formula.
 ///
-/// A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is
-/// prefixed with a single quote (`'`), as OWASP recommends against CSV
-/// injection; every other cell is returned unchanged. Applied to every text
-/// column that comes from callers (user, team, model, tags, ...); the numeric
-/// columns costlayer writes itself are left alone.
+/// Following OWASP's CSV-injection guidance, a cell is prefixed with a
+/// single quote (`'`) when it starts with a character a spreadsheet may
+/// read as the start of a formula, or one it may skip before reading one:
+///
+/// - `=`, `+`, `-`, `@`, `|` (DDE), `%`, and their full-width forms
+///   (`＝`, `＋`, `－`, `＠`, `｜`, `％`), which some spreadsheets normalise;
+/// - any whitespace or control character: tab, CR, LF, space, NBSP and the
+///   other Unicode spaces;
+/// - invisible characters: the byte-order mark (U+FEFF), zero-width space,
+///   joiners and other format characters (U+200B–U+200F, U+2060–U+2064,
+///   U+202A–U+202E, U+2066–U+2069).
+///
+/// Every other cell is returned unchanged. Applied to every text column
+/// that comes from callers or providers (user, team, model, tags, request
+/// id, ...); the numeric columns costlayer writes itself are left alone.
 ///
 /// ```
 /// use costlayer::report::neutralize_cell;
 /// assert_eq!(neutralize_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+/// assert_eq!(neutralize_cell(" =1+1"), "' =1+1");
+/// assert_eq!(neutralize_cell("\u{FF1D}1+1"), "'\u{FF1D}1+1");
 /// assert_eq!(neutralize_cell("alice"), "alice");
 /// ```
 pub fn neutralize_cell(cell: &str) -> Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+    match cell.chars().next() {
+        Some(c) if is_risky_start(c) => Cow::Owned(format!("'{cell}")),
         _ => Cow::Borrowed(cell),
     }
+}
+
+fn is_risky_start(c: char) -> bool {
+    matches!(
+        c,
+        '=' | '+'
+            | '-'
+            | '@'
+            | '|'
+            | '%'
+            | '\u{FF1D}'
+            | '\u{FF0B}'
+            | '\u{FF0D}'
+            | '\u{FF20}'
+            | '\u{FF5C}'
+            | '\u{FF05}'
+            | '\u{FEFF}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+    ) || c.is_whitespace()
+        || c.is_control()
 }
 
 /// Writes every record of `stream` to `writer` as CSV, with a header row
@@ -206,8 +241,11 @@ fn csv_err(source: csv::Error) -> ReportError {
 }
 
 fn row(r: &CostRecord) -> [Cow<'_, str>; 27] {
-    let text = |s: &'_ str| neutralize_cell(s).into_owned();
-    let json = |v: String| Cow::Owned(neutralize_cell(&v).into_owned());
+    // Known secrets masked (a provider echoing a key into an id), then
+    // formula starts neutralised.
+    let text = |s: &'_ str| neutralize_cell(&costlayer_core::redact::text(s)).into_owned();
+    let json =
+        |v: String| Cow::Owned(neutralize_cell(&costlayer_core::redact::text(&v)).into_owned());
     [
         Cow::Owned(r.v.to_string()),
         Cow::Owned(r.id.to_string()),
@@ -258,10 +296,28 @@ mod tests {
 
     #[test]
     fn only_formula_starts_are_neutralised() {
-        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+        for bad in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "\nx",
+            " =x",
+            "\u{a0}=x",
+            "\u{feff}=x",
+            "\u{200b}=x",
+            "\u{ff1d}1",
+            "\u{ff0b}1",
+            "\u{ff0d}1",
+            "\u{ff20}x",
+            "|cmd",
+            "%0A",
+        ] {
             assert_eq!(neutralize_cell(bad), format!("'{bad}"));
         }
-        for ok in ["", "alice", "a=b", " =x", "1.5"] {
+        for ok in ["", "alice", "a=b", "1.5", "{\"k\":\"v\"}"] {
             assert!(matches!(neutralize_cell(ok), Cow::Borrowed(_)), "{ok}");
         }
     }

@@ -351,6 +351,7 @@ impl Dashboard {
             "estimated": s.estimated,
             "usage": s.usage,
             "corrupted_lines": s.corrupted_lines,
+            "totals_overflowed": s.totals_overflowed,
             "corrupt_sources": s.corrupt_sources,
             "quarantined_to": s.quarantined_to,
             "budgets": budgets,
@@ -379,7 +380,65 @@ impl Dashboard {
     /// EMAIL ALERTS and PROVIDER BREAKDOWN; verbose adds MODEL BREAKDOWN,
     /// USERS, CACHE SAVINGS, PROJECTION and DAILY SPEND (30 days). Lines
     /// never exceed the width.
+    ///
+    /// Every string that came from a ledger or a provider (providers,
+    /// models, users, teams, file names) is passed through
+    /// [`terminal_safe`](super::terminal_safe) first: the text holds no
+    /// control character but its line breaks (and, with colour, its own
+    /// SGR sequences).
     pub fn render(&self, opts: &RenderOptions) -> String {
+        self.terminal_copy().render_safe(opts)
+    }
+
+    /// A copy whose strings are all [`terminal_safe`](super::terminal_safe)
+    /// (breakdown keys that become equal once escaped are added together).
+    fn terminal_copy(&self) -> Dashboard {
+        use super::terminal_safe as t;
+        use std::collections::BTreeMap;
+        let keys = |m: &BTreeMap<String, Bucket>| {
+            let mut out: BTreeMap<String, Bucket> = BTreeMap::new();
+            for (k, b) in m {
+                out.entry(t(k).into_owned()).or_default().merge(*b);
+            }
+            out
+        };
+        let mut d = self.clone();
+        let s = &mut d.summary;
+        s.by_provider = keys(&self.summary.by_provider);
+        s.by_model = keys(&self.summary.by_model);
+        s.by_user = keys(&self.summary.by_user);
+        s.by_team = keys(&self.summary.by_team);
+        s.unpriced_models =
+            self.summary
+                .unpriced_models
+                .iter()
+                .fold(BTreeMap::new(), |mut m, (k, n)| {
+                    *m.entry(t(k).into_owned()).or_default() += n;
+                    m
+                });
+        s.corrupt_sources = self
+            .summary
+            .corrupt_sources
+            .iter()
+            .map(|x| t(x).into_owned())
+            .collect();
+        s.quarantined_to = self
+            .summary
+            .quarantined_to
+            .iter()
+            .map(|p| t(&p.display().to_string()).into_owned().into())
+            .collect();
+        d.data_path = t(&self.data_path).into_owned();
+        d.scope = t(&self.scope).into_owned();
+        d.recipients = self.recipients.iter().map(|r| t(r).into_owned()).collect();
+        for b in &mut d.budgets {
+            b.name = t(&b.name).into_owned();
+            b.window = t(&b.window).into_owned();
+        }
+        d
+    }
+
+    fn render_safe(&self, opts: &RenderOptions) -> String {
         let mut out = Out {
             buf: String::new(),
             color: opts.color,
@@ -464,6 +523,17 @@ impl Dashboard {
     fn summary_section(&self, out: &mut Out) {
         let s = &self.summary;
         out.heading("SUMMARY");
+        if s.totals_overflowed {
+            out.field(
+                "ERROR",
+                &out.paint(
+                    "the ledger's costs add up to more than $9,223,372,036.85, the largest \
+                     total this version can hold: the totals below are capped and wrong. Check \
+                     the ledger for implausible records",
+                    RED,
+                ),
+            );
+        }
         out.field("Total calls", &count(s.total.calls));
         out.field("Total cost", &s.total.nano_usd.to_string());
         out.field(

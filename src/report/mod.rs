@@ -53,6 +53,7 @@ mod dashboard;
 mod pass;
 mod projection;
 mod summary;
+mod terminal;
 
 pub use budgets::BudgetTally;
 pub use csv_export::{export_csv, neutralize_cell, CsvWriter, ExportStats, CSV_HEADER};
@@ -60,6 +61,7 @@ pub use dashboard::{BudgetView, Dashboard, RenderOptions};
 pub use pass::DashboardPass;
 pub use projection::Projection;
 pub use summary::{Bucket, Summary};
+pub use terminal::terminal_safe;
 
 use std::path::PathBuf;
 

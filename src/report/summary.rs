@@ -153,6 +153,14 @@ pub struct Summary {
     /// Where months and days begin (not serialised; UTC when read back).
     #[serde(skip)]
     pub calendar: Calendar,
+    /// Whether the costs (or the savings) added up to more than
+    /// [`Money`] holds: the totals are then capped at its maximum and
+    /// wrong, and the dashboard says so. Ledger amounts are validated
+    /// (never negative, at most $1,000,000 a record), so the totals never
+    /// overflow on a real ledger, and the capped values do not depend on
+    /// the order of the records.
+    #[serde(default)]
+    pub totals_overflowed: bool,
 }
 
 impl Summary {
@@ -198,6 +206,7 @@ impl Summary {
             quarantined_to: BTreeSet::new(),
             first_ts: None,
             last_ts: None,
+            totals_overflowed: false,
         }
     }
 
@@ -257,6 +266,11 @@ impl Summary {
     /// [`Summary::add_ref`] with the windows of `now` worked out already.
     pub(crate) fn add_in(&mut self, r: &RecordRef<'_>, w: &Windows) {
         let cost = r.cost();
+        // Every other bucket is a part of the total: if the total fits,
+        // they do.
+        if self.total.nano_usd.checked_add(cost).is_none() {
+            self.totals_overflowed = true;
+        }
         self.total.add(cost);
         let day = w.day(r.ts);
         if w.in_month(r.ts, day) {
@@ -279,6 +293,9 @@ impl Summary {
         if r.cached {
             self.cache_hits += 1;
             if let Some(saved) = r.saved_nano_usd {
+                if self.saved_nano_usd.checked_add(saved).is_none() {
+                    self.totals_overflowed = true;
+                }
                 self.saved_nano_usd += saved;
             }
         }
@@ -323,6 +340,19 @@ impl Summary {
     /// assert_eq!(a.by_user["alice"].nano_usd, Money::from_nanos(10));
     /// ```
     pub fn merge(&mut self, other: Summary) {
+        if other.totals_overflowed
+            || self
+                .total
+                .nano_usd
+                .checked_add(other.total.nano_usd)
+                .is_none()
+            || self
+                .saved_nano_usd
+                .checked_add(other.saved_nano_usd)
+                .is_none()
+        {
+            self.totals_overflowed = true;
+        }
         self.total.merge(other.total);
         self.month.merge(other.month);
         self.last_7_days.merge(other.last_7_days);

@@ -189,6 +189,53 @@ fn fmt_after(after: &Option<Duration>) -> String {
 }
 
 impl Error {
+    /// The same error with every message passed through
+    /// [`redact::text`](crate::redact::text): no known secret, URL
+    /// credential or SMTP `AUTH` token survives into a log or a file.
+    /// Applied by the shared transport to every error it returns.
+    ///
+    /// ```
+    /// use costlayer_core::Error;
+    /// let e = Error::Connection { provider: "openai".into(), message: "url (http://u:pw@10.0.0.1/)".into() };
+    /// assert!(!e.redacted().to_string().contains("pw"));
+    /// ```
+    #[must_use]
+    pub fn redacted(self) -> Self {
+        fn r(s: &mut String) {
+            if let std::borrow::Cow::Owned(o) = crate::redact::text(s) {
+                *s = o;
+            }
+        }
+        let mut e = self;
+        match &mut e {
+            Error::RateLimited { message, .. }
+            | Error::QuotaExceeded { message, .. }
+            | Error::Overloaded { message, .. }
+            | Error::Authentication { message, .. }
+            | Error::ContextLengthExceeded { message, .. }
+            | Error::InvalidRequest { message, .. }
+            | Error::Server { message, .. }
+            | Error::Connection { message, .. }
+            | Error::Config { message } => r(message),
+            Error::Decode {
+                message,
+                body_snippet,
+                ..
+            } => {
+                r(message);
+                r(body_snippet);
+            }
+            Error::Other(inner) => {
+                let shown = inner.to_string();
+                if let std::borrow::Cow::Owned(o) = crate::redact::text(&shown) {
+                    return Error::Other(o.into());
+                }
+            }
+            _ => {}
+        }
+        e
+    }
+
     /// A [`Error::Config`] with a message.
     pub fn config(message: impl Into<String>) -> Self {
         Error::Config {

@@ -42,6 +42,7 @@ mod chat;
 mod cost;
 mod error;
 pub mod money;
+pub mod redact;
 pub mod tokens;
 pub mod transport;
 mod usage;

@@ -34,8 +34,14 @@ pub struct ApiKey(Arc<str>);
 
 impl ApiKey {
     /// Wraps a key.
+    ///
+    /// The key is registered with [`crate::redact`], so it is masked from
+    /// every string the crate logs, stores or prints from then on (a
+    /// provider or proxy that echoes it into a response id or an error).
     pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(Arc::from(key.into()))
+        let key: String = key.into();
+        crate::redact::register_secret(&key);
+        ApiKey(Arc::from(key))
     }
 
     /// The key itself. Never log it.
@@ -182,13 +188,28 @@ impl TransportConfig {
 /// assert_eq!(settings.get_base_url(), None);
 /// assert!(!format!("{settings:?}").contains("acme-secret"));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientSettings {
     api_key: Option<ApiKey>,
     base_url: Option<String>,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     client: Option<reqwest::Client>,
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("api_key", &self.api_key)
+            .field(
+                "base_url",
+                &self.base_url.as_deref().map(crate::redact::url),
+            )
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("client", &self.client.is_some())
+            .finish()
+    }
 }
 
 impl ClientSettings {
@@ -460,20 +481,24 @@ async fn send(
         } else if e.is_connect() || e.is_request() {
             Error::Connection {
                 provider: provider.to_owned(),
-                message: error_chain(&e),
+                // reqwest names the URL, credentials included.
+                message: crate::redact::string(&error_chain(&e)),
             }
         } else {
             Error::Decode {
                 provider: provider.to_owned(),
-                message: format!("the body could not be read: {}", error_chain(&e)),
+                message: crate::redact::string(&format!(
+                    "the body could not be read: {}",
+                    error_chain(&e)
+                )),
                 body_snippet: String::new(),
             }
         }
     };
     let mut req = reqwest::Request::try_from(req).map_err(|e| {
-        Error::config(format!(
+        Error::config(crate::redact::string(&format!(
             "invalid request URL for {provider}: {e}. Check the base URL"
-        ))
+        )))
     })?;
     // reqwest's per-request timeout covers connect, headers and the body.
     *req.timeout_mut() = Some(timeout);
@@ -515,25 +540,36 @@ impl<C: Codec> tower_service::Service<ChatRequest> for HttpTransport<C> {
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move {
-            let http_req = this.codec.encode(&req)?;
-            let started = Instant::now();
-            tracing::debug!(provider = this.codec.provider(), model = %req.model, "sending request");
-            let resp = this.send(http_req).await?;
-            let latency = started.elapsed();
-            let mut out = this.codec.decode(&req, resp)?;
-            out.latency = latency;
-            if out.provider.is_empty() {
-                out.provider = this.codec.provider().to_owned();
-            }
-            Ok(out)
-        })
+        Box::pin(async move { call(this, req).await.map_err(Error::redacted) })
     }
+}
+
+/// One call through the transport; the caller redacts the error.
+async fn call<C: Codec>(this: HttpTransport<C>, req: ChatRequest) -> Result<ChatResponse, Error> {
+    let http_req = this.codec.encode(&req)?;
+    let started = Instant::now();
+    tracing::debug!(provider = this.codec.provider(), model = %req.model, "sending request");
+    let resp = this.send(http_req).await?;
+    let latency = started.elapsed();
+    let mut out = this.codec.decode(&req, resp)?;
+    out.latency = latency;
+    if out.provider.is_empty() {
+        out.provider = this.codec.provider().to_owned();
+    }
+    // A provider or proxy that echoes a key into its response id must not
+    // put it in the ledger.
+    if let Some(id) = &mut out.request_id {
+        if let std::borrow::Cow::Owned(clean) = crate::redact::text(id) {
+            *id = clean;
+        }
+    }
+    Ok(out)
 }
 
 /// At most `max` characters of a body, for error messages.
 pub fn body_snippet(body: &[u8], max: usize) -> String {
     let s = String::from_utf8_lossy(body);
+    let s = crate::redact::text(&s);
     let mut out: String = s.chars().take(max).collect();
     if s.chars().count() > max {
         out.push('…');
@@ -700,8 +736,9 @@ pub fn merge_extra(
 pub fn normalize_base_url(provider: &str, url: &str) -> Result<String, Error> {
     let url = url.trim();
     let bad = || {
+        let shown = crate::redact::url(url);
         Error::config(format!(
-            "invalid {provider} base URL {url:?}: use an absolute http:// or https:// URL such as https://proxy.example.com/v1"
+            "invalid {provider} base URL {shown:?}: use an absolute http:// or https:// URL such as https://proxy.example.com/v1"
         ))
     };
     let uri: http::Uri = url.parse().map_err(|_| bad())?;

@@ -602,7 +602,8 @@ fn print(
         println!("{out}");
         return Ok(());
     }
-    println!("{}", resp.text.trim_end());
+    // The model's answer may hold terminal escapes: shown escaped.
+    println!("{}", crate::shown(resp.text.trim_end()));
     println!();
     let mut usage = format!("usage: {} input", u.input_tokens);
     if u.cache_read_tokens > 0 {
@@ -619,7 +620,8 @@ fn print(
         usage.push_str(&format!(" ({} reasoning)", u.reasoning_tokens));
     }
     println!(
-        "{provider} {model}{}",
+        "{}{}",
+        crate::shown(&format!("{provider} {model}")),
         if resp.cached { " (cached)" } else { "" }
     );
     println!("{usage}");

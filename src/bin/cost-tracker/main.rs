@@ -190,14 +190,25 @@ pub(crate) fn finish(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Usage(m)) => {
-            eprintln!("error: {m}");
+            eprintln!("error: {}", shown(&m));
             ExitCode::from(2)
         }
         Err(CliError::Runtime(m)) => {
-            eprintln!("error: {m}");
+            eprintln!("error: {}", shown(&m));
             ExitCode::from(1)
         }
     }
+}
+
+/// Text from a ledger, a provider or an error, as it may reach the
+/// terminal: known secrets and URL credentials masked, control characters
+/// escaped (line breaks kept).
+pub(crate) fn shown(text: &str) -> String {
+    let text = costlayer::core::redact::text(text);
+    text.split('\n')
+        .map(|line| costlayer::report::terminal_safe(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn run(action: Action) -> Result<(), CliError> {

@@ -39,10 +39,20 @@ pub(crate) fn load_table(path: Option<&Path>) -> Result<PriceTable, ExitCode> {
     let chosen = path.map(Path::to_path_buf).or(from_env);
     match chosen.filter(|p| !p.as_os_str().is_empty()) {
         None => Ok(PriceTable::default()),
-        Some(p) => PriceTable::with_user_file(p).map_err(|e| {
+        Some(p) => PriceTable::with_user_file(&p).map_err(|e| {
             eprintln!("error: {e}");
             match e {
-                PricingError::Io { .. } => ExitCode::FAILURE,
+                // A missing file or a directory is a usage error, as for
+                // --config; only a file that exists but cannot be read is a
+                // runtime failure.
+                PricingError::Io { ref source, .. }
+                    if !matches!(
+                        source.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+                    ) && !p.is_dir() =>
+                {
+                    ExitCode::FAILURE
+                }
                 _ => ExitCode::from(EXIT_USAGE),
             }
         }),

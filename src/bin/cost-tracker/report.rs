@@ -176,7 +176,16 @@ pub(crate) async fn dashboard(s: &Settings, json: bool, verbose: bool) -> Result
     } else {
         dash.render(&render_options(verbose))
     };
-    write_stdout(&out)
+    write_stdout(&out)?;
+    if dash.summary.totals_overflowed {
+        return Err(CliError::Runtime(
+            "the ledger's costs add up to more than the largest total this version can hold \
+             ($9,223,372,036.85): the totals shown are capped. Check the ledger for implausible \
+             records"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn write_stdout(s: &str) -> Result<(), CliError> {

@@ -162,7 +162,8 @@ impl<'a> Cur<'a> {
 /// Parses a line in the canonical form, or returns `None`.
 pub(crate) fn parse(line: &[u8]) -> Option<CostRecord> {
     let (rec, end) = parse_prefix(line)?;
-    if line[end..].iter().all(u8::is_ascii_whitespace) {
+    // Only JSON whitespace may follow (a form feed may not, as for serde).
+    if line[end..].iter().all(super::amounts::is_json_ws) {
         Some(rec)
     } else {
         None
@@ -251,6 +252,18 @@ fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(
     c.lit(b",\"price_version\":")?;
     let price_version = c.opt_str()?;
     c.lit(b"}")?;
+    let usage = Usage {
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_5m_tokens,
+        cache_write_1h_tokens,
+        reasoning_tokens,
+        ..Usage::default()
+    };
+    // Out-of-range amounts are declined here and reported by the fallback
+    // parser, which applies the same check.
+    super::amounts::check(&usage, nano_usd, saved_nano_usd).ok()?;
     let f = Fields {
         high: c.high,
         v,
@@ -261,15 +274,7 @@ fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(
         provider,
         model,
         mode,
-        usage: Usage {
-            input_tokens,
-            output_tokens,
-            cache_read_tokens,
-            cache_write_5m_tokens,
-            cache_write_1h_tokens,
-            reasoning_tokens,
-            ..Usage::default()
-        },
+        usage,
         nano_usd,
         cached,
         saved_nano_usd,
@@ -395,7 +400,7 @@ mod tests {
 
     fn sample() -> CostRecord {
         let mut r = CostRecord::new("alice", "openai", "gpt-4o", Usage::new(3, 4));
-        r.nano_usd = Some(Money::from_nanos(i64::MIN));
+        r.nano_usd = Some(Money::from_nanos(super::super::amounts::MAX_RECORD_NANOS));
         r.tags.insert("a".into(), "b".into());
         r.tags.insert("é".into(), "ü".into());
         r.team = Some("t".into());
@@ -471,7 +476,7 @@ mod tests {
         let mut bad_utf8 = line.clone().into_bytes();
         let at = line.find("gpt").expect("model");
         bad_utf8[at] = 0xc3;
-        for saved in [Some(Money::from_nanos(-3)), None] {
+        for saved in [Some(Money::from_nanos(3)), None] {
             let mut r = CostRecord::new("b", "anthropic", "claude", Usage::new(1, 1));
             r.saved_nano_usd = saved;
             r.mode = Mode::Batch;

@@ -1,6 +1,6 @@
 //! File-system helpers: error hints, user-name sanitising, locked files.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::path::Path;
 
@@ -66,6 +66,13 @@ pub(crate) fn os_user() -> String {
 /// failure. `op` is what we were doing ("append to", "read", ...).
 pub(crate) fn io_error(path: &Path, op: &str, source: io::Error) -> LedgerError {
     let shown = path.display();
+    if super::safe_open::unsafe_file(&source).is_some() {
+        return LedgerError::Io {
+            path: path.to_path_buf(),
+            hint: format!("Could not {op} it: nothing was read or written through it."),
+            source,
+        };
+    }
     let hint = match source.kind() {
         ErrorKind::PermissionDenied => format!(
             "Could not {op} {shown}: permission denied. Make the file and its directory readable \
@@ -142,7 +149,8 @@ pub(crate) fn identity(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
 /// reset, not replaced).
 pub(crate) fn still_at_path(file: &File, path: &Path) -> io::Result<bool> {
     let open = file.metadata()?;
-    match std::fs::metadata(path) {
+    // Not followed: a link put in the file's place is not the file.
+    match std::fs::symlink_metadata(path) {
         Ok(now) => Ok(match (identity(&open), identity(&now)) {
             (Some(a), Some(b)) => a == b,
             _ => true,
@@ -157,20 +165,8 @@ pub(crate) fn still_at_path(file: &File, path: &Path) -> io::Result<bool> {
 /// waited for the lock. The caller wraps the result in a [`LockGuard`].
 pub(crate) fn open_locked_append(path: &Path, op: &str) -> Result<File, LedgerError> {
     loop {
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(|e| io_error(path, op, e))?;
-        let meta = file.metadata().map_err(|e| io_error(path, op, e))?;
-        if meta.is_dir() {
-            return Err(io_error(
-                path,
-                op,
-                io::Error::new(ErrorKind::IsADirectory, "is a directory"),
-            ));
-        }
+        // Never through a link, and only a regular file.
+        let file = super::safe_open::append(path).map_err(|e| io_error(path, op, e))?;
         file.lock().map_err(|e| io_error(path, "lock", e))?;
         if still_at_path(&file, path).map_err(|e| io_error(path, op, e))? {
             return Ok(file);

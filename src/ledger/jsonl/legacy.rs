@@ -21,7 +21,18 @@ pub(crate) fn scan_legacy(
     summary: &mut ScanSummary,
     sink: &mut Sink<'_>,
 ) -> Result<bool, LedgerError> {
-    let bytes = std::fs::read(path).map_err(|e| io_error(path, "read the legacy ledger", e))?;
+    // Never through a link, only a regular file: a link is reported and
+    // skipped, its target neither read nor copied to quarantine.
+    let bytes = match super::safe_open::read_to_end(path) {
+        Ok(b) => b,
+        Err(e) => match super::read::refused_entry(path, &e) {
+            Some(c) => {
+                summary.corrupt += 1;
+                return Ok(sink(ScanItem::Corrupt(c)));
+            }
+            None => return Err(io_error(path, "read the legacy ledger", e)),
+        },
+    };
     let corrupt = |line: u64,
                    raw: &[u8],
                    reason: String,
@@ -31,7 +42,7 @@ pub(crate) fn scan_legacy(
         let c = CorruptLine {
             source: path.display().to_string(),
             line,
-            quarantined_to: quarantine.keep(LEGACY_FILE, line, raw),
+            quarantined_to: quarantine.keep(LEGACY_FILE, line, raw, &reason),
             reason,
         };
         tracing::warn!(file = %c.source, entry = line, reason = %c.reason, "skipped a corrupt legacy ledger entry");
@@ -50,7 +61,10 @@ pub(crate) fn scan_legacy(
     };
     for (i, (key, entry)) in entries.into_iter().enumerate() {
         let n = i as u64 + 1;
-        match to_record(entry.clone(), key.as_deref(), default_user) {
+        let rec = to_record(entry.clone(), key.as_deref(), default_user).and_then(|r| {
+            super::amounts::check(&r.usage, r.nano_usd, r.saved_nano_usd).map(|()| r)
+        });
+        match rec {
             Ok(rec) => {
                 summary.records += 1;
                 if filter.matches(&rec) {

@@ -17,12 +17,18 @@ use super::{
     ScanItem, Storage,
 };
 
+mod amounts;
 mod canonical;
 pub(crate) mod files;
+#[doc(hidden)]
+pub mod fuzz;
 mod legacy;
 mod outbox;
 mod par;
+mod quarantine;
 pub(crate) mod read;
+pub(crate) mod safe_open;
+mod scrub;
 mod view;
 mod writer;
 
@@ -36,6 +42,10 @@ use writer::{Job, WriterHandle};
 
 /// The default ledger directory, relative to the working directory.
 pub const DEFAULT_DIR: &str = "data/metadata";
+
+/// Who the legacy `costs.json` entries without a user are attributed to,
+/// unless [`JsonlStorageBuilder::legacy_user`] says otherwise.
+pub const DEFAULT_LEGACY_USER: &str = "legacy";
 
 /// The seed tool's legacy single-file ledger, read on every scan.
 pub(crate) const LEGACY_FILE: &str = "costs.json";
@@ -125,6 +135,7 @@ pub struct JsonlStorageBuilder {
     dir: PathBuf,
     user: Option<String>,
     fsync: FsyncPolicy,
+    legacy_user: Option<String>,
 }
 
 impl JsonlStorageBuilder {
@@ -135,6 +146,14 @@ impl JsonlStorageBuilder {
     /// does not tell.
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
+        self
+    }
+
+    /// Who the entries of the legacy `costs.json` that name no user are
+    /// attributed to. Defaults to [`DEFAULT_LEGACY_USER`] (`legacy`): never
+    /// to whoever happens to read the directory.
+    pub fn legacy_user(mut self, user: impl Into<String>) -> Self {
+        self.legacy_user = Some(user.into());
         self
     }
 
@@ -167,6 +186,9 @@ impl JsonlStorageBuilder {
                 dir: self.dir,
                 user,
                 file_user,
+                legacy_user: self
+                    .legacy_user
+                    .unwrap_or_else(|| DEFAULT_LEGACY_USER.to_owned()),
                 fsync: self.fsync,
                 writer: OnceLock::new(),
                 others: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -190,7 +212,7 @@ impl JsonlStorageBuilder {
 /// | `.alerts.lock` | the directory-wide lock held while an alert is marked |
 /// | `outbox.jsonl` | the alert outbox: each alert's delivery state per sink (pending, delivered, failed with attempts and the last error), one [`OutboxEntry`](crate::alert::OutboxEntry) a line, the last line of a key wins |
 /// | `costs.json` | the seed tool's legacy file, read (never rewritten) by every scan |
-/// | `quarantine/` | one copy of every corrupt line met by a scan |
+/// | `quarantine/` | `<file>.quarantine.jsonl`: one copy of every corrupt line of `<file>` met by a scan |
 /// | `archive/<UTC timestamp>/` | where [`Storage::reset`] moves files |
 ///
 /// `<user>` is the user name run through [`sanitize_user`], so it can never
@@ -235,9 +257,18 @@ impl JsonlStorageBuilder {
 /// progress is never seen in part. Records are not sorted by time across
 /// files. A line is corrupt if it is not a record, is not UTF-8, or is
 /// longer than 1 MiB; a final line without newline is reported as a torn
-/// tail. Each corrupt line is copied once to
-/// `quarantine/<file>.line-<n>.<content hash>.bad` (an over-long line's
-/// copy keeps its first 1 MiB).
+/// tail. Each corrupt line is appended once to
+/// `quarantine/<file>.quarantine.jsonl`, one file per ledger file, as a JSON
+/// line with its source, line number, reason and bytes (an over-long
+/// line's copy keeps its first 1 MiB).
+///
+/// The directory may be shared (committed to git, filled by teammates), so
+/// its entries are not trusted: a `costs_*.jsonl`, `alerts_*.jsonl` or
+/// `costs.json` that is a symbolic link, a directory, a FIFO or a device is
+/// never opened through, written to or copied; a scan reports it as a
+/// corrupt entry (line 0) and skips it, and an append to it fails with an
+/// error that says to replace it. Amounts are validated: a negative cost,
+/// or a cost or token count out of range, makes the line corrupt.
 ///
 /// # Legacy `costs.json`
 ///
@@ -253,7 +284,7 @@ impl JsonlStorageBuilder {
 /// | `ts` | `ts`, `timestamp`, `time`, `date`, `created_at`: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (UTC), `YYYY-MM-DD`, or Unix seconds / milliseconds |
 /// | `model` | `model` (required) |
 /// | `provider` | `provider`; else from the model name (`gpt-*`, `o1`/`o3`/`o4*` → `openai`, `claude*` → `anthropic`, `gemini*` → `gemini`, otherwise `unknown`) |
-/// | `user`, `team` | `user` / `user_id`, `team`; the user defaults to the storage's user |
+/// | `user`, `team` | `user` / `user_id`, `team`; the user defaults to [`JsonlStorageBuilder::legacy_user`] (`legacy`) |
 /// | `input_tokens` | `input_tokens`, `prompt_tokens` |
 /// | `output_tokens` | `output_tokens`, `completion_tokens` |
 /// | `cache_read_tokens` | `cache_read_tokens`, `cached_tokens`, `cache_read_input_tokens` |
@@ -262,7 +293,8 @@ impl JsonlStorageBuilder {
 /// | `id` | `id` if it is a ULID; else a ULID derived from the timestamp and the entry's content, stable across reads (the original `id` is kept as `legacy_id`) |
 ///
 /// Every imported record also carries `"legacy_import": "costs.json"` in
-/// `extra`. The file is only read, never rewritten.
+/// `extra`. The file is only read, never rewritten. It holds several
+/// users' records, so only a team reset ([`ResetScope::All`]) archives it.
 ///
 /// # Lines of the earlier Python tool
 ///
@@ -328,6 +360,7 @@ struct Inner {
     dir: PathBuf,
     user: String,
     file_user: String,
+    legacy_user: String,
     fsync: FsyncPolicy,
     writer: OnceLock<WriterHandle>,
     /// Writers of other users' files: a record goes to its own user's file.
@@ -365,6 +398,7 @@ impl JsonlStorage {
             dir: dir.into(),
             user: None,
             fsync: FsyncPolicy::default(),
+            legacy_user: None,
         }
     }
 
@@ -488,10 +522,12 @@ impl JsonlStorage {
     /// lines are not copied into a [`CostRecord`] at all. Memory stays
     /// flat: a read buffer per thread, and a few bytes per corrupt line.
     ///
-    /// Unlike `scan_blocking`, every file's length is taken at the start
-    /// of the fold (under its shared lock), and records arrive in no
-    /// particular order. Corrupt lines are folded last, in file and line
-    /// order, into `fold` itself.
+    /// Unlike `scan_blocking`, files are folded in groups of up to 64 (so
+    /// a directory of thousands of users never holds more descriptors
+    /// open), each group's lengths are taken when the group starts (under
+    /// each file's shared lock), and records arrive in no particular order.
+    /// A group's corrupt lines are folded after its records, in file and
+    /// line order, into `fold` itself.
     ///
     /// Blocking: call it from a plain thread or `spawn_blocking`.
     ///
@@ -539,10 +575,8 @@ impl JsonlStorage {
     fn scan_context(&self) -> ScanContext {
         ScanContext {
             dir: self.inner.dir.clone(),
-            legacy_user: self.inner.user.clone(),
-            quarantine: Quarantine {
-                dir: Some(self.quarantine_dir()),
-            },
+            legacy_user: self.inner.legacy_user.clone(),
+            quarantine: Quarantine::new(Some(self.quarantine_dir())),
         }
     }
 
@@ -642,10 +676,15 @@ impl JsonlStorage {
     /// Whether `key` is in any user's alert history in the directory.
     fn alert_fired_blocking(&self, key: &str) -> Result<bool, LedgerError> {
         for path in read::list_matching(&self.inner.dir, "alerts_", ".jsonl")? {
-            let file = match File::open(&path) {
+            let file = match safe_open::read(&path) {
                 Ok(f) => f,
                 // Archived by a reset since the listing.
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                // A link or a special file: never read through.
+                Err(e) if safe_open::unsafe_file(&e).is_some() => {
+                    tracing::warn!(error = %e, "skipped an alert history file");
+                    continue;
+                }
                 Err(e) => return Err(io_error(&path, "read the alert history", e)),
             };
             file.lock_shared().map_err(|e| io_error(&path, "lock", e))?;
@@ -663,16 +702,12 @@ impl JsonlStorage {
         let mut targets: Vec<PathBuf> = match scope {
             ResetScope::User(u) => {
                 let s = sanitize_user(u)?;
-                let mut v = vec![
+                // Only this user's own files: the legacy file holds other
+                // users' records too, so only a team reset archives it.
+                vec![
                     dir.join(format!("costs_{s}.jsonl")),
                     dir.join(format!("alerts_{s}.jsonl")),
-                ];
-                // The legacy file's records are attributed to this storage's
-                // user, so it goes with that user's reset.
-                if *u == self.inner.user {
-                    v.push(legacy.clone());
-                }
-                v
+                ]
             }
             ResetScope::All => {
                 let mut v = read::ledger_files(dir)?;
@@ -682,7 +717,7 @@ impl JsonlStorage {
                 v
             }
         };
-        targets.retain(|p| p.exists());
+        targets.retain(|p| safe_open::exists_nofollow(p));
         if targets.is_empty() {
             return Ok(ResetReport::default());
         }
@@ -698,20 +733,24 @@ impl JsonlStorage {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let dest = archive.join(&name);
-            let file = File::open(&path).map_err(|e| io_error(&path, "archive", e))?;
-            if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-                return Err(io_error(
-                    &path,
-                    "archive",
-                    std::io::Error::new(ErrorKind::IsADirectory, "is a directory"),
-                ));
-            }
+            let file = match safe_open::read(&path) {
+                Ok(f) => f,
+                Err(e) if safe_open::unsafe_file(&e).is_some() => {
+                    // A link (or a special file) is moved as it is, never
+                    // opened: renaming a link does not touch its target.
+                    std::fs::rename(&path, &dest)
+                        .map_err(|e| io_error(&path, "move to the archive", e))?;
+                    report.moved.push(name);
+                    continue;
+                }
+                Err(e) => return Err(io_error(&path, "archive", e)),
+            };
             // Hold the lock while moving, so no append is cut in half; a
             // writer waiting on it sees the file moved and opens a new one.
             file.lock().map_err(|e| io_error(&path, "lock", e))?;
             let guard = LockGuard(&file);
             if path == legacy {
-                report.records += count_legacy(&path, &self.inner.user)?;
+                report.records += count_legacy(&path, &self.inner.legacy_user)?;
             } else if name.starts_with("costs_") {
                 report.records +=
                     read::count_records(&file).map_err(|e| io_error(&path, "archive", e))?;
@@ -760,7 +799,7 @@ fn count_legacy(path: &Path, user: &str) -> Result<u64, LedgerError> {
     legacy::scan_legacy(
         path,
         user,
-        &Quarantine { dir: None },
+        &Quarantine::new(None),
         &ScanFilter::default(),
         &mut summary,
         &mut |_| true,
@@ -771,7 +810,9 @@ fn count_legacy(path: &Path, user: &str) -> Result<u64, LedgerError> {
 /// Creates `archive/<UTC timestamp>[-n]`, unique even for two resets in the
 /// same millisecond.
 fn create_archive_dir(root: &Path) -> Result<PathBuf, LedgerError> {
-    ensure_dir(root)?;
+    // A committed `archive` link must not receive the moved files.
+    safe_open::ensure_real_dir(root)
+        .map_err(|e| io_error(root, "create the archive directory", e))?;
     let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
     for n in 0u32.. {
         let name = if n == 0 {
@@ -802,7 +843,7 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl Storage for JsonlStorage {
     async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
-        let mut bytes = serde_json::to_vec(record)?;
+        let mut bytes = serde_json::to_vec(&scrub::record(record))?;
         bytes.push(b'\n');
         self.submit_as(&record.user, bytes).await
     }
@@ -821,7 +862,7 @@ impl Storage for JsonlStorage {
                     by_user.len() - 1
                 }
             };
-            serde_json::to_writer(&mut by_user[i].1, r)?;
+            serde_json::to_writer(&mut by_user[i].1, &scrub::record(r))?;
             by_user[i].1.push(b'\n');
         }
         for (user, bytes) in by_user {

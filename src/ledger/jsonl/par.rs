@@ -14,6 +14,10 @@
 //! read, the numbers are made absolute and the corrupt lines are re-read,
 //! copied to quarantine and folded, in file and line order, exactly as the
 //! sequential scan does.
+//!
+//! The files are folded in groups of at most [`MAX_OPEN`], so the number
+//! of open descriptors stays bounded however many users the directory
+//! holds; each group's corrupt lines are folded after its records.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,13 +25,18 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::files::{io_error, read_at};
-use super::read::{self, classify, Lines, Outcome, ScanContext};
+use super::read::{self, classify, Lines, Outcome, ScanContext, Snapshot};
+use super::safe_open;
 use super::view::{ParallelFold, RecordRef};
 use super::{legacy, ScanSummary, LEGACY_FILE};
-use crate::ledger::{LedgerError, ScanFilter, ScanItem};
+use crate::ledger::{CorruptLine, LedgerError, ScanFilter, ScanItem};
 
 /// The size of the byte ranges the files are cut into.
 const CHUNK: u64 = 8 << 20;
+
+/// At most this many ledger files are open at once (a team directory may
+/// hold thousands; macOS allows 256 descriptors by default).
+const MAX_OPEN: usize = 64;
 
 /// A ledger file, open, with its length at the start of the scan.
 struct Snap {
@@ -113,7 +122,7 @@ fn fold_dir_in<F: ParallelFold>(
     let chunk = chunk.max(1);
     let mut summary = ScanSummary::default();
     let legacy_path = ctx.dir.join(LEGACY_FILE);
-    if legacy_path.is_file() || legacy_path.is_dir() {
+    if safe_open::exists_nofollow(&legacy_path) {
         summary.files.push(legacy_path.clone());
         legacy::scan_legacy(
             &legacy_path,
@@ -130,16 +139,43 @@ fn fold_dir_in<F: ParallelFold>(
             },
         )?;
     }
+    let paths = read::ledger_files(&ctx.dir)?;
+    summary.files.extend(paths.iter().cloned());
+    // At most MAX_OPEN files are open at once, however many users the
+    // directory holds: the files are folded group by group.
+    for group in paths.chunks(MAX_OPEN) {
+        fold_group(ctx, group, fold, threads, chunk, &mut summary)?;
+    }
+    summary.matched = summary.records;
+    Ok(summary)
+}
 
-    let mut snaps = Vec::new();
-    for path in read::ledger_files(&ctx.dir)? {
-        summary.files.push(path.clone());
-        if let Some((file, len)) = read::open_snapshot(&path)? {
-            snaps.push(Snap { path, file, len });
+/// Folds one group of ledger files: their records on `threads` threads,
+/// then their corrupt lines in file and line order.
+fn fold_group<F: ParallelFold>(
+    ctx: &ScanContext,
+    paths: &[PathBuf],
+    fold: &mut F,
+    threads: usize,
+    chunk: u64,
+    summary: &mut ScanSummary,
+) -> Result<(), LedgerError> {
+    // `Err`: refused (reported in its place among the corrupt lines).
+    let mut snaps: Vec<Result<Snap, CorruptLine>> = Vec::new();
+    for path in paths {
+        match read::open_snapshot(path)? {
+            Snapshot::Open(file, len) => snaps.push(Ok(Snap {
+                path: path.clone(),
+                file,
+                len,
+            })),
+            Snapshot::Gone => {}
+            Snapshot::Refused(c) => snaps.push(Err(c)),
         }
     }
     let mut ranges = Vec::new();
     for (i, s) in snaps.iter().enumerate() {
+        let Ok(s) = s else { continue };
         let mut start = 0;
         while start < s.len {
             let end = s.len.min(start.saturating_add(chunk));
@@ -164,7 +200,9 @@ fn fold_dir_in<F: ParallelFold>(
             }
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&range) = ranges.get(i) else { break };
-            let snap = &snaps[range.file];
+            let Some(Ok(snap)) = snaps.get(range.file) else {
+                continue;
+            };
             match fold_range(snap, range, fold, &mut buf, &mut records) {
                 Ok(out) => outs.push((i, out)),
                 Err(e) => {
@@ -206,36 +244,42 @@ fn fold_dir_in<F: ParallelFold>(
             outs[i] = Some(out);
         }
     }
-    summary.matched = summary.records;
 
     // Corrupt lines, in file and line order, numbered as one pass would.
     let mut bytes = Vec::new();
-    let mut file_lines = 0u64;
-    for (i, range) in ranges.iter().enumerate() {
-        if range.start == 0 {
-            file_lines = 0;
-        }
-        let out = outs[i].take().unwrap_or_default();
-        let snap = &snaps[range.file];
+    let mut ranges = ranges.iter().enumerate().peekable();
+    for (f, snap) in snaps.iter().enumerate() {
+        let snap = match snap {
+            Ok(snap) => snap,
+            Err(refused) => {
+                summary.corrupt += 1;
+                fold.corrupt(refused.clone());
+                continue;
+            }
+        };
         let name = read::file_name(&snap.path);
-        for noted in out.corrupt {
-            bytes.resize(noted.keep, 0);
-            read_exact(&snap.file, &mut bytes, noted.offset)
-                .map_err(|e| io_error(&snap.path, "read", e))?;
-            let line = file_lines + noted.line;
-            summary.corrupt += 1;
-            fold.corrupt(read::corrupt_line(
-                &snap.path,
-                &name,
-                &ctx.quarantine,
-                line,
-                &bytes,
-                noted.reason,
-            ));
+        let mut file_lines = 0u64;
+        while let Some((i, _)) = ranges.next_if(|(_, r)| r.file == f) {
+            let out = outs[i].take().unwrap_or_default();
+            for noted in out.corrupt {
+                bytes.resize(noted.keep, 0);
+                read_exact(&snap.file, &mut bytes, noted.offset)
+                    .map_err(|e| io_error(&snap.path, "read", e))?;
+                let line = file_lines + noted.line;
+                summary.corrupt += 1;
+                fold.corrupt(read::corrupt_line(
+                    &snap.path,
+                    &name,
+                    &ctx.quarantine,
+                    line,
+                    &bytes,
+                    noted.reason,
+                ));
+            }
+            file_lines += out.lines;
         }
-        file_lines += out.lines;
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// Folds the records of the lines that start in `range`.
@@ -476,13 +520,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every quarantine entry, as `<quarantine file>: <entry line>`.
     fn quarantined(dir: &Path) -> BTreeSet<String> {
-        std::fs::read_dir(dir.join("quarantine"))
-            .map(|rd| {
-                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Ok(rd) = std::fs::read_dir(dir.join("quarantine")) else {
+            return BTreeSet::new();
+        };
+        let mut out = BTreeSet::new();
+        for e in rd {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            for line in std::fs::read_to_string(e.path()).unwrap().lines() {
+                assert!(out.insert(format!("{name}: {line}")), "twice: {line}");
+            }
+        }
+        out
     }
 
     #[test]
@@ -545,11 +596,12 @@ pub(crate) mod tests {
         let qa = quarantined(&a);
         assert!(!qa.is_empty());
         assert_eq!(qa, quarantined(&b));
-        for name in &qa {
+        for e in std::fs::read_dir(a.join("quarantine")).unwrap() {
+            let name = e.unwrap().file_name();
             assert_eq!(
-                std::fs::read(a.join("quarantine").join(name)).unwrap(),
-                std::fs::read(b.join("quarantine").join(name)).unwrap(),
-                "{name}"
+                std::fs::read(a.join("quarantine").join(&name)).unwrap(),
+                std::fs::read(b.join("quarantine").join(&name)).unwrap(),
+                "{name:?}"
             );
         }
     }
@@ -665,14 +717,40 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_directory_named_like_a_ledger_is_an_error_that_names_it() {
+    fn a_directory_or_a_link_named_like_a_ledger_is_reported_and_skipped() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("costs_x.jsonl")).unwrap();
+        let r = CostRecord::new("y", "openai", "gpt-4o", Usage::new(1, 1));
+        let mut line = serde_json::to_vec(&r).unwrap();
+        line.push(b'\n');
+        std::fs::write(tmp.path().join("costs_y.jsonl"), &line).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(
+            tmp.path().join("costs_y.jsonl"),
+            tmp.path().join("costs_z.jsonl"),
+        )
+        .unwrap();
         let st = JsonlStorage::builder(tmp.path()).build().unwrap();
-        let err = st
-            .fold_blocking(&mut Collect::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("costs_x.jsonl"), "{err}");
+        for threads in [1, 3] {
+            let mut par = Collect::default();
+            let s = fold_dir_in(&st.scan_context(), &mut par, threads, 7).unwrap();
+            let mut seq = Collect::default();
+            let seq_s = st
+                .scan_blocking(&ScanFilter::default(), |item| match item {
+                    ScanItem::Record(r) => seq.record(&RecordRef::from(&r)),
+                    ScanItem::Corrupt(c) => seq.corrupt(c),
+                })
+                .unwrap();
+            assert_eq!(s, seq_s);
+            assert_eq!(par.corrupt, seq.corrupt);
+            assert_eq!(s.records, 1, "only the regular file is read");
+            let expected = if cfg!(unix) { 2 } else { 1 };
+            assert_eq!(par.corrupt.len(), expected, "{:?}", par.corrupt);
+            assert!(par.corrupt[0].source.ends_with("costs_x.jsonl"));
+            assert_eq!(par.corrupt[0].line, 0);
+            assert!(par.corrupt[0].reason.contains("is a directory"));
+            assert!(par.corrupt.iter().all(|c| c.quarantined_to.is_none()));
+        }
+        assert!(!tmp.path().join("quarantine").exists());
     }
 }

@@ -2,15 +2,16 @@
 //! parser, quarantine of corrupt lines, and the directory scan (team view).
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::files::{fnv1a64, io_error, LockGuard};
+use super::files::{io_error, LockGuard};
 use super::legacy;
+use super::safe_open;
 use super::{ScanSummary, LEGACY_FILE};
 use crate::ledger::{CorruptLine, CostRecord, LedgerError, RecordRef, ScanFilter, ScanItem};
 use crate::{Mode, Money, Usage};
@@ -21,43 +22,7 @@ pub(crate) const MAX_LINE: usize = 1 << 20;
 /// What the scan callback says: keep going or stop.
 pub(crate) type Sink<'a> = dyn FnMut(ScanItem) -> bool + 'a;
 
-/// Where corrupt lines are copied, once.
-#[derive(Debug, Clone)]
-pub(crate) struct Quarantine {
-    pub(crate) dir: Option<PathBuf>,
-}
-
-impl Quarantine {
-    /// Copies `bytes` (line `line` of `source_name`) to the quarantine
-    /// directory unless an identical copy is already there. The name holds
-    /// the source, the line number and a hash of the content, so a line is
-    /// copied once however often it is read, and `create_new` makes that
-    /// hold across processes too. Returns where the copy is.
-    pub(crate) fn keep(&self, source_name: &str, line: u64, bytes: &[u8]) -> Option<PathBuf> {
-        let dir = self.dir.as_ref()?;
-        let name = format!("{source_name}.line-{line}.{:016x}.bad", fnv1a64(0, bytes));
-        let path = dir.join(name);
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the ledger quarantine directory");
-            return None;
-        }
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut f) => match f.write_all(bytes) {
-                Ok(()) => Some(path),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot copy a corrupt ledger line to quarantine");
-                    let _ = std::fs::remove_file(&path);
-                    None
-                }
-            },
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Some(path),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot copy a corrupt ledger line to quarantine");
-                None
-            }
-        }
-    }
-}
+pub(crate) use super::quarantine::Quarantine;
 
 /// Splits a reader into lines of at most [`MAX_LINE`] bytes.
 pub(crate) struct Lines<R> {
@@ -272,6 +237,11 @@ pub(crate) fn parse_ts_bytes(b: &[u8]) -> Option<DateTime<Utc>> {
     Some(time.and_utc())
 }
 
+/// [`fast_parse`], for the differential fuzz checks.
+pub(crate) fn fast_parse_for_fuzz(line: &[u8]) -> Option<CostRecord> {
+    fast_parse(line)
+}
+
 fn fast_parse(line: &[u8]) -> Option<CostRecord> {
     let f: FastRecord<'_> = serde_json::from_slice(line).ok()?;
     let ts = parse_ts_fast(f.ts)?;
@@ -310,14 +280,23 @@ fn fast_parse(line: &[u8]) -> Option<CostRecord> {
 /// Parses one ledger line: the hand-written parser for the exact form this
 /// version writes, then a serde struct without `flatten` for the known
 /// fields in any order, then the full parse (keeping unknown fields).
+///
+/// Whichever parser reads it, a record's amounts are then checked (see
+/// [`super::amounts`]): out of range, the line is corrupt.
 pub(crate) fn parse_line(line: &[u8]) -> Result<CostRecord, String> {
     parse_line_of(line, "")
 }
 
 /// [`parse_line`] for a line of `file_user`'s file: a line of the earlier
 /// Python tool (no `id`/`v`, a dollar `cost`) is mapped, its user
-/// defaulting to the file's.
+/// defaulting to the file's. Amounts are checked whichever parser read it.
 pub(crate) fn parse_line_of(line: &[u8], file_user: &str) -> Result<CostRecord, String> {
+    let r = parse_any(line, file_user)?;
+    super::amounts::check(&r.usage, r.nano_usd, r.saved_nano_usd)?;
+    Ok(r)
+}
+
+fn parse_any(line: &[u8], file_user: &str) -> Result<CostRecord, String> {
     if let Some(r) = super::canonical::parse(line) {
         return Ok(r);
     }
@@ -391,7 +370,7 @@ pub(crate) fn scan_dir(
 ) -> Result<ScanSummary, LedgerError> {
     let mut summary = ScanSummary::default();
     let legacy_path = ctx.dir.join(LEGACY_FILE);
-    if legacy_path.is_file() || legacy_path.is_dir() {
+    if safe_open::exists_nofollow(&legacy_path) {
         summary.files.push(legacy_path.clone());
         let go_on = legacy::scan_legacy(
             &legacy_path,
@@ -414,23 +393,28 @@ pub(crate) fn scan_dir(
     Ok(summary)
 }
 
-/// Opens a ledger file and measures its length under a shared lock, so no
-/// append is half-seen. `None` if it was moved away (by a concurrent reset).
-pub(crate) fn open_snapshot(path: &Path) -> Result<Option<(File, u64)>, LedgerError> {
-    let file = match File::open(path) {
+/// A ledger file opened for a scan.
+pub(crate) enum Snapshot {
+    /// Open, with its length under a shared lock (no append half-seen).
+    Open(File, u64),
+    /// Moved away (by a concurrent reset): nothing to read.
+    Gone,
+    /// A symbolic link or not a regular file: never read, reported as this
+    /// corrupt entry (line 0: the whole file).
+    Refused(CorruptLine),
+}
+
+/// Opens a ledger file (never through a link, only a regular file) and
+/// measures its length under a shared lock.
+pub(crate) fn open_snapshot(path: &Path) -> Result<Snapshot, LedgerError> {
+    let file = match safe_open::read(path) {
         Ok(f) => f,
-        // Moved away by a concurrent reset: nothing to read.
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(path, "read", e)),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Snapshot::Gone),
+        Err(e) => match refused_entry(path, &e) {
+            Some(c) => return Ok(Snapshot::Refused(c)),
+            None => return Err(io_error(path, "read", e)),
+        },
     };
-    let meta = file.metadata().map_err(|e| io_error(path, "read", e))?;
-    if meta.is_dir() {
-        return Err(io_error(
-            path,
-            "read",
-            io::Error::new(ErrorKind::IsADirectory, "is a directory"),
-        ));
-    }
     let snapshot = {
         file.lock_shared().map_err(|e| io_error(path, "lock", e))?;
         let _guard = LockGuard(&file);
@@ -438,7 +422,21 @@ pub(crate) fn open_snapshot(path: &Path) -> Result<Option<(File, u64)>, LedgerEr
             .map_err(|e| io_error(path, "read", e))?
             .len()
     };
-    Ok(Some((file, snapshot)))
+    Ok(Snapshot::Open(file, snapshot))
+}
+
+/// The report of a file the scan refused to open (a link, a FIFO, a
+/// directory), or `None` if `e` is another error.
+pub(crate) fn refused_entry(path: &Path, e: &io::Error) -> Option<CorruptLine> {
+    let refused = safe_open::unsafe_file(e)?;
+    let c = CorruptLine {
+        source: path.display().to_string(),
+        line: 0,
+        reason: format!("skipped the whole file: {refused}"),
+        quarantined_to: None,
+    };
+    tracing::warn!(file = %c.source, reason = %c.reason, "skipped a ledger file");
+    Some(c)
 }
 
 /// A file's name, for quarantine copies.
@@ -474,7 +472,7 @@ pub(crate) fn file_user(path: &Path) -> String {
 pub(crate) fn classify(line: Line, buf: &[u8], file_user: &str) -> Outcome {
     match line {
         Line::Normal { complete } => {
-            if buf.iter().all(u8::is_ascii_whitespace) {
+            if buf.iter().all(super::amounts::is_json_ws) {
                 return Outcome::Blank;
             }
             match parse_line_of(buf, file_user) {
@@ -504,7 +502,7 @@ pub(crate) fn corrupt_line(
     let corrupt = CorruptLine {
         source: path.display().to_string(),
         line,
-        quarantined_to: quarantine.keep(name, line, bytes),
+        quarantined_to: quarantine.keep(name, line, bytes, &reason),
         reason,
     };
     tracing::warn!(
@@ -526,8 +524,13 @@ pub(crate) fn scan_file(
     summary: &mut ScanSummary,
     sink: &mut Sink<'_>,
 ) -> Result<bool, LedgerError> {
-    let Some((file, snapshot)) = open_snapshot(path)? else {
-        return Ok(true);
+    let (file, snapshot) = match open_snapshot(path)? {
+        Snapshot::Open(file, len) => (file, len),
+        Snapshot::Gone => return Ok(true),
+        Snapshot::Refused(c) => {
+            summary.corrupt += 1;
+            return Ok(sink(ScanItem::Corrupt(c)));
+        }
     };
     let name = file_name(path);
     let user = file_user(path);
