@@ -34,6 +34,8 @@ use crate::Money;
 
 mod jsonl;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 
 pub use jsonl::{
@@ -41,6 +43,10 @@ pub use jsonl::{
     ScanSummary, DEFAULT_DIR,
 };
 pub use memory::MemoryStorage;
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    ImportReport, PgError, PostgresStorage, PostgresStorageBuilder, DEFAULT_SCHEMA,
+};
 pub use record::{CostRecord, SCHEMA_VERSION};
 
 /// Which records a scan returns. Empty lists mean "any".
@@ -204,6 +210,19 @@ pub trait Storage: Send + Sync + Debug {
             }
         }
         Ok(agg)
+    }
+
+    /// Folds the dashboard's sums and group-bys into `pass` inside the
+    /// backend (SQL `GROUP BY`), if it can. `Ok(false)` (the default) means
+    /// it cannot, and the caller scans instead:
+    /// [`DashboardPass::fold_storage`](crate::report::DashboardPass::fold_storage)
+    /// does both.
+    async fn fold_dashboard(
+        &self,
+        pass: &mut crate::report::DashboardPass,
+    ) -> Result<bool, LedgerError> {
+        let _ = pass;
+        Ok(false)
     }
 
     /// Records that the alert `key` fired, with its JSON payload. Returns
