@@ -33,6 +33,10 @@ pub mod builder;
 pub mod cache;
 pub mod cost;
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis;
 pub mod retry;
 
 pub use self::builder::ServiceBuilderExt;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisError;

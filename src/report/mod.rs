@@ -50,6 +50,7 @@
 mod budgets;
 mod csv_export;
 mod dashboard;
+#[cfg(feature = "postgres")]
 mod group;
 mod pass;
 mod projection;
@@ -58,7 +59,7 @@ mod summary;
 pub use budgets::BudgetTally;
 pub use csv_export::{export_csv, neutralize_cell, CsvWriter, ExportStats, CSV_HEADER};
 pub use dashboard::{BudgetView, Dashboard, RenderOptions};
-#[allow(unused_imports)] // used by the SQL backends
+#[cfg(feature = "postgres")]
 pub(crate) use group::Group;
 pub use pass::DashboardPass;
 pub use projection::Projection;

@@ -5,7 +5,9 @@ use futures_util::StreamExt;
 
 use super::summary::Windows;
 use super::{BudgetTally, Dashboard, ReportError, Summary};
-use crate::budget::{Budget, Period};
+use crate::budget::Budget;
+#[cfg(feature = "postgres")]
+use crate::budget::Period;
 use crate::ledger::{CorruptLine, ParallelFold, RecordRef, ScanFilter, ScanItem, Storage};
 
 /// Folds a ledger scan into a [`Dashboard`]: the [`Summary`] counts the
@@ -110,21 +112,25 @@ impl DashboardPass {
     }
 
     /// The instant the pass is computed for.
+    #[cfg(feature = "postgres")]
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.summary.now
     }
 
     /// The filter the summary counts.
+    #[cfg(feature = "postgres")]
     pub(crate) fn filter(&self) -> &ScanFilter {
         &self.filter
     }
 
     /// Each budget's period, in budget order.
+    #[cfg(feature = "postgres")]
     pub(crate) fn periods(&self) -> Vec<Period> {
         self.tallies.iter().map(|t| t.period().clone()).collect()
     }
 
     /// The summary and the tallies, for a backend that folds groups.
+    #[cfg(feature = "postgres")]
     pub(crate) fn parts_mut(&mut self) -> (&mut Summary, &mut [BudgetTally]) {
         (&mut self.summary, &mut self.tallies)
     }
