@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 mod args;
 mod chat;
 mod cost;
+mod fleet;
 mod models;
 mod report;
 mod settings;
@@ -89,6 +90,10 @@ enum Command {
     Models(models::ModelsArgs),
     /// One call through the full stack: prints the answer and its exact cost, and records it.
     Chat(chat::ChatArgs),
+    /// Create or upgrade the PostgreSQL ledger's schema (--database-url).
+    Migrate(fleet::MigrateArgs),
+    /// Copy a JSONL ledger directory into PostgreSQL (idempotent: run it again safely).
+    Import(fleet::ImportArgs),
 }
 
 /// A command's failure: a usage error (exit 2) or a runtime failure (exit 1).
@@ -127,6 +132,8 @@ fn main() -> ExitCode {
         Some(Command::Cost(args)) => return cost::run(args),
         Some(Command::Models(args)) => return models::run(args),
         Some(Command::Chat(args)) => return finish(chat::run(args)),
+        Some(Command::Migrate(args)) => return finish(fleet::migrate(args)),
+        Some(Command::Import(args)) => return finish(fleet::import(args)),
         Some(Command::Dashboard(args)) => Action::Report {
             args,
             dashboard: true,

@@ -4,13 +4,13 @@ use std::fs::File;
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
 
-use costlayer::ledger::{ResetScope, ScanFilter, Storage};
+use costlayer::ledger::{ResetScope, ScanFilter, ScanItem, Storage};
 use costlayer::report::{
     CsvWriter, Dashboard, DashboardPass, ExportStats, RenderOptions, ReportError,
 };
 
 use crate::settings::Settings;
-use crate::{store, CliError};
+use crate::{fleet, store, CliError};
 
 /// How wide and colourful the terminal is: colours only on a TTY and never
 /// with `NO_COLOR` set (or `TERM=dumb`); the width from `COLUMNS`, then the
@@ -50,16 +50,20 @@ fn data_label(s: &Settings) -> String {
 /// (on every core): the summary counts the records the flags select, each
 /// budget its whole scope (as the tracker does when it enforces it).
 pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
-    let storage = store::open(&s.data_dir, &s.user)?;
     let mut pass = DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone());
-    storage.fold_blocking(&mut pass)?;
+    let label = if s.database_url.is_some() {
+        fleet::fold_blocking(s, &mut pass)?
+    } else {
+        store::open(&s.data_dir, &s.user)?.fold_blocking(&mut pass)?;
+        data_label(s)
+    };
     let scope = if s.team {
         "team: every user".to_owned()
     } else {
         format!("user {}", s.user)
     };
     let dash = pass
-        .finish(data_label(s))
+        .finish(label)
         .scope(scope)
         .recipients(s.recipients.iter().cloned());
     Ok(dash)
@@ -91,16 +95,20 @@ fn write_stdout(s: &str) -> Result<(), CliError> {
 
 /// Streams every matching record to `out` as CSV.
 fn export_to<W: Write>(s: &Settings, out: W) -> Result<ExportStats, CliError> {
-    let storage = store::open(&s.data_dir, &s.user)?;
     let mut w = CsvWriter::new(out)?;
     let mut failed: Option<ReportError> = None;
-    storage.scan_blocking(&s.filter, |item| {
+    let sink = |item: ScanItem| {
         if failed.is_none() {
             if let Err(e) = w.push(&item) {
                 failed = Some(e);
             }
         }
-    })?;
+    };
+    if s.database_url.is_some() {
+        fleet::scan_blocking(s, sink)?;
+    } else {
+        store::open(&s.data_dir, &s.user)?.scan_blocking(&s.filter, sink)?;
+    }
     if let Some(e) = failed {
         return Err(e.into());
     }
@@ -175,7 +183,10 @@ pub(crate) async fn reset(
             "--reset archives whole ledgers: --since, --until, --provider and --model do not apply to it".into(),
         ));
     }
-    let storage = store::open(&s.data_dir, &s.user)?;
+    let storage: Box<dyn Storage> = match fleet::open(s).await? {
+        Some(pg) => pg,
+        None => Box::new(store::open(&s.data_dir, &s.user)?),
+    };
     let who = if s.team {
         "every user".to_owned()
     } else {

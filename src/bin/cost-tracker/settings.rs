@@ -24,6 +24,10 @@ pub(crate) struct Settings {
     pub(crate) budgets: Vec<Budget>,
     pub(crate) recipients: Vec<String>,
     pub(crate) now: DateTime<Utc>,
+    /// The shared PostgreSQL ledger, if one is configured (a secret).
+    pub(crate) database_url: Option<String>,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) database_schema: Option<String>,
 }
 
 /// The clock: `COSTLAYER_NOW` (RFC 3339) when set, a testing aid for
@@ -53,6 +57,16 @@ pub(crate) fn config(args: &ConfigArgs) -> Result<Config, CliError> {
     }
     if let Some(t) = args.total_budget {
         config.total_budget = t.0;
+    }
+    if let Some(url) = &args.database_url {
+        config
+            .apply_env(|k| (k == "COSTLAYER_DATABASE_URL").then(|| url.clone()))
+            .map_err(|e| {
+                CliError::Usage(
+                    e.to_string()
+                        .replace("COSTLAYER_DATABASE_URL", "--database-url"),
+                )
+            })?;
     }
     Ok(config)
 }
@@ -95,5 +109,7 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
         budgets,
         recipients: config.alert_emails.clone(),
         now: now()?,
+        database_url: config.database_url.as_ref().map(|u| u.expose().to_owned()),
+        database_schema: config.database_schema.clone(),
     })
 }
