@@ -20,7 +20,12 @@ use costlayer::{ChatRequest, Message, Money, Usage};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn record(i: u64) -> CostRecord {
-    let models = ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash", "gpt-4o"];
+    let models = [
+        "gpt-4o-mini",
+        "claude-haiku-4-5",
+        "gemini-2.5-flash",
+        "gpt-4o",
+    ];
     let providers = ["openai", "anthropic", "gemini", "openai"];
     let k = (i % 4) as usize;
     let mut r = CostRecord::new(
@@ -57,7 +62,9 @@ fn benches(c: &mut Criterion) {
         .expect("runtime");
     match std::env::var("COSTLAYER_TEST_DATABASE_URL") {
         Ok(url) => postgres(c, &rt, &url),
-        Err(_) => eprintln!("*** SKIPPED the PostgreSQL benches: COSTLAYER_TEST_DATABASE_URL is not set ***"),
+        Err(_) => eprintln!(
+            "*** SKIPPED the PostgreSQL benches: COSTLAYER_TEST_DATABASE_URL is not set ***"
+        ),
     }
     match std::env::var("COSTLAYER_TEST_REDIS_URL") {
         Ok(url) => redis(c, &rt, &url),
@@ -133,14 +140,19 @@ fn postgres(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
 
 fn redis(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
     let nz = |n| NonZeroU32::new(n).expect("non-zero");
-    let buckets = RedisBuckets::builder(url).prefix(unique("rl")).build().expect("redis");
+    let buckets = RedisBuckets::builder(url)
+        .prefix(unique("rl"))
+        .build()
+        .expect("redis");
     let limiter = rt.block_on(async {
         RateLimitLayer::new(Quota::per_minute(nz(u32::MAX / 2), nz(u32::MAX / 2)))
             .fail_fast()
             .shared(buckets, OnUnreachable::FailClosed)
             .limiter()
     });
-    let req = ChatRequest::new("gpt-4o-mini").message(Message::user("hi")).max_tokens(100);
+    let req = ChatRequest::new("gpt-4o-mini")
+        .message(Message::user("hi"))
+        .max_tokens(100);
     c.bench_function("redis_limiter_check", |b| {
         b.to_async(rt).iter(|| {
             let (limiter, req) = (limiter.clone(), req.clone());

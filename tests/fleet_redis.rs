@@ -311,3 +311,30 @@ async fn unreachable_cache_fails_open_or_closed_as_configured() {
     assert!(matches!(e, Error::Connection { .. }), "{e}");
     assert_eq!(provider.calls(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stacks_from_a_config_with_a_redis_url_share_the_cache() {
+    let Some(url) = servers::redis_url("stack_from_config") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = costlayer::config::Config::default();
+    config.data_dir = tmp.path().to_owned();
+    config.user = "alice".into();
+    config.redis_url = Some(costlayer::config::Secret::new(format!("{url}")));
+    // A fresh question, so no earlier run's entry answers it.
+    let q = ChatRequest::new("gpt-4o-mini").message(Message::user(servers::unique("q", "stack")));
+    let provider = SimulatedProvider::new();
+    let a = costlayer::layer::builder::StackBuilder::from_config(&config)
+        .unwrap()
+        .build(provider.clone());
+    let b = costlayer::layer::builder::StackBuilder::from_config(&config)
+        .unwrap()
+        .build(provider.clone());
+    assert!(!a.oneshot(q.clone()).await.unwrap().cached);
+    assert!(
+        b.oneshot(q).await.unwrap().cached,
+        "the second stack is answered from Redis"
+    );
+    assert_eq!(provider.calls(), 1);
+}

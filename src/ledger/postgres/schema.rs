@@ -14,10 +14,11 @@ struct Migration {
 }
 
 /// Every migration, in order. Never edit a released one: add a new version.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "records, alerts and their archives",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "records, alerts and their archives",
+        sql: r#"
 CREATE TABLE {s}.records (
     id text PRIMARY KEY,
     ts timestamptz NOT NULL,
@@ -69,10 +70,40 @@ CREATE TABLE {s}.alerts_archive (
     LIKE {s}.alerts
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "budget book: lines, holds, settled records",
+        sql: r#"
+CREATE TABLE {s}.book_lines (
+    key text PRIMARY KEY,
+    budget text NOT NULL,
+    period text NOT NULL,
+    scope text NOT NULL,
+    span_start timestamptz,
+    span_end timestamptz,
+    settled bigint NOT NULL DEFAULT 0,
+    held bigint NOT NULL DEFAULT 0,
+    first_spend timestamptz
+);
+CREATE TABLE {s}.book_holds (
+    id text PRIMARY KEY,
+    keys text[] NOT NULL,
+    amount bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX book_holds_expiry ON {s}.book_holds (expires_at);
+CREATE TABLE {s}.book_settled (
+    record_id text NOT NULL,
+    key text NOT NULL,
+    PRIMARY KEY (record_id, key)
+);
+"#,
+    },
+];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i32 = 1;
+pub(crate) const LATEST: i32 = 2;
 
 /// Creates the schema and applies every missing migration, in one
 /// transaction holding a transaction-scoped advisory lock keyed by the
