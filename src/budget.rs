@@ -57,7 +57,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use chrono_tz::Tz;
 
 use crate::ledger::{CostRecord, ScanFilter};
-use crate::pricing::normalize_model_id;
 use crate::Money;
 
 /// Everything that can be wrong with a budget or its textual form.
@@ -589,8 +588,8 @@ impl Scope {
             Scope::All => true,
             Scope::User(u) => u == user,
             Scope::Team(t) => team == Some(t.as_str()),
-            Scope::Provider(p) => p.eq_ignore_ascii_case(provider),
-            Scope::Model(m) => normalize_model_id(m) == normalize_model_id(model),
+            Scope::Provider(p) => crate::pricing::same_provider(p, provider),
+            Scope::Model(m) => crate::pricing::same_model(m, model),
         }
     }
 

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Money;
 
-mod jsonl;
+pub(crate) mod jsonl;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -58,9 +58,9 @@ pub struct ScanFilter {
     pub until: Option<DateTime<Utc>>,
     /// Only these users.
     pub users: Vec<String>,
-    /// Only these providers.
+    /// Only these providers (case-insensitive).
     pub providers: Vec<String>,
-    /// Only these (canonical) models.
+    /// Only these models ([`same_model`](crate::pricing::same_model): aliases' spellings and dated ids count).
     pub models: Vec<String>,
     /// Only this team.
     pub team: Option<String>,
@@ -72,8 +72,16 @@ impl ScanFilter {
         self.since.is_none_or(|s| r.ts >= s)
             && self.until.is_none_or(|u| r.ts < u)
             && (self.users.is_empty() || self.users.contains(&r.user))
-            && (self.providers.is_empty() || self.providers.contains(&r.provider))
-            && (self.models.is_empty() || self.models.contains(&r.model))
+            && (self.providers.is_empty()
+                || self
+                    .providers
+                    .iter()
+                    .any(|p| crate::pricing::same_provider(p, &r.provider)))
+            && (self.models.is_empty()
+                || self
+                    .models
+                    .iter()
+                    .any(|m| crate::pricing::same_model(m, &r.model)))
             && self
                 .team
                 .as_ref()

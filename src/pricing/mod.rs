@@ -108,4 +108,4 @@ mod table;
 
 pub use error::PricingError;
 pub use model::{BatchPricing, ModelPrice, Rates, Tier};
-pub use table::{normalize_model_id, Cost, PriceTable};
+pub use table::{normalize_model_id, same_model, same_provider, Cost, PriceTable};

@@ -90,6 +90,36 @@ pub fn normalize_model_id(id: &str) -> String {
     id.replace(['.', '@'], "-")
 }
 
+/// Whether two model ids name the same model: the one identity budget
+/// scopes, ledger filters (the dashboard's too) and enforcement share. Equal
+/// after [`normalize_model_id`] (case, `models/` and routing prefixes, `.`
+/// for `-`), or one is the other with a version suffix (a dated id).
+///
+/// ```
+/// use costlayer::pricing::same_model;
+/// assert!(same_model("claude-sonnet-4.5", "claude-sonnet-4-5-20250929"));
+/// assert!(same_model("GPT-4o", "gpt-4o-2024-08-06"));
+/// assert!(!same_model("gpt-4o", "gpt-4o-mini"));
+/// ```
+pub fn same_model(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let (a, b) = (normalize_model_id(a), normalize_model_id(b));
+    let dated = |long: &str, short: &str| {
+        long.strip_prefix(short)
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(is_version_suffix)
+    };
+    a == b || dated(&a, &b) || dated(&b, &a)
+}
+
+/// Whether two provider names are the same provider (case and surrounding
+/// blanks aside): `OpenAI` is `openai`.
+pub fn same_provider(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
 impl PriceTable {
     /// An empty table with a version label (a date or a name).
     pub fn empty(version: impl Into<String>) -> Self {

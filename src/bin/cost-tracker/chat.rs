@@ -228,7 +228,9 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
         &ledger_dir,
         &config.user,
     )?)));
-    let tracker = tracker(&config, capture.clone())?;
+    let mut tracker_config = config.clone();
+    tracker_config.data_dir = ledger_dir.clone();
+    let tracker = tracker(&tracker_config, capture.clone(), args.provider)?;
 
     let mut stack = StackBuilder::new(tracker.clone());
     let quota = match (args.rpm, args.tpm) {
@@ -312,7 +314,11 @@ fn read_prompt(arg: &str) -> Result<String, CliError> {
 /// The tracker [`CostTracker::from_config`] would build, with two changes:
 /// the ledger is wrapped in [`Capture`], and alerts print on standard error
 /// (standard output is the answer, or the JSON object).
-fn tracker(config: &Config, storage: Arc<Capture>) -> Result<CostTracker, CliError> {
+fn tracker(
+    config: &Config,
+    storage: Arc<Capture>,
+    provider: ProviderName,
+) -> Result<CostTracker, CliError> {
     let mut quiet = config.clone();
     quiet.stdout_alerts = StdoutAlerts::Off;
     let prices = match &config.prices {
@@ -324,7 +330,16 @@ fn tracker(config: &Config, storage: Arc<Capture>) -> Result<CostTracker, CliErr
     let mut builder = CostTracker::builder_from_config(&quiet)
         .map_err(|e| CliError::Usage(e.to_string()))?
         .storage(storage)
+        // Hard limits shared with every process using the data directory.
+        .book(Arc::new(
+            costlayer::tracker::book::JsonlDirBook::open(&config.data_dir)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        ))
         .prices(prices);
+    if provider == ProviderName::Simulated {
+        // Reserved and recorded under one provider name.
+        builder = builder.provider(provider.as_str());
+    }
     let format = match config.stdout_alerts {
         StdoutAlerts::Human => Some(StdoutFormat::Human),
         StdoutAlerts::Json => Some(StdoutFormat::Json),

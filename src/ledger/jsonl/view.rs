@@ -94,8 +94,16 @@ impl ScanFilter {
         self.since.is_none_or(|s| r.ts >= s)
             && self.until.is_none_or(|u| r.ts < u)
             && (self.users.is_empty() || self.users.iter().any(|u| u == r.user))
-            && (self.providers.is_empty() || self.providers.iter().any(|p| p == r.provider))
-            && (self.models.is_empty() || self.models.iter().any(|m| m == r.model))
+            && (self.providers.is_empty()
+                || self
+                    .providers
+                    .iter()
+                    .any(|p| crate::pricing::same_provider(p, r.provider)))
+            && (self.models.is_empty()
+                || self
+                    .models
+                    .iter()
+                    .any(|m| crate::pricing::same_model(m, r.model)))
             && self
                 .team
                 .as_ref()
