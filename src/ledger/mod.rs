@@ -45,7 +45,8 @@ pub use jsonl::{
 pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    ImportReport, PgError, PostgresStorage, PostgresStorageBuilder, DEFAULT_SCHEMA,
+    ImportReport, PgError, PostgresBudgetBook, PostgresStorage, PostgresStorageBuilder,
+    DEFAULT_SCHEMA,
 };
 pub use record::{CostRecord, SCHEMA_VERSION};
 

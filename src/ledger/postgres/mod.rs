@@ -19,8 +19,11 @@ use super::{
 use crate::report::{DashboardPass, Group};
 use crate::{Mode, Money, Usage};
 
+mod book;
 mod rows;
 mod schema;
+
+pub use book::PostgresBudgetBook;
 
 use rows::{columns, decode, filter_sql, Params, COLUMNS, UNNEST_TYPES};
 
