@@ -1101,6 +1101,7 @@ window = "rolling:7d"
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn storage_urls_come_from_the_file_or_the_environment_and_stay_secret() {
         let mut c = Config::default();
         c.apply_file(

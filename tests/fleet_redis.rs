@@ -321,7 +321,7 @@ async fn stacks_from_a_config_with_a_redis_url_share_the_cache() {
     let mut config = costlayer::config::Config::default();
     config.data_dir = tmp.path().to_owned();
     config.user = "alice".into();
-    config.redis_url = Some(costlayer::config::Secret::new(format!("{url}")));
+    config.redis_url = Some(costlayer::config::Secret::new(url.clone()));
     // A fresh question, so no earlier run's entry answers it.
     let q = ChatRequest::new("gpt-4o-mini").message(Message::user(servers::unique("q", "stack")));
     let provider = SimulatedProvider::new();
