@@ -36,6 +36,9 @@
 //! | `COSTLAYER_SMTP_PASSWORD` | SMTP password (never printed) | none |
 //! | `COSTLAYER_WEBHOOK_URL` | alert webhook (never printed beyond its host) | none |
 //! | `COSTLAYER_PRICES` | user price file, merged over the embedded prices | none |
+//! | `COSTLAYER_DATABASE_URL` | a shared PostgreSQL ledger, `postgres://...` (never printed) | none: the JSONL ledger in `data_dir` |
+//! | `COSTLAYER_DATABASE_SCHEMA` | the PostgreSQL schema holding the tables | `costlayer` |
+//! | `COSTLAYER_REDIS_URL` | Redis for fleet-wide rate limits and cache, `redis://...` (never printed) | none |
 //!
 //! # The file
 //!
@@ -44,6 +47,8 @@
 //! user = "alice"
 //! team = "ml"
 //! prices = "my-prices.toml"
+//! storage = "postgres://costlayer@db.internal/costs"  # a shared ledger; default: JSONL in data_dir
+//! redis_url = "redis://cache.internal:6379/"          # fleet-wide rate limits and cache
 //!
 //! [budget]
 //! monthly = "200"              # USD; a string, an integer or a float; "none" disables
@@ -279,6 +284,16 @@ pub struct Config {
     pub webhook_slack: bool,
     /// How alerts print on standard output.
     pub stdout_alerts: StdoutAlerts,
+    /// A shared PostgreSQL ledger (`storage = "postgres://..."`,
+    /// `COSTLAYER_DATABASE_URL`); `None` for the JSONL ledger in `data_dir`.
+    /// A secret: the URL may hold a password.
+    pub database_url: Option<Secret>,
+    /// The PostgreSQL schema (`database_schema`, `COSTLAYER_DATABASE_SCHEMA`);
+    /// `None` for `costlayer`.
+    pub database_schema: Option<String>,
+    /// Redis for fleet-wide rate limits and cache (`redis_url`,
+    /// `COSTLAYER_REDIS_URL`). A secret.
+    pub redis_url: Option<Secret>,
 }
 
 impl Default for Config {
@@ -305,6 +320,9 @@ impl Default for Config {
             webhook_url: None,
             webhook_slack: false,
             stdout_alerts: StdoutAlerts::Human,
+            database_url: None,
+            database_schema: None,
+            redis_url: None,
         }
     }
 }
@@ -377,6 +395,23 @@ impl From<ConfigError> for crate::Error {
     }
 }
 
+/// `storage`: `jsonl` (the ledger in `data_dir`) or a PostgreSQL URL.
+fn storage_value(key: &str, v: &str) -> Result<Option<Secret>, ConfigError> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("jsonl") {
+        return Ok(None);
+    }
+    if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+        return Ok(Some(Secret::new(v)));
+    }
+    // Not echoed: a mistyped URL may still hold a password.
+    Err(ConfigError::invalid(
+        key,
+        "(not shown)",
+        "`jsonl` or a PostgreSQL URL such as postgres://USER@HOST:5432/DATABASE",
+    ))
+}
+
 // ---- the file's shape ------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize)]
@@ -387,6 +422,9 @@ struct FileConfig {
     user: Option<String>,
     team: Option<String>,
     prices: Option<PathBuf>,
+    storage: Option<String>,
+    database_schema: Option<String>,
+    redis_url: Option<String>,
     budget: Option<FileBudgets>,
     alerts: Option<FileAlerts>,
     smtp: Option<FileSmtp>,
@@ -600,6 +638,15 @@ impl Config {
         if let Some(p) = f.prices {
             self.prices = Some(rel(p));
         }
+        if let Some(v) = f.storage {
+            self.database_url = storage_value("storage", &v)?;
+        }
+        if let Some(v) = f.database_schema {
+            self.database_schema = Some(v);
+        }
+        if let Some(v) = f.redis_url {
+            self.redis_url = Some(Secret::new(v));
+        }
         if let Some(b) = f.budget {
             if let Some(v) = &b.monthly {
                 self.monthly_budget = money_value("budget.monthly", v)?;
@@ -701,6 +748,15 @@ impl Config {
         }
         if let Some(v) = get("COSTLAYER_PRICES") {
             self.prices = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("COSTLAYER_DATABASE_URL") {
+            self.database_url = storage_value("COSTLAYER_DATABASE_URL", &v)?;
+        }
+        if let Some(v) = get("COSTLAYER_DATABASE_SCHEMA") {
+            self.database_schema = Some(v);
+        }
+        if let Some(v) = get("COSTLAYER_REDIS_URL") {
+            self.redis_url = Some(Secret::new(v));
         }
         if let Some(v) = get("COSTLAYER_MONTHLY_BUDGET") {
             self.monthly_budget = money_str("COSTLAYER_MONTHLY_BUDGET", &v)?;
@@ -1065,5 +1121,36 @@ window = "rolling:7d"
         assert_eq!(c.monthly_budget, Money::from_usd(200));
         assert_eq!(c.total_budget, Money::from_usd(1000));
         assert!(!c.user.is_empty());
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn storage_urls_come_from_the_file_or_the_environment_and_stay_secret() {
+        let mut c = Config::default();
+        c.apply_file(
+            Path::new("/etc/costlayer.toml"),
+            "storage = \"postgres://app:hunter2@db:5432/costs\"\nredis_url = \"redis://r:6379/\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.database_url.as_ref().map(Secret::expose),
+            Some("postgres://app:hunter2@db:5432/costs")
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        c.apply_env(env(&[
+            ("COSTLAYER_DATABASE_URL", "jsonl"),
+            ("COSTLAYER_DATABASE_SCHEMA", "prod"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database_url, None);
+        assert_eq!(c.database_schema.as_deref(), Some("prod"));
+        let e = c
+            .apply_env(env(&[("COSTLAYER_DATABASE_URL", "mysql://u:hunter2@h/d")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("COSTLAYER_DATABASE_URL") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 }

@@ -687,7 +687,10 @@ async fn send_with_retry(
     let mut delay = retry.backoff;
     for attempt in 1..=retry.attempts.max(1) {
         match sink.send(alert).await {
-            Ok(()) => return (attempt, Ok(())),
+            Ok(()) => {
+                crate::metrics::alert_delivery(sink.name(), true);
+                return (attempt, Ok(()));
+            }
             Err(e) if attempt < retry.attempts => {
                 let error = redact_secrets(&e.to_string());
                 tracing::warn!(sink = name, key = %alert.key, attempt, error = %error, "alert delivery failed; retrying");
@@ -697,6 +700,7 @@ async fn send_with_retry(
             Err(e) => {
                 let error = redact_secrets(&e.to_string());
                 tracing::error!(sink = name, key = %alert.key, attempts = attempt, error = %error, "alert delivery failed; it stays in the outbox and is retried by the next process");
+                crate::metrics::alert_delivery(sink.name(), false);
                 record_failure(shared, sink.name(), alert, &error, attempt).await;
                 return (attempt, Err(error));
             }

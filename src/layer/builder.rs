@@ -114,8 +114,21 @@ impl StackBuilder {
     /// # Errors
     ///
     /// The tracker's configuration errors (see [`CostTracker::from_config`]).
+    ///
+    /// With feature `redis` and [`Config::redis_url`] set
+    /// (`COSTLAYER_REDIS_URL`), the response cache is a shared
+    /// [`RedisCache`](crate::layer::cache::RedisCache) (failing open)
+    /// instead of the in-process one.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
-        Ok(Self::new(CostTracker::from_config(config)?))
+        let stack = Self::new(CostTracker::from_config(config)?);
+        #[cfg(feature = "redis")]
+        if let Some(url) = &config.redis_url {
+            let cache = crate::layer::cache::RedisCache::builder(url.expose())
+                .build()
+                .map_err(|e| Error::config(format!("COSTLAYER_REDIS_URL / redis_url: {e}")))?;
+            return Ok(stack.cache(CacheLayer::new(cache)));
+        }
+        Ok(stack)
     }
 
     /// The response cache. Defaults to [`CacheLayer::default`] (in process,

@@ -45,9 +45,13 @@ pub mod cost;
 #[cfg(feature = "rate-limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub mod retry;
 
 #[cfg(feature = "stack")]
 pub use self::builder::ServiceBuilderExt;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisError;

@@ -42,6 +42,8 @@ pub(crate) use jsonl::safe_open;
 #[doc(hidden)]
 pub use jsonl::fuzz as __fuzz;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 mod spool;
 
@@ -50,6 +52,11 @@ pub use jsonl::{
     ScanSummary, DEFAULT_DIR, DEFAULT_LEGACY_USER,
 };
 pub use memory::MemoryStorage;
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    ImportReport, PgError, PostgresBudgetBook, PostgresStorage, PostgresStorageBuilder,
+    DEFAULT_SCHEMA,
+};
 pub use record::{CostRecord, SCHEMA_VERSION};
 pub(crate) use spool::SpooledLedger;
 pub use spool::{Spool, SpoolLocation};
@@ -223,6 +230,19 @@ pub trait Storage: Send + Sync + Debug {
             }
         }
         Ok(agg)
+    }
+
+    /// Folds the dashboard's sums and group-bys into `pass` inside the
+    /// backend (SQL `GROUP BY`), if it can. `Ok(false)` (the default) means
+    /// it cannot, and the caller scans instead:
+    /// [`DashboardPass::fold_storage`](crate::report::DashboardPass::fold_storage)
+    /// does both.
+    async fn fold_dashboard(
+        &self,
+        pass: &mut crate::report::DashboardPass,
+    ) -> Result<bool, LedgerError> {
+        let _ = pass;
+        Ok(false)
     }
 
     /// Records that the alert `key` fired, with its JSON payload. Returns

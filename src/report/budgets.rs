@@ -81,6 +81,19 @@ impl BudgetTally {
         self.spent += other.spent;
     }
 
+    /// Counts spend already known to be in the budget's period and scope
+    /// (a backend's pushed-down sum).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn add_spent(&mut self, amount: Money) {
+        self.spent += amount;
+    }
+
+    /// The period the budget is tallied over.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn period(&self) -> &Period {
+        &self.period
+    }
+
     /// The spend so far.
     pub fn spent(&self) -> Money {
         self.spent

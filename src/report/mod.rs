@@ -50,6 +50,8 @@
 mod budgets;
 mod csv_export;
 mod dashboard;
+#[cfg(feature = "postgres")]
+mod group;
 mod pass;
 mod projection;
 mod summary;
@@ -58,6 +60,8 @@ mod terminal;
 pub use budgets::BudgetTally;
 pub use csv_export::{export_csv, neutralize_cell, CsvWriter, ExportStats, CSV_HEADER};
 pub use dashboard::{BudgetView, Dashboard, RenderOptions};
+#[cfg(feature = "postgres")]
+pub(crate) use group::Group;
 pub use pass::DashboardPass;
 pub use projection::Projection;
 pub use summary::{Bucket, Summary};

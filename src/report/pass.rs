@@ -1,12 +1,15 @@
 //! One pass over the ledger that feeds the summary and every budget.
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 
 use super::summary::Windows;
-use super::{BudgetTally, Dashboard, Summary};
+use super::{BudgetTally, Dashboard, ReportError, Summary};
 use crate::budget::Budget;
+#[cfg(feature = "postgres")]
+use crate::budget::Period;
 use crate::calendar::Calendar;
-use crate::ledger::{CorruptLine, ParallelFold, RecordRef, ScanFilter, ScanItem};
+use crate::ledger::{CorruptLine, ParallelFold, RecordRef, ScanFilter, ScanItem, Storage};
 
 /// Folds a ledger scan into a [`Dashboard`]: the [`Summary`] counts the
 /// records `filter` selects; each budget counts its whole scope, as the
@@ -97,6 +100,51 @@ impl DashboardPass {
         for (mine, theirs) in self.tallies.iter_mut().zip(other.tallies) {
             mine.merge(theirs);
         }
+    }
+
+    /// Folds `storage` into the pass: in the backend when it can
+    /// ([`Storage::fold_dashboard`], SQL group-bys), else by scanning the
+    /// whole ledger and pushing every item. The result is the same.
+    ///
+    /// # Errors
+    ///
+    /// [`ReportError::Ledger`] if the ledger cannot be read.
+    pub async fn fold_storage<S: Storage + ?Sized>(
+        &mut self,
+        storage: &S,
+    ) -> Result<(), ReportError> {
+        if storage.fold_dashboard(self).await? {
+            return Ok(());
+        }
+        let mut stream = storage.scan(&ScanFilter::default()).await?;
+        while let Some(item) = stream.next().await {
+            self.push(&item?);
+        }
+        Ok(())
+    }
+
+    /// The instant the pass is computed for.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.summary.now
+    }
+
+    /// The filter the summary counts.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn filter(&self) -> &ScanFilter {
+        &self.filter
+    }
+
+    /// Each budget's period, in budget order.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn periods(&self) -> Vec<Period> {
+        self.tallies.iter().map(|t| t.period().clone()).collect()
+    }
+
+    /// The summary and the tallies, for a backend that folds groups.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn parts_mut(&mut self) -> (&mut Summary, &mut [BudgetTally]) {
+        (&mut self.summary, &mut self.tallies)
     }
 
     /// The dashboard, labelled with where the ledger was read from.

@@ -29,6 +29,10 @@ pub(crate) struct ConfigArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub(crate) start_date: Option<NaiveDate>,
 
+    /// A shared PostgreSQL ledger, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, instead of the JSONL files in --data-dir. [default: $COSTLAYER_DATABASE_URL, or the config file's storage]
+    #[arg(long, value_name = "URL")]
+    pub(crate) database_url: Option<String>,
+
     /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,

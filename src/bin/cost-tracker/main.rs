@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 mod args;
 mod chat;
 mod cost;
+mod fleet;
 mod models;
 mod report;
 mod reprice;
@@ -93,6 +94,10 @@ enum Command {
     Chat(chat::ChatArgs),
     /// What the ledger would cost under another price file, per model and month, next to what was recorded.
     Reprice(reprice::RepriceArgs),
+    /// Create or upgrade the PostgreSQL ledger's schema (--database-url).
+    Migrate(fleet::MigrateArgs),
+    /// Copy a JSONL ledger directory into PostgreSQL (idempotent: run it again safely).
+    Import(fleet::ImportArgs),
 }
 
 /// A command's failure: a usage error (exit 2) or a runtime failure (exit 1).
@@ -149,6 +154,8 @@ fn main() -> ExitCode {
         Some(Command::Models(args)) => return models::run(args),
         Some(Command::Chat(args)) => return finish(chat::run(args)),
         Some(Command::Reprice(args)) => return reprice::run(args),
+        Some(Command::Migrate(args)) => return finish(fleet::migrate(args)),
+        Some(Command::Import(args)) => return finish(fleet::import(args)),
         Some(Command::Dashboard(args)) => Action::Report {
             args: args.into(),
             dashboard: true,

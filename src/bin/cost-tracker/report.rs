@@ -6,13 +6,13 @@ use std::path::Path;
 
 use std::collections::BTreeMap;
 
-use costlayer::ledger::{JsonlStorage, ResetScope, ScanFilter, Storage};
+use costlayer::ledger::{JsonlStorage, ResetScope, ScanFilter, ScanItem, Storage};
 use costlayer::report::{
     Bucket, CsvWriter, Dashboard, DashboardPass, ExportStats, RenderOptions, ReportError, Summary,
 };
 
 use crate::settings::Settings;
-use crate::{store, CliError};
+use crate::{fleet, store, CliError};
 
 /// How wide and colourful the terminal is: colours only on a TTY and never
 /// with `NO_COLOR` set (or `TERM=dumb`); the width from `COLUMNS`, then the
@@ -43,9 +43,23 @@ pub(crate) fn render_options(verbose: bool) -> RenderOptions {
 /// (on every core): the summary counts the records the flags select, each
 /// budget its whole scope (as the tracker does when it enforces it).
 pub(crate) fn build_dashboard(s: &Settings) -> Result<Dashboard, CliError> {
-    let storage = store::open(&s.data_dir, &s.user)?;
     let mut pass =
         DashboardPass::new(s.now, s.budgets.iter().cloned(), s.filter.clone()).calendar(s.calendar);
+    if s.database_url.is_some() {
+        // The shared PostgreSQL ledger: sums pushed down into SQL.
+        let label = fleet::fold_blocking(s, &mut pass)?;
+        let scope = if s.team {
+            "team: every user".to_owned()
+        } else {
+            format!("user {}", s.user)
+        };
+        return Ok(pass
+            .finish(label)
+            .scope(scope)
+            .recipients(s.recipients.iter().cloned())
+            .reachable(s.reachable));
+    }
+    let storage = store::open(&s.data_dir, &s.user)?;
     storage.fold_blocking(&mut pass)?;
     // The alert outbox: what was sent or failed this period.
     let alerts = match storage.deliveries_blocking() {
@@ -201,16 +215,20 @@ fn write_stdout(s: &str) -> Result<(), CliError> {
 
 /// Streams every matching record to `out` as CSV.
 fn export_to<W: Write>(s: &Settings, out: W) -> Result<ExportStats, CliError> {
-    let storage = store::open(&s.data_dir, &s.user)?;
     let mut w = CsvWriter::new(out)?;
     let mut failed: Option<ReportError> = None;
-    storage.scan_blocking(&s.filter, |item| {
+    let sink = |item: ScanItem| {
         if failed.is_none() {
             if let Err(e) = w.push(&item) {
                 failed = Some(e);
             }
         }
-    })?;
+    };
+    if s.database_url.is_some() {
+        fleet::scan_blocking(s, sink)?;
+    } else {
+        store::open(&s.data_dir, &s.user)?.scan_blocking(&s.filter, sink)?;
+    }
     if let Some(e) = failed {
         return Err(e.into());
     }
@@ -291,7 +309,10 @@ pub(crate) async fn reset(
             "--reset archives whole ledgers: --since, --until, --provider and --model do not apply to it".into(),
         ));
     }
-    let storage = store::open(&s.data_dir, &s.user)?;
+    let storage: Box<dyn Storage> = match fleet::open(s).await? {
+        Some(pg) => pg,
+        None => Box::new(store::open(&s.data_dir, &s.user)?),
+    };
     let who = if s.team {
         "every user".to_owned()
     } else {

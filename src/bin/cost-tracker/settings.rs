@@ -33,6 +33,10 @@ pub(crate) struct Settings {
     pub(crate) now: DateTime<Utc>,
     /// Where months and days begin (`budget.time_zone`, else UTC).
     pub(crate) calendar: Calendar,
+    /// The shared PostgreSQL ledger, if one is configured (a secret).
+    pub(crate) database_url: Option<String>,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) database_schema: Option<String>,
 }
 
 /// The clock: `COSTLAYER_NOW` (RFC 3339) when set, a testing aid for
@@ -65,6 +69,16 @@ pub(crate) fn config(args: &ConfigArgs) -> Result<Config, CliError> {
     }
     if let Some(d) = args.start_date {
         config.budget_start = Some(d);
+    }
+    if let Some(url) = &args.database_url {
+        config
+            .apply_env(|k| (k == "COSTLAYER_DATABASE_URL").then(|| url.clone()))
+            .map_err(|e| {
+                CliError::Usage(
+                    e.to_string()
+                        .replace("COSTLAYER_DATABASE_URL", "--database-url"),
+                )
+            })?;
     }
     Ok(config)
 }
@@ -121,6 +135,8 @@ pub(crate) fn resolve(args: &ReportArgs) -> Result<Settings, CliError> {
         start_date: config.budget_start,
         now: now()?,
         calendar: Calendar::from_zone(config.budget_time_zone),
+        database_url: config.database_url.as_ref().map(|u| u.expose().to_owned()),
+        database_schema: config.database_schema.clone(),
     })
 }
 

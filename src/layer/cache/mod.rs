@@ -55,11 +55,15 @@
 mod future;
 mod key;
 mod layer;
+#[cfg(feature = "redis")]
+mod redis;
 mod service;
 mod store;
 
 pub use self::future::ResponseFuture;
 pub use self::key::CacheKey;
 pub use self::layer::CacheLayer;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisCache, RedisCacheBuilder};
 pub use self::service::{Cache, CACHE_FIELD};
 pub use self::store::{Fetch, Lookup, MokaCache, MokaCacheBuilder, ResponseCache};

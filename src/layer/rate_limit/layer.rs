@@ -8,6 +8,7 @@ use std::time::Duration;
 use tower::Layer;
 
 use super::limiter::{default_key, KeyFn, RateLimiter};
+use super::shared::{OnUnreachable, Remote, SharedBuckets};
 use super::{Quota, RateLimit};
 use crate::estimate::{EstimatePolicy, Estimator};
 use crate::ChatRequest;
@@ -38,6 +39,7 @@ pub struct RateLimitLayer {
     key_fn: Arc<KeyFn>,
     max_wait: Duration,
     estimator: Estimator,
+    remote: Option<Remote>,
     limiter: RateLimiter,
 }
 
@@ -65,12 +67,14 @@ impl RateLimitLayer {
                 Arc::clone(&key_fn),
                 max_wait,
                 estimator,
+                None,
             ),
             quota,
             overrides: HashMap::new(),
             key_fn,
             max_wait,
             estimator,
+            remote: None,
         }
     }
 
@@ -81,8 +85,23 @@ impl RateLimitLayer {
             Arc::clone(&self.key_fn),
             self.max_wait,
             self.estimator,
+            self.remote.clone(),
         );
         self
+    }
+
+    /// Keeps the buckets in a store shared by every process (such as
+    /// `RedisBuckets`, feature `redis`), so the quotas hold for the whole
+    /// fleet; `on_unreachable` decides what happens when the store cannot
+    /// be reached: fall back to the in-process buckets with a warning
+    /// ([`OnUnreachable::FailOpen`]) or refuse the call
+    /// ([`OnUnreachable::FailClosed`]). Defaults to in-process buckets only.
+    ///
+    /// Across processes, waiters are not served in arrival order; within
+    /// the `max_wait` a call retries when the buckets should have refilled.
+    pub fn shared(mut self, buckets: impl SharedBuckets, on_unreachable: OnUnreachable) -> Self {
+        self.remote = Some(Remote::new(Arc::new(buckets), on_unreachable));
+        self.changed()
     }
 
     /// A different quota for one key (a model with its own limits).

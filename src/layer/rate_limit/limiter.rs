@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::shared::{OnUnreachable, Remote, RemotePermit};
 use super::Quota;
 use crate::estimate::Estimator;
 use crate::{ChatRequest, Error};
@@ -185,6 +186,7 @@ pub(crate) struct Shared {
     pub(crate) key_fn: Arc<KeyFn>,
     pub(crate) max_wait: Duration,
     pub(crate) estimator: Estimator,
+    pub(crate) remote: Option<Remote>,
     keys: Mutex<HashMap<String, Arc<KeyState>>>,
 }
 
@@ -250,6 +252,7 @@ pub struct Available {
 pub struct Permit {
     state: Option<Arc<KeyState>>,
     tokens: u64,
+    remote: Option<RemotePermit>,
 }
 
 impl Permit {
@@ -263,6 +266,15 @@ impl Permit {
     /// difference is refunded, or charged as debt that later callers wait
     /// out. Dropping a permit without settling keeps the reservation.
     pub fn settle(self, used_tokens: u64) {
+        if let Some(remote) = self.remote {
+            let delta = i128::from(self.tokens) - i128::from(used_tokens);
+            remote.adjust(i64::try_from(delta).unwrap_or(if delta < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            }));
+            return;
+        }
         let Some(state) = &self.state else { return };
         let mut inner = state.lock();
         let now = Instant::now();
@@ -302,6 +314,7 @@ impl RateLimiter {
         key_fn: Arc<KeyFn>,
         max_wait: Duration,
         estimator: Estimator,
+        remote: Option<Remote>,
     ) -> Self {
         RateLimiter {
             shared: Arc::new(Shared {
@@ -310,6 +323,7 @@ impl RateLimiter {
                 key_fn,
                 max_wait,
                 estimator,
+                remote,
                 keys: Mutex::new(HashMap::new()),
             }),
         }
@@ -367,6 +381,14 @@ impl RateLimiter {
     /// The key's state and the request's token weight, or `None` if the key
     /// is not limited at all.
     fn prepare(&self, req: &ChatRequest) -> Result<Option<(Arc<KeyState>, u64)>, Error> {
+        Ok(self
+            .weigh(req)?
+            .map(|(key, quota, tokens)| (self.state(key, quota), tokens)))
+    }
+
+    /// The key, its quota and the request's token weight, or `None` if the
+    /// key is not limited at all.
+    fn weigh(&self, req: &ChatRequest) -> Result<Option<(String, Quota, u64)>, Error> {
         let key = self.key(req);
         let quota = self.quota(&key);
         if quota == Quota::unlimited() {
@@ -386,7 +408,63 @@ impl RateLimiter {
             }
             None => 0,
         };
-        Ok(Some((self.state(key, quota), tokens)))
+        Ok(Some((key, quota, tokens)))
+    }
+
+    /// Admits the call against the shared buckets, waiting (not in arrival
+    /// order across processes) up to `max_wait`. `Ok(None)`: the store is
+    /// unreachable and the policy is to fail open.
+    async fn acquire_shared(
+        &self,
+        remote: &Remote,
+        req: &ChatRequest,
+    ) -> Result<Option<Permit>, Error> {
+        let Some((key, quota, tokens)) = self.weigh(req)? else {
+            return Ok(Some(Permit {
+                state: None,
+                tokens: 0,
+                remote: None,
+            }));
+        };
+        let deadline = Instant::now() + self.shared.max_wait;
+        loop {
+            match remote.buckets.take(&key, &quota, tokens).await {
+                Ok(None) => {
+                    return Ok(Some(Permit {
+                        state: None,
+                        tokens,
+                        remote: Some(RemotePermit {
+                            buckets: Arc::clone(&remote.buckets),
+                            key,
+                            quota,
+                        }),
+                    }))
+                }
+                Ok(Some(wait)) => {
+                    let now = Instant::now();
+                    if now + wait > deadline {
+                        return Err(Self::refused(&key, wait));
+                    }
+                    tracing::debug!(key = %key, tokens, "costlayer: shared rate limit, waiting");
+                    // Wake a little late rather than early: refills are continuous.
+                    tokio::time::sleep(wait + Duration::from_millis(1)).await;
+                }
+                Err(e) => match remote.on_unreachable {
+                    OnUnreachable::FailClosed => {
+                        return Err(Error::Connection {
+                            provider: "the shared rate-limit store".into(),
+                            message: format!(
+                                "{e}; the rate limit is configured to fail closed, so the call to `{key}` was not made"
+                            ),
+                        })
+                    }
+                    _ => {
+                        remote.warn(&key, &e);
+                        return Ok(None);
+                    }
+                },
+            }
+        }
     }
 
     fn refused(key: &str, wait: Duration) -> Error {
@@ -406,10 +484,17 @@ impl RateLimiter {
     /// [`Error::InsufficientCapacity`] if the request needs more tokens than
     /// the burst can ever hold.
     pub fn try_acquire(&self, req: &ChatRequest) -> Result<Permit, Error> {
+        if self.shared.remote.is_some() {
+            return Err(Error::config(
+                "try_acquire cannot consult shared buckets (it does not wait for the network): \
+                 use acquire, with RateLimitLayer::fail_fast for the same no-wait behaviour",
+            ));
+        }
         let Some((state, tokens)) = self.prepare(req)? else {
             return Ok(Permit {
                 state: None,
                 tokens: 0,
+                remote: None,
             });
         };
         let mut inner = state.lock();
@@ -420,6 +505,7 @@ impl RateLimiter {
             return Ok(Permit {
                 state: Some(state),
                 tokens,
+                remote: None,
             });
         }
         Err(Self::refused(&state.key, inner.wait_behind_queue(tokens)))
@@ -436,10 +522,17 @@ impl RateLimiter {
     /// [`Error::InsufficientCapacity`] if the request needs more tokens than
     /// the burst can ever hold (it would wait forever).
     pub async fn acquire(&self, req: &ChatRequest) -> Result<Permit, Error> {
+        if let Some(remote) = &self.shared.remote {
+            if let Some(permit) = self.acquire_shared(remote, req).await? {
+                return Ok(permit);
+            }
+            // Unreachable, failing open: the in-process buckets below.
+        }
         let Some((state, tokens)) = self.prepare(req)? else {
             return Ok(Permit {
                 state: None,
                 tokens: 0,
+                remote: None,
             });
         };
         let start = Instant::now();
@@ -453,6 +546,7 @@ impl RateLimiter {
                 return Ok(Permit {
                     state: Some(state),
                     tokens,
+                    remote: None,
                 });
             }
             let wait = inner.wait_behind_queue(tokens);
@@ -515,6 +609,7 @@ impl RateLimiter {
         Ok(Permit {
             state: Some(state),
             tokens,
+            remote: None,
         })
     }
 }

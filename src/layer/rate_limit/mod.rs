@@ -62,10 +62,16 @@ mod future;
 mod layer;
 mod limiter;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
 mod service;
+mod shared;
 
 pub use self::future::ResponseFuture;
 pub use self::layer::RateLimitLayer;
 pub use self::limiter::{default_key, Available, Permit, RateLimiter};
 pub use self::quota::Quota;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisBuckets, RedisBucketsBuilder};
 pub use self::service::RateLimit;
+pub use self::shared::{OnUnreachable, SharedBuckets, SharedBucketsError};

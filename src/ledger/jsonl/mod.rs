@@ -572,6 +572,38 @@ impl JsonlStorage {
         par::fold_dir(&self.scan_context(), fold, threads.get())
     }
 
+    /// Every alert in the directory's history, as `(key, user, payload)`:
+    /// the user is the `<user>` part of the `alerts_<user>.jsonl` file it
+    /// came from (the sanitised name). Unreadable lines are skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`] if a history file cannot be read.
+    pub fn alert_history(&self) -> Result<Vec<(String, String, serde_json::Value)>, LedgerError> {
+        let mut out = Vec::new();
+        for path in read::list_matching(&self.inner.dir, "alerts_", ".jsonl")? {
+            let user = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("alerts_"))
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .unwrap_or_default()
+                .to_owned();
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(&path, "read the alert history", e)),
+            };
+            for line in BufReader::new(file).split(b'\n') {
+                let line = line.map_err(|e| io_error(&path, "read the alert history", e))?;
+                if let Ok(a) = serde_json::from_slice::<AlertLine>(&line) {
+                    out.push((a.key, user.clone(), a.payload));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn scan_context(&self) -> ScanContext {
         ScanContext {
             dir: self.inner.dir.clone(),

@@ -63,6 +63,8 @@ use crate::Money;
 mod jsonl;
 mod memory;
 
+#[cfg(feature = "postgres")]
+pub use crate::ledger::PostgresBudgetBook;
 pub use jsonl::{JsonlDirBook, JsonlDirBookBuilder, DEFAULT_LEASE};
 pub use memory::MemoryBook;
 

@@ -1,0 +1,799 @@
+//! A shared ledger on PostgreSQL. See [`PostgresStorage`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::NoTls;
+
+use super::{
+    Aggregate, CorruptLine, CostRecord, JsonlStorage, LedgerError, RecordStream, ResetReport,
+    ResetScope, ScanFilter, ScanItem, Storage,
+};
+use crate::report::{DashboardPass, Group};
+use crate::{Mode, Money, Usage};
+
+mod book;
+mod rows;
+mod schema;
+
+pub use book::PostgresBudgetBook;
+
+use rows::{columns, decode, filter_sql, Params, COLUMNS, UNNEST_TYPES};
+
+/// The schema costlayer uses when none is given.
+pub const DEFAULT_SCHEMA: &str = "costlayer";
+
+/// How many records one `INSERT` carries at most.
+const INSERT_CHUNK: usize = 5_000;
+/// How many scanned rows travel together through the scan channel.
+const SCAN_BATCH: usize = 1_024;
+
+/// A PostgreSQL failure, with what costlayer was doing.
+#[derive(Debug, thiserror::Error)]
+#[error("PostgreSQL: cannot {action}: {source}. Check the database URL, that the server is running and that the user may write the schema")]
+pub struct PgError {
+    action: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+pub(crate) fn pg_error(
+    action: &str,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> LedgerError {
+    LedgerError::Backend(Box::new(PgError {
+        action: action.to_owned(),
+        source: e.into(),
+    }))
+}
+
+/// `name` as a quoted SQL identifier.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Builds a [`PostgresStorage`]. See [`PostgresStorage::builder`].
+#[derive(Clone)]
+#[must_use]
+pub struct PostgresStorageBuilder {
+    url: String,
+    schema: String,
+    user: Option<String>,
+    max_connections: usize,
+    connect_timeout: Duration,
+}
+
+impl fmt::Debug for PostgresStorageBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("PostgresStorageBuilder")
+            .field("schema", &self.schema)
+            .field("user", &self.user)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStorageBuilder {
+    /// The schema holding costlayer's tables (created if missing).
+    /// Defaults to [`DEFAULT_SCHEMA`], `costlayer`. Several ledgers can
+    /// share one database in different schemas.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Who this process records as: the alerts it marks carry this user,
+    /// so resetting the user re-arms them. Defaults to the OS user.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The most connections the pool opens. Defaults to 8.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long to wait for the server when connecting. Defaults to 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects, creates the schema if needed and applies every missing
+    /// migration (safe when several processes start at once: an advisory
+    /// lock makes them take turns).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Config`] if the URL cannot be parsed or the schema is
+    /// newer than this build; [`LedgerError::Backend`] if the server cannot
+    /// be reached or the migration fails.
+    pub async fn connect(self) -> Result<PostgresStorage, LedgerError> {
+        if self.schema.is_empty() || self.schema.len() > 63 {
+            return Err(LedgerError::Config(format!(
+                "the PostgreSQL schema name `{}` must be 1 to 63 bytes long",
+                self.schema
+            )));
+        }
+        let mut config: tokio_postgres::Config = self.url.parse().map_err(|e| {
+            LedgerError::Config(format!(
+                "the database URL is not a PostgreSQL URL ({e}): expected \
+                 postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(self.connect_timeout);
+        }
+        let location = location(&config);
+        let mgr = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(self.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(self.connect_timeout))
+            .build()
+            .map_err(|e| pg_error("build the connection pool", e))?;
+        let storage = PostgresStorage {
+            inner: Arc::new(Inner {
+                pool,
+                location,
+                user: self.user.unwrap_or_else(whoami::username),
+                t: Tables::new(&self.schema),
+                schema: self.schema,
+            }),
+        };
+        storage.migrate().await?;
+        Ok(storage)
+    }
+}
+
+/// The qualified table names of one schema.
+#[derive(Debug)]
+struct Tables {
+    records: String,
+    alerts: String,
+    archives: String,
+    records_archive: String,
+    alerts_archive: String,
+    insert: String,
+}
+
+impl Tables {
+    fn new(schema: &str) -> Self {
+        let s = quote_ident(schema);
+        let records = format!("{s}.records");
+        let unnest: Vec<String> = UNNEST_TYPES
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("${}::{t}", i + 1))
+            .collect();
+        let insert = format!(
+            "INSERT INTO {records} ({COLUMNS}) SELECT * FROM unnest({}) ON CONFLICT (id) DO NOTHING",
+            unnest.join(", ")
+        );
+        Tables {
+            alerts: format!("{s}.alerts"),
+            archives: format!("{s}.archives"),
+            records_archive: format!("{s}.records_archive"),
+            alerts_archive: format!("{s}.alerts_archive"),
+            records,
+            insert,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    /// `host:port/database`, for messages (never the password).
+    location: String,
+    schema: String,
+    user: String,
+    t: Tables,
+}
+
+fn location(c: &tokio_postgres::Config) -> String {
+    let host = match c.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", c.get_dbname().unwrap_or("postgres"))
+}
+
+/// What [`PostgresStorage::import_jsonl`] moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// The files read (the legacy `costs.json` first, if any).
+    pub files: Vec<PathBuf>,
+    /// Good records read.
+    pub read: u64,
+    /// Records inserted now.
+    pub inserted: u64,
+    /// Records already in the database (an earlier import), skipped.
+    pub duplicates: u64,
+    /// Alerts copied into the alert history now (already present: skipped).
+    pub alerts: u64,
+    /// Corrupt lines skipped.
+    pub corrupt: u64,
+    /// Where the corrupt lines were copied.
+    pub quarantined: Vec<PathBuf>,
+}
+
+/// A shared ledger on PostgreSQL: every host of a fleet appends to one
+/// table, budgets and dashboards see everyone's spend, and an alert is sent
+/// once across every host.
+///
+/// Cheap to clone: clones share the connection pool.
+///
+/// # Schema
+///
+/// All tables live in one schema (default `costlayer`, see
+/// [`PostgresStorageBuilder::schema`]), created and migrated on connect by
+/// versioned migrations (`schema_migrations`), applied under a PostgreSQL
+/// advisory lock so processes starting together take turns.
+///
+/// | table | what |
+/// |---|---|
+/// | `records` | one row per [`CostRecord`], primary key `id` (the ULID) |
+/// | `alerts` | the alert history, primary key `key` |
+/// | `archives` | one row per reset |
+/// | `records_archive`, `alerts_archive` | what resets moved, with their `archive_id` |
+///
+/// # Semantics
+///
+/// - **Appends are idempotent by record id** (`ON CONFLICT (id) DO
+///   NOTHING`): a retried append or a repeated import never duplicates.
+///   Batches are one `INSERT ... SELECT FROM unnest(...)` per 5,000 records.
+/// - **Scans** take the same [`ScanFilter`] as every backend, evaluated in
+///   SQL, in `(ts, id)` order, streamed.
+/// - **Totals and the dashboard are pushed down**: [`Storage::aggregate`]
+///   and [`Storage::fold_dashboard`] run `SUM`/`COUNT ... GROUP BY` in the
+///   server and read back one row per group, never every record.
+/// - **[`Storage::mark_alert`]** inserts the key under its primary key: of
+///   any number of hosts racing on one key exactly one gets `true`.
+/// - **[`Storage::reset`]** moves the rows into the archive tables in one
+///   transaction; nothing is deleted.
+///
+/// # Example
+///
+/// ```no_run
+/// use costlayer::ledger::{CostRecord, PostgresStorage, ScanFilter, Storage};
+/// use costlayer::{Money, Usage};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), costlayer::ledger::LedgerError> {
+/// let ledger = PostgresStorage::builder("postgres://costlayer@db.internal/costs")
+///     .user("alice")
+///     .connect()
+///     .await?;
+/// let mut rec = CostRecord::new("alice", "openai", "gpt-4o-mini", Usage::new(1_000, 200));
+/// rec.nano_usd = Some(Money::from_nanos(270_000));
+/// ledger.append(&rec).await?;
+/// ledger.append(&rec).await?; // the same id: no duplicate
+/// assert_eq!(ledger.aggregate(&ScanFilter::default()).await?.calls, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresStorage {
+    inner: Arc<Inner>,
+}
+
+impl PostgresStorage {
+    /// A builder for a ledger in the database at `url`
+    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`).
+    pub fn builder(url: impl Into<String>) -> PostgresStorageBuilder {
+        PostgresStorageBuilder {
+            url: url.into(),
+            schema: DEFAULT_SCHEMA.to_owned(),
+            user: None,
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Connects to `url` with the defaults; the same as
+    /// `PostgresStorage::builder(url).connect()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStorageBuilder::connect`].
+    pub async fn connect(url: impl Into<String>) -> Result<Self, LedgerError> {
+        Self::builder(url).connect().await
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// Where the database is (`host:port/database`, never the password).
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    /// The user this storage records alerts as.
+    pub fn user(&self) -> &str {
+        &self.inner.user
+    }
+
+    /// Applies every missing migration (done by `connect` already); returns
+    /// the versions applied now.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStorageBuilder::connect`].
+    pub async fn migrate(&self) -> Result<Vec<i32>, LedgerError> {
+        let mut client = self.client().await?;
+        schema::migrate(&mut client, &self.inner.schema).await
+    }
+
+    /// The schema version in the database.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Backend`] if the database cannot be read.
+    pub async fn schema_version(&self) -> Result<i32, LedgerError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT coalesce(max(version), 0) FROM {}.schema_migrations",
+                    quote_ident(&self.inner.schema)
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error("read the schema version", e))?;
+        Ok(row.get(0))
+    }
+
+    /// The newest schema version this build knows.
+    pub fn latest_schema_version() -> i32 {
+        schema::LATEST
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, LedgerError> {
+        self.inner.pool.get().await.map_err(|e| {
+            pg_error(
+                &format!("connect to {}", self.inner.location),
+                e.to_string(),
+            )
+        })
+    }
+
+    /// Appends `records` (skipping ids already present); returns how many
+    /// were inserted.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Backend`] if the insert fails (nothing of the failed
+    /// chunk is written).
+    pub async fn insert_batch(&self, records: &[CostRecord]) -> Result<u64, LedgerError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.inner.t.insert)
+            .await
+            .map_err(|e| pg_error("prepare the insert", e))?;
+        let mut inserted = 0;
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let params = columns(chunk);
+            inserted += client
+                .execute(&stmt, &params.refs())
+                .await
+                .map_err(|e| pg_error("append to the ledger", e))?;
+        }
+        Ok(inserted)
+    }
+
+    /// Copies a JSONL ledger directory into this database: every
+    /// `costs_*.jsonl`, the legacy `costs.json` (attributed to `jsonl`'s
+    /// user) and every `alerts_*.jsonl`. Idempotent: records go in by id and
+    /// alerts by key, so a second import inserts nothing. Corrupt lines are
+    /// skipped, counted and copied to the directory's `quarantine/`, as a
+    /// JSONL scan does. The JSONL files are only read.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`] if the directory cannot be read,
+    /// [`LedgerError::Backend`] if the database refuses the rows (what was
+    /// inserted before stays: run the import again to finish).
+    pub async fn import_jsonl(&self, jsonl: &JsonlStorage) -> Result<ImportReport, LedgerError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<CostRecord>>(4);
+        let source = jsonl.clone();
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::with_capacity(INSERT_CHUNK);
+            let mut corrupt: Vec<CorruptLine> = Vec::new();
+            let mut gone = false;
+            let summary = source.scan_blocking(&ScanFilter::default(), |item| match item {
+                ScanItem::Record(r) => {
+                    batch.push(r);
+                    if batch.len() >= INSERT_CHUNK && !gone {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(INSERT_CHUNK));
+                        gone = tx.blocking_send(full).is_err();
+                    }
+                }
+                ScanItem::Corrupt(c) => corrupt.push(c),
+            });
+            if !batch.is_empty() && !gone {
+                let _ = tx.blocking_send(batch);
+            }
+            summary.map(|s| (s, corrupt))
+        });
+        let mut report = ImportReport::default();
+        while let Some(batch) = rx.recv().await {
+            let n = batch.len() as u64;
+            let inserted = self.insert_batch(&batch).await?;
+            report.read += n;
+            report.inserted += inserted;
+            report.duplicates += n - inserted;
+        }
+        let (summary, corrupt) = reader
+            .await
+            .map_err(|e| LedgerError::Backend(Box::new(e)))??;
+        report.files = summary.files;
+        report.corrupt = corrupt.len() as u64;
+        let mut quarantined: Vec<PathBuf> = corrupt
+            .into_iter()
+            .filter_map(|c| c.quarantined_to)
+            .collect();
+        quarantined.sort();
+        quarantined.dedup();
+        report.quarantined = quarantined;
+        for (key, user, payload) in jsonl.alert_history()? {
+            if self.insert_alert(&key, &user, &payload).await? {
+                report.alerts += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn insert_alert(
+        &self,
+        key: &str,
+        user: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, LedgerError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (key, user_name, payload) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING",
+                    self.inner.t.alerts
+                ),
+                &[&key, &user, payload],
+            )
+            .await
+            .map_err(|e| pg_error("record the alert", e))?;
+        Ok(n == 1)
+    }
+
+    fn source(&self) -> String {
+        format!("postgres:{}.records", self.inner.schema)
+    }
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        self.insert_batch(std::slice::from_ref(record))
+            .await
+            .map(drop)
+    }
+
+    async fn append_batch(&self, records: &[CostRecord]) -> Result<(), LedgerError> {
+        self.insert_batch(records).await.map(drop)
+    }
+
+    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
+        let mut params = Params::default();
+        let cond = filter_sql(filter, &mut params);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE {cond} ORDER BY ts, id",
+            self.inner.t.records
+        );
+        let client = self.client().await?;
+        let stmt = client
+            .prepare(&sql)
+            .await
+            .map_err(|e| pg_error("prepare the scan", e))?;
+        let source = self.source();
+        type Batch = Vec<Result<ScanItem, LedgerError>>;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
+        tokio::spawn(async move {
+            let rows = match client.query_raw(&stmt, params.refs()).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    let _ = tx.send(vec![Err(pg_error("scan the ledger", e))]).await;
+                    return;
+                }
+            };
+            futures_util::pin_mut!(rows);
+            let mut batch: Batch = Vec::with_capacity(SCAN_BATCH);
+            let mut line = 0u64;
+            while let Some(row) = rows.next().await {
+                line += 1;
+                let item = match row {
+                    Ok(row) => Ok(match decode(&row) {
+                        Ok(r) => ScanItem::Record(r),
+                        Err(reason) => ScanItem::Corrupt(CorruptLine {
+                            source: source.clone(),
+                            line,
+                            reason,
+                            quarantined_to: None,
+                        }),
+                    }),
+                    Err(e) => Err(pg_error("scan the ledger", e)),
+                };
+                let failed = item.is_err();
+                batch.push(item);
+                if batch.len() >= SCAN_BATCH || failed {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH));
+                    if tx.send(full).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch).await;
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|batch| (futures_util::stream::iter(batch), rx))
+        })
+        .flatten();
+        Ok(Box::pin(stream))
+    }
+
+    async fn aggregate(&self, filter: &ScanFilter) -> Result<Aggregate, LedgerError> {
+        let mut params = Params::default();
+        let cond = filter_sql(filter, &mut params);
+        let sql = format!(
+            "SELECT count(*), coalesce(sum(nano_usd), 0)::bigint, \
+             count(*) FILTER (WHERE nano_usd IS NULL) FROM {} WHERE {cond}",
+            self.inner.t.records
+        );
+        let client = self.client().await?;
+        let row = client
+            .query_one(&sql, &params.refs())
+            .await
+            .map_err(|e| pg_error("total the ledger", e))?;
+        Ok(Aggregate {
+            calls: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            nano_usd: Money::from_nanos(row.get(1)),
+            unpriced_calls: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+            corrupted_lines: 0,
+        })
+    }
+
+    async fn fold_dashboard(&self, pass: &mut DashboardPass) -> Result<bool, LedgerError> {
+        let mut params = Params::default();
+        let now = pass.now();
+        let p_now = params.push(now);
+        let week_start: Option<DateTime<Utc>> = now.checked_sub_signed(chrono::Duration::days(7));
+        let p_week = params.push(week_start);
+        let in_filter = filter_sql(pass.filter(), &mut params);
+        let mut periods = Vec::new();
+        for period in pass.periods() {
+            let mut parts = Vec::new();
+            if let Some(s) = period.start {
+                parts.push(format!("ts >= {}", params.push(s)));
+            }
+            if let Some(e) = period.end {
+                parts.push(format!("ts < {}", params.push(e)));
+            }
+            periods.push(if parts.is_empty() {
+                "TRUE".to_owned()
+            } else {
+                format!("({})", parts.join(" AND "))
+            });
+        }
+        let mut select = vec![
+            "provider".to_owned(),
+            "model".to_owned(),
+            "user_name".to_owned(),
+            "team".to_owned(),
+            "(ts AT TIME ZONE 'UTC')::date".to_owned(),
+            "mode".to_owned(),
+            "cached".to_owned(),
+            "(nano_usd IS NULL)".to_owned(),
+            format!("(ts <= {p_now} AND ({p_week}::timestamptz IS NULL OR ts > {p_week}))"),
+            in_filter.clone(),
+        ];
+        select.extend(periods.iter().cloned());
+        let keys = select.len();
+        let group_by: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
+        let mut wanted = vec![in_filter];
+        wanted.extend(periods.iter().cloned());
+        let sql = format!(
+            "SELECT {}, count(*), coalesce(sum(nano_usd), 0)::bigint, \
+             coalesce(sum(saved_nano_usd) FILTER (WHERE cached), 0)::bigint, \
+             sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cache_read_tokens)::bigint, \
+             sum(cache_write_5m_tokens)::bigint, sum(cache_write_1h_tokens)::bigint, \
+             sum(reasoning_tokens)::bigint, min(ts), max(ts) \
+             FROM {} WHERE {} GROUP BY {}",
+            select.join(", "),
+            self.inner.t.records,
+            wanted.join(" OR "),
+            group_by.join(", ")
+        );
+        let client = self.client().await?;
+        let rows = client
+            .query(&sql, &params.refs())
+            .await
+            .map_err(|e| pg_error("compute the dashboard", e))?;
+        let n = periods.len();
+        let mut in_period = vec![false; n];
+        for row in &rows {
+            let get_err = |e: tokio_postgres::Error| pg_error("read the dashboard", e);
+            let mode: String = row.try_get(5).map_err(get_err)?;
+            for (i, flag) in in_period.iter_mut().enumerate() {
+                *flag = row.try_get(10 + i).map_err(get_err)?;
+            }
+            let at = |i: usize| keys + i;
+            let tok = |i: usize| -> Result<u64, LedgerError> {
+                Ok(u64::try_from(row.try_get::<_, i64>(at(3 + i)).map_err(get_err)?).unwrap_or(0))
+            };
+            let day: NaiveDate = row.try_get(4).map_err(get_err)?;
+            let group = Group {
+                provider: row.try_get(0).map_err(get_err)?,
+                model: row.try_get(1).map_err(get_err)?,
+                user: row.try_get(2).map_err(get_err)?,
+                team: row.try_get(3).map_err(get_err)?,
+                day,
+                mode: if mode == "batch" {
+                    Mode::Batch
+                } else {
+                    Mode::Online
+                },
+                cached: row.try_get(6).map_err(get_err)?,
+                unpriced: row.try_get(7).map_err(get_err)?,
+                in_week: row.try_get(8).map_err(get_err)?,
+                in_filter: row.try_get(9).map_err(get_err)?,
+                in_period: &in_period,
+                calls: u64::try_from(row.try_get::<_, i64>(at(0)).map_err(get_err)?).unwrap_or(0),
+                nano_usd: Money::from_nanos(row.try_get(at(1)).map_err(get_err)?),
+                saved_nano_usd: Money::from_nanos(row.try_get(at(2)).map_err(get_err)?),
+                usage: Usage {
+                    input_tokens: tok(0)?,
+                    output_tokens: tok(1)?,
+                    cache_read_tokens: tok(2)?,
+                    cache_write_5m_tokens: tok(3)?,
+                    cache_write_1h_tokens: tok(4)?,
+                    reasoning_tokens: tok(5)?,
+                    ..Usage::default()
+                },
+                first_ts: row.try_get(at(9)).map_err(get_err)?,
+                last_ts: row.try_get(at(10)).map_err(get_err)?,
+            };
+            pass.push_group(&group);
+        }
+        Ok(true)
+    }
+
+    async fn mark_alert(
+        &self,
+        key: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, LedgerError> {
+        self.insert_alert(key, &self.inner.user, payload).await
+    }
+
+    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT 1 FROM {} WHERE key = $1", self.inner.t.alerts),
+                &[&key],
+            )
+            .await
+            .map_err(|e| pg_error("read the alert history", e))?;
+        Ok(row.is_some())
+    }
+
+    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
+        let t = &self.inner.t;
+        let (label, user) = match &scope {
+            ResetScope::User(u) => (format!("user:{u}"), Some(u.clone())),
+            _ => ("all".to_owned(), None),
+        };
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin the reset", e))?;
+        let id: i64 = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO {} (scope, records, alerts) VALUES ($1, 0, 0) RETURNING id",
+                    t.archives
+                ),
+                &[&label],
+            )
+            .await
+            .map_err(|e| pg_error("start the archive", e))?
+            .get(0);
+        let cond = if user.is_some() {
+            "user_name = $2"
+        } else {
+            "$2::text IS NULL"
+        };
+        let records = tx
+            .execute(
+                &format!(
+                    "WITH moved AS (DELETE FROM {} WHERE {cond} RETURNING *) \
+                     INSERT INTO {} SELECT $1::bigint, moved.* FROM moved",
+                    t.records, t.records_archive
+                ),
+                &[&id, &user],
+            )
+            .await
+            .map_err(|e| pg_error("archive the records", e))?;
+        let alerts = tx
+            .execute(
+                &format!(
+                    "WITH moved AS (DELETE FROM {} WHERE {cond} RETURNING *) \
+                     INSERT INTO {} SELECT $1::bigint, moved.* FROM moved",
+                    t.alerts, t.alerts_archive
+                ),
+                &[&id, &user],
+            )
+            .await
+            .map_err(|e| pg_error("archive the alert history", e))?;
+        if records == 0 && alerts == 0 {
+            tx.rollback()
+                .await
+                .map_err(|e| pg_error("end the reset", e))?;
+            return Ok(ResetReport::default());
+        }
+        tx.execute(
+            &format!(
+                "UPDATE {} SET records = $2, alerts = $3 WHERE id = $1",
+                t.archives
+            ),
+            &[
+                &id,
+                &i64::try_from(records).unwrap_or(i64::MAX),
+                &i64::try_from(alerts).unwrap_or(i64::MAX),
+            ],
+        )
+        .await
+        .map_err(|e| pg_error("finish the archive", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit the reset", e))?;
+        tracing::info!(schema = %self.inner.schema, archive = id, records, alerts, "ledger reset");
+        Ok(ResetReport {
+            archived_to: Some(format!(
+                "{}.records_archive (archive_id {id})",
+                self.inner.schema
+            )),
+            moved: vec!["records".to_owned(), "alerts".to_owned()],
+            records,
+        })
+    }
+}

@@ -1,0 +1,255 @@
+//! The budget book on PostgreSQL (feature `postgres`): the shared
+//! `BudgetBook` behaviour suite, leases of crashed hosts, and four OS
+//! processes × 16 concurrent calls against one blocking budget (spend never
+//! crosses it; each alert is sent once across the fleet).
+//!
+//! Needs `COSTLAYER_TEST_DATABASE_URL` (see tests/support/servers.rs); each
+//! test uses its own schema. Worker processes are this test binary run
+//! again with `WORKER_ENV` set (see `worker_entry`).
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/book_suite.rs"]
+mod book_suite;
+#[path = "support/servers.rs"]
+mod servers;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use book_suite::{line, record};
+use costlayer::alert::{Alert, AlertSink, SinkError};
+use costlayer::budget::{Budget, Scope};
+use costlayer::ledger::{PostgresStorage, ScanFilter, Storage};
+use costlayer::pricing::{ModelPrice, PriceTable, Rates};
+use costlayer::tracker::book::{BudgetBook, PostgresBudgetBook, Reserved};
+use costlayer::tracker::CostTracker;
+use costlayer::{ChatRequest, ChatResponse, Error, Message, Money, Usage};
+
+const WORKER_ENV: &str = "COSTLAYER_PG_BOOK_WORKER";
+/// $0.005 at $1 per million tokens: 5,000 tokens, about 48 calls of 102.
+const LIMIT: i64 = 5_000_000;
+
+async fn storage(url: &str, schema: &str, user: &str) -> PostgresStorage {
+    PostgresStorage::builder(url)
+        .schema(schema)
+        .user(user)
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_book_passes_the_suite() {
+    let Some(url) = servers::database_url("book_suite") else {
+        return;
+    };
+    let mut books = Vec::new();
+    for _ in 0..16 {
+        let st = storage(&url, &servers::unique("t", "book"), "alice").await;
+        books.push(Arc::new(PostgresBudgetBook::new(&st)) as Arc<dyn BudgetBook>);
+    }
+    let books = Mutex::new(books);
+    book_suite::run(|| books.lock().unwrap().pop().expect("enough fresh books")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_hosts_holds_expire_after_the_lease() {
+    let Some(url) = servers::database_url("book_lease") else {
+        return;
+    };
+    let schema = servers::unique("t", "lease");
+    let l = [line("m", Scope::All, 1_000, true)];
+    {
+        // The "crashed" host: holds 900 and never settles.
+        let st = storage(&url, &schema, "crashed").await;
+        let book = PostgresBudgetBook::new(&st).lease(Duration::from_millis(300));
+        assert!(matches!(
+            book.reserve(&l, Money::from_nanos(900)).await.unwrap(),
+            Reserved::Granted { .. }
+        ));
+    }
+    let st = storage(&url, &schema, "alive").await;
+    let book = PostgresBudgetBook::new(&st);
+    assert!(matches!(
+        book.reserve(&l, Money::from_nanos(200)).await.unwrap(),
+        Reserved::Refused { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = &book.totals(&l).await.unwrap()[0];
+    assert_eq!(t.held, Money::ZERO, "the expired hold is reaped");
+    assert!(matches!(
+        book.reserve(&l, Money::from_nanos(1_000)).await.unwrap(),
+        Reserved::Granted { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_period_starts_from_the_ledgers_spend_and_settles_once() {
+    let Some(url) = servers::database_url("book_seed") else {
+        return;
+    };
+    let st = storage(&url, &servers::unique("t", "seed"), "alice").await;
+    // Spend recorded before the book was ever used.
+    st.append(&record("alice", 700)).await.unwrap();
+    let book = PostgresBudgetBook::new(&st);
+    let l = [line("m", Scope::All, 1_000, true)];
+    assert_eq!(
+        book.totals(&l).await.unwrap()[0].settled,
+        Money::from_nanos(700)
+    );
+    assert!(matches!(
+        book.reserve(&l, Money::from_nanos(400)).await.unwrap(),
+        Reserved::Refused { .. }
+    ));
+    // Settling the same record twice counts it once.
+    let r = record("alice", 100);
+    book.settle(None, &r, &l).await.unwrap();
+    let t = book.settle(None, &r, &l).await.unwrap();
+    assert_eq!(t[0].settled, Money::from_nanos(800));
+}
+
+fn prices() -> PriceTable {
+    let mut t = PriceTable::empty("test");
+    let one = Money::from_usd(1).unwrap();
+    t.insert(ModelPrice::new(
+        "test-model",
+        "openai",
+        Rates::new(one, one),
+    ));
+    t
+}
+
+/// Prints every alert it delivers, so the parent counts them across processes.
+#[derive(Debug)]
+struct PrintSink;
+
+#[async_trait]
+impl AlertSink for PrintSink {
+    async fn send(&self, alert: &Alert) -> Result<(), SinkError> {
+        use std::io::Write;
+        let mut o = std::io::stdout().lock();
+        writeln!(o, "\nSENT {}", alert.key).unwrap();
+        o.flush().unwrap();
+        Ok(())
+    }
+}
+
+/// Not a test on its own: a worker process making `n` concurrent calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_entry() {
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
+        return;
+    };
+    let args: Vec<&str> = spec.split('|').collect();
+    let (url, schema, user, n) = (args[0], args[1], args[2], args[3].parse::<usize>().unwrap());
+    let st = storage(url, schema, user).await;
+    let t = CostTracker::builder()
+        .storage(Arc::new(st.clone()))
+        .book(Arc::new(PostgresBudgetBook::new(&st)))
+        .prices(prices())
+        .user(user)
+        .sink(PrintSink)
+        .budget(Budget::monthly(Money::from_nanos(LIMIT)).block())
+        .build()
+        .unwrap();
+    let out = Arc::new(Mutex::new(()));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (t, out) = (t.clone(), out.clone());
+            tokio::spawn(async move {
+                let mut acked = 0;
+                loop {
+                    let req = ChatRequest::new("test-model")
+                        .message(Message::user("hi"))
+                        .max_tokens(100);
+                    let resp = ChatResponse {
+                        provider: "openai".into(),
+                        model: "test-model".into(),
+                        usage: Usage::new(2, 100),
+                        ..Default::default()
+                    };
+                    match t.reserve(&req).await {
+                        Ok(r) => {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            t.record(&req, &resp, Some(r)).await.unwrap();
+                            acked += 1;
+                        }
+                        Err(Error::BudgetExceeded { .. }) => break,
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+                let _g = out.lock().unwrap();
+                println!("\nACKED {acked}");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[test]
+fn four_processes_never_cross_one_postgres_budget_and_alert_once() {
+    let Some(url) = servers::database_url("book_processes") else {
+        return;
+    };
+    let schema = servers::unique("t", "procs");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Migrate once up front (the workers would take turns anyway).
+    let st = rt.block_on(storage(&url, &schema, "parent"));
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "worker_entry",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(WORKER_ENV, format!("{url}|{schema}|host{i}|16"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut acked = 0u64;
+    let mut sent: BTreeMap<String, u32> = BTreeMap::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "a worker failed");
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(n) = l.strip_prefix("ACKED ") {
+                acked += n.trim().parse::<u64>().unwrap();
+            } else if let Some(k) = l.strip_prefix("SENT ") {
+                *sent.entry(k.trim().to_owned()).or_default() += 1;
+            }
+        }
+    }
+    let agg = rt.block_on(st.aggregate(&ScanFilter::default())).unwrap();
+    assert_eq!(agg.calls, acked, "every acknowledged call is in the ledger");
+    assert!(
+        agg.nano_usd <= Money::from_nanos(LIMIT),
+        "spent {} > limit {LIMIT}",
+        agg.nano_usd
+    );
+    // 102 tokens a call, reserved at ~111: the limit is reached to within a call.
+    assert!(
+        agg.nano_usd > Money::from_nanos(LIMIT - 2 * 111_000),
+        "the budget was used: {}",
+        agg.nano_usd
+    );
+    assert!(
+        sent.keys().any(|k| k.contains("80")),
+        "the 80% alert was sent: {sent:?}"
+    );
+    assert!(
+        sent.values().all(|&n| n == 1),
+        "each alert once across the fleet: {sent:?}"
+    );
+}
