@@ -382,13 +382,7 @@ impl AnthropicCodec {
                 _ => {}
             }
         }
-        let finish_reason = msg.stop_reason.map(|r| match r.as_str() {
-            "end_turn" | "stop_sequence" => FinishReason::Stop,
-            "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
-            "tool_use" => FinishReason::ToolCalls,
-            "refusal" => FinishReason::ContentFilter,
-            _ => FinishReason::Other(r),
-        });
+        let finish_reason = msg.stop_reason.map(stop_reason);
         let (usage, raw_usage) = match msg.usage {
             Some(raw) if !raw.is_null() => {
                 let parsed: AnthropicUsage = serde_json::from_value(raw.clone())
@@ -414,6 +408,17 @@ impl AnthropicCodec {
             raw_usage,
             ..Default::default()
         })
+    }
+}
+
+/// Anthropic's `stop_reason`, streamed or not.
+pub(crate) fn stop_reason(r: String) -> FinishReason {
+    match r.as_str() {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        _ => FinishReason::Other(r),
     }
 }
 
