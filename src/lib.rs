@@ -83,8 +83,9 @@ pub mod tracker;
 pub use costlayer_core as core;
 pub use costlayer_core::{
     tokens, transport, ApiKey, BatchProvider, BoxError, ChatDelta, ChatRequest, ChatResponse,
-    Content, ContentPart, CostStatus, Error, FinishReason, Message, Mode, Money, RecordedCost,
-    ResponseFormat, Role, TokenCounter, ToolCall, ToolChoice, ToolDefinition, Usage,
+    ChatStream, Content, ContentPart, CostStatus, Error, FinishReason, Message, Mode, Money,
+    RecordedCost, ResponseFormat, Role, StreamAccumulator, StreamRequest, TokenCounter, ToolCall,
+    ToolCallDelta, ToolChoice, ToolDefinition, Usage,
 };
 
 /// The OpenAI adapter (feature `openai`).

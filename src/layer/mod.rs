@@ -34,5 +34,6 @@ pub mod cache;
 pub mod cost;
 pub mod rate_limit;
 pub mod retry;
+pub(crate) mod tap;
 
 pub use self::builder::ServiceBuilderExt;
