@@ -97,9 +97,43 @@ pub struct ChatDelta {
     pub raw_usage: Option<Value>,
     /// Set on the last delta: the stream completed and `usage` is final.
     pub done: bool,
+    /// `true` when the stream is a replay from costlayer's response cache
+    /// (nothing was billed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+    /// Set on the last delta by the cost layer: what it recorded for the
+    /// whole stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<crate::RecordedCost>,
 }
 
 impl ChatDelta {
+    /// The single, final delta that carries a whole response.
+    pub fn whole(resp: &ChatResponse) -> Self {
+        ChatDelta {
+            text: resp.text.clone(),
+            tool_calls: resp
+                .tool_calls
+                .iter()
+                .enumerate()
+                .map(|(index, t)| ToolCallDelta {
+                    index,
+                    id: Some(t.id.clone()),
+                    name: Some(t.name.clone()),
+                    arguments: t.arguments.clone(),
+                })
+                .collect(),
+            finish_reason: resp.finish_reason.clone(),
+            usage: Some(resp.usage),
+            model: Some(resp.model.clone()),
+            request_id: resp.request_id.clone(),
+            raw_usage: resp.raw_usage.clone(),
+            done: true,
+            cached: resp.cached,
+            ..ChatDelta::default()
+        }
+    }
+
     /// Whether the delta carries nothing at all (decoders drop those).
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
@@ -189,6 +223,10 @@ impl StreamAccumulator {
             self.resp.raw_usage.clone_from(&d.raw_usage);
         }
         self.done |= d.done;
+        self.resp.cached |= d.cached;
+        if d.recorded.is_some() {
+            self.resp.recorded.clone_from(&d.recorded);
+        }
     }
 
     /// Whether the final delta has been pushed.
@@ -300,6 +338,12 @@ impl ChatStream {
             provider: provider.into(),
             time_to_first_delta: None,
         }
+    }
+
+    /// A one-delta stream replaying a whole response (a cache hit): its
+    /// text, tool calls, finish reason and usage in one final delta.
+    pub fn from_response(resp: &ChatResponse) -> Self {
+        ChatStream::from_deltas(resp.provider.clone(), vec![ChatDelta::whole(resp)])
     }
 
     /// A stream that replays `deltas` (a cached answer, a test).
@@ -570,28 +614,10 @@ pub(crate) fn error_or_whole<C: Codec>(
 ) -> Result<ChatStream, Error> {
     let mut whole = codec.decode(req, resp)?;
     whole.latency = started.elapsed();
-    let delta = ChatDelta {
-        text: std::mem::take(&mut whole.text),
-        tool_calls: whole
-            .tool_calls
-            .iter()
-            .enumerate()
-            .map(|(index, t)| ToolCallDelta {
-                index,
-                id: Some(t.id.clone()),
-                name: Some(t.name.clone()),
-                arguments: t.arguments.clone(),
-            })
-            .collect(),
-        finish_reason: whole.finish_reason.clone(),
-        usage: Some(whole.usage),
-        model: Some(whole.model.clone()),
-        request_id: whole.request_id.clone(),
-        raw_usage: whole.raw_usage.clone(),
-        done: true,
-        ..ChatDelta::default()
-    };
-    Ok(ChatStream::from_deltas(codec.provider(), vec![delta]))
+    Ok(ChatStream::from_deltas(
+        codec.provider(),
+        vec![ChatDelta::whole(&whole)],
+    ))
 }
 
 #[cfg(test)]

@@ -107,7 +107,11 @@ impl StreamHook for SettleOnEnd {
             }
             // The provider did work it bills: keep the whole charge (what a
             // cut stream used is not known exactly).
-            End::Failed(_) | End::Dropped => drop(permit),
+            End::Failed(e) => {
+                tracing::debug!(error = %e, "costlayer: stream failed midway; its rate-limit charge is kept");
+                drop(permit);
+            }
+            End::Dropped => drop(permit),
         }
     }
 }
