@@ -490,22 +490,35 @@ async fn dropped_reservations_are_released() {
         tracker.budget_status().await.unwrap()[0].reserved,
         Money::ZERO
     );
-    let _r2 = tracker.reserve(&small).await.unwrap();
+    let r2 = tracker.reserve(&small).await.unwrap();
+    drop(r2);
 
-    // A future dropped while holding a reservation releases it too.
+    // A future dropped while holding a reservation releases it too: the
+    // task holds one (seen in the status), then is aborted.
     let t = tracker.clone();
     let s = small.clone();
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
-        let _held = t.reserve(&s).await;
+        let held = t.reserve(&s).await.unwrap();
+        held_tx.send(()).unwrap();
         std::future::pending::<()>().await;
+        drop(held);
     });
-    tokio::task::yield_now().await;
-    task.abort();
-    let _ = task.await;
+    held_rx.await.unwrap();
     assert_eq!(
         tracker.budget_status().await.unwrap()[0].reserved,
-        nanos(22_000)
+        nanos(22_000),
+        "the task's reservation is held while it runs"
     );
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        tracker.budget_status().await.unwrap()[0].reserved,
+        Money::ZERO,
+        "aborting the task released its reservation"
+    );
+    // And the budget admits the call again.
+    let _r3 = tracker.reserve(&small).await.unwrap();
 }
 
 #[tokio::test]

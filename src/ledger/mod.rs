@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Money;
 
-mod jsonl;
+pub(crate) mod jsonl;
 mod memory;
 mod record;
 

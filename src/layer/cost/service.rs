@@ -79,7 +79,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
+    fn call(&mut self, mut req: ChatRequest) -> Self::Future {
         // The instance that was driven to readiness is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -88,6 +88,10 @@ where
         let fut = async move {
             // Dropped (released) on every early return and on cancellation.
             let reservation = tracker.reserve(&req).await?;
+            // The request carries what was reserved: billed <= reserved.
+            if req.max_tokens.is_none() {
+                req.max_tokens = reservation.output_cap();
+            }
             let info = CallInfo::from_request(&req);
             let resp = inner.call(req).await.map_err(Into::into)?;
             let span = tracing::Span::current();
@@ -97,7 +101,10 @@ where
             span.record("gen_ai.response.model", resp.model.as_str());
             span.record("gen_ai.usage.input_tokens", resp.usage.prompt_tokens());
             span.record("gen_ai.usage.output_tokens", resp.usage.output_tokens);
-            match tracker.record_call(&info, &resp, Some(reservation)).await {
+            // Finished in the background if this future is dropped now: an
+            // answered call is always recorded.
+            let (resp, rec) = tracker.settle_call(info, reservation, resp).await;
+            match rec {
                 Ok(rec) => {
                     if let Some(cost) = rec.nano_usd {
                         span.record("costlayer.cost_nano_usd", cost.nanos());

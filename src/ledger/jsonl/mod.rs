@@ -18,10 +18,10 @@ use super::{
 };
 
 mod canonical;
-mod files;
+pub(crate) mod files;
 mod legacy;
 mod par;
-mod read;
+pub(crate) mod read;
 mod view;
 mod writer;
 
@@ -166,6 +166,7 @@ impl JsonlStorageBuilder {
                 file_user,
                 fsync: self.fsync,
                 writer: OnceLock::new(),
+                others: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -307,6 +308,8 @@ struct Inner {
     file_user: String,
     fsync: FsyncPolicy,
     writer: OnceLock<WriterHandle>,
+    /// Writers of other users' files: a record goes to its own user's file.
+    others: std::sync::Mutex<std::collections::HashMap<String, Arc<WriterHandle>>>,
 }
 
 /// The directory-wide lock file held while an alert is marked.
@@ -535,6 +538,30 @@ impl JsonlStorage {
             .ok_or_else(|| LedgerError::Config("the ledger writer failed to start".to_owned()))
     }
 
+    /// Appends `bytes` (records of `user`) to `costs_<user>.jsonl`: the
+    /// record's user decides its file, whatever this storage's user is.
+    async fn submit_as(&self, user: &str, bytes: Vec<u8>) -> Result<(), LedgerError> {
+        let file_user = sanitize_user(user)?;
+        if file_user == self.inner.file_user {
+            return self.submit(bytes).await;
+        }
+        let path = self.inner.dir.join(format!("costs_{file_user}.jsonl"));
+        let handle = {
+            let mut others = self.inner.others.lock().unwrap_or_else(|p| p.into_inner());
+            match others.get(&file_user) {
+                Some(h) => h.clone(),
+                None => {
+                    let h = Arc::new(WriterHandle::spawn(path.clone(), self.inner.fsync)?);
+                    others.insert(file_user, h.clone());
+                    h
+                }
+            }
+        };
+        let (ack, done) = tokio::sync::oneshot::channel();
+        handle.send(Job::Write { bytes, ack }, &path)?;
+        done.await.map_err(|_| stopped(&path))?
+    }
+
     async fn submit(&self, bytes: Vec<u8>) -> Result<(), LedgerError> {
         let (ack, done) = tokio::sync::oneshot::channel();
         let path = self.ledger_path();
@@ -737,19 +764,30 @@ impl Storage for JsonlStorage {
     async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
         let mut bytes = serde_json::to_vec(record)?;
         bytes.push(b'\n');
-        self.submit(bytes).await
+        self.submit_as(&record.user, bytes).await
     }
 
     async fn append_batch(&self, records: &[CostRecord]) -> Result<(), LedgerError> {
         if records.is_empty() {
             return Ok(());
         }
-        let mut bytes = Vec::with_capacity(records.len() * 420);
+        // One write per user, each to that user's file.
+        let mut by_user: Vec<(&str, Vec<u8>)> = Vec::new();
         for r in records {
-            serde_json::to_writer(&mut bytes, r)?;
-            bytes.push(b'\n');
+            let i = match by_user.iter().position(|(u, _)| *u == r.user) {
+                Some(i) => i,
+                None => {
+                    by_user.push((&r.user, Vec::with_capacity(records.len() * 420)));
+                    by_user.len() - 1
+                }
+            };
+            serde_json::to_writer(&mut by_user[i].1, r)?;
+            by_user[i].1.push(b'\n');
         }
-        self.submit(bytes).await
+        for (user, bytes) in by_user {
+            self.submit_as(user, bytes).await?;
+        }
+        Ok(())
     }
 
     async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
@@ -834,6 +872,20 @@ impl Storage for JsonlStorage {
     }
 
     async fn flush(&self) -> Result<(), LedgerError> {
+        let others: Vec<(String, Arc<WriterHandle>)> = self
+            .inner
+            .others
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(u, h)| (u.clone(), h.clone()))
+            .collect();
+        for (user, h) in others {
+            let path = self.inner.dir.join(format!("costs_{user}.jsonl"));
+            let (ack, done) = tokio::sync::oneshot::channel();
+            h.send(Job::Flush { ack }, &path)?;
+            done.await.map_err(|_| stopped(&path))??;
+        }
         let Some(w) = self.inner.writer.get() else {
             return Ok(());
         };

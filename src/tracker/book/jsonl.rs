@@ -1,0 +1,795 @@
+//! [`JsonlDirBook`]: the book of every process on the host that uses one
+//! JSONL data directory.
+//!
+//! Files, next to the ledger's `costs_*.jsonl`:
+//!
+//! | file | what |
+//! |---|---|
+//! | `budget.lock` | the directory lock (`flock`), held for the few microseconds of each reserve, settle and release |
+//! | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id |
+//! | `budget_checkpoint.json` | per-line settled sums at given per-file offsets, so a new process reads only what was appended since |
+//!
+//! Under the lock an operation (1) reads every ledger file from where this
+//! process last stopped (or the checkpoint) to its end, adding each record
+//! to the lines it counts in, (2) drops each settled hold whose record it
+//! just read (so a settled call counts once: as a hold until its record is
+//! in the ledger, then as the record), (3) expires holds whose owner's lease
+//! ran out, (4) decides, and (5) rewrites the holds file (a temporary file
+//! renamed over it: a full disk fails the write and refuses the call, the
+//! old file stays whole).
+//!
+//! Leases are measured on the observer's monotonic clock from the moment it
+//! first saw a hold in its current state, never by comparing one process's
+//! wall clock with another's; the owner renews its unsettled holds each
+//! time it writes. A hold of a process that is gone (same host, no such
+//! pid) expires at once. The kernel drops the lock of a process that dies.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{BookError, BookKey, BookLine, BudgetBook, Hold, LineTotals, Reserved};
+use crate::ledger::jsonl::files::identity;
+use crate::ledger::jsonl::read::{classify, list_matching, Line, Lines, Outcome};
+use crate::ledger::CostRecord;
+use crate::Money;
+
+/// How long a hold outlives its owner's last sign of life: 5 minutes. Set
+/// it above your longest call with [`JsonlDirBookBuilder::lease`].
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+
+const LOCK_FILE: &str = "budget.lock";
+const HOLDS_FILE: &str = "budget_holds.json";
+const CHECKPOINT_FILE: &str = "budget_checkpoint.json";
+const VERSION: u32 = 1;
+/// Ledger bytes read between two checkpoint writes.
+const CHECKPOINT_EVERY: u64 = 1 << 20;
+
+/// Builds a [`JsonlDirBook`]; see [`JsonlDirBook::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct JsonlDirBookBuilder {
+    dir: PathBuf,
+    lease: Duration,
+}
+
+impl JsonlDirBookBuilder {
+    /// How long another process waits before it drops a hold of this one
+    /// that was not renewed (a crashed process's holds). Defaults to
+    /// [`DEFAULT_LEASE`].
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Creates the directory if needed and builds the book. Nothing is
+    /// read until the first operation.
+    ///
+    /// # Errors
+    ///
+    /// [`BookError::Io`] if the directory cannot be created, or
+    /// [`BookError::Other`] for a zero lease.
+    pub fn build(self) -> Result<JsonlDirBook, BookError> {
+        if self.lease.is_zero() {
+            return Err(BookError::Other(
+                "the hold lease is 0: use at least a few seconds (default 5 minutes)".to_owned(),
+            ));
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| BookError::Io {
+            op: "create",
+            path: self.dir.clone(),
+            source,
+        })?;
+        Ok(JsonlDirBook {
+            dir: self.dir,
+            lease: self.lease,
+            owner: Owner {
+                pid: std::process::id(),
+                host: whoami::fallible::hostname().unwrap_or_else(|_| "unknown".to_owned()),
+                nonce: ulid::Ulid::new().to_string(),
+            },
+            state: Mutex::new(DirState::default()),
+        })
+    }
+}
+
+/// The budget book of every process on the host that shares a JSONL data
+/// directory: exact across processes. See the [module docs](self) for the
+/// files and the protocol.
+///
+/// ```
+/// use costlayer::tracker::book::JsonlDirBook;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let book = JsonlDirBook::builder(dir.path())
+///     .lease(std::time::Duration::from_secs(60))
+///     .build()?;
+/// assert_eq!(book.dir(), dir.path());
+/// # Ok(()) }
+/// ```
+pub struct JsonlDirBook {
+    dir: PathBuf,
+    lease: Duration,
+    owner: Owner,
+    state: Mutex<DirState>,
+}
+
+impl fmt::Debug for JsonlDirBook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonlDirBook")
+            .field("dir", &self.dir)
+            .field("lease", &self.lease)
+            .field("pid", &self.owner.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Owner {
+    pid: u32,
+    host: String,
+    nonce: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HoldEntry {
+    id: String,
+    owner: Owner,
+    lease_ms: u64,
+    /// Bumped by the owner each time it rewrites the file.
+    renewed: u64,
+    lines: Vec<BookKey>,
+    nano_usd: i64,
+    /// Set by settle: the record this hold became. Dropped when read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct HoldsFile {
+    v: u32,
+    holds: Vec<HoldEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    #[serde(default)]
+    dev: u64,
+    #[serde(default)]
+    ino: u64,
+    offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckLine {
+    key: BookKey,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    nano_usd: i64,
+    first_spend: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    v: u32,
+    files: BTreeMap<String, Cursor>,
+    lines: Vec<CheckLine>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    line: BookLine,
+    settled: Money,
+    first_spend: Option<DateTime<Utc>>,
+}
+
+impl Tracked {
+    fn add(&mut self, rec: &CostRecord) {
+        if !self.line.counts(rec) {
+            return;
+        }
+        let cost = rec.cost();
+        self.settled = self.settled.saturating_add(cost);
+        if !cost.is_zero() && self.first_spend.is_none_or(|f| rec.ts < f) {
+            self.first_spend = Some(rec.ts);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct DirState {
+    lock: Option<File>,
+    loaded: bool,
+    files: BTreeMap<String, Cursor>,
+    lines: HashMap<BookKey, Tracked>,
+    /// When this process first saw each hold in its current state.
+    seen: HashMap<String, (u64, Instant)>,
+    unsaved: u64,
+    renewals: u64,
+}
+
+/// What an operation's decision sees and changes.
+struct Ctx<'a> {
+    lines: &'a HashMap<BookKey, Tracked>,
+    holds: &'a mut Vec<HoldEntry>,
+    write: bool,
+}
+
+impl Ctx<'_> {
+    /// Settled spend counts the settled holds whose record is not read
+    /// back yet; held is the live holds.
+    fn totals(&self, keys: impl IntoIterator<Item = BookKey>) -> Vec<LineTotals> {
+        keys.into_iter()
+            .map(|key| {
+                let (mut settled, first_spend) = self
+                    .lines
+                    .get(&key)
+                    .map_or((Money::ZERO, None), |t| (t.settled, t.first_spend));
+                let mut held = Money::ZERO;
+                for h in self.holds.iter().filter(|h| h.lines.contains(&key)) {
+                    let amount = Money::from_nanos(h.nano_usd);
+                    if h.record.is_some() {
+                        settled = settled.saturating_add(amount);
+                    } else {
+                        held = held.saturating_add(amount);
+                    }
+                }
+                LineTotals {
+                    key,
+                    settled,
+                    held,
+                    first_spend,
+                }
+            })
+            .collect()
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BookError + 'a {
+    move |source| BookError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl JsonlDirBook {
+    /// A builder for the book of `dir` (the ledger's data directory).
+    pub fn builder(dir: impl Into<PathBuf>) -> JsonlDirBookBuilder {
+        JsonlDirBookBuilder {
+            dir: dir.into(),
+            lease: DEFAULT_LEASE,
+        }
+    }
+
+    /// The book of `dir` with the default lease.
+    ///
+    /// # Errors
+    ///
+    /// As [`JsonlDirBookBuilder::build`].
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, BookError> {
+        JsonlDirBook::builder(dir).build()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lease of this process's holds.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    fn state(&self) -> MutexGuard<'_, DirState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `decide` under the directory lock, after catching up with the
+    /// ledger and the holds file; rewrites the holds file if it changed.
+    fn locked<R>(
+        &self,
+        lines: &[BookLine],
+        decide: impl FnOnce(&mut Ctx<'_>) -> R,
+    ) -> Result<R, BookError> {
+        let mut st = self.state();
+        if st.lock.is_none() {
+            let path = self.dir.join(LOCK_FILE);
+            reject_symlink(&path)?;
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err("open", &path))?;
+            st.lock = Some(f);
+        }
+        let lock = st
+            .lock
+            .take()
+            .ok_or_else(|| BookError::Other("lock file".into()))?;
+        let result = lock
+            .lock()
+            .map_err(io_err("lock", &self.dir.join(LOCK_FILE)))
+            .and_then(|()| self.locked_inner(&mut st, lines, decide));
+        let _ = lock.unlock();
+        st.lock = Some(lock);
+        result
+    }
+
+    fn locked_inner<R>(
+        &self,
+        st: &mut DirState,
+        lines: &[BookLine],
+        decide: impl FnOnce(&mut Ctx<'_>) -> R,
+    ) -> Result<R, BookError> {
+        if !st.loaded {
+            self.load_checkpoint(st);
+            st.loaded = true;
+        }
+        let mut read_ids = HashSet::new();
+        let mut save = self.catch_up(st, &mut read_ids)?;
+        save |= self.register(st, lines, &mut read_ids)?;
+        let (mut holds, mut dirty) = self.read_holds();
+        let before = holds.len();
+        holds.retain(|h| h.record.as_ref().is_none_or(|r| !read_ids.contains(r)));
+        dirty |= holds.len() != before;
+        dirty |= self.expire(st, &mut holds);
+        let mut ctx = Ctx {
+            lines: &st.lines,
+            holds: &mut holds,
+            write: false,
+        };
+        let r = decide(&mut ctx);
+        if ctx.write || dirty {
+            st.renewals += 1;
+            let renewal = st.renewals;
+            for h in holds.iter_mut() {
+                if h.owner == self.owner && h.record.is_none() {
+                    h.renewed = renewal;
+                }
+            }
+            self.write_holds(&holds)?;
+        }
+        if save || st.unsaved >= CHECKPOINT_EVERY {
+            self.write_checkpoint(st);
+        }
+        Ok(r)
+    }
+
+    /// Drops holds whose owner's lease ran out (as this process measures
+    /// it) or whose owner is gone. Returns whether any went.
+    fn expire(&self, st: &mut DirState, holds: &mut Vec<HoldEntry>) -> bool {
+        let now = Instant::now();
+        let mut live = HashSet::new();
+        let before = holds.len();
+        holds.retain(|h| {
+            live.insert(h.id.clone());
+            let ours = h.owner.nonce == self.owner.nonce;
+            if ours && h.record.is_none() {
+                return true;
+            }
+            if !ours && h.owner.host == self.owner.host && !pid_alive(h.owner.pid) {
+                tracing::info!(hold = %h.id, pid = h.owner.pid, "dropping the budget hold of a process that is gone");
+                return false;
+            }
+            let first = match st.seen.get(&h.id) {
+                Some(&(renewed, at)) if renewed == h.renewed => at,
+                _ => {
+                    st.seen.insert(h.id.clone(), (h.renewed, now));
+                    now
+                }
+            };
+            let keep = now.duration_since(first) < Duration::from_millis(h.lease_ms);
+            if !keep {
+                tracing::info!(hold = %h.id, pid = h.owner.pid, host = %h.owner.host, "a budget hold outlived its lease; dropping it");
+            }
+            keep
+        });
+        st.seen.retain(|id, _| live.contains(id));
+        holds.len() != before
+    }
+
+    /// Reads every ledger file from its cursor to its end. Starts over
+    /// (every sum from zero) if a file was replaced, shrank or went away (a
+    /// reset). Returns whether a checkpoint is worth writing.
+    fn catch_up(&self, st: &mut DirState, ids: &mut HashSet<String>) -> Result<bool, BookError> {
+        let paths = list_matching(&self.dir, "costs_", ".jsonl")
+            .map_err(|e| BookError::Other(e.to_string()))?;
+        let mut rebuild = false;
+        let mut opened = Vec::with_capacity(paths.len());
+        for path in paths {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("read", &path)(e)),
+            };
+            let meta = file.metadata().map_err(io_err("read", &path))?;
+            let (dev, ino) = identity(&meta).unwrap_or((0, 0));
+            if let Some(c) = st.files.get(&name) {
+                if (c.dev, c.ino) != (dev, ino) || meta.len() < c.offset {
+                    rebuild = true;
+                }
+            }
+            opened.push((name, path, file, dev, ino, meta.len()));
+        }
+        if st.files.keys().any(|k| !opened.iter().any(|o| &o.0 == k)) {
+            rebuild = true;
+        }
+        if rebuild {
+            tracing::info!(dir = %self.dir.display(), "a ledger file was reset or replaced: budget totals are read again from the ledger");
+            st.files.clear();
+            for t in st.lines.values_mut() {
+                t.settled = Money::ZERO;
+                t.first_spend = None;
+            }
+        }
+        let mut read = 0;
+        for (name, path, mut file, dev, ino, len) in opened {
+            let from = st.files.get(&name).map_or(0, |c| c.offset);
+            if from >= len {
+                continue;
+            }
+            let lines = &mut st.lines;
+            let end = read_range(&mut file, &path, from, None, &mut |rec| {
+                ids.insert(rec.id.to_string());
+                for t in lines.values_mut() {
+                    t.add(&rec);
+                }
+            })?;
+            read += end - from;
+            st.files.insert(
+                name,
+                Cursor {
+                    dev,
+                    ino,
+                    offset: end,
+                },
+            );
+        }
+        st.unsaved += read;
+        Ok(rebuild)
+    }
+
+    /// Adds the lines not tracked yet (the checkpoint's lines are tracked
+    /// from the start) by reading the ledger up to this process's offsets.
+    /// Returns whether the ledger was read.
+    fn register(
+        &self,
+        st: &mut DirState,
+        lines: &[BookLine],
+        ids: &mut HashSet<String>,
+    ) -> Result<bool, BookError> {
+        let mut fresh: Vec<BookLine> = Vec::new();
+        for l in lines {
+            if st
+                .lines
+                .get(&l.key)
+                .is_some_and(|t| t.line.same_span(&l.key, l.start, l.end))
+            {
+                continue;
+            }
+            fresh.push(l.clone());
+        }
+        if fresh.is_empty() {
+            return Ok(false);
+        }
+        let mut new: Vec<Tracked> = fresh
+            .into_iter()
+            .map(|line| Tracked {
+                line,
+                settled: Money::ZERO,
+                first_spend: None,
+            })
+            .collect();
+        let mut read = false;
+        for (name, c) in &st.files {
+            if c.offset == 0 {
+                continue;
+            }
+            let path = self.dir.join(name);
+            let mut file = File::open(&path).map_err(io_err("read", &path))?;
+            read_range(&mut file, &path, 0, Some(c.offset), &mut |rec| {
+                ids.insert(rec.id.to_string());
+                for t in new.iter_mut() {
+                    t.add(&rec);
+                }
+            })?;
+            read = true;
+        }
+        for t in new {
+            st.lines.insert(t.line.key.clone(), t);
+        }
+        Ok(read)
+    }
+
+    fn load_checkpoint(&self, st: &mut DirState) {
+        let path = self.dir.join(CHECKPOINT_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the budget checkpoint; budget totals are read from the ledger");
+                return;
+            }
+        };
+        match serde_json::from_slice::<Checkpoint>(&bytes) {
+            Ok(cp) if cp.v == VERSION => {
+                st.files = cp.files;
+                for c in cp.lines {
+                    let mut line = BookLine::new(c.key.clone(), Money::ZERO);
+                    line.start = c.start;
+                    line.end = c.end;
+                    st.lines.insert(
+                        c.key,
+                        Tracked {
+                            line,
+                            settled: Money::from_nanos(c.nano_usd),
+                            first_spend: c.first_spend,
+                        },
+                    );
+                }
+            }
+            Ok(cp) => {
+                tracing::warn!(path = %path.display(), version = cp.v, "the budget checkpoint is from another costlayer version; budget totals are rebuilt from the ledger")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the budget checkpoint is corrupt; budget totals are rebuilt from the ledger")
+            }
+        }
+    }
+
+    fn write_checkpoint(&self, st: &mut DirState) {
+        let cp = Checkpoint {
+            v: VERSION,
+            files: st.files.clone(),
+            lines: st
+                .lines
+                .values()
+                // Periods over for a month are not needed again.
+                .filter(|t| {
+                    t.line
+                        .end
+                        .is_none_or(|e| Utc::now() - e < chrono::Duration::days(31))
+                })
+                .map(|t| CheckLine {
+                    key: t.line.key.clone(),
+                    start: t.line.start,
+                    end: t.line.end,
+                    nano_usd: t.settled.nanos(),
+                    first_spend: t.first_spend,
+                })
+                .collect(),
+        };
+        let path = self.dir.join(CHECKPOINT_FILE);
+        match serde_json::to_vec(&cp)
+            .map_err(|e| io::Error::other(e.to_string()))
+            .and_then(|b| self.replace(&path, &b))
+        {
+            Ok(()) => st.unsaved = 0,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the budget checkpoint (totals stay exact; a new process reads more of the ledger)")
+            }
+        }
+    }
+
+    /// The holds file's entries, and whether it must be rewritten (it was
+    /// unreadable).
+    fn read_holds(&self) -> (Vec<HoldEntry>, bool) {
+        let path = self.dir.join(HOLDS_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return (Vec::new(), false),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the budget holds; calls in flight elsewhere are not counted until it is rewritten");
+                return (Vec::new(), true);
+            }
+        };
+        if bytes.is_empty() {
+            return (Vec::new(), false);
+        }
+        match serde_json::from_slice::<HoldsFile>(&bytes) {
+            Ok(h) if h.v == VERSION => (h.holds, false),
+            Ok(h) => {
+                tracing::warn!(path = %path.display(), version = h.v, "the budget holds file is from another costlayer version; it is replaced (settled spend is read from the ledger)");
+                (Vec::new(), true)
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the budget holds file is corrupt; it is replaced (settled spend is read from the ledger, holds of calls in flight elsewhere are lost)");
+                (Vec::new(), true)
+            }
+        }
+    }
+
+    fn write_holds(&self, holds: &[HoldEntry]) -> Result<(), BookError> {
+        let path = self.dir.join(HOLDS_FILE);
+        let file = HoldsFile {
+            v: VERSION,
+            holds: holds.to_vec(),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| BookError::Other(e.to_string()))?;
+        self.replace(&path, &bytes).map_err(io_err("write", &path))
+    }
+
+    /// Writes `bytes` to a temporary file and renames it over `path`, so a
+    /// failed write (a full disk) leaves the old file whole.
+    fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let tmp = self.dir.join(format!(
+            ".{}.{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("book"),
+            self.owner.nonce
+        ));
+        let written = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.flush()
+        })();
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn hold_entry(&self, lines: Vec<BookKey>, amount: Money, record: Option<String>) -> HoldEntry {
+        HoldEntry {
+            id: ulid::Ulid::new().to_string(),
+            owner: self.owner.clone(),
+            lease_ms: u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX),
+            renewed: 0,
+            lines,
+            nano_usd: amount.nanos(),
+            record,
+        }
+    }
+}
+
+/// Refuses a symlink where the book keeps its own files.
+fn reject_symlink(path: &Path) -> Result<(), BookError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(BookError::Io {
+            op: "open",
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a symbolic link: remove it (the budget book never follows links)",
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a process with `pid` runs on this host (always true where that
+/// cannot be told).
+fn pid_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Reads the whole lines of `file` from `from` (to `to`, or its end),
+/// calling `f` with each record; returns the offset after the last whole
+/// line (a torn final line is read again next time). Corrupt lines are
+/// skipped (the ledger's scans report and quarantine them).
+fn read_range(
+    file: &mut File,
+    path: &Path,
+    from: u64,
+    to: Option<u64>,
+    f: &mut dyn FnMut(CostRecord),
+) -> Result<u64, BookError> {
+    file.seek(SeekFrom::Start(from))
+        .map_err(io_err("read", path))?;
+    let reader: Box<dyn Read + '_> = match to {
+        Some(to) => Box::new(Read::take(&mut *file, to.saturating_sub(from))),
+        None => Box::new(&mut *file),
+    };
+    let mut lines = Lines::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        let before = lines.pos;
+        if let Some(rec) = lines.next_canonical().map_err(io_err("read", path))? {
+            f(rec);
+            continue;
+        }
+        match lines.next(&mut buf).map_err(io_err("read", path))? {
+            None => break,
+            Some(Line::Normal { complete: false }) => return Ok(from + before),
+            Some(line) => {
+                if let Outcome::Record(rec) = classify(line, &buf) {
+                    f(rec);
+                }
+            }
+        }
+    }
+    Ok(from + lines.pos)
+}
+
+#[async_trait::async_trait]
+impl BudgetBook for JsonlDirBook {
+    async fn totals(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError> {
+        self.locked(lines, |ctx| ctx.totals(lines.iter().map(|l| l.key.clone())))
+    }
+
+    async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError> {
+        self.locked(lines, |ctx| {
+            let keys = || lines.iter().map(|l| l.key.clone());
+            let before = ctx.totals(keys());
+            for (l, t) in lines.iter().zip(&before) {
+                let would_be = t.committed().checked_add(amount).unwrap_or(Money::MAX);
+                if l.blocking && would_be > l.limit {
+                    return Reserved::Refused {
+                        key: l.key.clone(),
+                        totals: before,
+                    };
+                }
+            }
+            let entry = self.hold_entry(keys().collect(), amount, None);
+            let hold = Hold {
+                id: entry.id.clone(),
+                lines: entry.lines.clone(),
+                amount,
+            };
+            ctx.holds.push(entry);
+            ctx.write = true;
+            Reserved::Granted {
+                hold,
+                totals: ctx.totals(keys()),
+            }
+        })
+    }
+
+    async fn settle(
+        &self,
+        hold: Option<Hold>,
+        record: &CostRecord,
+        lines: &[BookLine],
+    ) -> Result<Vec<LineTotals>, BookError> {
+        let counted: Vec<BookLine> = lines.iter().filter(|l| l.counts(record)).cloned().collect();
+        let keys: Vec<BookKey> = counted.iter().map(|l| l.key.clone()).collect();
+        let id = record.id.to_string();
+        let cost = record.cost();
+        self.locked(&counted, |ctx| {
+            ctx.holds
+                .retain(|h| hold.as_ref().is_none_or(|held| held.id != h.id));
+            if !keys.is_empty() {
+                ctx.holds
+                    .push(self.hold_entry(keys.clone(), cost, Some(id)));
+            }
+            ctx.write = true;
+            ctx.totals(keys.clone())
+        })
+    }
+
+    async fn release(&self, hold: Hold) -> Result<(), BookError> {
+        self.locked(&[], |ctx| {
+            ctx.holds.retain(|h| h.id != hold.id);
+            ctx.write = true;
+        })
+    }
+
+    async fn forget(&self) -> Result<(), BookError> {
+        let mut st = self.state();
+        st.loaded = false;
+        st.files.clear();
+        st.lines.clear();
+        Ok(())
+    }
+}

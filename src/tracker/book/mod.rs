@@ -1,0 +1,319 @@
+//! The budget book: for each budget and period, the settled spend and the
+//! live holds of calls in flight, shared by every process that shares it.
+//!
+//! A [`BudgetBook`] is the one place a hard limit is decided. The tracker
+//! hands it [`BookLine`]s (a budget in its current period, keyed by stable
+//! strings: budget name, period label, scope) and asks it to
+//! [`reserve`](BudgetBook::reserve) a call's worst case,
+//! [`settle`](BudgetBook::settle) the hold to the billed record, or
+//! [`release`](BudgetBook::release) it. Every answer carries the *shared*
+//! totals of the lines it touched (settled + held, after the operation), so
+//! alert thresholds are evaluated on what every process spent together.
+//!
+//! Implementations:
+//!
+//! | book | shared by | how |
+//! |---|---|---|
+//! | [`MemoryBook`] | one process | a mutex over the totals |
+//! | [`JsonlDirBook`] | every process on the host using one JSONL data directory | a directory lock, the ledger's tails read incrementally, a checkpoint, a holds file with leases |
+//!
+//! A book for another store (a database) is one more implementation of the
+//! trait; the behaviour suite in `tests/support/book_suite.rs` checks it.
+//!
+//! # Example
+//!
+//! ```
+//! //! use costlayer::budget::Scope;
+//! use costlayer::ledger::CostRecord;
+//! use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, MemoryBook, Reserved};
+//! use costlayer::{Money, Usage};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let book: Arc<dyn BudgetBook> = Arc::new(MemoryBook::new());
+//! let line = BookLine::new(BookKey::new("monthly", "2026-12", &Scope::All), Money::from_nanos(1_000))
+//!     .blocking(true);
+//! let hold = match book.reserve(std::slice::from_ref(&line), Money::from_nanos(600)).await? {
+//!     Reserved::Granted { hold, .. } => hold,
+//!     Reserved::Refused { .. } => unreachable!(),
+//! };
+//! // A second worst case of 600 would cross the limit while the first is held.
+//! assert!(matches!(
+//!     book.reserve(std::slice::from_ref(&line), Money::from_nanos(600)).await?,
+//!     Reserved::Refused { .. }
+//! ));
+//! let mut rec = CostRecord::new("alice", "openai", "gpt-4o", Usage::new(10, 10));
+//! rec.nano_usd = Some(Money::from_nanos(250));
+//! let totals = book.settle(Some(hold), &rec, std::slice::from_ref(&line)).await?;
+//! assert_eq!(totals[0].committed(), Money::from_nanos(250));
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::task::{Context, Poll};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::budget::Scope;
+use crate::ledger::CostRecord;
+use crate::Money;
+
+mod jsonl;
+mod memory;
+
+pub use jsonl::{JsonlDirBook, JsonlDirBookBuilder, DEFAULT_LEASE};
+pub use memory::MemoryBook;
+
+/// The stable identity of one budget in one period: its name, the period's
+/// label (`2026-12`, `total`, ...) and its scope as displayed (`all`,
+/// `provider:openai`). Books key everything by it, never by a position in
+/// one process's budget list, so processes with different budget lists
+/// share what they have in common.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BookKey {
+    /// The budget's name.
+    pub budget: String,
+    /// The period's label.
+    pub period: String,
+    /// The budget's scope, displayed.
+    pub scope: String,
+}
+
+impl BookKey {
+    /// The key of budget `budget` in period `period` over `scope`.
+    pub fn new(budget: impl Into<String>, period: impl Into<String>, scope: &Scope) -> Self {
+        BookKey {
+            budget: budget.into(),
+            period: period.into(),
+            scope: scope.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for BookKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}] ({})", self.budget, self.scope, self.period)
+    }
+}
+
+/// One budget in its current period, as a book sees it: which records it
+/// counts (scope and period bounds), its limit and whether it blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookLine {
+    /// The key.
+    pub key: BookKey,
+    /// Whose spend it counts.
+    pub scope: Scope,
+    /// Inclusive start of the period; `None` for all time.
+    pub start: Option<DateTime<Utc>>,
+    /// Exclusive end of the period; `None` for all time.
+    pub end: Option<DateTime<Utc>>,
+    /// The limit.
+    pub limit: Money,
+    /// Whether a reservation that would cross the limit is refused.
+    pub blocking: bool,
+}
+
+impl BookLine {
+    /// An all-time, alert-only line over everything; set the rest with the
+    /// fields or [`BookLine::blocking`]. The scope is parsed back from the
+    /// key (`all` if it does not parse).
+    pub fn new(key: BookKey, limit: Money) -> Self {
+        let scope = key.scope.parse().unwrap_or_default();
+        BookLine {
+            key,
+            scope,
+            start: None,
+            end: None,
+            limit,
+            blocking: false,
+        }
+    }
+
+    /// Sets whether the line blocks.
+    #[must_use]
+    pub fn blocking(mut self, blocking: bool) -> Self {
+        self.blocking = blocking;
+        self
+    }
+
+    /// Whether `rec` counts toward this line (scope and period).
+    pub fn counts(&self, rec: &CostRecord) -> bool {
+        self.start.is_none_or(|s| rec.ts >= s)
+            && self.end.is_none_or(|e| rec.ts < e)
+            && self.scope.matches_record(rec)
+    }
+
+    /// Whether `other` counts the same records (same key and bounds).
+    pub(crate) fn same_span(
+        &self,
+        key: &BookKey,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> bool {
+        &self.key == key && self.start == start && self.end == end
+    }
+}
+
+/// A line's shared totals after an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LineTotals {
+    /// The line.
+    pub key: BookKey,
+    /// Spend of records in the ledger, and of calls settled in the book
+    /// whose record is not read back yet.
+    pub settled: Money,
+    /// Live holds of calls in flight.
+    pub held: Money,
+    /// The earliest non-zero spend seen, when the book knows it.
+    pub first_spend: Option<DateTime<Utc>>,
+}
+
+impl LineTotals {
+    /// Zero totals for `key`.
+    pub fn zero(key: BookKey) -> Self {
+        LineTotals {
+            key,
+            settled: Money::ZERO,
+            held: Money::ZERO,
+            first_spend: None,
+        }
+    }
+
+    /// Settled plus held.
+    pub fn committed(&self) -> Money {
+        self.settled.saturating_add(self.held)
+    }
+}
+
+/// A live hold, returned by [`BudgetBook::reserve`]. Settle or release it;
+/// a hold that is neither (its process died) expires after the book's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// A unique id (a ULID).
+    pub id: String,
+    /// The lines it holds `amount` in.
+    pub lines: Vec<BookKey>,
+    /// The amount held in each line.
+    pub amount: Money,
+}
+
+/// The answer of [`BudgetBook::reserve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reserved {
+    /// Held; the totals include the new hold.
+    Granted {
+        /// The hold.
+        hold: Hold,
+        /// Every line's totals after the hold.
+        totals: Vec<LineTotals>,
+    },
+    /// Refused: `key` would have crossed its limit. Nothing is held.
+    Refused {
+        /// The first blocking line that would have crossed its limit.
+        key: BookKey,
+        /// Every line's totals (without the refused amount).
+        totals: Vec<LineTotals>,
+    },
+}
+
+/// A book's failure. A reservation that fails is refused (the call is not
+/// sent).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BookError {
+    /// A file of the book could not be read or written.
+    #[error("budget book: cannot {op} {path}: {source} (check the data directory's permissions and free space)")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else.
+    #[error("budget book: {0}")]
+    Other(String),
+}
+
+impl From<BookError> for crate::Error {
+    fn from(e: BookError) -> Self {
+        crate::Error::Other(Box::new(e))
+    }
+}
+
+/// Settled spend and live holds per budget and period, shared by the
+/// processes using the book. See the [module docs](self).
+///
+/// Every method takes the lines it concerns and registers any it has not
+/// seen (a book learns a new line's settled spend from its store the first
+/// time). Totals are returned in the order of the `lines` given.
+#[async_trait::async_trait]
+pub trait BudgetBook: Send + Sync + fmt::Debug {
+    /// The current totals of `lines`.
+    async fn totals(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError>;
+
+    /// Holds `amount` in every line of `lines`, unless a blocking one would
+    /// end above its limit (settled + held + amount > limit), atomically
+    /// for every process sharing the book.
+    async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError>;
+
+    /// Settles `hold` (if any) to `record`: the hold goes, the record's cost
+    /// counts in every line of `lines` it falls in, exactly once (also when
+    /// the book later reads the record back from the ledger). Returns the
+    /// totals of the lines the record falls in, after the operation.
+    async fn settle(
+        &self,
+        hold: Option<Hold>,
+        record: &CostRecord,
+        lines: &[BookLine],
+    ) -> Result<Vec<LineTotals>, BookError>;
+
+    /// Releases `hold` without spend.
+    async fn release(&self, hold: Hold) -> Result<(), BookError>;
+
+    /// Forgets what this process learned, so the next operation reloads it
+    /// from the store (after a reset done elsewhere). Holds stay.
+    async fn forget(&self) -> Result<(), BookError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_book_is_object_safe() {
+        fn _obj_safe(_: &dyn BudgetBook) {}
+    }
+}
+
+/// Runs `fut` to completion now if it completes without waiting (the
+/// memory and directory books do), else on the current Tokio runtime; for
+/// `Drop` implementations, which cannot await. Returns whether it finished
+/// inline.
+pub(crate) fn run_detached<F>(fut: F, what: &'static str) -> bool
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    if let Poll::Ready(()) = fut.as_mut().poll(&mut cx) {
+        return true;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn(fut);
+        }
+        Err(_) => tracing::warn!(
+            "{what} could not finish outside a Tokio runtime; a hold left behind expires after the book's lease"
+        ),
+    }
+    false
+}

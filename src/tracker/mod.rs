@@ -1,0 +1,408 @@
+//! The [`CostTracker`]: prices each call, writes it to the ledger, keeps every
+//! budget's spend, refuses calls that would cross a hard limit, and sends
+//! each threshold alert once.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use costlayer::budget::Budget;
+//! use costlayer::ledger::MemoryStorage;
+//! use costlayer::pricing::{ModelPrice, PriceTable, Rates};
+//! use costlayer::tracker::CostTracker;
+//! use costlayer::{ChatRequest, ChatResponse, Error, Message, Money, Usage};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Error> {
+//! let usd = |s: &str| s.parse::<Money>().unwrap();
+//! let mut prices = PriceTable::empty("example");
+//! prices.insert(ModelPrice::new("gpt-4o-mini", "openai", Rates::new(usd("0.15"), usd("0.60"))));
+//!
+//! let tracker = CostTracker::builder()
+//!     .storage(Arc::new(MemoryStorage::new()))
+//!     .prices(prices)
+//!     .user("alice")
+//!     .budget(Budget::monthly(usd("0.001")).block())
+//!     .build()?;
+//!
+//! let req = ChatRequest::new("gpt-4o-mini").message(Message::user("Hi")).max_tokens(100);
+//! let reservation = tracker.reserve(&req).await?; // worst case fits the budget
+//! let resp = ChatResponse {
+//!     provider: "openai".into(),
+//!     model: "gpt-4o-mini-2024-07-18".into(),
+//!     usage: Usage::new(1_000, 100),
+//!     ..Default::default()
+//! };
+//! let record = tracker.record(&req, &resp, Some(reservation)).await?;
+//! assert_eq!(record.model, "gpt-4o-mini");
+//! assert_eq!(record.nano_usd, Some(usd("0.00021"))); // 1000 × $0.15/M + 100 × $0.60/M
+//!
+//! // A call whose worst case would cross the limit never reaches the provider.
+//! let big = ChatRequest::new("gpt-4o-mini").message(Message::user("Hi")).max_tokens(10_000);
+//! assert!(matches!(tracker.reserve(&big).await, Err(Error::BudgetExceeded { .. })));
+//! # Ok(()) }
+//! ```
+//!
+//! # Running totals, and several processes sharing a ledger
+//!
+//! The tracker does not rescan the ledger on every call. The first
+//! operation (or the first after a period rolls over: a new month, a new
+//! day for rolling windows) loads each budget's spend for its current period
+//! from the [`Storage`] (`aggregate`, or a scan for all-time budgets, which
+//! also need the first spend for their projection); after that it keeps
+//! running totals in memory, adding each call it records and the
+//! reservations of calls in flight.
+//!
+//! So with several processes appending to one ledger, each process sees its
+//! own calls at once and the others' only when it next loads a period (at
+//! rollover, or on [`CostTracker::reload`]). Consequences:
+//!
+//! - **Hard limits are exact per process**, not across processes: two
+//!   processes sharing a $100 block budget can together spend up to their
+//!   combined view. Give each process its own budget share (a
+//!   [`Scope::User`](crate::budget::Scope) budget per service), or call
+//!   `reload` periodically if you need a tighter shared view.
+//! - **Alerts stay exactly-once across processes**: an alert is claimed with
+//!   [`Storage::mark_alert`], which is atomic across every process sharing
+//!   the alert history; only the process that claims it sends it. An alert
+//!   is marked before it is sent, so a crash between the two loses that one
+//!   alert rather than sending it twice. The JSONL backend keeps one alert
+//!   history per user (`alerts_<user>.jsonl`): processes running as the same
+//!   user share it; two *different* users sharing a directory each get
+//!   their own alert for an all-spend budget.
+//! - A reset done elsewhere (`cost-tracker --reset`) is seen at the next
+//!   `reload` or period rollover.
+
+mod alerts;
+pub mod book;
+mod builder;
+mod estimate;
+mod record;
+mod settle;
+mod status;
+
+pub use builder::CostTrackerBuilder;
+pub use settle::Reservation;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::alert::AlertSink;
+use crate::budget::{Action, Budget, Period, Window};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::estimate::Estimator;
+use crate::ledger::Storage;
+use crate::pricing::PriceTable;
+use crate::{ChatRequest, Error, Money};
+use book::{BookKey, BookLine, BudgetBook};
+
+/// What [`CostTracker::reserve`] does with a model that has no price, when a
+/// blocking budget applies to the call (with no blocking budget in scope
+/// nothing is reserved and the policy does not matter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnpricedPolicy {
+    /// Refuse the call with [`Error::UnpricedModel`] (the default): a hard
+    /// limit cannot be enforced on spend it cannot price.
+    #[default]
+    Reject,
+    /// Reserve this fixed amount as the call's worst case.
+    ReserveCap(Money),
+    /// Let the call through without a reservation, and log a warning. The
+    /// reservation is flagged ([`Reservation::is_unpriced`]).
+    Allow,
+}
+
+/// How failing alert sinks are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertRetry {
+    /// Attempts per sink, the first included (at least 1).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled before each further one.
+    pub backoff: Duration,
+}
+
+impl Default for AlertRetry {
+    /// Three attempts, 500 ms then 1 s apart.
+    fn default() -> Self {
+        AlertRetry {
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A sink that gave up on an alert after all its attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryFailure {
+    /// The alert's key.
+    pub key: String,
+    /// The sink's name.
+    pub sink: String,
+    /// The last error.
+    pub error: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+}
+
+/// The error of a second [`CostTracker::init_global`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the global CostTracker is already initialised: call init_global once, at start-up, before anything uses CostTracker::global()")]
+pub struct AlreadyInitialized;
+
+/// The attribution of a call, without its prompt (so the cost layer does not
+/// clone messages to record a call).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallInfo {
+    pub(crate) model: String,
+    pub(crate) user: Option<String>,
+    pub(crate) team: Option<String>,
+    pub(crate) tags: BTreeMap<String, String>,
+}
+
+impl CallInfo {
+    pub(crate) fn from_request(req: &ChatRequest) -> Self {
+        CallInfo {
+            model: req.model.clone(),
+            user: req.user.clone(),
+            team: req.team.clone(),
+            tags: req.tags.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Each budget's current period and book line; `None` until computed.
+    lines: Vec<Option<(Period, BookLine)>>,
+    /// Alert keys fired or being fired by this process (or found already
+    /// fired in the storage), so the storage is asked once per key.
+    fired: HashSet<String>,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    book: Arc<dyn BudgetBook>,
+    provider: Option<String>,
+    prices: PriceTable,
+    user: String,
+    team: Option<String>,
+    budgets: Vec<Budget>,
+    sinks: Vec<Arc<dyn AlertSink>>,
+    clock: Arc<dyn Clock>,
+    estimator: Estimator,
+    unpriced: UnpricedPolicy,
+    alert_retry: AlertRetry,
+    state: Mutex<State>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    failures: Mutex<Vec<DeliveryFailure>>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code panics while holding the lock; if one did, the totals are
+        // still consistent (every update is a single assignment).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Prices, records and budgets every call. Cheap to clone (an `Arc`);
+/// clones share totals, reservations and alert state. `Send + Sync`.
+///
+/// See the [module docs](self) for an example and for what the in-memory
+/// running totals mean when several processes share a ledger.
+#[derive(Clone)]
+pub struct CostTracker {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for CostTracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("CostTracker")
+            .field("user", &i.user)
+            .field("team", &i.team)
+            .field("storage", &i.storage)
+            .field("prices", &i.prices)
+            .field(
+                "budgets",
+                &i.budgets
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "sinks",
+                &i.sinks
+                    .iter()
+                    .map(|s| s.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+            .field("unpriced", &i.unpriced)
+            .finish_non_exhaustive()
+    }
+}
+
+static GLOBAL: OnceLock<CostTracker> = OnceLock::new();
+
+impl CostTracker {
+    /// The process-wide tracker. Initialised by [`CostTracker::init_global`],
+    /// or, on first use, from [`Config::load`]`(None)` and
+    /// [`CostTracker::from_config`].
+    ///
+    /// # Errors
+    ///
+    /// The configuration or ledger error of that first initialisation (the
+    /// next call tries again).
+    pub fn global() -> Result<&'static CostTracker, Error> {
+        if let Some(t) = GLOBAL.get() {
+            return Ok(t);
+        }
+        let config = Config::load(None)?;
+        let tracker = CostTracker::from_config(&config)?;
+        // Another thread may have won the race; either way one tracker is used.
+        let _ = GLOBAL.set(tracker);
+        GLOBAL
+            .get()
+            .ok_or_else(|| Error::config("the global CostTracker could not be initialised"))
+    }
+
+    /// The process-wide tracker, if initialised.
+    pub fn try_global() -> Option<&'static CostTracker> {
+        GLOBAL.get()
+    }
+
+    /// Sets the process-wide tracker, once.
+    ///
+    /// # Errors
+    ///
+    /// [`AlreadyInitialized`] if a tracker was already set (by this function
+    /// or by a first call to [`CostTracker::global`]); it is not replaced.
+    pub fn init_global(tracker: CostTracker) -> Result<(), AlreadyInitialized> {
+        GLOBAL.set(tracker).map_err(|_| AlreadyInitialized)
+    }
+
+    /// The default user of the calls.
+    pub fn user(&self) -> &str {
+        &self.inner.user
+    }
+
+    /// The default team of the calls.
+    pub fn team(&self) -> Option<&str> {
+        self.inner.team.as_deref()
+    }
+
+    /// The budgets, in the order given.
+    pub fn budgets(&self) -> &[Budget] {
+        &self.inner.budgets
+    }
+
+    /// The price table.
+    pub fn prices(&self) -> &PriceTable {
+        &self.inner.prices
+    }
+
+    /// The ledger.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// The current time, from the tracker's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub(super) fn attribution<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        team: Option<&'a str>,
+    ) -> (&'a str, Option<&'a str>) {
+        (
+            user.unwrap_or(&self.inner.user),
+            team.or(self.inner.team.as_deref()),
+        )
+    }
+
+    /// Forgets what this process learned of the budgets' spend, so the
+    /// next operation reads it again from the book's store, and which
+    /// alerts this process saw fired (the storage still knows). Use it
+    /// after a reset done elsewhere. Holds in flight are kept.
+    ///
+    /// # Errors
+    ///
+    /// The book's error.
+    pub async fn reload(&self) -> Result<(), Error> {
+        self.inner.book.forget().await?;
+        let mut st = self.inner.lock();
+        st.fired.clear();
+        st.lines.iter_mut().for_each(|l| *l = None);
+        Ok(())
+    }
+
+    /// The budget book.
+    pub fn book(&self) -> &Arc<dyn BudgetBook> {
+        &self.inner.book
+    }
+
+    /// The canonical identity of a call, `(provider, model)`: the model as
+    /// the price table names it (aliases, dated ids and case resolved),
+    /// the provider as given (the response's, or the tracker's
+    /// [`provider`](CostTrackerBuilder::provider)), else the price table's,
+    /// else guessed from the model id; lower case. Budget scopes,
+    /// enforcement and records all use it, so every spelling that prices a
+    /// call also matches its budget.
+    pub fn identity(&self, provider: Option<&str>, model: &str) -> (String, String) {
+        let price = self.inner.prices.get(model);
+        let provider = provider
+            .or(self.inner.provider.as_deref())
+            .map(str::to_owned)
+            .or_else(|| price.map(|p| p.provider.clone()))
+            .or_else(|| crate::core::provider_for_model(model).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let model = price.map_or_else(|| model.to_owned(), |p| p.model.clone());
+        (provider.trim().to_ascii_lowercase(), model)
+    }
+
+    /// Every budget's line in the period containing `now` (computed once
+    /// per period), in the order of [`CostTracker::budgets`].
+    pub(super) fn lines(&self, now: DateTime<Utc>) -> Vec<(Period, BookLine)> {
+        let mut st = self.inner.lock();
+        self.inner
+            .budgets
+            .iter()
+            .zip(st.lines.iter_mut())
+            .map(|(b, slot)| match slot {
+                Some((p, line))
+                    if matches!(b.window, Window::Total | Window::Range { .. })
+                        || p.contains(now) =>
+                {
+                    (p.clone(), line.clone())
+                }
+                _ => {
+                    let made = line_for(b, now);
+                    *slot = Some(made.clone());
+                    made
+                }
+            })
+            .collect()
+    }
+}
+
+/// Budget `b`'s period containing `now`, and its book line.
+fn line_for(b: &Budget, now: DateTime<Utc>) -> (Period, BookLine) {
+    let p = b.window.period(now);
+    let mut line = BookLine::new(BookKey::new(&b.name, &p.label, &b.scope), b.limit)
+        .blocking(b.action == Action::Block);
+    line.scope = b.scope.clone();
+    line.start = p.start;
+    line.end = p.end;
+    (p, line)
+}

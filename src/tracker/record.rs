@@ -1,0 +1,116 @@
+//! Building the [`CostRecord`] of a call and appending it.
+
+use chrono::{DateTime, Utc};
+
+use super::builder::ledger_error;
+use super::{CallInfo, CostTracker, Reservation};
+use crate::ledger::CostRecord;
+use crate::{ChatRequest, ChatResponse, Error, Money};
+
+impl CostTracker {
+    /// Records a call's billed usage: prices it, settles its reservation to
+    /// the billed cost, appends the record to the ledger, updates the
+    /// budgets and dispatches any alert off the caller's path.
+    ///
+    /// A model without a price is still recorded (cost `null`) with a
+    /// `tracing` warning: money was spent, the record must not be lost. A
+    /// response with `cached == true` is recorded at cost 0 with
+    /// `saved_nano_usd` set to what it would have cost.
+    ///
+    /// # Errors
+    ///
+    /// The storage's error if the append failed (the spend is still counted
+    /// in the budgets, and alerts still go out).
+    pub async fn record(
+        &self,
+        req: &ChatRequest,
+        resp: &ChatResponse,
+        reservation: Option<Reservation>,
+    ) -> Result<CostRecord, Error> {
+        self.record_call(&CallInfo::from_request(req), resp, reservation)
+            .await
+    }
+
+    pub(crate) async fn record_call(
+        &self,
+        info: &CallInfo,
+        resp: &ChatResponse,
+        reservation: Option<Reservation>,
+    ) -> Result<CostRecord, Error> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let rec = self.build_record(info, resp, now);
+        let hold = reservation.and_then(|mut r| r.take_hold());
+        let alerts = if inner.budgets.is_empty() {
+            Vec::new()
+        } else {
+            // Settled in the book before the append, so the record counts
+            // once: as a settled hold until the book reads it back.
+            let lines: Vec<_> = self.lines(now).into_iter().map(|(_, l)| l).collect();
+            match inner.book.settle(hold.clone(), &rec, &lines).await {
+                Ok(totals) => self.evaluate(&totals, &rec.user, now),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the call could not be settled in the budget book; its hold is released");
+                    if let Some(h) = hold {
+                        let _ = inner.book.release(h).await;
+                    }
+                    Vec::new()
+                }
+            }
+        };
+        let appended = inner.storage.append(&rec).await;
+        if !alerts.is_empty() {
+            self.dispatch(alerts).await;
+        }
+        appended.map_err(ledger_error)?;
+        Ok(rec)
+    }
+
+    pub(super) fn build_record(
+        &self,
+        info: &CallInfo,
+        resp: &ChatResponse,
+        now: DateTime<Utc>,
+    ) -> CostRecord {
+        let inner = &self.inner;
+        let billed_model = if resp.model.is_empty() {
+            info.model.as_str()
+        } else {
+            resp.model.as_str()
+        };
+        let (user, team) = self.attribution(info.user.as_deref(), info.team.as_deref());
+        let given = Some(resp.provider.as_str()).filter(|p| !p.is_empty());
+        let (provider, _) = self.identity(given, billed_model);
+        let mut rec = CostRecord::new(user, provider, billed_model, resp.usage);
+        rec.ts = now;
+        rec.team = team.map(str::to_owned);
+        rec.mode = resp.mode;
+        rec.cached = resp.cached;
+        rec.latency_ms = resp.latency.as_millis().min(u128::from(u64::MAX)) as u64;
+        rec.request_id = resp.request_id.clone();
+        rec.tags = info.tags.clone();
+        match inner.prices.cost(billed_model, &resp.usage, resp.mode) {
+            Ok(cost) => {
+                rec.model = cost.model;
+                rec.price_version = Some(cost.price_version);
+                if resp.cached {
+                    rec.nano_usd = Some(Money::ZERO);
+                    rec.saved_nano_usd = Some(cost.total);
+                } else {
+                    rec.nano_usd = Some(cost.total);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    model = %billed_model,
+                    error = %e,
+                    "call recorded without a cost (nano_usd null): add the model to your price file"
+                );
+                if resp.cached {
+                    rec.nano_usd = Some(Money::ZERO);
+                }
+            }
+        }
+        rec
+    }
+}

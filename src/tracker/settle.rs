@@ -1,0 +1,283 @@
+//! Reservations (the pre-flight hold on a call's worst case, released on
+//! drop) and [`Settlement`] (the post-response record, finished even if the
+//! caller stops waiting).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::book::{run_detached, BudgetBook, Hold, Reserved};
+use super::{CallInfo, CostTracker, UnpricedPolicy};
+use crate::budget::Action;
+use crate::ledger::CostRecord;
+use crate::{ChatRequest, ChatResponse, Error, Money};
+
+/// A call's hold on its worst-case cost in every blocking budget it falls
+/// under. Returned by [`CostTracker::reserve`]; pass it to
+/// [`CostTracker::record`] (or [`CostTracker::settlement`]) to settle it to
+/// the billed cost.
+///
+/// Dropping it without recording (the call failed, timed out, its future
+/// was dropped, a panic unwound through it) releases the hold in the book
+/// at once.
+#[must_use = "dropping a Reservation releases it at once"]
+pub struct Reservation {
+    pub(super) book: Option<Arc<dyn BudgetBook>>,
+    pub(super) hold: Option<Hold>,
+    pub(super) estimate: Option<Money>,
+    pub(super) unpriced: bool,
+    pub(super) output_cap: Option<u32>,
+}
+
+impl fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reservation")
+            .field("estimate", &self.estimate)
+            .field("budgets", &self.hold.as_ref().map_or(0, |h| h.lines.len()))
+            .field("unpriced", &self.unpriced)
+            .field("output_cap", &self.output_cap)
+            .finish()
+    }
+}
+
+impl Reservation {
+    /// A reservation that holds nothing.
+    pub fn none() -> Self {
+        Reservation {
+            book: None,
+            hold: None,
+            estimate: None,
+            unpriced: false,
+            output_cap: None,
+        }
+    }
+
+    /// The worst-case cost reserved, if an estimate was made (only when a
+    /// blocking budget applies to the call).
+    pub fn estimate(&self) -> Option<Money> {
+        self.estimate
+    }
+
+    /// Whether the call was let through unpriced ([`UnpricedPolicy::Allow`]).
+    pub fn is_unpriced(&self) -> bool {
+        self.unpriced
+    }
+
+    /// Whether the reservation holds anything.
+    pub fn is_empty(&self) -> bool {
+        self.hold.is_none()
+    }
+
+    /// The output tokens the reservation assumed, when it holds anything:
+    /// the request's `max_tokens`, or the estimator's default
+    /// ([`DEFAULT_MAX_OUTPUT_TOKENS`](crate::estimate::DEFAULT_MAX_OUTPUT_TOKENS)
+    /// unless set with [`Estimator::default_max_output`](crate::estimate::Estimator::default_max_output)).
+    /// The cost layer sends it as the request's `max_tokens` when the
+    /// caller set none, so the billed cost cannot exceed the reservation.
+    pub fn output_cap(&self) -> Option<u32> {
+        self.hold.as_ref().and(self.output_cap)
+    }
+
+    /// The hold, disarming the release on drop.
+    pub(super) fn take_hold(&mut self) -> Option<Hold> {
+        self.hold.take()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let (Some(hold), Some(book)) = (self.hold.take(), self.book.take()) {
+            run_detached(
+                async move {
+                    if let Err(e) = book.release(hold).await {
+                        tracing::warn!(error = %e, "a budget hold could not be released; it expires after the book's lease");
+                    }
+                },
+                "releasing a budget hold",
+            );
+        }
+    }
+}
+
+type SettleFuture = Pin<Box<dyn Future<Output = (ChatResponse, Result<CostRecord, Error>)> + Send>>;
+
+/// The recording of a call the provider answered: settles its reservation
+/// to the billed usage and appends the record, exactly once. Await it for
+/// the response (with [`ChatResponse::recorded`] filled in) and the record;
+/// if it is dropped before it finishes (the caller's future was
+/// cancelled), it finishes on its own (inline, or on the Tokio runtime), so
+/// an answered call is always recorded. Single calls, streams (at their end
+/// or on drop) and batch results all settle through it.
+#[must_use = "a Settlement records the call when awaited (or, dropped, in the background)"]
+pub struct Settlement {
+    fut: Option<SettleFuture>,
+}
+
+impl fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settlement")
+            .field("pending", &self.fut.is_some())
+            .finish()
+    }
+}
+
+impl Future for Settlement {
+    type Output = (ChatResponse, Result<CostRecord, Error>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(fut) = self.fut.as_mut() else {
+            return Poll::Ready((
+                ChatResponse::default(),
+                Err(Error::config("a Settlement was polled after it finished")),
+            ));
+        };
+        let out = std::task::ready!(fut.as_mut().poll(cx));
+        self.fut = None;
+        Poll::Ready(out)
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take() {
+            run_detached(
+                async move {
+                    let _ = fut.await;
+                },
+                "recording an answered call",
+            );
+        }
+    }
+}
+
+impl CostTracker {
+    /// The settlement of a call the provider answered with `resp`: see
+    /// [`Settlement`]. `reservation` is what [`CostTracker::reserve`]
+    /// returned for `req`.
+    pub fn settlement(
+        &self,
+        req: &ChatRequest,
+        reservation: Reservation,
+        resp: ChatResponse,
+    ) -> Settlement {
+        self.settle_call(CallInfo::from_request(req), reservation, resp)
+    }
+
+    pub(crate) fn settle_call(
+        &self,
+        info: CallInfo,
+        reservation: Reservation,
+        mut resp: ChatResponse,
+    ) -> Settlement {
+        let tracker = self.clone();
+        Settlement {
+            fut: Some(Box::pin(async move {
+                let rec = tracker.record_call(&info, &resp, Some(reservation)).await;
+                if let Ok(r) = &rec {
+                    let mut recorded = crate::core::RecordedCost::default();
+                    recorded.record_id = r.id.to_string();
+                    recorded.nano_usd = r.nano_usd;
+                    recorded.status = r.cost_status;
+                    recorded.durable = true;
+                    resp.recorded = Some(recorded);
+                }
+                (resp, rec)
+            })),
+        }
+    }
+
+    /// The budget pre-flight: reserves the worst-case cost of `req` in every
+    /// blocking budget whose scope and current period it falls in, through
+    /// the [budget book](super::book) (so every process sharing the book
+    /// sees it), or refuses it. The provider must not be called when this
+    /// fails.
+    ///
+    /// With no blocking budget in scope this returns an empty reservation
+    /// without estimating anything.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::BudgetExceeded`] if `spent + held + estimate` would
+    ///   exceed a blocking budget's limit (the first such budget is named);
+    ///   alerts already due on the shared spend are sent.
+    /// - [`Error::UnpricedModel`] for a model without a price under
+    ///   [`UnpricedPolicy::Reject`].
+    /// - The book's error (a hold that cannot be written refuses the call).
+    pub async fn reserve(&self, req: &ChatRequest) -> Result<Reservation, Error> {
+        let inner = &self.inner;
+        if !inner.budgets.iter().any(|b| b.action == Action::Block) {
+            return Ok(Reservation::none());
+        }
+        let now = inner.clock.now();
+        let lines = self.lines(now);
+        let (user, team) = self.attribution(req.user.as_deref(), req.team.as_deref());
+        let (provider, model) = self.identity(None, &req.model);
+        let in_scope: Vec<_> = inner
+            .budgets
+            .iter()
+            .zip(lines)
+            .filter(|(b, (p, _))| {
+                b.action == Action::Block
+                    && p.contains(now)
+                    && b.scope.matches(user, team, &provider, &model)
+            })
+            .map(|(_, (_, line))| line)
+            .collect();
+        if in_scope.is_empty() {
+            return Ok(Reservation::none());
+        }
+        let estimate = match self.estimate(req) {
+            Some(e) => e,
+            None => match inner.unpriced {
+                UnpricedPolicy::Reject => {
+                    return Err(Error::UnpricedModel {
+                        model: req.model.clone(),
+                    })
+                }
+                UnpricedPolicy::ReserveCap(cap) => cap,
+                UnpricedPolicy::Allow => {
+                    tracing::warn!(
+                        model = %req.model,
+                        "model has no price: the call is let through a blocking budget unreserved (UnpricedPolicy::Allow)"
+                    );
+                    let mut r = Reservation::none();
+                    r.unpriced = true;
+                    return Ok(r);
+                }
+            },
+        };
+        match inner.book.reserve(&in_scope, estimate).await? {
+            Reserved::Granted { hold, .. } => Ok(Reservation {
+                book: Some(inner.book.clone()),
+                hold: Some(hold),
+                estimate: Some(estimate),
+                unpriced: false,
+                output_cap: Some(
+                    u32::try_from(inner.estimator.max_output_tokens(req)).unwrap_or(u32::MAX),
+                ),
+            }),
+            Reserved::Refused { key, totals } => {
+                let alerts = self.evaluate(&totals, user, now);
+                self.dispatch(alerts).await;
+                let spent = totals
+                    .iter()
+                    .find(|t| t.key == key)
+                    .map_or(Money::ZERO, |t| t.committed());
+                let limit = in_scope
+                    .iter()
+                    .find(|l| l.key == key)
+                    .map_or(Money::ZERO, |l| l.limit);
+                Err(Error::BudgetExceeded {
+                    budget: key.budget,
+                    spent,
+                    limit,
+                    estimate,
+                })
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::config("the budget book gave an unknown answer")),
+        }
+    }
+}

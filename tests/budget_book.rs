@@ -1,0 +1,179 @@
+//! The budget books: the shared behaviour suite on MemoryBook and
+//! JsonlDirBook, and what only the directory book does (reading the ledger
+//! back, checkpoints, damaged files).
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/book_suite.rs"]
+mod book_suite;
+
+use std::sync::Arc;
+
+use book_suite::{line, record};
+use costlayer::budget::Scope;
+use costlayer::ledger::{JsonlStorage, Storage};
+use costlayer::tracker::book::{BudgetBook, JsonlDirBook, MemoryBook, Reserved};
+use costlayer::Money;
+
+#[tokio::test]
+async fn memory_book_passes_the_suite() {
+    book_suite::run(|| Arc::new(MemoryBook::new()) as Arc<dyn BudgetBook>).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jsonl_dir_book_passes_the_suite() {
+    let root = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    book_suite::run(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Arc::new(JsonlDirBook::open(root.path().join(i.to_string())).unwrap())
+            as Arc<dyn BudgetBook>
+    })
+    .await;
+}
+
+/// A settled call counts once: as a settled hold until its record is in the
+/// ledger, then as the record, in this process and in a new one.
+#[tokio::test]
+async fn a_settled_record_read_back_from_the_ledger_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = [line("m", Scope::All, 1_000, true)];
+    let book = JsonlDirBook::open(dir.path()).unwrap();
+    let hold = match book.reserve(&l, Money::from_nanos(500)).await.unwrap() {
+        Reserved::Granted { hold, .. } => hold,
+        other => panic!("{other:?}"),
+    };
+    let rec = record("alice", 300);
+    let t = book.settle(Some(hold), &rec, &l).await.unwrap();
+    assert_eq!(t[0].settled, Money::from_nanos(300));
+    let storage = JsonlStorage::builder(dir.path())
+        .user("alice")
+        .build()
+        .unwrap();
+    storage.append(&rec).await.unwrap();
+    storage.flush().await.unwrap();
+    let t = &book.totals(&l).await.unwrap()[0];
+    assert_eq!((t.settled, t.held), (Money::from_nanos(300), Money::ZERO));
+    let holds = std::fs::read_to_string(dir.path().join("budget_holds.json")).unwrap();
+    assert!(
+        !holds.contains(&rec.id.to_string()),
+        "the settled hold is dropped once read back: {holds}"
+    );
+    let fresh = JsonlDirBook::open(dir.path()).unwrap();
+    assert_eq!(
+        fresh.totals(&l).await.unwrap()[0].settled,
+        Money::from_nanos(300)
+    );
+}
+
+/// A ledger written by an older costlayer (no holds, no checkpoint) counts.
+#[tokio::test]
+async fn an_old_ledger_without_holds_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for i in 0..5 {
+        let mut r = record("bob", 100 + i);
+        r.provider = "OpenAI".into();
+        lines.push_str(&serde_json::to_string(&r).unwrap());
+        lines.push('\n');
+    }
+    std::fs::write(dir.path().join("costs_bob.jsonl"), lines).unwrap();
+    let book = JsonlDirBook::open(dir.path()).unwrap();
+    let l = [line("p", Scope::Provider("openai".into()), 10_000, true)];
+    assert_eq!(
+        book.totals(&l).await.unwrap()[0].settled,
+        Money::from_nanos(510)
+    );
+}
+
+/// A new process starts from the checkpoint and reads only what was
+/// appended since: bytes before the checkpoint's offsets are not read again
+/// (here they are overwritten in place, which a rescan would notice).
+#[tokio::test]
+async fn a_new_process_reads_only_past_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("costs_alice.jsonl");
+    let one = format!(
+        "{}\n",
+        serde_json::to_string(&record("alice", 100)).unwrap()
+    );
+    std::fs::write(&path, one.repeat(3)).unwrap();
+    let l = [line("m", Scope::All, 1_000_000, true)];
+    let first = JsonlDirBook::open(dir.path()).unwrap();
+    assert_eq!(
+        first.totals(&l).await.unwrap()[0].settled,
+        Money::from_nanos(300)
+    );
+    assert!(dir.path().join("budget_checkpoint.json").is_file());
+    // Same length, same file: the first line now says 999.
+    let edited = one.replacen("\"nano_usd\":100", "\"nano_usd\":999", 1);
+    assert_eq!(edited.len(), one.len());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..edited.len()].copy_from_slice(edited.as_bytes());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(&bytes)
+        })
+        .unwrap();
+    // Appended after the checkpoint: read.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, one.as_bytes()).unwrap();
+    let second = JsonlDirBook::open(dir.path()).unwrap();
+    assert_eq!(
+        second.totals(&l).await.unwrap()[0].settled,
+        Money::from_nanos(400)
+    );
+}
+
+/// A corrupt or newer-version holds file or checkpoint is rebuilt from the
+/// ledger: the settled spend is all there.
+#[tokio::test]
+async fn damaged_book_files_are_rebuilt_from_the_ledger() {
+    for (holds, checkpoint) in [
+        ("{not json", "{\"v\":1,\"files\":"),
+        (
+            "{\"v\":99,\"holds\":[]}",
+            "{\"v\":99,\"files\":{},\"lines\":[]}",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let one = format!(
+            "{}\n",
+            serde_json::to_string(&record("alice", 100)).unwrap()
+        );
+        std::fs::write(dir.path().join("costs_alice.jsonl"), one.repeat(2)).unwrap();
+        std::fs::write(dir.path().join("budget_holds.json"), holds).unwrap();
+        std::fs::write(dir.path().join("budget_checkpoint.json"), checkpoint).unwrap();
+        let book = JsonlDirBook::open(dir.path()).unwrap();
+        let l = [line("m", Scope::All, 250, true)];
+        assert!(matches!(
+            book.reserve(&l, Money::from_nanos(51)).await.unwrap(),
+            Reserved::Refused { .. }
+        ));
+        assert!(matches!(
+            book.reserve(&l, Money::from_nanos(50)).await.unwrap(),
+            Reserved::Granted { .. }
+        ));
+        let rewritten = std::fs::read_to_string(dir.path().join("budget_holds.json")).unwrap();
+        assert!(rewritten.starts_with("{\"v\":1"), "{rewritten}");
+    }
+}
+
+/// A holds file that cannot be written (here: a directory in its place)
+/// refuses the reservation: the call is not sent.
+#[tokio::test]
+async fn an_unwritable_holds_file_refuses_the_reservation() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("budget_holds.json")).unwrap();
+    std::fs::write(dir.path().join("budget_holds.json").join("x"), "x").unwrap();
+    let book = JsonlDirBook::open(dir.path()).unwrap();
+    let l = [line("m", Scope::All, 1_000, true)];
+    let err = book.reserve(&l, Money::from_nanos(10)).await.unwrap_err();
+    assert!(err.to_string().contains("budget_holds.json"), "{err}");
+}
