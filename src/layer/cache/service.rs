@@ -153,7 +153,9 @@ impl StreamHook for StoreOnEnd {
             Ok(h) => {
                 h.spawn(async move { cache.insert(key, resp).await });
             }
-            Err(_) => tracing::debug!("costlayer: no Tokio runtime to store a completed stream in the cache"),
+            Err(_) => tracing::debug!(
+                "costlayer: no Tokio runtime to store a completed stream in the cache"
+            ),
         }
     }
 }
