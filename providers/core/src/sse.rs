@@ -125,7 +125,7 @@ impl SseParser {
     pub fn finish(&mut self) -> Option<SseEvent> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            let _ = self.field(&line);
+            self.field(&line);
         }
         self.after_cr = false;
         self.dispatch()
