@@ -97,6 +97,9 @@ fn status_for(kind: &str) -> http::StatusCode {
         "request_too_large" => 413,
         "rate_limit_error" => 429,
         "overloaded_error" => 529,
+        // The request timed out on Anthropic's side: a gateway timeout,
+        // retryable like a live 504.
+        "timeout_error" => 504,
         _ => 500,
     };
     http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
@@ -151,9 +154,10 @@ impl BatchProvider for Anthropic {
     }
 
     async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {
+        // The endpoint takes no body (a strict server refuses one with 415).
         let req = self
             .codec()
-            .post(&format!("{}/cancel", batch_path(batch_id)?), &json!({}))?;
+            .post_empty(&format!("{}/cancel", batch_path(batch_id)?))?;
         let resp = self.get_ref().send(req).await?;
         Ok(decode::<MessageBatch>(&resp, "message batch")?.into())
     }
@@ -212,5 +216,25 @@ impl Anthropic {
             ))),
         };
         BatchResult { custom_id, result }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_timeout_error_is_a_retryable_504() {
+        assert_eq!(status_for("timeout_error").as_u16(), 504);
+        let err = error_from_response(
+            &HttpResponse {
+                status: status_for("timeout_error"),
+                headers: http::HeaderMap::new(),
+                body: r#"{"type":"error","error":{"type":"timeout_error","message":"Request timed out"}}"#.into(),
+            },
+            SystemTime::now(),
+        );
+        assert!(matches!(err, Error::Server { status: 504, .. }), "{err}");
+        assert!(err.is_retryable());
     }
 }

@@ -24,8 +24,12 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 const PROVIDER: &str = "anthropic";
 
-/// Fields `POST /v1/messages/count_tokens` accepts; everything else of a
-/// Messages body (`max_tokens`, sampling parameters) is left out.
+/// Fields `POST /v1/messages/count_tokens` accepts (the SDK's
+/// `MessageCountTokensParams`, plus the beta `mcp_servers`,
+/// `context_management` and `output_format`); everything else of a
+/// Messages body (`max_tokens`, sampling parameters, `metadata`,
+/// `stop_sequences`, `stream`) is left out. `output_config` stays: a
+/// structured-output schema is part of the prompt.
 const COUNT_TOKENS_FIELDS: &[&str] = &[
     "model",
     "messages",
@@ -33,7 +37,11 @@ const COUNT_TOKENS_FIELDS: &[&str] = &[
     "tools",
     "tool_choice",
     "thinking",
+    "output_config",
+    "cache_control",
     "mcp_servers",
+    "context_management",
+    "output_format",
 ];
 
 /// Pure translation between costlayer's types and the Anthropic Messages API.
@@ -41,7 +49,7 @@ const COUNT_TOKENS_FIELDS: &[&str] = &[
 /// | `ChatRequest` | Anthropic body |
 /// |---|---|
 /// | `system` and any `Role::System` messages | top-level `system` (joined by a blank line) |
-/// | `messages` | `messages`: text, images (`data:` URLs as `base64` sources, others as `url` sources), assistant `tool_use` blocks, tool results as `tool_result` blocks in a `user` turn |
+/// | `messages` | `messages`: text, images (`data:` URLs as `base64` sources, others as `url` sources), assistant `thinking` / `redacted_thinking` blocks first (from [`ContentPart::Thinking`] with a signature and [`ContentPart::RedactedThinking`]), Anthropic [`ContentPart::ProviderItem`]s verbatim, `tool_use` blocks, tool results as `tool_result` blocks in a `user` turn |
 /// | `max_tokens` | `max_tokens` (required by the API: [`DEFAULT_MAX_TOKENS`] when unset) |
 /// | `temperature`, `top_p` | same names |
 /// | `stop` | `stop_sequences` |
@@ -158,6 +166,16 @@ impl AnthropicCodec {
         })
     }
 
+    /// Builds an authenticated `POST` to `path` with no body and no
+    /// content type, for endpoints that take none (batch `cancel`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the key cannot be sent as a header.
+    pub fn post_empty(&self, path: &str) -> Result<http::Request<Bytes>, Error> {
+        self.bodiless(http::Method::POST, path)
+    }
+
     /// Builds an authenticated `GET` of `path` (such as
     /// `/v1/messages/batches/{id}`).
     ///
@@ -165,7 +183,13 @@ impl AnthropicCodec {
     ///
     /// [`Error::Config`] if the key cannot be sent as a header.
     pub fn get(&self, path: &str) -> Result<http::Request<Bytes>, Error> {
-        let mut builder = http::Request::get(format!("{}{path}", self.base_url))
+        self.bodiless(http::Method::GET, path)
+    }
+
+    fn bodiless(&self, method: http::Method, path: &str) -> Result<http::Request<Bytes>, Error> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_url))
             .header("x-api-key", self.api_key.header_value("")?)
             .header("anthropic-version", self.version.clone());
         for beta in &self.betas {
@@ -206,9 +230,8 @@ impl AnthropicCodec {
                     messages
                         .push(json!({"role": "user", "content": [block], "tool_results": true}));
                 }
-                Role::Assistant if !m.tool_calls.is_empty() => {
-                    let mut blocks = content_blocks(&m.content);
-                    blocks.retain(|b| b["type"] != "text" || b["text"] != "");
+                Role::Assistant if !m.tool_calls.is_empty() || has_turn_state(&m.content) => {
+                    let mut blocks = assistant_blocks(&m.content);
                     for call in &m.tool_calls {
                         let input: Value = if call.arguments.trim().is_empty() {
                             json!({})
@@ -222,7 +245,13 @@ impl AnthropicCodec {
                         };
                         blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}));
                     }
-                    messages.push(json!({"role": "assistant", "content": blocks}));
+                    // A turn holding only another provider's state has
+                    // nothing Anthropic can read (an empty turn is refused):
+                    // it is left out, and the API joins the user turns
+                    // around it.
+                    if !blocks.is_empty() {
+                        messages.push(json!({"role": "assistant", "content": blocks}));
+                    }
                 }
                 Role::Assistant => {
                     messages.push(json!({"role": "assistant", "content": content_json(&m.content)}))
@@ -364,23 +393,42 @@ impl AnthropicCodec {
         }
         let mut text = String::new();
         let mut tool_calls = Vec::new();
+        let mut parts = Vec::new();
         for block in msg.content {
             match block.get("type").and_then(Value::as_str) {
                 Some("text") => {
                     if let Some(t) = block.get("text").and_then(Value::as_str) {
                         text.push_str(t);
+                        parts.push(ContentPart::text(t));
                     }
                 }
-                Some("tool_use") => tool_calls.push(ToolCall {
-                    id: str_field(&block, "id"),
-                    name: str_field(&block, "name"),
-                    arguments: block
+                Some("tool_use") => tool_calls.push(ToolCall::function(
+                    str_field(&block, "id"),
+                    str_field(&block, "name"),
+                    block
                         .get("input")
                         .map_or_else(|| "{}".to_owned(), Value::to_string),
+                )),
+                // Not the answer, but the next request of a tool loop with
+                // thinking on must start its assistant turn with them.
+                Some("thinking") => parts.push(ContentPart::Thinking {
+                    text: str_field(&block, "thinking"),
+                    signature: block
+                        .get("signature")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                 }),
-                // thinking, redacted_thinking, server tool blocks: not part of the answer text.
-                _ => {}
+                Some("redacted_thinking") => parts.push(ContentPart::RedactedThinking {
+                    data: str_field(&block, "data"),
+                }),
+                // Server tool use and results (web search, code execution,
+                // ...): sent back as received.
+                _ => parts.push(ContentPart::provider_item(PROVIDER, block)),
             }
+        }
+        if parts.iter().all(|p| matches!(p, ContentPart::Text { .. })) {
+            // Plain text needs no parts: `text` is the whole turn.
+            parts.clear();
         }
         let finish_reason = msg.stop_reason.map(stop_reason);
         let (usage, raw_usage) = match msg.usage {
@@ -402,6 +450,7 @@ impl AnthropicCodec {
                 .unwrap_or_else(|| req.model.clone()),
             text,
             tool_calls,
+            parts,
             finish_reason,
             usage,
             request_id: request_id.or(msg.id),
@@ -509,6 +558,49 @@ fn content_blocks(content: &Content) -> Vec<Value> {
     }
 }
 
+/// Whether an assistant content holds parts that only a block list can
+/// carry (thinking, redacted thinking, Anthropic items).
+fn has_turn_state(content: &Content) -> bool {
+    matches!(content, Content::Parts(parts) if parts.iter().any(|p| !matches!(p, ContentPart::Text { .. } | ContentPart::ImageUrl { .. })))
+}
+
+/// The blocks of an assistant turn sent back, tool calls left to the
+/// caller: thinking and redacted thinking first (the API requires the turn
+/// to start with them when thinking is on; their order among themselves
+/// is kept), then text, images and Anthropic items in order. Thinking
+/// without a signature (another provider's) and other providers' items are
+/// dropped: Anthropic would refuse them. Empty text blocks are left out.
+fn assistant_blocks(content: &Content) -> Vec<Value> {
+    let Content::Parts(parts) = content else {
+        let mut v = content_blocks(content);
+        v.retain(|b| b["type"] != "text" || b["text"] != "");
+        return v;
+    };
+    let mut thinking = Vec::new();
+    let mut rest = Vec::new();
+    for p in parts {
+        match p {
+            ContentPart::Thinking {
+                text,
+                signature: Some(sig),
+            } => thinking.push(json!({"type": "thinking", "thinking": text, "signature": sig})),
+            ContentPart::RedactedThinking { data } => {
+                thinking.push(json!({"type": "redacted_thinking", "data": data}))
+            }
+            ContentPart::ProviderItem { provider, item } if provider == PROVIDER => {
+                rest.push(item.clone())
+            }
+            ContentPart::Text { text } if !text.is_empty() => {
+                rest.push(json!({"type": "text", "text": text}))
+            }
+            ContentPart::ImageUrl { url } => rest.push(image_block(url)),
+            _ => {}
+        }
+    }
+    thinking.extend(rest);
+    thinking
+}
+
 /// `data:image/png;base64,AAAA` becomes a base64 source; any other URL a
 /// `url` source.
 fn image_block(url: &str) -> Value {
@@ -548,16 +640,8 @@ mod tests {
     fn body_maps_every_field() {
         let mut assistant = Message::assistant("Let me check.");
         assistant.tool_calls = vec![
-            ToolCall {
-                id: "toolu_1".into(),
-                name: "weather".into(),
-                arguments: r#"{"city":"Paris"}"#.into(),
-            },
-            ToolCall {
-                id: "toolu_2".into(),
-                name: "weather".into(),
-                arguments: r#"{"city":"Oslo"}"#.into(),
-            },
+            ToolCall::function("toolu_1", "weather", r#"{"city":"Paris"}"#),
+            ToolCall::function("toolu_2", "weather", r#"{"city":"Oslo"}"#),
         ];
         let req = ChatRequest {
             top_p: Some(0.9),
@@ -642,14 +726,29 @@ mod tests {
             Err(Error::Config { .. })
         ));
         let mut bad_call = Message::assistant("");
-        bad_call.tool_calls.push(ToolCall {
-            id: "t".into(),
-            name: "n".into(),
-            arguments: "{oops".into(),
-        });
+        bad_call
+            .tool_calls
+            .push(ToolCall::function("t", "n", "{oops"));
         let req = ChatRequest::new("claude-haiku-4-5").message(bad_call);
         let err = codec().body(&req).expect_err("bad args");
         assert!(err.to_string().contains("JSON"), "{err}");
+    }
+
+    #[test]
+    fn an_assistant_turn_with_nothing_for_anthropic_is_left_out() {
+        let foreign = Message::assistant(Content::Parts(vec![ContentPart::Thinking {
+            text: "unsigned".into(),
+            signature: None,
+        }]));
+        let req = ChatRequest::new("claude-haiku-4-5")
+            .message(Message::user("a"))
+            .message(foreign)
+            .message(Message::user("b"));
+        let body = codec().body(&req).expect("body");
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+        );
     }
 
     #[test]

@@ -38,6 +38,55 @@ pub enum ContentPart {
         /// The URL.
         url: String,
     },
+    /// The model's reasoning, as the provider returned it: Anthropic
+    /// `thinking` blocks (`signature` required to send it back), Gemini
+    /// thought summaries (`thought: true` parts, with their
+    /// `thoughtSignature`).
+    ///
+    /// Only assistant messages carry it. A codec sends it back only to a
+    /// provider that can check it: Anthropic needs the signature and drops
+    /// an unsigned one; Gemini sends it as a thought part; OpenAI drops it.
+    Thinking {
+        /// The reasoning text (may be empty when the provider omits it).
+        text: String,
+        /// The provider's opaque signature over the text, sent back verbatim.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// Reasoning the provider returned encrypted (Anthropic
+    /// `redacted_thinking`): opaque data sent back verbatim, never shown.
+    RedactedThinking {
+        /// The encrypted data.
+        data: String,
+    },
+    /// A provider-specific item the next request must carry back unchanged,
+    /// such as an OpenAI Responses `reasoning` item (id, summary,
+    /// `encrypted_content`), an Anthropic server-tool block, or a Gemini
+    /// `thoughtSignature` that belongs to the text part before it.
+    ///
+    /// Only the codec of `provider` writes it (verbatim); every other codec
+    /// drops it, so a conversation can move between providers.
+    ProviderItem {
+        /// The provider that produced it (`openai`, `anthropic`, `gemini`).
+        provider: String,
+        /// The item, exactly as received.
+        item: Value,
+    },
+}
+
+impl ContentPart {
+    /// A text part.
+    pub fn text(text: impl Into<String>) -> Self {
+        ContentPart::Text { text: text.into() }
+    }
+
+    /// A provider item for `provider`.
+    pub fn provider_item(provider: impl Into<String>, item: Value) -> Self {
+        ContentPart::ProviderItem {
+            provider: provider.into(),
+            item,
+        }
+    }
 }
 
 /// The content of a message: text, or several parts.
@@ -59,7 +108,7 @@ impl Content {
                 .iter()
                 .filter_map(|p| match p {
                     ContentPart::Text { text } => Some(text.as_str()),
-                    ContentPart::ImageUrl { .. } => None,
+                    _ => None,
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -67,7 +116,8 @@ impl Content {
     }
 
     /// The length of the content's text in UTF-8 bytes, plus the URL bytes
-    /// of image parts.
+    /// of image parts and the bytes of thinking text sent back (signatures
+    /// and opaque items are not counted).
     pub fn byte_len(&self) -> usize {
         match self {
             Content::Text(t) => t.len(),
@@ -76,8 +126,19 @@ impl Content {
                 .map(|p| match p {
                     ContentPart::Text { text } => text.len(),
                     ContentPart::ImageUrl { url } => url.len(),
+                    ContentPart::Thinking { text, .. } => text.len(),
+                    _ => 0,
                 })
                 .sum(),
+        }
+    }
+
+    /// The parts, a plain text being one text part (none when empty).
+    pub fn parts(&self) -> Vec<ContentPart> {
+        match self {
+            Content::Text(t) if t.is_empty() => Vec::new(),
+            Content::Text(t) => vec![ContentPart::text(t.clone())],
+            Content::Parts(parts) => parts.clone(),
         }
     }
 }
@@ -94,15 +155,108 @@ impl From<&str> for Content {
     }
 }
 
+/// What kind of tool the model called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ToolCallKind {
+    /// A function tool: `arguments` is a JSON object as a string.
+    #[default]
+    Function,
+    /// An OpenAI custom (free-form) tool: `arguments` is the raw input text,
+    /// not JSON (chat `tool_calls[].type: "custom"`, Responses
+    /// `custom_tool_call`).
+    Custom,
+}
+
+impl ToolCallKind {
+    fn is_function(&self) -> bool {
+        *self == ToolCallKind::Function
+    }
+}
+
 /// A tool call made by the model.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// # Continuation contract
+///
+/// A call read from a response carries what the provider needs to accept
+/// it back in the next request's history: put the response back with
+/// [`ChatResponse::message`] (or copy the call unchanged) and the codec
+/// writes `signature` and `item_id` where its provider expects them.
+/// Both are opaque: never build or edit them.
+///
+/// ```
+/// use costlayer_core::ToolCall;
+///
+/// let call = ToolCall::function("call_1", "get_weather", r#"{"city":"Paris"}"#);
+/// let json = serde_json::to_string(&call).unwrap();
+/// // Optional fields are left out when unset, and read back the same.
+/// assert_eq!(json, r#"{"id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}"#);
+/// assert_eq!(serde_json::from_str::<ToolCall>(&json).unwrap(), call);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ToolCall {
-    /// The provider's id for the call, echoed in the tool result message.
+    /// The provider's id for the call, echoed in the tool result message
+    /// (OpenAI `call_…`, Responses `call_id`, Anthropic `toolu_…`, Gemini
+    /// `functionCall.id` or, without one, the function name).
     pub id: String,
     /// The tool's name.
     pub name: String,
-    /// The arguments as a JSON string, exactly as the model produced them.
+    /// The arguments as a JSON string, exactly as the model produced them
+    /// (for [`ToolCallKind::Custom`], the raw input text).
     pub arguments: String,
+    /// Function or custom tool. Defaults to function.
+    #[serde(default, skip_serializing_if = "ToolCallKind::is_function")]
+    pub kind: ToolCallKind,
+    /// The opaque signature the provider attached to the call (Gemini
+    /// `thoughtSignature`, required back by Gemini 3 on the next turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// The provider's id of the output item holding the call, when it is
+    /// not `id` (OpenAI Responses `function_call.id`, `fc_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+}
+
+impl ToolCall {
+    /// A function call.
+    pub fn function(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
+        ToolCall {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A custom (free-form input) tool call.
+    pub fn custom(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        input: impl Into<String>,
+    ) -> Self {
+        ToolCall {
+            kind: ToolCallKind::Custom,
+            ..Self::function(id, name, input)
+        }
+    }
+
+    /// Sets the provider's signature ([`ToolCall::signature`]).
+    pub fn with_signature(mut self, signature: impl Into<String>) -> Self {
+        self.signature = Some(signature.into());
+        self
+    }
+
+    /// Sets the provider's item id ([`ToolCall::item_id`]).
+    pub fn with_item_id(mut self, item_id: impl Into<String>) -> Self {
+        self.item_id = Some(item_id.into());
+        self
+    }
 }
 
 /// One message of the conversation.
@@ -382,8 +536,19 @@ pub enum FinishReason {
     Length,
     /// The model called tools.
     ToolCalls,
-    /// A safety or content filter.
+    /// A safety or content filter (Gemini `SAFETY`, `RECITATION`,
+    /// `BLOCKLIST`, `PROHIBITED_CONTENT`, `SPII`, `IMAGE_SAFETY`,
+    /// `IMAGE_PROHIBITED_CONTENT`, `IMAGE_RECITATION`; Anthropic `refusal`).
     ContentFilter,
+    /// The model tried to call a tool and the call was refused, with the
+    /// provider's reason (Gemini `MALFORMED_FUNCTION_CALL`,
+    /// `UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`,
+    /// `MISSING_THOUGHT_SIGNATURE`). No usable tool call came back.
+    ToolCallError(String),
+    /// Generation ended without a usable answer for a reason that is not a
+    /// filter, with the provider's reason (Gemini `LANGUAGE`: unsupported
+    /// language; `NO_IMAGE`, `IMAGE_OTHER`, `MALFORMED_RESPONSE`).
+    Failed(String),
     /// Anything else, as the provider said it.
     Other(String),
 }
@@ -425,6 +590,12 @@ pub struct ChatResponse {
     /// Tool calls the model made.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// The assistant turn's non-tool output in the provider's order: text,
+    /// [`ContentPart::Thinking`], [`ContentPart::RedactedThinking`] and
+    /// [`ContentPart::ProviderItem`]s. [`message`](Self::message) puts it
+    /// (with the tool calls) into the history for the next turn.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<ContentPart>,
     /// Why generation stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<FinishReason>,
@@ -449,6 +620,48 @@ pub struct ChatResponse {
     /// adapters leave it `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded: Option<crate::RecordedCost>,
+}
+
+impl ChatResponse {
+    /// The assistant message to append to the history for the next turn:
+    /// every part of [`parts`](Self::parts) (thinking, signatures,
+    /// provider items, in order) and every tool call with its continuation
+    /// data, so the provider accepts the next request.
+    ///
+    /// Without such parts the content is the plain [`text`](Self::text).
+    ///
+    /// ```
+    /// use costlayer_core::{ChatResponse, ContentPart, Content, ToolCall, Role};
+    ///
+    /// let resp = ChatResponse {
+    ///     text: "Checking.".into(),
+    ///     parts: vec![
+    ///         ContentPart::Thinking { text: "The user wants Paris.".into(), signature: Some("sig".into()) },
+    ///         ContentPart::text("Checking."),
+    ///     ],
+    ///     tool_calls: vec![ToolCall::function("toolu_1", "weather", "{}")],
+    ///     ..Default::default()
+    /// };
+    /// let m = resp.message();
+    /// assert_eq!(m.role, Role::Assistant);
+    /// assert!(matches!(&m.content, Content::Parts(p) if p.len() == 2));
+    /// assert_eq!(m.tool_calls[0].id, "toolu_1");
+    /// ```
+    pub fn message(&self) -> Message {
+        let only_text = self
+            .parts
+            .iter()
+            .all(|p| matches!(p, ContentPart::Text { .. }));
+        let content = if only_text {
+            Content::Text(self.text.clone())
+        } else {
+            Content::Parts(self.parts.clone())
+        };
+        Message {
+            tool_calls: self.tool_calls.clone(),
+            ..Message::new(Role::Assistant, content)
+        }
+    }
 }
 
 mod duration_ms {
@@ -498,6 +711,48 @@ mod tests {
         ]);
         assert_eq!(c.text(), "héllo\nworld");
         assert_eq!(c.byte_len(), 6 + 15 + 5);
+    }
+
+    #[test]
+    fn continuation_data_round_trips_through_json() {
+        let resp = ChatResponse {
+            provider: "anthropic".into(),
+            text: "ok".into(),
+            parts: vec![
+                ContentPart::Thinking {
+                    text: "t".into(),
+                    signature: Some("sig".into()),
+                },
+                ContentPart::RedactedThinking { data: "enc".into() },
+                ContentPart::provider_item(
+                    "openai",
+                    serde_json::json!({"type": "reasoning", "id": "rs_1", "summary": []}),
+                ),
+                ContentPart::text("ok"),
+            ],
+            tool_calls: vec![
+                ToolCall::function("c1", "f", "{}")
+                    .with_signature("ts")
+                    .with_item_id("fc_1"),
+                ToolCall::custom("c2", "grep", "raw input"),
+            ],
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&resp).expect("serialise");
+        assert_eq!(
+            json["parts"][0],
+            serde_json::json!({"type": "thinking", "text": "t", "signature": "sig"})
+        );
+        assert_eq!(json["tool_calls"][1]["kind"], "custom");
+        let back: ChatResponse = serde_json::from_value(json).expect("parse");
+        assert_eq!(back, resp);
+        let m = back.message();
+        let req = ChatRequest::new("m").message(m.clone());
+        let again: ChatRequest =
+            serde_json::from_str(&serde_json::to_string(&req).expect("ser")).expect("de");
+        assert_eq!(again.messages[0], m);
+        assert_eq!(m.content.text(), "ok");
+        assert_eq!(m.content.byte_len(), 1 + 2);
     }
 
     #[test]

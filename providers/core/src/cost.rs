@@ -69,12 +69,11 @@ impl std::fmt::Display for CostStatus {
 /// ```
 /// use costlayer_core::{CostStatus, Money, RecordedCost};
 ///
-/// let r = RecordedCost {
-///     record_id: "01JDZ3V7Q4B2X8K9M6N5P4R3S2".into(),
-///     nano_usd: Some(Money::from_nanos(410_400)),
-///     status: CostStatus::Exact,
-///     durable: true,
-/// };
+/// let mut r = RecordedCost::default();
+/// r.record_id = "01JDZ3V7Q4B2X8K9M6N5P4R3S2".into();
+/// r.nano_usd = Some(Money::from_nanos(410_400));
+/// r.durable = true;
+/// assert_eq!(r.status, CostStatus::Exact);
 /// assert_eq!(r.nano_usd.unwrap().to_string(), "$0.0004104");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -51,7 +51,7 @@ mod usage;
 pub use batch::{BatchItem, BatchProvider, BatchResult, BatchState, BatchStatus};
 pub use chat::{
     provider_for_model, ChatRequest, ChatResponse, Content, ContentPart, FinishReason, Message,
-    Mode, ResponseFormat, Role, ToolCall, ToolChoice, ToolDefinition,
+    Mode, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, ToolDefinition,
 };
 pub use cost::{CostStatus, RecordedCost};
 pub use error::{BoxError, Error};

@@ -191,11 +191,7 @@ impl StreamAccumulator {
         self.thinking.push_str(&d.thinking);
         for t in &d.tool_calls {
             if self.tools.len() <= t.index {
-                self.tools.resize_with(t.index + 1, || ToolCall {
-                    id: String::new(),
-                    name: String::new(),
-                    arguments: String::new(),
-                });
+                self.tools.resize_with(t.index + 1, ToolCall::default);
             }
             let call = &mut self.tools[t.index];
             if let Some(id) = &t.id {

@@ -29,7 +29,8 @@ const PROVIDER: &str = "gemini";
 /// | `messages` | `contents`: roles `user` / `model`; text parts; images as `inlineData` (`data:` URLs) or `fileData` (other URLs); assistant tool calls as `functionCall` parts; tool results as `functionResponse` parts in a `user` turn |
 /// | `max_tokens`, `temperature`, `top_p`, `stop` | `generationConfig.maxOutputTokens`, `.temperature`, `.topP`, `.stopSequences` |
 /// | `response_format` | `generationConfig.responseMimeType: application/json` (+ `responseJsonSchema`) |
-/// | `tools`, `tool_choice` | `tools: [{functionDeclarations}]`, `toolConfig.functionCallingConfig` (`AUTO`, `NONE`, `ANY`, `ANY` + `allowedFunctionNames`) |
+/// | `tools`, `tool_choice` | `tools: [{functionDeclarations: [{name, description, parametersJsonSchema}]}]` (the JSON Schema as given), `toolConfig.functionCallingConfig` (`AUTO`, `NONE`, `ANY`, `ANY` + `allowedFunctionNames`) |
+/// | assistant continuation state | thought parts (`thought: true`) from [`ContentPart::Thinking`], `thoughtSignature` on function calls ([`ToolCall::signature`]) and on the parts it came with, Gemini [`ContentPart::ProviderItem`]s verbatim |
 /// | `extra` | merged last, objects key by key: `{"generationConfig": {"thinkingConfig": ..}}` keeps `maxOutputTokens` |
 ///
 /// A tool call's id is Gemini's `functionCall.id` when it sends one, else
@@ -163,8 +164,7 @@ impl GeminiCodec {
                     contents.push(json!({"role": "user", "parts": [part]}));
                 }
                 Role::Assistant => {
-                    let mut parts = content_parts(&m.content);
-                    parts.retain(|p| p.get("text").is_none_or(|t| t != ""));
+                    let mut parts = assistant_parts(&m.content);
                     for call in &m.tool_calls {
                         let args: Value = if call.arguments.trim().is_empty() {
                             json!({})
@@ -180,7 +180,19 @@ impl GeminiCodec {
                         if !call.id.is_empty() && call.id != call.name {
                             fc["id"] = json!(call.id);
                         }
-                        parts.push(json!({"functionCall": fc}));
+                        let mut part = json!({"functionCall": fc});
+                        // Gemini 3 refuses a function call sent back without
+                        // the signature it came with.
+                        if let Some(sig) = &call.signature {
+                            part["thoughtSignature"] = json!(sig);
+                        }
+                        parts.push(part);
+                    }
+                    if parts.is_empty() {
+                        // Only another provider's state: nothing Gemini can
+                        // read, and it refuses a turn without parts.
+                        last_was_tool = false;
+                        continue;
                     }
                     contents.push(json!({"role": "model", "parts": parts}));
                 }
@@ -232,7 +244,11 @@ impl GeminiCodec {
                 .tools
                 .iter()
                 .map(|t| {
-                    let mut d = json!({"name": t.name, "parameters": t.parameters});
+                    // `parameters` is Gemini's own `Schema` proto, which
+                    // refuses JSON Schema keywords (`additionalProperties`,
+                    // `$ref`, `const`, ...); `parametersJsonSchema` takes
+                    // the caller's JSON Schema as is.
+                    let mut d = json!({"name": t.name, "parametersJsonSchema": t.parameters});
                     if let Some(desc) = &t.description {
                         d["description"] = json!(desc);
                     }
@@ -319,6 +335,7 @@ impl GeminiCodec {
             .map_err(|e| decode_err(format!("not a GenerateContentResponse: {e}")))?;
         let mut text = String::new();
         let mut tool_calls = Vec::new();
+        let mut out_parts = Vec::new();
         let mut finish_reason = None;
         if let Some(candidate) = resp.candidates.into_iter().next() {
             let parts = candidate
@@ -330,12 +347,34 @@ impl GeminiCodec {
                 })
                 .unwrap_or_default();
             for part in parts {
-                // Thought summaries are not the answer.
+                let signature = part
+                    .get("thoughtSignature")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                // Thought summaries are not the answer, but are kept (with
+                // their signature) for the next turn.
                 if part.get("thought").and_then(Value::as_bool) == Some(true) {
+                    out_parts.push(ContentPart::Thinking {
+                        text: part
+                            .get("text")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        signature,
+                    });
                     continue;
                 }
                 if let Some(t) = part.get("text").and_then(Value::as_str) {
                     text.push_str(t);
+                    out_parts.push(ContentPart::text(t));
+                    // A signature on a text part belongs to that part: kept
+                    // as an item the codec re-attaches when sending it back.
+                    if let Some(sig) = signature {
+                        out_parts.push(ContentPart::provider_item(
+                            PROVIDER,
+                            json!({"thoughtSignature": sig}),
+                        ));
+                    }
                 } else if let Some(fc) = part.get("functionCall") {
                     let name = fc
                         .get("name")
@@ -346,23 +385,22 @@ impl GeminiCodec {
                         .get("id")
                         .and_then(Value::as_str)
                         .map_or_else(|| name.clone(), str::to_owned);
-                    tool_calls.push(ToolCall {
+                    let mut call = ToolCall::function(
                         id,
                         name,
-                        arguments: fc
-                            .get("args")
+                        fc.get("args")
                             .map_or_else(|| "{}".to_owned(), Value::to_string),
-                    });
+                    );
+                    call.signature = signature;
+                    tool_calls.push(call);
+                } else {
+                    // Code execution, inline data, ...: sent back as received.
+                    out_parts.push(ContentPart::provider_item(PROVIDER, part));
                 }
             }
-            finish_reason = candidate.finish_reason.map(|r| match r.as_str() {
-                "STOP" if !tool_calls.is_empty() => FinishReason::ToolCalls,
-                "STOP" => FinishReason::Stop,
-                "MAX_TOKENS" => FinishReason::Length,
-                "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-                | "IMAGE_SAFETY" => FinishReason::ContentFilter,
-                _ => FinishReason::Other(r),
-            });
+            finish_reason = candidate
+                .finish_reason
+                .map(|r| finish_reason_from(r, !tool_calls.is_empty()));
         } else if resp
             .prompt_feedback
             .as_ref()
@@ -395,6 +433,15 @@ impl GeminiCodec {
                 }),
             text,
             tool_calls,
+            // Plain text needs no parts: `text` is the whole turn.
+            parts: if out_parts
+                .iter()
+                .all(|p| matches!(p, ContentPart::Text { .. }))
+            {
+                Vec::new()
+            } else {
+                out_parts
+            },
             finish_reason,
             usage,
             request_id: resp.response_id,
@@ -470,6 +517,70 @@ fn f32_json(x: f32) -> Value {
         .ok()
         .and_then(serde_json::Number::from_f64)
         .map_or(Value::Null, Value::Number)
+}
+
+/// Gemini's `Candidate.FinishReason` (v1beta) in costlayer's terms.
+fn finish_reason_from(r: String, has_tool_calls: bool) -> FinishReason {
+    match r.as_str() {
+        "STOP" if has_tool_calls => FinishReason::ToolCalls,
+        "STOP" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => FinishReason::ContentFilter,
+        "MALFORMED_FUNCTION_CALL"
+        | "UNEXPECTED_TOOL_CALL"
+        | "TOO_MANY_TOOL_CALLS"
+        | "MISSING_THOUGHT_SIGNATURE" => FinishReason::ToolCallError(r),
+        "LANGUAGE" | "NO_IMAGE" | "IMAGE_OTHER" | "MALFORMED_RESPONSE" => FinishReason::Failed(r),
+        // OTHER, FINISH_REASON_UNSPECIFIED and reasons newer than this code.
+        _ => FinishReason::Other(r),
+    }
+}
+
+/// The parts of an assistant turn sent back: text, thought parts with
+/// their signatures, Gemini items verbatim (a lone `thoughtSignature` item
+/// re-attached to the part before it); other providers' items and
+/// redacted thinking are dropped. Empty text parts are left out.
+fn assistant_parts(content: &Content) -> Vec<Value> {
+    let Content::Parts(parts) = content else {
+        let mut v = content_parts(content);
+        v.retain(|p| p.get("text").is_none_or(|t| t != ""));
+        return v;
+    };
+    let mut out: Vec<Value> = Vec::with_capacity(parts.len());
+    for p in parts {
+        match p {
+            ContentPart::Text { text } if text.is_empty() => {}
+            ContentPart::Text { text } => out.push(json!({"text": text})),
+            ContentPart::ImageUrl { url } => out.push(image_part(url)),
+            ContentPart::Thinking { text, signature } => {
+                let mut v = json!({"text": text, "thought": true});
+                if let Some(sig) = signature {
+                    v["thoughtSignature"] = json!(sig);
+                }
+                out.push(v);
+            }
+            ContentPart::ProviderItem { provider, item } if provider == PROVIDER => {
+                let lone_signature = item
+                    .as_object()
+                    .filter(|o| o.len() == 1)
+                    .and_then(|o| o.get("thoughtSignature"));
+                match (lone_signature, out.last_mut()) {
+                    (Some(sig), Some(prev)) => prev["thoughtSignature"] = sig.clone(),
+                    (Some(_), None) => {}
+                    (None, _) => out.push(item.clone()),
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn content_parts(content: &Content) -> Vec<Value> {
@@ -557,11 +668,11 @@ mod tests {
     #[test]
     fn body_maps_every_field() {
         let mut assistant = Message::assistant("");
-        assistant.tool_calls.push(ToolCall {
-            id: "get_weather".into(),
-            name: "get_weather".into(),
-            arguments: r#"{"city":"Paris"}"#.into(),
-        });
+        assistant.tool_calls.push(ToolCall::function(
+            "get_weather",
+            "get_weather",
+            r#"{"city":"Paris"}"#,
+        ));
         let req = ChatRequest {
             top_p: Some(0.95),
             stop: vec!["END".into()],
@@ -621,7 +732,7 @@ mod tests {
                     "responseJsonSchema": {"type": "object"},
                     "thinkingConfig": {"thinkingBudget": 1024}
                 },
-                "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "Weather", "parameters": {"type": "object"}}]}],
+                "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "Weather", "parametersJsonSchema": {"type": "object"}}]}],
                 "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
             })
         );
@@ -634,11 +745,9 @@ mod tests {
     #[test]
     fn tool_results_find_their_function_name() {
         let mut assistant = Message::assistant("");
-        assistant.tool_calls.push(ToolCall {
-            id: "call-7".into(),
-            name: "lookup".into(),
-            arguments: "{}".into(),
-        });
+        assistant
+            .tool_calls
+            .push(ToolCall::function("call-7", "lookup", "{}"));
         let req = ChatRequest::new("gemini-2.5-flash")
             .message(assistant)
             .message(Message::tool("call-7", "plain text"));
@@ -651,6 +760,73 @@ mod tests {
             body["contents"][0]["parts"][0],
             json!({"functionCall": {"name": "lookup", "id": "call-7", "args": {}}})
         );
+    }
+
+    #[test]
+    fn a_model_turn_with_nothing_for_gemini_is_left_out() {
+        let foreign = Message::assistant(Content::Parts(vec![ContentPart::RedactedThinking {
+            data: "x".into(),
+        }]));
+        let req = ChatRequest::new("gemini-2.5-flash")
+            .message(Message::user("a"))
+            .message(foreign)
+            .message(Message::user("b"));
+        let body = codec().body(&req).expect("body");
+        assert_eq!(
+            body["contents"],
+            json!([{"role": "user", "parts": [{"text": "a"}]}, {"role": "user", "parts": [{"text": "b"}]}])
+        );
+    }
+
+    #[test]
+    fn every_v1beta_finish_reason_has_a_meaning() {
+        for (raw, calls, want) in [
+            ("STOP", false, FinishReason::Stop),
+            ("STOP", true, FinishReason::ToolCalls),
+            ("MAX_TOKENS", false, FinishReason::Length),
+            ("SAFETY", false, FinishReason::ContentFilter),
+            ("RECITATION", false, FinishReason::ContentFilter),
+            ("BLOCKLIST", false, FinishReason::ContentFilter),
+            ("PROHIBITED_CONTENT", false, FinishReason::ContentFilter),
+            ("SPII", false, FinishReason::ContentFilter),
+            ("IMAGE_SAFETY", false, FinishReason::ContentFilter),
+            (
+                "IMAGE_PROHIBITED_CONTENT",
+                false,
+                FinishReason::ContentFilter,
+            ),
+            ("IMAGE_RECITATION", false, FinishReason::ContentFilter),
+            (
+                "MALFORMED_FUNCTION_CALL",
+                false,
+                FinishReason::ToolCallError("MALFORMED_FUNCTION_CALL".into()),
+            ),
+            (
+                "UNEXPECTED_TOOL_CALL",
+                false,
+                FinishReason::ToolCallError("UNEXPECTED_TOOL_CALL".into()),
+            ),
+            (
+                "TOO_MANY_TOOL_CALLS",
+                false,
+                FinishReason::ToolCallError("TOO_MANY_TOOL_CALLS".into()),
+            ),
+            ("LANGUAGE", false, FinishReason::Failed("LANGUAGE".into())),
+            ("NO_IMAGE", false, FinishReason::Failed("NO_IMAGE".into())),
+            (
+                "IMAGE_OTHER",
+                false,
+                FinishReason::Failed("IMAGE_OTHER".into()),
+            ),
+            ("OTHER", false, FinishReason::Other("OTHER".into())),
+            (
+                "FINISH_REASON_UNSPECIFIED",
+                false,
+                FinishReason::Other("FINISH_REASON_UNSPECIFIED".into()),
+            ),
+        ] {
+            assert_eq!(finish_reason_from(raw.into(), calls), want, "{raw}");
+        }
     }
 
     #[test]

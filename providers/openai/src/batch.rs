@@ -176,9 +176,12 @@ impl BatchProvider for OpenAi {
 
     async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {
         check_id(batch_id, "batch")?;
-        let req = self
-            .codec()
-            .post(&format!("/batches/{batch_id}/cancel"), &json!({}))?;
+        // The endpoint takes no body (a strict server refuses one with 415).
+        let req = self.codec().request(
+            http::Method::POST,
+            &format!("/batches/{batch_id}/cancel"),
+            None,
+        )?;
         Ok(decode::<Batch>(&self.get_ref().send(req).await?, "batch")?.into())
     }
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use costlayer_core::transport::{body_snippet, merge_extra, normalize_base_url};
 use costlayer_core::{
     ApiKey, ChatRequest, ChatResponse, Codec, Content, ContentPart, Error, FinishReason,
-    HttpResponse, Message, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
+    HttpResponse, Message, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, Usage,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -24,7 +24,7 @@ const PROVIDER: &str = "openai";
 /// | `ChatRequest` | OpenAI body |
 /// |---|---|
 /// | `system` | a first `{"role":"system"}` message |
-/// | `messages` | `messages` (text, `image_url` parts, `name`, assistant `tool_calls`, `tool` results) |
+/// | `messages` | `messages` (text, `image_url` parts, `name`, assistant `tool_calls` of type `function` or `custom`, `tool` results; other providers' thinking and items are not sent) |
 /// | `max_tokens` | `max_completion_tokens` (`max_tokens` is deprecated and refused by o-series models) |
 /// | `temperature`, `top_p`, `stop` | same names |
 /// | `tools`, `tool_choice` | `tools: [{"type":"function","function":{..}}]`, `"auto"`/`"none"`/`"required"`/`{"type":"function",..}` |
@@ -171,15 +171,7 @@ impl OpenAiCodec {
         let mut body = Map::new();
         body.insert("model".into(), Value::String(req.model.clone()));
         body.insert("messages".into(), Value::Array(messages));
-        if let Some(n) = req.max_tokens {
-            body.insert("max_completion_tokens".into(), json!(n));
-        }
-        if let Some(t) = req.temperature {
-            body.insert("temperature".into(), f32_json(t));
-        }
-        if let Some(p) = req.top_p {
-            body.insert("top_p".into(), f32_json(p));
-        }
+        insert_sampling(&mut body, req, "max_completion_tokens");
         if !req.stop.is_empty() {
             body.insert("stop".into(), json!(req.stop));
         }
@@ -261,13 +253,17 @@ impl OpenAiCodec {
         let tool_calls: Vec<ToolCall> = message
             .tool_calls
             .into_iter()
-            .filter_map(|c| {
-                let f = c.function?;
-                Some(ToolCall {
-                    id: c.id,
-                    name: f.name,
-                    arguments: f.arguments,
-                })
+            .filter_map(|c| match (c.kind.as_deref(), c.function, c.custom) {
+                (Some("custom"), _, Some(custom)) => {
+                    Some(ToolCall::custom(c.id, custom.name, custom.input))
+                }
+                (_, Some(f), _) => Some(ToolCall::function(c.id, f.name, f.arguments)),
+                // A call of a kind this version does not know: left out,
+                // and said so, rather than guessed at.
+                (kind, _, _) => {
+                    tracing::warn!(kind = ?kind, "OpenAI tool call of an unknown type left out of the response");
+                    None
+                }
             })
             .collect();
         // A refusal comes instead of content; surface it as the text.
@@ -342,6 +338,19 @@ pub(crate) fn header_str(headers: &http::HeaderMap, name: &str) -> Option<String
         .filter(|s| !s.is_empty())
 }
 
+/// The output cap (under `max_key`), `temperature` and `top_p`, as set.
+pub(crate) fn insert_sampling(body: &mut Map<String, Value>, req: &ChatRequest, max_key: &str) {
+    if let Some(n) = req.max_tokens {
+        body.insert(max_key.into(), json!(n));
+    }
+    if let Some(t) = req.temperature {
+        body.insert("temperature".into(), f32_json(t));
+    }
+    if let Some(p) = req.top_p {
+        body.insert("top_p".into(), f32_json(p));
+    }
+}
+
 /// `0.7f32` as the JSON number `0.7`, not `0.699999988079071`.
 fn f32_json(x: f32) -> Value {
     x.to_string()
@@ -374,6 +383,23 @@ fn content_json(content: &Content) -> Value {
     }
 }
 
+/// An assistant turn's content: as given when it is text and images,
+/// else only its text (another provider's thinking and items mean nothing
+/// to Chat Completions, and an empty part list is refused).
+fn assistant_content(content: &Content) -> Value {
+    match content {
+        Content::Parts(parts)
+            if parts
+                .iter()
+                .any(|p| !matches!(p, ContentPart::Text { .. } | ContentPart::ImageUrl { .. })) =>
+        {
+            Value::String(content.text())
+        }
+        Content::Parts(parts) if parts.is_empty() => Value::String(String::new()),
+        _ => content_json(content),
+    }
+}
+
 fn message_json(m: &Message) -> Result<Value, Error> {
     let mut out = Map::new();
     out.insert("role".into(), role_json(m.role));
@@ -388,21 +414,27 @@ fn message_json(m: &Message) -> Result<Value, Error> {
             out.insert("content".into(), content_json(&m.content));
         }
         Role::Assistant if !m.tool_calls.is_empty() => {
-            let empty = m.content.byte_len() == 0;
+            let content = assistant_content(&m.content);
             out.insert(
                 "content".into(),
-                if empty {
+                if content.as_str() == Some("") {
                     Value::Null
                 } else {
-                    content_json(&m.content)
+                    content
                 },
             );
             let calls: Vec<Value> = m
                 .tool_calls
                 .iter()
-                .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                .map(|c| match c.kind {
+                    ToolCallKind::Custom => json!({"id": c.id, "type": "custom", "custom": {"name": c.name, "input": c.arguments}}),
+                    _ => json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}),
+                })
                 .collect();
             out.insert("tool_calls".into(), Value::Array(calls));
+        }
+        Role::Assistant => {
+            out.insert("content".into(), assistant_content(&m.content));
         }
         _ => {
             out.insert("content".into(), content_json(&m.content));
@@ -448,8 +480,19 @@ struct RespMessage {
 struct RespToolCall {
     #[serde(default)]
     id: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     #[serde(default)]
     function: Option<RespFunction>,
+    #[serde(default)]
+    custom: Option<RespCustom>,
+}
+
+#[derive(Deserialize)]
+struct RespCustom {
+    name: String,
+    #[serde(default)]
+    input: String,
 }
 
 #[derive(Deserialize)]
@@ -479,11 +522,11 @@ mod tests {
     #[test]
     fn body_maps_every_field() {
         let mut assistant = Message::assistant("");
-        assistant.tool_calls.push(ToolCall {
-            id: "call_1".into(),
-            name: "get_weather".into(),
-            arguments: r#"{"city":"Paris"}"#.into(),
-        });
+        assistant.tool_calls.push(ToolCall::function(
+            "call_1",
+            "get_weather",
+            r#"{"city":"Paris"}"#,
+        ));
         let req = ChatRequest::new("gpt-4o")
             .system("sys")
             .message(Message::user(Content::Parts(vec![

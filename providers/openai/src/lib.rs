@@ -10,6 +10,12 @@
 //! [`ChatResponse`] (usage mapped into costlayer's disjoint buckets, see
 //! [`OpenAiUsage`]) or a typed [`Error`] (see [`error_from_response`]).
 //!
+//! [`OpenAiResponses`] is the same client over the Responses API
+//! (`POST /v1/responses`, [`OpenAiResponsesCodec`]): reasoning items,
+//! `previous_response_id`, structured output through `text.format`, priced
+//! with the same usage mapping. Build it with
+//! [`OpenAiBuilder::build_responses`].
+//!
 //! [`OpenAi`] also implements [`costlayer_core::BatchProvider`] over `/v1/files` + `/v1/batches`:
 //! results come back joined on `custom_id`, each successful one marked
 //! [`costlayer_core::Mode::Batch`] so it is priced at batch rates.
@@ -58,6 +64,7 @@
 mod batch;
 mod codec;
 mod error;
+mod responses;
 mod stream;
 mod usage;
 
@@ -71,6 +78,7 @@ use costlayer_core::{
 
 pub use codec::{OpenAiCodec, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_go_duration};
+pub use responses::{OpenAiResponses, OpenAiResponsesCodec};
 pub use stream::OpenAiStreamDecoder;
 pub use usage::{CompletionTokensDetails, OpenAiUsage, PromptTokensDetails};
 
@@ -226,6 +234,26 @@ impl OpenAiBuilder {
     /// [`Error::Config`] when no key was given (naming `OPENAI_API_KEY`), the
     /// base URL is not an `http(s)://` URL, or the HTTP client cannot start.
     pub fn build(self) -> Result<OpenAi, Error> {
+        let (settings, codec) = self.into_codec()?;
+        Ok(OpenAi {
+            inner: settings.transport(codec)?,
+        })
+    }
+
+    /// Builds a Responses API client ([`OpenAiResponses`], `POST
+    /// /v1/responses`) with the same settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_responses(self) -> Result<OpenAiResponses, Error> {
+        let (settings, codec) = self.into_codec()?;
+        Ok(OpenAiResponses::from_transport(
+            settings.transport(OpenAiResponsesCodec::from_chat(codec))?,
+        ))
+    }
+
+    fn into_codec(self) -> Result<(ClientSettings, OpenAiCodec), Error> {
         let key = self.settings.get_api_key().cloned().ok_or_else(|| {
             Error::config(format!(
                 "no OpenAI API key: set the environment variable {API_KEY_VAR} or call OpenAi::builder().api_key(..)"
@@ -241,9 +269,7 @@ impl OpenAiBuilder {
         if let Some(project) = self.project {
             codec = codec.project(project);
         }
-        Ok(OpenAi {
-            inner: self.settings.transport(codec)?,
-        })
+        Ok((self.settings, codec))
     }
 }
 

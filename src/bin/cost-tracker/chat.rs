@@ -77,12 +77,26 @@ impl ProviderName {
     }
 }
 
+/// Which OpenAI API answers (`--api`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ApiName {
+    /// Chat Completions (`/v1/chat/completions`).
+    #[default]
+    Chat,
+    /// The Responses API (`/v1/responses`); OpenAI only.
+    Responses,
+}
+
 /// Arguments of `cost-tracker chat`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ChatArgs {
     /// The provider: openai, anthropic, gemini, or simulated (offline, no key).
     #[arg(long, value_enum, value_name = "NAME")]
     provider: ProviderName,
+
+    /// The OpenAI API: chat (Chat Completions) or responses (the Responses API).
+    #[arg(long, value_enum, value_name = "API", default_value = "chat")]
+    api: ApiName,
 
     /// The model. [default: gpt-4o-mini (openai, simulated), claude-haiku-4-5, gemini-2.5-flash]
     #[arg(long, value_name = "MODEL")]
@@ -228,7 +242,7 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
         .unwrap_or_else(|| config.data_dir.clone());
     // The provider first: a missing key is reported before anything is
     // created on disk.
-    let (provider, key) = provider(args.provider)?;
+    let (provider, key) = provider(args.provider, args.api)?;
     let capture = Arc::new(Capture::new(Arc::new(store::open(
         &ledger_dir,
         &config.user,
@@ -254,6 +268,14 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
             (Provider::OpenAi(p), false) => (Some(stack.build(p)), None),
             #[cfg(feature = "openai")]
             (Provider::OpenAi(p), true) => (None, Some(stack.build_streaming(p))),
+            #[cfg(feature = "openai")]
+            (Provider::OpenAiResponses(p), false) => (Some(stack.build(p)), None),
+            #[cfg(feature = "openai")]
+            (Provider::OpenAiResponses(_), true) => {
+                return Err(CliError::Usage(
+                    "--stream is not available with --api responses yet: leave out --stream, or use --api chat".into(),
+                ))
+            }
             #[cfg(feature = "anthropic")]
             (Provider::Anthropic(p), false) => (Some(stack.build(p)), None),
             #[cfg(feature = "anthropic")]
@@ -387,6 +409,8 @@ enum Provider {
     Simulated(SimulatedProvider),
     #[cfg(feature = "openai")]
     OpenAi(costlayer::openai::OpenAi),
+    #[cfg(feature = "openai")]
+    OpenAiResponses(costlayer::openai::OpenAiResponses),
     #[cfg(feature = "anthropic")]
     Anthropic(costlayer::anthropic::Anthropic),
     #[cfg(feature = "gemini")]
@@ -395,7 +419,13 @@ enum Provider {
 
 /// The client for `name`, read from the environment (key and base URL), and
 /// the key itself, so it can be scrubbed from any message as a last guard.
-fn provider(name: ProviderName) -> Result<(Provider, Option<String>), CliError> {
+fn provider(name: ProviderName, api: ApiName) -> Result<(Provider, Option<String>), CliError> {
+    if api == ApiName::Responses && name != ProviderName::Openai {
+        return Err(CliError::Usage(format!(
+            "--api responses is OpenAI's Responses API: use it with --provider openai, not {}",
+            name.as_str()
+        )));
+    }
     let key = name
         .key_vars()
         .iter()
@@ -427,7 +457,14 @@ fn provider(name: ProviderName) -> Result<(Provider, Option<String>), CliError> 
         ProviderName::Openai => {
             #[cfg(feature = "openai")]
             {
-                Provider::OpenAi(costlayer::openai::OpenAi::from_env().map_err(setup)?)
+                match api {
+                    ApiName::Responses => Provider::OpenAiResponses(
+                        costlayer::openai::OpenAiResponses::from_env().map_err(setup)?,
+                    ),
+                    ApiName::Chat => {
+                        Provider::OpenAi(costlayer::openai::OpenAi::from_env().map_err(setup)?)
+                    }
+                }
             }
             #[cfg(not(feature = "openai"))]
             return Err(not_built("openai"));
