@@ -19,7 +19,8 @@ use bytes::Bytes;
 use costlayer_core::sse::SseEvent;
 use costlayer_core::stream::{bad_event, stream_cut};
 use costlayer_core::{
-    ChatDelta, ChatRequest, Error, HttpResponse, StreamCodec, StreamDecoder, ToolCallDelta, Usage,
+    ChatDelta, ChatRequest, ContentPart, Error, HttpResponse, StreamCodec, StreamDecoder,
+    ToolCallDelta, Usage,
 };
 use serde_json::{json, Map, Value};
 
@@ -52,8 +53,25 @@ pub struct AnthropicStreamDecoder {
     usage: Map<String, Value>,
     /// Content block index → tool-call ordinal.
     tools: HashMap<u64, usize>,
+    /// Blocks the next turn must carry back, assembled until their
+    /// `content_block_stop`: thinking (text + signature), redacted
+    /// thinking, server-tool blocks (with their streamed input).
+    open: HashMap<u64, OpenBlock>,
     events: u64,
     done: bool,
+}
+
+#[derive(Debug)]
+enum OpenBlock {
+    Thinking {
+        text: String,
+        signature: Option<String>,
+    },
+    Redacted(String),
+    Item {
+        block: Value,
+        input: String,
+    },
 }
 
 impl AnthropicStreamDecoder {
@@ -105,21 +123,60 @@ impl StreamDecoder for AnthropicStreamDecoder {
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                 let block = v.get("content_block").cloned().unwrap_or(Value::Null);
                 match block.get("type").and_then(Value::as_str) {
-                    Some("tool_use") | Some("server_tool_use") => {
+                    Some("tool_use") => {
                         let ordinal = self.tools.len();
                         self.tools.insert(index, ordinal);
                         d.tool_calls.push(ToolCallDelta {
                             index: ordinal,
                             id: str_of(&block, "id"),
                             name: str_of(&block, "name"),
-                            arguments: String::new(),
+                            ..ToolCallDelta::default()
                         });
                     }
                     Some("text") => d.text = str_of(&block, "text").unwrap_or_default(),
                     Some("thinking") => {
                         d.thinking = str_of(&block, "thinking").unwrap_or_default();
+                        self.open.insert(
+                            index,
+                            OpenBlock::Thinking {
+                                text: d.thinking.clone(),
+                                signature: str_of(&block, "signature").filter(|s| !s.is_empty()),
+                            },
+                        );
                     }
-                    _ => {}
+                    Some("redacted_thinking") => {
+                        let data = str_of(&block, "data").unwrap_or_default();
+                        self.open.insert(index, OpenBlock::Redacted(data));
+                    }
+                    // Server tools (web search, code execution) and their
+                    // results: sent back verbatim, as unstreamed.
+                    _ => {
+                        self.open.insert(
+                            index,
+                            OpenBlock::Item {
+                                block,
+                                input: String::new(),
+                            },
+                        );
+                    }
+                }
+            }
+            "content_block_stop" => {
+                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                match self.open.remove(&index) {
+                    Some(OpenBlock::Thinking { text, signature }) => {
+                        d.parts.push(ContentPart::Thinking { text, signature });
+                    }
+                    Some(OpenBlock::Redacted(data)) => {
+                        d.parts.push(ContentPart::RedactedThinking { data });
+                    }
+                    Some(OpenBlock::Item { mut block, input }) => {
+                        if let Ok(parsed) = serde_json::from_str::<Value>(&input) {
+                            block["input"] = parsed;
+                        }
+                        d.parts.push(ContentPart::provider_item(PROVIDER, block));
+                    }
+                    None => return Ok(None),
                 }
             }
             "content_block_delta" => {
@@ -129,17 +186,35 @@ impl StreamDecoder for AnthropicStreamDecoder {
                     Some("text_delta") => d.text = str_of(&delta, "text").unwrap_or_default(),
                     Some("thinking_delta") => {
                         d.thinking = str_of(&delta, "thinking").unwrap_or_default();
+                        if let Some(OpenBlock::Thinking { text, .. }) = self.open.get_mut(&index) {
+                            text.push_str(&d.thinking);
+                        }
+                    }
+                    Some("signature_delta") => {
+                        if let Some(OpenBlock::Thinking { signature, .. }) =
+                            self.open.get_mut(&index)
+                        {
+                            let more = str_of(&delta, "signature").unwrap_or_default();
+                            signature.get_or_insert_with(String::new).push_str(&more);
+                        }
+                        return Ok(None);
                     }
                     Some("input_json_delta") => {
+                        let partial = str_of(&delta, "partial_json").unwrap_or_default();
                         if let Some(&ordinal) = self.tools.get(&index) {
                             d.tool_calls.push(ToolCallDelta {
                                 index: ordinal,
-                                arguments: str_of(&delta, "partial_json").unwrap_or_default(),
+                                arguments: partial,
                                 ..ToolCallDelta::default()
                             });
+                        } else if let Some(OpenBlock::Item { input, .. }) =
+                            self.open.get_mut(&index)
+                        {
+                            input.push_str(&partial);
+                            return Ok(None);
                         }
                     }
-                    // signature_delta, citations_delta: nothing to show.
+                    // citations_delta: nothing to show.
                     _ => {}
                 }
             }
@@ -165,7 +240,7 @@ impl StreamDecoder for AnthropicStreamDecoder {
                 d.done = true;
             }
             "error" => return Err(stream_error(&v)),
-            // ping, content_block_stop and event types added later.
+            // ping and event types added later.
             _ => return Ok(None),
         }
         Ok(Some(d))
@@ -310,6 +385,7 @@ mod tests {
             "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
             "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}\n\n",
             "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"sig\"}}\n\n",
+            "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
             "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
             "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"42\"}}\n\n",
             "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":30}}\n\n",
@@ -321,5 +397,17 @@ mod tests {
         let resp = acc.into_response();
         assert_eq!(resp.text, "42");
         assert_eq!(resp.usage, Usage::new(5, 30));
+        // The signed thinking block comes back for the next turn, before
+        // the text, as unstreamed.
+        assert_eq!(
+            resp.parts,
+            vec![
+                ContentPart::Thinking {
+                    text: "hmm".into(),
+                    signature: Some("sig".into())
+                },
+                ContentPart::text("42"),
+            ]
+        );
     }
 }

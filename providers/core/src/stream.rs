@@ -33,7 +33,7 @@
 //! acc.push(&ChatDelta { text: "Hel".into(), usage: Some(Usage::new(12, 0)), ..Default::default() });
 //! acc.push(&ChatDelta { text: "lo".into(), ..Default::default() });
 //! acc.push(&ChatDelta {
-//!     tool_calls: vec![ToolCallDelta { index: 0, id: Some("call_1".into()), name: Some("f".into()), arguments: "{\"a\"".into() }],
+//!     tool_calls: vec![ToolCallDelta { index: 0, id: Some("call_1".into()), name: Some("f".into()), arguments: "{\"a\"".into(), ..Default::default() }],
 //!     ..Default::default()
 //! });
 //! acc.push(&ChatDelta {
@@ -63,7 +63,9 @@ use serde_json::Value;
 
 use crate::sse::{SseEvent, SseParser};
 use crate::transport::{Codec, HttpResponse};
-use crate::{ChatRequest, ChatResponse, Error, FinishReason, ToolCall, Usage};
+use crate::{
+    ChatRequest, ChatResponse, ContentPart, Error, FinishReason, ToolCall, ToolCallKind, Usage,
+};
 
 /// One increment of a streamed response. See the [module docs](self) for
 /// the contract.
@@ -80,6 +82,13 @@ pub struct ChatDelta {
     /// Fragments of tool calls, joined by `index`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallDelta>,
+    /// Completed parts of the assistant turn that the next request must
+    /// carry back (thinking with its signature, redacted thinking,
+    /// provider items), with the text parts around them, in order: what a
+    /// codec puts in [`ChatResponse::parts`]. Empty while the turn is
+    /// plain text. Appended by the accumulator.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<ContentPart>,
     /// Why generation stopped, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<FinishReason>,
@@ -121,8 +130,11 @@ impl ChatDelta {
                     id: Some(t.id.clone()),
                     name: Some(t.name.clone()),
                     arguments: t.arguments.clone(),
+                    kind: Some(t.kind),
+                    signature: t.signature.clone(),
                 })
                 .collect(),
+            parts: resp.parts.clone(),
             finish_reason: resp.finish_reason.clone(),
             usage: Some(resp.usage),
             model: Some(resp.model.clone()),
@@ -163,6 +175,12 @@ pub struct ToolCallDelta {
     /// More of the arguments' JSON text.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub arguments: String,
+    /// The call's kind, when not a function (first fragment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ToolCallKind>,
+    /// Continuation data for the call ([`ToolCall::signature`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Folds a stream's deltas into the [`ChatResponse`] the same call would
@@ -201,6 +219,21 @@ impl StreamAccumulator {
                 call.name.push_str(name);
             }
             call.arguments.push_str(&t.arguments);
+            if let Some(k) = t.kind {
+                call.kind = k;
+            }
+            if t.signature.is_some() {
+                call.signature.clone_from(&t.signature);
+            }
+        }
+        if !d.parts.is_empty() {
+            // The delta's parts hold its text too, in place.
+            self.resp.parts.extend(d.parts.iter().cloned());
+        } else if !d.text.is_empty() {
+            match self.resp.parts.last_mut() {
+                Some(ContentPart::Text { text }) => text.push_str(&d.text),
+                _ => self.resp.parts.push(ContentPart::text(d.text.clone())),
+            }
         }
         if let Some(f) = &d.finish_reason {
             self.resp.finish_reason = Some(f.clone());
@@ -258,6 +291,7 @@ impl StreamAccumulator {
     pub fn response(&self) -> ChatResponse {
         let mut r = self.resp.clone();
         r.tool_calls = self.tools.clone();
+        plain_text_has_no_parts(&mut r);
         r
     }
 
@@ -265,7 +299,18 @@ impl StreamAccumulator {
     pub fn into_response(self) -> ChatResponse {
         let mut r = self.resp;
         r.tool_calls = self.tools;
+        plain_text_has_no_parts(&mut r);
         r
+    }
+}
+
+/// As the codecs do: a turn of text alone keeps no parts (`text` is all).
+fn plain_text_has_no_parts(r: &mut ChatResponse) {
+    if r.parts
+        .iter()
+        .all(|p| matches!(p, ContentPart::Text { .. }))
+    {
+        r.parts.clear();
     }
 }
 
@@ -634,6 +679,7 @@ mod tests {
                     id: id.map(str::to_owned),
                     name: name.map(str::to_owned),
                     arguments: args.into(),
+                    ..Default::default()
                 }],
                 ..Default::default()
             });

@@ -94,6 +94,9 @@ impl StreamDecoder for GeminiStreamDecoder {
         let mut d = ChatDelta {
             text: resp.text,
             thinking,
+            // Thought parts, signatures and Gemini items, with the text
+            // around them, for the next turn.
+            parts: resp.parts,
             model: Some(resp.model).filter(|m| !m.is_empty()),
             request_id: resp.request_id,
             ..ChatDelta::default()
@@ -104,6 +107,8 @@ impl StreamDecoder for GeminiStreamDecoder {
                 id: Some(t.id),
                 name: Some(t.name),
                 arguments: t.arguments,
+                kind: Some(t.kind),
+                signature: t.signature,
             });
             self.tools += 1;
         }
@@ -237,6 +242,29 @@ mod tests {
         assert_eq!(resp.tool_calls[0].arguments, "{\"x\":1}");
         assert_eq!(resp.tool_calls[1].name, "b");
         assert_eq!(resp.usage, Usage::new(9, 3));
+    }
+
+    #[test]
+    fn thought_signatures_survive_the_stream() {
+        let body = concat!(
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"plan\",\"thought\":true,\"thoughtSignature\":\"c2lnMQ==\"}]}}]}\n\n",
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"get_weather\",\"args\":{\"city\":\"Rome\"}},\"thoughtSignature\":\"c2lnMg==\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":9,\"candidatesTokenCount\":3}}\n\n",
+        );
+        let (acc, r) = run(body);
+        r.expect("complete");
+        let resp = acc.into_response();
+        assert_eq!(resp.tool_calls[0].signature.as_deref(), Some("c2lnMg=="));
+        assert!(
+            resp.parts.iter().any(|p| matches!(
+                p,
+                costlayer_core::ContentPart::Thinking { signature: Some(s), .. } if s == "c2lnMQ=="
+            )),
+            "{:?}",
+            resp.parts
+        );
+        // The next turn carries both back.
+        let m = resp.message();
+        assert_eq!(m.tool_calls[0].signature.as_deref(), Some("c2lnMg=="));
     }
 
     #[test]

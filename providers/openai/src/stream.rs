@@ -14,7 +14,8 @@ use bytes::Bytes;
 use costlayer_core::sse::SseEvent;
 use costlayer_core::stream::{bad_event, stream_cut};
 use costlayer_core::{
-    ChatDelta, ChatRequest, Error, HttpResponse, StreamCodec, StreamDecoder, ToolCallDelta, Usage,
+    ChatDelta, ChatRequest, Error, HttpResponse, StreamCodec, StreamDecoder, ToolCallDelta,
+    ToolCallKind, Usage,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -150,16 +151,22 @@ impl StreamDecoder for OpenAiStreamDecoder {
                 d.thinking = r;
             }
             for c in delta.tool_calls.unwrap_or_default() {
-                let (name, arguments) = match (c.function, c.custom) {
-                    (Some(f), _) => (f.name, f.arguments.unwrap_or_default()),
-                    (None, Some(c)) => (c.name, c.input.unwrap_or_default()),
-                    (None, None) => (None, String::new()),
+                let (name, arguments, kind) = match (c.function, c.custom) {
+                    (Some(f), _) => (f.name, f.arguments.unwrap_or_default(), None),
+                    (None, Some(c)) => (
+                        c.name,
+                        c.input.unwrap_or_default(),
+                        Some(ToolCallKind::Custom),
+                    ),
+                    (None, None) => (None, String::new(), None),
                 };
                 d.tool_calls.push(ToolCallDelta {
                     index: c.index,
                     id: c.id,
                     name,
                     arguments,
+                    kind,
+                    signature: None,
                 });
             }
             if let Some(r) = choice.finish_reason {
