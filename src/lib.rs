@@ -92,8 +92,9 @@ pub mod __fuzz;
 pub use costlayer_core as core;
 pub use costlayer_core::{
     tokens, transport, ApiKey, BatchProvider, BoxError, ChatDelta, ChatRequest, ChatResponse,
-    Content, ContentPart, CostStatus, Error, FinishReason, Message, Mode, Money, RecordedCost,
-    ResponseFormat, Role, ServiceTier, TokenCounter, ToolCall, ToolChoice, ToolDefinition, Usage,
+    ChatStream, Content, ContentPart, CostStatus, Error, FinishReason, Message, Mode, Money,
+    RecordedCost, ResponseFormat, Role, ServiceTier, StreamAccumulator, StreamRequest,
+    TokenCounter, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition, Usage,
 };
 
 /// The OpenAI adapter (feature `openai`).

@@ -56,7 +56,9 @@ use std::time::Duration;
 use costlayer_core::tokens::{TiktokenCounter, TokenCounter};
 use tower::Service;
 
-use crate::{ChatRequest, ChatResponse, Error, FinishReason, Usage};
+use crate::{
+    ChatDelta, ChatRequest, ChatResponse, ChatStream, Error, FinishReason, StreamRequest, Usage,
+};
 
 /// The provider name simulated calls are recorded under (unless
 /// [`SimulatedProviderBuilder::provider`] says otherwise), by the library
@@ -154,6 +156,7 @@ struct Config {
     provider: Option<String>,
     model_suffix: Option<String>,
     rules: Vec<Rule>,
+    cut_after: Option<usize>,
 }
 
 /// Builds a [`SimulatedProvider`].
@@ -163,6 +166,7 @@ pub struct SimulatedProviderBuilder {
     provider: Option<String>,
     model_suffix: Option<String>,
     rules: Vec<Rule>,
+    cut_after: Option<usize>,
 }
 
 impl SimulatedProviderBuilder {
@@ -195,6 +199,14 @@ impl SimulatedProviderBuilder {
         self
     }
 
+    /// Streams are cut after `n` deltas: the stream then ends with
+    /// [`Error::Connection`], as when a connection drops mid-answer.
+    /// Defaults to never.
+    pub fn cut_streams_after(mut self, n: usize) -> Self {
+        self.cut_after = Some(n);
+        self
+    }
+
     /// Every `n`th call (the `n`th, `2n`th, ...) fails with `failure`.
     pub fn fail_every(mut self, n: NonZeroU64, failure: Failure) -> Self {
         self.rules.push(Rule::Every(n, failure));
@@ -209,6 +221,7 @@ impl SimulatedProviderBuilder {
                 provider: self.provider,
                 model_suffix: self.model_suffix,
                 rules: self.rules,
+                cut_after: self.cut_after,
             }),
             calls: Arc::new(AtomicU64::new(0)),
         }
@@ -353,6 +366,22 @@ impl Service<ChatRequest> for SimulatedProvider {
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let attempt = self.attempt(&req);
+        Box::pin(async move {
+            let (this, call) = attempt.await?;
+            let mut resp = this.respond(&req);
+            resp.request_id = Some(format!("sim-{call}"));
+            Ok(resp)
+        })
+    }
+}
+
+impl SimulatedProvider {
+    /// Counts the call and waits its latency; fails it if a rule says so.
+    fn attempt(
+        &self,
+        req: &ChatRequest,
+    ) -> impl Future<Output = Result<(SimulatedProvider, u64), Error>> + Send + 'static {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let failure = self
             .config
@@ -361,7 +390,8 @@ impl Service<ChatRequest> for SimulatedProvider {
             .find_map(|r| r.failure_for(call))
             .cloned();
         let this = self.clone();
-        Box::pin(async move {
+        let provider = self.provider_for(req);
+        async move {
             if let Some(failure) = failure {
                 let wait = match failure {
                     Failure::Timeout { after } => after,
@@ -370,14 +400,75 @@ impl Service<ChatRequest> for SimulatedProvider {
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
-                return Err(failure.to_error(&this.provider_for(&req)));
+                return Err(failure.to_error(&provider));
             }
             if !this.config.latency.is_zero() {
                 tokio::time::sleep(this.config.latency).await;
             }
-            let mut resp = this.respond(&req);
-            resp.request_id = Some(format!("sim-{call}"));
-            Ok(resp)
+            Ok((this, call))
+        }
+    }
+
+    /// The deltas of [`respond`](Self::respond)'s answer as a stream would
+    /// bring them: the input usage first (as Anthropic reports it), the
+    /// text eight words at a time, then the finish reason and the final
+    /// usage.
+    pub fn respond_deltas(&self, req: &ChatRequest) -> Vec<ChatDelta> {
+        let resp = self.respond(req);
+        let mut out = vec![ChatDelta {
+            model: Some(resp.model.clone()),
+            usage: Some(Usage::new(resp.usage.input_tokens, 0)),
+            ..ChatDelta::default()
+        }];
+        let words: Vec<&str> = resp.text.split_inclusive(' ').collect();
+        for chunk in words.chunks(8) {
+            out.push(ChatDelta {
+                text: chunk.concat(),
+                ..ChatDelta::default()
+            });
+        }
+        out.push(ChatDelta {
+            finish_reason: resp.finish_reason.clone(),
+            usage: Some(resp.usage),
+            done: true,
+            ..ChatDelta::default()
+        });
+        out
+    }
+}
+
+/// Streams [`SimulatedProvider::respond_deltas`], cut short when
+/// [`cut_streams_after`](SimulatedProviderBuilder::cut_streams_after) says so.
+impl Service<StreamRequest> for SimulatedProvider {
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<ChatStream, Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
+        let req = req.into_inner();
+        let attempt = self.attempt(&req);
+        Box::pin(async move {
+            let (this, call) = attempt.await?;
+            let provider = this.provider_for(&req);
+            let mut deltas = this.respond_deltas(&req);
+            deltas[0].request_id = Some(format!("sim-{call}"));
+            let items: Vec<Result<ChatDelta, Error>> = match this.config.cut_after {
+                Some(n) if n < deltas.len() => {
+                    deltas.truncate(n.max(1));
+                    let mut items: Vec<_> = deltas.into_iter().map(Ok).collect();
+                    items.push(Err(Error::Connection {
+                        provider: provider.clone(),
+                        message: "simulated connection cut mid-stream".into(),
+                    }));
+                    items
+                }
+                _ => deltas.into_iter().map(Ok).collect(),
+            };
+            Ok(ChatStream::new(provider, futures_util::stream::iter(items)))
         })
     }
 }

@@ -330,7 +330,12 @@ async fn the_request_carries_the_reserved_output_cap() {
     let mut answered = 0;
     loop {
         let req = ChatRequest::new("gpt-4.1").message(Message::user("Write a novel."));
-        match svc.ready().await.unwrap().call(req).await {
+        match ServiceExt::<ChatRequest>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(req)
+            .await
+        {
             Ok(resp) => {
                 answered += 1;
                 let rec = resp

@@ -77,11 +77,14 @@ use super::rate_limit::{Quota, RateLimitLayer};
 use super::retry::RetryLayer;
 use crate::config::Config;
 use crate::tracker::CostTracker;
-use crate::{ChatRequest, ChatResponse, Error};
+use crate::{ChatRequest, ChatResponse, ChatStream, Error, StreamRequest};
 
 /// The assembled stack: any provider behind cost, cache, retry and rate
 /// limit, as one cloneable, `Send + Sync` service.
 pub type LlmService = BoxCloneSyncService<ChatRequest, ChatResponse, Error>;
+
+/// The assembled stack for streamed calls ([`StackBuilder::build_streaming`]).
+pub type LlmStreamService = BoxCloneSyncService<StreamRequest, ChatStream, Error>;
 
 /// Assembles the usual stack (cost, cache, retry, rate limit, provider)
 /// from one configuration; see the [module docs](self) for the order and
@@ -178,6 +181,27 @@ impl StackBuilder {
     {
         // Every layer has `Error = costlayer::Error`; the provider is mapped
         // to it too, so each optional layer's `Either` has one error type.
+        let provider = provider.map_err(Into::<Error>::into as fn(E) -> Error);
+        let svc = ServiceBuilder::new()
+            .layer(self.cost)
+            .option_layer(self.cache)
+            .option_layer(self.retry)
+            .option_layer(self.rate_limit)
+            .service(provider);
+        BoxCloneSyncService::new(svc)
+    }
+
+    /// Wraps `provider` in the same stack for streamed calls. The layers'
+    /// state (budgets, cache, rate-limit buckets) is shared with every
+    /// other service built from clones of this builder, so one builder can
+    /// serve both: `builder.clone().build(p.clone())` and
+    /// `builder.build_streaming(p)`.
+    pub fn build_streaming<S, E>(self, provider: S) -> LlmStreamService
+    where
+        S: Service<StreamRequest, Response = ChatStream, Error = E> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        E: Into<Error> + 'static,
+    {
         let provider = provider.map_err(Into::<Error>::into as fn(E) -> Error);
         let svc = ServiceBuilder::new()
             .layer(self.cost)

@@ -50,6 +50,7 @@ mod redis;
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub mod retry;
+pub(crate) mod tap;
 
 #[cfg(feature = "stack")]
 pub use self::builder::ServiceBuilderExt;

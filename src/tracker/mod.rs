@@ -160,6 +160,9 @@ pub(crate) struct CallInfo {
     pub(crate) user: Option<String>,
     pub(crate) team: Option<String>,
     pub(crate) tags: BTreeMap<String, String>,
+    /// Set when the usage is an estimate (a stream that ended early): the
+    /// record is `cost_status: "estimated"` with this note.
+    pub(crate) estimated: Option<String>,
 }
 
 impl CallInfo {
@@ -169,6 +172,7 @@ impl CallInfo {
             user: req.user.clone(),
             team: req.team.clone(),
             tags: req.tags.clone(),
+            estimated: None,
         }
     }
 }

@@ -94,6 +94,10 @@ impl CostTracker {
         rec.latency_ms = resp.latency.as_millis().min(u128::from(u64::MAX)) as u64;
         rec.request_id = resp.request_id.clone();
         rec.tags = info.tags.clone();
+        if let Some(note) = &info.estimated {
+            rec.cost_status = crate::CostStatus::Estimated;
+            rec.cost_notes.push(note.clone());
+        }
         match inner
             .prices
             .cost_at(billed_model, &resp.usage, resp.mode, now)

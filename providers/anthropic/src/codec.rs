@@ -430,13 +430,7 @@ impl AnthropicCodec {
             // Plain text needs no parts: `text` is the whole turn.
             parts.clear();
         }
-        let finish_reason = msg.stop_reason.map(|r| match r.as_str() {
-            "end_turn" | "stop_sequence" => FinishReason::Stop,
-            "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
-            "tool_use" => FinishReason::ToolCalls,
-            "refusal" => FinishReason::ContentFilter,
-            _ => FinishReason::Other(r),
-        });
+        let finish_reason = msg.stop_reason.map(stop_reason);
         let (usage, raw_usage) = match msg.usage {
             Some(raw) if !raw.is_null() => {
                 let parsed: AnthropicUsage = serde_json::from_value(raw.clone())
@@ -463,6 +457,17 @@ impl AnthropicCodec {
             raw_usage,
             ..Default::default()
         })
+    }
+}
+
+/// Anthropic's `stop_reason`, streamed or not.
+pub(crate) fn stop_reason(r: String) -> FinishReason {
+    match r.as_str() {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        _ => FinishReason::Other(r),
     }
 }
 

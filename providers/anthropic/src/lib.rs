@@ -57,16 +57,20 @@
 mod batch;
 mod codec;
 mod error;
+mod stream;
 mod usage;
 
 use std::task::{Context, Poll};
 
 use costlayer_core::tokens::{HeuristicCounter, TokenCounter};
-use costlayer_core::transport::ResponseFuture;
-use costlayer_core::{ChatRequest, ChatResponse, ClientSettings, Error, HttpTransport};
+use costlayer_core::transport::{ResponseFuture, StreamFuture};
+use costlayer_core::{
+    ChatRequest, ChatResponse, ChatStream, ClientSettings, Error, HttpTransport, StreamRequest,
+};
 
 pub use codec::{AnthropicCodec, DEFAULT_BASE_URL, DEFAULT_MAX_TOKENS, DEFAULT_VERSION};
 pub use error::error_from_response;
+pub use stream::AnthropicStreamDecoder;
 pub use usage::{AnthropicUsage, CacheCreation, OutputTokensDetails, ServerToolUse};
 
 /// The environment variable holding the API key.
@@ -148,10 +152,25 @@ impl tower_service::Service<ChatRequest> for Anthropic {
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+        tower_service::Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        self.inner.call(req)
+    }
+}
+
+/// Streamed Messages (`"stream": true`); see [`costlayer_core::stream`] for the contract.
+impl tower_service::Service<StreamRequest> for Anthropic {
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = StreamFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        tower_service::Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
         self.inner.call(req)
     }
 }

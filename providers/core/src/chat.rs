@@ -664,21 +664,6 @@ impl ChatResponse {
     }
 }
 
-/// One increment of a streamed response. A stream is a sequence of deltas
-/// whose last item carries the usage; the cost is recorded once, when it ends.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ChatDelta {
-    /// Text generated since the previous delta.
-    pub text: String,
-    /// Tool calls completed in this delta.
-    pub tool_calls: Vec<ToolCall>,
-    /// Set on the final delta.
-    pub finish_reason: Option<FinishReason>,
-    /// Set on the final delta: the billed usage of the whole stream.
-    pub usage: Option<Usage>,
-}
-
 mod duration_ms {
     use std::time::Duration;
 

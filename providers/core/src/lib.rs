@@ -43,18 +43,24 @@ mod cost;
 mod error;
 pub mod money;
 pub mod redact;
+pub mod sse;
+pub mod stream;
 pub mod tokens;
 pub mod transport;
 mod usage;
 
 pub use batch::{BatchItem, BatchProvider, BatchResult, BatchState, BatchStatus};
 pub use chat::{
-    provider_for_model, ChatDelta, ChatRequest, ChatResponse, Content, ContentPart, FinishReason,
-    Message, Mode, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, ToolDefinition,
+    provider_for_model, ChatRequest, ChatResponse, Content, ContentPart, FinishReason, Message,
+    Mode, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, ToolDefinition,
 };
 pub use cost::{CostStatus, RecordedCost};
 pub use error::{BoxError, Error};
 pub use money::{Money, ParseMoneyError};
+pub use stream::{
+    ChatDelta, ChatStream, StreamAccumulator, StreamCodec, StreamDecoder, StreamRequest,
+    ToolCallDelta,
+};
 pub use tokens::TokenCounter;
 pub use transport::{ApiKey, ClientSettings, Codec, HttpResponse, HttpTransport, TransportConfig};
 pub use usage::{ServiceTier, Usage};

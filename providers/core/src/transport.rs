@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+use crate::stream::{ChatStream, StreamCodec, StreamRequest};
 use crate::{ChatRequest, ChatResponse, Error};
 
 /// A secret API key. `Debug` and `Display` print `ApiKey(****)`; only
@@ -466,46 +467,77 @@ impl<C: Codec> HttpTransport<C> {
     }
 }
 
+/// Maps a reqwest failure to the typed transport error.
+fn transport_error(provider: &'static str, timeout: Duration, e: &reqwest::Error) -> Error {
+    if e.is_timeout() {
+        Error::Timeout {
+            provider: provider.to_owned(),
+            after: timeout,
+        }
+    } else if e.is_connect() || e.is_request() {
+        Error::Connection {
+            provider: provider.to_owned(),
+            // reqwest names the URL, credentials included.
+            message: crate::redact::string(&error_chain(e)),
+        }
+    } else {
+        Error::Decode {
+            provider: provider.to_owned(),
+            message: crate::redact::string(&format!(
+                "the body could not be read: {}",
+                error_chain(e)
+            )),
+            body_snippet: String::new(),
+        }
+    }
+}
+
+/// Sends a request and waits for the response head. `body_timeout`: whether
+/// the timeout also covers reading the body (not for streams, whose reads
+/// are bounded by an idle timeout instead).
+async fn send_head(
+    client: &reqwest::Client,
+    provider: &'static str,
+    timeout: Duration,
+    req: http::Request<Bytes>,
+    body_timeout: bool,
+) -> Result<reqwest::Response, Error> {
+    let mut req = reqwest::Request::try_from(req).map_err(|e| {
+        Error::config(crate::redact::string(&format!(
+            "invalid request URL for {provider}: {e}. Check the base URL"
+        )))
+    })?;
+    if body_timeout {
+        // reqwest's per-request timeout covers connect, headers and the body.
+        *req.timeout_mut() = Some(timeout);
+        client
+            .execute(req)
+            .await
+            .map_err(|e| transport_error(provider, timeout, &e))
+    } else {
+        match tokio::time::timeout(timeout, client.execute(req)).await {
+            Ok(r) => r.map_err(|e| transport_error(provider, timeout, &e)),
+            Err(_) => Err(Error::Timeout {
+                provider: provider.to_owned(),
+                after: timeout,
+            }),
+        }
+    }
+}
+
 async fn send(
     client: reqwest::Client,
     provider: &'static str,
     timeout: Duration,
     req: http::Request<Bytes>,
 ) -> Result<HttpResponse, Error> {
-    let map_err = |e: reqwest::Error| -> Error {
-        if e.is_timeout() {
-            Error::Timeout {
-                provider: provider.to_owned(),
-                after: timeout,
-            }
-        } else if e.is_connect() || e.is_request() {
-            Error::Connection {
-                provider: provider.to_owned(),
-                // reqwest names the URL, credentials included.
-                message: crate::redact::string(&error_chain(&e)),
-            }
-        } else {
-            Error::Decode {
-                provider: provider.to_owned(),
-                message: crate::redact::string(&format!(
-                    "the body could not be read: {}",
-                    error_chain(&e)
-                )),
-                body_snippet: String::new(),
-            }
-        }
-    };
-    let mut req = reqwest::Request::try_from(req).map_err(|e| {
-        Error::config(crate::redact::string(&format!(
-            "invalid request URL for {provider}: {e}. Check the base URL"
-        )))
-    })?;
-    // reqwest's per-request timeout covers connect, headers and the body.
-    *req.timeout_mut() = Some(timeout);
-    let resp = client.execute(req).await.map_err(map_err)?;
+    let resp = send_head(&client, provider, timeout, req, true).await?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp.bytes().await.map_err(map_err)?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(provider, timeout, &e))?;
     Ok(HttpResponse {
         status,
         headers,
@@ -564,6 +596,88 @@ async fn call<C: Codec>(this: HttpTransport<C>, req: ChatRequest) -> Result<Chat
         }
     }
     Ok(out)
+}
+
+/// The future returned by [`HttpTransport`] for a streamed call.
+pub type StreamFuture = Pin<Box<dyn Future<Output = Result<ChatStream, Error>> + Send + 'static>>;
+
+/// Streamed calls: the future resolves with the provider's first delta
+/// already read (so an error before it can be retried), the stream then
+/// yields every delta; each read waits at most the transport's timeout.
+impl<C: StreamCodec> tower_service::Service<StreamRequest> for HttpTransport<C>
+where
+    C::Decoder: Unpin,
+{
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = StreamFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { stream_call(this, req).await.map_err(Error::redacted) })
+    }
+}
+
+/// One streamed call through the transport; the caller redacts the error.
+async fn stream_call<C: StreamCodec>(
+    this: HttpTransport<C>,
+    req: StreamRequest,
+) -> Result<ChatStream, Error>
+where
+    C::Decoder: Unpin,
+{
+    let req = req.into_inner();
+    let provider = this.codec.provider();
+    let http_req = this.codec.encode_stream(&req)?;
+    let started = Instant::now();
+    tracing::debug!(provider, model = %req.model, "sending streamed request");
+    let resp = send_head(&this.client, provider, this.timeout, http_req, false).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let headers = resp.headers().clone();
+        let body = match tokio::time::timeout(this.timeout, resp.bytes()).await {
+            Ok(b) => b.map_err(|e| transport_error(provider, this.timeout, &e))?,
+            Err(_) => Bytes::new(),
+        };
+        let http = HttpResponse {
+            status,
+            headers,
+            body,
+        };
+        return crate::stream::error_or_whole(&*this.codec, &req, http, started);
+    }
+    let body: Pin<Box<dyn futures_core::Stream<Item = reqwest::Result<Bytes>> + Send>> =
+        Box::pin(resp.bytes_stream());
+    let mut deltas = crate::stream::SseDeltas {
+        body,
+        parser: crate::sse::SseParser::new(),
+        decoder: this.codec.stream_decoder(&req),
+        pending: std::collections::VecDeque::new(),
+        provider,
+        idle: this.timeout,
+        sleep: None,
+        deltas: 0,
+        body_ended: false,
+        tail_error: None,
+        finished: false,
+    };
+    let first =
+        std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut deltas), cx)).await;
+    let ttfd = started.elapsed();
+    match first {
+        None => Err(crate::stream::stream_cut(provider, 0)),
+        Some(Err(e)) => Err(e),
+        Some(Ok(d)) => {
+            deltas.unread(d);
+            let mut s = ChatStream::new(provider, deltas);
+            s.set_time_to_first_delta(ttfd);
+            Ok(s)
+        }
+    }
 }
 
 /// At most `max` characters of a body, for error messages.

@@ -49,16 +49,20 @@
 
 mod codec;
 mod error;
+mod stream;
 mod usage;
 
 use std::task::{Context, Poll};
 
 use costlayer_core::tokens::{HeuristicCounter, TokenCounter};
-use costlayer_core::transport::ResponseFuture;
-use costlayer_core::{ChatRequest, ChatResponse, ClientSettings, Error, HttpTransport};
+use costlayer_core::transport::{ResponseFuture, StreamFuture};
+use costlayer_core::{
+    ChatRequest, ChatResponse, ChatStream, ClientSettings, Error, HttpTransport, StreamRequest,
+};
 
 pub use codec::{GeminiCodec, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_retry_delay};
+pub use stream::GeminiStreamDecoder;
 pub use usage::GeminiUsage;
 
 /// The environment variables tried for the API key, in order.
@@ -138,10 +142,25 @@ impl tower_service::Service<ChatRequest> for Gemini {
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+        tower_service::Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        self.inner.call(req)
+    }
+}
+
+/// Streamed `streamGenerateContent?alt=sse`; see [`costlayer_core::stream`] for the contract.
+impl tower_service::Service<StreamRequest> for Gemini {
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = StreamFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        tower_service::Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
         self.inner.call(req)
     }
 }

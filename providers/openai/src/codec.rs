@@ -272,13 +272,7 @@ impl OpenAiCodec {
             .filter(|c| !c.is_empty())
             .or(message.refusal)
             .unwrap_or_default();
-        let finish_reason = choice.finish_reason.map(|r| match r.as_str() {
-            "stop" => FinishReason::Stop,
-            "length" => FinishReason::Length,
-            "tool_calls" | "function_call" => FinishReason::ToolCalls,
-            "content_filter" => FinishReason::ContentFilter,
-            _ => FinishReason::Other(r),
-        });
+        let finish_reason = choice.finish_reason.map(finish_reason);
         let (usage, raw_usage) = match completion.usage {
             Some(raw) if !raw.is_null() => {
                 let mut parsed: OpenAiUsage = serde_json::from_value(raw.clone())
@@ -323,6 +317,17 @@ impl Codec for OpenAiCodec {
         }
         let request_id = header_str(&resp.headers, "x-request-id");
         self.parse_completion(req, &resp.body, request_id)
+    }
+}
+
+/// OpenAI's `finish_reason`, streamed or not.
+pub(crate) fn finish_reason(r: String) -> FinishReason {
+    match r.as_str() {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Other(r),
     }
 }
 

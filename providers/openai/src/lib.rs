@@ -65,17 +65,21 @@ mod batch;
 mod codec;
 mod error;
 mod responses;
+mod stream;
 mod usage;
 
 use std::task::{Context, Poll};
 
 use costlayer_core::tokens::{TiktokenCounter, TokenCounter};
-use costlayer_core::transport::ResponseFuture;
-use costlayer_core::{ChatRequest, ChatResponse, ClientSettings, Error, HttpTransport};
+use costlayer_core::transport::{ResponseFuture, StreamFuture};
+use costlayer_core::{
+    ChatRequest, ChatResponse, ChatStream, ClientSettings, Error, HttpTransport, StreamRequest,
+};
 
 pub use codec::{OpenAiCodec, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_go_duration};
 pub use responses::{OpenAiResponses, OpenAiResponsesCodec};
+pub use stream::OpenAiStreamDecoder;
 pub use usage::{CompletionTokensDetails, OpenAiUsage, PromptTokensDetails};
 
 /// The environment variable holding the API key.
@@ -148,10 +152,26 @@ impl tower_service::Service<ChatRequest> for OpenAi {
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+        tower_service::Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        self.inner.call(req)
+    }
+}
+
+/// Streamed chat completions (`stream: true`, usage included); see
+/// [`costlayer_core::stream`] for the contract.
+impl tower_service::Service<StreamRequest> for OpenAi {
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = StreamFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        tower_service::Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
         self.inner.call(req)
     }
 }

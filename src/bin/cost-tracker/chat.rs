@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use costlayer::alert::{DeliveryOwner, OutboxEntry, StdoutFormat, StdoutSink};
 use costlayer::config::{Config, StdoutAlerts};
-use costlayer::layer::builder::{LlmService, StackBuilder};
+use costlayer::layer::builder::{LlmService, LlmStreamService, StackBuilder};
 use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
 use costlayer::ledger::{
     Aggregate, CostRecord, LedgerError, RecordStream, ResetReport, ResetScope, ScanFilter, Storage,
@@ -27,7 +27,7 @@ use costlayer::ledger::{
 use costlayer::mock::SimulatedProvider;
 use costlayer::pricing::PriceTable;
 use costlayer::tracker::CostTracker;
-use costlayer::{ChatRequest, ChatResponse, Error, Message, Money};
+use costlayer::{ChatRequest, ChatResponse, Error, Message, Money, StreamRequest};
 use serde_json::json;
 use tower::ServiceExt as _;
 
@@ -128,6 +128,11 @@ pub(crate) struct ChatArgs {
     /// Print one JSON object: text, provider, model, usage, nano_usd, usd, cached, record_id.
     #[arg(long)]
     json: bool,
+
+    /// Stream the answer: print its text as it arrives, then the cost line
+    /// (with --json, one object at the end, as without --stream).
+    #[arg(long)]
+    stream: bool,
 
     /// Requests-per-minute limit of the stack's rate limiter. [default: no limit]
     #[arg(long, value_name = "N")]
@@ -299,17 +304,31 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
     if let Some(q) = quota {
         stack = stack.rate_limit(RateLimitLayer::new(q));
     }
-    let llm: LlmService = match provider {
-        Provider::Simulated(p) => stack.build(p),
-        #[cfg(feature = "openai")]
-        Provider::OpenAi(p) => stack.build(p),
-        #[cfg(feature = "openai")]
-        Provider::OpenAiResponses(p) => stack.build(p),
-        #[cfg(feature = "anthropic")]
-        Provider::Anthropic(p) => stack.build(p),
-        #[cfg(feature = "gemini")]
-        Provider::Gemini(p) => stack.build(p),
-    };
+    let (llm, streaming): (Option<LlmService>, Option<LlmStreamService>) =
+        match (provider, args.stream) {
+            (Provider::Simulated(p), false) => (Some(stack.build(p)), None),
+            (Provider::Simulated(p), true) => (None, Some(stack.build_streaming(p))),
+            #[cfg(feature = "openai")]
+            (Provider::OpenAi(p), false) => (Some(stack.build(p)), None),
+            #[cfg(feature = "openai")]
+            (Provider::OpenAi(p), true) => (None, Some(stack.build_streaming(p))),
+            #[cfg(feature = "openai")]
+            (Provider::OpenAiResponses(p), false) => (Some(stack.build(p)), None),
+            #[cfg(feature = "openai")]
+            (Provider::OpenAiResponses(_), true) => {
+                return Err(CliError::Usage(
+                    "--stream is not available with --api responses yet: leave out --stream, or use --api chat".into(),
+                ))
+            }
+            #[cfg(feature = "anthropic")]
+            (Provider::Anthropic(p), false) => (Some(stack.build(p)), None),
+            #[cfg(feature = "anthropic")]
+            (Provider::Anthropic(p), true) => (None, Some(stack.build_streaming(p))),
+            #[cfg(feature = "gemini")]
+            (Provider::Gemini(p), false) => (Some(stack.build(p)), None),
+            #[cfg(feature = "gemini")]
+            (Provider::Gemini(p), true) => (None, Some(stack.build_streaming(p))),
+        };
 
     let model = args
         .model
@@ -326,7 +345,11 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
         req = req.temperature(t);
     }
 
-    let result = llm.oneshot(req).await;
+    let result = match (llm, streaming) {
+        (Some(llm), _) => llm.oneshot(req).await,
+        (None, Some(svc)) => stream_call(svc, req, !args.json).await,
+        (None, None) => Err(Error::config("no service was built for the call")),
+    };
     // Whatever happened, what was written reaches the disk, queued alerts
     // go out and undelivered ones are retried before the process exits.
     let flushed = tracker.flush().await;
@@ -370,6 +393,36 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
         ))),
         (Some((_, Ok(()))), Ok(())) => Ok(()),
     }
+}
+
+/// Streams the call, printing text as it arrives when `echo`; returns the
+/// whole response.
+async fn stream_call(
+    svc: LlmStreamService,
+    req: ChatRequest,
+    echo: bool,
+) -> Result<ChatResponse, Error> {
+    use std::io::Write as _;
+    let started = std::time::Instant::now();
+    let mut stream = svc.oneshot(StreamRequest::new(req)).await?;
+    let provider = stream.provider().to_owned();
+    let mut acc = costlayer::StreamAccumulator::new();
+    let mut out = std::io::stdout();
+    while let Some(d) = futures_util::StreamExt::next(&mut stream).await {
+        let d = d?;
+        if echo && !d.text.is_empty() {
+            // The model's answer may hold terminal escapes: shown escaped.
+            let _ = out.write_all(crate::shown(&d.text).as_bytes());
+            let _ = out.flush();
+        }
+        acc.push(&d);
+    }
+    let mut resp = acc.into_response();
+    if resp.provider.is_empty() {
+        resp.provider = provider;
+    }
+    resp.latency = started.elapsed();
+    Ok(resp)
 }
 
 /// The prompt, or standard input for `-`.
@@ -602,8 +655,13 @@ fn print(
         println!("{out}");
         return Ok(());
     }
-    // The model's answer may hold terminal escapes: shown escaped.
-    println!("{}", crate::shown(resp.text.trim_end()));
+    if args.stream {
+        // The text was printed (escaped) as it arrived.
+        println!();
+    } else {
+        // The model's answer may hold terminal escapes: shown escaped.
+        println!("{}", crate::shown(resp.text.trim_end()));
+    }
     println!();
     let mut usage = format!("usage: {} input", u.input_tokens);
     if u.cache_read_tokens > 0 {

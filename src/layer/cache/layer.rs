@@ -13,6 +13,7 @@ use crate::ChatRequest;
 pub(crate) struct Settings {
     pub(crate) cache_sampled: bool,
     pub(crate) namespace: Option<String>,
+    pub(crate) streams: bool,
 }
 
 impl Settings {
@@ -70,6 +71,7 @@ impl CacheLayer {
             settings: Arc::new(Settings {
                 cache_sampled: false,
                 namespace: None,
+                streams: false,
             }),
         }
     }
@@ -80,6 +82,17 @@ impl CacheLayer {
     /// sets no temperature is cached. Defaults to `false`.
     pub fn cache_sampled(mut self, yes: bool) -> Self {
         Arc::make_mut(&mut self.settings).cache_sampled = yes;
+        self
+    }
+
+    /// Whether streamed calls ([`StreamRequest`](crate::StreamRequest)) are
+    /// cached too: a completed stream is stored as its whole response, and a
+    /// hit is replayed as a one-delta stream marked `cached` (recorded at
+    /// cost 0 with the saving, as any hit). A stream that fails or is
+    /// dropped is not stored. Streams and single calls share entries.
+    /// Defaults to `false` (streams pass through uncached).
+    pub fn cache_streams(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.settings).streams = yes;
         self
     }
 

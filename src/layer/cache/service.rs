@@ -11,7 +11,10 @@ use tracing::Span;
 use super::future::ResponseFuture;
 use super::layer::Settings;
 use super::{CacheKey, Fetch, Lookup, ResponseCache};
-use crate::{ChatRequest, ChatResponse, Error};
+use futures_util::future::BoxFuture;
+
+use crate::layer::tap::{End, StreamHook, Tap};
+use crate::{ChatRequest, ChatResponse, ChatStream, Error, StreamRequest};
 
 /// The span field this layer records: `"hit"`, `"miss"` or `"bypass"`.
 pub const CACHE_FIELD: &str = "costlayer.cache";
@@ -69,7 +72,7 @@ where
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        Service::<ChatRequest>::poll_ready(&mut self.inner, cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
@@ -80,18 +83,7 @@ where
         let settings = Arc::clone(&self.settings);
         ResponseFuture::new(async move {
             let span = Span::current();
-            let key = if settings.is_cacheable(&req) {
-                match CacheKey::for_request(&req, settings.namespace.as_deref()) {
-                    Ok(key) => Some(key),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "costlayer: could not derive a cache key; calling the provider uncached");
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            let Some(key) = key else {
+            let Some(key) = settings.key(&req) else {
                 span.record(CACHE_FIELD, "bypass");
                 return inner.call(req).await.map_err(Into::into);
             };
@@ -115,6 +107,112 @@ where
                     Err(e)
                 }
             }
+        })
+    }
+}
+
+impl Settings {
+    /// The cache key of `req`, or `None` when it is not to be cached.
+    fn key(&self, req: &ChatRequest) -> Option<CacheKey> {
+        if !self.is_cacheable(req) {
+            return None;
+        }
+        match CacheKey::for_request(req, self.namespace.as_deref()) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(error = %e, "costlayer: could not derive a cache key; calling the provider uncached");
+                None
+            }
+        }
+    }
+}
+
+/// Stores a stream's whole response once it completes.
+struct StoreOnEnd {
+    cache: Arc<dyn ResponseCache>,
+    key: CacheKey,
+    acc: crate::StreamAccumulator,
+    provider: String,
+}
+
+impl StreamHook for StoreOnEnd {
+    fn delta(&mut self, d: &crate::ChatDelta) {
+        self.acc.push(d);
+    }
+
+    fn end(self, end: End<'_>) {
+        if !matches!(end, End::Completed) {
+            return;
+        }
+        let mut resp = self.acc.into_response();
+        if resp.provider.is_empty() {
+            resp.provider = self.provider;
+        }
+        resp.recorded = None;
+        let (cache, key) = (self.cache, self.key);
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(async move { cache.insert(key, resp).await });
+            }
+            Err(_) => tracing::debug!(
+                "costlayer: no Tokio runtime to store a completed stream in the cache"
+            ),
+        }
+    }
+}
+
+/// Streams, when [`CacheLayer::cache_streams`](super::CacheLayer::cache_streams)
+/// is on: a hit is replayed as a one-delta stream marked `cached`; a miss
+/// streams from the inner service and is stored once it completes.
+/// Concurrent identical streams are not coalesced (each streams its own
+/// answer).
+impl<S> Service<StreamRequest> for Cache<S>
+where
+    S: Service<StreamRequest, Response = ChatStream> + Clone + Send + 'static,
+    S::Error: Into<Error>,
+    S::Future: Send + 'static,
+{
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<ChatStream, Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Service::<StreamRequest>::poll_ready(&mut self.inner, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let cache = Arc::clone(&self.cache);
+        let settings = Arc::clone(&self.settings);
+        Box::pin(async move {
+            let span = Span::current();
+            let key = if settings.streams {
+                settings.key(req.get_ref())
+            } else {
+                None
+            };
+            let Some(key) = key else {
+                span.record(CACHE_FIELD, "bypass");
+                return inner.call(req).await.map_err(Into::into);
+            };
+            if let Some(mut resp) = cache.get(&key).await {
+                span.record(CACHE_FIELD, "hit");
+                resp.cached = true;
+                return Ok(ChatStream::from_response(&resp));
+            }
+            span.record(CACHE_FIELD, "miss");
+            let stream = inner.call(req).await.map_err(Into::into)?;
+            let provider = stream.provider().to_owned();
+            Ok(Tap::wrap(
+                stream,
+                StoreOnEnd {
+                    cache,
+                    key,
+                    acc: crate::StreamAccumulator::new(),
+                    provider,
+                },
+            ))
         })
     }
 }

@@ -64,6 +64,7 @@
 pub mod future;
 mod layer;
 mod service;
+mod stream;
 
 pub use self::layer::CostLayer;
 pub use self::service::CostService;

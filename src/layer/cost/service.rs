@@ -5,6 +5,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use super::future::ResponseFuture;
+use crate::ledger::CostRecord;
 use crate::tracker::{CallInfo, CostTracker};
 use crate::{ChatRequest, ChatResponse, Error};
 
@@ -14,8 +15,8 @@ use crate::{ChatRequest, ChatResponse, Error};
 /// Cloning it clones the inner service; the tracker is shared.
 #[derive(Debug, Clone)]
 pub struct CostService<S> {
-    inner: S,
-    tracker: CostTracker,
+    pub(super) inner: S,
+    pub(super) tracker: CostTracker,
 }
 
 impl<S> CostService<S> {
@@ -46,7 +47,7 @@ impl<S> CostService<S> {
 }
 
 /// The `gen_ai.chat` span of one call, with every later field declared.
-fn call_span(req: &ChatRequest) -> tracing::Span {
+pub(super) fn call_span(req: &ChatRequest) -> tracing::Span {
     let span = tracing::info_span!(
         "gen_ai.chat",
         gen_ai.operation.name = "chat",
@@ -58,11 +59,37 @@ fn call_span(req: &ChatRequest) -> tracing::Span {
         costlayer.cost_nano_usd = Empty,
         costlayer.cache = Empty,
         costlayer.retries = Empty,
+        costlayer.time_to_first_delta_ms = Empty,
     );
     if let Some(p) = req.provider_hint() {
         span.record("gen_ai.provider.name", p);
     }
     span
+}
+
+/// Records what the call billed on its span, and logs a ledger failure.
+pub(super) fn record_response_fields(
+    span: &tracing::Span,
+    resp: &ChatResponse,
+    rec: Result<&CostRecord, &Error>,
+) {
+    if !resp.provider.is_empty() {
+        span.record("gen_ai.provider.name", resp.provider.as_str());
+    }
+    span.record("gen_ai.response.model", resp.model.as_str());
+    span.record("gen_ai.usage.input_tokens", resp.usage.prompt_tokens());
+    span.record("gen_ai.usage.output_tokens", resp.usage.output_tokens);
+    match rec {
+        Ok(rec) => {
+            if let Some(cost) = rec.nano_usd {
+                span.record("costlayer.cost_nano_usd", cost.nanos());
+            }
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            "the call succeeded but its cost could not be written to the ledger (it still counts in the budgets)"
+        ),
+    }
 }
 
 impl<S> Service<ChatRequest> for CostService<S>
@@ -76,7 +103,7 @@ where
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        Service::<ChatRequest>::poll_ready(&mut self.inner, cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut req: ChatRequest) -> Self::Future {
@@ -94,27 +121,10 @@ where
             }
             let info = CallInfo::from_request(&req);
             let resp = inner.call(req).await.map_err(Into::into)?;
-            let span = tracing::Span::current();
-            if !resp.provider.is_empty() {
-                span.record("gen_ai.provider.name", resp.provider.as_str());
-            }
-            span.record("gen_ai.response.model", resp.model.as_str());
-            span.record("gen_ai.usage.input_tokens", resp.usage.prompt_tokens());
-            span.record("gen_ai.usage.output_tokens", resp.usage.output_tokens);
             // Finished in the background if this future is dropped now: an
             // answered call is always recorded.
             let (resp, rec) = tracker.settle_call(info, reservation, resp).await;
-            match rec {
-                Ok(rec) => {
-                    if let Some(cost) = rec.nano_usd {
-                        span.record("costlayer.cost_nano_usd", cost.nanos());
-                    }
-                }
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "the call succeeded but its cost could not be written to the ledger (it still counts in the budgets)"
-                ),
-            }
+            record_response_fields(&tracing::Span::current(), &resp, rec.as_ref());
             Ok(resp)
         }
         .instrument(span);

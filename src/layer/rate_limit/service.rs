@@ -7,7 +7,10 @@ use tower::Service;
 
 use super::future::ResponseFuture;
 use super::RateLimiter;
-use crate::{ChatRequest, ChatResponse, Error};
+use futures_util::future::BoxFuture;
+
+use crate::layer::tap::{End, StreamHook, Tap};
+use crate::{ChatRequest, ChatResponse, ChatStream, Error, StreamRequest};
 
 /// Limits requests and tokens per minute; built by
 /// [`RateLimitLayer`](super::RateLimitLayer).
@@ -58,7 +61,7 @@ where
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        Service::<ChatRequest>::poll_ready(&mut self.inner, cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
@@ -77,6 +80,81 @@ where
                 Err(_) => permit.settle(0),
             }
             result
+        })
+    }
+}
+
+/// Settles a streamed call's permit when the stream ends.
+struct SettleOnEnd {
+    permit: Option<super::limiter::Permit>,
+    usage: Option<crate::Usage>,
+}
+
+impl StreamHook for SettleOnEnd {
+    fn delta(&mut self, d: &crate::ChatDelta) {
+        if d.usage.is_some() {
+            self.usage = d.usage;
+        }
+    }
+
+    fn end(mut self, end: End<'_>) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        match end {
+            End::Completed => {
+                permit.settle(self.usage.map_or(0, |u| u.total_tokens()));
+            }
+            // The provider did work it bills: keep the whole charge (what a
+            // cut stream used is not known exactly).
+            End::Failed(e) => {
+                tracing::debug!(error = %e, "costlayer: stream failed midway; its rate-limit charge is kept");
+                drop(permit);
+            }
+            End::Dropped => drop(permit),
+        }
+    }
+}
+
+/// Streams: the permit is taken before the call, as for a single call,
+/// and settled to the billed tokens when the stream completes (kept whole
+/// when it fails or is dropped midway). An error before the first delta
+/// refunds it, as for a failed single call.
+impl<S> Service<StreamRequest> for RateLimit<S>
+where
+    S: Service<StreamRequest, Response = ChatStream> + Clone + Send + 'static,
+    S::Error: Into<Error>,
+    S::Future: Send + 'static,
+{
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<ChatStream, Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let limiter = self.limiter.clone();
+        Box::pin(async move {
+            let permit = limiter.acquire(req.get_ref()).await?;
+            match inner.call(req).await.map_err(Into::into) {
+                Ok(stream) => Ok(Tap::wrap(
+                    stream,
+                    SettleOnEnd {
+                        permit: Some(permit),
+                        usage: None,
+                    },
+                )),
+                Err(e) => {
+                    if !matches!(e, Error::Timeout { .. }) {
+                        permit.settle(0);
+                    }
+                    Err(e)
+                }
+            }
         })
     }
 }

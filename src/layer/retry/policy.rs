@@ -11,7 +11,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::Policy;
 use tracing::Span;
 
-use crate::{ChatRequest, ChatResponse, Error};
+use crate::{ChatRequest, ChatResponse, ChatStream, Error, StreamRequest};
 
 /// The span field this layer records: how many retries the call took.
 pub const RETRIES_FIELD: &str = "costlayer.retries";
@@ -196,22 +196,16 @@ impl RetryPolicy {
     }
 }
 
-impl Policy<ChatRequest, ChatResponse, Error> for RetryPolicy {
-    type Future = Sleep;
-
-    fn retry(
-        &mut self,
-        _req: &mut ChatRequest,
-        result: &mut Result<ChatResponse, Error>,
-    ) -> Option<Self::Future> {
+impl RetryPolicy {
+    /// The decision after an attempt, shared by single calls and streams
+    /// (a stream's attempt ends when its first delta arrived, so a stream is
+    /// only ever retried before the caller saw anything).
+    fn decide(&mut self, err: Option<&Error>) -> Option<Sleep> {
         let attempt = self.retries + 1;
         Span::current().record(RETRIES_FIELD, self.retries);
-        let err = match result {
-            Ok(_) => {
-                tracing::trace!(attempt, "costlayer: attempt succeeded");
-                return None;
-            }
-            Err(e) => e,
+        let Some(err) = err else {
+            tracing::trace!(attempt, "costlayer: attempt succeeded");
+            return None;
         };
         if !err.is_retryable() {
             self.give_up(attempt, err, "not retryable");
@@ -253,7 +247,8 @@ impl Policy<ChatRequest, ChatResponse, Error> for RetryPolicy {
         Some(tokio::time::sleep(delay))
     }
 
-    fn clone_request(&mut self, req: &ChatRequest) -> Option<ChatRequest> {
+    /// Called as a request is cloned for an attempt.
+    fn on_clone(&mut self) {
         if self.retries == 0 {
             // The service's own policy, just before a new call: the clone
             // tower takes next carries this start time into the call.
@@ -262,7 +257,42 @@ impl Policy<ChatRequest, ChatResponse, Error> for RetryPolicy {
                 budget.deposit();
             }
         }
+    }
+}
+
+impl Policy<ChatRequest, ChatResponse, Error> for RetryPolicy {
+    type Future = Sleep;
+
+    fn retry(
+        &mut self,
+        _req: &mut ChatRequest,
+        result: &mut Result<ChatResponse, Error>,
+    ) -> Option<Self::Future> {
+        self.decide(result.as_ref().err())
+    }
+
+    fn clone_request(&mut self, req: &ChatRequest) -> Option<ChatRequest> {
+        self.on_clone();
         // Every ChatRequest can be cloned, so every call can be retried.
+        Some(req.clone())
+    }
+}
+
+/// Streams: the attempt is the call up to the first delta (see
+/// [`costlayer_core::stream`]); after it, nothing is retried.
+impl Policy<StreamRequest, ChatStream, Error> for RetryPolicy {
+    type Future = Sleep;
+
+    fn retry(
+        &mut self,
+        _req: &mut StreamRequest,
+        result: &mut Result<ChatStream, Error>,
+    ) -> Option<Self::Future> {
+        self.decide(result.as_ref().err())
+    }
+
+    fn clone_request(&mut self, req: &StreamRequest) -> Option<StreamRequest> {
+        self.on_clone();
         Some(req.clone())
     }
 }

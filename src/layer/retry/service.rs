@@ -9,7 +9,7 @@ use tower::Service;
 
 use super::future::ResponseFuture;
 use super::policy::RetryPolicy;
-use crate::{ChatRequest, ChatResponse, Error};
+use crate::{ChatRequest, ChatResponse, ChatStream, Error, StreamRequest};
 
 /// Retries transient failures of the inner service; built by
 /// [`RetryLayer`](super::RetryLayer).
@@ -45,12 +45,35 @@ where
     type Future = ResponseFuture<S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+        Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         // tower's Retry calls its (ready) inner service and clones itself
         // into the future for the retries; each retry polls the clone ready.
+        ResponseFuture {
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+/// Streams are retried only until their first delta: the inner service's
+/// future resolves with it (see [`costlayer_core::stream`]), and a failure
+/// after it ends the stream, which is never re-sent.
+impl<S> Service<StreamRequest> for Retry<S>
+where
+    S: Service<StreamRequest, Response = ChatStream> + Clone,
+    S::Error: Into<Error>,
+{
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = ResponseFuture<S, StreamRequest>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
         ResponseFuture {
             inner: self.inner.call(req),
         }
@@ -64,12 +87,12 @@ pub(crate) struct IntoError<S> {
     pub(crate) inner: S,
 }
 
-impl<S> Service<ChatRequest> for IntoError<S>
+impl<S, R> Service<R> for IntoError<S>
 where
-    S: Service<ChatRequest, Response = ChatResponse>,
+    S: Service<R>,
     S::Error: Into<Error>,
 {
-    type Response = ChatResponse;
+    type Response = S::Response;
     type Error = Error;
     type Future = IntoErrorFuture<S::Future>;
 
@@ -77,7 +100,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
+    fn call(&mut self, req: R) -> Self::Future {
         IntoErrorFuture {
             inner: self.inner.call(req),
         }
@@ -92,12 +115,12 @@ pin_project! {
     }
 }
 
-impl<F, E> Future for IntoErrorFuture<F>
+impl<F, T, E> Future for IntoErrorFuture<F>
 where
-    F: Future<Output = Result<ChatResponse, E>>,
+    F: Future<Output = Result<T, E>>,
     E: Into<Error>,
 {
-    type Output = Result<ChatResponse, Error>;
+    type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().inner.poll(cx).map_err(Into::into)
