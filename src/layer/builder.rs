@@ -120,7 +120,7 @@ impl StackBuilder {
     ///
     /// With feature `redis` and [`Config::redis_url`] set
     /// (`COSTLAYER_REDIS_URL`), the response cache is a shared
-    /// [`RedisCache`](crate::layer::cache::RedisCache) (failing open)
+    /// `RedisCache` (failing open)
     /// instead of the in-process one.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
         let stack = Self::new(CostTracker::from_config(config)?);

@@ -46,7 +46,8 @@ impl StreamCodec for AnthropicCodec {
     }
 }
 
-/// Reads a Messages stream; see the [module docs](self).
+/// Reads a Messages stream: usage merged from `message_start` and
+/// `message_delta`, thinking and server-tool blocks kept as parts.
 #[derive(Debug, Default)]
 pub struct AnthropicStreamDecoder {
     /// The merged raw usage.

@@ -49,7 +49,8 @@ impl StreamCodec for GeminiCodec {
     }
 }
 
-/// Reads a `streamGenerateContent` stream; see the [module docs](self).
+/// Reads a `streamGenerateContent` stream: each chunk through the codec's own
+/// `parse_response`, complete when the body ends after a `finishReason`.
 #[derive(Debug)]
 pub struct GeminiStreamDecoder {
     codec: GeminiCodec,

@@ -47,7 +47,8 @@ impl StreamCodec for OpenAiCodec {
     }
 }
 
-/// Reads a chat completion stream; see the [module docs](self).
+/// Reads a chat completion stream: deltas, tool-call fragments, the final
+/// usage chunk and `[DONE]`.
 #[derive(Debug, Default)]
 pub struct OpenAiStreamDecoder {
     usage: Option<Usage>,

@@ -29,7 +29,7 @@ pub(crate) struct ConfigArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub(crate) start_date: Option<NaiveDate>,
 
-    /// A shared PostgreSQL ledger, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, instead of the JSONL files in --data-dir. [default: $COSTLAYER_DATABASE_URL, or the config file's storage]
+    /// A shared PostgreSQL ledger, `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, instead of the JSONL files in --data-dir. [default: $COSTLAYER_DATABASE_URL, or the config file's storage]
     #[arg(long, value_name = "URL")]
     pub(crate) database_url: Option<String>,
 

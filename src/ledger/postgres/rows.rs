@@ -200,7 +200,7 @@ pub(crate) fn decode(row: &Row) -> Result<CostRecord, String> {
     let tags: serde_json::Value = col(row, 21, "tags")?;
     let extra: serde_json::Value = col(row, 22, "extra")?;
     let v: i32 = col(row, 23, "v")?;
-    Ok(CostRecord {
+    Ok(usage_from_extra(CostRecord {
         v: u32::try_from(v).unwrap_or(0),
         id,
         ts: col(row, 1, "ts")?,
@@ -231,8 +231,7 @@ pub(crate) fn decode(row: &Row) -> Result<CostRecord, String> {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
         },
-    })
-    .map(usage_from_extra)
+    }))
 }
 
 /// The usage dimensions without a column of their own (audio input, web
