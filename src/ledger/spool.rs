@@ -5,7 +5,7 @@
 //! See [`Spool`].
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -213,7 +213,7 @@ fn append_line(path: &Path, record: &CostRecord) -> std::io::Result<()> {
     }
     let mut bytes = serde_json::to_vec(record)?;
     bytes.push(b'\n');
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = crate::ledger::safe_open::append(path)?;
     f.lock()?;
     let res = f.write_all(&bytes).and_then(|()| f.sync_data());
     let _ = f.unlock();
@@ -221,7 +221,7 @@ fn append_line(path: &Path, record: &CostRecord) -> std::io::Result<()> {
 }
 
 fn read_file(path: &Path) -> Vec<CostRecord> {
-    let Ok(f) = File::open(path) else {
+    let Ok(f) = crate::ledger::safe_open::read(path) else {
         return Vec::new();
     };
     if f.lock_shared().is_err() {
@@ -243,7 +243,14 @@ fn rewrite(path: &Path, records: &[CostRecord]) -> std::io::Result<()> {
         serde_json::to_writer(&mut bytes, r)?;
         bytes.push(b'\n');
     }
-    std::fs::write(&tmp, bytes)?;
+    {
+        use std::io::Write as _;
+        let mut f = crate::ledger::safe_open::open_with(
+            &tmp,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )?;
+        f.write_all(&bytes)?;
+    }
     std::fs::rename(&tmp, path)
 }
 

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
+
+use crate::ledger::safe_open;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -316,13 +318,15 @@ impl JsonlDirBook {
         if st.lock.is_none() {
             let path = self.dir.join(LOCK_FILE);
             reject_symlink(&path)?;
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io_err("open", &path))?;
+            let f = safe_open::open_with(
+                &path,
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+            )
+            .map_err(io_err("open", &path))?;
             st.lock = Some(f);
         }
         let lock = st
@@ -435,9 +439,11 @@ impl JsonlDirBook {
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 continue;
             };
-            let file = match File::open(&path) {
+            let file = match safe_open::read(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // A symlinked or special ledger is skipped, as the scans do.
+                Err(e) if safe_open::unsafe_file(&e).is_some() => continue,
                 Err(e) => return Err(io_err("read", &path)(e)),
             };
             let meta = file.metadata().map_err(io_err("read", &path))?;
@@ -524,7 +530,11 @@ impl JsonlDirBook {
                 continue;
             }
             let path = self.dir.join(name);
-            let mut file = File::open(&path).map_err(io_err("read", &path))?;
+            let mut file = match safe_open::read(&path) {
+                Ok(f) => f,
+                Err(e) if safe_open::unsafe_file(&e).is_some() => continue,
+                Err(e) => return Err(io_err("read", &path)(e)),
+            };
             read_range(&mut file, &path, 0, Some(c.offset), &mut |rec| {
                 ids.saw(&rec);
                 for t in new.iter_mut() {
@@ -656,11 +666,10 @@ impl JsonlDirBook {
             self.owner.nonce
         ));
         let written = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
+            let mut f = safe_open::open_with(
+                &tmp,
+                OpenOptions::new().write(true).create(true).truncate(true),
+            )?;
             f.write_all(bytes)?;
             f.flush()
         })();
