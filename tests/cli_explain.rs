@@ -432,8 +432,13 @@ fn the_python_tools_lines_are_read_and_bad_ones_quarantined() {
     assert_eq!(v["corrupted_lines"], 1);
     let q = v["quarantined_to"].as_array().unwrap();
     assert_eq!(q.len(), 1);
+    // The quarantine keeps the line as it was, one JSON entry per bad line.
     let kept = fs::read_to_string(tmp.path().join(q[0].as_str().unwrap())).unwrap();
-    assert!(kept.contains(r#""cost": 0.2"#), "{kept}");
+    let entry: serde_json::Value = serde_json::from_str(kept.lines().next().unwrap()).unwrap();
+    assert!(
+        entry["text"].as_str().unwrap().contains(r#""cost": 0.2"#),
+        "{kept}"
+    );
 }
 
 /// Declining the reset prompt (on a real terminal: `script` gives the
