@@ -589,9 +589,11 @@ impl JsonlStorage {
                 .and_then(|n| n.strip_suffix(".jsonl"))
                 .unwrap_or_default()
                 .to_owned();
-            let file = match File::open(&path) {
+            let file = match safe_open::read(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                // A linked or special alert history is not read.
+                Err(e) if safe_open::unsafe_file(&e).is_some() => continue,
                 Err(e) => return Err(io_error(&path, "read the alert history", e)),
             };
             for line in BufReader::new(file).split(b'\n') {

@@ -551,7 +551,7 @@ impl JsonlDirBook {
 
     fn load_checkpoint(&self, st: &mut DirState) {
         let path = self.dir.join(CHECKPOINT_FILE);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match safe_open::read_to_end(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) => {
@@ -623,7 +623,8 @@ impl JsonlDirBook {
     /// unreadable).
     fn read_holds(&self) -> (Vec<HoldEntry>, bool) {
         let path = self.dir.join(HOLDS_FILE);
-        let bytes = match std::fs::read(&path) {
+        // A link or special file here is unreadable: rewritten in place.
+        let bytes = match safe_open::read_to_end(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return (Vec::new(), false),
             Err(e) => {
