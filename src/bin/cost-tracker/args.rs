@@ -74,6 +74,10 @@ pub(crate) struct LedgerArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) user: Option<String>,
 
+    /// A shared PostgreSQL ledger, `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, instead of the JSONL files in --data-dir. [default: $COSTLAYER_DATABASE_URL, or the config file's storage]
+    #[arg(long, value_name = "URL")]
+    pub(crate) database_url: Option<String>,
+
     /// The configuration file. [default: $COSTLAYER_CONFIG, or ./costlayer.toml if it exists]
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -84,6 +88,7 @@ impl From<LedgerArgs> for ConfigArgs {
         ConfigArgs {
             data_dir: a.data_dir,
             user: a.user,
+            database_url: a.database_url,
             config: a.config,
             ..ConfigArgs::default()
         }
