@@ -19,6 +19,8 @@ pub(crate) struct Group<'a> {
     pub(crate) cached: bool,
     /// `nano_usd` is null.
     pub(crate) unpriced: bool,
+    /// How far the cost can be trusted.
+    pub(crate) status: crate::CostStatus,
     /// In `(now - 7 days, now]`.
     pub(crate) in_week: bool,
     /// Selected by the pass's filter.
@@ -82,6 +84,11 @@ impl DashboardPass {
         if g.cached {
             s.cache_hits += g.calls;
             s.saved_nano_usd += g.saved_nano_usd;
+        }
+        match g.status {
+            crate::CostStatus::Incomplete => s.incomplete.merge(bucket),
+            crate::CostStatus::Estimated => s.estimated.merge(bucket),
+            _ => {}
         }
         if g.unpriced {
             s.unpriced_calls += g.calls;

@@ -625,6 +625,7 @@ impl Storage for PostgresStorage {
             in_filter.clone(),
         ];
         select.extend(periods.iter().cloned());
+        select.push("cost_status".to_owned());
         let keys = select.len();
         let group_by: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
         let mut wanted = vec![in_filter];
@@ -634,7 +635,9 @@ impl Storage for PostgresStorage {
              coalesce(sum(saved_nano_usd) FILTER (WHERE cached), 0)::bigint, \
              sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cache_read_tokens)::bigint, \
              sum(cache_write_5m_tokens)::bigint, sum(cache_write_1h_tokens)::bigint, \
-             sum(reasoning_tokens)::bigint, min(ts), max(ts) \
+             sum(reasoning_tokens)::bigint, min(ts), max(ts), \
+             sum(coalesce((extra->'_usage'->>'input_audio_tokens')::bigint, 0))::bigint, \
+             sum(coalesce((extra->'_usage'->>'web_search_requests')::bigint, 0))::bigint \
              FROM {} WHERE {} GROUP BY {}",
             select.join(", "),
             self.inner.t.records,
@@ -659,7 +662,13 @@ impl Storage for PostgresStorage {
                 Ok(u64::try_from(row.try_get::<_, i64>(at(3 + i)).map_err(get_err)?).unwrap_or(0))
             };
             let day: NaiveDate = row.try_get(4).map_err(get_err)?;
+            let status: String = row.try_get(10 + n).map_err(get_err)?;
             let group = Group {
+                status: match status.as_str() {
+                    "incomplete" => crate::CostStatus::Incomplete,
+                    "estimated" => crate::CostStatus::Estimated,
+                    _ => crate::CostStatus::Exact,
+                },
                 provider: row.try_get(0).map_err(get_err)?,
                 model: row.try_get(1).map_err(get_err)?,
                 user: row.try_get(2).map_err(get_err)?,
@@ -685,6 +694,8 @@ impl Storage for PostgresStorage {
                     cache_write_5m_tokens: tok(3)?,
                     cache_write_1h_tokens: tok(4)?,
                     reasoning_tokens: tok(5)?,
+                    input_audio_tokens: tok(8)?,
+                    web_search_requests: tok(9)?,
                     ..Usage::default()
                 },
                 first_ts: row.try_get(at(9)).map_err(get_err)?,
