@@ -31,7 +31,9 @@ use tracing::{Instrument, Span};
 
 use super::service::{call_span, record_response_fields, CostService};
 use crate::tracker::{CallInfo, CostTracker, Reservation, Settlement};
-use crate::{ChatDelta, ChatResponse, ChatStream, Error, StreamAccumulator, StreamRequest};
+use crate::{
+    ChatDelta, ChatRequest, ChatResponse, ChatStream, Error, StreamAccumulator, StreamRequest,
+};
 
 impl<S> Service<StreamRequest> for CostService<S>
 where
@@ -62,9 +64,10 @@ where
                     req.max_tokens = reservation.output_cap();
                 }
                 let info = CallInfo::from_request(&req);
-                // What the provider bills for the prompt if it never says.
-                let prompt_tokens = TiktokenCounter::for_model(&req.model).count_request(&req);
-                let model = req.model.clone();
+                // Kept to count the prompt only if the stream ends before
+                // the provider reports usage (not on every call: an exact
+                // count is the dearest step of a call).
+                let request = req.clone();
                 let started = Instant::now();
                 let stream = inner
                     .call(StreamRequest::new(req))
@@ -76,8 +79,7 @@ where
                         tracker,
                         info,
                         reservation,
-                        prompt_tokens,
-                        model,
+                        request,
                         started,
                     },
                     span,
@@ -93,8 +95,8 @@ struct Pending {
     tracker: CostTracker,
     info: CallInfo,
     reservation: Reservation,
-    prompt_tokens: u64,
-    model: String,
+    /// The request as sent, for counting an early-ended stream's prompt.
+    request: ChatRequest,
     started: Instant,
 }
 
@@ -162,11 +164,12 @@ impl Metered {
         let input_note = if reported.is_some_and(|u| u.prompt_tokens() > 0) {
             "input from the provider's first usage report"
         } else {
-            usage.input_tokens = p.prompt_tokens;
+            usage.input_tokens =
+                TiktokenCounter::for_model(&p.request.model).count_request(&p.request);
             "input counted from the request"
         };
         let text = self.acc.generated_text();
-        let counted = TiktokenCounter::for_model(&p.model).count_text(&text);
+        let counted = TiktokenCounter::for_model(&p.request.model).count_text(&text);
         usage.output_tokens = usage.output_tokens.max(counted);
         resp.usage = usage;
         let note = format!(
