@@ -177,3 +177,47 @@ async fn an_unwritable_holds_file_refuses_the_reservation() {
     let err = book.reserve(&l, Money::from_nanos(10)).await.unwrap_err();
     assert!(err.to_string().contains("budget_holds.json"), "{err}");
 }
+
+/// A detached hold outlives its owner: with the owner's pid dead (a
+/// `submit` command that exited), a new process still counts it until it
+/// is released by id; an ordinary hold of the same dead owner goes.
+#[tokio::test]
+async fn a_detached_hold_outlives_its_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = [line("m", Scope::All, 1_000, true)];
+    let book = JsonlDirBook::open(dir.path()).unwrap();
+    let end = chrono::Utc::now() + chrono::Duration::hours(25);
+    assert!(matches!(
+        book.reserve_detached(&l, Money::from_nanos(600), "batch_x", end)
+            .await
+            .unwrap(),
+        Reserved::Granted { .. }
+    ));
+    assert!(matches!(
+        book.reserve(&l, Money::from_nanos(100)).await.unwrap(),
+        Reserved::Granted { .. }
+    ));
+    drop(book);
+    // Make the file's owner a process that has exited.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let path = dir.path().join("budget_holds.json");
+    let mut holds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for h in holds["holds"].as_array_mut().unwrap() {
+        h["owner"]["pid"] = dead.into();
+        h["owner"]["nonce"] = "gone".into();
+    }
+    std::fs::write(&path, serde_json::to_vec(&holds).unwrap()).unwrap();
+
+    let fresh = JsonlDirBook::open(dir.path()).unwrap();
+    let t = &fresh.totals(&l).await.unwrap()[0];
+    assert_eq!(
+        t.held,
+        Money::from_nanos(600),
+        "only the detached hold stays"
+    );
+    fresh.release_detached("batch_x").await.unwrap();
+    assert_eq!(fresh.totals(&l).await.unwrap()[0].held, Money::ZERO);
+}

@@ -59,6 +59,8 @@ pub async fn run<F: Fn() -> Arc<dyn BudgetBook>>(make: F) {
     records_count_only_in_their_scope_and_period(make()).await;
     keys_not_instances_identify_lines(make()).await;
     concurrent_reservations_never_cross_the_limit(make()).await;
+    detached_holds_count_are_idempotent_and_release_by_id(make()).await;
+    detached_holds_end_at_their_time(make()).await;
 }
 
 pub async fn holds_count_until_released(book: Arc<dyn BudgetBook>) {
@@ -183,4 +185,53 @@ pub async fn concurrent_reservations_never_cross_the_limit(book: Arc<dyn BudgetB
     assert!(granted >= 10, "at least the first ten fit: {granted}");
     assert!(t.committed() <= nanos(10_000), "over the limit: {t:?}");
     assert_eq!(t.settled, nanos(700 * granted as i64));
+}
+
+/// A detached hold (a batch job's) counts like any hold, is refused past
+/// the limit, is granted once per id, and goes when released by id.
+pub async fn detached_holds_count_are_idempotent_and_release_by_id(book: Arc<dyn BudgetBook>) {
+    let l = [line("m", Scope::All, 1_000, true)];
+    let end = Utc::now() + chrono::Duration::hours(25);
+    let first = book
+        .reserve_detached(&l, nanos(700), "batch_1", end)
+        .await
+        .unwrap();
+    let Reserved::Granted { hold, totals } = first else {
+        panic!("expected a detached hold, got {first:?}");
+    };
+    assert_eq!(hold.id, "batch_1");
+    assert_eq!(totals[0].held, nanos(700));
+    // Submitting again holds nothing more.
+    let again = book
+        .reserve_detached(&l, nanos(700), "batch_1", end)
+        .await
+        .unwrap();
+    assert!(matches!(again, Reserved::Granted { .. }), "{again:?}");
+    assert_eq!(book.totals(&l).await.unwrap()[0].held, nanos(700));
+    assert!(
+        matches!(
+            book.reserve_detached(&l, nanos(400), "batch_2", end)
+                .await
+                .unwrap(),
+            Reserved::Refused { .. }
+        ),
+        "700 + 400 > 1000 must be refused"
+    );
+    assert!(refused(book.as_ref(), &l, 400).await);
+    book.release_detached("batch_1").await.unwrap();
+    book.release_detached("batch_1").await.unwrap(); // already gone: fine
+    assert_eq!(book.totals(&l).await.unwrap()[0].held, Money::ZERO);
+    let _ = grant(book.as_ref(), &l, 1_000).await;
+}
+
+/// A detached hold whose end has passed holds nothing.
+pub async fn detached_holds_end_at_their_time(book: Arc<dyn BudgetBook>) {
+    let l = [line("m", Scope::All, 1_000, true)];
+    let past = Utc::now() - chrono::Duration::seconds(1);
+    let _ = book
+        .reserve_detached(&l, nanos(900), "batch_old", past)
+        .await
+        .unwrap();
+    assert_eq!(book.totals(&l).await.unwrap()[0].held, Money::ZERO);
+    let _ = grant(book.as_ref(), &l, 1_000).await;
 }

@@ -151,6 +151,10 @@ struct HoldEntry {
     /// Set by settle: the record this hold became. Dropped when read back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     record: Option<String>,
+    /// A detached hold's end (Unix milliseconds, wall clock): it is kept
+    /// until then whether or not its owner lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -264,6 +268,39 @@ impl Ctx<'_> {
                 }
             })
             .collect()
+    }
+}
+
+/// Adds the hold `entry` makes of the lines' keys, unless a blocking line
+/// would cross its limit.
+fn grant(
+    ctx: &mut Ctx<'_>,
+    lines: &[BookLine],
+    amount: Money,
+    entry: impl FnOnce(Vec<BookKey>) -> HoldEntry,
+) -> Reserved {
+    let keys = || lines.iter().map(|l| l.key.clone());
+    let before = ctx.totals(keys());
+    for (l, t) in lines.iter().zip(&before) {
+        let would_be = t.committed().checked_add(amount).unwrap_or(Money::MAX);
+        if l.blocking && would_be > l.limit {
+            return Reserved::Refused {
+                key: l.key.clone(),
+                totals: before,
+            };
+        }
+    }
+    let entry = entry(keys().collect());
+    let hold = Hold {
+        id: entry.id.clone(),
+        lines: entry.lines.clone(),
+        amount,
+    };
+    ctx.holds.push(entry);
+    ctx.write = true;
+    Reserved::Granted {
+        hold,
+        totals: ctx.totals(keys()),
     }
 }
 
@@ -400,8 +437,18 @@ impl JsonlDirBook {
         let now = Instant::now();
         let mut live = HashSet::new();
         let before = holds.len();
+        let wall_ms = Utc::now().timestamp_millis();
         holds.retain(|h| {
             live.insert(h.id.clone());
+            if let Some(end) = h.expires_ms {
+                if h.record.is_none() {
+                    let keep = wall_ms < end;
+                    if !keep {
+                        tracing::info!(hold = %h.id, "a detached budget hold reached its end; dropping it");
+                    }
+                    return keep;
+                }
+            }
             let ours = h.owner.nonce == self.owner.nonce;
             if ours && h.record.is_none() {
                 return true;
@@ -690,6 +737,7 @@ impl JsonlDirBook {
             lines,
             nano_usd: amount.nanos(),
             record,
+            expires_ms: None,
         }
     }
 }
@@ -766,29 +814,45 @@ impl BudgetBook for JsonlDirBook {
 
     async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError> {
         self.locked(lines, |ctx| {
+            grant(ctx, lines, amount, |keys| {
+                self.hold_entry(keys, amount, None)
+            })
+        })
+    }
+
+    async fn reserve_detached(
+        &self,
+        lines: &[BookLine],
+        amount: Money,
+        id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<Reserved, BookError> {
+        self.locked(lines, |ctx| {
             let keys = || lines.iter().map(|l| l.key.clone());
-            let before = ctx.totals(keys());
-            for (l, t) in lines.iter().zip(&before) {
-                let would_be = t.committed().checked_add(amount).unwrap_or(Money::MAX);
-                if l.blocking && would_be > l.limit {
-                    return Reserved::Refused {
-                        key: l.key.clone(),
-                        totals: before,
-                    };
-                }
+            if let Some(h) = ctx.holds.iter().find(|h| h.id == id && h.record.is_none()) {
+                let hold = Hold {
+                    id: h.id.clone(),
+                    lines: h.lines.clone(),
+                    amount: Money::from_nanos(h.nano_usd),
+                };
+                return Reserved::Granted {
+                    hold,
+                    totals: ctx.totals(keys()),
+                };
             }
-            let entry = self.hold_entry(keys().collect(), amount, None);
-            let hold = Hold {
-                id: entry.id.clone(),
-                lines: entry.lines.clone(),
-                amount,
-            };
-            ctx.holds.push(entry);
+            grant(ctx, lines, amount, |keys| {
+                let mut entry = self.hold_entry(keys, amount, None);
+                entry.id = id.to_owned();
+                entry.expires_ms = Some(expires.timestamp_millis());
+                entry
+            })
+        })
+    }
+
+    async fn release_detached(&self, id: &str) -> Result<(), BookError> {
+        self.locked(&[], |ctx| {
+            ctx.holds.retain(|h| h.id != id);
             ctx.write = true;
-            Reserved::Granted {
-                hold,
-                totals: ctx.totals(keys()),
-            }
         })
     }
 

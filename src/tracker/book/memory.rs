@@ -24,6 +24,8 @@ struct Line {
 struct State {
     lines: HashMap<BookKey, Line>,
     holds: HashMap<String, Hold>,
+    /// The detached holds' expiry times.
+    detached: HashMap<String, DateTime<Utc>>,
 }
 
 /// The budget book of one process: totals in memory, behind a mutex. A new
@@ -127,6 +129,60 @@ fn totals_of(st: &State, lines: &[BookLine]) -> Vec<LineTotals> {
         .collect()
 }
 
+/// Holds `amount` under `id` in every line (registered), unless a blocking
+/// one would cross its limit.
+fn reserve_in(st: &mut State, lines: &[BookLine], amount: Money, id: String) -> Reserved {
+    expire_detached(st);
+    for l in lines.iter().filter(|l| l.blocking) {
+        let committed = st
+            .lines
+            .get(&l.key)
+            .map_or(Money::ZERO, |s| s.settled.saturating_add(s.held));
+        let would_be = committed.checked_add(amount).unwrap_or(Money::MAX);
+        if would_be > l.limit {
+            return Reserved::Refused {
+                key: l.key.clone(),
+                totals: totals_of(st, lines),
+            };
+        }
+    }
+    let hold = Hold {
+        id,
+        lines: lines.iter().map(|l| l.key.clone()).collect(),
+        amount,
+    };
+    for l in lines {
+        if let Some(s) = st.lines.get_mut(&l.key) {
+            s.held = s.held.saturating_add(amount);
+        }
+    }
+    st.holds.insert(hold.id.clone(), hold.clone());
+    Reserved::Granted {
+        hold,
+        totals: totals_of(st, lines),
+    }
+}
+
+/// Drops the detached holds whose time ran out.
+fn expire_detached(st: &mut State) {
+    if st.detached.is_empty() {
+        return;
+    }
+    let now = Utc::now();
+    let gone: Vec<String> = st
+        .detached
+        .iter()
+        .filter(|(_, &at)| at <= now)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in gone {
+        st.detached.remove(&id);
+        if let Some(hold) = st.holds.get(&id).cloned() {
+            unhold(st, &hold);
+        }
+    }
+}
+
 fn unhold(st: &mut State, hold: &Hold) {
     if st.holds.remove(&hold.id).is_none() {
         return;
@@ -168,41 +224,51 @@ async fn load(
 impl BudgetBook for MemoryBook {
     async fn totals(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError> {
         self.register(lines).await?;
-        Ok(totals_of(&self.lock(), lines))
+        let mut st = self.lock();
+        expire_detached(&mut st);
+        Ok(totals_of(&st, lines))
     }
 
     async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError> {
         self.register(lines).await?;
-        let mut st = self.lock();
-        for l in lines.iter().filter(|l| l.blocking) {
-            let s = &st.lines[&l.key];
-            let would_be = s
-                .settled
-                .saturating_add(s.held)
-                .checked_add(amount)
-                .unwrap_or(Money::MAX);
-            if would_be > l.limit {
-                return Ok(Reserved::Refused {
-                    key: l.key.clone(),
-                    totals: totals_of(&st, lines),
-                });
-            }
-        }
-        let hold = Hold {
-            id: ulid::Ulid::new().to_string(),
-            lines: lines.iter().map(|l| l.key.clone()).collect(),
+        Ok(reserve_in(
+            &mut self.lock(),
+            lines,
             amount,
-        };
-        for l in lines {
-            if let Some(s) = st.lines.get_mut(&l.key) {
-                s.held = s.held.saturating_add(amount);
-            }
+            ulid::Ulid::new().to_string(),
+        ))
+    }
+
+    async fn reserve_detached(
+        &self,
+        lines: &[BookLine],
+        amount: Money,
+        id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<Reserved, BookError> {
+        self.register(lines).await?;
+        let mut st = self.lock();
+        expire_detached(&mut st);
+        if let Some(hold) = st.holds.get(id).cloned() {
+            return Ok(Reserved::Granted {
+                hold,
+                totals: totals_of(&st, lines),
+            });
         }
-        st.holds.insert(hold.id.clone(), hold.clone());
-        Ok(Reserved::Granted {
-            hold,
-            totals: totals_of(&st, lines),
-        })
+        let r = reserve_in(&mut st, lines, amount, id.to_owned());
+        if matches!(r, Reserved::Granted { .. }) {
+            st.detached.insert(id.to_owned(), expires);
+        }
+        Ok(r)
+    }
+
+    async fn release_detached(&self, id: &str) -> Result<(), BookError> {
+        let mut st = self.lock();
+        if let Some(hold) = st.holds.get(id).cloned() {
+            unhold(&mut st, &hold);
+        }
+        st.detached.remove(id);
+        Ok(())
     }
 
     async fn settle(

@@ -285,6 +285,40 @@ pub trait BudgetBook: Send + Sync + fmt::Debug {
     async fn forget(&self) -> Result<(), BookError> {
         Ok(())
     }
+
+    /// Holds `amount` as [`reserve`](Self::reserve) does, but under the
+    /// caller's `id` and until the wall-clock time `expires`, whether or not
+    /// the process that took it still runs: a batch job's hold, which must
+    /// outlive the `submit` command. Any process sharing the book releases
+    /// it with [`release_detached`](Self::release_detached). Reserving an
+    /// `id` that is already held grants the existing hold again and holds
+    /// nothing more (submitting is retried safely).
+    ///
+    /// The default refuses with [`BookError::Other`]: a book that keeps
+    /// holds in process memory only cannot promise this across processes.
+    async fn reserve_detached(
+        &self,
+        lines: &[BookLine],
+        amount: Money,
+        id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<Reserved, BookError> {
+        let _ = (lines, amount, expires);
+        Err(BookError::Other(format!(
+            "this budget book cannot keep a hold beyond its process (hold {id}): use the \
+             directory book (JsonlDirBook) or the memory book"
+        )))
+    }
+
+    /// Releases the hold `id` taken by
+    /// [`reserve_detached`](Self::reserve_detached), from any process. A
+    /// hold that is already gone (released, expired) is not an error.
+    async fn release_detached(&self, id: &str) -> Result<(), BookError> {
+        Err(BookError::Other(format!(
+            "this budget book cannot keep a hold beyond its process (hold {id}): use the \
+             directory book (JsonlDirBook) or the memory book"
+        )))
+    }
 }
 
 /// Runs `fut` to completion now if it completes without waiting (the
