@@ -7,7 +7,17 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use costlayer::alert::{Alert, AlertRetry, AlertSink, SinkError};
+use costlayer::budget::Budget;
+use costlayer::layer::cost::CostLayer;
 use costlayer::ledger::MemoryStorage;
+use costlayer::mock::SimulatedProvider;
+use costlayer::tracker::CostTracker;
+use costlayer::{ChatRequest, Message, Money};
+use tower::{ServiceBuilder, ServiceExt};
 
 #[path = "../examples/metrics_prometheus.rs"]
 #[allow(unreachable_pub)]
@@ -139,8 +149,70 @@ async fn counters_equal_the_ledger_after_n_calls() {
         total(
             &s,
             "costlayer_alert_deliveries_total",
-            &["outcome=\"failed\""]
+            &["sink=\"stdout\"", "outcome=\"failed\""]
         ),
         0
     );
+
+    // A sink that always fails: every attempt is counted as failed.
+    let broken = Arc::new(Broken::default());
+    let tracker = CostTracker::builder()
+        .storage(Arc::new(MemoryStorage::new()))
+        .user("demo")
+        .budget(Budget::monthly(Money::from_nanos(1)))
+        .sink(broken.clone())
+        .alert_retry(AlertRetry {
+            attempts: 2,
+            backoff: std::time::Duration::from_millis(1),
+        })
+        .build()
+        .unwrap();
+    let llm = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker.clone()))
+        .service(SimulatedProvider::new());
+    llm.oneshot(ChatRequest::new("gpt-4o-mini").message(Message::user("hi")))
+        .await
+        .unwrap();
+    tracker.flush_alerts().await;
+    // One failed delivery per alert, after every attempt of its round.
+    let alerts = broken.alerts.lock().unwrap().len() as u64;
+    assert!(alerts >= 1, "the budget's alerts reached the sink");
+    assert_eq!(broken.attempts.load(Ordering::SeqCst) as u64, 2 * alerts);
+    let s = samples(&scrape(addr));
+    assert_eq!(
+        total(
+            &s,
+            "costlayer_alert_deliveries_total",
+            &["sink=\"broken\"", "outcome=\"failed\""]
+        ),
+        alerts
+    );
+    assert_eq!(
+        total(
+            &s,
+            "costlayer_alert_deliveries_total",
+            &["sink=\"broken\"", "outcome=\"delivered\""]
+        ),
+        0
+    );
+}
+
+/// An alert sink whose every delivery fails, counting its attempts.
+#[derive(Default)]
+struct Broken {
+    attempts: AtomicUsize,
+    alerts: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+#[async_trait::async_trait]
+impl AlertSink for Broken {
+    async fn send(&self, alert: &Alert) -> Result<(), SinkError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        self.alerts.lock().unwrap().insert(alert.key.clone());
+        Err(SinkError::Config("always fails (test)".into()))
+    }
+
+    fn name(&self) -> &str {
+        "broken"
+    }
 }
