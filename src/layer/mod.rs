@@ -50,6 +50,7 @@ mod redis;
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub mod retry;
+#[cfg(any(feature = "cache", feature = "rate-limit"))]
 pub(crate) mod tap;
 
 #[cfg(feature = "stack")]

@@ -62,5 +62,7 @@ pub use stream::{
     ToolCallDelta,
 };
 pub use tokens::TokenCounter;
-pub use transport::{ApiKey, ClientSettings, Codec, HttpResponse, HttpTransport, TransportConfig};
+#[cfg(feature = "http")]
+pub use transport::HttpTransport;
+pub use transport::{ApiKey, ClientSettings, Codec, HttpResponse, TransportConfig};
 pub use usage::{ServiceTier, Usage};

@@ -54,15 +54,21 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "http")]
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::sse::{SseEvent, SseParser};
-use crate::transport::{Codec, HttpResponse};
+use crate::sse::SseEvent;
+#[cfg(feature = "http")]
+use crate::sse::SseParser;
+use crate::transport::Codec;
+#[cfg(feature = "http")]
+use crate::transport::HttpResponse;
 use crate::{
     ChatRequest, ChatResponse, ContentPart, Error, FinishReason, ToolCall, ToolCallKind, Usage,
 };
@@ -518,6 +524,7 @@ pub fn bad_event(provider: &str, e: &serde_json::Error, data: &str) -> Error {
 }
 
 /// Drives an SSE body through a decoder: the stream the transport returns.
+#[cfg(feature = "http")]
 pub(crate) struct SseDeltas<B, D> {
     pub(crate) body: B,
     pub(crate) parser: SseParser,
@@ -532,6 +539,7 @@ pub(crate) struct SseDeltas<B, D> {
     pub(crate) finished: bool,
 }
 
+#[cfg(feature = "http")]
 impl<B, D> SseDeltas<B, D>
 where
     B: Stream<Item = Result<Bytes, reqwest::Error>> + Unpin + Send,
@@ -569,6 +577,7 @@ where
     }
 }
 
+#[cfg(feature = "http")]
 impl<B, D> Stream for SseDeltas<B, D>
 where
     B: Stream<Item = Result<Bytes, reqwest::Error>> + Unpin + Send,
@@ -642,11 +651,13 @@ where
     }
 }
 
+#[cfg(feature = "http")]
 use std::future::Future as _;
 
 /// Reads a non-2xx streaming answer whole and turns it into the codec's
 /// typed error (a 2xx that the codec accepts as a whole response is
 /// returned as a one-delta stream).
+#[cfg(feature = "http")]
 pub(crate) fn error_or_whole<C: Codec>(
     codec: &C,
     req: &ChatRequest,

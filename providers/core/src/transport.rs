@@ -1,6 +1,10 @@
 //! The shared HTTP transport: a [`Codec`] (pure translation) turned into a
 //! `tower::Service<ChatRequest>` over one `reqwest::Client`.
 //!
+//! [`HttpTransport`] and everything holding a `reqwest::Client` need the
+//! `http` feature (on by default); the codec contract, [`ApiKey`] and the
+//! header helpers are always there.
+//!
 //! A provider adapter is a codec: it builds the HTTP request from a
 //! [`ChatRequest`] and reads the HTTP response into a [`ChatResponse`] or an
 //! [`Error`]. It never does I/O, so it is tested on fixtures without a
@@ -9,15 +13,21 @@
 //! typed errors.
 
 use std::fmt;
+#[cfg(feature = "http")]
 use std::future::Future;
+#[cfg(feature = "http")]
 use std::pin::Pin;
 use std::sync::Arc;
+#[cfg(feature = "http")]
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+#[cfg(feature = "http")]
+use std::time::Instant;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+#[cfg(feature = "http")]
 use crate::stream::{ChatStream, StreamCodec, StreamRequest};
 use crate::{ChatRequest, ChatResponse, Error};
 
@@ -158,6 +168,7 @@ impl TransportConfig {
     /// # Errors
     ///
     /// [`Error::Config`] if the TLS backend cannot start.
+    #[cfg(feature = "http")]
     pub fn client(&self) -> Result<reqwest::Client, Error> {
         reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
@@ -195,21 +206,23 @@ pub struct ClientSettings {
     base_url: Option<String>,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    #[cfg(feature = "http")]
     client: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for ClientSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientSettings")
-            .field("api_key", &self.api_key)
+        let mut d = f.debug_struct("ClientSettings");
+        d.field("api_key", &self.api_key)
             .field(
                 "base_url",
                 &self.base_url.as_deref().map(crate::redact::url),
             )
             .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("client", &self.client.is_some())
-            .finish()
+            .field("connect_timeout", &self.connect_timeout);
+        #[cfg(feature = "http")]
+        d.field("client", &self.client.is_some());
+        d.finish()
     }
 }
 
@@ -275,6 +288,7 @@ impl ClientSettings {
 
     /// A `reqwest::Client` to share one connection pool between providers.
     /// Defaults to a new rustls client ([`TransportConfig::client`]).
+    #[cfg(feature = "http")]
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
@@ -307,6 +321,7 @@ impl ClientSettings {
     /// # Errors
     ///
     /// [`Error::Config`] if a new HTTP client cannot start.
+    #[cfg(feature = "http")]
     pub fn transport<C: Codec>(self, codec: C) -> Result<HttpTransport<C>, Error> {
         let config = self.transport_config();
         let client = match self.client {
@@ -392,6 +407,7 @@ macro_rules! client_settings_setters {
 }
 
 #[doc(hidden)]
+#[cfg(feature = "http")]
 pub mod __private {
     //! Paths used by [`client_settings_setters!`](crate::client_settings_setters).
     pub use reqwest::Client;
@@ -400,12 +416,14 @@ pub mod __private {
 /// A [`Codec`] turned into a `tower::Service<ChatRequest>`.
 ///
 /// Cloning is cheap and shares the connection pool.
+#[cfg(feature = "http")]
 pub struct HttpTransport<C> {
     codec: Arc<C>,
     client: reqwest::Client,
     timeout: Duration,
 }
 
+#[cfg(feature = "http")]
 impl<C> Clone for HttpTransport<C> {
     fn clone(&self) -> Self {
         HttpTransport {
@@ -416,6 +434,7 @@ impl<C> Clone for HttpTransport<C> {
     }
 }
 
+#[cfg(feature = "http")]
 impl<C: Codec> fmt::Debug for HttpTransport<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpTransport")
@@ -425,6 +444,7 @@ impl<C: Codec> fmt::Debug for HttpTransport<C> {
     }
 }
 
+#[cfg(feature = "http")]
 impl<C: Codec> HttpTransport<C> {
     /// A transport for `codec` over `client`, with a whole-request timeout.
     pub fn new(codec: C, client: reqwest::Client, timeout: Duration) -> Self {
@@ -468,6 +488,7 @@ impl<C: Codec> HttpTransport<C> {
 }
 
 /// Maps a reqwest failure to the typed transport error.
+#[cfg(feature = "http")]
 fn transport_error(provider: &'static str, timeout: Duration, e: &reqwest::Error) -> Error {
     if e.is_timeout() {
         Error::Timeout {
@@ -495,6 +516,7 @@ fn transport_error(provider: &'static str, timeout: Duration, e: &reqwest::Error
 /// Sends a request and waits for the response head. `body_timeout`: whether
 /// the timeout also covers reading the body (not for streams, whose reads
 /// are bounded by an idle timeout instead).
+#[cfg(feature = "http")]
 async fn send_head(
     client: &reqwest::Client,
     provider: &'static str,
@@ -525,6 +547,7 @@ async fn send_head(
     }
 }
 
+#[cfg(feature = "http")]
 async fn send(
     client: reqwest::Client,
     provider: &'static str,
@@ -545,6 +568,7 @@ async fn send(
     })
 }
 
+#[cfg(feature = "http")]
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -557,9 +581,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The future returned by [`HttpTransport`].
+#[cfg(feature = "http")]
 pub type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<ChatResponse, Error>> + Send + 'static>>;
 
+#[cfg(feature = "http")]
 impl<C: Codec> tower_service::Service<ChatRequest> for HttpTransport<C> {
     type Response = ChatResponse;
     type Error = Error;
@@ -577,6 +603,7 @@ impl<C: Codec> tower_service::Service<ChatRequest> for HttpTransport<C> {
 }
 
 /// One call through the transport; the caller redacts the error.
+#[cfg(feature = "http")]
 async fn call<C: Codec>(this: HttpTransport<C>, req: ChatRequest) -> Result<ChatResponse, Error> {
     let http_req = this.codec.encode(&req)?;
     let started = Instant::now();
@@ -599,11 +626,13 @@ async fn call<C: Codec>(this: HttpTransport<C>, req: ChatRequest) -> Result<Chat
 }
 
 /// The future returned by [`HttpTransport`] for a streamed call.
+#[cfg(feature = "http")]
 pub type StreamFuture = Pin<Box<dyn Future<Output = Result<ChatStream, Error>> + Send + 'static>>;
 
 /// Streamed calls: the future resolves with the provider's first delta
 /// already read (so an error before it can be retried), the stream then
 /// yields every delta; each read waits at most the transport's timeout.
+#[cfg(feature = "http")]
 impl<C: StreamCodec> tower_service::Service<StreamRequest> for HttpTransport<C>
 where
     C::Decoder: Unpin,
@@ -623,6 +652,7 @@ where
 }
 
 /// One streamed call through the transport; the caller redacts the error.
+#[cfg(feature = "http")]
 async fn stream_call<C: StreamCodec>(
     this: HttpTransport<C>,
     req: StreamRequest,
@@ -911,7 +941,7 @@ pub fn error_for_status(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "http"))]
 mod tests {
     use super::*;
 
