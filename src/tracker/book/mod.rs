@@ -304,21 +304,23 @@ pub trait BudgetBook: Send + Sync + fmt::Debug {
         expires: DateTime<Utc>,
     ) -> Result<Reserved, BookError> {
         let _ = (lines, amount, expires);
-        Err(BookError::Other(format!(
-            "this budget book cannot keep a hold beyond its process (hold {id}): use the \
-             directory book (JsonlDirBook) or the memory book"
-        )))
+        Err(no_detached_holds(id))
     }
 
     /// Releases the hold `id` taken by
     /// [`reserve_detached`](Self::reserve_detached), from any process. A
     /// hold that is already gone (released, expired) is not an error.
     async fn release_detached(&self, id: &str) -> Result<(), BookError> {
-        Err(BookError::Other(format!(
-            "this budget book cannot keep a hold beyond its process (hold {id}): use the \
-             directory book (JsonlDirBook) or the memory book"
-        )))
+        Err(no_detached_holds(id))
     }
+}
+
+/// The default answer of the detached-hold methods.
+fn no_detached_holds(id: &str) -> BookError {
+    BookError::Other(format!(
+        "this budget book cannot keep a hold beyond its process (hold {id}): use the directory \
+         book (JsonlDirBook) or the memory book"
+    ))
 }
 
 /// Runs `fut` to completion now if it completes without waiting (the
