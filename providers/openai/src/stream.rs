@@ -167,7 +167,7 @@ impl StreamDecoder for OpenAiStreamDecoder {
                     name,
                     arguments,
                     kind,
-                    signature: None,
+                    ..ToolCallDelta::default()
                 });
             }
             if let Some(r) = choice.finish_reason {
@@ -238,28 +238,11 @@ fn stream_error(err: Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use costlayer_core::sse::SseParser;
+    use costlayer_core::stream::decode_body;
     use costlayer_core::{FinishReason, StreamAccumulator};
 
     fn run(body: &str) -> (StreamAccumulator, Result<(), Error>) {
-        let mut p = SseParser::new();
-        let mut d = OpenAiStreamDecoder::default();
-        let mut acc = StreamAccumulator::new();
-        let mut evs = p.feed(body.as_bytes());
-        evs.extend(p.finish());
-        for ev in evs {
-            match d.event(&ev) {
-                Ok(Some(x)) => acc.push(&x),
-                Ok(None) => {}
-                Err(e) => return (acc, Err(e)),
-            }
-        }
-        match d.finish() {
-            Ok(Some(x)) => acc.push(&x),
-            Ok(None) => {}
-            Err(e) => return (acc, Err(e)),
-        }
-        (acc, Ok(()))
+        decode_body(OpenAiStreamDecoder::default(), body.as_bytes(), &[]).into_parts()
     }
 
     const BODY: &str = concat!(
