@@ -602,7 +602,7 @@ pub fn decode_body<D: StreamDecoder>(
         deltas: Vec::new(),
         error: None,
     };
-    let mut push = |out: &mut DecodedBody, d: Result<Option<ChatDelta>, Error>| -> bool {
+    let push = |out: &mut DecodedBody, d: Result<Option<ChatDelta>, Error>| -> bool {
         match d {
             Ok(Some(d)) if !d.is_empty() => {
                 let done = d.done;

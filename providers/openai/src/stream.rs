@@ -216,10 +216,12 @@ impl OpenAiStreamDecoder {
 }
 
 /// The typed error of an `{"error": {...}}` event (sent after HTTP 200).
-fn stream_error(err: Value) -> Error {
+pub(crate) fn stream_error(err: Value) -> Error {
     let status = match err.get("code").and_then(Value::as_str) {
         Some("rate_limit_exceeded") => 429,
         Some("context_length_exceeded") | Some("invalid_request_error") => 400,
+        // The Responses API's `invalid_prompt`, `invalid_image`, ...
+        Some(c) if c.starts_with("invalid_") => 400,
         _ => match err.get("type").and_then(Value::as_str) {
             Some("invalid_request_error") => 400,
             Some("rate_limit_error") | Some("tokens") | Some("requests") => 429,
