@@ -95,11 +95,7 @@ fn variants(n: usize) -> [(&'static str, Svc); 3] {
     let stack: LlmStreamService = StackBuilder::new(tracker())
         .rate_limit(RateLimitLayer::new(Quota::requests_per_minute(big)))
         .build_streaming(provider(n));
-    [
-        ("bare", bare),
-        ("cost", cost),
-        ("stack", stack),
-    ]
+    [("bare", bare), ("cost", cost), ("stack", stack)]
 }
 
 /// Reads one whole stream from `svc`.
