@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 secs="${FUZZ_SECONDS:-60}"
-targets="${*:-ledger_line price_file provider_response}"
+targets="${*:-ledger_line price_file provider_response sse_stream}"
 for t in $targets; do
     echo "== $t for ${secs}s"
     cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- \

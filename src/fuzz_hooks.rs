@@ -74,3 +74,94 @@ pub fn provider_response(data: &[u8]) {
         }
     }
 }
+
+/// The SSE parser and the stream decoders. The first byte picks the
+/// decoder (its low two bits: OpenAI chat, OpenAI Responses, Anthropic,
+/// Gemini) and seeds how the rest, the body, is cut into reads. Asserts
+/// what must hold for every body: the parser yields the same events
+/// whether the body arrives whole, byte by byte or in the seeded chunks;
+/// the decoder yields the same deltas, and ends the same way, for each of
+/// those cuts; nothing panics.
+pub fn sse_stream(data: &[u8]) {
+    use costlayer_core::sse::{SseEvent, SseParser};
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    fn parse(body: &[u8], sizes: &[usize]) -> Vec<SseEvent> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        let mut rest = body;
+        let mut sizes = sizes.iter().copied().cycle();
+        while !rest.is_empty() {
+            let n = sizes.next().filter(|&n| n > 0).unwrap_or(rest.len());
+            let (chunk, tail) = rest.split_at(n.min(rest.len()));
+            out.extend(p.feed(chunk));
+            rest = tail;
+        }
+        out.extend(p.finish());
+        out
+    }
+    // Chunk sizes 1..=17 from a xorshift seeded by the selector and length.
+    let mut x = (u64::from(which) << 32 | body.len() as u64) | 1;
+    let sizes: Vec<usize> = (0..16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 17) as usize + 1
+        })
+        .collect();
+    let whole = parse(body, &[]);
+    assert_eq!(parse(body, &[1]), whole, "byte by byte");
+    assert_eq!(parse(body, &sizes), whole, "chunks {sizes:?}");
+
+    let decode = |sizes: &[usize]| {
+        use costlayer_core::stream::decode_body;
+        #[allow(unused_imports)]
+        use costlayer_core::StreamCodec;
+        let req =
+            costlayer_core::ChatRequest::new("m").message(costlayer_core::Message::user("hi"));
+        match which % 4 {
+            #[cfg(feature = "openai")]
+            0 => Some(decode_body(
+                crate::openai::OpenAiStreamDecoder::default(),
+                body,
+                sizes,
+            )),
+            #[cfg(feature = "openai")]
+            1 => Some(decode_body(
+                crate::openai::OpenAiResponsesStreamDecoder::new(&req.model),
+                body,
+                sizes,
+            )),
+            #[cfg(feature = "anthropic")]
+            2 => Some(decode_body(
+                crate::anthropic::AnthropicStreamDecoder::default(),
+                body,
+                sizes,
+            )),
+            #[cfg(feature = "gemini")]
+            3 => {
+                let codec = crate::gemini::GeminiCodec::new(costlayer_core::ApiKey::new(
+                    "fuzz-key-not-secret",
+                ));
+                Some(decode_body(codec.stream_decoder(&req), body, sizes))
+            }
+            _ => {
+                let _ = req;
+                None
+            }
+        }
+    };
+    if let (Some(a), Some(b)) = (decode(&[]), decode(&sizes)) {
+        assert_eq!(a.deltas, b.deltas, "deltas, chunks {sizes:?}");
+        assert_eq!(
+            a.error.is_some(),
+            b.error.is_some(),
+            "{:?} / {:?}",
+            a.error,
+            b.error
+        );
+        let _ = a.response();
+    }
+}

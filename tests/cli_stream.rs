@@ -9,7 +9,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use costlayer::ledger::CostRecord;
 use serde_json::Value;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn cli(dir: &Path) -> Command {
@@ -141,4 +141,74 @@ async fn anthropic_stream_against_loopback() {
     assert_eq!(recs[0].usage.output_tokens, 200);
     // claude-haiku-4.5: $1/M input, $5/M output: 1000 + 200×5 = $0.002.
     assert_eq!(recs[0].nano_usd.unwrap().nanos(), 2_000_000);
+}
+
+/// `--provider openai --api responses --stream`: the Responses API
+/// streamed, the text printed as it arrives, one record at the exact cost.
+#[tokio::test]
+async fn openai_responses_stream_against_loopback() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(body_partial_json(serde_json::json!({
+            "model": "gpt-4.1",
+            "stream": true,
+            "input": [{"type": "message", "role": "user", "content": "Total?"}]
+        })))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(include_str!("fixtures/streams/openai_responses.sse")),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let run = |json: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = uri.clone();
+        async move {
+            let dir_path = dir.path().to_owned();
+            let out = tokio::task::spawn_blocking(move || {
+                let mut c = cli(&dir_path);
+                c.env("OPENAI_API_KEY", "sk-test-cli-responses-stream")
+                    .env("OPENAI_BASE_URL", format!("{uri}/v1"))
+                    .env_remove("OPENAI_ORG_ID")
+                    .env_remove("OPENAI_PROJECT_ID")
+                    .args(["--provider", "openai", "--api", "responses", "--stream"])
+                    .args(["--model", "gpt-4.1"]);
+                if json {
+                    c.arg("--json");
+                }
+                c.arg("Total?").output().unwrap()
+            })
+            .await
+            .unwrap();
+            (dir, out)
+        }
+    };
+
+    let (dir, out) = run(false).await;
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("Invoice total: 42 EUR."), "{stdout}");
+    // gpt-4.1: 6000 × $2.00 + 4000 × $0.50 + 2000 × $8.00 per million.
+    assert!(stdout.contains("(30000000 nano-USD)"), "{stdout}");
+    let recs = ledger(dir.path());
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].usage.cache_read_tokens, 4000);
+    assert_eq!(recs[0].usage.reasoning_tokens, 1500);
+    assert_eq!(recs[0].nano_usd.unwrap().nanos(), 30_000_000);
+
+    // --json: one object at the end.
+    let (dir, out) = run(true).await;
+    assert!(out.status.success());
+    let obj: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(obj["text"], "Invoice total: 42 EUR.");
+    assert_eq!(obj["nano_usd"], 30_000_000);
+    assert_eq!(ledger(dir.path()).len(), 1);
 }

@@ -131,3 +131,20 @@ fn provider_decoders_never_panic_on_seeds_and_mutations() {
         }
     }
 }
+
+#[test]
+fn sse_parser_and_stream_decoders_agree_across_reads_on_seeds_and_mutations() {
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    for (_, seed) in seeds("sse_stream") {
+        let body = &seed[1..];
+        // Every decoder and read seed on the seed body.
+        for selector in 0..=15u8 {
+            let mut input = vec![selector];
+            input.extend_from_slice(body);
+            costlayer::__fuzz::sse_stream(&input);
+        }
+        for input in mutations(&seed, 100, 100, &mut rng) {
+            costlayer::__fuzz::sse_stream(&input);
+        }
+    }
+}

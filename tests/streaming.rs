@@ -13,16 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use costlayer::anthropic::Anthropic;
+use costlayer::budget::Budget;
+use costlayer::core::tokens::{TiktokenCounter, TokenCounter};
 use costlayer::gemini::Gemini;
+use costlayer::layer::builder::StackBuilder;
 use costlayer::layer::retry::RetryLayer;
-use costlayer::openai::OpenAi;
-use costlayer::{ChatRequest, ChatStream, Error, Message, StreamRequest, Usage};
+use costlayer::ledger::{CostRecord, MemoryStorage};
+use costlayer::openai::{OpenAi, OpenAiResponses};
+use costlayer::tracker::CostTracker;
+use costlayer::{ChatRequest, ChatStream, CostStatus, Error, Message, Money, StreamRequest, Usage};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt};
-use wiremock::matchers::{method, path, query_param};
+use wiremock::matchers::{body_partial_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = "sk-test-streaming-77a1";
@@ -61,6 +66,46 @@ const GEMINI_BODY: &str = concat!(
     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hello\"}],\"role\":\"model\"}}],\"usageMetadata\":{\"promptTokenCount\":300,\"candidatesTokenCount\":2},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"g9\"}\n\n",
     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" there\"}],\"role\":\"model\"},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":300,\"candidatesTokenCount\":9},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"g9\"}\n",
 );
+
+/// The three clients against a loopback `base` (the server's root URL).
+fn openai(base: &str) -> OpenAi {
+    OpenAi::builder()
+        .api_key(KEY)
+        .base_url(format!("{base}/v1"))
+        .build()
+        .unwrap()
+}
+
+fn openai_responses(base: &str) -> OpenAiResponses {
+    OpenAi::builder()
+        .api_key(KEY)
+        .base_url(format!("{base}/v1"))
+        .build_responses()
+        .unwrap()
+}
+
+fn anthropic(base: &str) -> Anthropic {
+    Anthropic::builder()
+        .api_key(KEY)
+        .base_url(base)
+        .build()
+        .unwrap()
+}
+
+fn gemini(base: &str) -> Gemini {
+    Gemini::builder()
+        .api_key(KEY)
+        .base_url(base)
+        .build()
+        .unwrap()
+}
+
+/// A retry layer with short delays, for the retry tests.
+fn quick_retry() -> RetryLayer {
+    RetryLayer::new()
+        .max_attempts(NonZeroU32::new(3).unwrap())
+        .base_delay(Duration::from_millis(5))
+}
 
 fn req(model: &str) -> StreamRequest {
     StreamRequest::new(
@@ -107,11 +152,7 @@ async fn each_provider_streams_its_documented_shape() {
         .mount(&server)
         .await;
 
-    let openai = OpenAi::builder()
-        .api_key(KEY)
-        .base_url(format!("{}/v1", server.uri()))
-        .build()
-        .unwrap();
+    let openai = openai(&server.uri());
     let resp = openai
         .oneshot(req("gpt-4o-mini"))
         .await
@@ -131,11 +172,7 @@ async fn each_provider_streams_its_documented_shape() {
         }
     );
 
-    let anthropic = Anthropic::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .build()
-        .unwrap();
+    let anthropic = anthropic(&server.uri());
     let resp = anthropic
         .oneshot(req("claude-haiku-4-5"))
         .await
@@ -155,11 +192,7 @@ async fn each_provider_streams_its_documented_shape() {
         }
     );
 
-    let gemini = Gemini::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .build()
-        .unwrap();
+    let gemini = gemini(&server.uri());
     let resp = gemini
         .oneshot(req("gemini-2.5-flash"))
         .await
@@ -248,11 +281,7 @@ fn pieces(body: &str, n: usize) -> Vec<Vec<u8>> {
 #[tokio::test]
 async fn frames_split_across_reads_give_the_same_answer() {
     let (url, hits) = raw_server(SSE_HEAD, pieces(ANTHROPIC_BODY, 37)).await;
-    let anthropic = Anthropic::builder()
-        .api_key(KEY)
-        .base_url(url)
-        .build()
-        .unwrap();
+    let anthropic = anthropic(&url);
     let stream = anthropic.oneshot(req("claude-haiku-4-5")).await.unwrap();
     assert!(stream.time_to_first_delta().is_some());
     let (deltas, err) = collect(stream).await;
@@ -273,11 +302,7 @@ async fn a_cut_connection_ends_the_stream_with_a_typed_error() {
         .find("data: {\"id\":\"chatcmpl-9\",\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[]")
         .unwrap()];
     let (url, _) = raw_server(SSE_HEAD, pieces(cut, 50)).await;
-    let openai = OpenAi::builder()
-        .api_key(KEY)
-        .base_url(format!("{url}/v1"))
-        .build()
-        .unwrap();
+    let openai = openai(&url);
     let (deltas, err) = collect(openai.oneshot(req("gpt-4o-mini")).await.unwrap()).await;
     let text: String = deltas.iter().map(|d| d.text.as_str()).collect();
     assert_eq!(text, "Hello there");
@@ -291,18 +316,9 @@ async fn retried_only_before_the_first_delta() {
     // first delta never comes, so each attempt is retried.
     let overloaded = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
     let (url, hits) = raw_server(SSE_HEAD, vec![overloaded.as_bytes().to_vec()]).await;
-    let anthropic = Anthropic::builder()
-        .api_key(KEY)
-        .base_url(url)
-        .build()
-        .unwrap();
     let svc = ServiceBuilder::new()
-        .layer(
-            RetryLayer::new()
-                .max_attempts(NonZeroU32::new(3).unwrap())
-                .base_delay(Duration::from_millis(5)),
-        )
-        .service(anthropic);
+        .layer(quick_retry())
+        .service(anthropic(&url));
     let err = svc.oneshot(req("claude-haiku-4-5")).await.unwrap_err();
     assert!(matches!(err, Error::Overloaded { .. }), "{err:?}");
     assert_eq!(hits.load(Ordering::SeqCst), 3);
@@ -314,18 +330,9 @@ async fn retried_only_before_the_first_delta() {
         "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
     );
     let (url, hits) = raw_server(SSE_HEAD, vec![body.as_bytes().to_vec()]).await;
-    let anthropic = Anthropic::builder()
-        .api_key(KEY)
-        .base_url(url)
-        .build()
-        .unwrap();
     let svc = ServiceBuilder::new()
-        .layer(
-            RetryLayer::new()
-                .max_attempts(NonZeroU32::new(3).unwrap())
-                .base_delay(Duration::from_millis(5)),
-        )
-        .service(anthropic);
+        .layer(quick_retry())
+        .service(anthropic(&url));
     let stream = svc.oneshot(req("claude-haiku-4-5")).await.unwrap();
     let (deltas, err) = collect(stream).await;
     assert_eq!(
@@ -348,13 +355,309 @@ async fn an_error_status_is_the_codecs_typed_error() {
         .expect(1)
         .mount(&server)
         .await;
-    let openai = OpenAi::builder()
-        .api_key(KEY)
-        .base_url(format!("{}/v1", server.uri()))
-        .build()
-        .unwrap();
+    let openai = openai(&server.uri());
     let err = openai.oneshot(req("gpt-4o-mini")).await.unwrap_err();
     assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
     assert!(!format!("{err} {err:?}").contains(KEY));
+}
+
+// ---- The OpenAI Responses API, streamed ----
+
+/// A recorded-shape Responses stream: a reasoning item with its summary,
+/// then the text in four deltas, then `response.completed` carrying
+/// `providers/openai/tests/fixtures/responses_reasoning.json` (10 000 input
+/// tokens of which 4 000 cached, 2 000 output of which 1 500 reasoning).
+const RESPONSES_BODY: &str = include_str!("fixtures/streams/openai_responses.sse");
+
+fn responses_fixture() -> Value {
+    serde_json::from_str(include_str!(
+        "../providers/openai/tests/fixtures/responses_reasoning.json"
+    ))
+    .unwrap()
+}
+
+fn ledger_stack(storage: &MemoryStorage, budget: Option<Budget>) -> (CostTracker, StackBuilder) {
+    let mut b = CostTracker::builder()
+        .storage(Arc::new(storage.clone()))
+        .user("alice");
+    if let Some(budget) = budget {
+        b = b.budget(budget);
+    }
+    let tracker = b.build().unwrap();
+    let stack = StackBuilder::new(tracker.clone()).retry(quick_retry());
+    (tracker, stack)
+}
+
+/// Waits (bounded) for `n` records: a dropped stream settles in the background.
+async fn records(storage: &MemoryStorage, n: usize) -> Vec<CostRecord> {
+    for _ in 0..200 {
+        if storage.records().len() >= n {
+            // Room for a second record to show up, were one coming.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    storage.records()
+}
+
+fn responses_req() -> ChatRequest {
+    ChatRequest::new("gpt-4.1")
+        .message(Message::user("Total of the invoice?"))
+        .max_tokens(4000)
+}
+
+#[tokio::test]
+async fn a_responses_stream_is_recorded_once_at_the_unstreamed_cost() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .and(body_partial_json(serde_json::json!({"stream": true})))
+        .respond_with(sse(RESPONSES_BODY))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(responses_fixture()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = openai_responses(&server.uri());
+
+    let plain = MemoryStorage::new();
+    let whole = ledger_stack(&plain, None)
+        .1
+        .build(client.clone())
+        .oneshot(responses_req())
+        .await
+        .unwrap();
+
+    let storage = MemoryStorage::new();
+    let svc = ledger_stack(&storage, None).1.build_streaming(client);
+    let mut stream = svc
+        .oneshot(StreamRequest::new(responses_req()))
+        .await
+        .unwrap();
+    let mut deltas = Vec::new();
+    while let Some(d) = stream.next().await {
+        let d = d.unwrap();
+        if !d.done {
+            assert!(storage.records().is_empty(), "nothing before the end");
+        }
+        deltas.push(d);
+    }
+    let text: String = deltas.iter().map(|d| d.text.as_str()).collect();
+    let thinking: String = deltas.iter().map(|d| d.thinking.as_str()).collect();
+    assert_eq!(text, whole.text);
+    assert_eq!(text, "Invoice total: 42 EUR.");
+    assert_eq!(thinking, "Summarised the invoice.");
+    assert!(deltas.len() > 5, "streamed in pieces: {}", deltas.len());
+    let last = deltas.last().unwrap();
+    assert!(last.done);
+    assert_eq!(last.usage, Some(whole.usage));
+    assert_eq!(
+        (
+            whole.usage.input_tokens,
+            whole.usage.cache_read_tokens,
+            whole.usage.output_tokens,
+            whole.usage.reasoning_tokens
+        ),
+        (6000, 4000, 2000, 1500)
+    );
+
+    let expected = plain.records();
+    let recs = records(&storage, 1).await;
+    assert_eq!(recs.len(), 1, "recorded once");
+    assert_eq!(recs[0].cost_status, CostStatus::Exact);
+    // gpt-4.1: 6000 × $2.00 + 4000 × $0.50 + 2000 × $8.00 per million = $0.030.
+    assert_eq!(recs[0].nano_usd, Some(Money::from_nanos(30_000_000)));
+    assert_eq!(recs[0].nano_usd, expected[0].nano_usd);
+    assert_eq!(recs[0].usage, expected[0].usage);
+    assert_eq!(recs[0].request_id, expected[0].request_id);
+    assert_eq!(
+        last.recorded.as_ref().unwrap().record_id,
+        recs[0].id.to_string()
+    );
+    // The reasoning item comes back for the next turn, as unstreamed.
+    let received = server.received_requests().await.unwrap();
+    let sent: Value = serde_json::from_slice(&received[1].body).unwrap();
+    assert_eq!(sent["stream"], true);
+    assert!(sent.get("stream_options").is_none());
+}
+
+#[tokio::test]
+async fn responses_frames_split_across_reads_give_the_same_answer() {
+    // CRLF line ends, 29-byte reads: every frame and line end is cut.
+    let crlf = RESPONSES_BODY.replace('\n', "\r\n");
+    let crlf: &'static str = Box::leak(crlf.into_boxed_str());
+    let (url, hits) = raw_server(SSE_HEAD, pieces(crlf, 29)).await;
+    let resp = openai_responses(&url)
+        .oneshot(StreamRequest::new(responses_req()))
+        .await
+        .unwrap()
+        .collect_response()
+        .await
+        .unwrap();
+    assert_eq!(resp.text, "Invoice total: 42 EUR.");
+    assert_eq!(resp.usage.cache_read_tokens, 4000);
+    assert_eq!(resp.usage.reasoning_tokens, 1500);
+    assert_eq!(
+        resp.request_id.as_deref(),
+        Some("resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b")
+    );
+    assert!(
+        matches!(&resp.parts[0], costlayer::ContentPart::ProviderItem { item, .. } if item["encrypted_content"] == "gAAAAABn-encrypted-reasoning")
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+/// One write per SSE frame, so the client can stop between them.
+fn frames(body: &str) -> Vec<Vec<u8>> {
+    body.split_inclusive("\n\n")
+        .map(|f| f.as_bytes().to_vec())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dropped_responses_stream_is_recorded_once_as_estimated() {
+    let (url, _) = raw_server(SSE_HEAD, frames(RESPONSES_BODY)).await;
+    let storage = MemoryStorage::new();
+    let (tracker, stack) = ledger_stack(
+        &storage,
+        Some(Budget::monthly(Money::from_usd(1).unwrap()).block()),
+    );
+    let svc = stack.build_streaming(openai_responses(&url));
+    let mut stream = svc
+        .oneshot(StreamRequest::new(responses_req()))
+        .await
+        .unwrap();
+    // Read up to the first words of the answer, then go away.
+    let mut received = String::new();
+    while let Some(d) = stream.next().await {
+        let d = d.unwrap();
+        assert!(!d.done);
+        received.push_str(&d.thinking);
+        received.push_str(&d.text);
+        if !d.text.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(received, "Summarised the invoice.Invoice");
+    assert!(tracker.budget_status().await.unwrap()[0].reserved > Money::ZERO);
+    drop(stream);
+
+    let recs = records(&storage, 1).await;
+    assert_eq!(recs.len(), 1, "recorded once, never twice");
+    let r = &recs[0];
+    assert_eq!(r.cost_status, CostStatus::Estimated);
+    assert!(r.cost_notes[0].contains("dropped"), "{:?}", r.cost_notes);
+    // No usage came before the drop: the input is the request's exact
+    // count, the output what was received, both with the tokenizer.
+    let counter = TiktokenCounter::for_model("gpt-4.1");
+    let mut sent = responses_req();
+    sent.max_tokens = Some(4000);
+    assert_eq!(r.usage.input_tokens, counter.count_request(&sent));
+    assert_eq!(r.usage.output_tokens, counter.count_text(&received));
+    assert!(r.usage.output_tokens > 0);
+    assert!(r.nano_usd.unwrap() > Money::ZERO, "never $0");
+    let status = tracker.budget_status().await.unwrap();
+    assert_eq!(status[0].reserved, Money::ZERO, "the hold was settled");
+    assert_eq!(status[0].spent, r.nano_usd.unwrap());
+}
+
+#[tokio::test]
+async fn an_error_event_after_200_ends_a_responses_stream_typed_and_estimated() {
+    let head = RESPONSES_BODY
+        .split_inclusive("\n\n")
+        .take_while(|f| !f.contains("\" 42\""))
+        .collect::<String>();
+    assert!(head.contains("Invoice"));
+    let body = format!(
+        "{head}event: error\ndata: {{\"type\":\"error\",\"code\":\"server_error\",\"message\":\"The server had an error while processing your request.\",\"param\":null,\"sequence_number\":99}}\n\n"
+    );
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(sse(&body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let storage = MemoryStorage::new();
+    let (tracker, stack) = ledger_stack(
+        &storage,
+        Some(Budget::monthly(Money::from_usd(1).unwrap()).block()),
+    );
+    let svc = stack.build_streaming(openai_responses(&server.uri()));
+    let (deltas, err) = collect(
+        svc.oneshot(StreamRequest::new(responses_req()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let text: String = deltas.iter().map(|d| d.text.as_str()).collect();
+    assert_eq!(text, "Invoice total:");
+    assert!(deltas.iter().all(|d| !d.done));
+    let err = err.expect("the stream ends with the error");
+    assert!(matches!(err, Error::Server { .. }), "{err:?}");
+    assert!(err.to_string().contains("processing your request"), "{err}");
+
+    let recs = records(&storage, 1).await;
+    assert_eq!(
+        recs.len(),
+        1,
+        "one record, not retried after the first delta"
+    );
+    assert_eq!(recs[0].cost_status, CostStatus::Estimated);
+    assert!(
+        recs[0].cost_notes[0].contains("failed"),
+        "{:?}",
+        recs[0].cost_notes
+    );
+    assert!(recs[0].nano_usd.unwrap() > Money::ZERO);
+    assert_eq!(
+        tracker.budget_status().await.unwrap()[0].reserved,
+        Money::ZERO
+    );
+}
+
+#[tokio::test]
+async fn a_responses_error_before_any_output_is_retried() {
+    // `response.created`, then an error event: no delta reached the
+    // caller, so the retry layer tries again and the second answer counts.
+    let created = RESPONSES_BODY.split_inclusive("\n\n").next().unwrap();
+    let failing = format!(
+        "{created}event: error\ndata: {{\"type\":\"error\",\"code\":\"server_error\",\"message\":\"overloaded\",\"param\":null,\"sequence_number\":1}}\n\n"
+    );
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(sse(&failing))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(sse(RESPONSES_BODY))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let storage = MemoryStorage::new();
+    let svc = ledger_stack(&storage, None)
+        .1
+        .build_streaming(openai_responses(&server.uri()));
+    let resp = svc
+        .oneshot(StreamRequest::new(responses_req()))
+        .await
+        .unwrap()
+        .collect_response()
+        .await
+        .unwrap();
+    assert_eq!(resp.text, "Invoice total: 42 EUR.");
+    let recs = records(&storage, 1).await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].cost_status, CostStatus::Exact);
+    assert_eq!(recs[0].nano_usd, Some(Money::from_nanos(30_000_000)));
 }

@@ -284,32 +284,12 @@ fn stream_error(v: &Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use costlayer_core::sse::SseParser;
+    use costlayer_core::stream::decode_body;
     use costlayer_core::{FinishReason, StreamAccumulator};
 
     fn run(body: &str) -> (StreamAccumulator, Result<(), Error>) {
-        let mut p = SseParser::new();
-        let mut d = AnthropicStreamDecoder::default();
-        let mut acc = StreamAccumulator::new();
-        // Byte by byte: every frame is split.
-        let mut evs = Vec::new();
-        for b in body.as_bytes().chunks(7) {
-            evs.extend(p.feed(b));
-        }
-        evs.extend(p.finish());
-        for ev in evs {
-            match d.event(&ev) {
-                Ok(Some(x)) => acc.push(&x),
-                Ok(None) => {}
-                Err(e) => return (acc, Err(e)),
-            }
-        }
-        match d.finish() {
-            Ok(Some(x)) => acc.push(&x),
-            Ok(None) => {}
-            Err(e) => return (acc, Err(e)),
-        }
-        (acc, Ok(()))
+        // In chunks of 7 bytes: every frame is split.
+        decode_body(AnthropicStreamDecoder::default(), body.as_bytes(), &[7]).into_parts()
     }
 
     /// The documented event sequence, with cache usage and a tool call.

@@ -67,7 +67,12 @@ pub struct SseParser {
     after_cr: bool,
     /// The first bytes of the stream have been looked at (BOM check).
     started: bool,
+    /// How many bytes of a leading BOM have been read so far.
+    bom: usize,
 }
+
+/// The UTF-8 byte order mark, skipped at the very start of a stream.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl SseParser {
     /// A parser at the start of a stream.
@@ -78,14 +83,26 @@ impl SseParser {
     /// Reads a chunk; returns the events completed by it, in order.
     pub fn feed(&mut self, mut chunk: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
-        if !self.started && !chunk.is_empty() {
-            // A BOM may itself be split; accept it only whole in the first chunk.
-            if let Some(rest) = chunk.strip_prefix(b"\xEF\xBB\xBF") {
-                chunk = rest;
+        if !self.started {
+            // A BOM may itself arrive split across reads.
+            let mut i = 0;
+            while i < chunk.len() && self.bom < BOM.len() && chunk[i] == BOM[self.bom] {
+                self.bom += 1;
+                i += 1;
             }
-            self.started = true;
+            chunk = &chunk[i..];
+            if self.bom == BOM.len() {
+                self.started = true;
+            } else if chunk.is_empty() {
+                return out; // all of it could still be a BOM
+            } else {
+                // Not a BOM after all: those bytes start the first line.
+                self.started = true;
+                self.line.extend_from_slice(&BOM[..self.bom]);
+            }
         }
-        if self.after_cr {
+        // (An empty read leaves a pending CR pending.)
+        if self.after_cr && !chunk.is_empty() {
             self.after_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
                 chunk = rest;
@@ -123,6 +140,11 @@ impl SseParser {
     /// The body ended: the event still being assembled, if it has data
     /// (see the [module docs](self) on why it is kept).
     pub fn finish(&mut self) -> Option<SseEvent> {
+        if !self.started {
+            // The body was a BOM's first bytes, and nothing else.
+            self.started = true;
+            self.line.extend_from_slice(&BOM[..self.bom]);
+        }
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.field(&line);
@@ -211,6 +233,9 @@ mod tests {
     fn crlf_split_across_chunks_is_one_line_end() {
         let evs = all(&[b"data: x\r", b"\n\r", b"\ndata: y\n\n"]);
         assert_eq!(data(&evs), ["x", "y"]);
+        // An empty read between the CR and the LF changes nothing.
+        let evs = all(&[b"data: x\r", b"", b"\ndata: y\n\n"]);
+        assert_eq!(data(&evs), ["x\ny"]);
     }
 
     #[test]
@@ -238,6 +263,14 @@ mod tests {
     #[test]
     fn bom_only_at_the_start() {
         assert_eq!(data(&all(&[b"\xEF\xBB\xBFdata: a\n\n"])), ["a"]);
+        // Split across reads, it is still a BOM.
+        assert_eq!(data(&all(&[b"\xEF", b"\xBB", b"\xBFdata: a\n\n"])), ["a"]);
+        // Its first bytes and then something else are the first line's bytes.
+        let evs = all(&[b"\xEF\xBB", b"data: a\n\ndata: b\n\n"]);
+        assert_eq!(data(&evs), ["b"]);
+        assert_eq!(evs, all(&[b"\xEF\xBBdata: a\n\ndata: b\n\n"]));
+        // Later, it is data.
+        assert_eq!(data(&all(&[b"data: a\n\n\xEF\xBB\xBFdata: b\n\n"])), ["a"]);
     }
 
     #[test]

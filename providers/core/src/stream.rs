@@ -138,6 +138,7 @@ impl ChatDelta {
                     arguments: t.arguments.clone(),
                     kind: Some(t.kind),
                     signature: t.signature.clone(),
+                    item_id: t.item_id.clone(),
                 })
                 .collect(),
             parts: resp.parts.clone(),
@@ -157,6 +158,7 @@ impl ChatDelta {
         self.text.is_empty()
             && self.thinking.is_empty()
             && self.tool_calls.is_empty()
+            && self.parts.is_empty()
             && self.finish_reason.is_none()
             && self.usage.is_none()
             && self.model.is_none()
@@ -187,6 +189,10 @@ pub struct ToolCallDelta {
     /// Continuation data for the call ([`ToolCall::signature`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The provider's id of the output item holding the call
+    /// ([`ToolCall::item_id`]; the Responses API's `fc_…`), first fragment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
 }
 
 /// Folds a stream's deltas into the [`ChatResponse`] the same call would
@@ -230,6 +236,9 @@ impl StreamAccumulator {
             }
             if t.signature.is_some() {
                 call.signature.clone_from(&t.signature);
+            }
+            if t.item_id.is_some() {
+                call.item_id.clone_from(&t.item_id);
             }
         }
         if !d.parts.is_empty() {
@@ -521,6 +530,122 @@ pub fn bad_event(provider: &str, e: &serde_json::Error, data: &str) -> Error {
         message: format!("a stream event could not be read: {e}"),
         body_snippet: crate::transport::body_snippet(data.as_bytes(), 200),
     }
+}
+
+/// What [`decode_body`] read from a body.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct DecodedBody {
+    /// The deltas, in order, as the transport would yield them (empty ones
+    /// dropped, nothing after the final one).
+    pub deltas: Vec<ChatDelta>,
+    /// The error that ended the stream instead of a final delta, if any.
+    pub error: Option<Error>,
+}
+
+impl DecodedBody {
+    /// The deltas folded together.
+    pub fn accumulator(&self) -> StreamAccumulator {
+        let mut acc = StreamAccumulator::new();
+        for d in &self.deltas {
+            acc.push(d);
+        }
+        acc
+    }
+
+    /// The response the deltas add up to.
+    pub fn response(&self) -> ChatResponse {
+        self.accumulator().into_response()
+    }
+
+    /// Whether the final delta came.
+    pub fn is_done(&self) -> bool {
+        self.deltas.last().is_some_and(|d| d.done)
+    }
+
+    /// The folded deltas and how the stream ended.
+    pub fn into_parts(self) -> (StreamAccumulator, Result<(), Error>) {
+        let acc = self.accumulator();
+        (acc, self.error.map_or(Ok(()), Err))
+    }
+}
+
+/// Feeds `body` through an [`SseParser`] and `decoder` in chunks of the
+/// given sizes (cycled; an empty list or a zero size reads the rest
+/// whole), with the transport's rules: empty deltas are dropped, nothing
+/// after the final delta counts, an error event ends the stream, and a
+/// body without the final delta ends with [`stream_cut`].
+///
+/// Not part of the API: the provider crates' decoder tests and the
+/// chunking property tests use it so that they all read bodies the same way.
+///
+/// ```
+/// use costlayer_core::sse::SseEvent;
+/// use costlayer_core::stream::decode_body;
+/// use costlayer_core::{ChatDelta, Error, StreamDecoder};
+///
+/// #[derive(Default)]
+/// struct Echo(bool);
+/// impl StreamDecoder for Echo {
+///     fn event(&mut self, ev: &SseEvent) -> Result<Option<ChatDelta>, Error> {
+///         self.0 = ev.data == "end";
+///         Ok(Some(ChatDelta { text: ev.data.clone(), done: self.0, ..Default::default() }))
+///     }
+///     fn finish(&mut self) -> Result<Option<ChatDelta>, Error> { Ok(None) }
+/// }
+/// let read = decode_body(Echo::default(), b"data: a\n\ndata: end\n\ndata: late\n\n", &[3]);
+/// assert!(read.is_done() && read.error.is_none());
+/// assert_eq!(read.response().text, "aend");
+/// ```
+#[doc(hidden)]
+pub fn decode_body<D: StreamDecoder>(
+    mut decoder: D,
+    body: &[u8],
+    chunk_sizes: &[usize],
+) -> DecodedBody {
+    let mut parser = SseParser::new();
+    let mut out = DecodedBody {
+        deltas: Vec::new(),
+        error: None,
+    };
+    let push = |out: &mut DecodedBody, d: Result<Option<ChatDelta>, Error>| -> bool {
+        match d {
+            Ok(Some(d)) if !d.is_empty() => {
+                let done = d.done;
+                out.deltas.push(d);
+                !done
+            }
+            Ok(_) => true,
+            Err(e) => {
+                out.error = Some(e);
+                false
+            }
+        }
+    };
+    let mut rest = body;
+    let mut sizes = chunk_sizes.iter().copied().cycle();
+    while !rest.is_empty() {
+        let n = match sizes.next() {
+            Some(n) if n > 0 => n.min(rest.len()),
+            _ => rest.len(),
+        };
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        for ev in parser.feed(chunk) {
+            if !push(&mut out, decoder.event(&ev)) {
+                return out;
+            }
+        }
+    }
+    if let Some(ev) = parser.finish() {
+        if !push(&mut out, decoder.event(&ev)) {
+            return out;
+        }
+    }
+    if push(&mut out, decoder.finish()) && !out.is_done() {
+        out.error = Some(stream_cut("unknown", out.deltas.len() as u64));
+    }
+    out
 }
 
 /// Drives an SSE body through a decoder: the stream the transport returns.

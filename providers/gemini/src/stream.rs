@@ -110,6 +110,7 @@ impl StreamDecoder for GeminiStreamDecoder {
                 arguments: t.arguments,
                 kind: Some(t.kind),
                 signature: t.signature,
+                item_id: t.item_id,
             });
             self.tools += 1;
         }
@@ -166,30 +167,13 @@ fn stream_error(err: &Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use costlayer_core::sse::SseParser;
+    use costlayer_core::stream::decode_body;
     use costlayer_core::{ApiKey, FinishReason, Message, StreamAccumulator};
 
     fn run(body: &str) -> (StreamAccumulator, Result<(), Error>) {
         let codec = GeminiCodec::new(ApiKey::new("k"));
         let req = ChatRequest::new("gemini-2.5-flash").message(Message::user("hi"));
-        let mut d = codec.stream_decoder(&req);
-        let mut p = SseParser::new();
-        let mut acc = StreamAccumulator::new();
-        let mut evs = p.feed(body.as_bytes());
-        evs.extend(p.finish());
-        for ev in evs {
-            match d.event(&ev) {
-                Ok(Some(x)) => acc.push(&x),
-                Ok(None) => {}
-                Err(e) => return (acc, Err(e)),
-            }
-        }
-        match d.finish() {
-            Ok(Some(x)) => acc.push(&x),
-            Ok(None) => {}
-            Err(e) => return (acc, Err(e)),
-        }
-        (acc, Ok(()))
+        decode_body(codec.stream_decoder(&req), body.as_bytes(), &[]).into_parts()
     }
 
     const BODY: &str = concat!(

@@ -65,6 +65,7 @@ mod batch;
 mod codec;
 mod error;
 mod responses;
+mod responses_stream;
 mod stream;
 mod usage;
 
@@ -79,6 +80,7 @@ use costlayer_core::{
 pub use codec::{OpenAiCodec, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_go_duration};
 pub use responses::{OpenAiResponses, OpenAiResponsesCodec};
+pub use responses_stream::OpenAiResponsesStreamDecoder;
 pub use stream::OpenAiStreamDecoder;
 pub use usage::{CompletionTokensDetails, OpenAiUsage, PromptTokensDetails};
 

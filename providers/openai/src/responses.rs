@@ -6,10 +6,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use costlayer_core::tokens::{TiktokenCounter, TokenCounter};
-use costlayer_core::transport::{body_snippet, merge_extra, ResponseFuture};
+use costlayer_core::transport::{body_snippet, merge_extra, ResponseFuture, StreamFuture};
 use costlayer_core::{
-    ChatRequest, ChatResponse, Codec, Content, ContentPart, Error, FinishReason, HttpResponse,
-    HttpTransport, Message, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ChatStream, Codec, Content, ContentPart, Error, FinishReason,
+    HttpResponse, HttpTransport, Message, ResponseFormat, Role, StreamRequest, ToolCall,
+    ToolCallKind, ToolChoice, Usage,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -189,115 +190,125 @@ impl OpenAiResponsesCodec {
         body: &[u8],
         request_id: Option<String>,
     ) -> Result<ChatResponse, Error> {
-        let decode_err = |message: String| Error::Decode {
-            provider: PROVIDER.into(),
-            message,
-            body_snippet: body_snippet(body, 200),
-        };
-        let resp: ResponseObject = serde_json::from_slice(body)
-            .map_err(|e| decode_err(format!("not a Responses API response: {e}")))?;
-        if resp.object.as_deref().is_some_and(|o| o != "response") {
-            return Err(decode_err(format!(
-                "expected a `response` object, got `{}`",
-                resp.object.as_deref().unwrap_or_default()
-            )));
-        }
-        let mut text = String::new();
-        let mut refusal = String::new();
-        let mut tool_calls = Vec::new();
-        let mut parts = Vec::new();
-        for item in resp.output {
-            let kind = item.get("type").and_then(Value::as_str).unwrap_or_default();
-            match kind {
-                "message" => {
-                    let mut message_text = String::new();
-                    for c in item
-                        .get("content")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        match c.get("type").and_then(Value::as_str) {
-                            Some("output_text") => {
-                                message_text.push_str(str_of(c, "text"));
-                            }
-                            Some("refusal") => refusal.push_str(str_of(c, "refusal")),
-                            _ => {}
-                        }
-                    }
-                    if !message_text.is_empty() {
-                        text.push_str(&message_text);
-                        parts.push(ContentPart::text(message_text));
-                    }
-                }
-                "function_call" | "custom_tool_call" => {
-                    let call_id = str_of(&item, "call_id");
-                    let name = str_of(&item, "name");
-                    let mut call = if kind == "function_call" {
-                        ToolCall::function(call_id, name, str_of(&item, "arguments"))
-                    } else {
-                        ToolCall::custom(call_id, name, str_of(&item, "input"))
-                    };
-                    call.item_id = item.get("id").and_then(Value::as_str).map(str::to_owned);
-                    tool_calls.push(call);
-                }
-                _ => parts.push(ContentPart::provider_item(PROVIDER, item)),
-            }
-        }
-        if text.is_empty() && !refusal.is_empty() {
-            text = refusal;
-        }
-        if parts.iter().all(|p| matches!(p, ContentPart::Text { .. })) {
-            // Plain text needs no parts: `text` is the whole turn.
-            parts.clear();
-        }
-        let reason = |v: &Option<Value>, key: &str| {
-            v.as_ref()
-                .and_then(|d| d.get(key))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let finish_reason = match resp.status.as_deref() {
-            Some("incomplete") => Some(match reason(&resp.incomplete_details, "reason").as_str() {
-                "max_output_tokens" => FinishReason::Length,
-                "content_filter" => FinishReason::ContentFilter,
-                other => FinishReason::Other(other.to_owned()),
-            }),
-            Some("failed") => Some(FinishReason::Failed(reason(&resp.error, "code"))),
-            Some("completed") if !tool_calls.is_empty() => Some(FinishReason::ToolCalls),
-            Some("completed") => Some(FinishReason::Stop),
-            Some(other) => Some(FinishReason::Other(other.to_owned())),
-            None => None,
-        };
-        let (usage, raw_usage) = match resp.usage {
-            Some(raw) if !raw.is_null() => {
-                let parsed: OpenAiUsage = serde_json::from_value(as_chat_usage(&raw))
-                    .map_err(|e| decode_err(format!("the usage object is malformed: {e}")))?;
-                (Usage::from(parsed), Some(raw))
-            }
-            _ => {
-                tracing::warn!(model = %req.model, "OpenAI Responses answer without usage: the call is recorded with zero tokens");
-                (Usage::default(), None)
-            }
-        };
-        Ok(ChatResponse {
-            provider: PROVIDER.into(),
-            model: resp
-                .model
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| req.model.clone()),
-            text,
-            tool_calls,
-            parts,
-            finish_reason,
-            usage,
-            // The response id first: it is what `previous_response_id` takes.
-            request_id: resp.id.or(request_id),
-            raw_usage,
-            ..Default::default()
-        })
+        parse_response_body(&req.model, body, request_id)
     }
+}
+
+/// [`OpenAiResponsesCodec::parse_response`], for a request of `model` (the
+/// streamed `response.completed` event carries the same object).
+pub(crate) fn parse_response_body(
+    model: &str,
+    body: &[u8],
+    request_id: Option<String>,
+) -> Result<ChatResponse, Error> {
+    let decode_err = |message: String| Error::Decode {
+        provider: PROVIDER.into(),
+        message,
+        body_snippet: body_snippet(body, 200),
+    };
+    let resp: ResponseObject = serde_json::from_slice(body)
+        .map_err(|e| decode_err(format!("not a Responses API response: {e}")))?;
+    if resp.object.as_deref().is_some_and(|o| o != "response") {
+        return Err(decode_err(format!(
+            "expected a `response` object, got `{}`",
+            resp.object.as_deref().unwrap_or_default()
+        )));
+    }
+    let mut text = String::new();
+    let mut refusal = String::new();
+    let mut tool_calls = Vec::new();
+    let mut parts = Vec::new();
+    for item in resp.output {
+        let kind = item.get("type").and_then(Value::as_str).unwrap_or_default();
+        match kind {
+            "message" => {
+                let mut message_text = String::new();
+                for c in item
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    match c.get("type").and_then(Value::as_str) {
+                        Some("output_text") => {
+                            message_text.push_str(str_of(c, "text"));
+                        }
+                        Some("refusal") => refusal.push_str(str_of(c, "refusal")),
+                        _ => {}
+                    }
+                }
+                if !message_text.is_empty() {
+                    text.push_str(&message_text);
+                    parts.push(ContentPart::text(message_text));
+                }
+            }
+            "function_call" | "custom_tool_call" => {
+                let call_id = str_of(&item, "call_id");
+                let name = str_of(&item, "name");
+                let mut call = if kind == "function_call" {
+                    ToolCall::function(call_id, name, str_of(&item, "arguments"))
+                } else {
+                    ToolCall::custom(call_id, name, str_of(&item, "input"))
+                };
+                call.item_id = item.get("id").and_then(Value::as_str).map(str::to_owned);
+                tool_calls.push(call);
+            }
+            _ => parts.push(ContentPart::provider_item(PROVIDER, item)),
+        }
+    }
+    if text.is_empty() && !refusal.is_empty() {
+        text = refusal;
+    }
+    if parts.iter().all(|p| matches!(p, ContentPart::Text { .. })) {
+        // Plain text needs no parts: `text` is the whole turn.
+        parts.clear();
+    }
+    let reason = |v: &Option<Value>, key: &str| {
+        v.as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let finish_reason = match resp.status.as_deref() {
+        Some("incomplete") => Some(match reason(&resp.incomplete_details, "reason").as_str() {
+            "max_output_tokens" => FinishReason::Length,
+            "content_filter" => FinishReason::ContentFilter,
+            other => FinishReason::Other(other.to_owned()),
+        }),
+        Some("failed") => Some(FinishReason::Failed(reason(&resp.error, "code"))),
+        Some("completed") if !tool_calls.is_empty() => Some(FinishReason::ToolCalls),
+        Some("completed") => Some(FinishReason::Stop),
+        Some(other) => Some(FinishReason::Other(other.to_owned())),
+        None => None,
+    };
+    let (usage, raw_usage) = match resp.usage {
+        Some(raw) if !raw.is_null() => {
+            let parsed: OpenAiUsage = serde_json::from_value(as_chat_usage(&raw))
+                .map_err(|e| decode_err(format!("the usage object is malformed: {e}")))?;
+            (Usage::from(parsed), Some(raw))
+        }
+        _ => {
+            tracing::warn!(model = %model, "OpenAI Responses answer without usage: the call is recorded with zero tokens");
+            (Usage::default(), None)
+        }
+    };
+    Ok(ChatResponse {
+        provider: PROVIDER.into(),
+        model: resp
+            .model
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| model.to_owned()),
+        text,
+        tool_calls,
+        parts,
+        finish_reason,
+        usage,
+        // The response id first: it is what `previous_response_id` takes.
+        request_id: resp.id.or(request_id),
+        raw_usage,
+        ..Default::default()
+    })
 }
 
 impl Codec for OpenAiResponsesCodec {
@@ -325,7 +336,7 @@ impl Codec for OpenAiResponsesCodec {
 /// `prompt_tokens` (cached included), `output_tokens` is
 /// `completion_tokens` (reasoning included), and the detail objects keep
 /// every field they carry.
-fn as_chat_usage(raw: &Value) -> Value {
+pub(crate) fn as_chat_usage(raw: &Value) -> Value {
     let Some(obj) = raw.as_object() else {
         return raw.clone();
     };
@@ -345,7 +356,7 @@ fn as_chat_usage(raw: &Value) -> Value {
     Value::Object(renamed)
 }
 
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(crate) fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -527,10 +538,28 @@ impl tower_service::Service<ChatRequest> for OpenAiResponses {
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+        tower_service::Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        self.inner.call(req)
+    }
+}
+
+/// Streamed Responses calls (`stream: true`; the usage of the whole call
+/// from `response.completed`); see [`costlayer_core::stream`] for the
+/// contract and [`OpenAiResponsesStreamDecoder`](crate::OpenAiResponsesStreamDecoder)
+/// for the events read.
+impl tower_service::Service<StreamRequest> for OpenAiResponses {
+    type Response = ChatStream;
+    type Error = Error;
+    type Future = StreamFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        tower_service::Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: StreamRequest) -> Self::Future {
         self.inner.call(req)
     }
 }

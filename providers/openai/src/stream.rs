@@ -167,7 +167,7 @@ impl StreamDecoder for OpenAiStreamDecoder {
                     name,
                     arguments,
                     kind,
-                    signature: None,
+                    ..ToolCallDelta::default()
                 });
             }
             if let Some(r) = choice.finish_reason {
@@ -216,10 +216,12 @@ impl OpenAiStreamDecoder {
 }
 
 /// The typed error of an `{"error": {...}}` event (sent after HTTP 200).
-fn stream_error(err: Value) -> Error {
+pub(crate) fn stream_error(err: Value) -> Error {
     let status = match err.get("code").and_then(Value::as_str) {
         Some("rate_limit_exceeded") => 429,
         Some("context_length_exceeded") | Some("invalid_request_error") => 400,
+        // The Responses API's `invalid_prompt`, `invalid_image`, ...
+        Some(c) if c.starts_with("invalid_") => 400,
         _ => match err.get("type").and_then(Value::as_str) {
             Some("invalid_request_error") => 400,
             Some("rate_limit_error") | Some("tokens") | Some("requests") => 429,
@@ -238,28 +240,11 @@ fn stream_error(err: Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use costlayer_core::sse::SseParser;
+    use costlayer_core::stream::decode_body;
     use costlayer_core::{FinishReason, StreamAccumulator};
 
     fn run(body: &str) -> (StreamAccumulator, Result<(), Error>) {
-        let mut p = SseParser::new();
-        let mut d = OpenAiStreamDecoder::default();
-        let mut acc = StreamAccumulator::new();
-        let mut evs = p.feed(body.as_bytes());
-        evs.extend(p.finish());
-        for ev in evs {
-            match d.event(&ev) {
-                Ok(Some(x)) => acc.push(&x),
-                Ok(None) => {}
-                Err(e) => return (acc, Err(e)),
-            }
-        }
-        match d.finish() {
-            Ok(Some(x)) => acc.push(&x),
-            Ok(None) => {}
-            Err(e) => return (acc, Err(e)),
-        }
-        (acc, Ok(()))
+        decode_body(OpenAiStreamDecoder::default(), body.as_bytes(), &[]).into_parts()
     }
 
     const BODY: &str = concat!(

@@ -315,11 +315,7 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
             #[cfg(feature = "openai")]
             (Provider::OpenAiResponses(p), false) => (Some(stack.build(p)), None),
             #[cfg(feature = "openai")]
-            (Provider::OpenAiResponses(_), true) => {
-                return Err(CliError::Usage(
-                    "--stream is not available with --api responses yet: leave out --stream, or use --api chat".into(),
-                ))
-            }
+            (Provider::OpenAiResponses(p), true) => (None, Some(stack.build_streaming(p))),
             #[cfg(feature = "anthropic")]
             (Provider::Anthropic(p), false) => (Some(stack.build(p)), None),
             #[cfg(feature = "anthropic")]
