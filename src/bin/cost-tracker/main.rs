@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod batch;
 mod chat;
 mod cost;
 mod fleet;
@@ -98,6 +99,8 @@ enum Command {
     Migrate(fleet::MigrateArgs),
     /// Copy a JSONL ledger directory into PostgreSQL (idempotent: run it again safely).
     Import(fleet::ImportArgs),
+    /// Batch jobs at batch rates: submit, status, wait, results, cancel, list.
+    Batch(batch::BatchArgs),
 }
 
 /// A command's failure: a usage error (exit 2) or a runtime failure (exit 1).
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
         Some(Command::Reprice(args)) => return reprice::run(args),
         Some(Command::Migrate(args)) => return finish(fleet::migrate(args)),
         Some(Command::Import(args)) => return finish(fleet::import(args)),
+        Some(Command::Batch(args)) => return finish(batch::run(args)),
         Some(Command::Dashboard(args)) => Action::Report {
             args: args.into(),
             dashboard: true,
