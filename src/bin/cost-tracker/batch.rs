@@ -133,7 +133,9 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds (e.g. 30 or 0.5)"))?;
     if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
-        return Err(format!("`{s}` is out of range: from just above 0 to 86400 seconds"));
+        return Err(format!(
+            "`{s}` is out of range: from just above 0 to 86400 seconds"
+        ));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -309,11 +311,12 @@ fn status_line(e: &JobEntry) -> String {
 async fn submit(a: SubmitArgs) -> Result<(), CliError> {
     let (jobs, dir) = open(&a.common)?;
     let name = a.common.provider.ok_or_else(|| {
-        CliError::Usage("say which provider runs the job: --provider openai|anthropic|gemini|simulated".into())
+        CliError::Usage(
+            "say which provider runs the job: --provider openai|anthropic|gemini|simulated".into(),
+        )
     })?;
-    let text = std::fs::read_to_string(&a.input).map_err(|e| {
-        CliError::Usage(format!("cannot read {}: {e}", a.input.display()))
-    })?;
+    let text = std::fs::read_to_string(&a.input)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", a.input.display())))?;
     let (p, key) = provider(name, &dir)?;
     let items = costlayer::batch::parse_jsonl(
         &text,
@@ -347,7 +350,10 @@ async fn submit(a: SubmitArgs) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    println!("submitted {} ({}, {n} requests)", sub.entry.id, sub.entry.provider);
+    println!(
+        "submitted {} ({}, {n} requests)",
+        sub.entry.id, sub.entry.provider
+    );
     println!("estimate: {} at batch rates (worst case)", usd(estimate));
     match &sub.hold {
         Some(h) => println!(
@@ -398,7 +404,11 @@ async fn wait(a: WaitArgs) -> Result<(), CliError> {
             b.set_message(format!("{} {}", s.id, s.state));
         }
         None if !json => {
-            let pct = if s.total == 0 { 0 } else { s.finished() * 100 / s.total };
+            let pct = if s.total == 0 {
+                0
+            } else {
+                s.finished() * 100 / s.total
+            };
             println!(
                 "{} {}: {}/{} done ({pct}%), elapsed {}s",
                 s.id,
@@ -431,7 +441,10 @@ async fn wait(a: WaitArgs) -> Result<(), CliError> {
     } else {
         println!("{}", status_line(&entry));
         summary(&report, &mut std::io::stdout());
-        println!("next: cost-tracker batch results {} --output results.jsonl", a.id);
+        println!(
+            "next: cost-tracker batch results {} --output results.jsonl",
+            a.id
+        );
     }
     Ok(())
 }
@@ -493,7 +506,11 @@ async fn results(a: ResultsArgs) -> Result<(), CliError> {
         summary(&report, &mut std::io::stderr());
     } else {
         summary(&report, &mut std::io::stdout());
-        println!("results: {} lines in {}", report.rows.len(), a.output.display());
+        println!(
+            "results: {} lines in {}",
+            report.rows.len(),
+            a.output.display()
+        );
     }
     Ok(())
 }
