@@ -404,11 +404,11 @@ async fn wait(a: WaitArgs) -> Result<(), CliError> {
             b.set_message(format!("{} {}", s.id, s.state));
         }
         None if !json => {
-            let pct = if s.total == 0 {
-                0
-            } else {
-                s.finished() * 100 / s.total
-            };
+            let pct = s
+                .finished()
+                .saturating_mul(100)
+                .checked_div(s.total)
+                .unwrap_or(0);
             println!(
                 "{} {}: {}/{} done ({pct}%), elapsed {}s",
                 s.id,
