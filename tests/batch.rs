@@ -142,6 +142,16 @@ async fn simulated_job_is_held_at_batch_rates_recorded_once_and_released() {
             .fold(Money::ZERO, Money::saturating_add)
     );
 
+    // A crash after the ledger append but before the registry's rewrite:
+    // the job is marked `recording` and forgets what it recorded. The
+    // ledger is read back; nothing is recorded twice.
+    let reg = jobs.registry().path();
+    let mut doc: Value =
+        serde_json::from_slice(&std::fs::read(&reg).expect("registry")).expect("json");
+    doc["jobs"][0]["recorded"] = json!({});
+    doc["jobs"][0]["recording"] = json!(true);
+    std::fs::write(&reg, serde_json::to_vec(&doc).expect("json")).expect("write");
+
     // Twice, and from another tracker: nothing more.
     let again = other
         .results(&provider, &sub.entry.id)
