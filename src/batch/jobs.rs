@@ -1,6 +1,6 @@
 //! [`BatchJobs`]: submit, status, wait, results, cancel, list, recover.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -361,8 +361,10 @@ impl BatchJobs {
         reg.save()?;
         let mut seen = HashSet::new();
         let mut recorded = Vec::new();
+        let entry = reg.get(id).map(|e| e.items.clone()).unwrap_or_default();
+        let by_id: HashMap<&str, &JobItem> =
+            entry.iter().map(|i| (i.custom_id.as_str(), i)).collect();
         for r in results {
-            let entry = reg.get(id).map(|e| e.items.clone()).unwrap_or_default();
             // Gemini names a result without a key by its position.
             let custom_id = match r
                 .custom_id
@@ -373,7 +375,7 @@ impl BatchJobs {
                 _ => r.custom_id.clone(),
             };
             seen.insert(custom_id.clone());
-            let item = entry.iter().find(|i| i.custom_id == custom_id);
+            let item = by_id.get(custom_id.as_str()).copied();
             match r.result {
                 Ok(resp) => {
                     let known = reg
