@@ -434,6 +434,91 @@ mod openai {
     }
 
     #[tokio::test]
+    async fn an_expired_job_records_what_finished_and_releases_the_hold() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/files"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": "file-in", "object": "file", "purpose": "batch"})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/batches"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(batch(
+                "validating",
+                None,
+                None,
+                0,
+                0,
+            )))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/batches/batch_abc"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(batch(
+                "expired",
+                Some("file-out"),
+                Some("file-err"),
+                1,
+                1,
+            )))
+            .mount(&server)
+            .await;
+        let ok = json!({"id": "r1", "custom_id": "q1", "response": {"status_code": 200, "request_id": "req_1",
+            "body": {"id": "c1", "object": "chat.completion", "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "done"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 2000, "completion_tokens": 10, "total_tokens": 2010}}}, "error": null});
+        let expired = json!({"id": "r2", "custom_id": "q2", "response": null,
+            "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}});
+        Mock::given(method("GET"))
+            .and(path("/v1/files/file-out/content"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!("{ok}\n")))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/files/file-err/content"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!("{expired}\n")))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let jobs = BatchJobs::new(tracker(dir.path(), Some(usd("1"))), dir.path()).expect("jobs");
+        let openai = client(&server);
+        let sub = jobs
+            .submit(
+                &openai,
+                vec![
+                    item("q1", "gpt-4o-mini", "a", 10),
+                    item("q2", "gpt-4o-mini", "b", 10),
+                    item("q3", "gpt-4o-mini", "c", 10),
+                ],
+            )
+            .await
+            .expect("submit");
+        let e = jobs.status(&openai, "batch_abc").await.expect("status");
+        assert_eq!(e.state, BatchState::Expired);
+        assert!(!e.released, "released once its results are in");
+        let report = jobs.results(&openai, "batch_abc").await.expect("results");
+        assert_eq!((report.newly_recorded, report.errored), (1, 1));
+        assert_eq!(report.not_run, vec!["q3".to_owned()]);
+        assert_eq!(report.released, sub.hold.map(|h| h.amount));
+        let row = report
+            .rows
+            .iter()
+            .find(|r| r.custom_id == "q2")
+            .expect("q2");
+        assert!(row
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("batch_expired")));
+        // 2000 × $0.075/M + 10 × $0.30/M = $0.000153.
+        let recs = records(dir.path()).await;
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].nano_usd, Some(usd("0.000153")));
+    }
+
+    #[tokio::test]
     async fn a_rejected_upload_holds_nothing_and_registers_nothing() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))

@@ -37,6 +37,7 @@ Examples:
   cost-tracker --monthly-budget 500 --total-budget 2000 --dashboard
   cost-tracker chat --provider simulated 'Say hi'  one call through the full stack, priced and recorded
   cost-tracker reprice --prices new.toml --since 2026-11-01   the ledger under another table, per model and month
+  cost-tracker batch submit --provider openai --input jobs.jsonl   held at batch rates; then batch wait ID
 
 Configuration: flags > COSTLAYER_* environment > costlayer.toml (or --config FILE) > defaults.
 Environment: COSTLAYER_DATA_DIR, COSTLAYER_USER, COSTLAYER_MONTHLY_BUDGET, COSTLAYER_TOTAL_BUDGET,
