@@ -71,6 +71,7 @@
 #![recursion_limit = "256"]
 
 pub mod alert;
+pub mod batch;
 pub mod budget;
 pub mod calendar;
 pub mod clock;

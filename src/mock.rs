@@ -157,6 +157,7 @@ struct Config {
     model_suffix: Option<String>,
     rules: Vec<Rule>,
     cut_after: Option<usize>,
+    batch: batch::BatchConfig,
 }
 
 /// Builds a [`SimulatedProvider`].
@@ -167,9 +168,33 @@ pub struct SimulatedProviderBuilder {
     model_suffix: Option<String>,
     rules: Vec<Rule>,
     cut_after: Option<usize>,
+    batch: batch::BatchConfig,
 }
 
 impl SimulatedProviderBuilder {
+    /// How long a batch job takes, from submission to completed; its
+    /// requests finish one after another over that time. Defaults to 2 s.
+    pub fn batch_delay(mut self, delay: Duration) -> Self {
+        self.batch.delay = Some(delay);
+        self
+    }
+
+    /// Keeps batch jobs as files in `dir` (one JSON file a job), so that
+    /// another process (another `cost-tracker batch` command) sees them.
+    /// Defaults to process memory.
+    pub fn batch_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.batch.dir = Some(dir.into());
+        self
+    }
+
+    /// Batch jobs expire at the end of their delay with only their first
+    /// half of requests run, as a real job that outlives its completion
+    /// window. Defaults to off.
+    pub fn batch_expire(mut self, expire: bool) -> Self {
+        self.batch.expire = expire;
+        self
+    }
+
     /// How long each call takes (a `tokio::time::sleep`). Defaults to zero.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
@@ -222,8 +247,10 @@ impl SimulatedProviderBuilder {
                 model_suffix: self.model_suffix,
                 rules: self.rules,
                 cut_after: self.cut_after,
+                batch: self.batch,
             }),
             calls: Arc::new(AtomicU64::new(0)),
+            jobs: Arc::default(),
         }
     }
 }
@@ -235,6 +262,7 @@ impl SimulatedProviderBuilder {
 pub struct SimulatedProvider {
     config: Arc<Config>,
     calls: Arc<AtomicU64>,
+    jobs: batch::Jobs,
 }
 
 impl fmt::Debug for SimulatedProvider {
@@ -544,5 +572,248 @@ mod tests {
         assert!(matches!(e, Error::Server { status: 502, .. }));
         assert!(p.clone().oneshot(req).await.is_ok());
         assert_eq!(p.calls(), 4);
+    }
+}
+
+mod batch {
+    //! The simulated Batch API: a job completes `delay` after submission,
+    //! its requests finishing one after another; results are
+    //! [`SimulatedProvider::respond`]'s, marked [`Mode::Batch`](crate::Mode::Batch).
+
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use async_trait::async_trait;
+    use serde::{Deserialize, Serialize};
+
+    use super::SimulatedProvider;
+    use crate::core::{
+        BatchItem, BatchLimits, BatchProvider, BatchResult, BatchState, BatchStatus,
+    };
+    use crate::Error;
+
+    #[derive(Debug, Clone, Default)]
+    pub(super) struct BatchConfig {
+        pub(super) delay: Option<Duration>,
+        pub(super) dir: Option<PathBuf>,
+        pub(super) expire: bool,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(super) struct Job {
+        submitted_ms: u64,
+        delay_ms: u64,
+        expire: bool,
+        cancelled_ms: Option<u64>,
+        items: Vec<BatchItem>,
+    }
+
+    pub(super) type Jobs = Arc<Mutex<HashMap<String, Job>>>;
+
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn not_found(id: &str) -> Error {
+        Error::InvalidRequest {
+            provider: super::SIMULATED_PROVIDER.into(),
+            status: 404,
+            message: format!("no simulated batch `{id}`: use the id submit returned"),
+        }
+    }
+
+    impl Job {
+        /// How many requests have finished, and the state.
+        fn progress(&self, now: u64) -> (usize, BatchState) {
+            let total = self.items.len();
+            let end = self.cancelled_ms.unwrap_or(now).min(now);
+            let elapsed = end.saturating_sub(self.submitted_ms);
+            let runnable = if self.expire { total / 2 } else { total };
+            let done = if self.delay_ms == 0 || elapsed >= self.delay_ms {
+                runnable
+            } else {
+                usize::try_from(elapsed.saturating_mul(total as u64) / self.delay_ms)
+                    .unwrap_or(total)
+                    .min(runnable)
+            };
+            let state = if self.cancelled_ms.is_some() {
+                BatchState::Cancelled
+            } else if elapsed >= self.delay_ms {
+                if self.expire {
+                    BatchState::Expired
+                } else {
+                    BatchState::Completed
+                }
+            } else if done == 0 {
+                BatchState::Validating
+            } else {
+                BatchState::InProgress
+            };
+            (done, state)
+        }
+    }
+
+    impl SimulatedProvider {
+        fn job_path(&self, id: &str) -> Option<PathBuf> {
+            self.config
+                .batch
+                .dir
+                .as_ref()
+                .map(|d| d.join(format!("{id}.json")))
+        }
+
+        fn save_job(&self, id: &str, job: &Job) -> Result<(), Error> {
+            if let Some(path) = self.job_path(id) {
+                let io = |e: std::io::Error| {
+                    Error::config(format!(
+                        "cannot write the simulated batch {}: {e}",
+                        path.display()
+                    ))
+                };
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                let bytes = serde_json::to_vec(job).map_err(|e| Error::config(e.to_string()))?;
+                std::fs::write(&path, bytes).map_err(io)?;
+            } else {
+                self.jobs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.to_owned(), job.clone());
+            }
+            Ok(())
+        }
+
+        fn load_job(&self, id: &str) -> Result<Job, Error> {
+            if !id.starts_with("simbatch_") || !id[9..].chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(not_found(id));
+            }
+            match self.job_path(id) {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).map_err(|_| not_found(id))?;
+                    serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+                        provider: super::SIMULATED_PROVIDER.into(),
+                        message: format!("the simulated batch {} is corrupt: {e}", path.display()),
+                        body_snippet: String::new(),
+                    })
+                }
+                None => self
+                    .jobs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| not_found(id)),
+            }
+        }
+
+        fn status_of(id: &str, job: &Job) -> BatchStatus {
+            let (done, state) = job.progress(now_ms());
+            let total = job.items.len() as u64;
+            let failed = if state.is_terminal() {
+                total - done as u64
+            } else {
+                0
+            };
+            BatchStatus::new(id, state, total).counts(done as u64, failed)
+        }
+    }
+
+    /// Jobs complete after [`batch_delay`](super::SimulatedProviderBuilder::batch_delay);
+    /// ids are `simbatch_<ULID>`.
+    #[async_trait]
+    impl BatchProvider for SimulatedProvider {
+        async fn submit(&self, items: Vec<BatchItem>) -> Result<String, Error> {
+            if items.is_empty() {
+                return Err(Error::config(
+                    "a batch needs at least one request: pass one or more BatchItems",
+                ));
+            }
+            let id = format!("simbatch_{}", ulid::Ulid::new());
+            let job = Job {
+                submitted_ms: now_ms(),
+                delay_ms: u64::try_from(
+                    self.config
+                        .batch
+                        .delay
+                        .unwrap_or(Duration::from_secs(2))
+                        .as_millis(),
+                )
+                .unwrap_or(u64::MAX),
+                expire: self.config.batch.expire,
+                cancelled_ms: None,
+                items,
+            };
+            self.save_job(&id, &job)?;
+            Ok(id)
+        }
+
+        async fn status(&self, batch_id: &str) -> Result<BatchStatus, Error> {
+            Ok(Self::status_of(batch_id, &self.load_job(batch_id)?))
+        }
+
+        async fn results(&self, batch_id: &str) -> Result<Vec<BatchResult>, Error> {
+            let job = self.load_job(batch_id)?;
+            let (done, _) = job.progress(now_ms());
+            Ok(job
+                .items
+                .iter()
+                .take(done)
+                .map(|i| {
+                    let mut resp = self.respond(&i.request);
+                    resp.mode = crate::Mode::Batch;
+                    BatchResult {
+                        custom_id: i.custom_id.clone(),
+                        result: Ok(resp),
+                    }
+                })
+                .collect())
+        }
+
+        async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {
+            let mut job = self.load_job(batch_id)?;
+            if !job.progress(now_ms()).1.is_terminal() {
+                job.cancelled_ms = Some(now_ms());
+                self.save_job(batch_id, &job)?;
+            }
+            Ok(Self::status_of(batch_id, &job))
+        }
+
+        fn name(&self) -> &str {
+            self.config
+                .provider
+                .as_deref()
+                .unwrap_or(super::SIMULATED_PROVIDER)
+        }
+
+        fn limits(&self) -> BatchLimits {
+            BatchLimits::new(50_000, 200 * 1024 * 1024, Duration::from_secs(24 * 3600))
+        }
+
+        async fn list(&self) -> Result<Vec<BatchStatus>, Error> {
+            let mut out = Vec::new();
+            match &self.config.batch.dir {
+                Some(dir) => {
+                    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if let Some(id) = name.strip_suffix(".json") {
+                            if let Ok(job) = self.load_job(id) {
+                                out.push(Self::status_of(id, &job));
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+                    out.extend(jobs.iter().map(|(id, j)| Self::status_of(id, j)));
+                }
+            }
+            out.sort_by(|a, b| b.id.cmp(&a.id));
+            Ok(out)
+        }
     }
 }

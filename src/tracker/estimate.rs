@@ -11,6 +11,16 @@ impl CostTracker {
     /// rates, with the whole prompt priced at the dearest of the input and
     /// cache-write rates. `None` if the model has no price.
     pub fn estimate(&self, req: &ChatRequest) -> Option<Money> {
+        self.estimate_at(req, Mode::Online)
+    }
+
+    /// The worst-case cost of `req` sent through a provider's Batch API:
+    /// as [`estimate`](Self::estimate), at the model's batch rates.
+    pub fn estimate_batch(&self, req: &ChatRequest) -> Option<Money> {
+        self.estimate_at(req, Mode::Batch)
+    }
+
+    fn estimate_at(&self, req: &ChatRequest, mode: Mode) -> Option<Money> {
         let inner = &self.inner;
         inner.prices.get(&req.model)?;
         let prompt = inner.estimator.prompt_tokens(req);
@@ -30,7 +40,7 @@ impl CostTracker {
         ];
         shapes
             .iter()
-            .map(|u| match inner.prices.cost(&req.model, u, Mode::Online) {
+            .map(|u| match inner.prices.cost(&req.model, u, mode) {
                 Ok(c) => Some(c.total),
                 Err(PricingError::Overflow { .. }) => Some(Money::MAX),
                 Err(_) => None,

@@ -101,6 +101,7 @@
 //!   call [`CostTracker::reload`] to re-arm this process's alerts.
 
 mod alerts;
+mod batch;
 pub mod book;
 mod builder;
 mod estimate;
@@ -109,6 +110,7 @@ mod record;
 mod settle;
 mod status;
 
+pub use batch::DetachedHold;
 pub use builder::CostTrackerBuilder;
 pub use settle::{Reservation, Settlement};
 

@@ -5,8 +5,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use costlayer_core::transport::body_snippet;
 use costlayer_core::{
-    BatchItem, BatchProvider, BatchResult, BatchState, BatchStatus, ChatRequest, Error,
-    HttpResponse, Mode,
+    BatchItem, BatchLimits, BatchProvider, BatchResult, BatchState, BatchStatus, ChatRequest,
+    Error, HttpResponse, Mode,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,6 +24,12 @@ struct MessageBatch {
     request_counts: RequestCounts,
     #[serde(default)]
     cancel_initiated_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchList {
+    #[serde(default)]
+    data: Vec<MessageBatch>,
 }
 
 #[derive(Deserialize, Default)]
@@ -46,9 +52,12 @@ impl From<MessageBatch> for BatchStatus {
         let total = c.processing + c.succeeded + c.errored + c.canceled + c.expired;
         let state = match b.processing_status.as_str() {
             "ended" if b.cancel_initiated_at.is_some() => BatchState::Cancelled,
-            "ended" if total > 0 && c.expired == total => BatchState::Expired,
+            // Some requests ran out of the 24-hour window: the job expired,
+            // with results for those that finished.
+            "ended" if c.expired > 0 => BatchState::Expired,
             "ended" => BatchState::Completed,
-            // `in_progress` and `canceling`: results are not final yet.
+            "canceling" => BatchState::Cancelling,
+            // `in_progress`, and any state added later: not finished.
             _ => BatchState::InProgress,
         };
         BatchStatus {
@@ -151,6 +160,27 @@ impl BatchProvider for Anthropic {
             out.push(self.result_line(n + 1, line));
         }
         Ok(out)
+    }
+
+    fn name(&self) -> &str {
+        PROVIDER
+    }
+
+    /// 100,000 requests and 256 MB a batch, a 24-hour window
+    /// (docs.anthropic.com, batch processing).
+    fn limits(&self) -> BatchLimits {
+        BatchLimits::new(
+            100_000,
+            256 * 1024 * 1024,
+            std::time::Duration::from_secs(24 * 3600),
+        )
+    }
+
+    async fn list(&self) -> Result<Vec<BatchStatus>, Error> {
+        let req = self.codec().get("/v1/messages/batches?limit=100")?;
+        let resp = self.get_ref().send(req).await?;
+        let list: BatchList = decode(&resp, "message batch list")?;
+        Ok(list.data.into_iter().map(BatchStatus::from).collect())
     }
 
     async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {

@@ -117,5 +117,5 @@ async fn batch_cancel_sends_no_body() {
     let status = costlayer_core::BatchProvider::cancel(&client, "msgbatch_1")
         .await
         .unwrap();
-    assert_eq!(status.state, costlayer_core::BatchState::InProgress);
+    assert_eq!(status.state, costlayer_core::BatchState::Cancelling);
 }

@@ -49,7 +49,7 @@ pub mod tokens;
 pub mod transport;
 mod usage;
 
-pub use batch::{BatchItem, BatchProvider, BatchResult, BatchState, BatchStatus};
+pub use batch::{BatchItem, BatchLimits, BatchProvider, BatchResult, BatchState, BatchStatus};
 pub use chat::{
     provider_for_model, ChatRequest, ChatResponse, Content, ContentPart, FinishReason, Message,
     Mode, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, ToolDefinition,

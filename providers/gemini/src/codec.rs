@@ -117,6 +117,30 @@ impl GeminiCodec {
         ))
     }
 
+    /// The URL of `path` under the API version: `{base}/{version}/{path}`
+    /// (`batches/123`, `files`).
+    pub fn api_url(&self, path: &str) -> String {
+        format!("{}/{}/{path}", self.base_url, self.api_version)
+    }
+
+    /// The URL of `path` under the API version of the upload or download
+    /// host paths: `{base}/{prefix}/{version}/{path}` (`upload`, `download`).
+    pub fn media_url(&self, prefix: &str, path: &str) -> String {
+        format!("{}/{prefix}/{}/{path}", self.base_url, self.api_version)
+    }
+
+    /// An authenticated request builder (`x-goog-api-key`) of `method` to `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the key cannot be sent as a header.
+    pub fn authed(&self, method: http::Method, url: &str) -> Result<http::request::Builder, Error> {
+        Ok(http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("x-goog-api-key", self.api_key.header_value("")?))
+    }
+
     /// Builds an authenticated JSON `POST` to `url`.
     ///
     /// # Errors

@@ -47,6 +47,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 mod codec;
 mod error;
 mod stream;
@@ -60,6 +61,7 @@ use costlayer_core::{
     ChatRequest, ChatResponse, ChatStream, ClientSettings, Error, HttpTransport, StreamRequest,
 };
 
+pub use batch::INLINE_BATCH_LIMIT;
 pub use codec::{GeminiCodec, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_retry_delay};
 pub use stream::GeminiStreamDecoder;
@@ -76,6 +78,7 @@ pub const BASE_URL_VAR: &str = "GEMINI_BASE_URL";
 #[derive(Debug, Clone)]
 pub struct Gemini {
     inner: HttpTransport<GeminiCodec>,
+    inline_limit: usize,
 }
 
 impl Gemini {
@@ -97,7 +100,10 @@ impl Gemini {
 
     /// A client over an existing transport.
     pub fn from_transport(inner: HttpTransport<GeminiCodec>) -> Self {
-        Gemini { inner }
+        Gemini {
+            inner,
+            inline_limit: INLINE_BATCH_LIMIT,
+        }
     }
 
     /// The codec (request and response translation).
@@ -170,6 +176,7 @@ impl tower_service::Service<StreamRequest> for Gemini {
 pub struct GeminiBuilder {
     settings: ClientSettings,
     api_version: Option<String>,
+    inline_limit: Option<usize>,
 }
 
 impl GeminiBuilder {
@@ -202,6 +209,14 @@ impl GeminiBuilder {
         self
     }
 
+    /// The largest batch input, in bytes of JSON, sent inline in
+    /// `batchGenerateContent`; a larger one is uploaded through the Files
+    /// API first. Defaults to [`INLINE_BATCH_LIMIT`] (Gemini's 20 MB).
+    pub fn batch_inline_limit(mut self, bytes: usize) -> Self {
+        self.inline_limit = Some(bytes);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -225,6 +240,7 @@ impl GeminiBuilder {
         }
         Ok(Gemini {
             inner: self.settings.transport(codec)?,
+            inline_limit: self.inline_limit.unwrap_or(INLINE_BATCH_LIMIT),
         })
     }
 }

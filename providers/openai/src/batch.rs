@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use costlayer_core::transport::body_snippet;
 use costlayer_core::{
-    BatchItem, BatchProvider, BatchResult, BatchState, BatchStatus, ChatRequest, Error,
-    HttpResponse, Mode,
+    BatchItem, BatchLimits, BatchProvider, BatchResult, BatchState, BatchStatus, ChatRequest,
+    Error, HttpResponse, Mode,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -22,6 +22,12 @@ const BOUNDARY: &str = "costlayer-batch-boundary-7c1f0e9a";
 #[derive(Deserialize)]
 struct FileObject {
     id: String,
+}
+
+#[derive(Deserialize)]
+struct BatchList {
+    #[serde(default)]
+    data: Vec<Batch>,
 }
 
 #[derive(Deserialize)]
@@ -50,11 +56,14 @@ impl From<Batch> for BatchStatus {
     fn from(b: Batch) -> BatchStatus {
         let counts = b.request_counts.unwrap_or_default();
         let state = match b.status.as_str() {
+            "validating" => BatchState::Validating,
+            "finalizing" => BatchState::Finalizing,
             "completed" => BatchState::Completed,
             "failed" => BatchState::Failed,
             "expired" => BatchState::Expired,
+            "cancelling" => BatchState::Cancelling,
             "cancelled" => BatchState::Cancelled,
-            // validating, in_progress, finalizing, cancelling
+            // `in_progress`, and any state added later: not finished.
             _ => BatchState::InProgress,
         };
         BatchStatus {
@@ -172,6 +181,28 @@ impl BatchProvider for OpenAi {
             }
         }
         Ok(out)
+    }
+
+    fn name(&self) -> &str {
+        PROVIDER
+    }
+
+    /// 50,000 requests and 200 MB a batch, a 24-hour window (openai-python
+    /// `batch_create_params.py`).
+    fn limits(&self) -> BatchLimits {
+        BatchLimits::new(
+            50_000,
+            200 * 1024 * 1024,
+            std::time::Duration::from_secs(24 * 3600),
+        )
+    }
+
+    async fn list(&self) -> Result<Vec<BatchStatus>, Error> {
+        let req = self
+            .codec()
+            .request(http::Method::GET, "/batches?limit=100", None)?;
+        let list: BatchList = decode(&self.get_ref().send(req).await?, "batch list")?;
+        Ok(list.data.into_iter().map(BatchStatus::from).collect())
     }
 
     async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {

@@ -489,7 +489,7 @@ mod batch {
             .is_err_and(|e| e.to_string().contains("batch_expired")));
 
         let cancelled = openai.cancel(&id).await.expect("cancel");
-        assert_eq!(cancelled.state, BatchState::InProgress);
+        assert_eq!(cancelled.state, BatchState::Cancelling);
     }
 
     #[tokio::test]

@@ -222,5 +222,5 @@ async fn batch_cancel_sends_no_body() {
         .cancel("batch_1")
         .await
         .unwrap();
-    assert_eq!(status.state, costlayer_core::BatchState::InProgress);
+    assert_eq!(status.state, costlayer_core::BatchState::Cancelling);
 }

@@ -48,7 +48,7 @@ pub(crate) enum ProviderName {
 }
 
 impl ProviderName {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ProviderName::Openai => "openai",
             ProviderName::Anthropic => "anthropic",
@@ -58,7 +58,7 @@ impl ProviderName {
     }
 
     /// The provider as people write it, for messages.
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             ProviderName::Openai => "OpenAI",
             ProviderName::Anthropic => "Anthropic",
@@ -77,7 +77,7 @@ impl ProviderName {
     }
 
     /// The environment variables holding the API key, in the order read.
-    fn key_vars(self) -> &'static [&'static str] {
+    pub(crate) fn key_vars(self) -> &'static [&'static str] {
         match self {
             ProviderName::Openai => &["OPENAI_API_KEY"],
             ProviderName::Anthropic => &["ANTHROPIC_API_KEY"],
@@ -444,9 +444,9 @@ fn read_prompt(arg: &str) -> Result<String, CliError> {
 /// The tracker [`CostTracker::from_config`] would build, with two changes:
 /// the ledger is wrapped in [`Capture`], and alerts print on standard error
 /// (standard output is the answer, or the JSON object).
-fn tracker(
+pub(crate) fn tracker(
     config: &Config,
-    storage: Arc<Capture>,
+    storage: Arc<dyn Storage>,
     provider: ProviderName,
 ) -> Result<CostTracker, CliError> {
     let mut quiet = config.clone();
@@ -600,7 +600,7 @@ fn call_error(e: &Error, key: Option<&str>) -> CliError {
 /// `text` with every occurrence of the API key replaced by `****`. The
 /// providers never put the key in an error; this is a second guard, since
 /// a message may quote what a proxy echoed back.
-fn redact(text: &str, key: Option<&str>) -> String {
+pub(crate) fn redact(text: &str, key: Option<&str>) -> String {
     match key {
         Some(k) if !k.is_empty() => text.replace(k, "****"),
         _ => text.to_owned(),

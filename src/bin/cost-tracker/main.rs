@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod batch;
 mod chat;
 mod cost;
 mod fleet;
@@ -36,6 +37,7 @@ Examples:
   cost-tracker --monthly-budget 500 --total-budget 2000 --dashboard
   cost-tracker chat --provider simulated 'Say hi'  one call through the full stack, priced and recorded
   cost-tracker reprice --prices new.toml --since 2026-11-01   the ledger under another table, per model and month
+  cost-tracker batch submit --provider openai --input jobs.jsonl   held at batch rates; then batch wait ID
 
 Configuration: flags > COSTLAYER_* environment > costlayer.toml (or --config FILE) > defaults.
 Environment: COSTLAYER_DATA_DIR, COSTLAYER_USER, COSTLAYER_MONTHLY_BUDGET, COSTLAYER_TOTAL_BUDGET,
@@ -98,6 +100,8 @@ enum Command {
     Migrate(fleet::MigrateArgs),
     /// Copy a JSONL ledger directory into PostgreSQL (idempotent: run it again safely).
     Import(fleet::ImportArgs),
+    /// Batch jobs at batch rates: submit, status, wait, results, cancel, list.
+    Batch(batch::BatchArgs),
 }
 
 /// A command's failure: a usage error (exit 2) or a runtime failure (exit 1).
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
         Some(Command::Reprice(args)) => return reprice::run(args),
         Some(Command::Migrate(args)) => return finish(fleet::migrate(args)),
         Some(Command::Import(args)) => return finish(fleet::import(args)),
+        Some(Command::Batch(args)) => return finish(batch::run(args)),
         Some(Command::Dashboard(args)) => Action::Report {
             args: args.into(),
             dashboard: true,
