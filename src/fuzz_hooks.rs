@@ -116,9 +116,8 @@ pub fn sse_stream(data: &[u8]) {
     assert_eq!(parse(body, &sizes), whole, "chunks {sizes:?}");
 
     let decode = |sizes: &[usize]| {
-        use costlayer_core::stream::decode_body;
         #[allow(unused_imports)]
-        use costlayer_core::StreamCodec;
+        use costlayer_core::{stream::decode_body, StreamCodec};
         let req =
             costlayer_core::ChatRequest::new("m").message(costlayer_core::Message::user("hi"));
         match which % 4 {
@@ -149,7 +148,7 @@ pub fn sse_stream(data: &[u8]) {
             }
             _ => {
                 let _ = req;
-                None
+                None::<costlayer_core::stream::DecodedBody>
             }
         }
     };
