@@ -147,7 +147,7 @@ pub fn sse_stream(data: &[u8]) {
                 Some(decode_body(codec.stream_decoder(&req), body, sizes))
             }
             _ => {
-                let _ = req;
+                let _ = (req, sizes);
                 None::<costlayer_core::stream::DecodedBody>
             }
         }
