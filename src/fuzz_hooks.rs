@@ -116,9 +116,8 @@ pub fn sse_stream(data: &[u8]) {
     assert_eq!(parse(body, &sizes), whole, "chunks {sizes:?}");
 
     let decode = |sizes: &[usize]| {
-        use costlayer_core::stream::decode_body;
         #[allow(unused_imports)]
-        use costlayer_core::StreamCodec;
+        use costlayer_core::{stream::decode_body, StreamCodec};
         let req =
             costlayer_core::ChatRequest::new("m").message(costlayer_core::Message::user("hi"));
         match which % 4 {
@@ -148,8 +147,8 @@ pub fn sse_stream(data: &[u8]) {
                 Some(decode_body(codec.stream_decoder(&req), body, sizes))
             }
             _ => {
-                let _ = req;
-                None
+                let _ = (req, sizes);
+                None::<costlayer_core::stream::DecodedBody>
             }
         }
     };
