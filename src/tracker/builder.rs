@@ -219,6 +219,8 @@ impl CostTrackerBuilder {
             .storage
             .unwrap_or_else(|| Arc::new(MemoryStorage::new()));
         let spool = Arc::new(self.spool.unwrap_or_default());
+        // Records a deferred ledger write refuses go to the spool too.
+        storage.attach_spool(spool.clone());
         // The default book counts spooled records too (they were billed).
         let book = self.book.unwrap_or_else(|| {
             Arc::new(MemoryBook::seeded_from(Arc::new(SpooledLedger {
