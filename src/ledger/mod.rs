@@ -48,8 +48,8 @@ mod record;
 mod spool;
 
 pub use jsonl::{
-    flush_all_queued, sanitize_user, AppendMode, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ParallelFold, RecordRef,
-    ScanSummary, DEFAULT_DIR, DEFAULT_LEGACY_USER,
+    flush_all_queued, sanitize_user, AppendMode, FsyncPolicy, JsonlStorage, JsonlStorageBuilder,
+    ParallelFold, RecordRef, ScanSummary, DEFAULT_DIR, DEFAULT_LEGACY_USER,
 };
 pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]

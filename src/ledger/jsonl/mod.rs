@@ -105,7 +105,7 @@ pub fn flush_all_queued() {
 ///
 /// | mode | `append` returns | a `kill -9` of the process may lose |
 /// |---|---|---|
-/// | `Queued` (default) | once the record is handed to the ledger's writer thread (no disk wait) | the records handed over in the last moments (those the writer had not written yet: at most one group, normally microseconds' worth); never a torn line other processes cannot read past |
+/// | `Queued` (default) | once the record is handed to the ledger's writer thread (no disk wait) | the records handed over in the last moments that the writer had not written yet (at most 256); never a line other readers cannot read past |
 /// | `Confirmed` | once the record is in the file, and synced under [`FsyncPolicy::Always`] | nothing `append` returned `Ok` for |
 ///
 /// In both modes [`Storage::flush`], dropping the last clone of the
@@ -305,7 +305,7 @@ impl JsonlStorageBuilder {
 ///
 /// | mode | lost | never lost |
 /// |---|---|---|
-/// | `Queued` | the records handed to the writer that it had not written yet: at most the group in flight and what queued behind it (normally well under a millisecond of calls; bounded by the writer's last write + sync) | any record of a group already written; the file's other lines (a torn final line is at worst one cut-off line, which every reader skips and quarantines) |
+/// | `Queued` | the records handed to the writer that it had not written yet: the tail of what was handed over, never a record in the middle, and never more than 256 records (beyond 256 queued writes an append waits for its answer); at the pace of real LLM calls, the last fraction of a millisecond | any record of a group already written; the file's other lines (a torn final line is at worst one cut-off line, which every reader skips and quarantines) |
 /// | `Confirmed` | nothing `append` returned `Ok` for | every acknowledged record |
 ///
 /// A power loss can also lose what was written but not yet synced: nothing

@@ -23,9 +23,14 @@ use super::files::{
 use super::FsyncPolicy;
 use crate::ledger::{CostRecord, LedgerError, Spool};
 
-
 /// At most this many bytes are gathered into one `write`.
 const MAX_GROUP_BYTES: usize = 4 << 20;
+/// At most this many writes in a row before the group is synced and
+/// answered.
+const MAX_ROUNDS: usize = 64;
+/// At most this many queued writes wait for the writer; beyond, an append
+/// waits for its answer (back-pressure, and a bound on what a kill loses).
+pub(crate) const MAX_QUEUED: u64 = 256;
 /// How often queued records whose write failed are tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// How long the process's exit waits for each writer to finish.
@@ -167,7 +172,13 @@ impl Shared {
 
     /// Whether an append may be queued without waiting for its answer.
     pub(crate) fn may_queue(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && !self.failed.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire)
+            && !self.failed.load(Ordering::Acquire)
+            && self
+                .sent
+                .load(Ordering::Acquire)
+                .saturating_sub(self.done.load(Ordering::Acquire))
+                < MAX_QUEUED
     }
 }
 
@@ -384,90 +395,108 @@ impl Writer {
         }
     }
 
-    /// Gathers `first` and whatever else is queued into one write.
+    /// Writes `first` and whatever else is queued, in rounds of one locked
+    /// write each, for as long as more arrives (so records wait for a
+    /// `write`, not for the previous group's sync), then syncs once as the
+    /// policy says and answers.
     fn handle_group(&mut self, first: Job, rx: &Receiver<Job>) {
-        let mut buf: Vec<u8> = std::mem::take(&mut self.pending);
-        let carried = buf.len();
-        let mut parts: Vec<Part> = Vec::new();
-        let mut writes = 0u64;
+        let mut written_acks: Vec<Ack> = Vec::new();
         let mut want_sync = false;
+        let mut wrote = false;
         let mut barriers: Vec<Ack> = Vec::new();
         let mut flushes: Vec<Ack> = Vec::new();
+        let mut failure: Option<(io::ErrorKind, String)> = None;
         let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Write { bytes, ack, sync } => {
-                    if buf.is_empty() {
-                        buf = bytes;
-                    } else {
-                        buf.extend_from_slice(&bytes);
+        let mut rounds = 0;
+        while let Some(first) = next.take() {
+            let mut buf: Vec<u8> = std::mem::take(&mut self.pending);
+            let carried = buf.len();
+            let mut parts: Vec<Part> = Vec::new();
+            let mut writes = 0u64;
+            let mut job = Some(first);
+            while let Some(j) = job.take() {
+                match j {
+                    Job::Write { bytes, ack, sync } => {
+                        if buf.is_empty() {
+                            buf = bytes;
+                        } else {
+                            buf.extend_from_slice(&bytes);
+                        }
+                        want_sync |= sync;
+                        writes += 1;
+                        parts.push(Part {
+                            end: buf.len(),
+                            ack,
+                        });
                     }
-                    want_sync |= sync;
-                    writes += 1;
-                    parts.push(Part { end: buf.len(), ack });
+                    Job::Barrier { ack } => barriers.push(ack),
+                    Job::Flush { ack } => flushes.push(ack),
                 }
-                Job::Barrier { ack } => barriers.push(ack),
-                Job::Flush { ack } => flushes.push(ack),
+                if buf.len() < MAX_GROUP_BYTES {
+                    job = rx.try_recv().ok();
+                }
             }
-            if buf.len() < MAX_GROUP_BYTES {
+            if !buf.is_empty() {
+                match self.write_locked(&buf) {
+                    Ok(()) => {
+                        wrote = true;
+                        self.shared.failed.store(false, Ordering::Release);
+                        self.shared.ready.store(true, Ordering::Release);
+                        written_acks.extend(parts.into_iter().filter_map(|p| p.ack));
+                    }
+                    Err(e) => {
+                        let (kind, msg) = describe(&e);
+                        tracing::warn!(path = %self.path.display(), error = %e, "a ledger write failed");
+                        self.shared.failed.store(true, Ordering::Release);
+                        // The lines queued with nobody waiting are retried
+                        // or spooled; those awaited get the error.
+                        let mut refused: Vec<u8> = buf[..carried].to_vec();
+                        let mut start = carried;
+                        for p in parts {
+                            match p.ack {
+                                Some(a) => a.send(Err(io_error(
+                                    &self.path,
+                                    "append to",
+                                    io::Error::new(kind, msg.clone()),
+                                ))),
+                                None => refused.extend_from_slice(&buf[start..p.end]),
+                            }
+                            start = p.end;
+                        }
+                        if !refused.is_empty() {
+                            self.refused(&refused, &msg);
+                        }
+                        failure = Some((kind, msg));
+                    }
+                }
+            }
+            self.shared.done.fetch_add(writes, Ordering::AcqRel);
+            rounds += 1;
+            if failure.is_none() && rounds < MAX_ROUNDS {
                 next = rx.try_recv().ok();
             }
         }
-        let mut failure: Option<(io::ErrorKind, String)> = None;
-        if !buf.is_empty() {
-            let res = self.write_locked(&buf);
-            let written = res.is_ok();
-            let res = res.and_then(|()| {
-                if want_sync || self.policy == FsyncPolicy::Always || self.sync_due() {
-                    self.sync()
-                } else {
-                    Ok(())
-                }
-            });
-            match res {
-                Ok(()) => {
-                    self.shared.failed.store(false, Ordering::Release);
-                    self.shared.ready.store(true, Ordering::Release);
-                    for p in parts {
-                        if let Some(a) = p.ack {
-                            a.send(Ok(()));
-                        }
-                    }
-                }
-                Err(e) => {
-                    let (kind, msg) = describe(&e);
-                    tracing::warn!(path = %self.path.display(), error = %e, "a ledger write failed");
-                    self.shared.failed.store(true, Ordering::Release);
-                    // The lines queued with nobody waiting: retried or
-                    // spooled, unless they did reach the file (only the
-                    // sync failed).
-                    let mut refused: Vec<u8> = Vec::new();
-                    if !written {
-                        refused.extend_from_slice(&buf[..carried]);
-                    }
-                    let mut start = carried;
-                    for p in parts {
-                        match p.ack {
-                            Some(a) => a.send(Err(io_error(
-                                &self.path,
-                                "append to",
-                                io::Error::new(kind, msg.clone()),
-                            ))),
-                            None if !written => refused.extend_from_slice(&buf[start..p.end]),
-                            None => {}
-                        }
-                        start = p.end;
-                    }
-                    if !refused.is_empty() {
-                        self.refused(&refused, &msg);
-                    }
-                    failure = Some((kind, msg));
-                }
-            }
-        }
-        self.shared.done.fetch_add(writes, Ordering::AcqRel);
         for ack in barriers {
             ack.send(Ok(()));
+        }
+        let synced =
+            if wrote && (want_sync || self.policy == FsyncPolicy::Always || self.sync_due()) {
+                self.sync().map_err(|e| describe(&e))
+            } else {
+                Ok(())
+            };
+        for ack in written_acks {
+            ack.send(match &synced {
+                Ok(()) => Ok(()),
+                Err((kind, msg)) => Err(io_error(
+                    &self.path,
+                    "sync",
+                    io::Error::new(*kind, msg.clone()),
+                )),
+            });
+        }
+        if let Err((_, msg)) = &synced {
+            tracing::warn!(path = %self.path.display(), error = %msg, "a ledger sync failed");
         }
         if !flushes.is_empty() {
             self.retry_pending();
