@@ -47,6 +47,57 @@ fn record(i: u64) -> CostRecord {
     r
 }
 
+/// A ledger that keeps nothing (so a long run does not grow memory); the
+/// tracker's own work is what is measured.
+#[derive(Debug)]
+struct Discard;
+
+#[async_trait::async_trait]
+impl costlayer::ledger::Storage for Discard {
+    async fn append(&self, _: &CostRecord) -> Result<(), costlayer::ledger::LedgerError> {
+        Ok(())
+    }
+    async fn scan(
+        &self,
+        _: &costlayer::ledger::ScanFilter,
+    ) -> Result<costlayer::ledger::RecordStream, costlayer::ledger::LedgerError> {
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+    async fn mark_alert(
+        &self,
+        _: &str,
+        _: &serde_json::Value,
+    ) -> Result<bool, costlayer::ledger::LedgerError> {
+        Ok(true)
+    }
+    async fn alert_fired(&self, _: &str) -> Result<bool, costlayer::ledger::LedgerError> {
+        Ok(false)
+    }
+    async fn reset(
+        &self,
+        _: costlayer::ledger::ResetScope,
+    ) -> Result<costlayer::ledger::ResetReport, costlayer::ledger::LedgerError> {
+        Ok(Default::default())
+    }
+}
+
+fn tracker() -> costlayer::tracker::CostTracker {
+    let mut prices = costlayer::pricing::PriceTable::empty("bench");
+    let usd = |s: &str| s.parse::<Money>().unwrap_or_default();
+    prices.insert(costlayer::pricing::ModelPrice::new(
+        "gpt-4o-mini",
+        "openai",
+        costlayer::pricing::Rates::new(usd("0.15"), usd("0.60")),
+    ));
+    costlayer::tracker::CostTracker::builder()
+        .storage(std::sync::Arc::new(Discard))
+        .prices(prices)
+        .user("bench")
+        .budget(costlayer::budget::Budget::monthly(Money::MAX).block())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn reserve_settle(book: &dyn BudgetBook, lines: &[BookLine], rec: &CostRecord) {
     if let Ok(Reserved::Granted { hold, .. }) = book.reserve(lines, Money::from_nanos(1_000)).await
     {
@@ -64,6 +115,28 @@ fn bench(c: &mut Criterion) {
     let memory = MemoryBook::new();
     c.bench_function("book/memory reserve+settle", |b| {
         b.iter(|| rt.block_on(reserve_settle(&memory, &lines, &rec)))
+    });
+
+    // The tracker's path around the memory book: reserve (scope match,
+    // estimate, hold) and record (price, settle, append to a memory
+    // ledger) of one call under a blocking monthly budget.
+    let tracker = tracker();
+    let req = costlayer::ChatRequest::new("gpt-4o-mini")
+        .message(costlayer::Message::user("hi"))
+        .max_tokens(100);
+    let resp = costlayer::ChatResponse {
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        usage: Usage::new(20, 100),
+        ..Default::default()
+    };
+    c.bench_function("book/tracker reserve+record (memory book, memory ledger)", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = tracker.reserve(&req).await.unwrap_or_else(|e| panic!("{e}"));
+                let _ = tracker.record(&req, &resp, Some(r)).await;
+            })
+        })
     });
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -213,6 +213,7 @@ impl CostTrackerBuilder {
         }
         let state = State {
             lines: budgets.iter().map(|_| None).collect(),
+            shared: None,
             fired: HashSet::new(),
         };
         let storage = self
