@@ -3,7 +3,9 @@
 //! ledger (generated here, in a temp dir; the book starts from its
 //! checkpoint and reads only the tail).
 //!
-//! `cargo bench --bench book` (or `-- --quick` for a short run).
+//! `cargo bench --bench book` (or `-- --quick` for a short run). The
+//! contention bench runs 3 more processes (this binary again) that reserve
+//! and settle through the same directory book while this one is measured.
 //! `COSTLAYER_BENCH_LEDGER_MB` sets the large ledger's size (default 200).
 
 use std::io::Write;
@@ -13,7 +15,7 @@ use costlayer::budget::Scope;
 use costlayer::ledger::CostRecord;
 use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, JsonlDirBook, MemoryBook, Reserved};
 use costlayer::{Money, Usage};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 
 fn line() -> BookLine {
     let mut l =
@@ -130,14 +132,20 @@ fn bench(c: &mut Criterion) {
         usage: Usage::new(20, 100),
         ..Default::default()
     };
-    c.bench_function("book/tracker reserve+record (memory book, memory ledger)", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let r = tracker.reserve(&req).await.unwrap_or_else(|e| panic!("{e}"));
-                let _ = tracker.record(&req, &resp, Some(r)).await;
+    c.bench_function(
+        "book/tracker reserve+record (memory book, memory ledger)",
+        |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let r = tracker
+                        .reserve(&req)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let _ = tracker.record(&req, &resp, Some(r)).await;
+                })
             })
-        })
-    });
+        },
+    );
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let jsonl = JsonlDirBook::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
@@ -213,5 +221,85 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// Set in the contending processes of `contention`: the data directory.
+const CHILD_ENV: &str = "COSTLAYER_BENCH_BOOK_CHILD";
+
+/// The body of a contending process: reserve + settle + append the record
+/// to its own ledger file, in a loop, until killed.
+fn child(dir: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::path::Path::new(dir);
+    let book = JsonlDirBook::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut ledger = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("costs_child{}.jsonl", std::process::id())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines = [line()];
+    for i in 0u64.. {
+        let rec = record(i);
+        rt.block_on(reserve_settle(&book, &lines, &rec));
+        let mut l = serde_json::to_vec(&rec).unwrap_or_default();
+        l.push(b'\n');
+        ledger.write_all(&l).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// This process and 3 others reserve + settle through one directory book
+/// at once (each appends its records to its own ledger file, as real
+/// processes do): the median of this process's calls.
+fn contention(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let mut children: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .env(CHILD_ENV, dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let book = JsonlDirBook::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let mut ledger = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("costs_bench.jsonl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines = [line()];
+    let mut i = 0;
+    c.bench_function(
+        "book/jsonl-dir reserve+settle, 4 processes contending",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                let rec = record(i);
+                rt.block_on(reserve_settle(&book, &lines, &rec));
+                let mut l = serde_json::to_vec(&rec).unwrap_or_default();
+                l.push(b'\n');
+                ledger.write_all(&l).unwrap_or_else(|e| panic!("{e}"));
+            })
+        },
+    );
+    for ch in &mut children {
+        let _ = ch.kill();
+        let _ = ch.wait();
+    }
+}
+
+criterion_group!(benches, bench, contention);
+
+fn main() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(&dir);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

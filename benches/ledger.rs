@@ -8,8 +8,8 @@ use std::time::Duration;
 use std::num::NonZeroUsize;
 
 use costlayer::ledger::{
-    AppendMode, CorruptLine, CostRecord, FsyncPolicy, JsonlStorage, ParallelFold, RecordRef, ScanFilter,
-    ScanItem, Storage,
+    AppendMode, CorruptLine, CostRecord, FsyncPolicy, JsonlStorage, ParallelFold, RecordRef,
+    ScanFilter, ScanItem, Storage,
 };
 use costlayer::{Money, Usage};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -250,8 +250,14 @@ async fn a_killed_process_holds_expire_after_the_lease() {
         entries.iter().all(|h| h.get("record").is_none()),
         "only live holds left: {holds}"
     );
-    let held: i64 = entries.iter().map(|h| h["nano_usd"].as_i64().unwrap()).sum();
-    assert!(held >= 3 * 600_000, "the chunk covers the three holds: {holds}");
+    let held: i64 = entries
+        .iter()
+        .map(|h| h["nano_usd"].as_i64().unwrap())
+        .sum();
+    assert!(
+        held >= 3 * 600_000,
+        "the chunk covers the three holds: {holds}"
+    );
     assert!(held + settled <= LIMIT, "never above the limit: {holds}");
     let t = tracker(dir.path(), "bob", Duration::from_secs(60));
     let (req, resp) = call();

@@ -612,7 +612,12 @@ impl JsonlDirBook {
     /// chunk shrinks to the call itself. `None` when the reservation is
     /// better made as a hold of its own (no blocking line, or the chunk
     /// serves other lines and is in use).
-    fn chunk_grant(&self, ctx: &mut Ctx<'_>, lines: &[BookLine], amount: Money) -> Option<Reserved> {
+    fn chunk_grant(
+        &self,
+        ctx: &mut Ctx<'_>,
+        lines: &[BookLine],
+        amount: Money,
+    ) -> Option<Reserved> {
         if !lines.iter().any(|l| l.blocking) {
             return None;
         }
