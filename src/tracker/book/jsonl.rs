@@ -179,6 +179,15 @@ struct HoldEntry {
     /// until then whether or not its owner lives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_ms: Option<i64>,
+    /// A chunk's part that is settled spend (records its owner settled and
+    /// has not read back yet): counted as spend, not as held, by every
+    /// process (an older version counts it all as held).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    settled_nano_usd: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -258,12 +267,19 @@ struct DirState {
 struct Chunk {
     id: String,
     lines: Vec<BookLine>,
-    /// The amount of the chunk's hold in the file (as last written).
+    /// The amount of the chunk's hold in the file (as last written), and
+    /// its settled part.
     size: Money,
+    written_unread: Money,
     live: HashMap<u128, Money>,
     live_sum: Money,
     unread: HashMap<ulid::Ulid, Money>,
     unread_sum: Money,
+    /// How many calls' worth the next growth adds beyond the call itself:
+    /// 0 for a new chunk (a process that makes one call takes no more than
+    /// that call), then 1, 2, 4... up to [`CHUNK_CALLS`] while the process
+    /// keeps coming back for more.
+    calls: i64,
     /// When the chunk's hold was last written (renewed).
     taken: Instant,
     /// The lines' totals as of that write (the chunk counted at `size`).
@@ -285,10 +301,14 @@ impl Chunk {
         {
             t.held = t
                 .held
-                .saturating_sub(self.size)
+                .saturating_sub(self.size.saturating_sub(self.written_unread))
                 .saturating_add(self.live_sum)
                 .max(Money::ZERO);
-            t.settled = t.settled.saturating_add(self.unread_sum);
+            t.settled = t
+                .settled
+                .saturating_sub(self.written_unread)
+                .saturating_add(self.unread_sum)
+                .max(Money::ZERO);
         }
     }
 
@@ -359,7 +379,11 @@ impl Ctx<'_> {
                     if h.record.is_some() {
                         settled = settled.saturating_add(amount);
                     } else {
-                        held = held.saturating_add(amount);
+                        // A chunk's settled part is spend, the rest held.
+                        let part =
+                            Money::from_nanos(h.settled_nano_usd.clamp(0, h.nano_usd.max(0)));
+                        settled = settled.saturating_add(part);
+                        held = held.saturating_add(amount.saturating_sub(part));
                     }
                 }
                 LineTotals {
@@ -582,15 +606,25 @@ impl JsonlDirBook {
             }
         }
         let target = c.used();
+        let unread = c.unread_sum;
         let at = holds.iter().position(|h| h.id == c.id);
         c.size = target;
+        c.written_unread = if target.is_zero() {
+            Money::ZERO
+        } else {
+            unread
+        };
         match at {
             Some(i) if target.is_zero() => {
                 holds.remove(i);
                 true
             }
-            Some(i) if holds[i].nano_usd != target.nanos() => {
+            Some(i)
+                if holds[i].nano_usd != target.nanos()
+                    || holds[i].settled_nano_usd != unread.nanos() =>
+            {
                 holds[i].nano_usd = target.nanos();
+                holds[i].settled_nano_usd = unread.nanos();
                 true
             }
             Some(_) => false,
@@ -599,6 +633,7 @@ impl JsonlDirBook {
                 let keys = c.lines.iter().map(|l| l.key.clone()).collect();
                 let mut entry = self.hold_entry(keys, target, None);
                 entry.id = c.id.clone();
+                entry.settled_nano_usd = unread.nanos();
                 holds.push(entry);
                 true
             }
@@ -606,10 +641,11 @@ impl JsonlDirBook {
     }
 
     /// Serves a reservation of `lines` from a chunk, taking or growing it
-    /// under the lock: the chunk grows to what it covers + `amount` + a
-    /// share of the headroom left (1/8, at most 32 × `amount`), so the
-    /// next calls of this process need no lock, and near the limit the
-    /// chunk shrinks to the call itself. `None` when the reservation is
+    /// under the lock: the chunk grows to what it covers + `amount` + room
+    /// for more calls (none for a new chunk, then doubling up to 32 calls'
+    /// worth as this process keeps needing more) but never more than 1/8
+    /// of the headroom left, so the next calls of this process need no
+    /// lock, and near the limit the chunk shrinks to the call itself. `None` when the reservation is
     /// better made as a hold of its own (no blocking line, or the chunk
     /// serves other lines and is in use).
     fn chunk_grant(
@@ -634,18 +670,22 @@ impl JsonlDirBook {
                 id: ulid::Ulid::new().to_string(),
                 lines: lines.to_vec(),
                 size: Money::ZERO,
+                written_unread: Money::ZERO,
                 live: HashMap::new(),
                 live_sum: Money::ZERO,
                 unread: HashMap::new(),
                 unread_sum: Money::ZERO,
+                calls: 0,
                 taken: Instant::now(),
                 snapshot: Vec::new(),
             });
+        } else if let Some(c) = ctx.chunk.as_mut() {
+            c.calls = (c.calls * 2).clamp(1, CHUNK_CALLS);
         }
         let keys: Vec<BookKey> = lines.iter().map(|l| l.key.clone()).collect();
         let file = ctx.file_totals(keys.iter().cloned());
-        let (size, used) = ctx.chunk.as_ref().map(|c| (c.size, c.used()))?;
-        let mut extra = amount.nanos().saturating_mul(CHUNK_CALLS);
+        let (size, used, calls) = ctx.chunk.as_ref().map(|c| (c.size, c.used(), c.calls))?;
+        let mut extra = amount.nanos().saturating_mul(calls);
         for (l, t) in lines.iter().zip(&file).filter(|(l, _)| l.blocking) {
             let after = t
                 .committed()
@@ -666,14 +706,19 @@ impl JsonlDirBook {
             .saturating_add(Money::from_nanos(extra.max(0)));
         let c = ctx.chunk.as_mut()?;
         match ctx.holds.iter_mut().find(|h| h.id == c.id) {
-            Some(h) => h.nano_usd = new_size.nanos(),
+            Some(h) => {
+                h.nano_usd = new_size.nanos();
+                h.settled_nano_usd = c.unread_sum.nanos();
+            }
             None => {
                 let mut entry = self.hold_entry(keys.clone(), new_size, None);
                 entry.id = c.id.clone();
+                entry.settled_nano_usd = c.unread_sum.nanos();
                 ctx.holds.push(entry);
             }
         }
         c.size = new_size;
+        c.written_unread = c.unread_sum;
         let id = ulid::Ulid::new();
         c.live.insert(u128::from(id), amount);
         c.live_sum = c.live_sum.saturating_add(amount);
@@ -732,7 +777,10 @@ impl JsonlDirBook {
         let ttl = self.chunk_ttl();
         let mut st = self.state();
         let c = st.chunk.as_mut()?;
-        if !c.live.contains_key(&key) {
+        // A chunk that has served one call only (a short program) settles
+        // under the lock, so its settlement sees every process's spend at
+        // once (alerts on a joint crossing).
+        if c.calls == 0 || !c.live.contains_key(&key) {
             return None;
         }
         let mut counted = lines.iter().filter(|l| l.counts(record));
@@ -1056,6 +1104,7 @@ impl JsonlDirBook {
             nano_usd: amount.nanos(),
             record,
             expires_ms: None,
+            settled_nano_usd: 0,
         }
     }
 }
