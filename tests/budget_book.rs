@@ -239,7 +239,7 @@ async fn chunks_of_two_books_share_the_limit_to_the_last_dollars() {
     let (mut spent, mut refused) = (0i64, [false, false]);
     let mut turn = 0usize;
     while !(refused[0] && refused[1]) {
-        let book = if turn % 2 == 0 { &a } else { &b };
+        let book = if turn.is_multiple_of(2) { &a } else { &b };
         match book.reserve(&l, Money::from_nanos(100)).await.unwrap() {
             Reserved::Granted { hold, .. } => {
                 let rec = record("alice", 90);
