@@ -273,7 +273,10 @@ struct Chunk {
     written_unread: Money,
     live: HashMap<u128, Money>,
     live_sum: Money,
-    unread: HashMap<ulid::Ulid, Money>,
+    /// Settled records not read back yet: cost, and when settled (one the
+    /// ledger never shows is dropped after the lease, as a settled hold in
+    /// the file would be).
+    unread: HashMap<ulid::Ulid, (Money, Instant)>,
     unread_sum: Money,
     /// How many calls' worth the next growth adds beyond the call itself:
     /// 0 for a new chunk (a process that makes one call takes no more than
@@ -601,9 +604,19 @@ impl JsonlDirBook {
             return false;
         };
         for id in found {
-            if let Some(cost) = c.unread.remove(id) {
+            if let Some((cost, _)) = c.unread.remove(id) {
                 c.unread_sum = c.unread_sum.saturating_sub(cost).max(Money::ZERO);
             }
+        }
+        let lease = self.lease;
+        let before = c.unread.len();
+        c.unread.retain(|_, (_, at)| at.elapsed() < lease);
+        if c.unread.len() != before {
+            tracing::info!("settled records never read back from the ledger outlived the lease; the budget chunk no longer covers them");
+            c.unread_sum = c
+                .unread
+                .values()
+                .fold(Money::ZERO, |a, (m, _)| a.saturating_add(*m));
         }
         let target = c.used();
         let unread = c.unread_sum;
@@ -791,7 +804,11 @@ impl JsonlDirBook {
         c.take_live(&hold.id);
         let cost = record.cost();
         if !cost.is_zero() {
-            *c.unread.entry(record.id).or_insert(Money::ZERO) += cost;
+            let e = c
+                .unread
+                .entry(record.id)
+                .or_insert((Money::ZERO, Instant::now()));
+            e.0 = e.0.saturating_add(cost);
             c.unread_sum = c.unread_sum.saturating_add(cost);
         }
         Some((c.view(), c.taken.elapsed() >= ttl))
