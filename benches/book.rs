@@ -3,7 +3,9 @@
 //! ledger (generated here, in a temp dir; the book starts from its
 //! checkpoint and reads only the tail).
 //!
-//! `cargo bench --bench book` (or `-- --quick` for a short run).
+//! `cargo bench --bench book` (or `-- --quick` for a short run). The
+//! contention bench runs 3 more processes (this binary again) that reserve
+//! and settle through the same directory book while this one is measured.
 //! `COSTLAYER_BENCH_LEDGER_MB` sets the large ledger's size (default 200).
 
 use std::io::Write;
@@ -13,7 +15,7 @@ use costlayer::budget::Scope;
 use costlayer::ledger::CostRecord;
 use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, JsonlDirBook, MemoryBook, Reserved};
 use costlayer::{Money, Usage};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 
 fn line() -> BookLine {
     let mut l =
@@ -47,6 +49,57 @@ fn record(i: u64) -> CostRecord {
     r
 }
 
+/// A ledger that keeps nothing (so a long run does not grow memory); the
+/// tracker's own work is what is measured.
+#[derive(Debug)]
+struct Discard;
+
+#[async_trait::async_trait]
+impl costlayer::ledger::Storage for Discard {
+    async fn append(&self, _: &CostRecord) -> Result<(), costlayer::ledger::LedgerError> {
+        Ok(())
+    }
+    async fn scan(
+        &self,
+        _: &costlayer::ledger::ScanFilter,
+    ) -> Result<costlayer::ledger::RecordStream, costlayer::ledger::LedgerError> {
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+    async fn mark_alert(
+        &self,
+        _: &str,
+        _: &serde_json::Value,
+    ) -> Result<bool, costlayer::ledger::LedgerError> {
+        Ok(true)
+    }
+    async fn alert_fired(&self, _: &str) -> Result<bool, costlayer::ledger::LedgerError> {
+        Ok(false)
+    }
+    async fn reset(
+        &self,
+        _: costlayer::ledger::ResetScope,
+    ) -> Result<costlayer::ledger::ResetReport, costlayer::ledger::LedgerError> {
+        Ok(Default::default())
+    }
+}
+
+fn tracker() -> costlayer::tracker::CostTracker {
+    let mut prices = costlayer::pricing::PriceTable::empty("bench");
+    let usd = |s: &str| s.parse::<Money>().unwrap_or_default();
+    prices.insert(costlayer::pricing::ModelPrice::new(
+        "gpt-4o-mini",
+        "openai",
+        costlayer::pricing::Rates::new(usd("0.15"), usd("0.60")),
+    ));
+    costlayer::tracker::CostTracker::builder()
+        .storage(std::sync::Arc::new(Discard))
+        .prices(prices)
+        .user("bench")
+        .budget(costlayer::budget::Budget::monthly(Money::MAX).block())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn reserve_settle(book: &dyn BudgetBook, lines: &[BookLine], rec: &CostRecord) {
     if let Ok(Reserved::Granted { hold, .. }) = book.reserve(lines, Money::from_nanos(1_000)).await
     {
@@ -65,6 +118,34 @@ fn bench(c: &mut Criterion) {
     c.bench_function("book/memory reserve+settle", |b| {
         b.iter(|| rt.block_on(reserve_settle(&memory, &lines, &rec)))
     });
+
+    // The tracker's path around the memory book: reserve (scope match,
+    // estimate, hold) and record (price, settle, append to a memory
+    // ledger) of one call under a blocking monthly budget.
+    let tracker = tracker();
+    let req = costlayer::ChatRequest::new("gpt-4o-mini")
+        .message(costlayer::Message::user("hi"))
+        .max_tokens(100);
+    let resp = costlayer::ChatResponse {
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        usage: Usage::new(20, 100),
+        ..Default::default()
+    };
+    c.bench_function(
+        "book/tracker reserve+record (memory book, memory ledger)",
+        |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let r = tracker
+                        .reserve(&req)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let _ = tracker.record(&req, &resp, Some(r)).await;
+                })
+            })
+        },
+    );
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let jsonl = JsonlDirBook::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
@@ -140,5 +221,85 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// Set in the contending processes of `contention`: the data directory.
+const CHILD_ENV: &str = "COSTLAYER_BENCH_BOOK_CHILD";
+
+/// The body of a contending process: reserve + settle + append the record
+/// to its own ledger file, in a loop, until killed.
+fn child(dir: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::path::Path::new(dir);
+    let book = JsonlDirBook::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut ledger = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("costs_child{}.jsonl", std::process::id())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines = [line()];
+    for i in 0u64.. {
+        let rec = record(i);
+        rt.block_on(reserve_settle(&book, &lines, &rec));
+        let mut l = serde_json::to_vec(&rec).unwrap_or_default();
+        l.push(b'\n');
+        ledger.write_all(&l).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// This process and 3 others reserve + settle through one directory book
+/// at once (each appends its records to its own ledger file, as real
+/// processes do): the median of this process's calls.
+fn contention(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let mut children: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .env(CHILD_ENV, dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let book = JsonlDirBook::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let mut ledger = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("costs_bench.jsonl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines = [line()];
+    let mut i = 0;
+    c.bench_function(
+        "book/jsonl-dir reserve+settle, 4 processes contending",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                let rec = record(i);
+                rt.block_on(reserve_settle(&book, &lines, &rec));
+                let mut l = serde_json::to_vec(&rec).unwrap_or_default();
+                l.push(b'\n');
+                ledger.write_all(&l).unwrap_or_else(|e| panic!("{e}"));
+            })
+        },
+    );
+    for ch in &mut children {
+        let _ = ch.kill();
+        let _ = ch.wait();
+    }
+}
+
+criterion_group!(benches, bench, contention);
+
+fn main() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(&dir);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

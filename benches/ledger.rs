@@ -8,8 +8,8 @@ use std::time::Duration;
 use std::num::NonZeroUsize;
 
 use costlayer::ledger::{
-    CorruptLine, CostRecord, FsyncPolicy, JsonlStorage, ParallelFold, RecordRef, ScanFilter,
-    ScanItem, Storage,
+    AppendMode, CorruptLine, CostRecord, FsyncPolicy, JsonlStorage, ParallelFold, RecordRef,
+    ScanFilter, ScanItem, Storage,
 };
 use costlayer::{Money, Usage};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -51,22 +51,32 @@ fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("ledger_append");
     group.measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(1));
-    for (name, policy) in [
-        ("always", FsyncPolicy::Always),
-        ("every_100ms", FsyncPolicy::EveryMillis(100)),
-        ("never", FsyncPolicy::Never),
+    // `queued` (the default): the append hands the record to the writer
+    // thread; `confirmed`: it waits for the write (and the sync, under
+    // `always`). A tight loop of appends outruns the disk, so a queued run
+    // under `always` ends up waiting on the writer's 256-record backlog.
+    for (mode_name, mode) in [
+        ("queued", AppendMode::Queued),
+        ("confirmed", AppendMode::Confirmed),
     ] {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let st = JsonlStorage::builder(tmp.path())
-            .user("bench")
-            .fsync(policy)
-            .build()
-            .expect("storage");
-        let rec = record(1);
-        group.bench_function(BenchmarkId::new("one", name), |b| {
-            b.to_async(&rt)
-                .iter(|| async { st.append(&rec).await.expect("append") })
-        });
+        for (name, policy) in [
+            ("always", FsyncPolicy::Always),
+            ("every_100ms", FsyncPolicy::EveryMillis(100)),
+            ("never", FsyncPolicy::Never),
+        ] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let st = JsonlStorage::builder(tmp.path())
+                .user("bench")
+                .fsync(policy)
+                .append_mode(mode)
+                .build()
+                .expect("storage");
+            let rec = record(1);
+            group.bench_function(BenchmarkId::new(format!("one_{mode_name}"), name), |b| {
+                b.to_async(&rt)
+                    .iter(|| async { st.append(&rec).await.expect("append") })
+            });
+        }
     }
     // 16 concurrent appenders share one lock and one fsync (group commit).
     group.throughput(Throughput::Elements(16));
@@ -78,6 +88,7 @@ fn append(c: &mut Criterion) {
         let st = JsonlStorage::builder(tmp.path())
             .user("bench")
             .fsync(policy)
+            .append_mode(AppendMode::Confirmed)
             .build()
             .expect("storage");
         let rec = record(2);

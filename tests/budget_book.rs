@@ -221,3 +221,66 @@ async fn a_detached_hold_outlives_its_process() {
     fresh.release_detached("batch_x").await.unwrap();
     assert_eq!(fresh.totals(&l).await.unwrap()[0].held, Money::ZERO);
 }
+
+/// Two books on one directory (as two processes): each serves its calls
+/// from a chunk of the budget, yet together they never commit more than
+/// the limit, and the last dollars are still used (the chunks shrink near
+/// the limit and return what they do not cover).
+#[tokio::test]
+async fn chunks_of_two_books_share_the_limit_to_the_last_dollars() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = [line("m", Scope::All, 10_000, true)];
+    let a = JsonlDirBook::open(dir.path()).unwrap();
+    let b = JsonlDirBook::open(dir.path()).unwrap();
+    let ledger = JsonlStorage::builder(dir.path())
+        .user("alice")
+        .build()
+        .unwrap();
+    let (mut spent, mut refused) = (0i64, [false, false]);
+    let mut turn = 0usize;
+    while !(refused[0] && refused[1]) {
+        let book = if turn.is_multiple_of(2) { &a } else { &b };
+        match book.reserve(&l, Money::from_nanos(100)).await.unwrap() {
+            Reserved::Granted { hold, .. } => {
+                let rec = record("alice", 90);
+                book.settle(Some(hold), &rec, &l).await.unwrap();
+                // Half the records reach the ledger (read back later), half
+                // are still "in the writer" when the books decide.
+                if turn % 4 < 2 {
+                    ledger.append(&rec).await.unwrap();
+                }
+                spent += 90;
+                refused[turn % 2] = false;
+            }
+            Reserved::Refused { .. } => refused[turn % 2] = true,
+            other => panic!("{other:?}"),
+        }
+        // What every process sees never crosses the limit.
+        let holds: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("budget_holds.json")).unwrap_or_else(|_| b"{}".to_vec()),
+        )
+        .unwrap_or_default();
+        let held: i64 = holds["holds"]
+            .as_array()
+            .map(|h| h.iter().map(|h| h["nano_usd"].as_i64().unwrap_or(0)).sum())
+            .unwrap_or(0);
+        assert!(held <= 10_000, "the holds file commits {held} > 10,000");
+        turn += 1;
+        assert!(turn < 1_000, "no end");
+    }
+    assert!(spent <= 10_000, "spent {spent}");
+    // Each grant reserves 100 and bills 90: the last dollars are used when
+    // less than one reservation of headroom is left to either book.
+    assert!(spent + 100 > 10_000 - 100, "only {spent} of 10,000 used");
+    ledger.flush().await.unwrap();
+    let ta = &a.totals(&l).await.unwrap()[0];
+    let tb = &b.totals(&l).await.unwrap()[0];
+    // Nothing is held but what was spent (the other book's records it has
+    // not read back yet show as its chunk).
+    assert_eq!(ta.committed(), Money::from_nanos(spent), "{ta:?}");
+    assert_eq!(tb.committed(), Money::from_nanos(spent), "{tb:?}");
+    drop((a, b));
+    let fresh = JsonlDirBook::open(dir.path()).unwrap();
+    let t = &fresh.totals(&l).await.unwrap()[0];
+    assert!(t.committed() <= Money::from_nanos(10_000), "{t:?}");
+}

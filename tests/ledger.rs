@@ -22,9 +22,12 @@ use serde_json::{json, Value};
 const CHILD_ENV: &str = "COSTLAYER_LEDGER_CHILD";
 
 fn storage(dir: &Path, user: &str, fsync: FsyncPolicy) -> JsonlStorage {
+    // These tests read the files right after each append and expect each
+    // append's own error: they use the confirmed mode.
     JsonlStorage::builder(dir)
         .user(user)
         .fsync(fsync)
+        .append_mode(costlayer::ledger::AppendMode::Confirmed)
         .build()
         .expect("build storage")
 }

@@ -48,8 +48,8 @@ mod record;
 mod spool;
 
 pub use jsonl::{
-    sanitize_user, FsyncPolicy, JsonlStorage, JsonlStorageBuilder, ParallelFold, RecordRef,
-    ScanSummary, DEFAULT_DIR, DEFAULT_LEGACY_USER,
+    flush_all_queued, sanitize_user, AppendMode, FsyncPolicy, JsonlStorage, JsonlStorageBuilder,
+    ParallelFold, RecordRef, ScanSummary, DEFAULT_DIR, DEFAULT_LEGACY_USER,
 };
 pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]
@@ -261,6 +261,14 @@ pub trait Storage: Send + Sync + Debug {
     /// Makes every acknowledged append durable (for buffered writers).
     async fn flush(&self) -> Result<(), LedgerError> {
         Ok(())
+    }
+
+    /// Gives the storage the tracker's spool, for records a deferred write
+    /// refuses after `append` returned (the JSONL ledger's
+    /// [`AppendMode::Queued`]). The default ignores it: a backend whose
+    /// `append` reports every failure needs none.
+    fn attach_spool(&self, spool: std::sync::Arc<Spool>) {
+        let _ = spool;
     }
 
     /// Checks, before a call is sent, that a record could be appended now

@@ -22,14 +22,14 @@ impl CostTracker {
         now: DateTime<Utc>,
     ) -> Vec<Alert> {
         let inner = &self.inner;
-        let lines = self.lines(now);
+        let shared = self.shared_lines(now);
         let mut alerts = Vec::new();
         let mut st = inner.lock();
         for t in totals {
             let Some((b, (period, _))) = inner
                 .budgets
                 .iter()
-                .zip(&lines)
+                .zip(shared.periods.iter().zip(shared.all.iter()))
                 .find(|(_, (_, l))| l.key == t.key)
             else {
                 continue;

@@ -213,12 +213,15 @@ impl CostTrackerBuilder {
         }
         let state = State {
             lines: budgets.iter().map(|_| None).collect(),
+            shared: None,
             fired: HashSet::new(),
         };
         let storage = self
             .storage
             .unwrap_or_else(|| Arc::new(MemoryStorage::new()));
         let spool = Arc::new(self.spool.unwrap_or_default());
+        // Records a deferred ledger write refuses go to the spool too.
+        storage.attach_spool(spool.clone());
         // The default book counts spooled records too (they were billed).
         let book = self.book.unwrap_or_else(|| {
             Arc::new(MemoryBook::seeded_from(Arc::new(SpooledLedger {

@@ -179,10 +179,22 @@ impl CallInfo {
     }
 }
 
+#[derive(Debug, Clone)]
+pub(crate) struct SharedLines {
+    pub(crate) all: Arc<[BookLine]>,
+    pub(crate) periods: Arc<[Period]>,
+    pub(crate) blocking: Arc<[BookLine]>,
+    pub(crate) blocking_idx: Arc<[usize]>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Each budget's current period and book line; `None` until computed.
     lines: Vec<Option<(Period, BookLine)>>,
+    /// The current lines as the book takes them, shared by every call of
+    /// the period (no clone per call): every budget's, and the blocking
+    /// budgets' (with their indices in the budget list).
+    shared: Option<SharedLines>,
     /// Alert keys fired or being fired by this process (or found already
     /// fired in the storage), so the storage is asked once per key.
     fired: HashSet<String>,
@@ -347,6 +359,7 @@ impl CostTracker {
         let mut st = self.inner.lock();
         st.fired.clear();
         st.lines.iter_mut().for_each(|l| *l = None);
+        st.shared = None;
         Ok(())
     }
 
@@ -374,11 +387,46 @@ impl CostTracker {
         (provider.trim().to_ascii_lowercase(), model)
     }
 
+    /// Every budget's line in the period containing `now`, and the blocking
+    /// ones, shared: computed once per period, cloned never.
+    pub(crate) fn shared_lines(&self, now: DateTime<Utc>) -> SharedLines {
+        {
+            let st = self.inner.lock();
+            if let Some(shared) = &st.shared {
+                let current = self.inner.budgets.iter().zip(&st.lines).all(|(b, slot)| {
+                    matches!(slot, Some((p, _)) if matches!(b.window, Window::Total | Window::Range { .. }) || p.contains(now))
+                });
+                if current {
+                    return shared.clone();
+                }
+            }
+        }
+        let lines = self.lines(now);
+        let blocking_idx: Arc<[usize]> = self
+            .inner
+            .budgets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.action == Action::Block)
+            .map(|(i, _)| i)
+            .collect();
+        let shared = SharedLines {
+            blocking: blocking_idx.iter().map(|&i| lines[i].1.clone()).collect(),
+            periods: lines.iter().map(|(p, _)| p.clone()).collect(),
+            all: lines.into_iter().map(|(_, l)| l).collect(),
+            blocking_idx,
+        };
+        self.inner.lock().shared = Some(shared.clone());
+        shared
+    }
+
     /// Every budget's line in the period containing `now` (computed once
     /// per period), in the order of [`CostTracker::budgets`].
     pub(super) fn lines(&self, now: DateTime<Utc>) -> Vec<(Period, BookLine)> {
         let mut st = self.inner.lock();
-        self.inner
+        let mut st_shared_stale = false;
+        let out = self
+            .inner
             .budgets
             .iter()
             .zip(st.lines.iter_mut())
@@ -392,10 +440,15 @@ impl CostTracker {
                 _ => {
                     let made = line_for(b, now);
                     *slot = Some(made.clone());
+                    st_shared_stale = true;
                     made
                 }
             })
-            .collect()
+            .collect();
+        if st_shared_stale {
+            st.shared = None;
+        }
+        out
     }
 }
 

@@ -151,3 +151,13 @@ fn unwritable(e: LedgerError) -> Error {
         message: e.to_string(),
     }
 }
+
+impl Drop for super::Inner {
+    /// The last clone of a tracker is gone: write and sync every record
+    /// this process queued for its ledger (records queued by
+    /// [`AppendMode::Queued`](crate::ledger::AppendMode::Queued) are never
+    /// lost by a short program that drops its tracker and exits).
+    fn drop(&mut self) {
+        crate::ledger::flush_all_queued();
+    }
+}

@@ -50,7 +50,7 @@ impl CostTracker {
         } else {
             // Settled in the book before the append, so the record counts
             // once: as a settled hold until the book reads it back.
-            let lines: Vec<_> = self.lines(now).into_iter().map(|(_, l)| l).collect();
+            let lines = self.shared_lines(now).all;
             match inner.book.settle(hold.clone(), &rec, &lines).await {
                 Ok(totals) => self.evaluate(&totals, &rec.user, now),
                 Err(e) => {

@@ -216,23 +216,39 @@ impl CostTracker {
             return Ok(Reservation::none());
         }
         let now = inner.clock.now();
-        let lines = self.lines(now);
+        let shared = self.shared_lines(now);
         let (user, team) = self.attribution(req.user.as_deref(), req.team.as_deref());
         let (provider, model) = self.identity(None, &req.model);
-        let in_scope: Vec<_> = inner
-            .budgets
+        let applies = |i: usize, line: &super::book::BookLine| {
+            let b = &inner.budgets[i];
+            line.start.is_none_or(|s| now >= s)
+                && line.end.is_none_or(|e| now < e)
+                && b.scope.matches(user, team, &provider, &model)
+        };
+        // The common case, every blocking budget applies: the shared lines
+        // as they are, no copy.
+        let matching = shared
+            .blocking_idx
             .iter()
-            .zip(lines)
-            .filter(|(b, (p, _))| {
-                b.action == Action::Block
-                    && p.contains(now)
-                    && b.scope.matches(user, team, &provider, &model)
-            })
-            .map(|(_, (_, line))| line)
-            .collect();
-        if in_scope.is_empty() {
+            .zip(shared.blocking.iter())
+            .filter(|(&i, l)| applies(i, l))
+            .count();
+        if matching == 0 {
             return Ok(Reservation::none());
         }
+        let subset: Vec<super::book::BookLine>;
+        let in_scope: &[super::book::BookLine] = if matching == shared.blocking.len() {
+            &shared.blocking
+        } else {
+            subset = shared
+                .blocking_idx
+                .iter()
+                .zip(shared.blocking.iter())
+                .filter(|(&i, l)| applies(i, l))
+                .map(|(_, l)| l.clone())
+                .collect();
+            &subset
+        };
         let estimate = match self.estimate(req) {
             Some(e) => e,
             None => match inner.unpriced {
@@ -253,7 +269,7 @@ impl CostTracker {
                 }
             },
         };
-        match inner.book.reserve(&in_scope, estimate).await? {
+        match inner.book.reserve(in_scope, estimate).await? {
             Reserved::Granted { hold, .. } => Ok(Reservation {
                 book: Some(inner.book.clone()),
                 hold: Some(hold),

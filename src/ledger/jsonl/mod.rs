@@ -85,20 +85,66 @@ pub fn sanitize_user(name: &str) -> Result<String, LedgerError> {
     files::sanitize_user(name)
 }
 
+/// Writes and syncs every record that any [`JsonlStorage`] of this process
+/// has queued, waiting up to 5 seconds per ledger file. Dropping a storage
+/// (its last clone) does the same for its files; call this before
+/// `std::process::exit`, or at the end of `main` when a storage or tracker
+/// lives in a `static` (such as [`CostTracker::global`](crate::tracker::CostTracker::global)),
+/// which is never dropped. Blocking: from async code, prefer
+/// [`Storage::flush`].
+///
+/// ```
+/// costlayer::ledger::flush_all_queued();
+/// ```
+pub fn flush_all_queued() {
+    writer::flush_all_blocking();
+}
+
+/// What [`Storage::append`] waits for. See
+/// [Concurrency and durability](JsonlStorage#concurrency-and-durability).
+///
+/// | mode | `append` returns | a `kill -9` of the process may lose |
+/// |---|---|---|
+/// | `Queued` (default) | once the record is handed to the ledger's writer thread (no disk wait) | the records handed over in the last moments that the writer had not written yet (at most 256); never a line other readers cannot read past |
+/// | `Confirmed` | once the record is in the file, and synced under [`FsyncPolicy::Always`] | nothing `append` returned `Ok` for |
+///
+/// In both modes [`Storage::flush`], dropping the last clone of the
+/// storage, and the process's normal exit (`main` returning,
+/// `std::process::exit`) write and sync everything queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AppendMode {
+    /// Hand the record to the writer thread and return: the call path
+    /// never waits for the disk. The writer group-commits what is queued
+    /// into one locked `write` at once, then syncs as the [`FsyncPolicy`]
+    /// says. A write the file refuses (a full disk) is kept and retried,
+    /// or handed to the tracker's [`Spool`](crate::ledger::Spool), and
+    /// later appends wait for their answer until writes succeed again.
+    #[default]
+    Queued,
+    /// Wait until the record is written (and synced, under
+    /// [`FsyncPolicy::Always`]): every `Ok` is a durable record, and a
+    /// write error is returned by the append it concerns.
+    Confirmed,
+}
+
 /// When appended records are forced to disk (`fsync`).
 ///
-/// Every policy writes each record to the file before `append` returns, so
-/// a crash of *the process* (panic, `kill -9`, OOM) never loses an
-/// acknowledged record: the data is in the OS page cache. The policies
-/// differ on a crash of *the machine* (power loss, kernel panic):
+/// The writer thread writes every group of queued records to the file as
+/// soon as it has them; the policy says when it syncs. A crash of *the
+/// process* never loses a record the writer wrote (the data is in the OS
+/// page cache); the policies differ on a crash of *the machine* (power
+/// loss, kernel panic):
 ///
-/// | policy | an `append` costs | on power loss you may lose |
+/// | policy | the writer syncs | on power loss you may lose |
 /// |---|---|---|
-/// | `Always` (default) | one `fdatasync` (shared by concurrent appends) | nothing that was acknowledged |
-/// | `EveryMillis(n)` | a `write` | the records of the last `n` ms |
-/// | `Never` | a `write` | whatever the OS had not written back (often ~30 s on Linux) |
+/// | `Always` (default) | after every group (one `fdatasync` shared by the records queued together) | the group being written |
+/// | `EveryMillis(n)` | at most `n` ms after a write: the group-commit window | the records of the last `n` ms |
+/// | `Never` | never; the OS writes back when it likes | whatever the OS had not written back (often ~30 s on Linux) |
 ///
-/// [`Storage::flush`] forces a sync under any policy.
+/// With [`AppendMode::Confirmed`] and `Always`, `append` returns only once
+/// its record is synced. [`Storage::flush`] forces a sync under any policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FsyncPolicy {
@@ -135,10 +181,20 @@ pub struct JsonlStorageBuilder {
     dir: PathBuf,
     user: Option<String>,
     fsync: FsyncPolicy,
+    append_mode: AppendMode,
     legacy_user: Option<String>,
 }
 
 impl JsonlStorageBuilder {
+    /// What `append` waits for. Defaults to [`AppendMode::Queued`] (the
+    /// disk is never on the caller's path); [`AppendMode::Confirmed`] makes
+    /// each append wait for its record to be written (and synced, under
+    /// [`FsyncPolicy::Always`]).
+    pub fn append_mode(mut self, mode: AppendMode) -> Self {
+        self.append_mode = mode;
+        self
+    }
+
     /// Whose ledger file this storage appends to (`costs_<user>.jsonl`, see
     /// [`sanitize_user`]) and whose alert history it keeps.
     ///
@@ -190,6 +246,8 @@ impl JsonlStorageBuilder {
                     .legacy_user
                     .unwrap_or_else(|| DEFAULT_LEGACY_USER.to_owned()),
                 fsync: self.fsync,
+                append_mode: self.append_mode,
+                spool: OnceLock::new(),
                 writer: OnceLock::new(),
                 others: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
@@ -223,11 +281,44 @@ impl JsonlStorageBuilder {
 /// Any number of threads and processes may append to the same file. Every
 /// append (or batch) is one `write` on a file opened with `O_APPEND`, made
 /// while holding the file's advisory lock ([`std::fs::File::lock`]), so
-/// records never interleave. Appends from one [`JsonlStorage`] go through a
-/// background thread that gathers the appends queued at that moment into
+/// records never interleave. Appends to one file from a process go through
+/// a background thread that gathers the appends queued at that moment into
 /// one write (group commit): concurrent callers share one lock and one
-/// `fsync`. `append` returns `Ok` only once its bytes are in the file, and
-/// also on disk under [`FsyncPolicy::Always`] (the default).
+/// `fsync`.
+///
+/// By default ([`AppendMode::Queued`]) `append` hands the record to that
+/// thread and returns: the caller never waits for the disk (except on the
+/// first append to a file, which waits for its write so that a ledger that
+/// cannot be opened at all fails there and then). The thread
+/// writes each group as soon as it has it and syncs it as the
+/// [`FsyncPolicy`] says (default: right after writing it;
+/// `EveryMillis(n)`: within `n` ms, the group-commit window). A scan by
+/// this process first waits for what the process queued for the
+/// directory, so it reads its own writes. [`Storage::flush`] writes and
+/// syncs everything queued; so does dropping the storage's last clone (it
+/// waits for the thread), and [`flush_all_queued`] for every storage of the
+/// process. [`AppendMode::Confirmed`] makes each `append` wait for its
+/// record to be written (and synced, under [`FsyncPolicy::Always`]), and
+/// return the write's error.
+///
+/// What a `kill -9` (or a crash) of the process can lose:
+///
+/// | mode | lost | never lost |
+/// |---|---|---|
+/// | `Queued` | the records handed to the writer that it had not written yet: the tail of what was handed over, never a record in the middle, and never more than 256 records (beyond 256 queued writes an append waits for its answer); at the pace of real LLM calls, the last fraction of a millisecond | any record of a group already written; the file's other lines (a torn final line is at worst one cut-off line, which every reader skips and quarantines) |
+/// | `Confirmed` | nothing `append` returned `Ok` for | every acknowledged record |
+///
+/// A power loss can also lose what was written but not yet synced: nothing
+/// acknowledged under `Confirmed` + `Always`, the last window's records
+/// under `EveryMillis(n)`.
+///
+/// If a queued write fails (disk full, permissions), its records are kept
+/// and retried every 500 ms, or handed to the tracker's
+/// [`Spool`](crate::ledger::Spool) when the storage belongs to a
+/// [`CostTracker`](crate::tracker::CostTracker) (they keep counting in its
+/// budgets); until a write succeeds again, appends wait for their answer,
+/// so the next caller sees the error (and the tracker spools that record
+/// too and refuses new calls at its pre-flight).
 ///
 /// A writer killed mid-write can leave a torn final line. The next append
 /// starts on a new line, and scans report the fragment as
@@ -362,6 +453,9 @@ struct Inner {
     file_user: String,
     legacy_user: String,
     fsync: FsyncPolicy,
+    append_mode: AppendMode,
+    /// Where the writer puts queued records the file refuses.
+    spool: OnceLock<Arc<super::Spool>>,
     writer: OnceLock<WriterHandle>,
     /// Writers of other users' files: a record goes to its own user's file.
     others: std::sync::Mutex<std::collections::HashMap<String, Arc<WriterHandle>>>,
@@ -398,6 +492,7 @@ impl JsonlStorage {
             dir: dir.into(),
             user: None,
             fsync: FsyncPolicy::default(),
+            append_mode: AppendMode::default(),
             legacy_user: None,
         }
     }
@@ -420,6 +515,11 @@ impl JsonlStorage {
     /// The durability policy.
     pub fn fsync_policy(&self) -> FsyncPolicy {
         self.inner.fsync
+    }
+
+    /// What `append` waits for.
+    pub fn append_mode(&self) -> AppendMode {
+        self.inner.append_mode
     }
 
     /// This user's ledger file, `<dir>/costs_<user>.jsonl`.
@@ -490,6 +590,7 @@ impl JsonlStorage {
         filter: &ScanFilter,
         mut f: impl FnMut(ScanItem),
     ) -> Result<ScanSummary, LedgerError> {
+        writer::barrier_dir_blocking(&self.inner.dir);
         read::scan_dir(&self.scan_context(), filter, &mut |item| {
             f(item);
             true
@@ -569,6 +670,7 @@ impl JsonlStorage {
         fold: &mut F,
         threads: NonZeroUsize,
     ) -> Result<ScanSummary, LedgerError> {
+        writer::barrier_dir_blocking(&self.inner.dir);
         par::fold_dir(&self.scan_context(), fold, threads.get())
     }
 
@@ -618,7 +720,11 @@ impl JsonlStorage {
         if let Some(w) = self.inner.writer.get() {
             return Ok(w);
         }
-        let handle = WriterHandle::spawn(self.ledger_path(), self.inner.fsync)?;
+        let handle = WriterHandle::spawn(
+            self.ledger_path(),
+            self.inner.fsync,
+            self.inner.spool.get().cloned(),
+        )?;
         // If another thread won the race, its handle is used and ours is
         // dropped (its idle thread exits at once).
         let _ = self.inner.writer.set(handle);
@@ -641,22 +747,55 @@ impl JsonlStorage {
             match others.get(&file_user) {
                 Some(h) => h.clone(),
                 None => {
-                    let h = Arc::new(WriterHandle::spawn(path.clone(), self.inner.fsync)?);
+                    let h = Arc::new(WriterHandle::spawn(
+                        path.clone(),
+                        self.inner.fsync,
+                        self.inner.spool.get().cloned(),
+                    )?);
                     others.insert(file_user, h.clone());
                     h
                 }
             }
         };
-        let (ack, done) = tokio::sync::oneshot::channel();
-        handle.send(Job::Write { bytes, ack }, &path)?;
-        done.await.map_err(|_| stopped(&path))?
+        self.submit_to(&handle, &path, bytes).await
     }
 
     async fn submit(&self, bytes: Vec<u8>) -> Result<(), LedgerError> {
-        let (ack, done) = tokio::sync::oneshot::channel();
         let path = self.ledger_path();
-        self.writer()?.send(Job::Write { bytes, ack }, &path)?;
-        done.await.map_err(|_| stopped(&path))?
+        self.submit_to(self.writer()?, &path, bytes).await
+    }
+
+    /// Hands `bytes` to `handle`'s writer: queued (returns at once) under
+    /// [`AppendMode::Queued`] once a write to the file succeeded and while
+    /// writes succeed, else waits for the answer (so the first append of a
+    /// file, and the first after a failure, reports its error).
+    async fn submit_to(
+        &self,
+        handle: &WriterHandle,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<(), LedgerError> {
+        let confirmed = self.inner.append_mode == AppendMode::Confirmed;
+        if !confirmed && handle.shared.may_queue() {
+            return handle.send(
+                Job::Write {
+                    bytes,
+                    ack: None,
+                    sync: false,
+                },
+                path,
+            );
+        }
+        let (ack, done) = tokio::sync::oneshot::channel();
+        handle.send(
+            Job::Write {
+                bytes,
+                ack: Some(writer::Ack::Async(ack)),
+                sync: confirmed && self.inner.fsync == FsyncPolicy::Always,
+            },
+            path,
+        )?;
+        done.await.map_err(|_| stopped(path))?
     }
 
     fn mark_alert_blocking(
@@ -732,6 +871,8 @@ impl JsonlStorage {
 
     fn reset_blocking(&self, scope: &ResetScope) -> Result<ResetReport, LedgerError> {
         let dir = &self.inner.dir;
+        // What this process queued is archived with the rest.
+        writer::barrier_dir_blocking(dir);
         let legacy = dir.join(LEGACY_FILE);
         let mut targets: Vec<PathBuf> = match scope {
             ResetScope::User(u) => {
@@ -908,6 +1049,7 @@ impl Storage for JsonlStorage {
     async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
         type Batch = Vec<Result<ScanItem, LedgerError>>;
         let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(SCAN_CHANNEL);
+        writer::barrier_dir(&self.inner.dir).await;
         let ctx = self.scan_context();
         let filter = filter.clone();
         tokio::task::spawn_blocking(move || {
@@ -1029,7 +1171,12 @@ impl Storage for JsonlStorage {
         for (user, h) in others {
             let path = self.inner.dir.join(format!("costs_{user}.jsonl"));
             let (ack, done) = tokio::sync::oneshot::channel();
-            h.send(Job::Flush { ack }, &path)?;
+            h.send(
+                Job::Flush {
+                    ack: writer::Ack::Async(ack),
+                },
+                &path,
+            )?;
             done.await.map_err(|_| stopped(&path))??;
         }
         let Some(w) = self.inner.writer.get() else {
@@ -1037,7 +1184,28 @@ impl Storage for JsonlStorage {
         };
         let path = self.ledger_path();
         let (ack, done) = tokio::sync::oneshot::channel();
-        w.send(Job::Flush { ack }, &path)?;
+        w.send(
+            Job::Flush {
+                ack: writer::Ack::Async(ack),
+            },
+            &path,
+        )?;
         done.await.map_err(|_| stopped(&path))?
+    }
+
+    fn attach_spool(&self, spool: Arc<super::Spool>) {
+        if let Some(w) = self.inner.writer.get() {
+            let _ = w.shared.spool.set(spool.clone());
+        }
+        for h in self
+            .inner
+            .others
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            let _ = h.shared.spool.set(spool.clone());
+        }
+        let _ = self.inner.spool.set(spool);
     }
 }

@@ -1,11 +1,18 @@
-//! The appender: one background thread per [`super::JsonlStorage`] that
-//! group-commits queued appends into one locked `write` and acknowledges
-//! each append only once its bytes are in the file (and on disk, under
-//! [`FsyncPolicy::Always`]).
+//! The appender: one background thread per ledger file that group-commits
+//! queued appends into one locked `write`.
+//!
+//! Under [`AppendMode::Queued`] (the default) an append is handed to the
+//! thread and returns at once; under [`AppendMode::Confirmed`] it returns
+//! once its bytes are in the file (and on disk, under
+//! [`FsyncPolicy::Always`]). Dropping the last handle of a file writes and
+//! syncs whatever is queued, and waits for it.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -14,70 +21,277 @@ use super::files::{
     ensure_dir, io_error, last_byte, open_locked_append, still_at_path, sync_dir, LockGuard,
 };
 use super::FsyncPolicy;
-use crate::ledger::LedgerError;
+use crate::ledger::{CostRecord, LedgerError, Spool};
 
 /// At most this many bytes are gathered into one `write`.
 const MAX_GROUP_BYTES: usize = 4 << 20;
+/// At most this many writes in a row before the group is synced and
+/// answered.
+const MAX_ROUNDS: usize = 64;
+/// At most this many queued writes wait for the writer; beyond, an append
+/// waits for its answer (back-pressure, and a bound on what a kill loses).
+pub(crate) const MAX_QUEUED: u64 = 256;
+/// How often queued records whose write failed are tried again.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// How long the process's exit waits for each writer to finish.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
 
-type Ack = oneshot::Sender<Result<(), LedgerError>>;
+/// Where an answer goes: an async caller or a blocking one.
+pub(crate) enum Ack {
+    Async(oneshot::Sender<Result<(), LedgerError>>),
+    Blocking(mpsc::Sender<Result<(), LedgerError>>),
+}
+
+impl Ack {
+    fn send(self, r: Result<(), LedgerError>) {
+        match self {
+            Ack::Async(tx) => {
+                let _ = tx.send(r);
+            }
+            Ack::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
 
 pub(crate) enum Job {
-    /// Complete lines (each ends with `\n`) to append in one write.
-    Write { bytes: Vec<u8>, ack: Ack },
+    /// Complete lines (each ends with `\n`) to append in one write. With
+    /// no `ack` the append was queued (nobody waits); with `sync` the
+    /// group is synced before the answer, whatever the policy.
+    Write {
+        bytes: Vec<u8>,
+        ack: Option<Ack>,
+        sync: bool,
+    },
+    /// Answer once everything queued before is in the file.
+    Barrier { ack: Ack },
     /// Make every write so far durable.
     Flush { ack: Ack },
 }
 
+/// The state a storage and its writer thread share.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Writes handed to the thread, and writes it has finished (written or
+    /// failed): equal when nothing is queued.
+    sent: AtomicU64,
+    done: AtomicU64,
+    /// The last write failed: appends wait for their answer (so the caller
+    /// learns it) until a write succeeds again.
+    failed: AtomicBool,
+    /// A write succeeded: the file is there and takes writes. Until then
+    /// appends wait for their answer, so a ledger that cannot be opened at
+    /// all (a link, a directory, no permission) fails the first append.
+    ready: AtomicBool,
+    /// Where queued records go when the file refuses them.
+    pub(crate) spool: OnceLock<Arc<Spool>>,
+}
+
+/// Writers alive in this process, so scans see every record this process
+/// queued (read-your-writes across storages of one directory), and
+/// [`flush_all_blocking`] reaches every queue.
+struct Registered {
+    id: u64,
+    dir: PathBuf,
+    tx: Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+fn registry() -> &'static Mutex<Vec<Registered>> {
+    static REGISTRY: OnceLock<Mutex<Vec<Registered>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn lock_registry() -> std::sync::MutexGuard<'static, Vec<Registered>> {
+    registry().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes and syncs the queue of every live writer of the process, waiting
+/// up to [`EXIT_WAIT`] for each.
+pub(crate) fn flush_all_blocking() {
+    let senders: Vec<Sender<Job>> = lock_registry().iter().map(|r| r.tx.clone()).collect();
+    for tx in senders {
+        let (ack, done) = mpsc::channel();
+        if tx
+            .send(Job::Flush {
+                ack: Ack::Blocking(ack),
+            })
+            .is_ok()
+        {
+            let _ = done.recv_timeout(EXIT_WAIT);
+        }
+    }
+}
+
+/// Waits until every record queued so far by this process for a ledger
+/// file in `dir` is in its file (not necessarily synced).
+pub(crate) fn barrier_dir_blocking(dir: &Path) {
+    for (tx, shared) in pending_in(dir) {
+        let (ack, done) = mpsc::channel();
+        if tx
+            .send(Job::Barrier {
+                ack: Ack::Blocking(ack),
+            })
+            .is_ok()
+        {
+            let _ = done.recv();
+        }
+        drop(shared);
+    }
+}
+
+/// [`barrier_dir_blocking`] for async callers.
+pub(crate) async fn barrier_dir(dir: &Path) {
+    for (tx, _shared) in pending_in(dir) {
+        let (ack, done) = oneshot::channel();
+        if tx
+            .send(Job::Barrier {
+                ack: Ack::Async(ack),
+            })
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+}
+
+/// The writers of `dir` with queued records.
+fn pending_in(dir: &Path) -> Vec<(Sender<Job>, Arc<Shared>)> {
+    lock_registry()
+        .iter()
+        .filter(|r| r.dir == dir && r.shared.queued())
+        .map(|r| (r.tx.clone(), r.shared.clone()))
+        .collect()
+}
+
+impl Shared {
+    fn queued(&self) -> bool {
+        self.sent.load(Ordering::Acquire) != self.done.load(Ordering::Acquire)
+    }
+
+    /// Whether an append may be queued without waiting for its answer.
+    pub(crate) fn may_queue(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+            && !self.failed.load(Ordering::Acquire)
+            && self
+                .sent
+                .load(Ordering::Acquire)
+                .saturating_sub(self.done.load(Ordering::Acquire))
+                < MAX_QUEUED
+    }
+}
+
 /// The sending half, owned by the storage. Dropping it lets the thread
-/// finish the queue, sync (unless the policy is `Never`) and exit.
+/// finish the queue and sync (unless the policy is `Never`), and waits for
+/// it.
 #[derive(Debug)]
 pub(crate) struct WriterHandle {
-    tx: Sender<Job>,
+    id: u64,
+    tx: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl WriterHandle {
-    pub(crate) fn spawn(path: PathBuf, policy: FsyncPolicy) -> Result<Self, LedgerError> {
+    pub(crate) fn spawn(
+        path: PathBuf,
+        policy: FsyncPolicy,
+        spool: Option<Arc<Spool>>,
+    ) -> Result<Self, LedgerError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let (tx, rx) = mpsc::channel();
-        let name = "costlayer-ledger".to_owned();
+        let shared = Arc::new(Shared::default());
+        if let Some(s) = spool {
+            let _ = shared.spool.set(s);
+        }
         let thread_path = path.clone();
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || Writer::new(thread_path, policy).run(rx))
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("costlayer-ledger".to_owned())
+            .spawn(move || Writer::new(thread_path, policy, thread_shared).run(rx))
             .map_err(|e| io_error(&path, "start the ledger writer thread for", e))?;
-        Ok(WriterHandle { tx })
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        lock_registry().push(Registered {
+            id,
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            tx: tx.clone(),
+            shared: shared.clone(),
+        });
+        Ok(WriterHandle {
+            id,
+            tx: Some(tx),
+            thread: Some(thread),
+            shared,
+        })
     }
 
     /// Queues a job; the error is returned if the writer thread is gone.
     pub(crate) fn send(&self, job: Job, path: &Path) -> Result<(), LedgerError> {
-        self.tx.send(job).map_err(|_| {
-            io_error(
-                path,
-                "append to",
-                io::Error::other("the ledger writer thread has stopped"),
-            )
-        })
+        let is_write = matches!(job, Job::Write { .. });
+        if is_write {
+            self.shared.sent.fetch_add(1, Ordering::AcqRel);
+        }
+        let sent = self.tx.as_ref().map(|tx| tx.send(job));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => {
+                if is_write {
+                    self.shared.done.fetch_add(1, Ordering::AcqRel);
+                }
+                Err(io_error(
+                    path,
+                    "append to",
+                    io::Error::other("the ledger writer thread has stopped"),
+                ))
+            }
+        }
     }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        lock_registry().retain(|r| r.id != self.id);
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            // The thread writes and syncs what is queued, then exits.
+            let _ = t.join();
+        }
+    }
+}
+
+/// One queued or awaited write of a group: where its bytes are in the
+/// group's buffer, and who waits for it.
+struct Part {
+    end: usize,
+    ack: Option<Ack>,
 }
 
 struct Writer {
     path: PathBuf,
     policy: FsyncPolicy,
+    shared: Arc<Shared>,
     /// The open file (not locked between writes) and the length we left it
     /// at, to skip the torn-tail check when nobody else wrote since.
     file: Option<(std::fs::File, u64)>,
     /// Bytes written since the last sync.
     dirty: bool,
     last_sync: Instant,
+    /// Queued lines the file refused (no spool to take them): written
+    /// before anything else as soon as the file accepts writes again.
+    pending: Vec<u8>,
 }
 
 impl Writer {
-    fn new(path: PathBuf, policy: FsyncPolicy) -> Self {
+    fn new(path: PathBuf, policy: FsyncPolicy, shared: Arc<Shared>) -> Self {
         Writer {
             path,
             policy,
+            shared,
             file: None,
             dirty: false,
             last_sync: Instant::now(),
+            pending: Vec::new(),
         }
     }
 
@@ -93,7 +307,10 @@ impl Writer {
                     match rx.recv_timeout(wait) {
                         Ok(j) => j,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.sync_quietly();
+                            self.retry_pending();
+                            if self.sync_due() {
+                                self.sync_quietly();
+                            }
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -102,92 +319,206 @@ impl Writer {
             };
             self.handle_group(first, &rx);
         }
-        // Every sender is gone: the queue is drained. Make it durable unless
-        // the policy leaves that to the OS.
+        // Every sender is gone: the queue is drained. Write what failed
+        // before if the file takes it now, and make it durable unless the
+        // policy leaves that to the OS.
+        self.retry_pending();
+        if !self.pending.is_empty() {
+            let lines = std::mem::take(&mut self.pending);
+            self.refused(&lines, "the ledger writer stopped");
+        }
         if self.policy != FsyncPolicy::Never {
             self.sync_quietly();
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        match self.policy {
+        let sync = match self.policy {
             FsyncPolicy::EveryMillis(ms) if self.dirty => {
                 Some(self.last_sync + Duration::from_millis(ms))
             }
             _ => None,
+        };
+        let retry = (!self.pending.is_empty()).then(|| Instant::now() + RETRY_EVERY);
+        match (sync, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
-    /// Gathers `first` and whatever else is queued into one write.
-    fn handle_group(&mut self, first: Job, rx: &Receiver<Job>) {
-        let mut buf: Vec<u8> = Vec::new();
-        let mut acks: Vec<Ack> = Vec::new();
-        let mut flushes: Vec<Ack> = Vec::new();
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Write { bytes, ack } => {
-                    if buf.is_empty() {
-                        buf = bytes;
-                    } else {
-                        buf.extend_from_slice(&bytes);
-                    }
-                    acks.push(ack);
-                }
-                Job::Flush { ack } => flushes.push(ack),
+    fn sync_due(&self) -> bool {
+        match self.policy {
+            FsyncPolicy::EveryMillis(ms) => {
+                self.dirty && self.last_sync.elapsed() >= Duration::from_millis(ms)
             }
-            if buf.len() < MAX_GROUP_BYTES {
+            _ => false,
+        }
+    }
+
+    /// Writes the lines that failed before, if the file takes them now.
+    fn retry_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let lines = std::mem::take(&mut self.pending);
+        match self.write_locked(&lines) {
+            Ok(()) => {
+                self.shared.failed.store(false, Ordering::Release);
+                tracing::info!(path = %self.path.display(), "queued records the ledger refused earlier are written now");
+            }
+            Err(_) => self.pending = lines,
+        }
+    }
+
+    /// Queued lines the file refused: to the spool if there is one (where
+    /// they keep counting and are written to the ledger later), else kept
+    /// to be tried again.
+    fn refused(&mut self, lines: &[u8], why: &str) {
+        if let Some(spool) = self.shared.spool.get() {
+            let mut n = 0usize;
+            for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                match serde_json::from_slice::<CostRecord>(line) {
+                    Ok(rec) => {
+                        spool.put(&rec);
+                        n += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a queued ledger line could not be read back to spool it")
+                    }
+                }
+            }
+            tracing::error!(path = %self.path.display(), records = n, reason = why, "the ledger refused queued records: they were kept in the spool and are written to the ledger once it accepts writes again");
+        } else if why == "the ledger writer stopped" {
+            tracing::error!(path = %self.path.display(), bytes = lines.len(), "the ledger refused queued records and no spool is set: they are lost; fix the data directory (permissions, free space), or use AppendMode::Confirmed to see the error on each append");
+        } else {
+            self.pending.extend_from_slice(lines);
+        }
+    }
+
+    /// Writes `first` and whatever else is queued, in rounds of one locked
+    /// write each, for as long as more arrives (so records wait for a
+    /// `write`, not for the previous group's sync), then syncs once as the
+    /// policy says and answers.
+    fn handle_group(&mut self, first: Job, rx: &Receiver<Job>) {
+        let mut written_acks: Vec<Ack> = Vec::new();
+        let mut want_sync = false;
+        let mut wrote = false;
+        let mut barriers: Vec<Ack> = Vec::new();
+        let mut flushes: Vec<Ack> = Vec::new();
+        let mut failure: Option<(io::ErrorKind, String)> = None;
+        let mut next = Some(first);
+        let mut rounds = 0;
+        while let Some(first) = next.take() {
+            let mut buf: Vec<u8> = std::mem::take(&mut self.pending);
+            let carried = buf.len();
+            let mut parts: Vec<Part> = Vec::new();
+            let mut writes = 0u64;
+            let mut job = Some(first);
+            while let Some(j) = job.take() {
+                match j {
+                    Job::Write { bytes, ack, sync } => {
+                        if buf.is_empty() {
+                            buf = bytes;
+                        } else {
+                            buf.extend_from_slice(&bytes);
+                        }
+                        want_sync |= sync;
+                        writes += 1;
+                        parts.push(Part {
+                            end: buf.len(),
+                            ack,
+                        });
+                    }
+                    Job::Barrier { ack } => barriers.push(ack),
+                    Job::Flush { ack } => flushes.push(ack),
+                }
+                if buf.len() < MAX_GROUP_BYTES {
+                    job = rx.try_recv().ok();
+                }
+            }
+            if !buf.is_empty() {
+                match self.write_locked(&buf) {
+                    Ok(()) => {
+                        wrote = true;
+                        self.shared.failed.store(false, Ordering::Release);
+                        self.shared.ready.store(true, Ordering::Release);
+                        written_acks.extend(parts.into_iter().filter_map(|p| p.ack));
+                    }
+                    Err(e) => {
+                        let (kind, msg) = describe(&e);
+                        tracing::warn!(path = %self.path.display(), error = %e, "a ledger write failed");
+                        self.shared.failed.store(true, Ordering::Release);
+                        // The lines queued with nobody waiting are retried
+                        // or spooled; those awaited get the error.
+                        let mut refused: Vec<u8> = buf[..carried].to_vec();
+                        let mut start = carried;
+                        for p in parts {
+                            match p.ack {
+                                Some(a) => a.send(Err(io_error(
+                                    &self.path,
+                                    "append to",
+                                    io::Error::new(kind, msg.clone()),
+                                ))),
+                                None => refused.extend_from_slice(&buf[start..p.end]),
+                            }
+                            start = p.end;
+                        }
+                        if !refused.is_empty() {
+                            self.refused(&refused, &msg);
+                        }
+                        failure = Some((kind, msg));
+                    }
+                }
+            }
+            self.shared.done.fetch_add(writes, Ordering::AcqRel);
+            rounds += 1;
+            if failure.is_none() && rounds < MAX_ROUNDS {
                 next = rx.try_recv().ok();
             }
         }
-        if !buf.is_empty() {
-            let res = self.write_locked(&buf);
-            let res = res.and_then(|()| match self.policy {
-                FsyncPolicy::Always => self.sync(),
-                FsyncPolicy::EveryMillis(ms) => {
-                    if self.last_sync.elapsed() >= Duration::from_millis(ms) {
-                        self.sync()
-                    } else {
-                        Ok(())
-                    }
-                }
-                FsyncPolicy::Never => Ok(()),
+        for ack in barriers {
+            ack.send(Ok(()));
+        }
+        let synced =
+            if wrote && (want_sync || self.policy == FsyncPolicy::Always || self.sync_due()) {
+                self.sync().map_err(|e| describe(&e))
+            } else {
+                Ok(())
+            };
+        for ack in written_acks {
+            ack.send(match &synced {
+                Ok(()) => Ok(()),
+                Err((kind, msg)) => Err(io_error(
+                    &self.path,
+                    "sync",
+                    io::Error::new(*kind, msg.clone()),
+                )),
             });
-            match res {
-                Ok(()) => {
-                    for ack in acks {
-                        let _ = ack.send(Ok(()));
-                    }
-                }
-                Err(e) => {
-                    let (kind, msg) = describe(&e);
-                    let _ = acks.pop().map(|a| a.send(Err(e)));
-                    for ack in acks {
-                        let _ = ack.send(Err(io_error(
-                            &self.path,
-                            "append to",
-                            io::Error::new(kind, msg.clone()),
-                        )));
-                    }
-                }
-            }
+        }
+        if let Err((_, msg)) = &synced {
+            tracing::warn!(path = %self.path.display(), error = %msg, "a ledger sync failed");
         }
         if !flushes.is_empty() {
-            let res = self.sync();
-            let (kind, msg) = match &res {
-                Ok(()) => (io::ErrorKind::Other, String::new()),
-                Err(e) => describe(e),
+            self.retry_pending();
+            let res = if let Some((kind, msg)) = failure.filter(|_| !self.pending.is_empty()) {
+                Err((kind, msg))
+            } else if !self.pending.is_empty() {
+                Err((
+                    io::ErrorKind::Other,
+                    "queued records could not be written yet".to_owned(),
+                ))
+            } else {
+                self.sync().map_err(|e| describe(&e))
             };
             for ack in flushes {
-                let r = match &res {
+                ack.send(match &res {
                     Ok(()) => Ok(()),
-                    Err(_) => Err(io_error(
+                    Err((kind, msg)) => Err(io_error(
                         &self.path,
                         "sync",
-                        io::Error::new(kind, msg.clone()),
+                        io::Error::new(*kind, msg.clone()),
                     )),
-                };
-                let _ = ack.send(r);
+                });
             }
         }
     }

@@ -30,6 +30,17 @@ const CHECKPOINT_FILE: &str = "budget_checkpoint.json";
 const VERSION: u32 = 1;
 /// Ledger bytes read between two checkpoint writes.
 const CHECKPOINT_EVERY: u64 = 1 << 20;
+/// How long this process serves reservations from its chunk without the
+/// directory lock before it takes the lock again (to return the unused
+/// part, resize the chunk and renew its lease). At most a quarter of the
+/// hold lease.
+const CHUNK_TTL: Duration = Duration::from_millis(500);
+/// A chunk takes at most this share of the headroom left after the call
+/// that takes it (1/8), so several processes near the limit still each get
+/// the last dollars...
+const CHUNK_SHARE: i64 = 8;
+/// ...and at most this many times the call's amount.
+const CHUNK_CALLS: i64 = 32;
 
 /// Builds a [`JsonlDirBook`]; see [`JsonlDirBook::builder`].
 #[derive(Debug)]
@@ -122,6 +133,19 @@ pub struct JsonlDirBook {
     state: Mutex<DirState>,
 }
 
+impl Drop for JsonlDirBook {
+    /// Returns the unused part of this process's chunk to the other
+    /// processes (what it still covers stays held until its lease ends or
+    /// this process is seen gone).
+    fn drop(&mut self) {
+        if self.state().chunk.is_some() {
+            if let Err(e) = self.locked(&[], |_| ()) {
+                tracing::warn!(error = %e, "the budget chunk could not be returned; it expires after the lease");
+            }
+        }
+    }
+}
+
 impl fmt::Debug for JsonlDirBook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JsonlDirBook")
@@ -155,6 +179,15 @@ struct HoldEntry {
     /// until then whether or not its owner lives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_ms: Option<i64>,
+    /// A chunk's part that is settled spend (records its owner settled and
+    /// has not read back yet): counted as spend, not as held, by every
+    /// process (an older version counts it all as held).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    settled_nano_usd: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -218,6 +251,86 @@ struct DirState {
     seen: HashMap<String, (u64, Instant)>,
     unsaved: u64,
     renewals: u64,
+    /// The budget this process leased from the book to serve calls without
+    /// the directory lock.
+    chunk: Option<Chunk>,
+}
+
+/// A chunk of budget: one hold in the holds file, owned by this process,
+/// of `size` in `lines`, from which reservations of exactly those lines are
+/// served in memory. It covers this process's live holds and the records
+/// it settled that it has not read back from the ledger yet (`used`), so
+/// what every process sees in the file is never less than what this one
+/// has promised: the sum across processes stays within every blocking
+/// limit.
+#[derive(Debug)]
+struct Chunk {
+    id: String,
+    lines: Vec<BookLine>,
+    /// The amount of the chunk's hold in the file (as last written), and
+    /// its settled part.
+    size: Money,
+    written_unread: Money,
+    live: HashMap<u128, Money>,
+    live_sum: Money,
+    /// Settled records not read back yet: cost, and when settled (one the
+    /// ledger never shows is dropped after the lease, as a settled hold in
+    /// the file would be).
+    unread: HashMap<ulid::Ulid, (Money, Instant)>,
+    unread_sum: Money,
+    /// How many calls' worth the next growth adds beyond the call itself:
+    /// 0 for a new chunk (a process that makes one call takes no more than
+    /// that call), then 1, 2, 4... up to [`CHUNK_CALLS`] while the process
+    /// keeps coming back for more.
+    calls: i64,
+    /// When the chunk's hold was last written (renewed).
+    taken: Instant,
+    /// The lines' totals as of that write (the chunk counted at `size`).
+    snapshot: Vec<LineTotals>,
+}
+
+impl Chunk {
+    fn used(&self) -> Money {
+        self.live_sum.saturating_add(self.unread_sum)
+    }
+
+    /// `totals` (where this chunk counts at `size`) as this process sees
+    /// them: its live holds held, its unread records settled, the unused
+    /// part of the chunk not at all.
+    fn own_view(&self, totals: &mut [LineTotals]) {
+        for t in totals
+            .iter_mut()
+            .filter(|t| self.lines.iter().any(|l| l.key == t.key))
+        {
+            t.held = t
+                .held
+                .saturating_sub(self.size.saturating_sub(self.written_unread))
+                .saturating_add(self.live_sum)
+                .max(Money::ZERO);
+            t.settled = t
+                .settled
+                .saturating_sub(self.written_unread)
+                .saturating_add(self.unread_sum)
+                .max(Money::ZERO);
+        }
+    }
+
+    fn view(&self) -> Vec<LineTotals> {
+        let mut t = self.snapshot.clone();
+        self.own_view(&mut t);
+        t
+    }
+
+    fn take_live(&mut self, id: &str) -> Option<Money> {
+        let amount = self.live.remove(&hold_key(id)?)?;
+        self.live_sum = self.live_sum.saturating_sub(amount).max(Money::ZERO);
+        Some(amount)
+    }
+}
+
+/// The key of a hold served from a chunk (its id is a ULID).
+fn hold_key(id: &str) -> Option<u128> {
+    id.parse::<ulid::Ulid>().ok().map(u128::from)
 }
 
 /// The record ids of settled holds, and those read in this operation.
@@ -238,13 +351,25 @@ impl Settled {
 struct Ctx<'a> {
     lines: &'a HashMap<BookKey, Tracked>,
     holds: &'a mut Vec<HoldEntry>,
+    chunk: &'a mut Option<Chunk>,
     write: bool,
 }
 
 impl Ctx<'_> {
-    /// Settled spend counts the settled holds whose record is not read
-    /// back yet; held is the live holds.
+    /// The totals as this process sees them: [`Ctx::file_totals`], with
+    /// this process's chunk counted as what it covers (not its size).
     fn totals(&self, keys: impl IntoIterator<Item = BookKey>) -> Vec<LineTotals> {
+        let mut t = self.file_totals(keys);
+        if let Some(c) = self.chunk.as_ref() {
+            c.own_view(&mut t);
+        }
+        t
+    }
+
+    /// The totals as every process sees them in the file. Settled spend
+    /// counts the settled holds whose record is not read back yet; held is
+    /// the live holds (chunks at their size).
+    fn file_totals(&self, keys: impl IntoIterator<Item = BookKey>) -> Vec<LineTotals> {
         keys.into_iter()
             .map(|key| {
                 let (mut settled, first_spend) = self
@@ -257,7 +382,11 @@ impl Ctx<'_> {
                     if h.record.is_some() {
                         settled = settled.saturating_add(amount);
                     } else {
-                        held = held.saturating_add(amount);
+                        // A chunk's settled part is spend, the rest held.
+                        let part =
+                            Money::from_nanos(h.settled_nano_usd.clamp(0, h.nano_usd.max(0)));
+                        settled = settled.saturating_add(part);
+                        held = held.saturating_add(amount.saturating_sub(part));
                     }
                 }
                 LineTotals {
@@ -351,7 +480,21 @@ impl JsonlDirBook {
         lines: &[BookLine],
         decide: impl FnOnce(&mut Ctx<'_>) -> R,
     ) -> Result<R, BookError> {
+        self.locked_ending(lines, None, decide)
+    }
+
+    /// [`JsonlDirBook::locked`], first ending the chunk's local hold
+    /// `local` (if it is one), in the same step.
+    fn locked_ending<R>(
+        &self,
+        lines: &[BookLine],
+        local: Option<&str>,
+        decide: impl FnOnce(&mut Ctx<'_>) -> R,
+    ) -> Result<R, BookError> {
         let mut st = self.state();
+        if let (Some(id), Some(c)) = (local, st.chunk.as_mut()) {
+            c.take_live(id);
+        }
         if st.lock.is_none() {
             let path = self.dir.join(LOCK_FILE);
             reject_symlink(&path)?;
@@ -390,11 +533,13 @@ impl JsonlDirBook {
             st.loaded = true;
         }
         let (mut holds, mut dirty) = self.read_holds();
-        // The records of settled holds: each hold goes when its record is read.
+        // The records of settled holds: each hold goes when its record is
+        // read; so do the chunk's unread records.
         let mut ids = Settled {
             wanted: holds
                 .iter()
                 .filter_map(|h| h.record.as_deref()?.parse().ok())
+                .chain(st.chunk.iter().flat_map(|c| c.unread.keys().copied()))
                 .collect(),
             found: HashSet::new(),
         };
@@ -409,13 +554,26 @@ impl JsonlDirBook {
         });
         dirty |= holds.len() != before;
         dirty |= self.expire(st, &mut holds);
+        dirty |= self.trim_chunk(st, &mut holds, &ids.found);
         let mut ctx = Ctx {
             lines: &st.lines,
             holds: &mut holds,
+            chunk: &mut st.chunk,
             write: false,
         };
         let r = decide(&mut ctx);
-        if ctx.write || dirty {
+        let wrote = ctx.write || dirty;
+        if let Some(c) = ctx.chunk.as_ref() {
+            let keys: Vec<BookKey> = c.lines.iter().map(|l| l.key.clone()).collect();
+            let snapshot = ctx.file_totals(keys);
+            if let Some(c) = st.chunk.as_mut() {
+                c.snapshot = snapshot;
+                if wrote {
+                    c.taken = Instant::now();
+                }
+            }
+        }
+        if wrote {
             st.renewals += 1;
             let renewal = st.renewals;
             for h in holds.iter_mut() {
@@ -429,6 +587,231 @@ impl JsonlDirBook {
             self.write_checkpoint(st);
         }
         Ok(r)
+    }
+
+    /// Drops the chunk's records read back from the ledger, and sets its
+    /// hold in the file to what it still covers (returning the unused part
+    /// to every process; removing it when it covers nothing, and writing
+    /// it again if another process dropped it). Returns whether the holds
+    /// changed.
+    fn trim_chunk(
+        &self,
+        st: &mut DirState,
+        holds: &mut Vec<HoldEntry>,
+        found: &HashSet<ulid::Ulid>,
+    ) -> bool {
+        let Some(c) = st.chunk.as_mut() else {
+            return false;
+        };
+        for id in found {
+            if let Some((cost, _)) = c.unread.remove(id) {
+                c.unread_sum = c.unread_sum.saturating_sub(cost).max(Money::ZERO);
+            }
+        }
+        let lease = self.lease;
+        let before = c.unread.len();
+        c.unread.retain(|_, (_, at)| at.elapsed() < lease);
+        if c.unread.len() != before {
+            tracing::info!("settled records never read back from the ledger outlived the lease; the budget chunk no longer covers them");
+            c.unread_sum = c
+                .unread
+                .values()
+                .fold(Money::ZERO, |a, (m, _)| a.saturating_add(*m));
+        }
+        let target = c.used();
+        let unread = c.unread_sum;
+        let at = holds.iter().position(|h| h.id == c.id);
+        c.size = target;
+        c.written_unread = if target.is_zero() {
+            Money::ZERO
+        } else {
+            unread
+        };
+        match at {
+            Some(i) if target.is_zero() => {
+                holds.remove(i);
+                true
+            }
+            Some(i)
+                if holds[i].nano_usd != target.nanos()
+                    || holds[i].settled_nano_usd != unread.nanos() =>
+            {
+                holds[i].nano_usd = target.nanos();
+                holds[i].settled_nano_usd = unread.nanos();
+                true
+            }
+            Some(_) => false,
+            None if target.is_zero() => false,
+            None => {
+                let keys = c.lines.iter().map(|l| l.key.clone()).collect();
+                let mut entry = self.hold_entry(keys, target, None);
+                entry.id = c.id.clone();
+                entry.settled_nano_usd = unread.nanos();
+                holds.push(entry);
+                true
+            }
+        }
+    }
+
+    /// Serves a reservation of `lines` from a chunk, taking or growing it
+    /// under the lock: the chunk grows to what it covers + `amount` + room
+    /// for more calls (none for a new chunk, then doubling up to 32 calls'
+    /// worth as this process keeps needing more) but never more than 1/8
+    /// of the headroom left, so the next calls of this process need no
+    /// lock, and near the limit the chunk shrinks to the call itself. `None` when the reservation is
+    /// better made as a hold of its own (no blocking line, or the chunk
+    /// serves other lines and is in use).
+    fn chunk_grant(
+        &self,
+        ctx: &mut Ctx<'_>,
+        lines: &[BookLine],
+        amount: Money,
+    ) -> Option<Reserved> {
+        if !lines.iter().any(|l| l.blocking) {
+            return None;
+        }
+        let same = ctx.chunk.as_ref().is_some_and(|c| c.lines[..] == *lines);
+        if !same {
+            if ctx.chunk.as_ref().is_some_and(|c| !c.used().is_zero()) {
+                return None;
+            }
+            if let Some(old) = ctx.chunk.take() {
+                ctx.holds.retain(|h| h.id != old.id);
+                ctx.write = true;
+            }
+            *ctx.chunk = Some(Chunk {
+                id: ulid::Ulid::new().to_string(),
+                lines: lines.to_vec(),
+                size: Money::ZERO,
+                written_unread: Money::ZERO,
+                live: HashMap::new(),
+                live_sum: Money::ZERO,
+                unread: HashMap::new(),
+                unread_sum: Money::ZERO,
+                calls: 0,
+                taken: Instant::now(),
+                snapshot: Vec::new(),
+            });
+        } else if let Some(c) = ctx.chunk.as_mut() {
+            c.calls = (c.calls * 2).clamp(1, CHUNK_CALLS);
+        }
+        let keys: Vec<BookKey> = lines.iter().map(|l| l.key.clone()).collect();
+        let file = ctx.file_totals(keys.iter().cloned());
+        let (size, used, calls) = ctx.chunk.as_ref().map(|c| (c.size, c.used(), c.calls))?;
+        let mut extra = amount.nanos().saturating_mul(calls);
+        for (l, t) in lines.iter().zip(&file).filter(|(l, _)| l.blocking) {
+            let after = t
+                .committed()
+                .saturating_sub(size)
+                .checked_add(used)
+                .and_then(|m| m.checked_add(amount))
+                .unwrap_or(Money::MAX);
+            if after > l.limit {
+                return Some(Reserved::Refused {
+                    key: l.key.clone(),
+                    totals: ctx.totals(keys),
+                });
+            }
+            extra = extra.min(l.limit.nanos().saturating_sub(after.nanos()) / CHUNK_SHARE);
+        }
+        let new_size = used
+            .saturating_add(amount)
+            .saturating_add(Money::from_nanos(extra.max(0)));
+        let c = ctx.chunk.as_mut()?;
+        match ctx.holds.iter_mut().find(|h| h.id == c.id) {
+            Some(h) => {
+                h.nano_usd = new_size.nanos();
+                h.settled_nano_usd = c.unread_sum.nanos();
+            }
+            None => {
+                let mut entry = self.hold_entry(keys.clone(), new_size, None);
+                entry.id = c.id.clone();
+                entry.settled_nano_usd = c.unread_sum.nanos();
+                ctx.holds.push(entry);
+            }
+        }
+        c.size = new_size;
+        c.written_unread = c.unread_sum;
+        let id = ulid::Ulid::new();
+        c.live.insert(u128::from(id), amount);
+        c.live_sum = c.live_sum.saturating_add(amount);
+        ctx.write = true;
+        Some(Reserved::Granted {
+            hold: Hold {
+                id: id.to_string(),
+                lines: keys.clone(),
+                amount,
+            },
+            totals: ctx.totals(keys),
+        })
+    }
+
+    /// How long the chunk serves calls without the lock.
+    fn chunk_ttl(&self) -> Duration {
+        CHUNK_TTL.min(self.lease / 4)
+    }
+
+    /// A reservation served from the chunk without the directory lock, if
+    /// it fits and the chunk is fresh.
+    fn reserve_fast(&self, lines: &[BookLine], amount: Money) -> Option<Reserved> {
+        let ttl = self.chunk_ttl();
+        let mut st = self.state();
+        let c = st.chunk.as_mut()?;
+        if c.taken.elapsed() >= ttl || c.lines[..] != *lines {
+            return None;
+        }
+        if c.used().checked_add(amount)? > c.size {
+            return None;
+        }
+        let id = ulid::Ulid::new();
+        c.live.insert(u128::from(id), amount);
+        c.live_sum = c.live_sum.saturating_add(amount);
+        Some(Reserved::Granted {
+            hold: Hold {
+                id: id.to_string(),
+                lines: lines.iter().map(|l| l.key.clone()).collect(),
+                amount,
+            },
+            totals: c.view(),
+        })
+    }
+
+    /// A settlement of a chunk's hold whose record counts in exactly the
+    /// chunk's lines, without the lock: the record stays covered by the
+    /// chunk until this process reads it back. Returns whether the chunk
+    /// is due for the lock (to return its unused part).
+    fn settle_fast(
+        &self,
+        hold: &Hold,
+        record: &CostRecord,
+        lines: &[BookLine],
+    ) -> Option<(Vec<LineTotals>, bool)> {
+        let key = hold_key(&hold.id)?;
+        let ttl = self.chunk_ttl();
+        let mut st = self.state();
+        let c = st.chunk.as_mut()?;
+        // A chunk that has served one call only (a short program) settles
+        // under the lock, so its settlement sees every process's spend at
+        // once (alerts on a joint crossing).
+        if c.calls == 0 || !c.live.contains_key(&key) {
+            return None;
+        }
+        let mut counted = lines.iter().filter(|l| l.counts(record));
+        let exact = c.lines.iter().all(|l| counted.next() == Some(l)) && counted.next().is_none();
+        if !exact {
+            return None;
+        }
+        c.take_live(&hold.id);
+        let cost = record.cost();
+        if !cost.is_zero() {
+            let e = c
+                .unread
+                .entry(record.id)
+                .or_insert((Money::ZERO, Instant::now()));
+            e.0 = e.0.saturating_add(cost);
+            c.unread_sum = c.unread_sum.saturating_add(cost);
+        }
+        Some((c.view(), c.taken.elapsed() >= ttl))
     }
 
     /// Drops holds whose owner's lease ran out (as this process measures
@@ -738,6 +1121,7 @@ impl JsonlDirBook {
             nano_usd: amount.nanos(),
             record,
             expires_ms: None,
+            settled_nano_usd: 0,
         }
     }
 }
@@ -813,7 +1197,13 @@ impl BudgetBook for JsonlDirBook {
     }
 
     async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError> {
+        if let Some(r) = self.reserve_fast(lines, amount) {
+            return Ok(r);
+        }
         self.locked(lines, |ctx| {
+            if let Some(r) = self.chunk_grant(ctx, lines, amount) {
+                return r;
+            }
             grant(ctx, lines, amount, |keys| {
                 self.hold_entry(keys, amount, None)
             })
@@ -862,11 +1252,21 @@ impl BudgetBook for JsonlDirBook {
         record: &CostRecord,
         lines: &[BookLine],
     ) -> Result<Vec<LineTotals>, BookError> {
+        if let Some(h) = &hold {
+            if let Some((totals, due)) = self.settle_fast(h, record, lines) {
+                if due {
+                    // Return the unused part of the chunk now and then.
+                    self.locked(&[], |_| ())?;
+                }
+                return Ok(totals);
+            }
+        }
         let counted: Vec<BookLine> = lines.iter().filter(|l| l.counts(record)).cloned().collect();
         let keys: Vec<BookKey> = counted.iter().map(|l| l.key.clone()).collect();
         let id = record.id.to_string();
         let cost = record.cost();
-        self.locked(&counted, |ctx| {
+        let local = hold.as_ref().map(|h| h.id.clone());
+        self.locked_ending(&counted, local.as_deref(), |ctx| {
             ctx.holds
                 .retain(|h| hold.as_ref().is_none_or(|held| held.id != h.id));
             if !keys.is_empty() {
@@ -879,6 +1279,18 @@ impl BudgetBook for JsonlDirBook {
     }
 
     async fn release(&self, hold: Hold) -> Result<(), BookError> {
+        let ttl = self.chunk_ttl();
+        let local = {
+            let mut st = self.state();
+            st.chunk
+                .as_mut()
+                .and_then(|c| c.take_live(&hold.id).map(|_| c.taken.elapsed() >= ttl))
+        };
+        match local {
+            Some(false) => return Ok(()),
+            Some(true) => return self.locked(&[], |_| ()),
+            None => {}
+        }
         self.locked(&[], |ctx| {
             ctx.holds.retain(|h| h.id != hold.id);
             ctx.write = true;

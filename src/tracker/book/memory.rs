@@ -18,14 +18,25 @@ struct Line {
     settled: Money,
     held: Money,
     first_spend: Option<DateTime<Utc>>,
+    /// Forgotten: the settled spend is loaded again at the next use (the
+    /// holds in it stay).
+    stale: bool,
 }
 
 #[derive(Debug, Default)]
 struct State {
     lines: HashMap<BookKey, Line>,
-    holds: HashMap<String, Hold>,
-    /// The detached holds' expiry times.
-    detached: HashMap<String, DateTime<Utc>>,
+    /// The live holds this book made, by their ULID (a hold names its own
+    /// lines when it is settled or released, so only its amount is kept:
+    /// no clone of the hold per call).
+    holds: HashMap<u128, Money>,
+    /// The detached holds (caller-chosen ids): the hold and its end.
+    detached: HashMap<String, (Hold, DateTime<Utc>)>,
+}
+
+/// The key of a hold this book made (its id is a ULID).
+fn hold_key(id: &str) -> Option<u128> {
+    id.parse::<ulid::Ulid>().ok().map(u128::from)
 }
 
 /// The budget book of one process: totals in memory, behind a mutex. A new
@@ -76,17 +87,21 @@ impl MemoryBook {
     }
 
     /// Registers the lines not known yet, loading them from the seed.
-    async fn register(&self, lines: &[BookLine]) -> Result<(), BookError> {
+    async fn register<'a>(
+        &self,
+        lines: impl IntoIterator<Item = &'a BookLine> + Clone,
+    ) -> Result<(), BookError> {
+        let known = |st: &State, l: &BookLine| {
+            st.lines
+                .get(&l.key)
+                .is_some_and(|have| !have.stale && have.start == l.start && have.end == l.end)
+        };
         let missing: Vec<&BookLine> = {
             let st = self.lock();
-            lines
-                .iter()
-                .filter(|l| {
-                    st.lines
-                        .get(&l.key)
-                        .is_none_or(|have| have.start != l.start || have.end != l.end)
-                })
-                .collect()
+            if lines.clone().into_iter().all(|l| known(&st, l)) {
+                return Ok(());
+            }
+            lines.into_iter().filter(|l| !known(&st, l)).collect()
         };
         for l in missing {
             let (settled, first_spend) = match &self.seed {
@@ -94,11 +109,9 @@ impl MemoryBook {
                 None => (Money::ZERO, None),
             };
             let mut st = self.lock();
-            let held = st
-                .holds
-                .values()
-                .filter(|h| h.lines.contains(&l.key))
-                .fold(Money::ZERO, |a, h| a.saturating_add(h.amount));
+            // The live holds already in this line (forgotten, or a new span
+            // of it) stay.
+            let held = st.lines.get(&l.key).map_or(Money::ZERO, |have| have.held);
             st.lines.insert(
                 l.key.clone(),
                 Line {
@@ -107,6 +120,7 @@ impl MemoryBook {
                     settled,
                     held,
                     first_spend,
+                    stale: false,
                 },
             );
         }
@@ -114,9 +128,9 @@ impl MemoryBook {
     }
 }
 
-fn totals_of(st: &State, lines: &[BookLine]) -> Vec<LineTotals> {
+fn totals_of<'a>(st: &State, lines: impl IntoIterator<Item = &'a BookLine>) -> Vec<LineTotals> {
     lines
-        .iter()
+        .into_iter()
         .map(|l| match st.lines.get(&l.key) {
             Some(s) => LineTotals {
                 key: l.key.clone(),
@@ -130,8 +144,15 @@ fn totals_of(st: &State, lines: &[BookLine]) -> Vec<LineTotals> {
 }
 
 /// Holds `amount` under `id` in every line (registered), unless a blocking
-/// one would cross its limit.
-fn reserve_in(st: &mut State, lines: &[BookLine], amount: Money, id: String) -> Reserved {
+/// one would cross its limit. `key` is the id's ULID for a hold of this
+/// book, `None` for a detached hold (kept in `detached` by the caller).
+fn reserve_in(
+    st: &mut State,
+    lines: &[BookLine],
+    amount: Money,
+    id: String,
+    key: Option<u128>,
+) -> Reserved {
     expire_detached(st);
     for l in lines.iter().filter(|l| l.blocking) {
         let committed = st
@@ -156,7 +177,9 @@ fn reserve_in(st: &mut State, lines: &[BookLine], amount: Money, id: String) -> 
             s.held = s.held.saturating_add(amount);
         }
     }
-    st.holds.insert(hold.id.clone(), hold.clone());
+    if let Some(k) = key {
+        st.holds.insert(k, amount);
+    }
     Reserved::Granted {
         hold,
         totals: totals_of(st, lines),
@@ -172,21 +195,28 @@ fn expire_detached(st: &mut State) {
     let gone: Vec<String> = st
         .detached
         .iter()
-        .filter(|(_, &at)| at <= now)
+        .filter(|(_, (_, at))| *at <= now)
         .map(|(id, _)| id.clone())
         .collect();
     for id in gone {
-        st.detached.remove(&id);
-        if let Some(hold) = st.holds.get(&id).cloned() {
-            unhold(st, &hold);
+        if let Some((hold, _)) = st.detached.remove(&id) {
+            take_from_lines(st, &hold);
         }
     }
 }
 
+/// Ends `hold` (once: a second settle or release of it does nothing).
 fn unhold(st: &mut State, hold: &Hold) {
-    if st.holds.remove(&hold.id).is_none() {
-        return;
+    let live = match hold_key(&hold.id) {
+        Some(k) if st.holds.remove(&k).is_some() => true,
+        _ => st.detached.remove(&hold.id).is_some(),
+    };
+    if live {
+        take_from_lines(st, hold);
     }
+}
+
+fn take_from_lines(st: &mut State, hold: &Hold) {
     for k in &hold.lines {
         if let Some(s) = st.lines.get_mut(k) {
             s.held = s.held.saturating_sub(hold.amount).max(Money::ZERO);
@@ -231,11 +261,13 @@ impl BudgetBook for MemoryBook {
 
     async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError> {
         self.register(lines).await?;
+        let id = ulid::Ulid::new();
         Ok(reserve_in(
             &mut self.lock(),
             lines,
             amount,
-            ulid::Ulid::new().to_string(),
+            id.to_string(),
+            Some(u128::from(id)),
         ))
     }
 
@@ -249,25 +281,24 @@ impl BudgetBook for MemoryBook {
         self.register(lines).await?;
         let mut st = self.lock();
         expire_detached(&mut st);
-        if let Some(hold) = st.holds.get(id).cloned() {
+        if let Some((hold, _)) = st.detached.get(id) {
             return Ok(Reserved::Granted {
-                hold,
+                hold: hold.clone(),
                 totals: totals_of(&st, lines),
             });
         }
-        let r = reserve_in(&mut st, lines, amount, id.to_owned());
-        if matches!(r, Reserved::Granted { .. }) {
-            st.detached.insert(id.to_owned(), expires);
+        let r = reserve_in(&mut st, lines, amount, id.to_owned(), None);
+        if let Reserved::Granted { hold, .. } = &r {
+            st.detached.insert(id.to_owned(), (hold.clone(), expires));
         }
         Ok(r)
     }
 
     async fn release_detached(&self, id: &str) -> Result<(), BookError> {
         let mut st = self.lock();
-        if let Some(hold) = st.holds.get(id).cloned() {
-            unhold(&mut st, &hold);
+        if let Some((hold, _)) = st.detached.remove(id) {
+            take_from_lines(&mut st, &hold);
         }
-        st.detached.remove(id);
         Ok(())
     }
 
@@ -277,14 +308,14 @@ impl BudgetBook for MemoryBook {
         record: &CostRecord,
         lines: &[BookLine],
     ) -> Result<Vec<LineTotals>, BookError> {
-        let counted: Vec<BookLine> = lines.iter().filter(|l| l.counts(record)).cloned().collect();
-        self.register(&counted).await?;
+        let counted = lines.iter().filter(|l| l.counts(record));
+        self.register(counted.clone()).await?;
         let mut st = self.lock();
         if let Some(h) = &hold {
             unhold(&mut st, h);
         }
         let cost = record.cost();
-        for l in &counted {
+        for l in counted.clone() {
             if let Some(s) = st.lines.get_mut(&l.key) {
                 s.settled = s.settled.saturating_add(cost);
                 if !cost.is_zero() && s.first_spend.is_none_or(|f| record.ts < f) {
@@ -292,7 +323,7 @@ impl BudgetBook for MemoryBook {
                 }
             }
         }
-        Ok(totals_of(&st, &counted))
+        Ok(totals_of(&st, counted))
     }
 
     async fn release(&self, hold: Hold) -> Result<(), BookError> {
@@ -301,7 +332,9 @@ impl BudgetBook for MemoryBook {
     }
 
     async fn forget(&self) -> Result<(), BookError> {
-        self.lock().lines.clear();
+        for line in self.lock().lines.values_mut() {
+            line.stale = true;
+        }
         Ok(())
     }
 }
