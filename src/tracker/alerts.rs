@@ -29,7 +29,7 @@ impl CostTracker {
             let Some((b, (period, _))) = inner
                 .budgets
                 .iter()
-                .zip(&lines)
+                .zip(&lines.all)
                 .find(|(_, (_, l))| l.key == t.key)
             else {
                 continue;

@@ -212,7 +212,7 @@ impl CostTrackerBuilder {
             budgets.push(b);
         }
         let state = State {
-            lines: budgets.iter().map(|_| None).collect(),
+            lines: None,
             fired: HashSet::new(),
         };
         let storage = self

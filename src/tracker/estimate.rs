@@ -13,6 +13,7 @@ impl CostTracker {
     pub fn estimate(&self, req: &ChatRequest) -> Option<Money> {
         let inner = &self.inner;
         inner.prices.get(&req.model)?;
+        let now = inner.clock.now();
         let prompt = inner.estimator.prompt_tokens(req);
         let output = inner.estimator.max_output_tokens(req);
         let shapes = [
@@ -30,11 +31,13 @@ impl CostTracker {
         ];
         shapes
             .iter()
-            .map(|u| match inner.prices.cost(&req.model, u, Mode::Online) {
-                Ok(c) => Some(c.total),
-                Err(PricingError::Overflow { .. }) => Some(Money::MAX),
-                Err(_) => None,
-            })
+            .map(
+                |u| match inner.prices.total_at(&req.model, u, Mode::Online, now) {
+                    Ok(c) => Some(c),
+                    Err(PricingError::Overflow { .. }) => Some(Money::MAX),
+                    Err(_) => None,
+                },
+            )
             .try_fold(Money::ZERO, |acc, c| c.map(|c| acc.max(c)))
     }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::book::{run_detached, BudgetBook, Hold, Reserved};
+use super::book::{run_detached, BookLine, BudgetBook, Hold, Reserved};
 use super::{CallInfo, CostTracker, UnpricedPolicy};
 use crate::budget::Action;
 use crate::ledger::CostRecord;
@@ -218,18 +218,29 @@ impl CostTracker {
         let now = inner.clock.now();
         let lines = self.lines(now);
         let (user, team) = self.attribution(req.user.as_deref(), req.team.as_deref());
-        let (provider, model) = self.identity(None, &req.model);
-        let in_scope: Vec<_> = inner
-            .budgets
-            .iter()
-            .zip(lines)
-            .filter(|(b, (p, _))| {
-                b.action == Action::Block
-                    && p.contains(now)
-                    && b.scope.matches(user, team, &provider, &model)
-            })
-            .map(|(_, (_, line))| line)
-            .collect();
+        let (provider, model) = self.identity_ref(None, &req.model);
+        let blocking = || {
+            inner
+                .budgets
+                .iter()
+                .zip(&lines.all)
+                .filter(|(b, _)| b.action == Action::Block)
+        };
+        let applies = |b: &crate::budget::Budget, p: &crate::budget::Period| {
+            p.contains(now) && b.scope.matches(user, team, &provider, model)
+        };
+        // Usually every blocking budget applies: the shared slice is passed
+        // as it is, no per-call list.
+        let picked: Vec<BookLine>;
+        let in_scope: &[BookLine] = if blocking().all(|(b, (p, _))| applies(b, p)) {
+            &lines.blocking
+        } else {
+            picked = blocking()
+                .filter(|(b, (p, _))| applies(b, p))
+                .map(|(_, (_, line))| line.clone())
+                .collect();
+            &picked
+        };
         if in_scope.is_empty() {
             return Ok(Reservation::none());
         }
@@ -253,7 +264,7 @@ impl CostTracker {
                 }
             },
         };
-        match inner.book.reserve(&in_scope, estimate).await? {
+        match inner.book.reserve(in_scope, estimate).await? {
             Reserved::Granted { hold, .. } => Ok(Reservation {
                 book: Some(inner.book.clone()),
                 hold: Some(hold),
