@@ -15,7 +15,8 @@ pin_project! {
     /// service's future.
     ///
     /// A request that bypasses the cache (not cacheable, or no key) is the
-    /// inner future itself, not boxed: the decision is made in `call`. A
+    /// inner future itself, not boxed: the decision is made in `call` (and
+    /// recorded in the span on the first poll). A
     /// lookup is boxed, because it must await the cache before it knows
     /// whether to call the inner service at all (and, on a concurrent miss,
     /// waits for another caller's provider call).
@@ -28,7 +29,7 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Bypass { #[pin] fut: F },
+        Bypass { #[pin] fut: F, recorded: bool },
         Lookup { fut: BoxFuture<'static, Result<ChatResponse, Error>> },
     }
 }
@@ -36,7 +37,10 @@ pin_project! {
 impl<F> ResponseFuture<F> {
     pub(crate) fn bypass(fut: F) -> Self {
         ResponseFuture {
-            kind: Kind::Bypass { fut },
+            kind: Kind::Bypass {
+                fut,
+                recorded: false,
+            },
         }
     }
 
@@ -58,7 +62,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Bypass { fut } => fut.poll(cx).map_err(Into::into),
+            KindProj::Bypass { fut, recorded } => {
+                // On the first poll, in the span the future runs in (as the
+                // lookup records its outcome), once.
+                if !*recorded {
+                    *recorded = true;
+                    tracing::Span::current().record(super::CACHE_FIELD, "bypass");
+                }
+                fut.poll(cx).map_err(Into::into)
+            }
             KindProj::Lookup { fut } => fut.as_mut().poll(cx),
         }
     }

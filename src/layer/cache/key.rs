@@ -701,11 +701,11 @@ mod tests {
         // Pinned: a change here invalidates every shared cache. Bump
         // KEY_VERSION when the canonical form changes on purpose.
         let k = key(&ChatRequest::new("gpt-4o").message(Message::user("hi")));
-        // = sha256 of the canonical encoding of the key material (checked with an
-        // independent Python implementation of `write_canonical`).
+        // = BLAKE3 (derive-key mode, CONTEXT) of the version-2 encoding
+        // of the key material, pinned when version 2 was introduced.
         assert_eq!(
             k.to_hex(),
-            "1455005ad25cc45797daa01f2727c861d288109af9e36dc8b8f6ac7baf69b9ac"
+            "e0d608021f4ab4225b6c4150ac2b314caeebb0f6ac1c681e48e1348f5ce13f89"
         );
         assert_eq!(format!("{k:?}").len(), "CacheKey()".len() + 16);
     }

@@ -79,7 +79,6 @@ where
         let Some(key) = self.settings.key(&req) else {
             // Decided now: the ready inner service is called at once and
             // its future returned as it is.
-            Span::current().record(CACHE_FIELD, "bypass");
             return ResponseFuture::bypass(self.inner.call(req));
         };
         // The ready service goes into the future; `self` keeps a clone.
