@@ -3,10 +3,15 @@
 //! 64 concurrent callers).
 //!
 //! Run with `cargo bench --bench stack` (or `-- --quick` for a rough pass).
+//!
+//! Before the timings, the bench prints the heap allocations a call makes
+//! through each stack (a counting global allocator), and what the stack
+//! adds to the provider alone.
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -18,14 +23,21 @@ use costlayer::ledger::{
 use costlayer::tracker::CostTracker;
 use futures_util::StreamExt;
 
+use costlayer::budget::Budget;
 use costlayer::estimate::{EstimatePolicy, Estimator};
 use costlayer::layer::cache::{CacheKey, CacheLayer};
 use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
 use costlayer::mock::SimulatedProvider;
 use costlayer::tokens::TiktokenCounter;
+use costlayer::Money;
 use costlayer::{ChatRequest, Message};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tower::{ServiceBuilder, ServiceExt};
+
+/// Counts every allocation, so the bench can print allocations per call.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 /// A ~2 KB prompt of English prose.
 fn prompt_2k() -> ChatRequest {
@@ -93,10 +105,16 @@ fn rate_limit(c: &mut Criterion) {
         let limiter = RateLimitLayer::new(Quota::per_minute(nz(u32::MAX), nz(u32::MAX)))
             .estimator(Estimator::new(policy))
             .limiter();
+        // Each call settles to 0 used tokens, refunding its whole
+        // reservation: the token bucket ends every iteration where it
+        // started, so the quota never binds however long criterion runs (a
+        // call that kept ~700 tokens drained even `u32::MAX` tokens/min
+        // within the warm-up, at millions of calls a second). The request
+        // bucket refills at `u32::MAX`/min, faster than any caller.
         g.bench_function(format!("check_settle/{policy:?}"), |b| {
             b.iter(|| {
                 let permit = limiter.try_acquire(black_box(&req)).expect("admitted");
-                permit.settle(700);
+                permit.settle(0);
             })
         });
     }
@@ -128,15 +146,74 @@ impl Storage for NullStorage {
     }
 }
 
+/// A ledger stand-in that never waits: each record is serialised as its
+/// JSONL line into one in-memory buffer (cleared now and then), as a
+/// writer that batches lines for a group commit would take it. No I/O, no
+/// channel round trip: what the caller pays for a ledger that keeps the
+/// disk off its path.
+#[derive(Debug, Default)]
+struct BufferedStorage {
+    buf: Mutex<Vec<u8>>,
+}
+
+#[async_trait]
+impl Storage for BufferedStorage {
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        let mut buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        if buf.len() > 1 << 20 {
+            buf.clear();
+        }
+        serde_json::to_writer(&mut *buf, record).expect("serialise");
+        buf.push(b'\n');
+        Ok(())
+    }
+    async fn scan(&self, _: &ScanFilter) -> Result<RecordStream, LedgerError> {
+        Ok(futures_util::stream::empty().boxed())
+    }
+    async fn mark_alert(&self, _: &str, _: &serde_json::Value) -> Result<bool, LedgerError> {
+        Ok(true)
+    }
+    async fn alert_fired(&self, _: &str) -> Result<bool, LedgerError> {
+        Ok(false)
+    }
+    async fn reset(&self, _: ResetScope) -> Result<ResetReport, LedgerError> {
+        Ok(ResetReport::default())
+    }
+}
+
+/// What the stacks record into.
+#[derive(Debug, Clone, Copy)]
+enum Ledger {
+    /// [`NullStorage`]: the layers' own overhead.
+    Null,
+    /// [`BufferedStorage`]: plus a non-waiting ledger's buffered line.
+    Buffered,
+    /// [`NullStorage`] and a blocking monthly budget that never binds, in
+    /// the in-memory book: the budget path (estimate, reserve, settle).
+    Budget,
+}
+
 /// The full stack around an instant simulated provider. The rate limiter's
 /// quota never binds; its estimator policy is `policy`.
 fn full_stack(policy: EstimatePolicy) -> costlayer::layer::builder::LlmService {
+    full_stack_with(policy, Ledger::Null)
+}
+
+fn full_stack_with(
+    policy: EstimatePolicy,
+    ledger: Ledger,
+) -> costlayer::layer::builder::LlmService {
     let nz = |n| NonZeroU32::new(n).expect("non-zero");
-    let tracker = CostTracker::builder()
-        .storage(Arc::new(NullStorage))
-        .user("bench")
-        .build()
-        .expect("tracker");
+    let storage: Arc<dyn Storage> = match ledger {
+        Ledger::Null | Ledger::Budget => Arc::new(NullStorage),
+        Ledger::Buffered => Arc::new(BufferedStorage::default()),
+    };
+    let mut builder = CostTracker::builder().storage(storage).user("bench");
+    if let Ledger::Budget = ledger {
+        builder = builder
+            .budget(Budget::monthly(Money::from_usd(1_000_000_000).expect("in range")).block());
+    }
+    let tracker = builder.build().expect("tracker");
     StackBuilder::new(tracker)
         .retry(RetryLayer::new())
         .rate_limit(
@@ -159,6 +236,13 @@ fn stack(c: &mut Criterion) {
     for policy in [EstimatePolicy::UpperBound, EstimatePolicy::Exact] {
         let svc = full_stack(policy);
         g.bench_function(format!("call_through/{policy:?}"), |b| {
+            b.to_async(&rt)
+                .iter(|| svc.clone().oneshot(black_box(sampled.clone())))
+        });
+    }
+    for ledger in [Ledger::Buffered, Ledger::Budget] {
+        let svc = full_stack_with(EstimatePolicy::UpperBound, ledger);
+        g.bench_function(format!("call_through_{ledger:?}/UpperBound"), |b| {
             b.to_async(&rt)
                 .iter(|| svc.clone().oneshot(black_box(sampled.clone())))
         });
@@ -238,5 +322,68 @@ fn concurrent(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, estimator, cache_hit, rate_limit, stack, concurrent);
+/// Heap allocations per call through each stack, printed (criterion has no
+/// place for them). Counted over 1,000 calls after a warm-up call.
+fn allocations(_: &mut Criterion) {
+    let rt = rt();
+    let short = ChatRequest::new("gpt-4o-mini")
+        .message(Message::user("What is the capital of France?"))
+        .max_tokens(64);
+    let sampled = short.clone().temperature(0.7);
+    TiktokenCounter::for_model("gpt-4o-mini").warm_up();
+    let per_call = |svc: &costlayer::layer::builder::LlmService, req: &ChatRequest| {
+        rt.block_on(svc.clone().oneshot(req.clone())).expect("warm");
+        const N: usize = 1_000;
+        let region = Region::new(GLOBAL);
+        for _ in 0..N {
+            let req = req.clone();
+            rt.block_on(svc.clone().oneshot(black_box(req)))
+                .expect("call");
+        }
+        let stats = region.change();
+        (stats.allocations + stats.reallocations) as f64 / N as f64
+    };
+    // The provider alone, through the same boxing, for the difference.
+    let bare = costlayer::layer::builder::LlmService::new(SimulatedProvider::new());
+    let base = per_call(&bare, &sampled);
+    println!("allocations per call (the request clone and the provider's answer included):");
+    println!("  provider_alone                      {base:6.1}");
+    let cases = [
+        (
+            "call_through/UpperBound",
+            full_stack(EstimatePolicy::UpperBound),
+            &sampled,
+        ),
+        (
+            "call_through/Exact",
+            full_stack(EstimatePolicy::Exact),
+            &sampled,
+        ),
+        (
+            "call_through_Buffered/UpperBound",
+            full_stack_with(EstimatePolicy::UpperBound, Ledger::Buffered),
+            &sampled,
+        ),
+        (
+            "call_through_Budget/UpperBound",
+            full_stack_with(EstimatePolicy::UpperBound, Ledger::Budget),
+            &sampled,
+        ),
+        ("cache_hit", full_stack(EstimatePolicy::Exact), &short),
+    ];
+    for (name, svc, req) in cases {
+        let n = per_call(&svc, req);
+        println!("  {name:<35} {n:6.1}  (stack adds {:+.1})", n - base);
+    }
+}
+
+criterion_group!(
+    benches,
+    allocations,
+    estimator,
+    cache_hit,
+    rate_limit,
+    stack,
+    concurrent
+);
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,39 @@ pub struct PriceTable {
     /// (normalised canonical name of the new entry, the entry it replaced)
     shadowed: Vec<(String, ModelPrice)>,
     shadowed_names: Vec<String>,
+    /// Lookups already resolved, so a call prices its model without
+    /// normalising the id again (and without allocating).
+    memo: Memo,
+}
+
+/// Most model ids a table remembers resolving: ids come from requests and
+/// responses, so the memo is bounded; past it, lookups take the slow path.
+const MEMO_CAPACITY: usize = 1024;
+
+/// What [`PriceTable::get`] and [`PriceTable::cost_at`] resolved before:
+/// the model id as given to its entry, and each entry's `price_version`
+/// (per set of rates: the latest, then each earlier one). Emptied by every
+/// change to the table; a clone starts empty.
+#[derive(Default)]
+struct Memo {
+    resolved: RwLock<HashMap<String, Option<usize>>>,
+    versions: RwLock<HashMap<(usize, usize), String>>,
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+/// Reads a memo map; a poisoned lock (a panic elsewhere while inserting)
+/// still holds consistent entries.
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl fmt::Debug for PriceTable {
@@ -101,17 +134,33 @@ impl Default for PriceTable {
 /// assert_eq!(normalize_model_id("claude-sonnet-4.5"), "claude-sonnet-4-5");
 /// ```
 pub fn normalize_model_id(id: &str) -> String {
-    let id = normalize_full(id);
-    id.rsplit_once('/')
-        .map_or(id.clone(), |(_, tail)| tail.to_owned())
+    let id = strip_models_prefix(id.trim());
+    let tail = id.rsplit_once('/').map_or(id, |(_, tail)| tail);
+    normalized(tail)
 }
 
 /// Like [`normalize_model_id`] but keeping any `provider/` prefix: the key of
 /// a reseller entry (`replicate/anthropic/claude-4-5-sonnet`).
 pub(crate) fn normalize_full(id: &str) -> String {
-    let id = id.trim().to_ascii_lowercase();
-    let id = id.strip_prefix("models/").unwrap_or(&id);
-    id.replace(['.', '@'], "-")
+    normalized(strip_models_prefix(id.trim()))
+}
+
+/// `id` without a leading `models/` (in any case).
+fn strip_models_prefix(id: &str) -> &str {
+    match id.get(..7) {
+        Some(head) if head.eq_ignore_ascii_case("models/") => &id[7..],
+        _ => id,
+    }
+}
+
+/// Lower case, `.` and `@` as `-`: one allocation.
+fn normalized(id: &str) -> String {
+    id.chars()
+        .map(|c| match c {
+            '.' | '@' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
 }
 
 /// Whether two model ids name the same model: the one identity budget
@@ -154,6 +203,7 @@ impl PriceTable {
             prefixed: HashMap::new(),
             shadowed: Vec::new(),
             shadowed_names: Vec::new(),
+            memo: Memo::default(),
         }
     }
 
@@ -284,6 +334,7 @@ impl PriceTable {
     /// assert!(table.version().ends_with("+ours"));
     /// ```
     pub fn merge_overrides(&mut self, other: PriceTable) {
+        self.memo = Memo::default();
         self.version = format!("{}+{}", self.version, other.version);
         for m in other.models {
             self.insert(m);
@@ -319,6 +370,7 @@ impl PriceTable {
     /// index only and replaces the reseller entry of the same full name.
     /// Constant time per name: loading n entries is O(n).
     pub(crate) fn replace_or_push(&mut self, mut price: ModelPrice) -> Option<ModelPrice> {
+        self.memo = Memo::default();
         if price.prefixed_only {
             let key = normalize_full(&price.model);
             let keys: Vec<String> = price.aliases.iter().map(|a| normalize_full(a)).collect();
@@ -445,17 +497,61 @@ impl PriceTable {
     /// a bare name. A prefixed id with no reseller entry falls back to the
     /// bare name (`gemini/gemini-2.5-pro`, `anthropic/claude-sonnet-4.5`).
     pub fn get(&self, model: &str) -> Option<&ModelPrice> {
+        self.resolve(model).and_then(|i| self.models.get(i))
+    }
+
+    /// The entry `model` names, remembered: a model id seen before costs
+    /// one hash lookup and no allocation.
+    fn resolve(&self, model: &str) -> Option<usize> {
+        if let Some(&found) = read(&self.memo.resolved).get(model) {
+            return found;
+        }
+        let found = self.resolve_uncached(model);
+        let mut memo = write(&self.memo.resolved);
+        if memo.len() < MEMO_CAPACITY {
+            memo.insert(model.to_owned(), found);
+        }
+        found
+    }
+
+    fn resolve_uncached(&self, model: &str) -> Option<usize> {
         if !self.prefixed.is_empty() {
             let full = normalize_full(model);
             if full.contains('/') {
                 let found = lookup(&full, |k| self.prefixed.get(k).copied());
-                if let Some(i) = found {
-                    return self.models.get(i);
+                if found.is_some() {
+                    return found;
                 }
             }
         }
         let key = normalize_model_id(model);
-        lookup(&key, |k| self.index.get(k).map(|&(i, _)| i)).and_then(|i| self.models.get(i))
+        lookup(&key, |k| self.index.get(k).map(|&(i, _)| i))
+    }
+
+    /// The `price_version` of entry `i`'s rates `price` (the entry itself
+    /// or one of its earlier rates), computed once.
+    fn price_version(&self, i: usize, latest: &ModelPrice, price: &ModelPrice) -> String {
+        let which = if std::ptr::eq(latest, price) {
+            0
+        } else {
+            latest
+                .earlier
+                .iter()
+                .position(|e| std::ptr::eq(e, price))
+                .map_or(0, |p| p + 1)
+        };
+        if let Some(v) = read(&self.memo.versions).get(&(i, which)) {
+            return v.clone();
+        }
+        let v = match &price.effective_from {
+            Some(d) => format!("{}:{}@{d}", self.version, price.model),
+            None => format!("{}:{}", self.version, price.model),
+        };
+        let mut memo = write(&self.memo.versions);
+        if memo.len() < MEMO_CAPACITY {
+            memo.insert((i, which), v.clone());
+        }
+        v
     }
 
     /// Every reseller entry ([`ModelPrice::prefixed_only`]) is listed in
@@ -527,11 +623,46 @@ impl PriceTable {
         mode: Mode,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Cost, PricingError> {
-        let latest = self.get(model).ok_or_else(|| PricingError::UnknownModel {
-            model: model.to_owned(),
-            suggestions: self.suggestions(model),
-        })?;
-        let price = latest.at(&at.format("%Y-%m-%d").to_string());
+        self.cost_inner(model, usage, mode, at, true)
+    }
+
+    /// The total of [`cost_at`](Self::cost_at) alone: no names, no
+    /// `price_version`, no allocation for a known model.
+    pub(crate) fn total_at(
+        &self,
+        model: &str,
+        usage: &Usage,
+        mode: Mode,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Money, PricingError> {
+        self.cost_inner(model, usage, mode, at, false)
+            .map(|c| c.total)
+    }
+
+    /// [`cost_at`](Self::cost_at); with `named == false` the model,
+    /// provider and `price_version` are left empty.
+    fn cost_inner(
+        &self,
+        model: &str,
+        usage: &Usage,
+        mode: Mode,
+        at: chrono::DateTime<chrono::Utc>,
+        named: bool,
+    ) -> Result<Cost, PricingError> {
+        let Some((i, latest)) = self
+            .resolve(model)
+            .and_then(|i| Some((i, self.models.get(i)?)))
+        else {
+            return Err(PricingError::UnknownModel {
+                model: model.to_owned(),
+                suggestions: self.suggestions(model),
+            });
+        };
+        let price = if latest.effective_from.is_none() && latest.earlier.is_empty() {
+            latest
+        } else {
+            latest.at(ymd(at).as_str())
+        };
         let mut notes = Vec::new();
         let tier_rates = match usage.service_tier {
             ServiceTier::Flex => Some(("flex", price.flex)),
@@ -604,13 +735,18 @@ impl PriceTable {
                 .map_err(|_| overflow())
         };
         let sum: i128 = products.iter().sum();
-        let price_version = match &price.effective_from {
-            Some(d) => format!("{}:{}@{d}", self.version, price.model),
-            None => format!("{}:{}", self.version, price.model),
+        let (model, provider, price_version) = if named {
+            (
+                price.model.clone(),
+                price.provider.clone(),
+                self.price_version(i, latest, price),
+            )
+        } else {
+            (String::new(), String::new(), String::new())
         };
         Ok(Cost {
-            model: price.model.clone(),
-            provider: price.provider.clone(),
+            model,
+            provider,
             mode,
             tier_above,
             input: to_money(products[0])?,
@@ -631,6 +767,35 @@ impl PriceTable {
             price_version,
         })
     }
+}
+
+/// `YYYY-MM-DD` of `at`'s UTC day, formatted on the stack.
+struct Ymd([u8; 10]);
+
+impl Ymd {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("0000-00-00")
+    }
+}
+
+fn ymd(at: chrono::DateTime<chrono::Utc>) -> Ymd {
+    use chrono::Datelike;
+    let d = at.date_naive();
+    let mut out = *b"0000-00-00";
+    // Prices are dated in years 0..=9999; a year outside is clamped, which
+    // only decides which side of every effective date it falls on.
+    let y = d.year().clamp(0, 9999) as u32;
+    let digits = |n: u32, out: &mut [u8]| {
+        let mut n = n;
+        for b in out.iter_mut().rev() {
+            *b = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    digits(y, &mut out[0..4]);
+    digits(d.month(), &mut out[5..7]);
+    digits(d.day(), &mut out[8..10]);
+    Ymd(out)
 }
 
 /// Finds `key`, or a known name followed by a version suffix.

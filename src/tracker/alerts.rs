@@ -22,21 +22,21 @@ impl CostTracker {
         now: DateTime<Utc>,
     ) -> Vec<Alert> {
         let inner = &self.inner;
-        let shared = self.shared_lines(now);
+        let lines = self.lines(now);
         let mut alerts = Vec::new();
         let mut st = inner.lock();
         for t in totals {
             let Some((b, (period, _))) = inner
                 .budgets
                 .iter()
-                .zip(shared.periods.iter().zip(shared.all.iter()))
+                .zip(&lines.all)
                 .find(|(_, (_, l))| l.key == t.key)
             else {
                 continue;
             };
             let spent = t.settled;
             crate::metrics::budget_spent(&b.name, spent, b.limit);
-            let label = period.label.clone();
+            let label = period.label.as_str();
             let make = |kind, threshold: Threshold, key: String, projected| {
                 let mut a = Alert {
                     budget: b.name.clone(),
@@ -45,7 +45,7 @@ impl CostTracker {
                     spent,
                     limit: b.limit,
                     projected,
-                    period: label.clone(),
+                    period: label.to_owned(),
                     severity: b.severity_at(threshold),
                     user: user.to_owned(),
                     fired_at: now,
@@ -58,7 +58,7 @@ impl CostTracker {
             let mut new_alerts = Vec::new();
             for &th in &b.thresholds {
                 if th.is_crossed(spent, b.limit) {
-                    let key = b.alert_key(th, &label);
+                    let key = b.alert_key(th, label);
                     if !st.fired.contains(&key) {
                         new_alerts.push(make(AlertKind::Threshold, th, key, None));
                     }
@@ -71,7 +71,7 @@ impl CostTracker {
                     .is_some_and(|start| now - start >= chrono::Duration::days(1));
                 let (projected, _) = budget::project(spent, b.limit, period, now, t.first_spend);
                 if let Some(proj) = projected.filter(|pr| day_passed && *pr > b.limit) {
-                    let key = b.projection_key(&label);
+                    let key = b.projection_key(label);
                     if !st.fired.contains(&key) {
                         new_alerts.push(make(
                             AlertKind::Projection,

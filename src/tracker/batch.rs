@@ -54,7 +54,7 @@ impl CostTracker {
         let in_scope: Vec<_> = inner
             .budgets
             .iter()
-            .zip(lines)
+            .zip(&lines.all)
             .filter(|(b, (p, _))| {
                 b.action == Action::Block
                     && p.contains(now)
@@ -65,7 +65,7 @@ impl CostTracker {
                         b.scope.matches(user, team, &provider, &model)
                     })
             })
-            .map(|(_, (_, line))| line)
+            .map(|(_, (_, line))| line.clone())
             .collect();
         if in_scope.is_empty() {
             return Ok(None);

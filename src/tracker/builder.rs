@@ -212,8 +212,7 @@ impl CostTrackerBuilder {
             budgets.push(b);
         }
         let state = State {
-            lines: budgets.iter().map(|_| None).collect(),
-            shared: None,
+            lines: None,
             fired: HashSet::new(),
         };
         let storage = self

@@ -23,6 +23,7 @@ impl CostTracker {
     fn estimate_at(&self, req: &ChatRequest, mode: Mode) -> Option<Money> {
         let inner = &self.inner;
         inner.prices.get(&req.model)?;
+        let now = inner.clock.now();
         let prompt = inner.estimator.prompt_tokens(req);
         let output = inner.estimator.max_output_tokens(req);
         let shapes = [
@@ -40,8 +41,8 @@ impl CostTracker {
         ];
         shapes
             .iter()
-            .map(|u| match inner.prices.cost(&req.model, u, mode) {
-                Ok(c) => Some(c.total),
+            .map(|u| match inner.prices.total_at(&req.model, u, mode, now) {
+                Ok(c) => Some(c),
                 Err(PricingError::Overflow { .. }) => Some(Money::MAX),
                 Err(_) => None,
             })

@@ -179,22 +179,23 @@ impl CallInfo {
     }
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct SharedLines {
-    pub(crate) all: Arc<[BookLine]>,
-    pub(crate) periods: Arc<[Period]>,
-    pub(crate) blocking: Arc<[BookLine]>,
-    pub(crate) blocking_idx: Arc<[usize]>,
+/// Every budget's current period and book line, shared by the calls of a
+/// period (rebuilt only when a period rolls over), so a call passes the
+/// book slices of it instead of building lines.
+#[derive(Debug, Default)]
+pub(super) struct Lines {
+    /// `(period, line)` per budget, in the order of [`CostTracker::budgets`].
+    pub(super) all: Vec<(Period, BookLine)>,
+    /// The lines of `all` alone, for the book.
+    pub(super) books: Vec<BookLine>,
+    /// The lines of the blocking budgets, in budget order.
+    pub(super) blocking: Vec<BookLine>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     /// Each budget's current period and book line; `None` until computed.
-    lines: Vec<Option<(Period, BookLine)>>,
-    /// The current lines as the book takes them, shared by every call of
-    /// the period (no clone per call): every budget's, and the blocking
-    /// budgets' (with their indices in the budget list).
-    shared: Option<SharedLines>,
+    lines: Option<Arc<Lines>>,
     /// Alert keys fired or being fired by this process (or found already
     /// fired in the storage), so the storage is asked once per key.
     fired: HashSet<String>,
@@ -358,8 +359,7 @@ impl CostTracker {
         self.inner.book.forget().await?;
         let mut st = self.inner.lock();
         st.fired.clear();
-        st.lines.iter_mut().for_each(|l| *l = None);
-        st.shared = None;
+        st.lines = None;
         Ok(())
     }
 
@@ -376,79 +376,73 @@ impl CostTracker {
     /// enforcement and records all use it, so every spelling that prices a
     /// call also matches its budget.
     pub fn identity(&self, provider: Option<&str>, model: &str) -> (String, String) {
+        let (provider, model) = self.identity_ref(provider, model);
+        (provider.into_owned(), model.to_owned())
+    }
+
+    /// [`identity`](Self::identity), borrowed where it can be (no
+    /// allocation unless the provider needs lower-casing).
+    pub(super) fn identity_ref<'a>(
+        &'a self,
+        provider: Option<&'a str>,
+        model: &'a str,
+    ) -> (std::borrow::Cow<'a, str>, &'a str) {
         let price = self.inner.prices.get(model);
         let provider = provider
             .or(self.inner.provider.as_deref())
-            .map(str::to_owned)
-            .or_else(|| price.map(|p| p.provider.clone()))
-            .or_else(|| crate::core::provider_for_model(model).map(str::to_owned))
-            .unwrap_or_else(|| "unknown".to_owned());
-        let model = price.map_or_else(|| model.to_owned(), |p| p.model.clone());
-        (provider.trim().to_ascii_lowercase(), model)
-    }
-
-    /// Every budget's line in the period containing `now`, and the blocking
-    /// ones, shared: computed once per period, cloned never.
-    pub(crate) fn shared_lines(&self, now: DateTime<Utc>) -> SharedLines {
-        {
-            let st = self.inner.lock();
-            if let Some(shared) = &st.shared {
-                let current = self.inner.budgets.iter().zip(&st.lines).all(|(b, slot)| {
-                    matches!(slot, Some((p, _)) if matches!(b.window, Window::Total | Window::Range { .. }) || p.contains(now))
-                });
-                if current {
-                    return shared.clone();
-                }
-            }
-        }
-        let lines = self.lines(now);
-        let blocking_idx: Arc<[usize]> = self
-            .inner
-            .budgets
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.action == Action::Block)
-            .map(|(i, _)| i)
-            .collect();
-        let shared = SharedLines {
-            blocking: blocking_idx.iter().map(|&i| lines[i].1.clone()).collect(),
-            periods: lines.iter().map(|(p, _)| p.clone()).collect(),
-            all: lines.into_iter().map(|(_, l)| l).collect(),
-            blocking_idx,
+            .or_else(|| price.map(|p| p.provider.as_str()))
+            .or_else(|| crate::core::provider_for_model(model))
+            .unwrap_or("unknown")
+            .trim();
+        let provider = if provider.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(provider.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(provider)
         };
-        self.inner.lock().shared = Some(shared.clone());
-        shared
+        (provider, price.map_or(model, |p| p.model.as_str()))
     }
 
     /// Every budget's line in the period containing `now` (computed once
     /// per period), in the order of [`CostTracker::budgets`].
-    pub(super) fn lines(&self, now: DateTime<Utc>) -> Vec<(Period, BookLine)> {
+    pub(super) fn lines(&self, now: DateTime<Utc>) -> Arc<Lines> {
         let mut st = self.inner.lock();
-        let mut st_shared_stale = false;
-        let out = self
+        let current = |b: &Budget, p: &Period| {
+            matches!(b.window, Window::Total | Window::Range { .. }) || p.contains(now)
+        };
+        if let Some(lines) = &st.lines {
+            if self
+                .inner
+                .budgets
+                .iter()
+                .zip(&lines.all)
+                .all(|(b, (p, _))| current(b, p))
+            {
+                return Arc::clone(lines);
+            }
+        }
+        let all: Vec<(Period, BookLine)> = self
             .inner
             .budgets
             .iter()
-            .zip(st.lines.iter_mut())
-            .map(|(b, slot)| match slot {
-                Some((p, line))
-                    if matches!(b.window, Window::Total | Window::Range { .. })
-                        || p.contains(now) =>
-                {
-                    (p.clone(), line.clone())
-                }
-                _ => {
-                    let made = line_for(b, now);
-                    *slot = Some(made.clone());
-                    st_shared_stale = true;
-                    made
-                }
-            })
+            .enumerate()
+            .map(
+                |(i, b)| match st.lines.as_ref().and_then(|l| l.all.get(i)) {
+                    Some((p, line)) if current(b, p) => (p.clone(), line.clone()),
+                    _ => line_for(b, now),
+                },
+            )
             .collect();
-        if st_shared_stale {
-            st.shared = None;
-        }
-        out
+        let lines = Arc::new(Lines {
+            books: all.iter().map(|(_, l)| l.clone()).collect(),
+            blocking: all
+                .iter()
+                .filter(|(_, l)| l.blocking)
+                .map(|(_, l)| l.clone())
+                .collect(),
+            all,
+        });
+        st.lines = Some(Arc::clone(&lines));
+        lines
     }
 }
 

@@ -50,8 +50,8 @@ impl CostTracker {
         } else {
             // Settled in the book before the append, so the record counts
             // once: as a settled hold until the book reads it back.
-            let lines = self.shared_lines(now).all;
-            match inner.book.settle(hold.clone(), &rec, &lines).await {
+            let lines = self.lines(now);
+            match inner.book.settle(hold.clone(), &rec, &lines.books).await {
                 Ok(totals) => self.evaluate(&totals, &rec.user, now),
                 Err(e) => {
                     tracing::warn!(error = %e, "the call could not be settled in the budget book; its hold is released");
@@ -84,9 +84,32 @@ impl CostTracker {
             resp.model.as_str()
         };
         let (user, team) = self.attribution(info.user.as_deref(), info.team.as_deref());
-        let given = Some(resp.provider.as_str()).filter(|p| !p.is_empty());
-        let (provider, _) = self.identity(given, billed_model);
-        let mut rec = CostRecord::new(user, provider, billed_model, resp.usage);
+        // Priced first: the record takes the canonical model and (when no
+        // provider is given) the provider from the cost itself, so building
+        // the record allocates each string once.
+        let mut priced = inner
+            .prices
+            .cost_at(billed_model, &resp.usage, resp.mode, now);
+        // The provider as `identity` resolves it: given, the tracker's,
+        // the price table's, else guessed from the model id.
+        let given = Some(resp.provider.as_str())
+            .filter(|p| !p.is_empty())
+            .or(inner.provider.as_deref());
+        let provider = match (given, &mut priced) {
+            (Some(p), _) => p.to_owned(),
+            (None, Ok(cost)) => std::mem::take(&mut cost.provider),
+            (None, Err(_)) => inner
+                .prices
+                .get(billed_model)
+                .map(|p| p.provider.clone())
+                .or_else(|| crate::core::provider_for_model(billed_model).map(str::to_owned))
+                .unwrap_or_else(|| "unknown".to_owned()),
+        };
+        let model = match &mut priced {
+            Ok(cost) => std::mem::take(&mut cost.model),
+            Err(_) => billed_model.to_owned(),
+        };
+        let mut rec = CostRecord::new(user, canonical_provider(provider), model, resp.usage);
         rec.ts = now;
         rec.team = team.map(str::to_owned);
         rec.mode = resp.mode;
@@ -98,12 +121,8 @@ impl CostTracker {
             rec.cost_status = crate::CostStatus::Estimated;
             rec.cost_notes.push(note.clone());
         }
-        match inner
-            .prices
-            .cost_at(billed_model, &resp.usage, resp.mode, now)
-        {
+        match priced {
             Ok(cost) => {
-                rec.model = cost.model;
                 rec.price_version = Some(cost.price_version);
                 if !cost.status.is_exact() {
                     // A billed dimension the table cannot price: the figure
@@ -130,5 +149,15 @@ impl CostTracker {
             }
         }
         rec
+    }
+}
+
+/// A provider name as identities use it: trimmed, lower case (no new
+/// string when it already is).
+fn canonical_provider(p: String) -> String {
+    if p.trim().len() == p.len() && !p.bytes().any(|b| b.is_ascii_uppercase()) {
+        p
+    } else {
+        p.trim().to_ascii_lowercase()
     }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::book::{run_detached, BudgetBook, Hold, Reserved};
+use super::book::{run_detached, BookLine, BudgetBook, Hold, Reserved};
 use super::{CallInfo, CostTracker, UnpricedPolicy};
 use crate::budget::Action;
 use crate::ledger::CostRecord;
@@ -216,39 +216,34 @@ impl CostTracker {
             return Ok(Reservation::none());
         }
         let now = inner.clock.now();
-        let shared = self.shared_lines(now);
+        let lines = self.lines(now);
         let (user, team) = self.attribution(req.user.as_deref(), req.team.as_deref());
-        let (provider, model) = self.identity(None, &req.model);
-        let applies = |i: usize, line: &super::book::BookLine| {
-            let b = &inner.budgets[i];
-            line.start.is_none_or(|s| now >= s)
-                && line.end.is_none_or(|e| now < e)
-                && b.scope.matches(user, team, &provider, &model)
+        let (provider, model) = self.identity_ref(None, &req.model);
+        let blocking = || {
+            inner
+                .budgets
+                .iter()
+                .zip(&lines.all)
+                .filter(|(b, _)| b.action == Action::Block)
         };
-        // The common case, every blocking budget applies: the shared lines
-        // as they are, no copy.
-        let matching = shared
-            .blocking_idx
-            .iter()
-            .zip(shared.blocking.iter())
-            .filter(|(&i, l)| applies(i, l))
-            .count();
-        if matching == 0 {
+        let applies = |b: &crate::budget::Budget, p: &crate::budget::Period| {
+            p.contains(now) && b.scope.matches(user, team, &provider, model)
+        };
+        // Usually every blocking budget applies: the shared slice is passed
+        // as it is, no per-call list.
+        let picked: Vec<BookLine>;
+        let in_scope: &[BookLine] = if blocking().all(|(b, (p, _))| applies(b, p)) {
+            &lines.blocking
+        } else {
+            picked = blocking()
+                .filter(|(b, (p, _))| applies(b, p))
+                .map(|(_, (_, line))| line.clone())
+                .collect();
+            &picked
+        };
+        if in_scope.is_empty() {
             return Ok(Reservation::none());
         }
-        let subset: Vec<super::book::BookLine>;
-        let in_scope: &[super::book::BookLine] = if matching == shared.blocking.len() {
-            &shared.blocking
-        } else {
-            subset = shared
-                .blocking_idx
-                .iter()
-                .zip(shared.blocking.iter())
-                .filter(|(&i, l)| applies(i, l))
-                .map(|(_, l)| l.clone())
-                .collect();
-            &subset
-        };
         let estimate = match self.estimate(req) {
             Some(e) => e,
             None => match inner.unpriced {

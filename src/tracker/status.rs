@@ -13,7 +13,7 @@ impl CostTracker {
     /// The budget book's error if the totals could not be read.
     pub async fn budget_status(&self) -> Result<Vec<BudgetStatus>, Error> {
         let now = self.inner.clock.now();
-        let (periods, lines): (Vec<_>, Vec<_>) = self.lines(now).into_iter().unzip();
+        let (periods, lines): (Vec<_>, Vec<_>) = self.lines(now).all.iter().cloned().unzip();
         let totals = self.inner.book.totals(&lines).await?;
         Ok(self
             .inner

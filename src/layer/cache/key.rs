@@ -1,31 +1,49 @@
-//! The cache key: a SHA-256 of a canonical serialisation of what determines
-//! the answer.
+//! The cache key: a BLAKE3 digest of a canonical binary encoding of what
+//! determines the answer, written straight from the request (no
+//! intermediate JSON value, no allocation for maps of up to
+//! `INLINE_ENTRIES` entries).
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{ser, Serialize};
 use serde_json::Value;
 
 use crate::{ChatRequest, Error, Message, ResponseFormat, ToolChoice, ToolDefinition};
 
 /// Version of the key derivation: bump it when the canonical form changes,
-/// so a shared cache never serves an entry derived differently.
-const KEY_VERSION: u32 = 1;
+/// so a shared cache never serves an entry derived differently. Version 1
+/// was a SHA-256 over a `serde_json::Value`; version 2 is BLAKE3 over the
+/// encoding below.
+const KEY_VERSION: u32 = 2;
 
-/// A response cache key: the SHA-256 of a canonical serialisation of the
-/// fields that determine the answer — the model, the system prompt, the
-/// messages, the sampling parameters (`max_tokens`, `temperature`, `top_p`,
-/// `stop`), the tools, `tool_choice`, `response_format` and `extra` — plus an
-/// optional namespace.
+/// The domain of the keys: BLAKE3 runs in keyed mode with the (plain)
+/// BLAKE3 hash of this string as its key, so cache keys are separated from
+/// any other BLAKE3 digest of the same bytes.
+const CONTEXT: &str = "costlayer 2026-12 response cache key v2";
+
+fn domain_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| *blake3::hash(CONTEXT.as_bytes()).as_bytes())
+}
+
+/// A response cache key: the BLAKE3 digest of a canonical binary encoding
+/// of the fields that determine the answer — the model, the system prompt,
+/// the messages, the sampling parameters (`max_tokens`, `temperature`,
+/// `top_p`, `stop`), the tools, `tool_choice`, `response_format` and
+/// `extra` — plus an optional namespace.
 ///
 /// Attribution fields (`user`, `team`, `tags`) are left out, so two users
 /// asking the same question share an entry. No credential is ever part of a
 /// request, and the key is a one-way digest: neither the prompt nor anything
-/// else can be read back from it. The request is turned into a JSON value,
-/// then hashed in a canonical binary form (object keys sorted, every string
-/// and container length-prefixed), so the key is stable across processes
-/// and machines (a shared cache can use it) and two different requests
-/// never share a canonical form.
+/// else can be read back from it.
+///
+/// The encoding is prefix-free (a tag byte per value, every string
+/// length-prefixed, containers closed by an end byte), so two different
+/// requests never share it; JSON objects (`extra`, tool schemas) are
+/// encoded as the sorted digests of their entries, so key order — and
+/// whitespace, which never reaches a parsed value — does not change the key.
+/// It is the same in every process and on every machine, so a shared cache
+/// can use it.
 ///
 /// ```
 /// use costlayer::layer::cache::CacheKey;
@@ -63,8 +81,9 @@ impl CacheKey {
     ///
     /// # Errors
     ///
-    /// [`Error::Other`] if a JSON value in the request (a tool schema, `extra`)
-    /// cannot be serialised; in practice this does not happen.
+    /// [`Error::Other`] if a value in the request refuses to be serialised
+    /// (no type in [`ChatRequest`] does; the `Result` is kept for custom
+    /// content).
     pub fn for_request(req: &ChatRequest, namespace: Option<&str>) -> Result<Self, Error> {
         let material = Material {
             v: KEY_VERSION,
@@ -81,13 +100,11 @@ impl CacheKey {
             response_format: req.response_format.as_ref(),
             extra: &req.extra,
         };
-        let value = serde_json::to_value(&material).map_err(|e| Error::Other(Box::new(e)))?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        write_canonical(&value, &mut ctx);
-        let digest = ctx.finish();
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        Ok(CacheKey(out))
+        let mut sink = Sink::new(blake3::Hasher::new_keyed(domain_key()));
+        material
+            .serialize(Canonical(&mut sink))
+            .map_err(|e| Error::Other(Box::new(e)))?;
+        Ok(CacheKey(sink.finalize()))
     }
 
     /// The raw digest.
@@ -119,56 +136,436 @@ impl fmt::Display for CacheKey {
     }
 }
 
-/// Feeds `value` into the digest in a canonical, unambiguous binary form:
-/// a tag byte per node, lengths as little-endian u64 before every string,
-/// array and object, raw UTF-8 for strings (no JSON escaping: it is the
-/// slowest part of serialising a long prompt), numbers as their 8 bytes,
-/// and object keys sorted (whatever the map type behind
-/// `serde_json::Map`: it keeps insertion order when some crate in the build
-/// enables `preserve_order`).
-fn write_canonical(value: &Value, ctx: &mut ring::digest::Context) {
-    fn len(ctx: &mut ring::digest::Context, n: usize) {
-        ctx.update(&(n as u64).to_le_bytes());
+/// A value that refused to be serialised into the key.
+#[derive(Debug, thiserror::Error)]
+#[error("a request field could not be encoded into its cache key: {0}")]
+pub(crate) struct KeyError(String);
+
+impl ser::Error for KeyError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        KeyError(msg.to_string())
     }
-    fn string(ctx: &mut ring::digest::Context, s: &str) {
-        ctx.update(b"s");
-        len(ctx, s.len());
-        ctx.update(s.as_bytes());
+}
+
+// Tag bytes. Every value starts with one; `]` and `}` close containers and
+// start no value, so the encoding is prefix-free.
+const NULL: &[u8] = b"n";
+const TRUE: &[u8] = b"t";
+const FALSE: &[u8] = b"f";
+const UINT: &[u8] = b"u";
+const INT: &[u8] = b"i";
+const UINT128: &[u8] = b"U";
+const INT128: &[u8] = b"I";
+const FLOAT: &[u8] = b"d";
+const STR: &[u8] = b"s";
+const BYTES: &[u8] = b"b";
+const VARIANT: &[u8] = b"V";
+const SEQ: &[u8] = b"[";
+const SEQ_END: &[u8] = b"]";
+const STRUCT: &[u8] = b"{";
+const STRUCT_END: &[u8] = b"}";
+const MAP: &[u8] = b"M";
+
+/// Map entries whose digests are sorted on the stack; larger maps spill
+/// to the heap.
+pub(crate) const INLINE_ENTRIES: usize = 16;
+
+/// Bytes bound for a BLAKE3 hasher, gathered on the stack first: the
+/// encoding is mostly one-byte tags and eight-byte lengths, and each
+/// `Hasher::update` call has a fixed cost far above copying a few bytes.
+struct Sink {
+    hasher: blake3::Hasher,
+    buf: [u8; SINK_BUFFER],
+    len: usize,
+}
+
+const SINK_BUFFER: usize = 512;
+
+impl Sink {
+    fn new(hasher: blake3::Hasher) -> Self {
+        Sink {
+            hasher,
+            buf: [0; SINK_BUFFER],
+            len: 0,
+        }
     }
-    match value {
-        Value::Null => ctx.update(b"n"),
-        Value::Bool(true) => ctx.update(b"t"),
-        Value::Bool(false) => ctx.update(b"f"),
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                ctx.update(b"u");
-                ctx.update(&u.to_le_bytes());
-            } else if let Some(i) = n.as_i64() {
-                ctx.update(b"i");
-                ctx.update(&i.to_le_bytes());
-            } else {
-                ctx.update(b"d");
-                ctx.update(&n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
+
+    fn update(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > SINK_BUFFER {
+            self.flush();
+            if bytes.len() >= SINK_BUFFER {
+                // Long strings (prompts) go to the hasher as they are.
+                self.hasher.update(bytes);
+                return;
             }
         }
-        Value::String(s) => string(ctx, s),
-        Value::Array(items) => {
-            ctx.update(b"[");
-            len(ctx, items.len());
-            for v in items {
-                write_canonical(v, ctx);
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    fn finalize(&mut self) -> [u8; 32] {
+        self.flush();
+        *self.hasher.finalize().as_bytes()
+    }
+
+    /// Starts over with a fresh (unkeyed) hasher, for map entries.
+    fn reset(&mut self) {
+        self.hasher.reset();
+        self.len = 0;
+    }
+}
+
+/// A `serde` serializer that feeds the canonical encoding into a BLAKE3
+/// hasher:
+///
+/// - integers as `u` + u64 (or `i` + i64 when negative), little-endian;
+///   `f32` is widened to `f64` and written as `d` + its bits;
+/// - strings as `s` + length (u64) + UTF-8, bytes as `b` + length + bytes;
+///   `None` and `()` as `n`; `Some(x)` and newtypes as `x` (as JSON does);
+/// - sequences and tuples as `[` items `]`; structs as `{` (field name,
+///   value)* `}` in declaration order (fixed by the type); enum variants
+///   as `V` + name + content, unit variants as their name;
+/// - maps as `M` + entry count + the 32-byte BLAKE3 digests of each
+///   entry's encoding (key, then value), sorted: independent of the map's
+///   iteration order (`serde_json::Map` keeps insertion order when some
+///   crate in the build enables `preserve_order`).
+struct Canonical<'h>(&'h mut Sink);
+
+impl Canonical<'_> {
+    fn str(&mut self, s: &str) {
+        self.bytes_tagged(STR, s.as_bytes());
+    }
+
+    fn bytes_tagged(&mut self, tag: &[u8], b: &[u8]) {
+        self.0.update(tag);
+        self.0.update(&(b.len() as u64).to_le_bytes());
+        self.0.update(b);
+    }
+
+    fn reborrow(&mut self) -> Canonical<'_> {
+        Canonical(&mut *self.0)
+    }
+}
+
+impl<'h> ser::Serializer for Canonical<'h> {
+    type Ok = ();
+    type Error = KeyError;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = MapDigests<'h>;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    fn serialize_bool(self, v: bool) -> Result<(), KeyError> {
+        self.0.update(if v { TRUE } else { FALSE });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), KeyError> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), KeyError> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), KeyError> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), KeyError> {
+        // Non-negative integers encode as unsigned, whatever their type, as
+        // a JSON number does.
+        match u64::try_from(v) {
+            Ok(u) => self.serialize_u64(u),
+            Err(_) => {
+                self.0.update(INT);
+                self.0.update(&v.to_le_bytes());
+                Ok(())
             }
         }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            ctx.update(b"{");
-            len(ctx, entries.len());
-            for (k, v) in entries {
-                string(ctx, k);
-                write_canonical(v, ctx);
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), KeyError> {
+        match i64::try_from(v) {
+            Ok(v) => self.serialize_i64(v),
+            Err(_) => {
+                self.0.update(INT128);
+                self.0.update(&v.to_le_bytes());
+                Ok(())
             }
         }
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), KeyError> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), KeyError> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), KeyError> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), KeyError> {
+        self.0.update(UINT);
+        self.0.update(&v.to_le_bytes());
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), KeyError> {
+        match u64::try_from(v) {
+            Ok(v) => self.serialize_u64(v),
+            Err(_) => {
+                self.0.update(UINT128);
+                self.0.update(&v.to_le_bytes());
+                Ok(())
+            }
+        }
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), KeyError> {
+        self.serialize_f64(f64::from(v))
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), KeyError> {
+        self.0.update(FLOAT);
+        self.0.update(&v.to_bits().to_le_bytes());
+        Ok(())
+    }
+    fn serialize_char(mut self, v: char) -> Result<(), KeyError> {
+        self.str(v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(mut self, v: &str) -> Result<(), KeyError> {
+        self.str(v);
+        Ok(())
+    }
+    fn serialize_bytes(mut self, v: &[u8]) -> Result<(), KeyError> {
+        self.bytes_tagged(BYTES, v);
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), KeyError> {
+        self.0.update(NULL);
+        Ok(())
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), KeyError> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), KeyError> {
+        self.serialize_none()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), KeyError> {
+        self.serialize_none()
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), KeyError> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        mut self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.0.update(VARIANT);
+        self.str(variant);
+        value.serialize(self)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self, KeyError> {
+        self.0.update(SEQ);
+        Ok(self)
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Self, KeyError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Self, KeyError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        mut self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self, KeyError> {
+        self.0.update(VARIANT);
+        self.str(variant);
+        self.0.update(SEQ);
+        Ok(self)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<MapDigests<'h>, KeyError> {
+        Ok(MapDigests {
+            out: self.0,
+            entry: Sink::new(blake3::Hasher::new()),
+            has_key: false,
+            inline: [[0; 32]; INLINE_ENTRIES],
+            len: 0,
+            spilled: Vec::new(),
+        })
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, KeyError> {
+        self.0.update(STRUCT);
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        mut self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self, KeyError> {
+        self.0.update(VARIANT);
+        self.str(variant);
+        self.0.update(STRUCT);
+        Ok(self)
+    }
+}
+
+impl ser::SerializeSeq for Canonical<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), KeyError> {
+        value.serialize(self.reborrow())
+    }
+    fn end(self) -> Result<(), KeyError> {
+        self.0.update(SEQ_END);
+        Ok(())
+    }
+}
+
+impl ser::SerializeTuple for Canonical<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), KeyError> {
+        value.serialize(self.reborrow())
+    }
+    fn end(self) -> Result<(), KeyError> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeTupleStruct for Canonical<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), KeyError> {
+        value.serialize(self.reborrow())
+    }
+    fn end(self) -> Result<(), KeyError> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeTupleVariant for Canonical<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), KeyError> {
+        value.serialize(self.reborrow())
+    }
+    fn end(self) -> Result<(), KeyError> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeStruct for Canonical<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.str(key);
+        value.serialize(self.reborrow())
+    }
+    fn end(self) -> Result<(), KeyError> {
+        self.0.update(STRUCT_END);
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for Canonical<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        ser::SerializeStruct::serialize_field(self, key, value)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        ser::SerializeStruct::end(self)
+    }
+}
+
+/// A map being encoded: each entry is hashed on its own, and the sorted
+/// entry digests go into the parent hasher at the end.
+struct MapDigests<'h> {
+    out: &'h mut Sink,
+    /// The entry being hashed (on the stack: no allocation per entry).
+    entry: Sink,
+    /// Its key was written and its value is awaited.
+    has_key: bool,
+    inline: [[u8; 32]; INLINE_ENTRIES],
+    len: usize,
+    spilled: Vec<[u8; 32]>,
+}
+
+impl MapDigests<'_> {
+    fn push(&mut self, digest: [u8; 32]) {
+        if self.len < INLINE_ENTRIES {
+            self.inline[self.len] = digest;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.inline);
+            }
+            self.spilled.push(digest);
+        }
+        self.len += 1;
+    }
+}
+
+impl ser::SerializeMap for MapDigests<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), KeyError> {
+        self.entry.reset();
+        key.serialize(Canonical(&mut self.entry))?;
+        self.has_key = true;
+        Ok(())
+    }
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), KeyError> {
+        if !std::mem::take(&mut self.has_key) {
+            return Err(ser::Error::custom("a map value came without its key"));
+        }
+        value.serialize(Canonical(&mut self.entry))?;
+        let digest = self.entry.finalize();
+        self.push(digest);
+        Ok(())
+    }
+    fn end(mut self) -> Result<(), KeyError> {
+        let digests: &mut [[u8; 32]] = if self.len <= INLINE_ENTRIES {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.spilled
+        };
+        digests.sort_unstable();
+        self.out.update(MAP);
+        self.out.update(&(digests.len() as u64).to_le_bytes());
+        for d in digests.iter() {
+            self.out.update(d);
+        }
+        Ok(())
     }
 }
 
@@ -250,15 +647,121 @@ mod tests {
     }
 
     #[test]
+    fn equal_requests_share_a_key_whatever_the_json_layout() {
+        // The same tool schema and `extra`, written with other whitespace
+        // and key order (as another program would send them).
+        let compact: Value = serde_json::from_str(
+            r#"{"type":"object","properties":{"x":{"type":"number"},"y":{"type":"string"}},"required":["x"]}"#,
+        )
+        .unwrap();
+        let spaced: Value = serde_json::from_str(
+            "{ \"required\" : [ \"x\" ],\n  \"properties\": { \"y\": {\"type\": \"string\"},\n \"x\": { \"type\" : \"number\" } },\n  \"type\": \"object\" }",
+        )
+        .unwrap();
+        let with = |schema: Value, extra: &str| {
+            let mut r = base().tool(ToolDefinition {
+                name: "calc".into(),
+                description: Some("adds".into()),
+                parameters: schema,
+            });
+            r.extra = serde_json::from_str(extra).unwrap();
+            r
+        };
+        let a = with(compact.clone(), r#"{"seed":7,"logit_bias":{"1":2,"3":4}}"#);
+        let b = with(
+            spaced,
+            "{ \"logit_bias\": {\"3\": 4, \"1\": 2},\n \"seed\": 7 }",
+        );
+        assert_eq!(key(&a), key(&b));
+        // A field that matters, changed deep inside: another key.
+        let c = with(compact, r#"{"seed":7,"logit_bias":{"1":2,"3":5}}"#);
+        assert_ne!(key(&a), key(&c));
+    }
+
+    #[test]
+    fn values_are_not_confused_across_shapes() {
+        // Pairs a naive concatenation would encode alike.
+        let pairs = [
+            (json!({"ab": "c"}), json!({"a": "bc"})),
+            (json!(["a", "b"]), json!(["ab"])),
+            (json!([["a"], "b"]), json!([["a", "b"]])),
+            (json!({"a": ["b"]}), json!([["a", "b"]])),
+            (json!(1), json!(1.0)),
+            (json!(1), json!("1")),
+            (json!(null), json!([])),
+            (json!({}), json!([])),
+            (json!(-1), json!(u64::MAX)),
+        ];
+        for (x, y) in pairs {
+            let kx = key(&base().extra("v", x.clone()));
+            let ky = key(&base().extra("v", y.clone()));
+            assert_ne!(kx, ky, "{x} vs {y}");
+        }
+        // Large maps (past the entries sorted on the stack) are order-free too.
+        let forward: serde_json::Map<String, Value> =
+            (0..40).map(|i| (format!("k{i}"), json!(i))).collect();
+        let mut backward = serde_json::Map::new();
+        for i in (0..40).rev() {
+            backward.insert(format!("k{i}"), json!(i));
+        }
+        let mut changed = forward.clone();
+        changed.insert("k39".into(), json!(-1));
+        let k = |m: serde_json::Map<String, Value>| key(&base().extra("m", Value::Object(m)));
+        assert_eq!(k(forward.clone()), k(backward));
+        assert_ne!(k(forward), k(changed));
+    }
+
+    /// A map serialised in the order of its vector (as an insertion-ordered
+    /// map would be).
+    struct Entries(Vec<(&'static str, u32)>);
+
+    impl Serialize for Entries {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeMap;
+            let mut m = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in &self.0 {
+                m.serialize_entry(k, v)?;
+            }
+            m.end()
+        }
+    }
+
+    fn digest(v: &impl Serialize) -> [u8; 32] {
+        let mut sink = Sink::new(blake3::Hasher::new());
+        v.serialize(Canonical(&mut sink)).unwrap();
+        sink.finalize()
+    }
+
+    #[test]
+    fn map_iteration_order_does_not_matter() {
+        for n in [2, INLINE_ENTRIES, INLINE_ENTRIES + 5] {
+            const NAMES: [&str; 21] = [
+                "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p",
+                "q", "r", "s", "t", "u",
+            ];
+            let forward: Vec<_> = (0..n).map(|i| (NAMES[i], i as u32)).collect();
+            let mut backward = forward.clone();
+            backward.reverse();
+            let mut changed = forward.clone();
+            changed[n - 1].1 += 1;
+            assert_eq!(
+                digest(&Entries(forward.clone())),
+                digest(&Entries(backward))
+            );
+            assert_ne!(digest(&Entries(forward)), digest(&Entries(changed)));
+        }
+    }
+
+    #[test]
     fn key_is_stable_across_releases() {
         // Pinned: a change here invalidates every shared cache. Bump
         // KEY_VERSION when the canonical form changes on purpose.
         let k = key(&ChatRequest::new("gpt-4o").message(Message::user("hi")));
-        // = sha256 of the canonical encoding of the key material (checked with an
-        // independent Python implementation of `write_canonical`).
+        // = keyed BLAKE3 (key: BLAKE3 of CONTEXT) of the version-2 encoding
+        // of the key material, pinned when version 2 was introduced.
         assert_eq!(
             k.to_hex(),
-            "1455005ad25cc45797daa01f2727c861d288109af9e36dc8b8f6ac7baf69b9ac"
+            "8ae7ae003d0839c5adac6ef030f1e285eea09a19d6f5b101e324b33fa1b52cad"
         );
         assert_eq!(format!("{k:?}").len(), "CacheKey()".len() + 16);
     }

@@ -1,6 +1,6 @@
 //! Response cache: a repeated request is answered from memory, not billed.
 //!
-//! [`CacheLayer`] keys each request by a SHA-256 of what determines the
+//! [`CacheLayer`] keys each request by a BLAKE3 digest of what determines the
 //! answer ([`CacheKey`]: model, messages, system prompt, sampling
 //! parameters, tools, response format, `extra`) — never by attribution
 //! (`user`, `team`, `tags`), never by a credential — and keeps the responses

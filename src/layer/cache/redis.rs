@@ -119,7 +119,7 @@ impl RedisCacheBuilder {
 /// A [`ResponseCache`] in Redis: every process using the same server and
 /// prefix shares the answers. Entries are JSON (optionally deflate
 /// compressed), expire after the TTL, and the oldest are evicted past a
-/// key-count cap. Keys are the request's SHA-256 ([`CacheKey`]), never a
+/// key-count cap. Keys are the request's BLAKE3 digest ([`CacheKey`]), never a
 /// credential.
 ///
 /// Concurrent identical misses in *different* processes each call the

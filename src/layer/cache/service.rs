@@ -69,24 +69,24 @@ where
 {
     type Response = ChatResponse;
     type Error = Error;
-    type Future = ResponseFuture;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Service::<ChatRequest>::poll_ready(&mut self.inner, cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let Some(key) = self.settings.key(&req) else {
+            // Decided now: the ready inner service is called at once and
+            // its future returned as it is.
+            return ResponseFuture::bypass(self.inner.call(req));
+        };
         // The ready service goes into the future; `self` keeps a clone.
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let cache = Arc::clone(&self.cache);
-        let settings = Arc::clone(&self.settings);
-        ResponseFuture::new(async move {
+        ResponseFuture::lookup(async move {
             let span = Span::current();
-            let Some(key) = settings.key(&req) else {
-                span.record(CACHE_FIELD, "bypass");
-                return inner.call(req).await.map_err(Into::into);
-            };
             let start = tokio::time::Instant::now();
             let fetch: Fetch = Box::pin(async move { inner.call(req).await.map_err(Into::into) });
             match cache.get_or_fetch(key, fetch).await {

@@ -34,7 +34,7 @@
 //! | `gen_ai.usage.output_tokens` | output tokens, reasoning included |
 //! | `costlayer.cost_nano_usd` | the cost recorded (0 for a cache hit; absent if unpriced) |
 //! | `costlayer.cache` | `hit` / `miss`, recorded by the cache layer |
-//! | `costlayer.retries` | the retry count, recorded by the retry layer |
+//! | `costlayer.retries` | the retry count, recorded by the retry layer (empty when the call was not retried) |
 //!
 //! No field ever holds a prompt, an answer or a secret.
 //!

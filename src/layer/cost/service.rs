@@ -68,12 +68,15 @@ pub(super) fn call_span(req: &ChatRequest) -> tracing::Span {
 }
 
 /// Records what the call billed on its span, and logs a ledger failure.
+/// `hint` is the provider [`call_span`] recorded already, if known: the
+/// field is recorded again only if the response names another one.
 pub(super) fn record_response_fields(
     span: &tracing::Span,
+    hint: Option<&str>,
     resp: &ChatResponse,
     rec: Result<&CostRecord, &Error>,
 ) {
-    if !resp.provider.is_empty() {
+    if !resp.provider.is_empty() && hint != Some(resp.provider.as_str()) {
         span.record("gen_ai.provider.name", resp.provider.as_str());
     }
     span.record("gen_ai.response.model", resp.model.as_str());
@@ -112,6 +115,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let tracker = self.tracker.clone();
         let span = call_span(&req);
+        let hint = req.provider_hint();
         let fut = async move {
             // Dropped (released) on every early return and on cancellation.
             let reservation = tracker.reserve(&req).await?;
@@ -124,7 +128,7 @@ where
             // Finished in the background if this future is dropped now: an
             // answered call is always recorded.
             let (resp, rec) = tracker.settle_call(info, reservation, resp).await;
-            record_response_fields(&tracing::Span::current(), &resp, rec.as_ref());
+            record_response_fields(&tracing::Span::current(), hint, &resp, rec.as_ref());
             Ok(resp)
         }
         .instrument(span);

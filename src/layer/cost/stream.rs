@@ -200,7 +200,7 @@ impl Stream for Metered {
                 let (resp, rec) = std::task::ready!(Pin::new(settling).poll(cx));
                 this.settling = None;
                 this.finished = true;
-                record_response_fields(&this.span, &resp, rec.as_ref());
+                record_response_fields(&this.span, None, &resp, rec.as_ref());
                 return Poll::Ready(match this.held.take() {
                     Some(Ok(mut d)) => {
                         d.recorded = resp.recorded;

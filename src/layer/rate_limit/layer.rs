@@ -37,6 +37,8 @@ pub struct RateLimitLayer {
     quota: Quota,
     overrides: HashMap<String, Quota>,
     key_fn: Arc<KeyFn>,
+    /// `key_fn` was set with [`key`](Self::key) (else it is [`default_key`]).
+    custom_key: bool,
     max_wait: Duration,
     estimator: Estimator,
     remote: Option<Remote>,
@@ -64,7 +66,7 @@ impl RateLimitLayer {
             limiter: RateLimiter::new(
                 quota,
                 HashMap::new(),
-                Arc::clone(&key_fn),
+                (Arc::clone(&key_fn), false),
                 max_wait,
                 estimator,
                 None,
@@ -72,6 +74,7 @@ impl RateLimitLayer {
             quota,
             overrides: HashMap::new(),
             key_fn,
+            custom_key: false,
             max_wait,
             estimator,
             remote: None,
@@ -82,7 +85,7 @@ impl RateLimitLayer {
         self.limiter = RateLimiter::new(
             self.quota,
             self.overrides.clone(),
-            Arc::clone(&self.key_fn),
+            (Arc::clone(&self.key_fn), self.custom_key),
             self.max_wait,
             self.estimator,
             self.remote.clone(),
@@ -116,6 +119,7 @@ impl RateLimitLayer {
     /// granularity at which providers limit.
     pub fn key(mut self, f: impl Fn(&ChatRequest) -> String + Send + Sync + 'static) -> Self {
         self.key_fn = Arc::new(f);
+        self.custom_key = true;
         self.changed()
     }
 

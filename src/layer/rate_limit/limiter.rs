@@ -184,10 +184,46 @@ pub(crate) struct Shared {
     pub(crate) quota: Quota,
     pub(crate) overrides: HashMap<String, Quota>,
     pub(crate) key_fn: Arc<KeyFn>,
+    /// `key_fn` is [`default_key`]: the limiter writes the key on the
+    /// stack instead of calling it.
+    default_key: bool,
     pub(crate) max_wait: Duration,
     pub(crate) estimator: Estimator,
     pub(crate) remote: Option<Remote>,
     keys: Mutex<HashMap<String, Arc<KeyState>>>,
+}
+
+/// A bucket key written on the stack; writing fails past its capacity
+/// (the key is then built on the heap).
+struct KeyBuf {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Default for KeyBuf {
+    fn default() -> Self {
+        KeyBuf {
+            buf: [0; 128],
+            len: 0,
+        }
+    }
+}
+
+impl KeyBuf {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are written, so the bytes are UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for KeyBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// The default key: `provider:model`, the granularity providers limit at.
@@ -311,7 +347,7 @@ impl RateLimiter {
     pub(crate) fn new(
         quota: Quota,
         overrides: HashMap<String, Quota>,
-        key_fn: Arc<KeyFn>,
+        (key_fn, custom_key): (Arc<KeyFn>, bool),
         max_wait: Duration,
         estimator: Estimator,
         remote: Option<Remote>,
@@ -321,6 +357,7 @@ impl RateLimiter {
                 quota,
                 overrides,
                 key_fn,
+                default_key: !custom_key,
                 max_wait,
                 estimator,
                 remote,
@@ -359,14 +396,14 @@ impl RateLimiter {
         self.shared.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn state(&self, key: String, quota: Quota) -> Arc<KeyState> {
+    fn state(&self, key: &str, quota: Quota) -> Arc<KeyState> {
         let mut keys = self.keys();
-        if let Some(s) = keys.get(&key) {
+        if let Some(s) = keys.get(key) {
             return Arc::clone(s);
         }
         let now = Instant::now();
         let state = Arc::new(KeyState {
-            key: key.clone(),
+            key: key.to_owned(),
             inner: Mutex::new(KeyInner {
                 requests: quota.requests().map(|(r, b)| Bucket::new(r, b, now)),
                 tokens: quota.tokens().map(|(r, b)| Bucket::new(r, b, now)),
@@ -374,23 +411,46 @@ impl RateLimiter {
                 next_id: 0,
             }),
         });
-        keys.insert(key, Arc::clone(&state));
+        keys.insert(key.to_owned(), Arc::clone(&state));
         state
+    }
+
+    /// Runs `f` on `req`'s bucket key. The default key is written into a
+    /// buffer on the stack (no allocation per call) when it fits.
+    fn with_key<T>(&self, req: &ChatRequest, f: impl FnOnce(&str) -> T) -> T {
+        if self.shared.default_key {
+            let mut buf = KeyBuf::default();
+            let provider = req.provider_hint().unwrap_or("unknown");
+            if fmt::Write::write_fmt(&mut buf, format_args!("{provider}:{}", req.model)).is_ok() {
+                return f(buf.as_str());
+            }
+        }
+        f(&self.key(req))
     }
 
     /// The key's state and the request's token weight, or `None` if the key
     /// is not limited at all.
     fn prepare(&self, req: &ChatRequest) -> Result<Option<(Arc<KeyState>, u64)>, Error> {
-        Ok(self
-            .weigh(req)?
-            .map(|(key, quota, tokens)| (self.state(key, quota), tokens)))
+        self.with_key(req, |key| {
+            Ok(self
+                .weigh_key(key, req)?
+                .map(|(quota, tokens)| (self.state(key, quota), tokens)))
+        })
     }
 
     /// The key, its quota and the request's token weight, or `None` if the
     /// key is not limited at all.
     fn weigh(&self, req: &ChatRequest) -> Result<Option<(String, Quota, u64)>, Error> {
         let key = self.key(req);
-        let quota = self.quota(&key);
+        Ok(self
+            .weigh_key(&key, req)?
+            .map(|(quota, tokens)| (key, quota, tokens)))
+    }
+
+    /// `key`'s quota and the request's token weight, or `None` if the key
+    /// is not limited at all.
+    fn weigh_key(&self, key: &str, req: &ChatRequest) -> Result<Option<(Quota, u64)>, Error> {
+        let quota = self.quota(key);
         if quota == Quota::unlimited() {
             return Ok(None);
         }
@@ -408,7 +468,7 @@ impl RateLimiter {
             }
             None => 0,
         };
-        Ok(Some((key, quota, tokens)))
+        Ok(Some((quota, tokens)))
     }
 
     /// Admits the call against the shared buckets, waiting (not in arrival
@@ -509,6 +569,35 @@ impl RateLimiter {
             });
         }
         Err(Self::refused(&state.key, inner.wait_behind_queue(tokens)))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for the layer's fast path:
+    /// `Ok(None)` when the call must wait (others queued, buckets short) or
+    /// ask the shared store, so the caller goes on to [`acquire`](Self::acquire);
+    /// an error only when waiting could never help.
+    pub(crate) fn admit_now(&self, req: &ChatRequest) -> Result<Option<Permit>, Error> {
+        if self.shared.remote.is_some() {
+            return Ok(None);
+        }
+        let Some((state, tokens)) = self.prepare(req)? else {
+            return Ok(Some(Permit {
+                state: None,
+                tokens: 0,
+                remote: None,
+            }));
+        };
+        let mut inner = state.lock();
+        inner.refill(Instant::now());
+        if inner.queue.is_empty() && inner.can_take(tokens) {
+            inner.take(tokens);
+            drop(inner);
+            return Ok(Some(Permit {
+                state: Some(state),
+                tokens,
+                remote: None,
+            }));
+        }
+        Ok(None)
     }
 
     /// Waits, first come first served, until the call is admitted, for at

@@ -58,27 +58,27 @@ where
 {
     type Response = ChatResponse;
     type Error = Error;
-    type Future = ResponseFuture;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Service::<ChatRequest>::poll_ready(&mut self.inner, cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        // Admitted at once (nobody queued, the buckets hold enough): the
+        // ready inner service is called now, nothing is boxed.
+        match self.limiter.admit_now(&req) {
+            Ok(Some(permit)) => return ResponseFuture::admitted(self.inner.call(req), permit),
+            Ok(None) => {}
+            Err(e) => return ResponseFuture::waiting(std::future::ready(Err(e))),
+        }
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
-        ResponseFuture::new(async move {
+        ResponseFuture::waiting(async move {
             let permit = limiter.acquire(&req).await?;
             let result = inner.call(req).await.map_err(Into::into);
-            match &result {
-                // Correct the reservation to what was billed.
-                Ok(resp) => permit.settle(resp.usage.total_tokens()),
-                // The provider may have done the work: keep the charge.
-                Err(Error::Timeout { .. }) => drop(permit),
-                // Providers do not bill failed calls: refund the tokens.
-                Err(_) => permit.settle(0),
-            }
+            super::future::settle(permit, &result);
             result
         })
     }

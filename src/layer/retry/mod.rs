@@ -16,7 +16,8 @@
 //!   turn into a retry storm;
 //! - every attempt is logged (`tracing`, target `costlayer`), and the
 //!   number of retries is recorded as `costlayer.retries` in the current
-//!   span (the cost layer's per-call span).
+//!   span (the cost layer's per-call span) when the call is retried (a
+//!   call that is not retried leaves the field empty).
 //!
 //! Retrying needs a copy of the request for each attempt: every
 //! [`ChatRequest`](crate::ChatRequest) is `Clone`, so every call can be

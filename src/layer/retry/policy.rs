@@ -202,7 +202,6 @@ impl RetryPolicy {
     /// only ever retried before the caller saw anything).
     fn decide(&mut self, err: Option<&Error>) -> Option<Sleep> {
         let attempt = self.retries + 1;
-        Span::current().record(RETRIES_FIELD, self.retries);
         let Some(err) = err else {
             tracing::trace!(attempt, "costlayer: attempt succeeded");
             return None;
@@ -237,6 +236,7 @@ impl RetryPolicy {
             }
         }
         self.retries += 1;
+        // Recorded when it changes, never for a call that is not retried.
         Span::current().record(RETRIES_FIELD, self.retries);
         tracing::info!(
             attempt,
@@ -273,6 +273,10 @@ impl Policy<ChatRequest, ChatResponse, Error> for RetryPolicy {
 
     fn clone_request(&mut self, req: &ChatRequest) -> Option<ChatRequest> {
         self.on_clone();
+        // A policy that never retries needs no copy of the request.
+        if self.settings.max_attempts <= 1 {
+            return None;
+        }
         // Every ChatRequest can be cloned, so every call can be retried.
         Some(req.clone())
     }
