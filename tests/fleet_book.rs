@@ -88,6 +88,62 @@ async fn a_crashed_hosts_holds_expire_after_the_lease() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_hold_outlives_its_host_and_any_host_releases_it() {
+    let Some(url) = servers::database_url("book_detached") else {
+        return;
+    };
+    let schema = servers::unique("t", "detached");
+    let l = [line("m", Scope::All, 1_000, true)];
+    let end = chrono::Utc::now() + chrono::Duration::hours(1);
+    {
+        // The submitting host holds 800 for a batch job, with a short lease
+        // for its ordinary holds, and goes away.
+        let st = storage(&url, &schema, "submitter").await;
+        let book = PostgresBudgetBook::new(&st).lease(Duration::from_millis(100));
+        assert!(matches!(
+            book.reserve_detached(&l, Money::from_nanos(800), "batch_abc", end)
+                .await
+                .unwrap(),
+            Reserved::Granted { .. }
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = storage(&url, &schema, "collector").await;
+    let book = PostgresBudgetBook::new(&st).lease(Duration::from_millis(100));
+    // Past the lease, the detached hold still counts.
+    assert_eq!(
+        book.totals(&l).await.unwrap()[0].held,
+        Money::from_nanos(800)
+    );
+    assert!(matches!(
+        book.reserve(&l, Money::from_nanos(300)).await.unwrap(),
+        Reserved::Refused { .. }
+    ));
+    // Several hosts retrying the submission at once hold it once.
+    let retries: Vec<_> = (0..8)
+        .map(|_| {
+            let book = book.clone();
+            let l = l.clone();
+            tokio::spawn(async move {
+                book.reserve_detached(&l, Money::from_nanos(800), "batch_abc", end)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for r in retries {
+        assert!(matches!(r.await.unwrap(), Reserved::Granted { .. }));
+    }
+    assert_eq!(
+        book.totals(&l).await.unwrap()[0].held,
+        Money::from_nanos(800)
+    );
+    book.release_detached("batch_abc").await.unwrap();
+    book.release_detached("batch_abc").await.unwrap();
+    assert_eq!(book.totals(&l).await.unwrap()[0].held, Money::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_period_starts_from_the_ledgers_spend_and_settles_once() {
     let Some(url) = servers::database_url("book_seed") else {
         return;
