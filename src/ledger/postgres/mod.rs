@@ -25,13 +25,20 @@ mod schema;
 
 pub use book::PostgresBudgetBook;
 
-use rows::{columns, decode, filter_sql, Params, COLUMNS, UNNEST_TYPES};
+use rows::{columns, decode, filter_sql, CopyRow, Params, COLUMNS, COPY_TYPES, UNNEST_TYPES};
+
+/// The rollup's key columns.
+const KEYS: &str =
+    "hour, provider, model, user_name, team, has_team, mode, cached, unpriced, cost_status";
 
 /// The schema costlayer uses when none is given.
 pub const DEFAULT_SCHEMA: &str = "costlayer";
 
 /// How many records one `INSERT` carries at most.
 const INSERT_CHUNK: usize = 5_000;
+/// From this many records on, a batch goes in by `COPY` rather than one
+/// `INSERT ... unnest(...)`.
+const COPY_MIN: usize = 64;
 /// How many scanned rows travel together through the scan channel.
 const SCAN_BATCH: usize = 1_024;
 
@@ -171,6 +178,8 @@ struct Tables {
     archives: String,
     records_archive: String,
     alerts_archive: String,
+    rollup: String,
+    rollup_delta: String,
     insert: String,
 }
 
@@ -192,6 +201,8 @@ impl Tables {
             archives: format!("{s}.archives"),
             records_archive: format!("{s}.records_archive"),
             alerts_archive: format!("{s}.alerts_archive"),
+            rollup: format!("{s}.rollup"),
+            rollup_delta: format!("{s}.rollup_delta"),
             records,
             insert,
         }
@@ -217,6 +228,33 @@ fn location(c: &tokio_postgres::Config) -> String {
     };
     let port = c.get_ports().first().copied().unwrap_or(5432);
     format!("{host}:{port}/{}", c.get_dbname().unwrap_or("postgres"))
+}
+
+/// The hour ranges `[lo, hi)` (UTC) in which a condition on one of
+/// `boundaries` may differ between records of one hour: the hour each falls
+/// in, and its neighbour when it is within a second of the hour's edge
+/// (timestamps are rounded to microseconds by the server).
+fn dirty_hours(boundaries: &[DateTime<Utc>]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let hour = |t: DateTime<Utc>| {
+        let s = t.timestamp().div_euclid(3_600) * 3_600;
+        DateTime::from_timestamp(s, 0).unwrap_or(t)
+    };
+    let second = chrono::Duration::seconds(1);
+    let mut out: Vec<(DateTime<Utc>, DateTime<Utc>)> = boundaries
+        .iter()
+        .map(|&b| {
+            let lo = hour(b.checked_sub_signed(second).unwrap_or(b));
+            let hi = hour(b.checked_add_signed(second).unwrap_or(b));
+            (
+                lo,
+                hi.checked_add_signed(chrono::Duration::hours(1))
+                    .unwrap_or(hi),
+            )
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What [`PostgresStorage::import_jsonl`] moved.
@@ -391,7 +429,10 @@ impl PostgresStorage {
         if records.is_empty() {
             return Ok(0);
         }
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        if records.len() >= COPY_MIN {
+            return self.copy_batch(&mut client, records).await;
+        }
         let stmt = client
             .prepare_cached(&self.inner.t.insert)
             .await
@@ -405,6 +446,118 @@ impl PostgresStorage {
                 .map_err(|e| pg_error("append to the ledger", e))?;
         }
         Ok(inserted)
+    }
+
+    /// A large batch, in one transaction: a binary `COPY` into a temporary
+    /// table, then one `INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`
+    /// (so ids already present, or repeated in the batch, are skipped).
+    /// All or nothing: a failed batch writes no record.
+    async fn copy_batch(
+        &self,
+        client: &mut deadpool_postgres::Client,
+        records: &[CostRecord],
+    ) -> Result<u64, LedgerError> {
+        let t = &self.inner.t;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin the batch append", e))?;
+        tx.batch_execute(&format!(
+            "CREATE TEMPORARY TABLE costlayer_incoming (LIKE {}) ON COMMIT DROP",
+            t.records
+        ))
+        .await
+        .map_err(|e| pg_error("stage the batch append", e))?;
+        let sink = tx
+            .copy_in(&format!(
+                "COPY costlayer_incoming ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(|e| pg_error("start copying the batch", e))?;
+        let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &COPY_TYPES);
+        futures_util::pin_mut!(writer);
+        for r in records {
+            let row = CopyRow::new(r);
+            writer
+                .as_mut()
+                .write(&row.values(r))
+                .await
+                .map_err(|e| pg_error("copy the batch", e))?;
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| pg_error("finish copying the batch", e))?;
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO {} ({COLUMNS}) SELECT {COLUMNS} FROM costlayer_incoming \
+                     ON CONFLICT (id) DO NOTHING",
+                    t.records
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error("append to the ledger", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit the batch append", e))?;
+        Ok(inserted)
+    }
+
+    /// Folds the rollup's pending deltas (one set per append) into the
+    /// rollup, so the dashboard reads one row per hour and group. Skipped
+    /// while another process folds them (the dashboard reads the deltas
+    /// too, so nothing is missed).
+    async fn fold_rollup(&self, client: &mut deadpool_postgres::Client) -> Result<(), LedgerError> {
+        let t = &self.inner.t;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin folding the rollup", e))?;
+        let got: bool = tx
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock(hashtext('costlayer.rollup'), hashtext($1))",
+                &[&self.inner.schema],
+            )
+            .await
+            .map_err(|e| pg_error("take the rollup lock", e))?
+            .get(0);
+        if !got {
+            return Ok(());
+        }
+        tx.execute(
+            &format!(
+                "WITH d AS (DELETE FROM {delta} RETURNING *) \
+                 INSERT INTO {r} SELECT {KEYS}, sum(calls)::bigint, sum(nano_usd)::bigint, \
+                 sum(saved_nano_usd)::bigint, sum(input_tokens)::bigint, sum(output_tokens)::bigint, \
+                 sum(cache_read_tokens)::bigint, sum(cache_write_5m_tokens)::bigint, \
+                 sum(cache_write_1h_tokens)::bigint, sum(reasoning_tokens)::bigint, \
+                 sum(input_audio_tokens)::bigint, sum(web_search_requests)::bigint, min(min_ts), max(max_ts) \
+                 FROM d GROUP BY {KEYS} \
+                 ON CONFLICT ({KEYS}) DO UPDATE SET calls = r.calls + excluded.calls, \
+                 nano_usd = r.nano_usd + excluded.nano_usd, \
+                 saved_nano_usd = r.saved_nano_usd + excluded.saved_nano_usd, \
+                 input_tokens = r.input_tokens + excluded.input_tokens, \
+                 output_tokens = r.output_tokens + excluded.output_tokens, \
+                 cache_read_tokens = r.cache_read_tokens + excluded.cache_read_tokens, \
+                 cache_write_5m_tokens = r.cache_write_5m_tokens + excluded.cache_write_5m_tokens, \
+                 cache_write_1h_tokens = r.cache_write_1h_tokens + excluded.cache_write_1h_tokens, \
+                 reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens, \
+                 input_audio_tokens = r.input_audio_tokens + excluded.input_audio_tokens, \
+                 web_search_requests = r.web_search_requests + excluded.web_search_requests, \
+                 min_ts = least(r.min_ts, excluded.min_ts), max_ts = greatest(r.max_ts, excluded.max_ts)",
+                delta = t.rollup_delta,
+                r = format!("{} AS r", t.rollup),
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| pg_error("fold the rollup", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit the rollup", e))?;
+        Ok(())
     }
 
     /// Copies a JSONL ledger directory into this database: every
@@ -597,14 +750,20 @@ impl Storage for PostgresStorage {
         let week_start: Option<DateTime<Utc>> = now.checked_sub_signed(chrono::Duration::days(7));
         let p_week = params.push(week_start);
         let in_filter = filter_sql(pass.filter(), &mut params);
+        let mut boundaries = vec![now];
+        boundaries.extend(week_start);
+        boundaries.extend(pass.filter().since);
+        boundaries.extend(pass.filter().until);
         let mut periods = Vec::new();
         for period in pass.periods() {
             let mut parts = Vec::new();
             if let Some(s) = period.start {
                 parts.push(format!("ts >= {}", params.push(s)));
+                boundaries.push(s);
             }
             if let Some(e) = period.end {
                 parts.push(format!("ts < {}", params.push(e)));
+                boundaries.push(e);
             }
             periods.push(if parts.is_empty() {
                 "TRUE".to_owned()
@@ -612,6 +771,23 @@ impl Storage for PostgresStorage {
                 format!("({})", parts.join(" AND "))
             });
         }
+        // The hours a boundary falls in (or next to) are read from the
+        // records; every other hour from the rollup, where each condition
+        // holds for the whole hour alike.
+        let mut dirty = Vec::new();
+        for (lo, hi) in dirty_hours(&boundaries) {
+            dirty.push((params.push(lo), params.push(hi)));
+        }
+        let within = |col: &str| -> String {
+            if dirty.is_empty() {
+                return "FALSE".to_owned();
+            }
+            dirty
+                .iter()
+                .map(|(lo, hi)| format!("({col} >= {lo} AND {col} < {hi})"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
         let mut select = vec![
             "provider".to_owned(),
             "model".to_owned(),
@@ -620,9 +796,10 @@ impl Storage for PostgresStorage {
             "(ts AT TIME ZONE 'UTC')::date".to_owned(),
             "mode".to_owned(),
             "cached".to_owned(),
-            "(nano_usd IS NULL)".to_owned(),
+            "unpriced".to_owned(),
             format!("(ts <= {p_now} AND ({p_week}::timestamptz IS NULL OR ts > {p_week}))"),
-            in_filter.clone(),
+            // A team filter is NULL on records without a team.
+            format!("coalesce({in_filter}, FALSE)"),
         ];
         select.extend(periods.iter().cloned());
         select.push("cost_status".to_owned());
@@ -630,21 +807,37 @@ impl Storage for PostgresStorage {
         let group_by: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
         let mut wanted = vec![in_filter];
         wanted.extend(periods.iter().cloned());
+        let t = &self.inner.t;
+        let sums = "input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, \
+                    cache_write_1h_tokens, reasoning_tokens, input_audio_tokens, web_search_requests";
+        let source = format!(
+            "SELECT hour AS ts, provider, model, user_name, CASE WHEN has_team THEN team END AS team, \
+             mode, cached, unpriced, cost_status, calls, nano_usd, saved_nano_usd, {sums}, min_ts, max_ts \
+             FROM (SELECT * FROM {rollup} UNION ALL SELECT * FROM {delta}) AS r WHERE NOT ({dirty_hour}) \
+             UNION ALL \
+             SELECT ts, provider, model, user_name, team, mode, cached, nano_usd IS NULL, cost_status, \
+             1::bigint, coalesce(nano_usd, 0), CASE WHEN cached THEN coalesce(saved_nano_usd, 0) ELSE 0 END, \
+             {sums}, ts, ts FROM {records} WHERE {dirty_ts}",
+            rollup = t.rollup,
+            delta = t.rollup_delta,
+            records = t.records,
+            dirty_hour = within("hour"),
+            dirty_ts = within("ts"),
+        );
         let sql = format!(
-            "SELECT {}, count(*), coalesce(sum(nano_usd), 0)::bigint, \
-             coalesce(sum(saved_nano_usd) FILTER (WHERE cached), 0)::bigint, \
+            "SELECT {}, sum(calls)::bigint, coalesce(sum(nano_usd), 0)::bigint, \
+             coalesce(sum(saved_nano_usd), 0)::bigint, \
              sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cache_read_tokens)::bigint, \
              sum(cache_write_5m_tokens)::bigint, sum(cache_write_1h_tokens)::bigint, \
-             sum(reasoning_tokens)::bigint, min(ts), max(ts), \
-             sum(coalesce((extra->'_usage'->>'input_audio_tokens')::bigint, 0))::bigint, \
-             sum(coalesce((extra->'_usage'->>'web_search_requests')::bigint, 0))::bigint \
-             FROM {} WHERE {} GROUP BY {}",
+             sum(reasoning_tokens)::bigint, min(min_ts), max(max_ts), \
+             sum(input_audio_tokens)::bigint, sum(web_search_requests)::bigint \
+             FROM ({source}) AS u WHERE {} GROUP BY {}",
             select.join(", "),
-            self.inner.t.records,
             wanted.join(" OR "),
             group_by.join(", ")
         );
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        self.fold_rollup(&mut client).await?;
         let rows = client
             .query(&sql, &params.refs())
             .await
@@ -737,6 +930,17 @@ impl Storage for PostgresStorage {
             .transaction()
             .await
             .map_err(|e| pg_error("begin the reset", e))?;
+        // Appends wait until the reset is done (reads go on), and so does
+        // folding the rollup, so the rollup loses exactly what is archived.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('costlayer.rollup'), hashtext($1))",
+            &[&self.inner.schema],
+        )
+        .await
+        .map_err(|e| pg_error("take the rollup lock", e))?;
+        tx.batch_execute(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", t.records))
+            .await
+            .map_err(|e| pg_error("lock the ledger for the reset", e))?;
         let id: i64 = tx
             .query_one(
                 &format!(
@@ -775,6 +979,21 @@ impl Storage for PostgresStorage {
             )
             .await
             .map_err(|e| pg_error("archive the alert history", e))?;
+        for table in [&t.rollup, &t.rollup_delta] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE {}",
+                    if user.is_some() {
+                        "user_name = $1"
+                    } else {
+                        "$1::text IS NULL"
+                    }
+                ),
+                &[&user],
+            )
+            .await
+            .map_err(|e| pg_error("reset the dashboard rollup", e))?;
+        }
         if records == 0 && alerts == 0 {
             tx.rollback()
                 .await
