@@ -16,6 +16,7 @@ use super::{
     Aggregate, CorruptLine, CostRecord, JsonlStorage, LedgerError, RecordStream, ResetReport,
     ResetScope, ScanFilter, ScanItem, Storage,
 };
+use crate::alert::{latest_per_key, take_if_claimable, DeliveryOwner, OutboxEntry};
 use crate::report::{DashboardPass, Group};
 use crate::{Mode, Money, Usage};
 
@@ -180,6 +181,7 @@ struct Tables {
     alerts_archive: String,
     rollup: String,
     rollup_delta: String,
+    outbox: String,
     insert: String,
 }
 
@@ -203,6 +205,7 @@ impl Tables {
             alerts_archive: format!("{s}.alerts_archive"),
             rollup: format!("{s}.rollup"),
             rollup_delta: format!("{s}.rollup_delta"),
+            outbox: format!("{s}.outbox"),
             records,
             insert,
         }
@@ -257,6 +260,21 @@ fn dirty_hours(boundaries: &[DateTime<Utc>]) -> Vec<(DateTime<Utc>, DateTime<Utc
     out
 }
 
+fn entry_json(entry: &OutboxEntry) -> Result<serde_json::Value, LedgerError> {
+    serde_json::to_value(entry).map_err(|e| pg_error("encode the alert's delivery state", e))
+}
+
+/// An outbox row's entry; an unreadable one is skipped with a warning.
+fn parse_entry(key: &str, v: serde_json::Value) -> Option<OutboxEntry> {
+    match serde_json::from_value(v) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "skipping an unreadable row of the alert outbox");
+            None
+        }
+    }
+}
+
 /// What [`PostgresStorage::import_jsonl`] moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -309,6 +327,11 @@ pub struct ImportReport {
 ///   server and read back one row per group, never every record.
 /// - **[`Storage::mark_alert`]** inserts the key under its primary key: of
 ///   any number of hosts racing on one key exactly one gets `true`.
+/// - **The alert outbox** (`outbox`, one row per alert key with its
+///   [`OutboxEntry`]): [`Storage::claim_alert`] writes the history row and
+///   the outbox row in one statement, so one host claims an alert;
+///   [`Storage::take_delivery`] takes a pending alert of a dead or expired
+///   owner (or a failed one) under a row lock, so one host retries it.
 /// - **[`Storage::reset`]** moves the rows into the archive tables in one
 ///   transaction; nothing is deleted.
 ///
@@ -905,6 +928,120 @@ impl Storage for PostgresStorage {
         payload: &serde_json::Value,
     ) -> Result<bool, LedgerError> {
         self.insert_alert(key, &self.inner.user, payload).await
+    }
+
+    async fn claim_alert(&self, entry: &OutboxEntry) -> Result<bool, LedgerError> {
+        let t = &self.inner.t;
+        let client = self.client().await?;
+        // One statement: the alert goes into the history and the outbox
+        // together, or (already there) neither changes.
+        let n = client
+            .execute(
+                &format!(
+                    "WITH a AS (INSERT INTO {alerts} (key, user_name, payload) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING RETURNING key) \
+                     INSERT INTO {outbox} (key, state, entry, updated_at) \
+                     SELECT key, $4, $5, $6 FROM a \
+                     ON CONFLICT (key) DO UPDATE SET state = excluded.state, entry = excluded.entry, \
+                     updated_at = excluded.updated_at",
+                    alerts = t.alerts,
+                    outbox = t.outbox
+                ),
+                &[
+                    &entry.key,
+                    &self.inner.user,
+                    &entry.alert.to_json(),
+                    &entry.state().as_str(),
+                    &entry_json(entry)?,
+                    &entry.updated_at,
+                ],
+            )
+            .await
+            .map_err(|e| pg_error("claim the alert", e))?;
+        Ok(n == 1)
+    }
+
+    async fn save_delivery(&self, entry: &OutboxEntry) -> Result<(), LedgerError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (key, state, entry, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (key) DO UPDATE SET state = excluded.state, entry = excluded.entry, \
+                     updated_at = excluded.updated_at",
+                    self.inner.t.outbox
+                ),
+                &[
+                    &entry.key,
+                    &entry.state().as_str(),
+                    &entry_json(entry)?,
+                    &entry.updated_at,
+                ],
+            )
+            .await
+            .map_err(|e| pg_error("save the alert's delivery state", e))?;
+        Ok(())
+    }
+
+    async fn take_delivery(
+        &self,
+        key: &str,
+        owner: &DeliveryOwner,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<OutboxEntry>, LedgerError> {
+        let t = &self.inner.t;
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin taking over an alert", e))?;
+        // The row lock makes the check and the take one step across hosts.
+        let row = tx
+            .query_opt(
+                &format!("SELECT entry FROM {} WHERE key = $1 FOR UPDATE", t.outbox),
+                &[&key],
+            )
+            .await
+            .map_err(|e| pg_error("read the alert outbox", e))?;
+        let entry = match row {
+            Some(row) => parse_entry(key, row.get(0)),
+            None => None,
+        };
+        let taken = take_if_claimable(entry, owner, now, lease)?;
+        if let Some(e) = &taken {
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET state = $2, entry = $3, updated_at = $4 WHERE key = $1",
+                    t.outbox
+                ),
+                &[&e.key, &e.state().as_str(), &entry_json(e)?, &e.updated_at],
+            )
+            .await
+            .map_err(|e| pg_error("take over the alert", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit taking over the alert", e))?;
+        Ok(taken)
+    }
+
+    async fn deliveries(&self) -> Result<Vec<OutboxEntry>, LedgerError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT key, entry FROM {} ORDER BY key",
+                    self.inner.t.outbox
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error("read the alert outbox", e))?;
+        Ok(latest_per_key(rows.into_iter().filter_map(|r| {
+            let key: String = r.get(0);
+            parse_entry(&key, r.get(1))
+        })))
     }
 
     async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {

@@ -172,10 +172,23 @@ SELECT date_trunc('hour', ts, 'UTC'), provider, model, user_name, coalesce(team,
 FROM {s}.records GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
 "#,
     },
+    Migration {
+        version: 4,
+        name: "alert outbox: delivery state per alert",
+        sql: r#"
+CREATE TABLE {s}.outbox (
+    key text PRIMARY KEY,
+    state text NOT NULL,
+    entry jsonb NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX outbox_state ON {s}.outbox (state);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i32 = 3;
+pub(crate) const LATEST: i32 = 4;
 
 /// Creates the schema and applies every missing migration, in one
 /// transaction holding a transaction-scoped advisory lock keyed by the
