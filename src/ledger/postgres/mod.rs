@@ -127,6 +127,31 @@ impl PostgresStorageBuilder {
     /// newer than this build; [`LedgerError::Backend`] if the server cannot
     /// be reached or the migration fails.
     pub async fn connect(self) -> Result<PostgresStorage, LedgerError> {
+        let storage = self.build_lazy()?;
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    /// The storage without connecting yet: the URL and schema name are
+    /// checked now, the connection and the migrations happen on first use
+    /// (any error then comes from that operation). For code that cannot
+    /// await while it is set up, such as
+    /// [`CostTracker::from_config`](crate::tracker::CostTracker::from_config).
+    ///
+    /// ```
+    /// use costlayer::ledger::PostgresStorage;
+    ///
+    /// let ledger = PostgresStorage::builder("postgres://costlayer@db.internal/costs")
+    ///     .build_lazy()
+    ///     .unwrap();
+    /// assert_eq!(ledger.location(), "db.internal:5432/costs");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Config`] if the URL cannot be parsed or the schema
+    /// name is empty or too long.
+    pub fn build_lazy(self) -> Result<PostgresStorage, LedgerError> {
         if self.schema.is_empty() || self.schema.len() > 63 {
             return Err(LedgerError::Config(format!(
                 "the PostgreSQL schema name `{}` must be 1 to 63 bytes long",
@@ -157,17 +182,16 @@ impl PostgresStorageBuilder {
             .create_timeout(Some(self.connect_timeout))
             .build()
             .map_err(|e| pg_error("build the connection pool", e))?;
-        let storage = PostgresStorage {
+        Ok(PostgresStorage {
             inner: Arc::new(Inner {
                 pool,
                 location,
                 user: self.user.unwrap_or_else(whoami::username),
                 t: Tables::new(&self.schema),
                 schema: self.schema,
+                migrated: tokio::sync::OnceCell::new(),
             }),
-        };
-        storage.migrate().await?;
-        Ok(storage)
+        })
     }
 }
 
@@ -220,6 +244,8 @@ struct Inner {
     schema: String,
     user: String,
     t: Tables,
+    /// Set once the migrations have run in this process.
+    migrated: tokio::sync::OnceCell<()>,
 }
 
 fn location(c: &tokio_postgres::Config) -> String {
@@ -403,8 +429,10 @@ impl PostgresStorage {
     ///
     /// As [`PostgresStorageBuilder::connect`].
     pub async fn migrate(&self) -> Result<Vec<i32>, LedgerError> {
-        let mut client = self.client().await?;
-        schema::migrate(&mut client, &self.inner.schema).await
+        let mut client = self.connection().await?;
+        let done = schema::migrate(&mut client, &self.inner.schema).await?;
+        let _ = self.inner.migrated.set(());
+        Ok(done)
     }
 
     /// The schema version in the database.
@@ -432,7 +460,23 @@ impl PostgresStorage {
         schema::LATEST
     }
 
+    /// A pooled connection, after the migrations (run once per process).
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, LedgerError> {
+        if self.inner.migrated.get().is_none() {
+            self.inner
+                .migrated
+                .get_or_try_init(|| async {
+                    let mut client = self.connection().await?;
+                    schema::migrate(&mut client, &self.inner.schema)
+                        .await
+                        .map(drop)
+                })
+                .await?;
+        }
+        self.connection().await
+    }
+
+    async fn connection(&self) -> Result<deadpool_postgres::Client, LedgerError> {
         self.inner.pool.get().await.map_err(|e| {
             pg_error(
                 &format!("connect to {}", self.inner.location),
