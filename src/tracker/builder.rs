@@ -381,9 +381,7 @@ impl CostTracker {
     /// [`Error::Config`] for a database URL that does not parse (or a build
     /// without the `postgres` feature); an error if the data directory
     /// cannot be opened.
-    pub fn ledger_from_config(
-        config: &Config,
-    ) -> Result<(Arc<dyn Storage>, Arc<dyn BudgetBook>), Error> {
+    pub fn ledger_from_config(config: &Config) -> Result<LedgerAndBook, Error> {
         if let Some(url) = &config.database_url {
             return postgres_ledger(config, url.expose());
         }
@@ -396,11 +394,12 @@ impl CostTracker {
     }
 }
 
+/// A ledger and the budget book that goes with it, as
+/// [`CostTracker::ledger_from_config`] opens them.
+pub type LedgerAndBook = (Arc<dyn Storage>, Arc<dyn BudgetBook>);
+
 #[cfg(feature = "postgres")]
-fn postgres_ledger(
-    config: &Config,
-    url: &str,
-) -> Result<(Arc<dyn Storage>, Arc<dyn BudgetBook>), Error> {
+fn postgres_ledger(config: &Config, url: &str) -> Result<LedgerAndBook, Error> {
     let storage = crate::ledger::PostgresStorage::builder(url)
         .schema(
             config
@@ -416,10 +415,7 @@ fn postgres_ledger(
 }
 
 #[cfg(not(feature = "postgres"))]
-fn postgres_ledger(
-    _config: &Config,
-    _url: &str,
-) -> Result<(Arc<dyn Storage>, Arc<dyn BudgetBook>), Error> {
+fn postgres_ledger(_config: &Config, _url: &str) -> Result<LedgerAndBook, Error> {
     Err(Error::config(
         "a PostgreSQL ledger is configured (storage / COSTLAYER_DATABASE_URL) but costlayer \
          was built without the `postgres` feature: enable it in Cargo.toml, or remove the setting",

@@ -109,7 +109,7 @@ mod record;
 mod settle;
 mod status;
 
-pub use builder::CostTrackerBuilder;
+pub use builder::{CostTrackerBuilder, LedgerAndBook};
 pub use settle::{Reservation, Settlement};
 
 use std::collections::{BTreeMap, HashSet};

@@ -593,6 +593,7 @@ impl PostgresStorage {
         if !got {
             return Ok(());
         }
+        let rollup_as_r = format!("{} AS r", t.rollup);
         tx.execute(
             &format!(
                 "WITH d AS (DELETE FROM {delta} RETURNING *) \
@@ -615,7 +616,7 @@ impl PostgresStorage {
                  web_search_requests = r.web_search_requests + excluded.web_search_requests, \
                  min_ts = least(r.min_ts, excluded.min_ts), max_ts = greatest(r.max_ts, excluded.max_ts)",
                 delta = t.rollup_delta,
-                r = format!("{} AS r", t.rollup),
+                r = rollup_as_r,
             ),
             &[],
         )
