@@ -356,10 +356,9 @@ impl CostTracker {
     /// The ledger and the budget book `config` names:
     ///
     /// - `storage = "postgres://..."` (or `COSTLAYER_DATABASE_URL`): a
-    ///   [`PostgresStorage`](crate::ledger::PostgresStorage) in
-    ///   `database_schema` (default `costlayer`), recording as the config's
-    ///   user, and a [`PostgresBudgetBook`](super::book::PostgresBudgetBook)
-    ///   in the same schema, shared by every host. Nothing connects yet: the
+    ///   `PostgresStorage` in `database_schema` (default `costlayer`),
+    ///   recording as the config's user, and a `PostgresBudgetBook` in the
+    ///   same schema, shared by every host. Nothing connects yet: the
     ///   first operation connects and applies the migrations (needs the
     ///   `postgres` feature).
     /// - otherwise the JSONL ledger in `data_dir`, appending to
