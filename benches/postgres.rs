@@ -1,6 +1,7 @@
 //! The fleet backends against real servers on loopback: PostgreSQL appends
-//! (one record, and batches), the dashboard pushed down into SQL over many
-//! rows, and one Redis rate-limit check (take + correction).
+//! (one record, and batches), the budget book's reserve + settle round
+//! trip, the dashboard pushed down into SQL over many rows, and one Redis
+//! rate-limit check (take + correction).
 //!
 //! Needs `COSTLAYER_TEST_DATABASE_URL` and `COSTLAYER_TEST_REDIS_URL` (as
 //! `.ci/run` sets them); each run uses a fresh schema and key prefix.
@@ -12,10 +13,11 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use costlayer::budget::Budget;
+use costlayer::budget::{Budget, Scope};
 use costlayer::layer::rate_limit::{OnUnreachable, Quota, RateLimitLayer, RedisBuckets};
 use costlayer::ledger::{CostRecord, PostgresStorage, ScanFilter, Storage};
 use costlayer::report::DashboardPass;
+use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, PostgresBudgetBook, Reserved};
 use costlayer::{ChatRequest, Message, Money, Usage};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -96,6 +98,37 @@ fn postgres(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
             n += BATCH;
             let st = st.clone();
             async move { st.append_batch(&batch).await.expect("append") }
+        })
+    });
+    g.finish();
+
+    // The budget book's round trip: reserve a worst case, settle it to the
+    // billed record (two transactions on one blocking line).
+    let book = PostgresBudgetBook::new(&st);
+    let line = BookLine::new(
+        BookKey::new("monthly", "2026-11", &Scope::All),
+        Money::from_usd(1_000_000).expect("usd"),
+    )
+    .blocking(true);
+    let lines = [line];
+    let mut g = c.benchmark_group("postgres_book");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("reserve_settle", |b| {
+        b.to_async(rt).iter(|| {
+            n += 1;
+            let r = record(n);
+            let (book, lines) = (book.clone(), lines.clone());
+            async move {
+                let hold = match book
+                    .reserve(&lines, Money::from_nanos(1_000_000))
+                    .await
+                    .expect("reserve")
+                {
+                    Reserved::Granted { hold, .. } => hold,
+                    other => panic!("refused: {other:?}"),
+                };
+                book.settle(Some(hold), &r, &lines).await.expect("settle")
+            }
         })
     });
     g.finish();

@@ -187,3 +187,131 @@ fn a_bad_database_url_is_a_usage_error_that_hides_the_password() {
         "{err}"
     );
 }
+
+async fn pg(url: &str, schema: &str) -> costlayer::ledger::PostgresStorage {
+    costlayer::ledger::PostgresStorage::builder(url)
+        .schema(schema)
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_records_to_postgres_from_the_flag_or_the_config_file() {
+    let Some(url) = servers::database_url("cli_chat") else {
+        return;
+    };
+    let schema = servers::unique("t", "chat");
+    let tmp = tempfile::tempdir().unwrap();
+    let chat = |extra: &[&str]| {
+        let out = cli(tmp.path(), &schema)
+            .args(["chat", "--provider", "simulated", "--model", "gpt-4o-mini"])
+            .args(["--data-dir", "ledger", "--json"])
+            .args(extra)
+            .arg("hello there")
+            .assert()
+            .success();
+        json(&out.get_output().stdout)
+    };
+    let first = chat(&["--database-url", &url]);
+    std::fs::write(
+        tmp.path().join("costlayer.toml"),
+        format!("storage = \"{url}\"\n"),
+    )
+    .unwrap();
+    let second = chat(&[]);
+    let st = pg(&url, &schema).await;
+    let mut ids = Vec::new();
+    let mut stream = st
+        .scan(&costlayer::ledger::ScanFilter::default())
+        .await
+        .unwrap();
+    use futures_util::StreamExt as _;
+    while let Some(item) = stream.next().await {
+        if let costlayer::ledger::ScanItem::Record(r) = item.unwrap() {
+            assert_eq!(r.user, "alice");
+            ids.push(r.id.to_string());
+        }
+    }
+    assert_eq!(
+        ids,
+        vec![
+            first["record_id"].as_str().unwrap().to_owned(),
+            second["record_id"].as_str().unwrap().to_owned()
+        ]
+    );
+    assert!(
+        !tmp.path().join("ledger").join("costs_alice.jsonl").exists(),
+        "nothing recorded to JSONL"
+    );
+    // The human output says where the record went, without the URL.
+    let out = cli(tmp.path(), &schema)
+        .args([
+            "chat",
+            "--provider",
+            "simulated",
+            "--data-dir",
+            "ledger",
+            "hi",
+        ])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains(&format!("(schema {schema})")) && text.contains("recorded: "),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_config_opens_the_postgres_ledger_and_book() {
+    let Some(url) = servers::database_url("from_config") else {
+        return;
+    };
+    let schema = servers::unique("t", "config");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = costlayer::config::Config::default();
+    config.data_dir = tmp.path().join("data");
+    config.user = "carol".into();
+    config.monthly_budget = Some(Money::from_usd(200).unwrap());
+    config
+        .apply_env(|k| match k {
+            "COSTLAYER_DATABASE_URL" => Some(url.clone()),
+            "COSTLAYER_DATABASE_SCHEMA" => Some(schema.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let tracker = costlayer::tracker::CostTracker::from_config(&config).unwrap();
+    let req = costlayer::ChatRequest::new("gpt-4o-mini").message(costlayer::Message::user("hi"));
+    let resp = costlayer::ChatResponse {
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        usage: Usage::new(1_000, 100),
+        ..Default::default()
+    };
+    let r = tracker.reserve(&req).await.unwrap();
+    tracker.record(&req, &resp, Some(r)).await.unwrap();
+    tracker.flush().await.unwrap();
+    let st = pg(&url, &schema).await;
+    let agg = st
+        .aggregate(&costlayer::ledger::ScanFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(agg.calls, 1);
+    assert!(!config.data_dir.join("costs_carol.jsonl").exists());
+    // The book is the database's: its lines hold the settled spend.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), coalesce(max(settled), 0) FROM \"{schema}\".book_lines"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, i64>(0) >= 1, "the book has its lines");
+    assert_eq!(Money::from_nanos(row.get(1)), agg.nano_usd);
+    assert!(agg.nano_usd > Money::ZERO);
+}

@@ -505,6 +505,70 @@ async fn postgres_dashboard_push_down_matches_a_scan_over_many_rows() {
     let (p, s) = (pushed.finish("x"), scanned.finish("x"));
     assert!(p.summary.total.calls > 500, "{}", p.summary.total.calls);
     assert_eq!(p, s);
+
+    // After the rollup is folded: more records one by one and in a batch
+    // (retried, so half are duplicates), some after `now`, audio and web
+    // search usage, and a `now` and filter bounds in the middle of an hour.
+    let mut more: Vec<CostRecord> = Vec::new();
+    for i in 0..600u32 {
+        let ts = now - Duration::seconds(i64::from(i) * 1_201) + Duration::hours(3);
+        let mut r = rec(
+            users[(i % 4) as usize],
+            "openai",
+            "gpt-4o",
+            ts,
+            Some(i64::from(i) * 31),
+        );
+        r.usage.input_audio_tokens = u64::from(i % 3);
+        r.usage.web_search_requests = u64::from(i % 2);
+        if i % 7 == 0 {
+            r.team = Some("t0".into());
+        }
+        more.push(r);
+    }
+    for r in &more[..20] {
+        st.append(r).await.unwrap();
+    }
+    st.append_batch(&more[..300]).await.unwrap();
+    st.append_batch(&more).await.unwrap();
+    let mut all = records.clone();
+    all.extend(more);
+    let now = now + Duration::minutes(17) + Duration::milliseconds(3_500);
+    let budgets = vec![
+        Budget::monthly(Money::from_usd(100).unwrap()),
+        Budget::rolling_days(
+            "3d",
+            Money::from_usd(100).unwrap(),
+            std::num::NonZeroU32::new(3).unwrap(),
+        ),
+    ];
+    for filter in [
+        ScanFilter::default(),
+        ScanFilter {
+            since: Some(at(19, 7) + Duration::seconds(1_800)),
+            until: Some(at(20, 13) + Duration::microseconds(1)),
+            team: Some("t0".into()),
+            ..ScanFilter::default()
+        },
+    ] {
+        let mut pushed = DashboardPass::new(now, budgets.clone(), filter.clone());
+        pushed.fold_storage(&st).await.unwrap();
+        let mut scanned = DashboardPass::new(now, budgets.clone(), filter);
+        for r in &all {
+            scanned.push(&ScanItem::Record(r.clone()));
+        }
+        assert_eq!(pushed.finish("x"), scanned.finish("x"));
+    }
+
+    // Resetting one user takes exactly their records out of the dashboard.
+    st.reset(ResetScope::User("bob".into())).await.unwrap();
+    let mut pushed = DashboardPass::new(now, budgets.clone(), ScanFilter::default());
+    pushed.fold_storage(&st).await.unwrap();
+    let mut scanned = DashboardPass::new(now, budgets, ScanFilter::default());
+    for r in all.iter().filter(|r| r.user != "bob") {
+        scanned.push(&ScanItem::Record(r.clone()));
+    }
+    assert_eq!(pushed.finish("x"), scanned.finish("x"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

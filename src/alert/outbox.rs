@@ -292,49 +292,25 @@ fn lease_duration(lease: Duration) -> chrono::Duration {
 }
 
 /// Redacts what may be a secret in a sink's error before it is stored or
-/// shown: URL paths and queries (webhook tokens), credentials in URLs,
-/// bearer tokens, `key=`/`password=`/`token=` values and API-key-looking
-/// words. Keeps at most 500 characters.
+/// shown, with [`costlayer_core::redact::text`] (the one redaction helper:
+/// registered keys and webhook URL tokens, URL credentials and key
+/// parameters, SMTP `AUTH` and HTTP `Bearer`/`Basic` tokens). Keeps at most
+/// 500 characters.
+///
+/// ```
+/// use costlayer::alert::redact_secrets;
+///
+/// let s = redact_secrets("POST https://u:hunter22@hooks.example/x?token=abc123 failed: Bearer sk-abcdefghijklmnop");
+/// assert!(!s.contains("hunter22") && !s.contains("abc123") && !s.contains("abcdefghijklmnop"), "{s}");
+/// ```
 pub fn redact_secrets(message: &str) -> String {
-    let mut out = Vec::new();
-    let mut redact_next = false;
-    for word in message.split(' ') {
-        if redact_next {
-            out.push("…".to_owned());
-            redact_next = false;
-            continue;
-        }
-        let lower = word.to_ascii_lowercase();
-        if lower == "bearer" || lower == "basic" {
-            out.push(word.to_owned());
-            redact_next = true;
-            continue;
-        }
-        let w = if word.contains("://") {
-            let start = word.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(0);
-            format!("{}{}", &word[..start], super::redact_url(&word[start..]))
-        } else if let Some((k, _)) = ["password=", "passwd=", "token=", "key=", "secret="]
-            .iter()
-            .find_map(|p| lower.find(p).map(|i| (i + p.len(), ())))
-        {
-            format!("{}…", &word[..k])
-        } else if ["sk-", "sk_", "xoxb-", "xoxp-", "AIza"]
-            .iter()
-            .any(|p| word.starts_with(p) && word.len() > 12)
-        {
-            "…".to_owned()
-        } else {
-            word.to_owned()
-        };
-        out.push(w);
-    }
-    let s = out.join(" ");
+    let s = costlayer_core::redact::text(message);
     if s.chars().count() > 500 {
         let mut t: String = s.chars().take(500).collect();
         t.push('…');
         t
     } else {
-        s
+        s.into_owned()
     }
 }
 
@@ -772,14 +748,17 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
+        costlayer_core::redact::register_url(
+            "https://hooks.slack.com/services/T0/B0/XXXXXXXXXXXXXXXXXXXX",
+        );
         let s = redact_secrets(
-            "POST https://hooks.slack.com/services/T0/B0/XXXX failed: Bearer sk-abcdefghijklmnop token=abc123 key: sk-proj-1234567890abcdef",
+            "POST https://hooks.slack.com/services/T0/B0/XXXXXXXXXXXXXXXXXXXX failed: Bearer sk-abcdefghijklmnop https://h.example/x?token=abc123 http://u:pw1234@proxy:1/",
         );
         assert!(!s.contains("XXXX"), "{s}");
         assert!(!s.contains("abcdefghijklmnop"), "{s}");
         assert!(!s.contains("abc123"), "{s}");
-        assert!(!s.contains("1234567890abcdef"), "{s}");
-        assert!(s.contains("https://hooks.slack.com/…"), "{s}");
+        assert!(!s.contains("pw1234"), "{s}");
+        assert!(s.contains("https://hooks.slack.com/services/T0/B0/"), "{s}");
         assert_eq!(redact_secrets(&"x".repeat(600)).chars().count(), 501);
     }
 

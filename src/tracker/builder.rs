@@ -334,34 +334,93 @@ impl CostTracker {
         Ok(b)
     }
 
-    /// A tracker from `config`: the JSONL ledger in `data_dir`
-    /// (appending to `costs_<user>.jsonl`), the
-    /// embedded prices merged with `config.prices`, and everything
-    /// [`CostTracker::builder_from_config`] sets.
+    /// A tracker from `config`: the ledger and budget book
+    /// [`CostTracker::ledger_from_config`] opens (the JSONL ledger in
+    /// `data_dir`, or the shared PostgreSQL ledger when `storage` /
+    /// `COSTLAYER_DATABASE_URL` names one), the embedded prices merged with
+    /// `config.prices`, and everything [`CostTracker::builder_from_config`]
+    /// sets.
     ///
     /// # Errors
     ///
-    /// As [`CostTracker::builder_from_config`], plus a ledger directory or
-    /// price file that cannot be opened.
+    /// As [`CostTracker::builder_from_config`], plus a ledger directory,
+    /// database URL or price file that cannot be opened.
     pub fn from_config(config: &Config) -> Result<CostTracker, Error> {
-        let storage = open_ledger(config)?;
+        let (storage, book) = CostTracker::ledger_from_config(config)?;
         let prices = load_prices(config)?;
-        let book = JsonlDirBook::open(&config.data_dir)?;
         CostTracker::builder_from_config(config)?
             .storage(storage)
-            .book(Arc::new(book))
+            .book(book)
             .prices(prices)
             .build()
     }
+
+    /// The ledger and the budget book `config` names:
+    ///
+    /// - `storage = "postgres://..."` (or `COSTLAYER_DATABASE_URL`): a
+    ///   `PostgresStorage` in `database_schema` (default `costlayer`),
+    ///   recording as the config's user, and a `PostgresBudgetBook` in the
+    ///   same schema, shared by every host. Nothing connects yet: the
+    ///   first operation connects and applies the migrations (needs the
+    ///   `postgres` feature).
+    /// - otherwise the JSONL ledger in `data_dir`, appending to
+    ///   `costs_<user>.jsonl`, and a [`JsonlDirBook`] on that directory.
+    ///
+    /// ```
+    /// use costlayer::config::Config;
+    /// use costlayer::tracker::CostTracker;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut config = Config::default();
+    /// config.data_dir = dir.path().to_path_buf();
+    /// let (ledger, book) = CostTracker::ledger_from_config(&config).unwrap();
+    /// # let _ = (ledger, book);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a database URL that does not parse (or a build
+    /// without the `postgres` feature); an error if the data directory
+    /// cannot be opened.
+    pub fn ledger_from_config(config: &Config) -> Result<LedgerAndBook, Error> {
+        if let Some(url) = &config.database_url {
+            return postgres_ledger(config, url.expose());
+        }
+        let storage = crate::ledger::JsonlStorage::builder(&config.data_dir)
+            .user(config.user.clone())
+            .build()
+            .map_err(ledger_error)?;
+        let book = JsonlDirBook::open(&config.data_dir)?;
+        Ok((Arc::new(storage), Arc::new(book)))
+    }
 }
 
-/// The JSONL ledger in `data_dir`, appending as the config's user.
-pub(super) fn open_ledger(config: &Config) -> Result<Arc<dyn Storage>, Error> {
-    let storage = crate::ledger::JsonlStorage::builder(&config.data_dir)
+/// A ledger and the budget book that goes with it, as
+/// [`CostTracker::ledger_from_config`] opens them.
+pub type LedgerAndBook = (Arc<dyn Storage>, Arc<dyn BudgetBook>);
+
+#[cfg(feature = "postgres")]
+fn postgres_ledger(config: &Config, url: &str) -> Result<LedgerAndBook, Error> {
+    let storage = crate::ledger::PostgresStorage::builder(url)
+        .schema(
+            config
+                .database_schema
+                .clone()
+                .unwrap_or_else(|| crate::ledger::DEFAULT_SCHEMA.to_owned()),
+        )
         .user(config.user.clone())
-        .build()
-        .map_err(ledger_error)?;
-    Ok(Arc::new(storage))
+        .build_lazy()
+        .map_err(|e| Error::config(e.to_string()))?;
+    let book = super::book::PostgresBudgetBook::new(&storage);
+    Ok((Arc::new(storage), Arc::new(book)))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_ledger(_config: &Config, _url: &str) -> Result<LedgerAndBook, Error> {
+    Err(Error::config(
+        "a PostgreSQL ledger is configured (storage / COSTLAYER_DATABASE_URL) but costlayer \
+         was built without the `postgres` feature: enable it in Cargo.toml, or remove the setting",
+    ))
 }
 
 /// The embedded prices, with the config's price file merged over them.

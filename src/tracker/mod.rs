@@ -111,7 +111,7 @@ mod settle;
 mod status;
 
 pub use batch::DetachedHold;
-pub use builder::CostTrackerBuilder;
+pub use builder::{CostTrackerBuilder, LedgerAndBook};
 pub use settle::{Reservation, Settlement};
 
 use std::collections::{BTreeMap, HashSet};

@@ -13,7 +13,9 @@
 //!    `signature`, ...);
 //! 3. **SMTP authentication data**: the token after `AUTH PLAIN`,
 //!    `AUTH LOGIN`, `AUTH XOAUTH2`, ... (a server that quotes the client's
-//!    `AUTH` line in its reply would otherwise hand the password to the log).
+//!    `AUTH` line in its reply would otherwise hand the password to the log);
+//! 4. **HTTP credentials**: the token after `Bearer` or `Basic` (an
+//!    `Authorization` header quoted in an error).
 //!
 //! Each is replaced by [`MASK`]. [`ApiKey::new`](crate::ApiKey::new)
 //! registers its key, so a provider that echoes the key into a response id
@@ -124,7 +126,66 @@ pub fn text(s: &str) -> Cow<'_, str> {
     if let Cow::Owned(a) = smtp_auth(&out) {
         out = Cow::Owned(a);
     }
+    if let Cow::Owned(a) = http_auth(&out) {
+        out = Cow::Owned(a);
+    }
     out
+}
+
+/// Masks the credential after the word `Bearer` or `Basic` (any case), as
+/// an `Authorization` header quoted in an error carries it.
+pub fn http_auth(s: &str) -> Cow<'_, str> {
+    let bytes = s.as_bytes();
+    let find = |from: usize| {
+        bytes
+            .get(from..)?
+            .windows(5)
+            .position(|w| w.eq_ignore_ascii_case(b"beare") || w.eq_ignore_ascii_case(b"basic"))
+    };
+    if find(0).is_none() {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    let mut search = 0;
+    let mut changed = false;
+    while let Some(found) = find(search) {
+        let at = search + found;
+        search = at + 5;
+        let word_len =
+            if bytes[at..].len() >= 6 && bytes[at..at + 6].eq_ignore_ascii_case(b"bearer") {
+                6
+            } else if bytes[at..at + 5].eq_ignore_ascii_case(b"basic") {
+                5
+            } else {
+                continue;
+            };
+        let before_ok = at == 0 || !bytes[at - 1].is_ascii_alphanumeric();
+        let after = &s[at + word_len..];
+        if !before_ok || !after.starts_with(' ') {
+            continue;
+        }
+        let tok_start = after.len() - after.trim_start_matches(' ').len();
+        let tok = &after[tok_start..];
+        let tok_len = tok
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ',' | ';'))
+            .unwrap_or(tok.len());
+        // A credential is one long word, not the next word of a sentence.
+        if tok_len < 8 {
+            continue;
+        }
+        let tok_abs = at + word_len + tok_start;
+        out.push_str(&s[last..tok_abs]);
+        out.push_str(MASK);
+        last = tok_abs + tok_len;
+        search = last;
+        changed = true;
+    }
+    if !changed {
+        return Cow::Borrowed(s);
+    }
+    out.push_str(&s[last..]);
+    Cow::Owned(out)
 }
 
 /// [`text`] into an owned string.
@@ -367,6 +428,24 @@ mod tests {
         assert_eq!(smtp_auth("AUTH PLAIN"), "AUTH PLAIN");
         assert_eq!(smtp_auth("the author said"), "the author said");
         assert!(matches!(smtp_auth("250 OK"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn http_credentials_are_masked() {
+        assert_eq!(
+            http_auth("401: Authorization: Bearer sk-abcdefghijklmnop refused"),
+            "401: Authorization: Bearer [REDACTED] refused"
+        );
+        assert_eq!(
+            http_auth("header \"basic dXNlcjpwYXNzd29yZA==\""),
+            "header \"basic [REDACTED]\""
+        );
+        assert!(matches!(http_auth("a basic problem"), Cow::Borrowed(_)));
+        assert!(matches!(
+            http_auth("the bearer of bad news"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(http_auth("250 OK"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -177,6 +177,7 @@ fn open(common: &Common) -> Result<(BatchJobs, PathBuf), CliError> {
     let tracker = crate::chat::tracker(
         &config,
         storage,
+        None,
         common.provider.unwrap_or(ProviderName::Openai),
     )?;
     let jobs = BatchJobs::new(tracker, &dir).map_err(|e| CliError::Usage(e.to_string()))?;

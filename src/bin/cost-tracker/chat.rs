@@ -26,6 +26,7 @@ use costlayer::ledger::{
 };
 use costlayer::mock::SimulatedProvider;
 use costlayer::pricing::PriceTable;
+use costlayer::tracker::book::BudgetBook;
 use costlayer::tracker::CostTracker;
 use costlayer::{ChatRequest, ChatResponse, Error, Message, Money, StreamRequest};
 use serde_json::json;
@@ -285,13 +286,25 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
     // The provider first: a missing key is reported before anything is
     // created on disk.
     let (provider, key) = provider(args.provider, args.api)?;
-    let capture = Arc::new(Capture::new(Arc::new(store::open(
-        &ledger_dir,
-        &config.user,
-    )?)));
+    // The shared PostgreSQL ledger and book when one is configured, else
+    // the JSONL files in the data directory.
+    let (ledger, book, shared): (Arc<dyn Storage>, _, _) = match &config.database_url {
+        Some(url) => {
+            let (ledger, book) = CostTracker::ledger_from_config(&config)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let label = crate::fleet::label(url.expose(), config.database_schema.as_deref());
+            (ledger, Some(book), Some(label))
+        }
+        None => (
+            Arc::new(store::open(&ledger_dir, &config.user)?),
+            None,
+            None,
+        ),
+    };
+    let capture = Arc::new(Capture::new(ledger));
     let mut tracker_config = config.clone();
     tracker_config.data_dir = ledger_dir.clone();
-    let tracker = tracker(&tracker_config, capture.clone(), args.provider)?;
+    let tracker = tracker(&tracker_config, capture.clone(), book, args.provider)?;
 
     let mut stack = StackBuilder::new(tracker.clone());
     let quota = match (args.rpm, args.tpm) {
@@ -355,7 +368,13 @@ async fn chat(args: ChatArgs) -> Result<(), CliError> {
 
     let resp = result.map_err(|e| call_error(&e, key.as_deref()))?;
     let recorded = capture.last();
-    print(&args, &resp, recorded.as_ref().map(|(r, _)| r), &ledger_dir)?;
+    print(
+        &args,
+        &resp,
+        recorded.as_ref().map(|(r, _)| r),
+        &ledger_dir,
+        shared.as_deref(),
+    )?;
     let spooled = |id: &str| {
         tracker
             .spool()
@@ -447,6 +466,7 @@ fn read_prompt(arg: &str) -> Result<String, CliError> {
 pub(crate) fn tracker(
     config: &Config,
     storage: Arc<dyn Storage>,
+    book: Option<Arc<dyn BudgetBook>>,
     provider: ProviderName,
 ) -> Result<CostTracker, CliError> {
     let mut quiet = config.clone();
@@ -460,11 +480,14 @@ pub(crate) fn tracker(
     let mut builder = CostTracker::builder_from_config(&quiet)
         .map_err(|e| CliError::Usage(e.to_string()))?
         .storage(storage)
-        // Hard limits shared with every process using the data directory.
-        .book(Arc::new(
-            costlayer::tracker::book::JsonlDirBook::open(&config.data_dir)
-                .map_err(|e| CliError::Usage(e.to_string()))?,
-        ))
+        // Hard limits shared with every process using the ledger.
+        .book(match book {
+            Some(book) => book,
+            None => Arc::new(
+                costlayer::tracker::book::JsonlDirBook::open(&config.data_dir)
+                    .map_err(|e| CliError::Usage(e.to_string()))?,
+            ),
+        })
         .prices(prices);
     if provider == ProviderName::Simulated {
         // Reserved and recorded under one provider name.
@@ -620,6 +643,7 @@ fn print(
     resp: &ChatResponse,
     rec: Option<&CostRecord>,
     ledger_dir: &Path,
+    shared: Option<&str>,
 ) -> Result<(), CliError> {
     let cost = rec.and_then(|r| r.nano_usd);
     let provider = rec.map_or(resp.provider.as_str(), |r| r.provider.as_str());
@@ -680,7 +704,9 @@ fn print(
     );
     println!("{usage}");
     println!("cost: {}", cost_line(cost));
-    if let Some(r) = rec {
+    if let (Some(r), Some(shared)) = (rec, shared) {
+        println!("recorded: {} in {shared}", r.id);
+    } else if let Some(r) = rec {
         println!(
             "recorded: {} in {}",
             r.id,

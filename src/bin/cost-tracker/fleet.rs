@@ -207,20 +207,6 @@ mod imp {
         })
     }
 
-    fn label(url: &str, schema: Option<&str>) -> String {
-        // Never the URL itself: it may hold a password.
-        let host = url
-            .split_once('@')
-            .map_or(url, |(_, h)| h)
-            .trim_start_matches("postgres://")
-            .trim_start_matches("postgresql://");
-        let host = host.split('?').next().unwrap_or_default();
-        format!(
-            "postgres {host} (schema {})",
-            schema.unwrap_or(DEFAULT_SCHEMA)
-        )
-    }
-
     /// Streams the records the settings select to `f`, on this thread.
     pub(crate) fn scan_blocking(s: &Settings, mut f: impl FnMut(ScanItem)) -> Result<(), CliError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<ScanItem>(1024);
@@ -250,3 +236,15 @@ mod imp {
 }
 
 pub(crate) use imp::{fold_blocking, import, migrate, open, scan_blocking};
+
+/// Where a PostgreSQL ledger is, for messages: host, database and schema,
+/// never the URL itself (it may hold a password).
+pub(crate) fn label(url: &str, schema: Option<&str>) -> String {
+    let host = url
+        .split_once('@')
+        .map_or(url, |(_, h)| h)
+        .trim_start_matches("postgres://")
+        .trim_start_matches("postgresql://");
+    let host = host.split('?').next().unwrap_or_default();
+    format!("postgres {host} (schema {})", schema.unwrap_or("costlayer"))
+}

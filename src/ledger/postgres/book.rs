@@ -38,6 +38,11 @@ fn key_of(k: &BookKey) -> String {
 /// - Holds carry a lease (`expires_at`, default [`DEFAULT_LEASE`]): the
 ///   holds of a crashed host are reaped by the next reservation on the same
 ///   lines.
+/// - [`reserve_detached`](BudgetBook::reserve_detached) (a batch job's
+///   hold) is a hold row under the caller's id whose `expires_at` is the
+///   caller's end time: it outlives the process, any host releases it by id
+///   ([`release_detached`](BudgetBook::release_detached)), and reserving the
+///   same id again grants the existing hold without holding more.
 /// - [`settle`](BudgetBook::settle) drops the hold and adds the billed cost
 ///   once per record and line (`book_settled` is keyed by record id), in
 ///   one transaction.
@@ -178,6 +183,162 @@ impl PostgresBudgetBook {
         Ok(())
     }
 
+    /// Begins a transaction on `client` and locks the rows of `keys`
+    /// (sorted and deduplicated here, so two transactions always lock in
+    /// the same order and never deadlock). Returns the locked rows
+    /// (`key, settled, held, first_spend`).
+    async fn lock_lines<'c>(
+        &self,
+        client: &'c mut deadpool_postgres::Client,
+        keys: &mut Vec<String>,
+        what: &str,
+    ) -> Result<(deadpool_postgres::Transaction<'c>, Vec<tokio_postgres::Row>), BookError> {
+        keys.sort();
+        keys.dedup();
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| err(&format!("begin {what}"), e))?;
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT key, settled, held, first_spend FROM {} WHERE key = ANY($1) \
+                     ORDER BY key FOR UPDATE",
+                    self.lines
+                ),
+                &[&*keys],
+            )
+            .await
+            .map_err(|e| err("lock the budget lines", e))?;
+        Ok((tx, rows))
+    }
+
+    /// Deletes the hold `id` and takes its amount off its lines, in `tx`
+    /// (nothing if the hold is already gone).
+    async fn unhold(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        id: &str,
+    ) -> Result<(), BookError> {
+        tx.execute(
+            &format!(
+                "WITH gone AS (DELETE FROM {} WHERE id = $1 RETURNING keys, amount) \
+                 UPDATE {} b SET held = greatest(0, b.held - gone.amount) \
+                 FROM gone WHERE b.key = ANY(gone.keys)",
+                self.holds, self.lines
+            ),
+            &[&id],
+        )
+        .await
+        .map_err(|e| err("release the hold", e))?;
+        Ok(())
+    }
+
+    /// Holds `amount` on `lines` under `id` until `expires` (SQL), unless a
+    /// blocking line would cross its limit; with `reuse`, an existing hold
+    /// `id` is granted again without holding more.
+    async fn hold(
+        &self,
+        lines: &[BookLine],
+        amount: Money,
+        id: String,
+        expires: Expiry,
+        reuse: bool,
+    ) -> Result<Reserved, BookError> {
+        self.ensure(lines).await?;
+        let line_keys: Vec<String> = lines.iter().map(|l| key_of(&l.key)).collect();
+        self.reap(&line_keys).await?;
+        let mut keys = line_keys.clone();
+        let mut client = self.client().await?;
+        let (tx, rows) = self
+            .lock_lines(&mut client, &mut keys, "a reservation")
+            .await?;
+        let before = totals(lines, &line_keys, &rows);
+        if reuse {
+            let existing = tx
+                .query_opt(
+                    &format!("SELECT amount FROM {} WHERE id = $1", self.holds),
+                    &[&id],
+                )
+                .await
+                .map_err(|e| err("read the hold", e))?;
+            if let Some(row) = existing {
+                tx.commit()
+                    .await
+                    .map_err(|e| err("end the reservation", e))?;
+                return Ok(Reserved::Granted {
+                    hold: Hold {
+                        id,
+                        lines: lines.iter().map(|l| l.key.clone()).collect(),
+                        amount: Money::from_nanos(row.get(0)),
+                    },
+                    totals: before,
+                });
+            }
+        }
+        for (l, t) in lines.iter().zip(&before) {
+            if l.blocking && t.committed().checked_add(amount).unwrap_or(Money::MAX) > l.limit {
+                tx.rollback()
+                    .await
+                    .map_err(|e| err("end a refused reservation", e))?;
+                return Ok(Reserved::Refused {
+                    key: l.key.clone(),
+                    totals: before,
+                });
+            }
+        }
+        let (lease_ms, at) = match expires {
+            Expiry::Lease(lease) => (
+                i64::try_from(lease.as_millis()).unwrap_or(i64::MAX) as f64,
+                None,
+            ),
+            Expiry::At(at) => (0.0, Some(at)),
+        };
+        let inserted = tx
+            .query_one(
+                &format!(
+                    "WITH ins AS (INSERT INTO {h} (id, keys, amount, expires_at) \
+                     VALUES ($3, $1, $2, coalesce($5::timestamptz, now() + $4 * interval '1 millisecond')) \
+                     ON CONFLICT (id) DO NOTHING RETURNING 1), \
+                     upd AS (UPDATE {l} SET held = held + $2 \
+                     WHERE key = ANY($1) AND EXISTS (SELECT 1 FROM ins) RETURNING 1) \
+                     SELECT count(*) FROM ins",
+                    h = self.holds,
+                    l = self.lines
+                ),
+                &[&keys, &amount.nanos(), &id, &lease_ms, &at],
+            )
+            .await
+            .map_err(|e| err("hold the reservation", e))?
+            .get::<_, i64>(0);
+        if inserted == 0 {
+            tx.rollback()
+                .await
+                .map_err(|e| err("end the reservation", e))?;
+            return Err(BookError::Other(format!(
+                "the hold id `{id}` is already held on other budget lines: give each batch job its own id"
+            )));
+        }
+        tx.commit()
+            .await
+            .map_err(|e| err("commit the reservation", e))?;
+        let totals = before
+            .into_iter()
+            .map(|mut t| {
+                t.held = t.held.saturating_add(amount);
+                t
+            })
+            .collect();
+        Ok(Reserved::Granted {
+            hold: Hold {
+                id,
+                lines: lines.iter().map(|l| l.key.clone()).collect(),
+                amount,
+            },
+            totals,
+        })
+    }
+
     async fn read(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError> {
         let client = self.client().await?;
         let keys: Vec<String> = lines.iter().map(|l| key_of(&l.key)).collect();
@@ -193,6 +354,13 @@ impl PostgresBudgetBook {
             .map_err(|e| err("read the budget book", e))?;
         Ok(totals(lines, &keys, &rows))
     }
+}
+
+/// When a hold ends: after the book's lease, or at a wall-clock time (a
+/// detached hold).
+enum Expiry {
+    Lease(Duration),
+    At(DateTime<Utc>),
 }
 
 fn totals(lines: &[BookLine], keys: &[String], rows: &[tokio_postgres::Row]) -> Vec<LineTotals> {
@@ -224,71 +392,43 @@ impl BudgetBook for PostgresBudgetBook {
     }
 
     async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError> {
-        self.ensure(lines).await?;
-        let mut keys: Vec<String> = lines.iter().map(|l| key_of(&l.key)).collect();
-        self.reap(&keys).await?;
-        keys.sort();
-        keys.dedup();
-        let mut client = self.client().await?;
-        let tx = client
-            .transaction()
+        let id = ulid::Ulid::new().to_string();
+        self.hold(lines, amount, id, Expiry::Lease(self.lease), false)
             .await
-            .map_err(|e| err("begin a reservation", e))?;
-        let rows = tx
-            .query(
-                &format!(
-                    "SELECT key, settled, held, first_spend FROM {} WHERE key = ANY($1) \
-                     ORDER BY key FOR UPDATE",
-                    self.lines
-                ),
-                &[&keys],
+    }
+
+    async fn reserve_detached(
+        &self,
+        lines: &[BookLine],
+        amount: Money,
+        id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<Reserved, BookError> {
+        self.hold(lines, amount, id.to_owned(), Expiry::At(expires), true)
+            .await
+    }
+
+    async fn release_detached(&self, id: &str) -> Result<(), BookError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT keys FROM {} WHERE id = $1", self.holds),
+                &[&id],
             )
             .await
-            .map_err(|e| err("lock the budget lines", e))?;
-        let line_keys: Vec<String> = lines.iter().map(|l| key_of(&l.key)).collect();
-        let before = totals(lines, &line_keys, &rows);
-        for (l, t) in lines.iter().zip(&before) {
-            if l.blocking && t.committed().checked_add(amount).unwrap_or(Money::MAX) > l.limit {
-                tx.rollback()
-                    .await
-                    .map_err(|e| err("end a refused reservation", e))?;
-                return Ok(Reserved::Refused {
-                    key: l.key.clone(),
-                    totals: before,
-                });
-            }
-        }
-        let id = ulid::Ulid::new().to_string();
-        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
-        tx.execute(
-            &format!(
-                "WITH upd AS (UPDATE {} SET held = held + $2 WHERE key = ANY($1) RETURNING 1) \
-                 INSERT INTO {} (id, keys, amount, expires_at) \
-                 VALUES ($3, $1, $2, now() + $4 * interval '1 millisecond')",
-                self.lines, self.holds
-            ),
-            &[&keys, &amount.nanos(), &id, &(lease_ms as f64)],
-        )
-        .await
-        .map_err(|e| err("hold the reservation", e))?;
+            .map_err(|e| err("read the hold", e))?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        drop(client);
+        let mut keys: Vec<String> = row.get(0);
+        let mut client = self.client().await?;
+        let (tx, _) = self.lock_lines(&mut client, &mut keys, "a release").await?;
+        self.unhold(&tx, id).await?;
         tx.commit()
             .await
-            .map_err(|e| err("commit the reservation", e))?;
-        let totals = before
-            .into_iter()
-            .map(|mut t| {
-                t.held = t.held.saturating_add(amount);
-                t
-            })
-            .collect();
-        Ok(Reserved::Granted {
-            hold: Hold {
-                id,
-                lines: lines.iter().map(|l| l.key.clone()).collect(),
-                amount,
-            },
-            totals,
-        })
+            .map_err(|e| err("commit the release", e))?;
+        Ok(())
     }
 
     async fn settle(
@@ -304,34 +444,12 @@ impl BudgetBook for PostgresBudgetBook {
         if let Some(h) = &hold {
             lock.extend(h.lines.iter().map(key_of));
         }
-        lock.sort();
-        lock.dedup();
         let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| err("begin a settlement", e))?;
-        tx.execute(
-            &format!(
-                "SELECT 1 FROM {} WHERE key = ANY($1) ORDER BY key FOR UPDATE",
-                self.lines
-            ),
-            &[&lock],
-        )
-        .await
-        .map_err(|e| err("lock the budget lines", e))?;
+        let (tx, _) = self
+            .lock_lines(&mut client, &mut lock, "a settlement")
+            .await?;
         if let Some(h) = &hold {
-            tx.execute(
-                &format!(
-                    "WITH gone AS (DELETE FROM {} WHERE id = $1 RETURNING keys, amount) \
-                     UPDATE {} b SET held = greatest(0, b.held - gone.amount) \
-                     FROM gone WHERE b.key = ANY(gone.keys)",
-                    self.holds, self.lines
-                ),
-                &[&h.id],
-            )
-            .await
-            .map_err(|e| err("release the hold", e))?;
+            self.unhold(&tx, &h.id).await?;
         }
         let cost = record.cost();
         tx.execute(
@@ -367,33 +485,9 @@ impl BudgetBook for PostgresBudgetBook {
 
     async fn release(&self, hold: Hold) -> Result<(), BookError> {
         let mut keys: Vec<String> = hold.lines.iter().map(key_of).collect();
-        keys.sort();
-        keys.dedup();
         let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| err("begin a release", e))?;
-        tx.execute(
-            &format!(
-                "SELECT 1 FROM {} WHERE key = ANY($1) ORDER BY key FOR UPDATE",
-                self.lines
-            ),
-            &[&keys],
-        )
-        .await
-        .map_err(|e| err("lock the budget lines", e))?;
-        tx.execute(
-            &format!(
-                "WITH gone AS (DELETE FROM {} WHERE id = $1 RETURNING keys, amount) \
-                 UPDATE {} b SET held = greatest(0, b.held - gone.amount) \
-                 FROM gone WHERE b.key = ANY(gone.keys)",
-                self.holds, self.lines
-            ),
-            &[&hold.id],
-        )
-        .await
-        .map_err(|e| err("release the hold", e))?;
+        let (tx, _) = self.lock_lines(&mut client, &mut keys, "a release").await?;
+        self.unhold(&tx, &hold.id).await?;
         tx.commit()
             .await
             .map_err(|e| err("commit the release", e))?;

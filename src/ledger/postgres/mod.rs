@@ -16,6 +16,7 @@ use super::{
     Aggregate, CorruptLine, CostRecord, JsonlStorage, LedgerError, RecordStream, ResetReport,
     ResetScope, ScanFilter, ScanItem, Storage,
 };
+use crate::alert::{latest_per_key, take_if_claimable, DeliveryOwner, OutboxEntry};
 use crate::report::{DashboardPass, Group};
 use crate::{Mode, Money, Usage};
 
@@ -25,13 +26,20 @@ mod schema;
 
 pub use book::PostgresBudgetBook;
 
-use rows::{columns, decode, filter_sql, Params, COLUMNS, UNNEST_TYPES};
+use rows::{columns, decode, filter_sql, CopyRow, Params, COLUMNS, COPY_TYPES, UNNEST_TYPES};
+
+/// The rollup's key columns.
+const KEYS: &str =
+    "hour, provider, model, user_name, team, has_team, mode, cached, unpriced, cost_status";
 
 /// The schema costlayer uses when none is given.
 pub const DEFAULT_SCHEMA: &str = "costlayer";
 
 /// How many records one `INSERT` carries at most.
 const INSERT_CHUNK: usize = 5_000;
+/// From this many records on, a batch goes in by `COPY` rather than one
+/// `INSERT ... unnest(...)`.
+const COPY_MIN: usize = 64;
 /// How many scanned rows travel together through the scan channel.
 const SCAN_BATCH: usize = 1_024;
 
@@ -119,6 +127,31 @@ impl PostgresStorageBuilder {
     /// newer than this build; [`LedgerError::Backend`] if the server cannot
     /// be reached or the migration fails.
     pub async fn connect(self) -> Result<PostgresStorage, LedgerError> {
+        let storage = self.build_lazy()?;
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    /// The storage without connecting yet: the URL and schema name are
+    /// checked now, the connection and the migrations happen on first use
+    /// (any error then comes from that operation). For code that cannot
+    /// await while it is set up, such as
+    /// [`CostTracker::from_config`](crate::tracker::CostTracker::from_config).
+    ///
+    /// ```
+    /// use costlayer::ledger::PostgresStorage;
+    ///
+    /// let ledger = PostgresStorage::builder("postgres://costlayer@db.internal/costs")
+    ///     .build_lazy()
+    ///     .unwrap();
+    /// assert_eq!(ledger.location(), "db.internal:5432/costs");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Config`] if the URL cannot be parsed or the schema
+    /// name is empty or too long.
+    pub fn build_lazy(self) -> Result<PostgresStorage, LedgerError> {
         if self.schema.is_empty() || self.schema.len() > 63 {
             return Err(LedgerError::Config(format!(
                 "the PostgreSQL schema name `{}` must be 1 to 63 bytes long",
@@ -149,17 +182,16 @@ impl PostgresStorageBuilder {
             .create_timeout(Some(self.connect_timeout))
             .build()
             .map_err(|e| pg_error("build the connection pool", e))?;
-        let storage = PostgresStorage {
+        Ok(PostgresStorage {
             inner: Arc::new(Inner {
                 pool,
                 location,
                 user: self.user.unwrap_or_else(whoami::username),
                 t: Tables::new(&self.schema),
                 schema: self.schema,
+                migrated: tokio::sync::OnceCell::new(),
             }),
-        };
-        storage.migrate().await?;
-        Ok(storage)
+        })
     }
 }
 
@@ -171,6 +203,9 @@ struct Tables {
     archives: String,
     records_archive: String,
     alerts_archive: String,
+    rollup: String,
+    rollup_delta: String,
+    outbox: String,
     insert: String,
 }
 
@@ -192,6 +227,9 @@ impl Tables {
             archives: format!("{s}.archives"),
             records_archive: format!("{s}.records_archive"),
             alerts_archive: format!("{s}.alerts_archive"),
+            rollup: format!("{s}.rollup"),
+            rollup_delta: format!("{s}.rollup_delta"),
+            outbox: format!("{s}.outbox"),
             records,
             insert,
         }
@@ -206,6 +244,8 @@ struct Inner {
     schema: String,
     user: String,
     t: Tables,
+    /// Set once the migrations have run in this process.
+    migrated: tokio::sync::OnceCell<()>,
 }
 
 fn location(c: &tokio_postgres::Config) -> String {
@@ -217,6 +257,48 @@ fn location(c: &tokio_postgres::Config) -> String {
     };
     let port = c.get_ports().first().copied().unwrap_or(5432);
     format!("{host}:{port}/{}", c.get_dbname().unwrap_or("postgres"))
+}
+
+/// The hour ranges `[lo, hi)` (UTC) in which a condition on one of
+/// `boundaries` may differ between records of one hour: the hour each falls
+/// in, and its neighbour when it is within a second of the hour's edge
+/// (timestamps are rounded to microseconds by the server).
+fn dirty_hours(boundaries: &[DateTime<Utc>]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let hour = |t: DateTime<Utc>| {
+        let s = t.timestamp().div_euclid(3_600) * 3_600;
+        DateTime::from_timestamp(s, 0).unwrap_or(t)
+    };
+    let second = chrono::Duration::seconds(1);
+    let mut out: Vec<(DateTime<Utc>, DateTime<Utc>)> = boundaries
+        .iter()
+        .map(|&b| {
+            let lo = hour(b.checked_sub_signed(second).unwrap_or(b));
+            let hi = hour(b.checked_add_signed(second).unwrap_or(b));
+            (
+                lo,
+                hi.checked_add_signed(chrono::Duration::hours(1))
+                    .unwrap_or(hi),
+            )
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn entry_json(entry: &OutboxEntry) -> Result<serde_json::Value, LedgerError> {
+    serde_json::to_value(entry).map_err(|e| pg_error("encode the alert's delivery state", e))
+}
+
+/// An outbox row's entry; an unreadable one is skipped with a warning.
+fn parse_entry(key: &str, v: serde_json::Value) -> Option<OutboxEntry> {
+    match serde_json::from_value(v) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "skipping an unreadable row of the alert outbox");
+            None
+        }
+    }
 }
 
 /// What [`PostgresStorage::import_jsonl`] moved.
@@ -271,6 +353,11 @@ pub struct ImportReport {
 ///   server and read back one row per group, never every record.
 /// - **[`Storage::mark_alert`]** inserts the key under its primary key: of
 ///   any number of hosts racing on one key exactly one gets `true`.
+/// - **The alert outbox** (`outbox`, one row per alert key with its
+///   [`OutboxEntry`]): [`Storage::claim_alert`] writes the history row and
+///   the outbox row in one statement, so one host claims an alert;
+///   [`Storage::take_delivery`] takes a pending alert of a dead or expired
+///   owner (or a failed one) under a row lock, so one host retries it.
 /// - **[`Storage::reset`]** moves the rows into the archive tables in one
 ///   transaction; nothing is deleted.
 ///
@@ -342,8 +429,10 @@ impl PostgresStorage {
     ///
     /// As [`PostgresStorageBuilder::connect`].
     pub async fn migrate(&self) -> Result<Vec<i32>, LedgerError> {
-        let mut client = self.client().await?;
-        schema::migrate(&mut client, &self.inner.schema).await
+        let mut client = self.connection().await?;
+        let done = schema::migrate(&mut client, &self.inner.schema).await?;
+        let _ = self.inner.migrated.set(());
+        Ok(done)
     }
 
     /// The schema version in the database.
@@ -371,7 +460,23 @@ impl PostgresStorage {
         schema::LATEST
     }
 
+    /// A pooled connection, after the migrations (run once per process).
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, LedgerError> {
+        if self.inner.migrated.get().is_none() {
+            self.inner
+                .migrated
+                .get_or_try_init(|| async {
+                    let mut client = self.connection().await?;
+                    schema::migrate(&mut client, &self.inner.schema)
+                        .await
+                        .map(drop)
+                })
+                .await?;
+        }
+        self.connection().await
+    }
+
+    async fn connection(&self) -> Result<deadpool_postgres::Client, LedgerError> {
         self.inner.pool.get().await.map_err(|e| {
             pg_error(
                 &format!("connect to {}", self.inner.location),
@@ -391,7 +496,10 @@ impl PostgresStorage {
         if records.is_empty() {
             return Ok(0);
         }
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        if records.len() >= COPY_MIN {
+            return self.copy_batch(&mut client, records).await;
+        }
         let stmt = client
             .prepare_cached(&self.inner.t.insert)
             .await
@@ -405,6 +513,119 @@ impl PostgresStorage {
                 .map_err(|e| pg_error("append to the ledger", e))?;
         }
         Ok(inserted)
+    }
+
+    /// A large batch, in one transaction: a binary `COPY` into a temporary
+    /// table, then one `INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`
+    /// (so ids already present, or repeated in the batch, are skipped).
+    /// All or nothing: a failed batch writes no record.
+    async fn copy_batch(
+        &self,
+        client: &mut deadpool_postgres::Client,
+        records: &[CostRecord],
+    ) -> Result<u64, LedgerError> {
+        let t = &self.inner.t;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin the batch append", e))?;
+        tx.batch_execute(&format!(
+            "CREATE TEMPORARY TABLE costlayer_incoming (LIKE {}) ON COMMIT DROP",
+            t.records
+        ))
+        .await
+        .map_err(|e| pg_error("stage the batch append", e))?;
+        let sink = tx
+            .copy_in(&format!(
+                "COPY costlayer_incoming ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(|e| pg_error("start copying the batch", e))?;
+        let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &COPY_TYPES);
+        futures_util::pin_mut!(writer);
+        for r in records {
+            let row = CopyRow::new(r);
+            writer
+                .as_mut()
+                .write(&row.values(r))
+                .await
+                .map_err(|e| pg_error("copy the batch", e))?;
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| pg_error("finish copying the batch", e))?;
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO {} ({COLUMNS}) SELECT {COLUMNS} FROM costlayer_incoming \
+                     ON CONFLICT (id) DO NOTHING",
+                    t.records
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error("append to the ledger", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit the batch append", e))?;
+        Ok(inserted)
+    }
+
+    /// Folds the rollup's pending deltas (one set per append) into the
+    /// rollup, so the dashboard reads one row per hour and group. Skipped
+    /// while another process folds them (the dashboard reads the deltas
+    /// too, so nothing is missed).
+    async fn fold_rollup(&self, client: &mut deadpool_postgres::Client) -> Result<(), LedgerError> {
+        let t = &self.inner.t;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin folding the rollup", e))?;
+        let got: bool = tx
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock(hashtext('costlayer.rollup'), hashtext($1))",
+                &[&self.inner.schema],
+            )
+            .await
+            .map_err(|e| pg_error("take the rollup lock", e))?
+            .get(0);
+        if !got {
+            return Ok(());
+        }
+        let rollup_as_r = format!("{} AS r", t.rollup);
+        tx.execute(
+            &format!(
+                "WITH d AS (DELETE FROM {delta} RETURNING *) \
+                 INSERT INTO {r} SELECT {KEYS}, sum(calls)::bigint, sum(nano_usd)::bigint, \
+                 sum(saved_nano_usd)::bigint, sum(input_tokens)::bigint, sum(output_tokens)::bigint, \
+                 sum(cache_read_tokens)::bigint, sum(cache_write_5m_tokens)::bigint, \
+                 sum(cache_write_1h_tokens)::bigint, sum(reasoning_tokens)::bigint, \
+                 sum(input_audio_tokens)::bigint, sum(web_search_requests)::bigint, min(min_ts), max(max_ts) \
+                 FROM d GROUP BY {KEYS} \
+                 ON CONFLICT ({KEYS}) DO UPDATE SET calls = r.calls + excluded.calls, \
+                 nano_usd = r.nano_usd + excluded.nano_usd, \
+                 saved_nano_usd = r.saved_nano_usd + excluded.saved_nano_usd, \
+                 input_tokens = r.input_tokens + excluded.input_tokens, \
+                 output_tokens = r.output_tokens + excluded.output_tokens, \
+                 cache_read_tokens = r.cache_read_tokens + excluded.cache_read_tokens, \
+                 cache_write_5m_tokens = r.cache_write_5m_tokens + excluded.cache_write_5m_tokens, \
+                 cache_write_1h_tokens = r.cache_write_1h_tokens + excluded.cache_write_1h_tokens, \
+                 reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens, \
+                 input_audio_tokens = r.input_audio_tokens + excluded.input_audio_tokens, \
+                 web_search_requests = r.web_search_requests + excluded.web_search_requests, \
+                 min_ts = least(r.min_ts, excluded.min_ts), max_ts = greatest(r.max_ts, excluded.max_ts)",
+                delta = t.rollup_delta,
+                r = rollup_as_r,
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| pg_error("fold the rollup", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit the rollup", e))?;
+        Ok(())
     }
 
     /// Copies a JSONL ledger directory into this database: every
@@ -597,14 +818,20 @@ impl Storage for PostgresStorage {
         let week_start: Option<DateTime<Utc>> = now.checked_sub_signed(chrono::Duration::days(7));
         let p_week = params.push(week_start);
         let in_filter = filter_sql(pass.filter(), &mut params);
+        let mut boundaries = vec![now];
+        boundaries.extend(week_start);
+        boundaries.extend(pass.filter().since);
+        boundaries.extend(pass.filter().until);
         let mut periods = Vec::new();
         for period in pass.periods() {
             let mut parts = Vec::new();
             if let Some(s) = period.start {
                 parts.push(format!("ts >= {}", params.push(s)));
+                boundaries.push(s);
             }
             if let Some(e) = period.end {
                 parts.push(format!("ts < {}", params.push(e)));
+                boundaries.push(e);
             }
             periods.push(if parts.is_empty() {
                 "TRUE".to_owned()
@@ -612,6 +839,23 @@ impl Storage for PostgresStorage {
                 format!("({})", parts.join(" AND "))
             });
         }
+        // The hours a boundary falls in (or next to) are read from the
+        // records; every other hour from the rollup, where each condition
+        // holds for the whole hour alike.
+        let mut dirty = Vec::new();
+        for (lo, hi) in dirty_hours(&boundaries) {
+            dirty.push((params.push(lo), params.push(hi)));
+        }
+        let within = |col: &str| -> String {
+            if dirty.is_empty() {
+                return "FALSE".to_owned();
+            }
+            dirty
+                .iter()
+                .map(|(lo, hi)| format!("({col} >= {lo} AND {col} < {hi})"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
         let mut select = vec![
             "provider".to_owned(),
             "model".to_owned(),
@@ -620,9 +864,10 @@ impl Storage for PostgresStorage {
             "(ts AT TIME ZONE 'UTC')::date".to_owned(),
             "mode".to_owned(),
             "cached".to_owned(),
-            "(nano_usd IS NULL)".to_owned(),
+            "unpriced".to_owned(),
             format!("(ts <= {p_now} AND ({p_week}::timestamptz IS NULL OR ts > {p_week}))"),
-            in_filter.clone(),
+            // A team filter is NULL on records without a team.
+            format!("coalesce({in_filter}, FALSE)"),
         ];
         select.extend(periods.iter().cloned());
         select.push("cost_status".to_owned());
@@ -630,21 +875,37 @@ impl Storage for PostgresStorage {
         let group_by: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
         let mut wanted = vec![in_filter];
         wanted.extend(periods.iter().cloned());
+        let t = &self.inner.t;
+        let sums = "input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, \
+                    cache_write_1h_tokens, reasoning_tokens, input_audio_tokens, web_search_requests";
+        let source = format!(
+            "SELECT hour AS ts, provider, model, user_name, CASE WHEN has_team THEN team END AS team, \
+             mode, cached, unpriced, cost_status, calls, nano_usd, saved_nano_usd, {sums}, min_ts, max_ts \
+             FROM (SELECT * FROM {rollup} UNION ALL SELECT * FROM {delta}) AS r WHERE NOT ({dirty_hour}) \
+             UNION ALL \
+             SELECT ts, provider, model, user_name, team, mode, cached, nano_usd IS NULL, cost_status, \
+             1::bigint, coalesce(nano_usd, 0), CASE WHEN cached THEN coalesce(saved_nano_usd, 0) ELSE 0 END, \
+             {sums}, ts, ts FROM {records} WHERE {dirty_ts}",
+            rollup = t.rollup,
+            delta = t.rollup_delta,
+            records = t.records,
+            dirty_hour = within("hour"),
+            dirty_ts = within("ts"),
+        );
         let sql = format!(
-            "SELECT {}, count(*), coalesce(sum(nano_usd), 0)::bigint, \
-             coalesce(sum(saved_nano_usd) FILTER (WHERE cached), 0)::bigint, \
+            "SELECT {}, sum(calls)::bigint, coalesce(sum(nano_usd), 0)::bigint, \
+             coalesce(sum(saved_nano_usd), 0)::bigint, \
              sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cache_read_tokens)::bigint, \
              sum(cache_write_5m_tokens)::bigint, sum(cache_write_1h_tokens)::bigint, \
-             sum(reasoning_tokens)::bigint, min(ts), max(ts), \
-             sum(coalesce((extra->'_usage'->>'input_audio_tokens')::bigint, 0))::bigint, \
-             sum(coalesce((extra->'_usage'->>'web_search_requests')::bigint, 0))::bigint \
-             FROM {} WHERE {} GROUP BY {}",
+             sum(reasoning_tokens)::bigint, min(min_ts), max(max_ts), \
+             sum(input_audio_tokens)::bigint, sum(web_search_requests)::bigint \
+             FROM ({source}) AS u WHERE {} GROUP BY {}",
             select.join(", "),
-            self.inner.t.records,
             wanted.join(" OR "),
             group_by.join(", ")
         );
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        self.fold_rollup(&mut client).await?;
         let rows = client
             .query(&sql, &params.refs())
             .await
@@ -714,6 +975,120 @@ impl Storage for PostgresStorage {
         self.insert_alert(key, &self.inner.user, payload).await
     }
 
+    async fn claim_alert(&self, entry: &OutboxEntry) -> Result<bool, LedgerError> {
+        let t = &self.inner.t;
+        let client = self.client().await?;
+        // One statement: the alert goes into the history and the outbox
+        // together, or (already there) neither changes.
+        let n = client
+            .execute(
+                &format!(
+                    "WITH a AS (INSERT INTO {alerts} (key, user_name, payload) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING RETURNING key) \
+                     INSERT INTO {outbox} (key, state, entry, updated_at) \
+                     SELECT key, $4, $5, $6 FROM a \
+                     ON CONFLICT (key) DO UPDATE SET state = excluded.state, entry = excluded.entry, \
+                     updated_at = excluded.updated_at",
+                    alerts = t.alerts,
+                    outbox = t.outbox
+                ),
+                &[
+                    &entry.key,
+                    &self.inner.user,
+                    &entry.alert.to_json(),
+                    &entry.state().as_str(),
+                    &entry_json(entry)?,
+                    &entry.updated_at,
+                ],
+            )
+            .await
+            .map_err(|e| pg_error("claim the alert", e))?;
+        Ok(n == 1)
+    }
+
+    async fn save_delivery(&self, entry: &OutboxEntry) -> Result<(), LedgerError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (key, state, entry, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (key) DO UPDATE SET state = excluded.state, entry = excluded.entry, \
+                     updated_at = excluded.updated_at",
+                    self.inner.t.outbox
+                ),
+                &[
+                    &entry.key,
+                    &entry.state().as_str(),
+                    &entry_json(entry)?,
+                    &entry.updated_at,
+                ],
+            )
+            .await
+            .map_err(|e| pg_error("save the alert's delivery state", e))?;
+        Ok(())
+    }
+
+    async fn take_delivery(
+        &self,
+        key: &str,
+        owner: &DeliveryOwner,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<OutboxEntry>, LedgerError> {
+        let t = &self.inner.t;
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin taking over an alert", e))?;
+        // The row lock makes the check and the take one step across hosts.
+        let row = tx
+            .query_opt(
+                &format!("SELECT entry FROM {} WHERE key = $1 FOR UPDATE", t.outbox),
+                &[&key],
+            )
+            .await
+            .map_err(|e| pg_error("read the alert outbox", e))?;
+        let entry = match row {
+            Some(row) => parse_entry(key, row.get(0)),
+            None => None,
+        };
+        let taken = take_if_claimable(entry, owner, now, lease)?;
+        if let Some(e) = &taken {
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET state = $2, entry = $3, updated_at = $4 WHERE key = $1",
+                    t.outbox
+                ),
+                &[&e.key, &e.state().as_str(), &entry_json(e)?, &e.updated_at],
+            )
+            .await
+            .map_err(|e| pg_error("take over the alert", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit taking over the alert", e))?;
+        Ok(taken)
+    }
+
+    async fn deliveries(&self) -> Result<Vec<OutboxEntry>, LedgerError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT key, entry FROM {} ORDER BY key",
+                    self.inner.t.outbox
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error("read the alert outbox", e))?;
+        Ok(latest_per_key(rows.into_iter().filter_map(|r| {
+            let key: String = r.get(0);
+            parse_entry(&key, r.get(1))
+        })))
+    }
+
     async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
         let client = self.client().await?;
         let row = client
@@ -737,6 +1112,17 @@ impl Storage for PostgresStorage {
             .transaction()
             .await
             .map_err(|e| pg_error("begin the reset", e))?;
+        // Appends wait until the reset is done (reads go on), and so does
+        // folding the rollup, so the rollup loses exactly what is archived.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('costlayer.rollup'), hashtext($1))",
+            &[&self.inner.schema],
+        )
+        .await
+        .map_err(|e| pg_error("take the rollup lock", e))?;
+        tx.batch_execute(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", t.records))
+            .await
+            .map_err(|e| pg_error("lock the ledger for the reset", e))?;
         let id: i64 = tx
             .query_one(
                 &format!(
@@ -775,6 +1161,21 @@ impl Storage for PostgresStorage {
             )
             .await
             .map_err(|e| pg_error("archive the alert history", e))?;
+        for table in [&t.rollup, &t.rollup_delta] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE {}",
+                    if user.is_some() {
+                        "user_name = $1"
+                    } else {
+                        "$1::text IS NULL"
+                    }
+                ),
+                &[&user],
+            )
+            .await
+            .map_err(|e| pg_error("reset the dashboard rollup", e))?;
+        }
         if records == 0 && alerts == 0 {
             tx.rollback()
                 .await

@@ -1,7 +1,7 @@
 //! Records to rows and back, and [`ScanFilter`]s to SQL.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 
 use crate::ledger::{CostRecord, ScanFilter};
@@ -11,10 +11,10 @@ use crate::{CostStatus, Mode, Money, Usage};
 pub(crate) const COLUMNS: &str = "id, ts, user_name, team, provider, model, mode, input_tokens, \
     output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, \
     reasoning_tokens, nano_usd, cached, saved_nano_usd, latency_ms, request_id, price_version, \
-    cost_status, cost_notes, tags, extra, v";
+    cost_status, cost_notes, tags, extra, v, input_audio_tokens, web_search_requests";
 
 /// The array types of `unnest(...)`, matching [`COLUMNS`].
-pub(crate) const UNNEST_TYPES: [&str; 24] = [
+pub(crate) const UNNEST_TYPES: [&str; 26] = [
     "text[]",
     "timestamptz[]",
     "text[]",
@@ -39,7 +39,116 @@ pub(crate) const UNNEST_TYPES: [&str; 24] = [
     "jsonb[]",
     "jsonb[]",
     "int4[]",
+    "int8[]",
+    "int8[]",
 ];
+
+/// The column types of [`COLUMNS`], for a binary `COPY`.
+pub(crate) const COPY_TYPES: [Type; 26] = [
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::BOOL,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
+    Type::JSONB,
+    Type::INT4,
+    Type::INT8,
+    Type::INT8,
+];
+
+/// One record as the values of [`COLUMNS`], for a binary `COPY` row.
+pub(crate) struct CopyRow {
+    id: String,
+    tokens: [i64; 6],
+    nano: Option<i64>,
+    saved: Option<i64>,
+    latency: i64,
+    mode: &'static str,
+    status: &'static str,
+    notes: serde_json::Value,
+    tags: serde_json::Value,
+    extra: serde_json::Value,
+    v: i32,
+    audio: i64,
+    web: i64,
+}
+
+impl CopyRow {
+    pub(crate) fn new(r: &CostRecord) -> Self {
+        let u = &r.usage;
+        CopyRow {
+            id: r.id.to_string(),
+            tokens: [
+                i64_of(u.input_tokens),
+                i64_of(u.output_tokens),
+                i64_of(u.cache_read_tokens),
+                i64_of(u.cache_write_5m_tokens),
+                i64_of(u.cache_write_1h_tokens),
+                i64_of(u.reasoning_tokens),
+            ],
+            nano: r.nano_usd.map(Money::nanos),
+            saved: r.saved_nano_usd.map(Money::nanos),
+            latency: i64_of(r.latency_ms),
+            mode: r.mode.as_str(),
+            status: r.cost_status.as_str(),
+            notes: serde_json::Value::from(r.cost_notes.clone()),
+            tags: serde_json::to_value(&r.tags).unwrap_or_default(),
+            extra: serde_json::Value::Object(extra_with_usage(r)),
+            v: i32::try_from(r.v).unwrap_or(i32::MAX),
+            audio: i64_of(u.input_audio_tokens),
+            web: i64_of(u.web_search_requests),
+        }
+    }
+
+    /// The values, in [`COLUMNS`] order.
+    pub(crate) fn values<'a>(&'a self, r: &'a CostRecord) -> [&'a (dyn ToSql + Sync); 26] {
+        [
+            &self.id,
+            &r.ts,
+            &r.user,
+            &r.team,
+            &r.provider,
+            &r.model,
+            &self.mode,
+            &self.tokens[0],
+            &self.tokens[1],
+            &self.tokens[2],
+            &self.tokens[3],
+            &self.tokens[4],
+            &self.tokens[5],
+            &self.nano,
+            &r.cached,
+            &self.saved,
+            &self.latency,
+            &r.request_id,
+            &r.price_version,
+            &self.status,
+            &self.notes,
+            &self.tags,
+            &self.extra,
+            &self.v,
+            &self.audio,
+            &self.web,
+        ]
+    }
+}
 
 /// A SQL parameter list that grows with the query.
 #[derive(Default)]
@@ -122,6 +231,8 @@ pub(crate) fn columns(records: &[CostRecord]) -> Params {
     let mut tags = Vec::with_capacity(n);
     let mut extra = Vec::with_capacity(n);
     let mut v: Vec<i32> = Vec::with_capacity(n);
+    let mut audio: Vec<i64> = Vec::with_capacity(n);
+    let mut web: Vec<i64> = Vec::with_capacity(n);
     for r in records {
         id.push(r.id.to_string());
         ts.push(r.ts);
@@ -152,6 +263,8 @@ pub(crate) fn columns(records: &[CostRecord]) -> Params {
         tags.push(serde_json::to_value(&r.tags).unwrap_or_default());
         extra.push(serde_json::Value::Object(extra_with_usage(r)));
         v.push(i32::try_from(r.v).unwrap_or(i32::MAX));
+        audio.push(i64_of(u.input_audio_tokens));
+        web.push(i64_of(u.web_search_requests));
     }
     let mut p = Params::default();
     p.push(id);
@@ -175,6 +288,8 @@ pub(crate) fn columns(records: &[CostRecord]) -> Params {
     p.push(tags);
     p.push(extra);
     p.push(v);
+    p.push(audio);
+    p.push(web);
     p
 }
 

@@ -100,10 +100,95 @@ CREATE TABLE {s}.book_settled (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        name: "usage columns; hourly rollup of the records for the dashboard",
+        sql: r#"
+ALTER TABLE {s}.records
+    ADD COLUMN input_audio_tokens bigint NOT NULL DEFAULT 0,
+    ADD COLUMN web_search_requests bigint NOT NULL DEFAULT 0;
+ALTER TABLE {s}.records_archive
+    ADD COLUMN input_audio_tokens bigint NOT NULL DEFAULT 0,
+    ADD COLUMN web_search_requests bigint NOT NULL DEFAULT 0;
+UPDATE {s}.records SET
+    input_audio_tokens = CASE WHEN jsonb_typeof(extra #> '{_usage,input_audio_tokens}') = 'number'
+        THEN least(greatest(floor((extra #>> '{_usage,input_audio_tokens}')::numeric), 0), 9223372036854775807)::bigint ELSE 0 END,
+    web_search_requests = CASE WHEN jsonb_typeof(extra #> '{_usage,web_search_requests}') = 'number'
+        THEN least(greatest(floor((extra #>> '{_usage,web_search_requests}')::numeric), 0), 9223372036854775807)::bigint ELSE 0 END
+    WHERE extra ? '_usage';
+CREATE TABLE {s}.rollup (
+    hour timestamptz NOT NULL,
+    provider text NOT NULL,
+    model text NOT NULL,
+    user_name text NOT NULL,
+    team text NOT NULL,
+    has_team boolean NOT NULL,
+    mode text NOT NULL,
+    cached boolean NOT NULL,
+    unpriced boolean NOT NULL,
+    cost_status text NOT NULL,
+    calls bigint NOT NULL,
+    nano_usd bigint NOT NULL,
+    saved_nano_usd bigint NOT NULL,
+    input_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    cache_read_tokens bigint NOT NULL,
+    cache_write_5m_tokens bigint NOT NULL,
+    cache_write_1h_tokens bigint NOT NULL,
+    reasoning_tokens bigint NOT NULL,
+    input_audio_tokens bigint NOT NULL,
+    web_search_requests bigint NOT NULL,
+    min_ts timestamptz NOT NULL,
+    max_ts timestamptz NOT NULL,
+    PRIMARY KEY (hour, provider, model, user_name, team, has_team, mode, cached, unpriced, cost_status)
+);
+CREATE TABLE {s}.rollup_delta (LIKE {s}.rollup);
+CREATE FUNCTION {s}.records_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    INSERT INTO {s}.rollup_delta
+    SELECT date_trunc('hour', ts, 'UTC'), provider, model, user_name, coalesce(team, ''),
+        team IS NOT NULL, mode, cached, nano_usd IS NULL, cost_status,
+        count(*), coalesce(sum(nano_usd), 0)::bigint,
+        coalesce(sum(saved_nano_usd) FILTER (WHERE cached), 0)::bigint,
+        sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cache_read_tokens)::bigint,
+        sum(cache_write_5m_tokens)::bigint, sum(cache_write_1h_tokens)::bigint,
+        sum(reasoning_tokens)::bigint, sum(input_audio_tokens)::bigint,
+        sum(web_search_requests)::bigint, min(ts), max(ts)
+    FROM new_rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER records_rollup AFTER INSERT ON {s}.records
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {s}.records_rollup();
+INSERT INTO {s}.rollup
+SELECT date_trunc('hour', ts, 'UTC'), provider, model, user_name, coalesce(team, ''),
+    team IS NOT NULL, mode, cached, nano_usd IS NULL, cost_status,
+    count(*), coalesce(sum(nano_usd), 0)::bigint,
+    coalesce(sum(saved_nano_usd) FILTER (WHERE cached), 0)::bigint,
+    sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cache_read_tokens)::bigint,
+    sum(cache_write_5m_tokens)::bigint, sum(cache_write_1h_tokens)::bigint,
+    sum(reasoning_tokens)::bigint, sum(input_audio_tokens)::bigint,
+    sum(web_search_requests)::bigint, min(ts), max(ts)
+FROM {s}.records GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
+"#,
+    },
+    Migration {
+        version: 4,
+        name: "alert outbox: delivery state per alert",
+        sql: r#"
+CREATE TABLE {s}.outbox (
+    key text PRIMARY KEY,
+    state text NOT NULL,
+    entry jsonb NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX outbox_state ON {s}.outbox (state);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i32 = 2;
+pub(crate) const LATEST: i32 = 4;
 
 /// Creates the schema and applies every missing migration, in one
 /// transaction holding a transaction-scoped advisory lock keyed by the
