@@ -28,6 +28,7 @@ mod par;
 mod quarantine;
 pub(crate) mod read;
 pub(crate) mod safe_open;
+mod scan;
 mod scrub;
 mod view;
 mod writer;
