@@ -40,7 +40,11 @@ fn corpus(bytes: usize, seed: u64) -> String {
             }
         }
         match rng.gen_range(0..4) {
-            0 => s.push_str(&format!(" (ref {:08x}{:04x})", rng.gen::<u32>(), rng.gen::<u16>())),
+            0 => s.push_str(&format!(
+                " (ref {:08x}{:04x})",
+                rng.gen::<u32>(),
+                rng.gen::<u16>()
+            )),
             1 => s.push_str(&format!(" user_{}@example.com", rng.gen_range(1..100_000))),
             _ => {}
         }

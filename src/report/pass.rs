@@ -43,7 +43,12 @@ impl Interned {
                 let n = self.keys.len();
                 if n > Self::LINEAR {
                     if self.index.is_empty() {
-                        self.index = self.keys.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+                        self.index = self
+                            .keys
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (k, _))| (k.clone(), i))
+                            .collect();
                     } else {
                         self.index.insert(key.into(), n - 1);
                     }

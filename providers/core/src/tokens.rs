@@ -251,8 +251,25 @@ mod tests {
         texts.extend(CORPUS.split("\n\n").map(str::to_owned));
         texts.extend(CORPUS.lines().map(str::to_owned));
         for edge in [
-            "", " ", "  ", "\n", "\n\n\n", " \t\n ", "a  ", "a \n", "  a", "\r\n", "x\r\n\r\n y",
-            "'s", "I'M", "1234567", "🚀🚀", "\u{200d}", "e\u{301}", "tab\t\t", "ab  \n  cd",
+            "",
+            " ",
+            "  ",
+            "\n",
+            "\n\n\n",
+            " \t\n ",
+            "a  ",
+            "a \n",
+            "  a",
+            "\r\n",
+            "x\r\n\r\n y",
+            "'s",
+            "I'M",
+            "1234567",
+            "🚀🚀",
+            "\u{200d}",
+            "e\u{301}",
+            "tab\t\t",
+            "ab  \n  cd",
         ] {
             texts.push(edge.to_owned());
         }

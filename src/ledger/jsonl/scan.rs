@@ -1011,9 +1011,34 @@ mod tests {
         let mut rng = Rng(99);
         let mut scratch = Scratch::default();
         let specials: &[&[u8]] = &[
-            b"\"", b"\\", b"\\u", b"\\ud800", b"\\udc00", b"-", b"-0", b"0", b"01", b"1.0",
-            b"1e3", b"null", b"true", b",", b":", b"}", b"{", b"[", b"]", b" ", b"\t",
-            b"\x00", b"\xff", b"\xc3", b"\xe9", b"\x7f", b"\"id\":", b"\"user\":\"x\",",
+            b"\"",
+            b"\\",
+            b"\\u",
+            b"\\ud800",
+            b"\\udc00",
+            b"-",
+            b"-0",
+            b"0",
+            b"01",
+            b"1.0",
+            b"1e3",
+            b"null",
+            b"true",
+            b",",
+            b":",
+            b"}",
+            b"{",
+            b"[",
+            b"]",
+            b" ",
+            b"\t",
+            b"\x00",
+            b"\xff",
+            b"\xc3",
+            b"\xe9",
+            b"\x7f",
+            b"\"id\":",
+            b"\"user\":\"x\",",
         ];
         let mut accepted_mutants = 0;
         for _ in 0..20_000 {
@@ -1037,9 +1062,17 @@ mod tests {
             if let Some(view) = scan_line(&l, &mut scratch) {
                 accepted_mutants += 1;
                 let parsed = full(&l).unwrap_or_else(|| {
-                    panic!("scanner took a line the parser refuses: {}", String::from_utf8_lossy(&l))
+                    panic!(
+                        "scanner took a line the parser refuses: {}",
+                        String::from_utf8_lossy(&l)
+                    )
                 });
-                assert_eq!(view, RecordRef::from(&parsed), "{}", String::from_utf8_lossy(&l));
+                assert_eq!(
+                    view,
+                    RecordRef::from(&parsed),
+                    "{}",
+                    String::from_utf8_lossy(&l)
+                );
             }
         }
         // Some mutants are still valid records (a digit changed).
@@ -1063,13 +1096,24 @@ mod tests {
             ("\"model\":\"m\"", "\"model\":\"m\",\"x\":1e400"),
             ("\"model\":\"m\"", "\"model\":\"m\",\"tags\":{\"a\":1}"),
             ("\"model\":\"m\"", "\"model\":\"m\",\"mode\":null"),
-            ("\"ts\":\"2026-11-01T10:00:00.123Z\"", "\"ts\":\"2026-11-01T12:00:00+02:00\""),
+            (
+                "\"ts\":\"2026-11-01T10:00:00.123Z\"",
+                "\"ts\":\"2026-11-01T12:00:00+02:00\"",
+            ),
             ("{", "\u{feff}{"),
         ] {
             let l = base.replacen(from, to, 1);
             assert!(scan_line(l.as_bytes(), &mut scratch).is_none(), "{l}");
         }
-        let deep = base.replacen("\"model\":\"m\"", &format!("\"model\":\"m\",\"x\":{}1{}", "[".repeat(100), "]".repeat(100)), 1);
+        let deep = base.replacen(
+            "\"model\":\"m\"",
+            &format!(
+                "\"model\":\"m\",\"x\":{}1{}",
+                "[".repeat(100),
+                "]".repeat(100)
+            ),
+            1,
+        );
         assert!(scan_line(deep.as_bytes(), &mut scratch).is_none());
     }
 }
