@@ -1055,7 +1055,7 @@ mod tests {
                             l.insert(at + k, b);
                         }
                     }
-                    _ if at < l.len() => l[at] = *rng.pick(&[b'0', b'9', b'"', b'x', b'}']),
+                    _ if at < l.len() => l[at] = *rng.pick(b"09\"x}"),
                     _ => {}
                 }
             }
