@@ -8,8 +8,13 @@
 //! - `fold/dashboard_pass_1M_records`: [`DashboardPass`] folded over the
 //!   JSONL files by [`JsonlStorage::fold_blocking`] on every core (read,
 //!   parse, summarise, in process);
+//! - `fold/dashboard_pass_1M_python_layout`: the same records as written by
+//!   Python's `json.dumps` (`", "` and `": "`), the layout of scripts and
+//!   of the earlier Python tool;
 //! - `cli/dashboard_team_1M_records`: the whole binary, end to end: spawn,
 //!   read and parse every JSONL line (on every core), summarise, render.
+//!
+//! The generated files (about 0.9 GB) are deleted at the end.
 //!
 //! Run with `cargo bench --bench dashboard -- --quick`.
 
@@ -56,6 +61,37 @@ fn records() -> impl Iterator<Item = CostRecord> {
     })
 }
 
+/// `json.dumps` separators: `", "` between items, `": "` after keys.
+struct PythonLayout;
+
+impl serde_json::ser::Formatter for PythonLayout {
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
@@ -67,13 +103,25 @@ fn bench(c: &mut Criterion) {
             std::io::BufWriter::new(f)
         })
         .collect();
+    let py_dir = tempfile::tempdir().expect("tempdir");
+    let mut py_files: Vec<_> = USERS
+        .iter()
+        .map(|u| {
+            let f = std::fs::File::create(py_dir.path().join(format!("costs_{u}.jsonl")))
+                .expect("create");
+            std::io::BufWriter::new(f)
+        })
+        .collect();
     let mut parsed = Vec::with_capacity(RECORDS as usize);
     for (i, r) in records().enumerate() {
         let line = serde_json::to_string(&r).expect("serialise");
         writeln!(files[i % 4], "{line}").expect("write");
+        let mut ser = serde_json::Serializer::with_formatter(&mut py_files[i % 4], PythonLayout);
+        serde::Serialize::serialize(&r, &mut ser).expect("serialise");
+        py_files[i % 4].write_all(b"\n").expect("write");
         parsed.push(ScanItem::Record(r));
     }
-    for mut f in files {
+    for mut f in files.into_iter().chain(py_files) {
         f.flush().expect("flush");
     }
 
@@ -99,6 +147,19 @@ fn bench(c: &mut Criterion) {
             let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
             let mut pass = DashboardPass::new(now, budgets, ScanFilter::default());
             let scanned = storage.fold_blocking(&mut pass).expect("fold");
+            assert_eq!(scanned.records, RECORDS);
+            pass.finish("bench")
+        })
+    });
+    let py = JsonlStorage::builder(py_dir.path())
+        .user("alice")
+        .build()
+        .expect("storage");
+    g.bench_function("fold/dashboard_pass_1M_python_layout", |b| {
+        b.iter(|| {
+            let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
+            let mut pass = DashboardPass::new(now, budgets, ScanFilter::default());
+            let scanned = py.fold_blocking(&mut pass).expect("fold");
             assert_eq!(scanned.records, RECORDS);
             pass.finish("bench")
         })

@@ -1,8 +1,17 @@
-//! Token counting throughput on a generated prompt corpus.
+//! Token counting throughput on a realistic mixed corpus.
 //!
-//! The corpus is generated here from a fixed seed (English prose, Rust code,
-//! JSON, and a share of non-Latin text), so every run measures the same
-//! bytes and no data file is committed. Throughput is reported in bytes/s.
+//! The corpus is built here from a fixed seed out of the paragraphs of
+//! `providers/core/tests/fixtures/tokens_corpus.txt` (a support dialogue,
+//! Rust, Python and SQL code, API JSON, HTML, compiler output, Japanese,
+//! Chinese, Korean, Russian, Arabic, Hebrew, Hindi and Greek text, emoji
+//! with ZWJ sequences, odd whitespace, numbers, URLs, hashes and
+//! identifiers): paragraphs in a random order, their digits redrawn and
+//! random identifiers and hex strings added, so no stretch repeats
+//! verbatim. Throughput is reported in bytes/s.
+//!
+//! `exact_o200k` is [`TiktokenCounter::count_text`] (bpe-openai's encoder);
+//! `tiktoken_rs_o200k` is tiktoken-rs alone on the same text, the encoder
+//! it replaced.
 //!
 //! Run: `cargo bench --bench tokens` (add `-- --quick` for a short run).
 
@@ -14,77 +23,48 @@ use costlayer::estimate::{EstimatePolicy, Estimator};
 use costlayer::tokens::{HeuristicCounter, TiktokenCounter, TokenCounter, UpperBoundCounter};
 use costlayer::{ChatRequest, Message};
 
-const WORDS: &[&str] = &[
-    "the",
-    "invoice",
-    "customer",
-    "model",
-    "request",
-    "budget",
-    "summarise",
-    "quarterly",
-    "revenue",
-    "please",
-    "analysis",
-    "between",
-    "response",
-    "latency",
-    "provider",
-    "token",
-    "because",
-    "report",
-    "contract",
-    "deadline",
-    "support",
-    "engineering",
-    "migration",
-    "database",
-    "performance",
-    "the",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "for",
-    "with",
-    "that",
-];
-const CODE: &str =
-    "fn total(records: &[Record]) -> Money {\n    records.iter().map(|r| r.cost()).sum()\n}\n";
-const JSON: &str =
-    r#"{"id":"ord_8812","items":[{"sku":"A-17","qty":3,"price":"19.99"}],"status":"shipped"}"#;
-const OTHER: &str = "東京の天気は晴れです。 Привет, как дела? مرحبا بالعالم ";
+const FIXTURE: &str = include_str!("../providers/core/tests/fixtures/tokens_corpus.txt");
 
-/// A deterministic corpus of about `bytes` bytes.
+/// A deterministic corpus of about `bytes` bytes (see the module docs).
 fn corpus(bytes: usize, seed: u64) -> String {
+    let paragraphs: Vec<&str> = FIXTURE.split("\n\n").collect();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut s = String::with_capacity(bytes + 128);
+    let mut s = String::with_capacity(bytes + 4096);
     while s.len() < bytes {
-        match rng.gen_range(0..10) {
-            0 => s.push_str(CODE),
-            1 => s.push_str(JSON),
-            2 => s.push_str(OTHER),
-            _ => {
-                for _ in 0..rng.gen_range(8..24) {
-                    s.push_str(WORDS[rng.gen_range(0..WORDS.len())]);
-                    s.push(' ');
-                }
-                s.push_str(".\n");
+        let p = paragraphs[rng.gen_range(0..paragraphs.len())];
+        for ch in p.chars() {
+            if ch.is_ascii_digit() {
+                s.push(char::from(b'0' + rng.gen_range(0..10u8)));
+            } else {
+                s.push(ch);
             }
         }
+        match rng.gen_range(0..4) {
+            0 => s.push_str(&format!(
+                " (ref {:08x}{:04x})",
+                rng.gen::<u32>(),
+                rng.gen::<u16>()
+            )),
+            1 => s.push_str(&format!(" user_{}@example.com", rng.gen_range(1..100_000))),
+            _ => {}
+        }
+        s.push_str("\n\n");
     }
     s
 }
 
 fn counters(c: &mut Criterion) {
     let text = corpus(64 * 1024, 7);
-    let tiktoken = TiktokenCounter::for_model("gpt-4o");
-    tiktoken.warm_up();
+    let exact = TiktokenCounter::for_model("gpt-4o");
+    exact.warm_up();
+    assert_eq!(exact.count_text(&text), exact.count_text_tiktoken(&text));
     let mut g = c.benchmark_group("count_text_64KiB");
     g.throughput(Throughput::Bytes(text.len() as u64));
-    g.bench_function("tiktoken_o200k", |b| {
-        b.iter(|| tiktoken.count_text(black_box(&text)))
+    g.bench_function("exact_o200k", |b| {
+        b.iter(|| exact.count_text(black_box(&text)))
+    });
+    g.bench_function("tiktoken_rs_o200k", |b| {
+        b.iter(|| exact.count_text_tiktoken(black_box(&text)))
     });
     g.bench_function("upper_bound", |b| {
         b.iter(|| UpperBoundCounter.count_text(black_box(&text)))

@@ -1,15 +1,86 @@
 //! One pass over the ledger that feeds the summary and every budget.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use super::summary::Windows;
-use super::{BudgetTally, Dashboard, ReportError, Summary};
+use super::{Bucket, BudgetTally, Dashboard, ReportError, Summary};
 use crate::budget::Budget;
 #[cfg(feature = "postgres")]
 use crate::budget::Period;
 use crate::calendar::Calendar;
 use crate::ledger::{CorruptLine, ParallelFold, RecordRef, ScanFilter, ScanItem, Storage};
+use crate::Money;
+
+/// A breakdown (by provider, model, user or team) keyed by small ids
+/// while a pass runs: a ledger has a handful of providers and models and
+/// few users, so a short linear search over the keys seen so far beats a
+/// map lookup keyed by `String` per record. Past [`Interned::LINEAR`]
+/// keys, a hash index takes over. Moved into the summary's map when the
+/// pass is merged or finished.
+#[derive(Debug, Default)]
+struct Interned {
+    keys: Vec<(Box<str>, Bucket)>,
+    index: HashMap<Box<str>, usize>,
+}
+
+impl Interned {
+    const LINEAR: usize = 8;
+
+    #[inline]
+    fn add(&mut self, key: &str, cost: Money) {
+        let found = if self.keys.len() <= Self::LINEAR {
+            self.keys.iter().position(|(k, _)| **k == *key)
+        } else {
+            self.index.get(key).copied()
+        };
+        let i = match found {
+            Some(i) => i,
+            None => {
+                self.keys.push((key.into(), Bucket::default()));
+                let n = self.keys.len();
+                if n > Self::LINEAR {
+                    if self.index.is_empty() {
+                        self.index = self
+                            .keys
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (k, _))| (k.clone(), i))
+                            .collect();
+                    } else {
+                        self.index.insert(key.into(), n - 1);
+                    }
+                }
+                n - 1
+            }
+        };
+        self.keys[i].1.add(cost);
+    }
+
+    /// Moves every key's bucket into `map` (exact: buckets add up).
+    fn drain_into(&mut self, map: &mut BTreeMap<String, Bucket>) {
+        for (k, b) in self.keys.drain(..) {
+            match map.get_mut(&*k) {
+                Some(x) => x.merge(b),
+                None => {
+                    map.insert(k.into(), b);
+                }
+            }
+        }
+        self.index.clear();
+    }
+}
+
+/// The four interned breakdowns of a pass.
+#[derive(Debug, Default)]
+struct Keys {
+    provider: Interned,
+    model: Interned,
+    user: Interned,
+    team: Interned,
+}
 
 /// Folds a ledger scan into a [`Dashboard`]: the [`Summary`] counts the
 /// records `filter` selects; each budget counts its whole scope, as the
@@ -41,6 +112,7 @@ pub struct DashboardPass {
     tallies: Vec<BudgetTally>,
     filter: ScanFilter,
     windows: Windows,
+    keys: Keys,
 }
 
 impl DashboardPass {
@@ -58,6 +130,7 @@ impl DashboardPass {
                 .collect(),
             filter,
             windows: Windows::new(now, Calendar::Utc),
+            keys: Keys::default(),
         }
     }
 
@@ -69,6 +142,7 @@ impl DashboardPass {
         let now = self.summary.now;
         self.summary = Summary::new_in(now, calendar);
         self.windows = Windows::new(now, calendar);
+        self.keys = Keys::default();
         self
     }
 
@@ -87,15 +161,33 @@ impl DashboardPass {
             t.add_ref(r);
         }
         if self.filter.matches_ref(r) {
-            self.summary.add_in(r, &self.windows);
+            let cost = self.summary.add_unkeyed(r, &self.windows);
+            let k = &mut self.keys;
+            k.provider.add(r.provider, cost);
+            k.model.add(r.model, cost);
+            k.user.add(r.user, cost);
+            if let Some(team) = r.team {
+                k.team.add(team, cost);
+            }
         }
+    }
+
+    /// Moves the interned breakdowns into the summary.
+    fn flush(&mut self) {
+        let (k, s) = (&mut self.keys, &mut self.summary);
+        k.provider.drain_into(&mut s.by_provider);
+        k.model.drain_into(&mut s.by_model);
+        k.user.drain_into(&mut s.by_user);
+        k.team.drain_into(&mut s.by_team);
     }
 
     /// Adds everything `other` folded: `other` must be a pass with the
     /// same `now`, budgets and filter (a [`ParallelFold::fork`] of this
     /// one), fed other items. The result is exact: the same as one pass
     /// fed both sets of items.
-    pub fn merge(&mut self, other: DashboardPass) {
+    pub fn merge(&mut self, mut other: DashboardPass) {
+        self.flush();
+        other.flush();
         self.summary.merge(other.summary);
         for (mine, theirs) in self.tallies.iter_mut().zip(other.tallies) {
             mine.merge(theirs);
@@ -144,11 +236,13 @@ impl DashboardPass {
     /// The summary and the tallies, for a backend that folds groups.
     #[cfg(feature = "postgres")]
     pub(crate) fn parts_mut(&mut self) -> (&mut Summary, &mut [BudgetTally]) {
+        self.flush();
         (&mut self.summary, &mut self.tallies)
     }
 
     /// The dashboard, labelled with where the ledger was read from.
-    pub fn finish(self, data_path: impl Into<String>) -> Dashboard {
+    pub fn finish(mut self, data_path: impl Into<String>) -> Dashboard {
+        self.flush();
         self.tallies
             .iter()
             .fold(Dashboard::new(self.summary, data_path), |d, t| {
@@ -169,6 +263,7 @@ impl ParallelFold for DashboardPass {
                 .collect(),
             filter: self.filter.clone(),
             windows: self.windows,
+            keys: Keys::default(),
         }
     }
 

@@ -265,6 +265,20 @@ impl Summary {
 
     /// [`Summary::add_ref`] with the windows of `now` worked out already.
     pub(crate) fn add_in(&mut self, r: &RecordRef<'_>, w: &Windows) {
+        let cost = self.add_unkeyed(r, w);
+        add_to(&mut self.by_provider, r.provider, cost);
+        add_to(&mut self.by_model, r.model, cost);
+        add_to(&mut self.by_user, r.user, cost);
+        if let Some(team) = r.team {
+            add_to(&mut self.by_team, team, cost);
+        }
+    }
+
+    /// [`Summary::add_in`] but for the per-provider, model, user and team
+    /// breakdowns, which the caller adds (the dashboard pass interns the
+    /// keys first); returns the record's cost.
+    #[inline]
+    pub(crate) fn add_unkeyed(&mut self, r: &RecordRef<'_>, w: &Windows) -> Money {
         let cost = r.cost();
         // Every other bucket is a part of the total: if the total fits,
         // they do.
@@ -278,12 +292,6 @@ impl Summary {
         }
         if r.ts <= w.now && w.week_start.is_none_or(|start| r.ts > start) {
             self.last_7_days.add(cost);
-        }
-        add_to(&mut self.by_provider, r.provider, cost);
-        add_to(&mut self.by_model, r.model, cost);
-        add_to(&mut self.by_user, r.user, cost);
-        if let Some(team) = r.team {
-            add_to(&mut self.by_team, team, cost);
         }
         self.by_day.entry(day).or_default().add(cost);
         match r.mode {
@@ -315,6 +323,7 @@ impl Summary {
         self.usage += r.usage;
         self.first_ts = Some(self.first_ts.map_or(r.ts, |t| t.min(r.ts)));
         self.last_ts = Some(self.last_ts.map_or(r.ts, |t| t.max(r.ts)));
+        cost
     }
 
     /// Adds everything `other` counted, exactly: the result is the summary

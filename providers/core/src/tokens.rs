@@ -122,6 +122,16 @@ mod tiktoken {
         })
     }
 
+    /// The same vocabulary in bpe-openai's encoder, which gives tiktoken's
+    /// counts on ordinary text 1.4-1.6 times faster (its pre-tokenizer is
+    /// a DFA, not a backtracking regex). It knows no special tokens.
+    fn fast(encoding: Encoding) -> &'static bpe_openai::Tokenizer {
+        match encoding {
+            Encoding::O200k => bpe_openai::o200k_base(),
+            Encoding::Cl100k => bpe_openai::cl100k_base(),
+        }
+    }
+
     fn cl100k() -> &'static CoreBPE {
         static BPE: OnceLock<CoreBPE> = OnceLock::new();
         BPE.get_or_init(|| {
@@ -130,11 +140,17 @@ mod tiktoken {
         })
     }
 
-    /// Exact OpenAI token counts with tiktoken: `o200k_base` for gpt-4o,
+    /// Exact OpenAI token counts: `o200k_base` for gpt-4o,
     /// gpt-4.1, gpt-5 and the o-series (and, as the best offline
     /// approximation, for every other model); `cl100k_base` for gpt-4 and
     /// gpt-3.5-turbo. The vocabulary is built once per process (about
     /// 100 ms) on first use and shared.
+    ///
+    /// Counting runs on bpe-openai's encoder, which gives the same counts
+    /// as tiktoken (tested on a mixed corpus of prose, code, JSON, CJK and
+    /// emoji) at about 1.5 times the speed. Text that holds `<|` (where a
+    /// special token such as `<|endoftext|>` may be) is counted by
+    /// tiktoken-rs, which reads special tokens as one token each.
     ///
     /// ```
     /// use costlayer_core::tokens::{TiktokenCounter, TokenCounter};
@@ -180,6 +196,13 @@ mod tiktoken {
         /// Builds the vocabulary now instead of on the first call.
         pub fn warm_up(&self) {
             let _ = self.bpe();
+            let _ = fast(self.encoding);
+        }
+
+        /// The count of tiktoken-rs alone (`encode_with_special_tokens`),
+        /// the reference the faster encoder is tested against.
+        pub fn count_text_tiktoken(&self, text: &str) -> u64 {
+            self.bpe().encode_with_special_tokens(text).len() as u64
         }
 
         fn bpe(&self) -> &'static CoreBPE {
@@ -192,7 +215,11 @@ mod tiktoken {
 
     impl TokenCounter for TiktokenCounter {
         fn count_text(&self, text: &str) -> u64 {
-            self.bpe().encode_with_special_tokens(text).len() as u64
+            if text.contains("<|") {
+                // A special token may be there: tiktoken knows them.
+                return self.count_text_tiktoken(text);
+            }
+            fast(self.encoding).count(text) as u64
         }
     }
 }
@@ -209,6 +236,72 @@ mod tests {
         let req = ChatRequest::new("m").system("xy").message(named);
         // priming 3 + system (3 + "system" 6 + 2) + message (3 + "user" 4 + 4) + name (1 + 2)
         assert_eq!(UpperBoundCounter.count_request(&req), 28);
+    }
+
+    /// Prose, code, JSON, HTML, CJK, Cyrillic, Arabic, emoji (with ZWJ
+    /// sequences and skin tones), odd whitespace and numbers.
+    #[cfg(feature = "tiktoken")]
+    const CORPUS: &str = include_str!("../tests/fixtures/tokens_corpus.txt");
+
+    #[cfg(feature = "tiktoken")]
+    #[test]
+    fn the_fast_encoder_counts_exactly_as_tiktoken_on_a_mixed_corpus() {
+        let crlf = CORPUS.replace('\n', "\r\n");
+        let mut texts: Vec<String> = vec![CORPUS.to_owned(), crlf.clone()];
+        texts.extend(CORPUS.split("\n\n").map(str::to_owned));
+        texts.extend(CORPUS.lines().map(str::to_owned));
+        for edge in [
+            "",
+            " ",
+            "  ",
+            "\n",
+            "\n\n\n",
+            " \t\n ",
+            "a  ",
+            "a \n",
+            "  a",
+            "\r\n",
+            "x\r\n\r\n y",
+            "'s",
+            "I'M",
+            "1234567",
+            "🚀🚀",
+            "\u{200d}",
+            "e\u{301}",
+            "tab\t\t",
+            "ab  \n  cd",
+        ] {
+            texts.push(edge.to_owned());
+        }
+        // Slices at random character boundaries: whatever the cut, the
+        // pre-tokenizers must agree at the ends of the text too.
+        let chars: Vec<(usize, char)> = crlf.char_indices().collect();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..1_500 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let a = (x >> 33) as usize % chars.len();
+            let len = 1 + (x >> 13) as usize % 300;
+            let b = (a + len).min(chars.len());
+            let end = chars.get(b).map_or(crlf.len(), |c| c.0);
+            texts.push(crlf[chars[a].0..end].to_owned());
+        }
+        for model in ["gpt-4o", "gpt-4"] {
+            let c = TiktokenCounter::for_model(model);
+            for t in &texts {
+                assert_eq!(c.count_text(t), c.count_text_tiktoken(t), "{model}: {t:?}");
+            }
+        }
+    }
+
+    #[cfg(feature = "tiktoken")]
+    #[test]
+    fn special_tokens_still_count_as_tiktoken_counts_them() {
+        let c = TiktokenCounter::for_model("gpt-4o");
+        let t = "Hello<|endoftext|>world";
+        assert_eq!(c.count_text(t), c.count_text_tiktoken(t));
+        assert_eq!(c.count_text("<|endoftext|>"), 1);
     }
 
     #[cfg(feature = "tiktoken")]

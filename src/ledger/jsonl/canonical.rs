@@ -333,7 +333,7 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
 /// Whether `ulid::Ulid::from_string` accepts these bytes: 26 of them, each
 /// a digit of its base 32 alphabet. The alphabet is read from the `ulid`
 /// crate itself, once, so the two can never disagree.
-fn is_ulid(b: &[u8]) -> bool {
+pub(crate) fn is_ulid(b: &[u8]) -> bool {
     static DIGITS: OnceLock<[bool; 128]> = OnceLock::new();
     let digits = DIGITS.get_or_init(|| {
         let mut ok = [false; 128];

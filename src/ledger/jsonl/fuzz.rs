@@ -15,6 +15,8 @@ use crate::ledger::{CostRecord, RecordRef};
 ///   without `flatten` and the full serde parse accept the same records,
 ///   with the same fields;
 /// - every parser applies the same amount checks;
+/// - the dashboard's layout-independent scanner, where it takes a line,
+///   reads what the general parser reads;
 /// - reading `data` as a file (the fast in-buffer path, then the line
 ///   path) gives, line by line, what the general parser says of the line.
 ///
@@ -58,6 +60,11 @@ fn one_line(line: &[u8]) {
         } else {
             assert!(general.is_err(), "amounts accepted by one path only");
         }
+    }
+    let mut scratch = super::scan::Scratch::default();
+    if let Some(view) = super::scan::scan_line(line, &mut scratch) {
+        let parsed = general.as_ref().ok().map(RecordRef::from);
+        assert_eq!(parsed, Some(view), "scanner vs parse_line");
     }
     // The general parser is serde's verdict (or the Python-tool mapping's)
     // plus the amount checks.

@@ -28,6 +28,7 @@ mod par;
 mod quarantine;
 pub(crate) mod read;
 pub(crate) mod safe_open;
+mod scan;
 mod scrub;
 mod view;
 mod writer;
@@ -619,8 +620,11 @@ impl JsonlStorage {
     /// same line numbers and reasons, each copied to quarantine once. Each
     /// thread folds part of the ledger into its own [`ParallelFold::fork`]
     /// of `fold`, and the parts are merged into `fold`. Records reach the
-    /// fold as [`RecordRef`]s, borrowed from the read buffer: canonical
-    /// lines are not copied into a [`CostRecord`] at all. Memory stays
+    /// fold as [`RecordRef`]s, borrowed from the read buffer: a valid line
+    /// in any layout (costlayer's own, Python's `json.dumps`, keys in any
+    /// order, escapes, fields left out) is read in place by a scanner that
+    /// skips the fields reports do not use, and only lines it cannot take
+    /// go through the full parser into a [`CostRecord`]. Memory stays
     /// flat: a read buffer per thread, and a few bytes per corrupt line.
     ///
     /// Unlike `scan_blocking`, files are folded in groups of up to 64 (so

@@ -306,12 +306,13 @@ fn fold_range<F: ParallelFold>(
     let origin = first_line;
     let user = read::file_user(&snap.path);
     let mut out = RangeOut::default();
+    let mut scratch = super::scan::Scratch::default();
     loop {
         let offset = origin + lines.pos;
         if offset >= range.end {
             break;
         }
-        if lines.next_canonical_ref(|r| fold.record(r))? {
+        if lines.next_scan_ref(&mut scratch, |r| fold.record(r))? {
             *records += 1;
             continue;
         }

@@ -56,21 +56,36 @@ impl<R: Read> Lines<R> {
         }
     }
 
-    /// [`Lines::next_canonical`] without allocating: calls `f` with a view
-    /// of the record in the read buffer. Returns false (consuming nothing)
-    /// where `next_canonical` would return `None`.
-    pub(crate) fn next_canonical_ref(
+    /// The dashboard's fast path: finds the next line in the read buffer
+    /// (memchr) and reads it with the canonical parser, else with the
+    /// layout-independent scanner ([`super::scan`]), calling `f` with a
+    /// view of the record. Returns false (consuming nothing) if the line is
+    /// not wholly buffered or neither takes it: [`Lines::next`] and the
+    /// full parser then decide.
+    pub(crate) fn next_scan_ref(
         &mut self,
+        scratch: &mut super::scan::Scratch,
         f: impl FnOnce(&RecordRef<'_>),
     ) -> io::Result<bool> {
         let avail = self.inner.fill_buf()?;
-        let Some((rec, end)) = super::canonical::parse_prefix_ref(avail) else {
+        let Some(nl) = memchr::memchr(b'\n', avail) else {
             return Ok(false);
         };
-        let Some(used) = line_end(avail, end) else {
+        if nl > MAX_LINE {
             return Ok(false);
-        };
-        f(&rec);
+        }
+        let mut line = &avail[..nl];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        match super::canonical::parse_prefix_ref(line) {
+            Some((rec, end)) if end == line.len() => f(&rec),
+            _ => match super::scan::scan_line(line, scratch) {
+                Some(rec) => f(&rec),
+                None => return Ok(false),
+            },
+        }
+        let used = nl + 1;
         self.inner.consume(used);
         self.number += 1;
         self.pos += used as u64;

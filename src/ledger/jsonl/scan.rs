@@ -1,0 +1,1119 @@
+//! The dashboard's line scanner: reads the fields a report needs out of
+//! **any** valid line of the ledger's schema, whatever its layout.
+//!
+//! The canonical parser ([`super::canonical`]) only takes the exact bytes
+//! this version writes. Lines written by other tools (Python's
+//! `json.dumps` puts a space after every `:` and `,`), in another key
+//! order, with escapes, unknown fields or optional fields left out, used to
+//! go through serde, several times slower. This scanner takes them all:
+//!
+//! - whitespace between tokens, keys in any order, fields left out (they
+//!   take serde's defaults), unknown fields (their values are checked as
+//!   JSON and skipped, as serde keeps them in `extra`);
+//! - escapes: the strings a report keeps (user, team, provider, model) are
+//!   decoded into a scratch buffer; every other string is checked, as
+//!   serde would check it, and skipped;
+//! - the id, tags, request id, price version and cost notes are checked
+//!   (type, ULID alphabet, UTF-8) but not kept.
+//!
+//! It never guesses: anything it is not certain serde would read the same
+//! way (a float where an integer goes, a repeated
+//! field, a control character, a timestamp in another form, a negative
+//! amount, nesting deeper than [`MAX_DEPTH`]) makes it return `None`, and
+//! the caller falls back to the full parser, which decides. The
+//! differential tests check that whatever it accepts, the full parser
+//! reads to the same [`RecordRef`].
+
+use std::ops::Range;
+
+use crate::ledger::RecordRef;
+use crate::{CostStatus, Mode, Money, ServiceTier, Usage};
+
+/// Nesting deeper than this inside an unknown field's value is left to the
+/// full parser (serde_json stops at 128).
+const MAX_DEPTH: u32 = 64;
+
+/// Byte classes inside a string: 0 plain ASCII, 1 stop (`"`, `\`, a control
+/// character), 2 a byte of a multi-byte UTF-8 character.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i < 0x20 || i == b'"' as usize || i == b'\\' as usize {
+            1
+        } else if i >= 0x80 {
+            2
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Where the decoded strings of escaped fields go, reused from line to
+/// line (no allocation once warm).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    user: String,
+    team: String,
+    provider: String,
+    model: String,
+    /// The current key, if escaped.
+    key: String,
+    /// Escaped strings that are checked, not kept.
+    junk: String,
+}
+
+/// A kept string: in the line, or decoded into the scratch buffer.
+#[derive(Clone)]
+enum Src {
+    Line(Range<usize>),
+    Decoded,
+}
+
+/// A string token: its raw bytes (between the quotes) and whether it holds
+/// an escape.
+struct Tok {
+    raw: Range<usize>,
+    escaped: bool,
+}
+
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if c == b' ' || c == b'\t' || c == b'\r' || c == b'\n' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        if self.peek()? == c {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + s.len())? == s {
+            self.i += s.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// A string token (after whitespace): checked as serde would check it
+    /// (valid escapes, no control character, UTF-8), not decoded.
+    #[inline]
+    fn string(&mut self) -> Option<Tok> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        let mut high = false;
+        loop {
+            let c = *self.b.get(self.i)?;
+            match CLASS[usize::from(c)] {
+                0 => self.i += 1,
+                2 => {
+                    high = true;
+                    self.i += 1;
+                }
+                _ => match c {
+                    b'"' => break,
+                    b'\\' => {
+                        escaped = true;
+                        match *self.b.get(self.i + 1)? {
+                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                            b'u' => {
+                                let hex = self.b.get(self.i + 2..self.i + 6)?;
+                                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                    return None;
+                                }
+                                self.i += 6;
+                            }
+                            _ => return None,
+                        }
+                    }
+                    // A control character: serde refuses it.
+                    _ => return None,
+                },
+            }
+        }
+        let raw = start..self.i;
+        self.i += 1;
+        if high {
+            std::str::from_utf8(&self.b[raw.clone()]).ok()?;
+        }
+        Some(Tok { raw, escaped })
+    }
+
+    /// A string's text as bytes: borrowed from the line, or decoded into
+    /// `buf` if it holds an escape (ids, timestamps, enum values, keys).
+    #[inline]
+    fn text<'s>(&mut self, buf: &'s mut String) -> Option<&'s [u8]>
+    where
+        'a: 's,
+    {
+        let t = self.string()?;
+        if !t.escaped {
+            return Some(&self.b[t.raw]);
+        }
+        buf.clear();
+        decode(&self.b[t.raw], buf)?;
+        Some(buf.as_bytes())
+    }
+
+    /// A string, checked and thrown away (escapes decoded into `junk`, so a
+    /// lone surrogate is refused as serde refuses it).
+    fn skip_string(&mut self, junk: &mut String) -> Option<()> {
+        let t = self.string()?;
+        if t.escaped {
+            junk.clear();
+            decode(&self.b[t.raw], junk)?;
+        }
+        Some(())
+    }
+
+    /// A non-negative JSON integer that fits in u64, and nothing more of a
+    /// number after it (a fraction or exponent is left to serde).
+    #[inline]
+    fn uint(&mut self) -> Option<u64> {
+        self.ws();
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            self.i += 1;
+        }
+        let len = self.i - start;
+        if len == 0 || (len > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        if matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(n)
+    }
+
+    /// `null`, or a non-negative integer that fits in i64 (negative amounts
+    /// are corrupt lines: the full parser says so).
+    #[inline]
+    fn opt_amount(&mut self) -> Option<Option<Money>> {
+        if self.peek()? == b'n' {
+            self.lit(b"null")?;
+            return Some(None);
+        }
+        let n = i64::try_from(self.uint()?).ok()?;
+        Some(Some(Money::from_nanos(n)))
+    }
+
+    #[inline]
+    fn bool(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b't' => self.lit(b"true").map(|()| true),
+            b'f' => self.lit(b"false").map(|()| false),
+            _ => None,
+        }
+    }
+
+    /// `null` or a string, checked and thrown away.
+    fn opt_skip_string(&mut self, junk: &mut String) -> Option<()> {
+        if self.peek()? == b'n' {
+            self.lit(b"null")
+        } else {
+            self.skip_string(junk)
+        }
+    }
+
+    /// An object whose values are all strings (`tags`).
+    fn string_map(&mut self, junk: &mut String) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.skip_string(junk)?;
+            self.eat(b':')?;
+            self.skip_string(junk)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An array whose items are all strings (`cost_notes`).
+    fn string_list(&mut self, junk: &mut String) -> Option<()> {
+        self.eat(b'[')?;
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.skip_string(junk)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Any JSON value (an unknown field's), checked and thrown away.
+    /// Numbers other than plain integers of up to 18 digits are left to
+    /// serde (its float parsing has limits of its own).
+    fn skip_value(&mut self, junk: &mut String, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.skip_string(junk),
+            b'{' => {
+                self.i += 1;
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_string(junk)?;
+                    self.eat(b':')?;
+                    self.skip_value(junk, depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(junk, depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.lit(b"true"),
+            b'f' => self.lit(b"false"),
+            b'n' => self.lit(b"null"),
+            b'-' => {
+                self.i += 1;
+                // `-` must be followed by digits (no whitespace).
+                if !self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                    return None;
+                }
+                self.small_int()
+            }
+            b'0'..=b'9' => self.small_int(),
+            _ => None,
+        }
+    }
+
+    fn small_int(&mut self) -> Option<()> {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        let len = self.i - start;
+        if len == 0 || len > 18 || (len > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        if matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(())
+    }
+}
+
+/// Decodes the raw bytes of a JSON string (already checked by
+/// [`Cur::string`]) into `out`, as serde_json does; `None` on a lone
+/// surrogate.
+fn decode(raw: &[u8], out: &mut String) -> Option<()> {
+    let mut i = 0;
+    while i < raw.len() {
+        let run = raw[i..]
+            .iter()
+            .position(|&c| c == b'\\')
+            .unwrap_or(raw.len() - i);
+        out.push_str(std::str::from_utf8(&raw[i..i + run]).ok()?);
+        i += run;
+        if i >= raw.len() {
+            break;
+        }
+        let c = *raw.get(i + 1)?;
+        i += 2;
+        let ch = match c {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(raw.get(i..i + 4)?)?;
+                i += 4;
+                match hi {
+                    0xD800..=0xDBFF => {
+                        if raw.get(i..i + 2)? != b"\\u" {
+                            return None;
+                        }
+                        let lo = hex4(raw.get(i + 2..i + 6)?)?;
+                        if !(0xDC00..=0xDFFF).contains(&lo) {
+                            return None;
+                        }
+                        i += 6;
+                        char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => char::from_u32(hi)?,
+                }
+            }
+            _ => return None,
+        };
+        out.push(ch);
+    }
+    Some(())
+}
+
+fn hex4(h: &[u8]) -> Option<u32> {
+    let s = std::str::from_utf8(h).ok()?;
+    u32::from_str_radix(s, 16).ok()
+}
+
+/// Field bits, to refuse a repeated field (serde refuses it too).
+mod bit {
+    pub(super) const V: u32 = 1 << 0;
+    pub(super) const ID: u32 = 1 << 1;
+    pub(super) const TS: u32 = 1 << 2;
+    pub(super) const USER: u32 = 1 << 3;
+    pub(super) const TEAM: u32 = 1 << 4;
+    pub(super) const PROVIDER: u32 = 1 << 5;
+    pub(super) const MODEL: u32 = 1 << 6;
+    pub(super) const MODE: u32 = 1 << 7;
+    pub(super) const INPUT: u32 = 1 << 8;
+    pub(super) const OUTPUT: u32 = 1 << 9;
+    pub(super) const CACHE_READ: u32 = 1 << 10;
+    pub(super) const CACHE_5M: u32 = 1 << 11;
+    pub(super) const CACHE_1H: u32 = 1 << 12;
+    pub(super) const REASONING: u32 = 1 << 13;
+    pub(super) const AUDIO: u32 = 1 << 14;
+    pub(super) const SEARCH: u32 = 1 << 15;
+    pub(super) const TIER: u32 = 1 << 16;
+    pub(super) const NANO: u32 = 1 << 17;
+    pub(super) const CACHED: u32 = 1 << 18;
+    pub(super) const SAVED: u32 = 1 << 19;
+    pub(super) const LATENCY: u32 = 1 << 20;
+    pub(super) const REQUEST_ID: u32 = 1 << 21;
+    pub(super) const TAGS: u32 = 1 << 22;
+    pub(super) const PRICE_VERSION: u32 = 1 << 23;
+    pub(super) const STATUS: u32 = 1 << 24;
+    pub(super) const NOTES: u32 = 1 << 25;
+    pub(super) const REQUIRED: u32 = ID | TS | USER | PROVIDER | MODEL;
+}
+
+/// Reads one line (without its line break) into a view of the record, or
+/// `None` if the full parser must decide (see the module docs). The view
+/// borrows from `line` and, for escaped strings, from `scratch`.
+pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<RecordRef<'a>> {
+    let mut c = Cur { b: line, i: 0 };
+    let mut seen = 0u32;
+    let mut ts = None;
+    let mut user = None;
+    let mut team: Option<Src> = None;
+    let mut provider = None;
+    let mut model = None;
+    let mut mode = Mode::Online;
+    let mut usage = Usage::default();
+    let mut nano_usd = None;
+    let mut cached = false;
+    let mut saved_nano_usd = None;
+    let mut latency_ms = 0;
+    let mut cost_status = CostStatus::Exact;
+
+    // A kept string: borrowed if it has no escape, else decoded into `out`.
+    fn kept(c: &mut Cur<'_>, out: &mut String) -> Option<Src> {
+        let t = c.string()?;
+        if !t.escaped {
+            return Some(Src::Line(t.raw));
+        }
+        out.clear();
+        decode(&c.b[t.raw], out)?;
+        Some(Src::Decoded)
+    }
+
+    c.eat(b'{')?;
+    if c.peek()? == b'}' {
+        // `{}`: no required field.
+        return None;
+    }
+    loop {
+        let key = c.text(&mut scratch.key)?;
+        c.eat(b':')?;
+        let b = match key {
+            b"v" => {
+                u32::try_from(c.uint()?).ok()?;
+                bit::V
+            }
+            b"id" => {
+                if !super::canonical::is_ulid(c.text(&mut scratch.junk)?) {
+                    return None;
+                }
+                bit::ID
+            }
+            b"ts" => {
+                ts = Some(super::read::parse_ts_bytes(c.text(&mut scratch.junk)?)?);
+                bit::TS
+            }
+            b"user" => {
+                user = Some(kept(&mut c, &mut scratch.user)?);
+                bit::USER
+            }
+            b"team" => {
+                team = if c.peek()? == b'n' {
+                    c.lit(b"null")?;
+                    None
+                } else {
+                    Some(kept(&mut c, &mut scratch.team)?)
+                };
+                bit::TEAM
+            }
+            b"provider" => {
+                provider = Some(kept(&mut c, &mut scratch.provider)?);
+                bit::PROVIDER
+            }
+            b"model" => {
+                model = Some(kept(&mut c, &mut scratch.model)?);
+                bit::MODEL
+            }
+            b"mode" => {
+                mode = match c.text(&mut scratch.junk)? {
+                    b"online" => Mode::Online,
+                    b"batch" => Mode::Batch,
+                    _ => return None,
+                };
+                bit::MODE
+            }
+            b"input_tokens" => {
+                usage.input_tokens = c.uint()?;
+                bit::INPUT
+            }
+            b"output_tokens" => {
+                usage.output_tokens = c.uint()?;
+                bit::OUTPUT
+            }
+            b"cache_read_tokens" => {
+                usage.cache_read_tokens = c.uint()?;
+                bit::CACHE_READ
+            }
+            b"cache_write_5m_tokens" => {
+                usage.cache_write_5m_tokens = c.uint()?;
+                bit::CACHE_5M
+            }
+            b"cache_write_1h_tokens" => {
+                usage.cache_write_1h_tokens = c.uint()?;
+                bit::CACHE_1H
+            }
+            b"reasoning_tokens" => {
+                usage.reasoning_tokens = c.uint()?;
+                bit::REASONING
+            }
+            b"input_audio_tokens" => {
+                usage.input_audio_tokens = c.uint()?;
+                bit::AUDIO
+            }
+            b"web_search_requests" => {
+                usage.web_search_requests = c.uint()?;
+                bit::SEARCH
+            }
+            b"service_tier" => {
+                usage.service_tier = match c.text(&mut scratch.junk)? {
+                    b"standard" => ServiceTier::Standard,
+                    b"flex" => ServiceTier::Flex,
+                    b"priority" => ServiceTier::Priority,
+                    _ => return None,
+                };
+                bit::TIER
+            }
+            b"nano_usd" => {
+                nano_usd = c.opt_amount()?;
+                bit::NANO
+            }
+            b"cached" => {
+                cached = c.bool()?;
+                bit::CACHED
+            }
+            b"saved_nano_usd" => {
+                saved_nano_usd = c.opt_amount()?;
+                bit::SAVED
+            }
+            b"latency_ms" => {
+                latency_ms = c.uint()?;
+                bit::LATENCY
+            }
+            b"request_id" => {
+                c.opt_skip_string(&mut scratch.junk)?;
+                bit::REQUEST_ID
+            }
+            b"tags" => {
+                c.string_map(&mut scratch.junk)?;
+                bit::TAGS
+            }
+            b"price_version" => {
+                c.opt_skip_string(&mut scratch.junk)?;
+                bit::PRICE_VERSION
+            }
+            b"cost_status" => {
+                cost_status = match c.text(&mut scratch.junk)? {
+                    b"exact" => CostStatus::Exact,
+                    b"incomplete" => CostStatus::Incomplete,
+                    b"estimated" => CostStatus::Estimated,
+                    _ => return None,
+                };
+                bit::STATUS
+            }
+            b"cost_notes" => {
+                c.string_list(&mut scratch.junk)?;
+                bit::NOTES
+            }
+            // An unknown field: serde keeps it in `extra`.
+            _ => {
+                c.skip_value(&mut scratch.junk, 1)?;
+                0
+            }
+        };
+        if seen & b != 0 {
+            return None;
+        }
+        seen |= b;
+        match c.peek()? {
+            b',' => c.i += 1,
+            b'}' => {
+                c.i += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    c.ws();
+    if c.i != line.len() || seen & bit::REQUIRED != bit::REQUIRED {
+        return None;
+    }
+    super::amounts::check(&usage, nano_usd, saved_nano_usd).ok()?;
+
+    let scratch: &'a Scratch = scratch;
+    let text = |src: Src, decoded: &'a str| -> Option<&'a str> {
+        match src {
+            // Checked as UTF-8 when scanned (ASCII needs no check).
+            Src::Line(r) => std::str::from_utf8(&line[r]).ok(),
+            Src::Decoded => Some(decoded),
+        }
+    };
+    Some(RecordRef {
+        ts: ts?,
+        user: text(user?, &scratch.user)?,
+        team: match team {
+            Some(src) => Some(text(src, &scratch.team)?),
+            None => None,
+        },
+        provider: text(provider?, &scratch.provider)?,
+        model: text(model?, &scratch.model)?,
+        mode,
+        usage,
+        nano_usd,
+        cached,
+        saved_nano_usd,
+        latency_ms,
+        cost_status,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::ledger::CostRecord;
+
+    /// A small deterministic generator (PCG-style LCG).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 33
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+        fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+            &xs[self.below(xs.len() as u64) as usize]
+        }
+    }
+
+    const NAMES: &[&str] = &[
+        "alice",
+        "bob",
+        "c\"arol",
+        "d\\ave",
+        "josé",
+        "用户",
+        "emoji 🚀 user",
+        "tab\there",
+        "slash/name",
+        "",
+        "ÿ\u{7f}",
+    ];
+    const MODELS: &[(&str, &str)] = &[
+        ("openai", "gpt-4o"),
+        ("openai", "gpt-4o-mini"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("gemini", "gemini-2.5-pro"),
+        ("custom", "模型-🙂"),
+        ("Open\"AI", "gpt\n4o"),
+    ];
+
+    /// A record with every kind of field value the schema allows.
+    fn record(rng: &mut Rng) -> CostRecord {
+        let (p, m) = *rng.pick(MODELS);
+        let mut r = CostRecord::new(*rng.pick(NAMES), p, m, Usage::default());
+        r.ts = chrono::DateTime::from_timestamp_millis(
+            1_700_000_000_000 + (rng.next() as i64 % 100_000_000_000),
+        )
+        .unwrap();
+        let tokens = |rng: &mut Rng| match rng.below(4) {
+            0 => 0,
+            1 => rng.below(10),
+            2 => rng.below(1_000_000),
+            _ => super::super::amounts::MAX_TOKENS - rng.below(2),
+        };
+        r.usage.input_tokens = tokens(rng);
+        r.usage.output_tokens = tokens(rng);
+        r.usage.cache_read_tokens = tokens(rng);
+        r.usage.cache_write_5m_tokens = tokens(rng);
+        r.usage.cache_write_1h_tokens = tokens(rng);
+        r.usage.reasoning_tokens = tokens(rng);
+        if rng.chance(20) {
+            r.usage.input_audio_tokens = tokens(rng);
+            r.usage.web_search_requests = rng.below(5);
+            r.usage.service_tier = *rng.pick(&[
+                ServiceTier::Standard,
+                ServiceTier::Flex,
+                ServiceTier::Priority,
+            ]);
+        }
+        r.nano_usd = match rng.below(6) {
+            0 => None,
+            1 => Some(Money::ZERO),
+            2 => Some(Money::from_nanos(super::super::amounts::MAX_RECORD_NANOS)),
+            _ => Some(Money::from_nanos(rng.below(50_000_000) as i64)),
+        };
+        if rng.chance(40) {
+            r.team = Some((*rng.pick(NAMES)).into());
+        }
+        if rng.chance(20) {
+            r.mode = Mode::Batch;
+        }
+        if rng.chance(15) {
+            r.cached = true;
+            r.saved_nano_usd = Some(Money::from_nanos(rng.below(1_000) as i64));
+        }
+        r.latency_ms = rng.below(5_000);
+        if rng.chance(30) {
+            r.request_id = Some(format!("req_{}\u{e9}\"x", rng.next()));
+        }
+        if rng.chance(30) {
+            r.price_version = Some("2026-11-01:gpt-4o".into());
+        }
+        for _ in 0..rng.below(3) {
+            r.tags
+                .insert((*rng.pick(NAMES)).into(), (*rng.pick(NAMES)).into());
+        }
+        if rng.chance(15) {
+            r.cost_status = *rng.pick(&[CostStatus::Incomplete, CostStatus::Estimated]);
+            r.cost_notes = vec!["audio \"unpriced\"".into(), "😀".into()];
+        }
+        if rng.chance(10) {
+            r.extra.insert(
+                "future".into(),
+                json!({"a": [1, -2, true, null, "x\u{1F600}"], "b": {"c": []}}),
+            );
+        }
+        r
+    }
+
+    /// Writes `v` as JSON with random whitespace and escapes.
+    fn write(rng: &mut Rng, v: &Value, out: &mut String, style: u64) {
+        let ws = |rng: &mut Rng, out: &mut String| match style {
+            0 => {}
+            1 => out.push(' '),
+            _ => {
+                for _ in 0..rng.below(3) {
+                    out.push(*rng.pick(&[' ', '\t', ' ', '\r']));
+                }
+            }
+        };
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                // Any key order.
+                for i in (1..keys.len()).rev() {
+                    keys.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                out.push('{');
+                for (n, k) in keys.iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                        ws(rng, out);
+                    }
+                    ws(rng, out);
+                    let p = if rng.chance(2) { 30 } else { 0 };
+                    write_str(rng, k, out, p);
+                    ws(rng, out);
+                    out.push(':');
+                    ws(rng, out);
+                    write(rng, &m[k.as_str()], out, style);
+                    ws(rng, out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (n, x) in a.iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                        ws(rng, out);
+                    }
+                    write(rng, x, out, style);
+                }
+                out.push(']');
+            }
+            Value::String(s) => {
+                let p = if rng.chance(30) { 40 } else { 0 };
+                write_str(rng, s, out, p)
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+
+    /// A JSON string; `percent` of the characters escaped that need not be.
+    fn write_str(rng: &mut Rng, s: &str, out: &mut String, percent: u64) {
+        out.push('"');
+        for ch in s.chars() {
+            let must = ch == '"' || ch == '\\' || (ch as u32) < 0x20;
+            if !must && !rng.chance(percent) {
+                out.push(ch);
+                continue;
+            }
+            match (ch, rng.below(2)) {
+                ('"', 0) => out.push_str("\\\""),
+                ('\\', 0) => out.push_str("\\\\"),
+                ('\n', 0) => out.push_str("\\n"),
+                ('\t', 0) => out.push_str("\\t"),
+                ('/', 0) => out.push_str("\\/"),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for u in ch.encode_utf16(&mut units) {
+                        if rng.chance(50) {
+                            out.push_str(&format!("\\u{u:04X}"));
+                        } else {
+                            out.push_str(&format!("\\u{u:04x}"));
+                        }
+                    }
+                }
+            }
+        }
+        out.push('"');
+    }
+
+    /// The line for `r`: some optional fields left out when they hold
+    /// their default, then written in one of the styles.
+    fn line(rng: &mut Rng, r: &CostRecord) -> String {
+        let mut v = serde_json::to_value(r).unwrap();
+        let m: &mut Map<String, Value> = v.as_object_mut().unwrap();
+        let defaults = [
+            ("v", json!(1)),
+            ("team", Value::Null),
+            ("mode", json!("online")),
+            ("input_tokens", json!(0)),
+            ("cache_read_tokens", json!(0)),
+            ("cache_write_5m_tokens", json!(0)),
+            ("cache_write_1h_tokens", json!(0)),
+            ("reasoning_tokens", json!(0)),
+            ("nano_usd", Value::Null),
+            ("cached", json!(false)),
+            ("latency_ms", json!(0)),
+            ("request_id", Value::Null),
+            ("tags", json!({})),
+            ("price_version", Value::Null),
+        ];
+        for (k, d) in defaults {
+            if m.get(k) == Some(&d) && rng.chance(40) {
+                m.remove(k);
+            }
+        }
+        if rng.chance(10) && !m.contains_key("cost_status") {
+            m.insert("cost_status".into(), json!("exact"));
+        }
+        let mut out = String::new();
+        let style = rng.below(3);
+        write(rng, &v, &mut out, style);
+        if rng.chance(10) {
+            out.push_str(" \t ");
+        }
+        out
+    }
+
+    /// What the full parser makes of a line, as a view.
+    fn full(line: &[u8]) -> Option<CostRecord> {
+        super::super::read::parse_line_of(line, "file-user").ok()
+    }
+
+    #[test]
+    fn the_scanner_reads_what_the_full_parser_reads_on_any_layout() {
+        let mut rng = Rng(0x5EED);
+        let mut scratch = Scratch::default();
+        let (mut taken, mut total) = (0u32, 0u32);
+        for _ in 0..20_000 {
+            let r = record(&mut rng);
+            let l = line(&mut rng, &r);
+            let parsed = full(l.as_bytes()).unwrap_or_else(|| panic!("valid line refused: {l}"));
+            assert_eq!(RecordRef::from(&parsed), RecordRef::from(&r), "{l}");
+            total += 1;
+            if let Some(view) = scan_line(l.as_bytes(), &mut scratch) {
+                taken += 1;
+                assert_eq!(view, RecordRef::from(&parsed), "{l}");
+            }
+        }
+        // Every valid line of these takes the fast path.
+        assert_eq!(taken, total, "fast path took {taken} of {total}");
+    }
+
+    #[test]
+    fn python_json_dumps_lines_take_the_fast_path() {
+        let mut rng = Rng(7);
+        let mut scratch = Scratch::default();
+        for _ in 0..2_000 {
+            let r = record(&mut rng);
+            let v = serde_json::to_value(&r).unwrap();
+            // json.dumps: ", " and ": ", non-ASCII as \u escapes.
+            let mut l = String::new();
+            let ascii = |s: &str, out: &mut String| {
+                out.push('"');
+                for ch in s.chars() {
+                    match ch {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        c if (c as u32) < 0x20 || !c.is_ascii() => {
+                            let mut u = [0u16; 2];
+                            for x in c.encode_utf16(&mut u) {
+                                out.push_str(&format!("\\u{x:04x}"));
+                            }
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            };
+            fn dumps(v: &Value, out: &mut String, s: &dyn Fn(&str, &mut String)) {
+                match v {
+                    Value::Object(m) => {
+                        out.push('{');
+                        for (i, (k, x)) in m.iter().enumerate() {
+                            if i > 0 {
+                                out.push_str(", ");
+                            }
+                            s(k, out);
+                            out.push_str(": ");
+                            dumps(x, out, s);
+                        }
+                        out.push('}');
+                    }
+                    Value::Array(a) => {
+                        out.push('[');
+                        for (i, x) in a.iter().enumerate() {
+                            if i > 0 {
+                                out.push_str(", ");
+                            }
+                            dumps(x, out, s);
+                        }
+                        out.push(']');
+                    }
+                    Value::String(x) => s(x, out),
+                    o => out.push_str(&o.to_string()),
+                }
+            }
+            dumps(&v, &mut l, &ascii);
+            let view = scan_line(l.as_bytes(), &mut scratch)
+                .unwrap_or_else(|| panic!("fast path refused {l}"));
+            assert_eq!(view, RecordRef::from(&r), "{l}");
+            assert_eq!(RecordRef::from(&full(l.as_bytes()).unwrap()), view);
+        }
+    }
+
+    #[test]
+    fn broken_lines_are_never_read_differently() {
+        let mut rng = Rng(99);
+        let mut scratch = Scratch::default();
+        let specials: &[&[u8]] = &[
+            b"\"",
+            b"\\",
+            b"\\u",
+            b"\\ud800",
+            b"\\udc00",
+            b"-",
+            b"-0",
+            b"0",
+            b"01",
+            b"1.0",
+            b"1e3",
+            b"null",
+            b"true",
+            b",",
+            b":",
+            b"}",
+            b"{",
+            b"[",
+            b"]",
+            b" ",
+            b"\t",
+            b"\x00",
+            b"\xff",
+            b"\xc3",
+            b"\xe9",
+            b"\x7f",
+            b"\"id\":",
+            b"\"user\":\"x\",",
+        ];
+        let mut accepted_mutants = 0;
+        for _ in 0..20_000 {
+            let r = record(&mut rng);
+            let mut l = line(&mut rng, &r).into_bytes();
+            for _ in 0..=rng.below(3) {
+                let at = rng.below(l.len() as u64 + 1) as usize;
+                match rng.below(3) {
+                    0 if at < l.len() => {
+                        l.remove(at);
+                    }
+                    1 => {
+                        for (k, &b) in rng.pick(specials).iter().enumerate() {
+                            l.insert(at + k, b);
+                        }
+                    }
+                    _ if at < l.len() => l[at] = *rng.pick(b"09\"x}"),
+                    _ => {}
+                }
+            }
+            if let Some(view) = scan_line(&l, &mut scratch) {
+                accepted_mutants += 1;
+                let parsed = full(&l).unwrap_or_else(|| {
+                    panic!(
+                        "scanner took a line the parser refuses: {}",
+                        String::from_utf8_lossy(&l)
+                    )
+                });
+                assert_eq!(
+                    view,
+                    RecordRef::from(&parsed),
+                    "{}",
+                    String::from_utf8_lossy(&l)
+                );
+            }
+        }
+        // Some mutants are still valid records (a digit changed).
+        assert!(accepted_mutants > 100, "{accepted_mutants}");
+    }
+
+    #[test]
+    fn what_the_scanner_leaves_to_serde() {
+        let mut scratch = Scratch::default();
+        let base = r#"{"v":1,"id":"01JDQ3Z6Y2V8W5H4K7M9N0P1Q2","ts":"2026-11-01T10:00:00.123Z","user":"u","provider":"p","model":"m","nano_usd":5}"#;
+        assert!(scan_line(base.as_bytes(), &mut scratch).is_some());
+        for (from, to) in [
+            ("\"nano_usd\":5", "\"nano_usd\":5.0"),
+            ("\"nano_usd\":5", "\"nano_usd\":-5"),
+            ("\"nano_usd\":5", "\"nano_usd\":-0"),
+            ("\"nano_usd\":5", "\"nano_usd\":5,\"nano_usd\":5"),
+            ("\"user\":\"u\"", "\"user\":\"u\",\"us\\u0065r\":\"u\""),
+            ("\"user\":\"u\"", "\"user\":\"\\ud800\""),
+            ("\"user\":\"u\"", "\"user\":null"),
+            ("\"user\":\"u\",", ""),
+            ("\"model\":\"m\"", "\"model\":\"m\",\"x\":1e400"),
+            ("\"model\":\"m\"", "\"model\":\"m\",\"tags\":{\"a\":1}"),
+            ("\"model\":\"m\"", "\"model\":\"m\",\"mode\":null"),
+            (
+                "\"ts\":\"2026-11-01T10:00:00.123Z\"",
+                "\"ts\":\"2026-11-01T12:00:00+02:00\"",
+            ),
+            ("{", "\u{feff}{"),
+        ] {
+            let l = base.replacen(from, to, 1);
+            assert!(scan_line(l.as_bytes(), &mut scratch).is_none(), "{l}");
+        }
+        let deep = base.replacen(
+            "\"model\":\"m\"",
+            &format!(
+                "\"model\":\"m\",\"x\":{}1{}",
+                "[".repeat(100),
+                "]".repeat(100)
+            ),
+            1,
+        );
+        assert!(scan_line(deep.as_bytes(), &mut scratch).is_none());
+    }
+}
