@@ -153,9 +153,13 @@ async fn child_process_entry() {
         .user(cfg.user.clone())
         .build()
         .unwrap();
+    // The directory's shared book, as `CostTracker::from_config` gives every
+    // process of the team (a per-process memory book sees only its own spend).
+    let book = costlayer::tracker::book::JsonlDirBook::open(&cfg.data_dir).unwrap();
     let tracker = CostTracker::builder_from_config(&cfg)
         .unwrap()
         .storage(Arc::new(storage))
+        .book(Arc::new(book))
         .sink(move |a: Alert| {
             let sent_log = sent_log.clone();
             async move {
