@@ -63,9 +63,7 @@ use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::sse::SseEvent;
-#[cfg(feature = "http")]
-use crate::sse::SseParser;
+use crate::sse::{SseEvent, SseParser};
 use crate::transport::Codec;
 #[cfg(feature = "http")]
 use crate::transport::HttpResponse;
