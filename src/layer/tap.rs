@@ -17,7 +17,8 @@ use crate::{ChatDelta, ChatStream, Error};
 pub(crate) enum End<'a> {
     /// The final delta arrived.
     Completed,
-    /// The stream ended with this error.
+    /// The stream ended with this error (read by the rate limiter).
+    #[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
     Failed(&'a Error),
     /// The caller dropped the stream before its end (or the stream ended
     /// without its final delta and without an error).
