@@ -98,23 +98,9 @@ impl CostTracker {
             })),
             Reserved::Refused { key, totals } => {
                 let user = self.user().to_owned();
-                crate::metrics::blocked(&key.budget, &user);
-                let alerts = self.evaluate(&totals, &user, now);
-                self.dispatch(alerts).await;
-                let spent = totals
-                    .iter()
-                    .find(|t| t.key == key)
-                    .map_or(Money::ZERO, |t| t.committed());
-                let limit = in_scope
-                    .iter()
-                    .find(|l| l.key == key)
-                    .map_or(Money::ZERO, |l| l.limit);
-                Err(Error::BudgetExceeded {
-                    budget: key.budget,
-                    spent,
-                    limit,
-                    estimate: amount,
-                })
+                Err(self
+                    .refused(key, &totals, &in_scope, &user, now, amount)
+                    .await)
             }
             #[allow(unreachable_patterns)]
             _ => Err(Error::config("the budget book gave an unknown answer")),

@@ -8,7 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::book::{run_detached, BookLine, BudgetBook, Hold, Reserved};
+use chrono::{DateTime, Utc};
+
+use super::book::{run_detached, BookKey, BookLine, BudgetBook, Hold, LineTotals, Reserved};
 use super::{CallInfo, CostTracker, UnpricedPolicy};
 use crate::budget::Action;
 use crate::ledger::CostRecord;
@@ -274,27 +276,41 @@ impl CostTracker {
                     u32::try_from(inner.estimator.max_output_tokens(req)).unwrap_or(u32::MAX),
                 ),
             }),
-            Reserved::Refused { key, totals } => {
-                crate::metrics::blocked(&key.budget, user);
-                let alerts = self.evaluate(&totals, user, now);
-                self.dispatch(alerts).await;
-                let spent = totals
-                    .iter()
-                    .find(|t| t.key == key)
-                    .map_or(Money::ZERO, |t| t.committed());
-                let limit = in_scope
-                    .iter()
-                    .find(|l| l.key == key)
-                    .map_or(Money::ZERO, |l| l.limit);
-                Err(Error::BudgetExceeded {
-                    budget: key.budget,
-                    spent,
-                    limit,
-                    estimate,
-                })
-            }
+            Reserved::Refused { key, totals } => Err(self
+                .refused(key, &totals, in_scope, user, now, estimate)
+                .await),
             #[allow(unreachable_patterns)]
             _ => Err(Error::config("the budget book gave an unknown answer")),
+        }
+    }
+
+    /// A blocking budget refused `amount`: counts the blocked call, sends
+    /// the alerts already due on the shared totals, and names the budget.
+    pub(super) async fn refused(
+        &self,
+        key: BookKey,
+        totals: &[LineTotals],
+        in_scope: &[BookLine],
+        user: &str,
+        now: DateTime<Utc>,
+        amount: Money,
+    ) -> Error {
+        crate::metrics::blocked(&key.budget, user);
+        let alerts = self.evaluate(totals, user, now);
+        self.dispatch(alerts).await;
+        let spent = totals
+            .iter()
+            .find(|t| t.key == key)
+            .map_or(Money::ZERO, |t| t.committed());
+        let limit = in_scope
+            .iter()
+            .find(|l| l.key == key)
+            .map_or(Money::ZERO, |l| l.limit);
+        Error::BudgetExceeded {
+            budget: key.budget,
+            spent,
+            limit,
+            estimate: amount,
         }
     }
 }
