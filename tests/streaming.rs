@@ -102,13 +102,14 @@ fn gemini(base: &str) -> Gemini {
         .unwrap()
 }
 
-/// A wiremock server answering `POST` requests matching `route` with
-/// `answers`, one request each, in order: each answer is expected exactly
-/// once (checked when the server drops).
-async fn mock_server(
+/// A wiremock server answering requests matching `route` with `answers`,
+/// one request each, in order (each expected exactly once, checked when
+/// the server drops), and the `client` built against it.
+async fn mock_server<C>(
     route: impl Fn() -> MockBuilder,
     answers: Vec<ResponseTemplate>,
-) -> MockServer {
+    client: fn(&str) -> C,
+) -> (MockServer, C) {
     let server = MockServer::start().await;
     for answer in answers {
         route()
@@ -118,59 +119,40 @@ async fn mock_server(
             .mount(&server)
             .await;
     }
-    server
+    let client = client(&server.uri());
+    (server, client)
 }
 
 /// The OpenAI Chat Completions client, its server answering
 /// `/v1/chat/completions` with `answers` (see [`mock_server`]).
 async fn openai_mock(answers: Vec<ResponseTemplate>) -> (MockServer, OpenAi) {
-    let server = mock_server(
-        || Mock::given(method("POST")).and(path("/v1/chat/completions")),
-        answers,
-    )
-    .await;
-    let client = openai(&server.uri());
-    (server, client)
+    let route = || Mock::given(method("POST")).and(path("/v1/chat/completions"));
+    mock_server(route, answers, openai).await
 }
 
 /// The OpenAI Responses client, its server answering `/v1/responses`.
 async fn responses_mock(answers: Vec<ResponseTemplate>) -> (MockServer, OpenAiResponses) {
-    let server = mock_server(
-        || Mock::given(method("POST")).and(path("/v1/responses")),
-        answers,
-    )
-    .await;
-    let client = openai_responses(&server.uri());
-    (server, client)
+    let route = || Mock::given(method("POST")).and(path("/v1/responses"));
+    mock_server(route, answers, openai_responses).await
 }
 
 /// The Anthropic client, its server answering `/v1/messages`.
 async fn anthropic_mock(answers: Vec<ResponseTemplate>) -> (MockServer, Anthropic) {
-    let server = mock_server(
-        || Mock::given(method("POST")).and(path("/v1/messages")),
-        answers,
-    )
-    .await;
-    let client = anthropic(&server.uri());
-    (server, client)
+    let route = || Mock::given(method("POST")).and(path("/v1/messages"));
+    mock_server(route, answers, anthropic).await
 }
 
 /// The Gemini client, its server answering gemini-2.5-flash's
 /// `streamGenerateContent?alt=sse`.
 async fn gemini_mock(answers: Vec<ResponseTemplate>) -> (MockServer, Gemini) {
-    let server = mock_server(
-        || {
-            Mock::given(method("POST"))
-                .and(path(
-                    "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-                ))
-                .and(query_param("alt", "sse"))
-        },
-        answers,
-    )
-    .await;
-    let client = gemini(&server.uri());
-    (server, client)
+    let route = || {
+        Mock::given(method("POST"))
+            .and(path(
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            ))
+            .and(query_param("alt", "sse"))
+    };
+    mock_server(route, answers, gemini).await
 }
 
 /// A retry layer with short delays, for the retry tests.
