@@ -509,51 +509,37 @@ macro_rules! transport_client {
         $(#[$stream_doc:meta])*
         StreamRequest;
     ) => {
-        $(#[$chat_doc])*
-        impl $crate::transport::__private::Service<$crate::ChatRequest> for $client {
-            type Response = $crate::ChatResponse;
-            type Error = $crate::Error;
-            type Future = $crate::transport::ResponseFuture;
-
-            fn poll_ready(
-                &mut self,
-                cx: &mut ::std::task::Context<'_>,
-            ) -> ::std::task::Poll<::std::result::Result<(), $crate::Error>> {
-                $crate::transport::__private::Service::<$crate::ChatRequest>::poll_ready(
-                    &mut self.$field,
-                    cx,
-                )
-            }
-
-            fn call(&mut self, req: $crate::ChatRequest) -> Self::Future {
-                $crate::transport::__private::Service::<$crate::ChatRequest>::call(
-                    &mut self.$field,
-                    req,
-                )
-            }
+        $crate::transport_client! {
+            @service($client, $field, $crate::ChatRequest, $crate::ChatResponse,
+                $crate::transport::ResponseFuture);
+            $(#[$chat_doc])*
         }
-
-        $(#[$stream_doc])*
-        impl $crate::transport::__private::Service<$crate::StreamRequest> for $client {
-            type Response = $crate::ChatStream;
+        $crate::transport_client! {
+            @service($client, $field, $crate::StreamRequest, $crate::ChatStream,
+                $crate::transport::StreamFuture);
+            $(#[$stream_doc])*
+        }
+    };
+    // One `Service` impl forwarding to the transport; used by `services`.
+    (
+        @service($client:ty, $field:ident, $req:ty, $resp:ty, $future:ty);
+        $(#[$doc:meta])*
+    ) => {
+        $(#[$doc])*
+        impl $crate::transport::__private::Service<$req> for $client {
+            type Response = $resp;
             type Error = $crate::Error;
-            type Future = $crate::transport::StreamFuture;
+            type Future = $future;
 
             fn poll_ready(
                 &mut self,
                 cx: &mut ::std::task::Context<'_>,
             ) -> ::std::task::Poll<::std::result::Result<(), $crate::Error>> {
-                $crate::transport::__private::Service::<$crate::StreamRequest>::poll_ready(
-                    &mut self.$field,
-                    cx,
-                )
+                $crate::transport::__private::Service::<$req>::poll_ready(&mut self.$field, cx)
             }
 
-            fn call(&mut self, req: $crate::StreamRequest) -> Self::Future {
-                $crate::transport::__private::Service::<$crate::StreamRequest>::call(
-                    &mut self.$field,
-                    req,
-                )
+            fn call(&mut self, req: $req) -> Self::Future {
+                $crate::transport::__private::Service::<$req>::call(&mut self.$field, req)
             }
         }
     };
