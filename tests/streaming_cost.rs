@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use costlayer::budget::Budget;
-use costlayer::layer::builder::StackBuilder;
+use costlayer::layer::builder::{LlmStreamService, StackBuilder};
 use costlayer::layer::cache::{CacheLayer, MokaCache};
 use costlayer::layer::cost::{CostLayer, CostService};
 use costlayer::ledger::{CostRecord, MemoryStorage};
@@ -230,14 +230,11 @@ async fn a_cached_stream_is_replayed_and_recorded_as_a_hit() {
         .no_retry();
     let svc = stack.build_streaming(provider.clone());
 
-    let first = svc
-        .clone()
-        .oneshot(StreamRequest::new(req()))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let stream_whole = |svc: LlmStreamService| async move {
+        let stream = svc.oneshot(StreamRequest::new(req())).await.unwrap();
+        stream.collect_response().await.unwrap()
+    };
+    let first = stream_whole(svc.clone()).await;
     assert!(!first.cached);
     // The completed stream is stored in the background.
     for _ in 0..200 {
@@ -248,13 +245,7 @@ async fn a_cached_stream_is_replayed_and_recorded_as_a_hit() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(cache.entry_count(), 1, "the completed stream was stored");
-    let second = svc
-        .oneshot(StreamRequest::new(req()))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let second = stream_whole(svc).await;
     assert!(second.cached);
     assert_eq!(second.text, first.text);
     assert_eq!(second.usage, first.usage);
