@@ -34,7 +34,7 @@ use costlayer::{ChatRequest, ChatResponse, Error, Message};
 use serde_json::{json, Value};
 use tower::{Service, ServiceExt};
 use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
 const KEY: &str = "sk-test-providers-stack-5e1d";
 
@@ -77,20 +77,22 @@ fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
 }
 
-/// The full stack around `provider`, recording into `ledger`: the default
-/// cache, a retry layer with a short backoff (Retry-After still honoured up
-/// to its default 60 s cap), and a rate limit roomy enough not to wait.
-fn stack<S>(provider: S, ledger: &MemoryStorage) -> LlmService
+/// The full stack around `provider` and the ledger it records into: the
+/// default cache, a retry layer with a short backoff (Retry-After still
+/// honoured up to its default 60 s cap), and a rate limit roomy enough not
+/// to wait.
+fn stack<S>(provider: S) -> (MemoryStorage, LlmService)
 where
     S: Service<ChatRequest, Response = ChatResponse, Error = Error> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
+    let ledger = MemoryStorage::new();
     let tracker = CostTracker::builder()
         .storage(Arc::new(ledger.clone()))
         .user("alice")
         .build()
         .unwrap();
-    StackBuilder::new(tracker)
+    let llm = StackBuilder::new(tracker)
         .retry(
             RetryLayer::new()
                 .max_attempts(nz(3))
@@ -101,7 +103,8 @@ where
             nz(600),
             nz(1_000_000),
         )))
-        .build(provider)
+        .build(provider);
+    (ledger, llm)
 }
 
 fn openai(server: &MockServer) -> OpenAi {
@@ -129,6 +132,52 @@ fn gemini(server: &MockServer) -> Gemini {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// A wiremock server answering `route` with `answer`, expected `times`
+/// times (checked by `server.verify()` and when it drops), and the `client`
+/// built against it.
+async fn mock_server<C>(
+    route: MockBuilder,
+    answer: impl Respond + 'static,
+    times: u64,
+    client: fn(&MockServer) -> C,
+) -> (MockServer, C) {
+    let server = MockServer::start().await;
+    route
+        .respond_with(answer)
+        .expect(times)
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    (server, client)
+}
+
+/// The OpenAI client, its server answering `/v1/chat/completions` sent
+/// with the key.
+async fn openai_mock(answer: impl Respond + 'static, times: u64) -> (MockServer, OpenAi) {
+    let route = Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()));
+    mock_server(route, answer, times, openai).await
+}
+
+/// The Anthropic client, its server answering `/v1/messages` sent with the
+/// key.
+async fn anthropic_mock(answer: impl Respond + 'static, times: u64) -> (MockServer, Anthropic) {
+    let route = Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("x-api-key", KEY));
+    mock_server(route, answer, times, anthropic).await
+}
+
+/// The Gemini client, its server answering gemini-2.5-flash's
+/// `generateContent` sent with the key.
+async fn gemini_mock(answer: impl Respond + 'static, times: u64) -> (MockServer, Gemini) {
+    let route = Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .and(header("x-goog-api-key", KEY));
+    mock_server(route, answer, times, gemini).await
 }
 
 fn json_response(status: u16, body: Value) -> ResponseTemplate {
@@ -168,7 +217,6 @@ async fn assert_retried_then_billed_once(
 
 #[tokio::test]
 async fn openai_429_then_503_then_200_is_three_requests_and_one_record() {
-    let server = MockServer::start().await;
     let seq = Sequence::new(vec![
         json_response(
             429,
@@ -197,16 +245,8 @@ async fn openai_429_then_503_then_200_is_three_requests_and_one_record() {
             }),
         ),
     ]);
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
-        .respond_with(seq.clone())
-        .expect(3)
-        .mount(&server)
-        .await;
-
-    let ledger = MemoryStorage::new();
-    let llm = stack(openai(&server), &ledger);
+    let (server, client) = openai_mock(seq.clone(), 3).await;
+    let (ledger, llm) = stack(client);
     let req = ChatRequest::new("gpt-4o-mini")
         .message(Message::user("Say hi in French"))
         .max_tokens(300);
@@ -218,7 +258,6 @@ async fn openai_429_then_503_then_200_is_three_requests_and_one_record() {
 
 #[tokio::test]
 async fn anthropic_429_then_529_then_200_is_three_requests_and_one_record() {
-    let server = MockServer::start().await;
     let seq = Sequence::new(vec![
         json_response(
             429,
@@ -249,16 +288,8 @@ async fn anthropic_429_then_529_then_200_is_three_requests_and_one_record() {
             }),
         ),
     ]);
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .and(header("x-api-key", KEY))
-        .respond_with(seq.clone())
-        .expect(3)
-        .mount(&server)
-        .await;
-
-    let ledger = MemoryStorage::new();
-    let llm = stack(anthropic(&server), &ledger);
+    let (server, client) = anthropic_mock(seq.clone(), 3).await;
+    let (ledger, llm) = stack(client);
     let req = ChatRequest::new("claude-haiku-4-5")
         .message(Message::user("Say hi in French"))
         .max_tokens(200);
@@ -270,7 +301,6 @@ async fn anthropic_429_then_529_then_200_is_three_requests_and_one_record() {
 
 #[tokio::test]
 async fn gemini_429_then_503_then_200_is_three_requests_and_one_record() {
-    let server = MockServer::start().await;
     let seq = Sequence::new(vec![
         json_response(
             429,
@@ -302,16 +332,8 @@ async fn gemini_429_then_503_then_200_is_three_requests_and_one_record() {
             }),
         ),
     ]);
-    Mock::given(method("POST"))
-        .and(path("/v1beta/models/gemini-2.5-flash:generateContent"))
-        .and(header("x-goog-api-key", KEY))
-        .respond_with(seq.clone())
-        .expect(3)
-        .mount(&server)
-        .await;
-
-    let ledger = MemoryStorage::new();
-    let llm = stack(gemini(&server), &ledger);
+    let (server, client) = gemini_mock(seq.clone(), 3).await;
+    let (ledger, llm) = stack(client);
     let req = ChatRequest::new("gemini-2.5-flash")
         .message(Message::user("Say hi in French"))
         .max_tokens(1000);
@@ -321,14 +343,14 @@ async fn gemini_429_then_503_then_200_is_three_requests_and_one_record() {
     assert_eq!(ledger.records()[0].usage.reasoning_tokens, 438);
 }
 
-/// A credentials error: one request, the error returned as is, no record,
-/// and the key nowhere in the error.
-async fn assert_not_retried_not_billed(
-    llm: LlmService,
-    server: &MockServer,
-    ledger: &MemoryStorage,
-    req: ChatRequest,
-) {
+/// A credentials error: one request to the fixture's server, the error
+/// returned as is, no record, and the key nowhere in the error.
+async fn assert_not_retried_not_billed<S>((server, client): (MockServer, S), req: ChatRequest)
+where
+    S: Service<ChatRequest, Response = ChatResponse, Error = Error> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let (ledger, llm) = stack(client);
     let err = llm.oneshot(req).await.unwrap_err();
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
     assert!(!err.is_retryable());
@@ -341,38 +363,24 @@ async fn assert_not_retried_not_billed(
 
 #[tokio::test]
 async fn openai_401_is_one_request_and_no_record() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(json_response(
-            401,
-            json!({"error": {"message": "Incorrect API key provided: sk-test-***********5e1d. You can find your API key at https://platform.openai.com/account/api-keys.",
-                "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let ledger = MemoryStorage::new();
+    let answer = json_response(
+        401,
+        json!({"error": {"message": "Incorrect API key provided: sk-test-***********5e1d. You can find your API key at https://platform.openai.com/account/api-keys.",
+            "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
+    );
     let req = ChatRequest::new("gpt-4o-mini").message(Message::user("hi"));
-    assert_not_retried_not_billed(stack(openai(&server), &ledger), &server, &ledger, req).await;
+    assert_not_retried_not_billed(openai_mock(answer, 1).await, req).await;
 }
 
 #[tokio::test]
 async fn anthropic_401_is_one_request_and_no_record() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(json_response(
-            401,
-            json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"},
-                "request_id": "req_011CAuth"}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let ledger = MemoryStorage::new();
+    let answer = json_response(
+        401,
+        json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+            "request_id": "req_011CAuth"}),
+    );
     let req = ChatRequest::new("claude-haiku-4-5").message(Message::user("hi"));
-    assert_not_retried_not_billed(stack(anthropic(&server), &ledger), &server, &ledger, req).await;
+    assert_not_retried_not_billed(anthropic_mock(answer, 1).await, req).await;
 }
 
 #[tokio::test]
@@ -393,15 +401,9 @@ async fn gemini_bad_key_is_one_request_and_no_record() {
                 "status": "UNAUTHENTICATED"}}),
         ),
     ] {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(json_response(status, body))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let ledger = MemoryStorage::new();
+        let fixture = gemini_mock(json_response(status, body), 1).await;
         let req = ChatRequest::new("gemini-2.5-flash").message(Message::user("hi"));
-        assert_not_retried_not_billed(stack(gemini(&server), &ledger), &server, &ledger, req).await;
+        assert_not_retried_not_billed(fixture, req).await;
     }
 }
 
@@ -409,19 +411,13 @@ async fn gemini_bad_key_is_one_request_and_no_record() {
 async fn a_retry_after_beyond_the_cap_ends_the_retries_with_the_providers_hint() {
     // The provider asks for 30 s; the retry layer is told to wait at most
     // 1 s, so it gives up at once and hands the hint to the caller.
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            json_response(
-                429,
-                json!({"error": {"message": "Rate limit reached", "type": "requests", "param": null,
-                    "code": "rate_limit_exceeded"}}),
-            )
-            .insert_header("retry-after", "30"),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let answer = json_response(
+        429,
+        json!({"error": {"message": "Rate limit reached", "type": "requests", "param": null,
+            "code": "rate_limit_exceeded"}}),
+    )
+    .insert_header("retry-after", "30");
+    let (server, client) = openai_mock(answer, 1).await;
     let ledger = MemoryStorage::new();
     let tracker = CostTracker::builder()
         .storage(Arc::new(ledger.clone()))
@@ -429,7 +425,7 @@ async fn a_retry_after_beyond_the_cap_ends_the_retries_with_the_providers_hint()
         .unwrap();
     let llm = StackBuilder::new(tracker)
         .retry(RetryLayer::new().max_retry_after(Duration::from_secs(1)))
-        .build(openai(&server));
+        .build(client);
     let err = llm
         .oneshot(ChatRequest::new("gpt-4o-mini").message(Message::user("hi")))
         .await
@@ -443,18 +439,13 @@ async fn a_retry_after_beyond_the_cap_ends_the_retries_with_the_providers_hint()
 
 #[tokio::test]
 async fn three_overloads_exhaust_the_attempts_and_nothing_is_billed() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(json_response(
-            529,
-            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
-        ))
-        .expect(3)
-        .mount(&server)
-        .await;
-    let ledger = MemoryStorage::new();
-    let err = stack(anthropic(&server), &ledger)
+    let answer = json_response(
+        529,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    );
+    let (server, client) = anthropic_mock(answer, 3).await;
+    let (ledger, llm) = stack(client);
+    let err = llm
         .oneshot(ChatRequest::new("claude-haiku-4-5").message(Message::user("hi")))
         .await
         .unwrap_err();

@@ -12,9 +12,9 @@ use costlayer::ledger::MemoryStorage;
 use costlayer::openai::OpenAi;
 use costlayer::tracker::CostTracker;
 use costlayer::{ChatRequest, ContentPart, Message};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tower::ServiceExt;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn fixture() -> Value {
@@ -24,15 +24,23 @@ fn fixture() -> Value {
     .unwrap()
 }
 
-#[tokio::test]
-async fn responses_usage_is_priced_exactly_with_cached_and_reasoning_tokens() {
+/// A wiremock server answering one `POST /v1/responses` whose body holds
+/// `sent` with the recorded [`fixture`] (checked when it drops).
+async fn responses_server(sent: Value) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/responses"))
+        .and(body_partial_json(sent))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture()))
         .expect(1)
         .mount(&server)
         .await;
+    server
+}
+
+#[tokio::test]
+async fn responses_usage_is_priced_exactly_with_cached_and_reasoning_tokens() {
+    let server = responses_server(json!({"model": "gpt-4.1"})).await;
     let client = OpenAi::builder()
         .api_key("sk-test-responses")
         .base_url(format!("{}/v1", server.uri()))
@@ -85,18 +93,12 @@ async fn responses_usage_is_priced_exactly_with_cached_and_reasoning_tokens() {
 /// `/v1/responses`, priced from the embedded table and recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_calls_the_responses_api() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .and(wiremock::matchers::body_partial_json(serde_json::json!({
-            "model": "gpt-4.1",
-            "input": [{"type": "message", "role": "user", "content": "Total?"}],
-            "max_output_tokens": 64
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture()))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = responses_server(json!({
+        "model": "gpt-4.1",
+        "input": [{"type": "message", "role": "user", "content": "Total?"}],
+        "max_output_tokens": 64
+    }))
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = assert_cmd::Command::cargo_bin("cost-tracker").unwrap();
     cmd.current_dir(tmp.path()).env("COSTLAYER_USER", "alice");

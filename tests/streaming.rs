@@ -21,14 +21,16 @@ use costlayer::layer::retry::RetryLayer;
 use costlayer::ledger::{CostRecord, MemoryStorage};
 use costlayer::openai::{OpenAi, OpenAiResponses};
 use costlayer::tracker::CostTracker;
-use costlayer::{ChatRequest, ChatStream, CostStatus, Error, Message, Money, StreamRequest, Usage};
+use costlayer::{
+    ChatRequest, ChatResponse, ChatStream, CostStatus, Error, Message, Money, StreamRequest, Usage,
+};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tower::{ServiceBuilder, ServiceExt};
-use wiremock::matchers::{body_partial_json, method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use tower::{Service, ServiceBuilder, ServiceExt};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 const KEY: &str = "sk-test-streaming-77a1";
 
@@ -67,7 +69,7 @@ const GEMINI_BODY: &str = concat!(
     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" there\"}],\"role\":\"model\"},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":300,\"candidatesTokenCount\":9},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"g9\"}\n",
 );
 
-/// The three clients against a loopback `base` (the server's root URL).
+/// The clients against a loopback `base` (the server's root URL).
 fn openai(base: &str) -> OpenAi {
     OpenAi::builder()
         .api_key(KEY)
@@ -100,6 +102,59 @@ fn gemini(base: &str) -> Gemini {
         .unwrap()
 }
 
+/// A wiremock server answering requests matching `route` with `answers`,
+/// one request each, in order (each expected exactly once, checked when
+/// the server drops), and the `client` built against it.
+async fn mock_server<C>(
+    route: impl Fn() -> MockBuilder,
+    answers: Vec<ResponseTemplate>,
+    client: fn(&str) -> C,
+) -> (MockServer, C) {
+    let server = MockServer::start().await;
+    for answer in answers {
+        route()
+            .respond_with(answer)
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let client = client(&server.uri());
+    (server, client)
+}
+
+/// The OpenAI Chat Completions client, its server answering
+/// `/v1/chat/completions` with `answers` (see [`mock_server`]).
+async fn openai_mock(answers: Vec<ResponseTemplate>) -> (MockServer, OpenAi) {
+    let route = || Mock::given(method("POST")).and(path("/v1/chat/completions"));
+    mock_server(route, answers, openai).await
+}
+
+/// The OpenAI Responses client, its server answering `/v1/responses`.
+async fn responses_mock(answers: Vec<ResponseTemplate>) -> (MockServer, OpenAiResponses) {
+    let route = || Mock::given(method("POST")).and(path("/v1/responses"));
+    mock_server(route, answers, openai_responses).await
+}
+
+/// The Anthropic client, its server answering `/v1/messages`.
+async fn anthropic_mock(answers: Vec<ResponseTemplate>) -> (MockServer, Anthropic) {
+    let route = || Mock::given(method("POST")).and(path("/v1/messages"));
+    mock_server(route, answers, anthropic).await
+}
+
+/// The Gemini client, its server answering gemini-2.5-flash's
+/// `streamGenerateContent?alt=sse`.
+async fn gemini_mock(answers: Vec<ResponseTemplate>) -> (MockServer, Gemini) {
+    let route = || {
+        Mock::given(method("POST"))
+            .and(path(
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            ))
+            .and(query_param("alt", "sse"))
+    };
+    mock_server(route, answers, gemini).await
+}
+
 /// A retry layer with short delays, for the retry tests.
 fn quick_retry() -> RetryLayer {
     RetryLayer::new()
@@ -113,6 +168,19 @@ fn req(model: &str) -> StreamRequest {
             .message(Message::user("Say hello"))
             .max_tokens(64),
     )
+}
+
+/// Streams `req` through `svc` and folds the stream into one response.
+async fn stream_whole<S>(svc: S, req: StreamRequest) -> ChatResponse
+where
+    S: Service<StreamRequest, Response = ChatStream, Error = Error>,
+{
+    svc.oneshot(req)
+        .await
+        .unwrap()
+        .collect_response()
+        .await
+        .unwrap()
 }
 
 async fn collect(s: ChatStream) -> (Vec<costlayer::ChatDelta>, Option<Error>) {
@@ -129,37 +197,8 @@ async fn collect(s: ChatStream) -> (Vec<costlayer::ChatDelta>, Option<Error>) {
 
 #[tokio::test]
 async fn each_provider_streams_its_documented_shape() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(sse(OPENAI_BODY))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(sse(ANTHROPIC_BODY))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(
-            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-        ))
-        .and(query_param("alt", "sse"))
-        .respond_with(sse(GEMINI_BODY))
-        .expect(1)
-        .mount(&server)
-        .await;
-
-    let openai = openai(&server.uri());
-    let resp = openai
-        .oneshot(req("gpt-4o-mini"))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let (openai_server, openai) = openai_mock(vec![sse(OPENAI_BODY)]).await;
+    let resp = stream_whole(openai, req("gpt-4o-mini")).await;
     assert_eq!(resp.text, "Hello there");
     assert_eq!(resp.provider, "openai");
     assert_eq!(
@@ -172,14 +211,8 @@ async fn each_provider_streams_its_documented_shape() {
         }
     );
 
-    let anthropic = anthropic(&server.uri());
-    let resp = anthropic
-        .oneshot(req("claude-haiku-4-5"))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let (anthropic_server, anthropic) = anthropic_mock(vec![sse(ANTHROPIC_BODY)]).await;
+    let resp = stream_whole(anthropic, req("claude-haiku-4-5")).await;
     assert_eq!(resp.text, "Hello there");
     assert_eq!(resp.model, "claude-haiku-4-5-20251001");
     assert_eq!(
@@ -192,31 +225,30 @@ async fn each_provider_streams_its_documented_shape() {
         }
     );
 
-    let gemini = gemini(&server.uri());
-    let resp = gemini
-        .oneshot(req("gemini-2.5-flash"))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let (_gemini_server, gemini) = gemini_mock(vec![sse(GEMINI_BODY)]).await;
+    let resp = stream_whole(gemini, req("gemini-2.5-flash")).await;
     assert_eq!(resp.text, "Hello there");
     assert_eq!(resp.usage, Usage::new(300, 9));
 
     // What was sent: the stream flags.
-    let received = server.received_requests().await.unwrap();
-    let openai_body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let openai_body = sent_body(&openai_server, 0).await;
     assert_eq!(openai_body["stream"], true);
     assert_eq!(openai_body["stream_options"]["include_usage"], true);
-    let anthropic_body: Value = serde_json::from_slice(&received[1].body).unwrap();
+    let anthropic_body = sent_body(&anthropic_server, 0).await;
     assert_eq!(anthropic_body["stream"], true);
 }
 
-/// A raw HTTP/1.1 server on loopback: answers each connection with `head`
-/// and then `pieces` of body, one write each with a pause between (so each
+/// The JSON body of the `i`th request `server` received.
+async fn sent_body(server: &MockServer, i: usize) -> Value {
+    let received = server.received_requests().await.unwrap();
+    serde_json::from_slice(&received[i].body).unwrap()
+}
+
+/// A raw HTTP/1.1 server on loopback: answers each connection with
+/// [`SSE_HEAD`] and then `pieces` of body, one write each with a pause between (so each
 /// is its own read on the client), then closes (no Content-Length: the close
 /// ends the body).
-async fn raw_server(head: &'static str, pieces: Vec<Vec<u8>>) -> (String, Arc<AtomicUsize>) {
+async fn raw_server(pieces: Vec<Vec<u8>>) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -252,7 +284,7 @@ async fn raw_server(head: &'static str, pieces: Vec<Vec<u8>>) -> (String, Arc<At
                         }
                     }
                 }
-                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(SSE_HEAD.as_bytes()).await;
                 for p in pieces.iter() {
                     let _ = sock.write_all(p).await;
                     let _ = sock.flush().await;
@@ -280,7 +312,7 @@ fn pieces(body: &str, n: usize) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn frames_split_across_reads_give_the_same_answer() {
-    let (url, hits) = raw_server(SSE_HEAD, pieces(ANTHROPIC_BODY, 37)).await;
+    let (url, hits) = raw_server(pieces(ANTHROPIC_BODY, 37)).await;
     let anthropic = anthropic(&url);
     let stream = anthropic.oneshot(req("claude-haiku-4-5")).await.unwrap();
     assert!(stream.time_to_first_delta().is_some());
@@ -301,7 +333,7 @@ async fn a_cut_connection_ends_the_stream_with_a_typed_error() {
     let cut = &OPENAI_BODY[..OPENAI_BODY
         .find("data: {\"id\":\"chatcmpl-9\",\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[]")
         .unwrap()];
-    let (url, _) = raw_server(SSE_HEAD, pieces(cut, 50)).await;
+    let (url, _) = raw_server(pieces(cut, 50)).await;
     let openai = openai(&url);
     let (deltas, err) = collect(openai.oneshot(req("gpt-4o-mini")).await.unwrap()).await;
     let text: String = deltas.iter().map(|d| d.text.as_str()).collect();
@@ -315,7 +347,7 @@ async fn retried_only_before_the_first_delta() {
     // Every answer is an overload error event right after HTTP 200: the
     // first delta never comes, so each attempt is retried.
     let overloaded = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
-    let (url, hits) = raw_server(SSE_HEAD, vec![overloaded.as_bytes().to_vec()]).await;
+    let (url, hits) = raw_server(vec![overloaded.as_bytes().to_vec()]).await;
     let svc = ServiceBuilder::new()
         .layer(quick_retry())
         .service(anthropic(&url));
@@ -329,7 +361,7 @@ async fn retried_only_before_the_first_delta() {
         "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
         "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
     );
-    let (url, hits) = raw_server(SSE_HEAD, vec![body.as_bytes().to_vec()]).await;
+    let (url, hits) = raw_server(vec![body.as_bytes().to_vec()]).await;
     let svc = ServiceBuilder::new()
         .layer(quick_retry())
         .service(anthropic(&url));
@@ -345,17 +377,10 @@ async fn retried_only_before_the_first_delta() {
 
 #[tokio::test]
 async fn an_error_status_is_the_codecs_typed_error() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("retry-after", "3")
-                .set_body_string(r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let openai = openai(&server.uri());
+    let (_server, openai) = openai_mock(vec![ResponseTemplate::new(429)
+        .insert_header("retry-after", "3")
+        .set_body_string(r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#)])
+    .await;
     let err = openai.oneshot(req("gpt-4o-mini")).await.unwrap_err();
     assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
@@ -377,7 +402,16 @@ fn responses_fixture() -> Value {
     .unwrap()
 }
 
-fn ledger_stack(storage: &MemoryStorage, budget: Option<Budget>) -> (CostTracker, StackBuilder) {
+/// A ledger in memory, its tracker (user `alice`, under `budget` when
+/// given) and the stack recording into it (with [`quick_retry`]).
+struct Ledger {
+    storage: MemoryStorage,
+    tracker: CostTracker,
+    stack: StackBuilder,
+}
+
+fn ledger(budget: Option<Budget>) -> Ledger {
+    let storage = MemoryStorage::new();
     let mut b = CostTracker::builder()
         .storage(Arc::new(storage.clone()))
         .user("alice");
@@ -386,7 +420,16 @@ fn ledger_stack(storage: &MemoryStorage, budget: Option<Budget>) -> (CostTracker
     }
     let tracker = b.build().unwrap();
     let stack = StackBuilder::new(tracker.clone()).retry(quick_retry());
-    (tracker, stack)
+    Ledger {
+        storage,
+        tracker,
+        stack,
+    }
+}
+
+/// A blocking $1 monthly budget, for the cases that check its hold.
+fn one_dollar() -> Option<Budget> {
+    Some(Budget::monthly(Money::from_usd(1).unwrap()).block())
 }
 
 /// Waits (bounded) for `n` records: a dropped stream settles in the background.
@@ -402,42 +445,37 @@ async fn records(storage: &MemoryStorage, n: usize) -> Vec<CostRecord> {
     storage.records()
 }
 
-fn responses_req() -> ChatRequest {
-    ChatRequest::new("gpt-4.1")
-        .message(Message::user("Total of the invoice?"))
-        .max_tokens(4000)
+fn responses_req() -> StreamRequest {
+    StreamRequest::new(
+        ChatRequest::new("gpt-4.1")
+            .message(Message::user("Total of the invoice?"))
+            .max_tokens(4000),
+    )
 }
 
 #[tokio::test]
 async fn a_responses_stream_is_recorded_once_at_the_unstreamed_cost() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .and(body_partial_json(serde_json::json!({"stream": true})))
-        .respond_with(sse(RESPONSES_BODY))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(responses_fixture()))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let client = openai_responses(&server.uri());
+    // The call unstreamed first, then streamed.
+    let (server, client) = responses_mock(vec![
+        ResponseTemplate::new(200).set_body_json(responses_fixture()),
+        sse(RESPONSES_BODY),
+    ])
+    .await;
 
-    let plain = MemoryStorage::new();
-    let whole = ledger_stack(&plain, None)
-        .1
+    let plain = ledger(None);
+    let whole = plain
+        .stack
         .build(client.clone())
-        .oneshot(responses_req())
+        .oneshot(responses_req().0)
         .await
         .unwrap();
 
-    let storage = MemoryStorage::new();
-    let svc = ledger_stack(&storage, None).1.build_streaming(client);
-    let mut stream = svc
-        .oneshot(StreamRequest::new(responses_req()))
+    let streamed = ledger(None);
+    let storage = &streamed.storage;
+    let mut stream = streamed
+        .stack
+        .build_streaming(client)
+        .oneshot(responses_req())
         .await
         .unwrap();
     let mut deltas = Vec::new();
@@ -467,8 +505,8 @@ async fn a_responses_stream_is_recorded_once_at_the_unstreamed_cost() {
         (6000, 4000, 2000, 1500)
     );
 
-    let expected = plain.records();
-    let recs = records(&storage, 1).await;
+    let expected = plain.storage.records();
+    let recs = records(storage, 1).await;
     assert_eq!(recs.len(), 1, "recorded once");
     assert_eq!(recs[0].cost_status, CostStatus::Exact);
     // gpt-4.1: 6000 × $2.00 + 4000 × $0.50 + 2000 × $8.00 per million = $0.030.
@@ -480,9 +518,10 @@ async fn a_responses_stream_is_recorded_once_at_the_unstreamed_cost() {
         last.recorded.as_ref().unwrap().record_id,
         recs[0].id.to_string()
     );
-    // The reasoning item comes back for the next turn, as unstreamed.
-    let received = server.received_requests().await.unwrap();
-    let sent: Value = serde_json::from_slice(&received[1].body).unwrap();
+    // The unstreamed call did not ask for a stream; the streamed one did,
+    // without Chat Completions' `stream_options`.
+    assert!(sent_body(&server, 0).await.get("stream").is_none());
+    let sent = sent_body(&server, 1).await;
     assert_eq!(sent["stream"], true);
     assert!(sent.get("stream_options").is_none());
 }
@@ -491,15 +530,8 @@ async fn a_responses_stream_is_recorded_once_at_the_unstreamed_cost() {
 async fn responses_frames_split_across_reads_give_the_same_answer() {
     // CRLF line ends, 29-byte reads: every frame and line end is cut.
     let crlf = RESPONSES_BODY.replace('\n', "\r\n");
-    let crlf: &'static str = Box::leak(crlf.into_boxed_str());
-    let (url, hits) = raw_server(SSE_HEAD, pieces(crlf, 29)).await;
-    let resp = openai_responses(&url)
-        .oneshot(StreamRequest::new(responses_req()))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let (url, hits) = raw_server(pieces(&crlf, 29)).await;
+    let resp = stream_whole(openai_responses(&url), responses_req()).await;
     assert_eq!(resp.text, "Invoice total: 42 EUR.");
     assert_eq!(resp.usage.cache_read_tokens, 4000);
     assert_eq!(resp.usage.reasoning_tokens, 1500);
@@ -520,19 +552,26 @@ fn frames(body: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Checks the settled hold and the estimated record of a stream that
+/// ended early (`how`: "dropped", "failed"), and returns the record.
+async fn assert_estimated_once(ledger: &Ledger, how: &str, once: &str) -> CostRecord {
+    let recs = records(&ledger.storage, 1).await;
+    assert_eq!(recs.len(), 1, "{once}");
+    let r = recs[0].clone();
+    assert_eq!(r.cost_status, CostStatus::Estimated);
+    assert!(r.cost_notes[0].contains(how), "{:?}", r.cost_notes);
+    assert!(r.nano_usd.unwrap() > Money::ZERO, "never $0");
+    let status = ledger.tracker.budget_status().await.unwrap();
+    assert_eq!(status[0].reserved, Money::ZERO, "the hold was settled");
+    r
+}
+
 #[tokio::test]
 async fn a_dropped_responses_stream_is_recorded_once_as_estimated() {
-    let (url, _) = raw_server(SSE_HEAD, frames(RESPONSES_BODY)).await;
-    let storage = MemoryStorage::new();
-    let (tracker, stack) = ledger_stack(
-        &storage,
-        Some(Budget::monthly(Money::from_usd(1).unwrap()).block()),
-    );
-    let svc = stack.build_streaming(openai_responses(&url));
-    let mut stream = svc
-        .oneshot(StreamRequest::new(responses_req()))
-        .await
-        .unwrap();
+    let (url, _) = raw_server(frames(RESPONSES_BODY)).await;
+    let ledger = ledger(one_dollar());
+    let svc = ledger.stack.clone().build_streaming(openai_responses(&url));
+    let mut stream = svc.oneshot(responses_req()).await.unwrap();
     // Read up to the first words of the answer, then go away.
     let mut received = String::new();
     while let Some(d) = stream.next().await {
@@ -545,25 +584,19 @@ async fn a_dropped_responses_stream_is_recorded_once_as_estimated() {
         }
     }
     assert_eq!(received, "Summarised the invoice.Invoice");
-    assert!(tracker.budget_status().await.unwrap()[0].reserved > Money::ZERO);
+    assert!(ledger.tracker.budget_status().await.unwrap()[0].reserved > Money::ZERO);
     drop(stream);
 
-    let recs = records(&storage, 1).await;
-    assert_eq!(recs.len(), 1, "recorded once, never twice");
-    let r = &recs[0];
-    assert_eq!(r.cost_status, CostStatus::Estimated);
-    assert!(r.cost_notes[0].contains("dropped"), "{:?}", r.cost_notes);
+    let r = assert_estimated_once(&ledger, "dropped", "recorded once, never twice").await;
     // No usage came before the drop: the input is the request's exact
     // count, the output what was received, both with the tokenizer.
     let counter = TiktokenCounter::for_model("gpt-4.1");
-    let mut sent = responses_req();
+    let mut sent = responses_req().0;
     sent.max_tokens = Some(4000);
     assert_eq!(r.usage.input_tokens, counter.count_request(&sent));
     assert_eq!(r.usage.output_tokens, counter.count_text(&received));
     assert!(r.usage.output_tokens > 0);
-    assert!(r.nano_usd.unwrap() > Money::ZERO, "never $0");
-    let status = tracker.budget_status().await.unwrap();
-    assert_eq!(status[0].reserved, Money::ZERO, "the hold was settled");
+    let status = ledger.tracker.budget_status().await.unwrap();
     assert_eq!(status[0].spent, r.nano_usd.unwrap());
 }
 
@@ -577,25 +610,10 @@ async fn an_error_event_after_200_ends_a_responses_stream_typed_and_estimated() 
     let body = format!(
         "{head}event: error\ndata: {{\"type\":\"error\",\"code\":\"server_error\",\"message\":\"The server had an error while processing your request.\",\"param\":null,\"sequence_number\":99}}\n\n"
     );
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .respond_with(sse(&body))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let storage = MemoryStorage::new();
-    let (tracker, stack) = ledger_stack(
-        &storage,
-        Some(Budget::monthly(Money::from_usd(1).unwrap()).block()),
-    );
-    let svc = stack.build_streaming(openai_responses(&server.uri()));
-    let (deltas, err) = collect(
-        svc.oneshot(StreamRequest::new(responses_req()))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_server, client) = responses_mock(vec![sse(&body)]).await;
+    let ledger = ledger(one_dollar());
+    let svc = ledger.stack.clone().build_streaming(client);
+    let (deltas, err) = collect(svc.oneshot(responses_req()).await.unwrap()).await;
     let text: String = deltas.iter().map(|d| d.text.as_str()).collect();
     assert_eq!(text, "Invoice total:");
     assert!(deltas.iter().all(|d| !d.done));
@@ -603,23 +621,12 @@ async fn an_error_event_after_200_ends_a_responses_stream_typed_and_estimated() 
     assert!(matches!(err, Error::Server { .. }), "{err:?}");
     assert!(err.to_string().contains("processing your request"), "{err}");
 
-    let recs = records(&storage, 1).await;
-    assert_eq!(
-        recs.len(),
-        1,
-        "one record, not retried after the first delta"
-    );
-    assert_eq!(recs[0].cost_status, CostStatus::Estimated);
-    assert!(
-        recs[0].cost_notes[0].contains("failed"),
-        "{:?}",
-        recs[0].cost_notes
-    );
-    assert!(recs[0].nano_usd.unwrap() > Money::ZERO);
-    assert_eq!(
-        tracker.budget_status().await.unwrap()[0].reserved,
-        Money::ZERO
-    );
+    assert_estimated_once(
+        &ledger,
+        "failed",
+        "one record, not retried after the first delta",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -630,33 +637,11 @@ async fn a_responses_error_before_any_output_is_retried() {
     let failing = format!(
         "{created}event: error\ndata: {{\"type\":\"error\",\"code\":\"server_error\",\"message\":\"overloaded\",\"param\":null,\"sequence_number\":1}}\n\n"
     );
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .respond_with(sse(&failing))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/responses"))
-        .respond_with(sse(RESPONSES_BODY))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let storage = MemoryStorage::new();
-    let svc = ledger_stack(&storage, None)
-        .1
-        .build_streaming(openai_responses(&server.uri()));
-    let resp = svc
-        .oneshot(StreamRequest::new(responses_req()))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let (_server, client) = responses_mock(vec![sse(&failing), sse(RESPONSES_BODY)]).await;
+    let ledger = ledger(None);
+    let resp = stream_whole(ledger.stack.build_streaming(client), responses_req()).await;
     assert_eq!(resp.text, "Invoice total: 42 EUR.");
-    let recs = records(&storage, 1).await;
+    let recs = records(&ledger.storage, 1).await;
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].cost_status, CostStatus::Exact);
     assert_eq!(recs[0].nano_usd, Some(Money::from_nanos(30_000_000)));

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use costlayer::budget::Budget;
-use costlayer::layer::builder::StackBuilder;
+use costlayer::layer::builder::{LlmStreamService, StackBuilder};
 use costlayer::layer::cache::{CacheLayer, MokaCache};
-use costlayer::layer::cost::CostLayer;
+use costlayer::layer::cost::{CostLayer, CostService};
 use costlayer::ledger::{CostRecord, MemoryStorage};
 use costlayer::mock::{Failure, SimulatedProvider};
 use costlayer::tracker::CostTracker;
@@ -28,6 +28,25 @@ fn tracker(storage: &MemoryStorage, budget: Option<Budget>) -> CostTracker {
         b = b.budget(budget);
     }
     b.build().unwrap()
+}
+
+/// `provider` behind the cost layer, recording into a fresh ledger: the
+/// ledger, its tracker and the service.
+fn cost_stack(
+    provider: SimulatedProvider,
+    budget: Option<Budget>,
+) -> (MemoryStorage, CostTracker, CostService<SimulatedProvider>) {
+    let storage = MemoryStorage::new();
+    let tracker = tracker(&storage, budget);
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker.clone()))
+        .service(provider);
+    (storage, tracker, svc)
+}
+
+/// A blocking $1 monthly budget, for the cases that check its hold.
+fn one_dollar() -> Option<Budget> {
+    Some(Budget::monthly(Money::from_usd(1).unwrap()).block())
 }
 
 fn req() -> ChatRequest {
@@ -57,18 +76,12 @@ async fn records(storage: &MemoryStorage, n: usize) -> Vec<CostRecord> {
 async fn a_completed_stream_is_recorded_once_at_the_unstreamed_cost() {
     let provider = SimulatedProvider::new();
     // The same call unstreamed, for the expected cost.
-    let plain = MemoryStorage::new();
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker(&plain, None)))
-        .service(provider.clone());
+    let (plain, _, svc) = cost_stack(provider.clone(), None);
     let whole = svc.oneshot(req()).await.unwrap();
     let expected = plain.records()[0].nano_usd.unwrap();
     assert!(expected > Money::ZERO);
 
-    let storage = MemoryStorage::new();
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker(&storage, None)))
-        .service(provider);
+    let (storage, _, svc) = cost_stack(provider, None);
     let mut stream = svc.oneshot(StreamRequest::new(req())).await.unwrap();
     let mut text = String::new();
     let mut last = None;
@@ -101,12 +114,7 @@ async fn a_completed_stream_is_recorded_once_at_the_unstreamed_cost() {
 
 #[tokio::test]
 async fn a_dropped_stream_is_recorded_once_as_estimated() {
-    let storage = MemoryStorage::new();
-    let budget = Budget::monthly(Money::from_usd(1).unwrap()).block();
-    let tracker = tracker(&storage, Some(budget));
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker.clone()))
-        .service(SimulatedProvider::new());
+    let (storage, tracker, svc) = cost_stack(SimulatedProvider::new(), one_dollar());
     let mut stream = svc.oneshot(StreamRequest::new(req())).await.unwrap();
     // The input usage and one chunk of text, then the caller goes away.
     let first = stream.next().await.unwrap().unwrap();
@@ -136,13 +144,8 @@ async fn a_dropped_stream_is_recorded_once_as_estimated() {
 
 #[tokio::test]
 async fn a_stream_cut_midway_ends_with_the_error_and_an_estimated_record() {
-    let storage = MemoryStorage::new();
-    let budget = Budget::monthly(Money::from_usd(1).unwrap()).block();
-    let tracker = tracker(&storage, Some(budget));
     let provider = SimulatedProvider::builder().cut_streams_after(3).build();
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker.clone()))
-        .service(provider);
+    let (storage, tracker, svc) = cost_stack(provider, one_dollar());
     let mut stream = svc.oneshot(StreamRequest::new(req())).await.unwrap();
     let mut texts = 0;
     let err = loop {
@@ -173,15 +176,10 @@ async fn a_stream_cut_midway_ends_with_the_error_and_an_estimated_record() {
 
 #[tokio::test]
 async fn a_failure_before_the_first_delta_records_nothing_and_releases_the_hold() {
-    let storage = MemoryStorage::new();
-    let budget = Budget::monthly(Money::from_usd(1).unwrap()).block();
-    let tracker = tracker(&storage, Some(budget));
     let provider = SimulatedProvider::builder()
         .fail_first(1, Failure::InvalidRequest)
         .build();
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker.clone()))
-        .service(provider);
+    let (storage, tracker, svc) = cost_stack(provider, one_dollar());
     let err = svc.oneshot(StreamRequest::new(req())).await.unwrap_err();
     assert!(matches!(err, Error::InvalidRequest { .. }));
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -193,12 +191,9 @@ async fn a_failure_before_the_first_delta_records_nothing_and_releases_the_hold(
 
 #[tokio::test]
 async fn a_blocking_budget_refuses_a_stream_and_caps_its_output() {
-    let storage = MemoryStorage::new();
     // Far below one call's worst case at the default output cap.
     let budget = Budget::monthly(Money::from_nanos(1_000)).block();
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker(&storage, Some(budget))))
-        .service(SimulatedProvider::new());
+    let (_, _, svc) = cost_stack(SimulatedProvider::new(), Some(budget));
     let err = svc
         .oneshot(StreamRequest::new(
             ChatRequest::new("gpt-4o-mini").message(Message::user("hi")),
@@ -209,12 +204,7 @@ async fn a_blocking_budget_refuses_a_stream_and_caps_its_output() {
 
     // Uncapped, under a budget that fits: the stream is capped at what
     // was reserved, so billed <= reserved.
-    let storage = MemoryStorage::new();
-    let budget = Budget::monthly(Money::from_usd(1).unwrap()).block();
-    let tracker = tracker(&storage, Some(budget));
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker.clone()))
-        .service(SimulatedProvider::new());
+    let (storage, tracker, svc) = cost_stack(SimulatedProvider::new(), one_dollar());
     let uncapped = ChatRequest::new("gpt-4o-mini").message(Message::user("hi"));
     let estimate = tracker.estimate(&uncapped).unwrap();
     let resp = svc
@@ -240,14 +230,11 @@ async fn a_cached_stream_is_replayed_and_recorded_as_a_hit() {
         .no_retry();
     let svc = stack.build_streaming(provider.clone());
 
-    let first = svc
-        .clone()
-        .oneshot(StreamRequest::new(req()))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let stream_whole = |svc: LlmStreamService| async move {
+        let stream = svc.oneshot(StreamRequest::new(req())).await.unwrap();
+        stream.collect_response().await.unwrap()
+    };
+    let first = stream_whole(svc.clone()).await;
     assert!(!first.cached);
     // The completed stream is stored in the background.
     for _ in 0..200 {
@@ -258,13 +245,7 @@ async fn a_cached_stream_is_replayed_and_recorded_as_a_hit() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(cache.entry_count(), 1, "the completed stream was stored");
-    let second = svc
-        .oneshot(StreamRequest::new(req()))
-        .await
-        .unwrap()
-        .collect_response()
-        .await
-        .unwrap();
+    let second = stream_whole(svc).await;
     assert!(second.cached);
     assert_eq!(second.text, first.text);
     assert_eq!(second.usage, first.usage);

@@ -60,13 +60,8 @@ mod error;
 mod stream;
 mod usage;
 
-use std::task::{Context, Poll};
-
 use costlayer_core::tokens::{HeuristicCounter, TokenCounter};
-use costlayer_core::transport::{ResponseFuture, StreamFuture};
-use costlayer_core::{
-    ChatRequest, ChatResponse, ChatStream, ClientSettings, Error, HttpTransport, StreamRequest,
-};
+use costlayer_core::{ChatRequest, ClientSettings, Error, HttpTransport};
 
 pub use codec::{AnthropicCodec, DEFAULT_BASE_URL, DEFAULT_MAX_TOKENS, DEFAULT_VERSION};
 pub use error::error_from_response;
@@ -108,19 +103,8 @@ impl Anthropic {
         Anthropic { inner }
     }
 
-    /// The codec (request and response translation).
-    pub fn codec(&self) -> &AnthropicCodec {
-        self.inner.codec()
-    }
-
-    /// The shared transport.
-    pub fn get_ref(&self) -> &HttpTransport<AnthropicCodec> {
-        &self.inner
-    }
-
-    /// The shared transport, by value.
-    pub fn into_inner(self) -> HttpTransport<AnthropicCodec> {
-        self.inner
+    costlayer_core::transport_client! {
+        accessors(inner: AnthropicCodec);
     }
 
     /// The exact prompt tokens of `req` from `POST /v1/messages/count_tokens`
@@ -146,33 +130,11 @@ impl Anthropic {
     }
 }
 
-impl tower_service::Service<ChatRequest> for Anthropic {
-    type Response = ChatResponse;
-    type Error = Error;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        tower_service::Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
-        self.inner.call(req)
-    }
-}
-
-/// Streamed Messages (`"stream": true`); see [`costlayer_core::stream`] for the contract.
-impl tower_service::Service<StreamRequest> for Anthropic {
-    type Response = ChatStream;
-    type Error = Error;
-    type Future = StreamFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        tower_service::Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: StreamRequest) -> Self::Future {
-        self.inner.call(req)
-    }
+costlayer_core::transport_client! {
+    services(Anthropic, inner);
+    ChatRequest;
+    /// Streamed Messages (`"stream": true`); see [`costlayer_core::stream`] for the contract.
+    StreamRequest;
 }
 
 /// Builds an [`Anthropic`] client.

@@ -406,11 +406,152 @@ macro_rules! client_settings_setters {
     };
 }
 
+/// Writes the delegation of a provider client to the [`HttpTransport`] it
+/// wraps, so that every client says it once.
+///
+/// - `accessors(field: Codec);`, inside the client's inherent `impl`:
+///   `codec`, `get_ref` and `into_inner`, with shared docs.
+/// - `services(Client, field); ChatRequest; StreamRequest;`, at module
+///   level: `tower_service::Service<ChatRequest>` and
+///   `Service<StreamRequest>` for the client, each forwarding `poll_ready`
+///   and `call` to the transport. Doc comments written before
+///   `ChatRequest;` and `StreamRequest;` go on the two impls (what the
+///   provider's stream is, say).
+///
+/// The client is a struct holding an `HttpTransport<Codec>` in `field`; the
+/// codec must be a [`StreamCodec`](crate::StreamCodec). Constructors
+/// (`from_transport`, `build`) stay with the client: they differ.
+///
+/// ```
+/// use costlayer_core::stream::StreamDecoder;
+/// use costlayer_core::transport::{ClientSettings, HttpResponse};
+/// use costlayer_core::{
+///     sse::SseEvent, ChatDelta, ChatRequest, ChatResponse, Codec, Error, HttpTransport,
+///     StreamCodec, StreamRequest,
+/// };
+///
+/// # pub struct AcmeDecoder;
+/// # impl StreamDecoder for AcmeDecoder {
+/// #     fn event(&mut self, _: &SseEvent) -> Result<Option<ChatDelta>, Error> { Ok(None) }
+/// #     fn finish(&mut self) -> Result<Option<ChatDelta>, Error> { Ok(None) }
+/// # }
+/// /// Translation for the Acme API.
+/// #[derive(Debug)]
+/// pub struct AcmeCodec;
+/// # impl Codec for AcmeCodec {
+/// #     fn provider(&self) -> &'static str { "acme" }
+/// #     fn encode(&self, _: &ChatRequest) -> Result<http::Request<bytes::Bytes>, Error> {
+/// #         Err(Error::config("offline"))
+/// #     }
+/// #     fn decode(&self, _: &ChatRequest, _: HttpResponse) -> Result<ChatResponse, Error> {
+/// #         Err(Error::config("offline"))
+/// #     }
+/// # }
+/// # impl StreamCodec for AcmeCodec {
+/// #     type Decoder = AcmeDecoder;
+/// #     fn encode_stream(&self, _: &ChatRequest) -> Result<http::Request<bytes::Bytes>, Error> {
+/// #         Err(Error::config("offline"))
+/// #     }
+/// #     fn stream_decoder(&self, _: &ChatRequest) -> AcmeDecoder { AcmeDecoder }
+/// # }
+///
+/// /// The Acme client.
+/// #[derive(Debug, Clone)]
+/// pub struct Acme {
+///     inner: HttpTransport<AcmeCodec>,
+/// }
+///
+/// impl Acme {
+///     costlayer_core::transport_client! {
+///         accessors(inner: AcmeCodec);
+///     }
+/// }
+///
+/// costlayer_core::transport_client! {
+///     services(Acme, inner);
+///     ChatRequest;
+///     /// Streamed Acme calls.
+///     StreamRequest;
+/// }
+///
+/// fn is_service<S: tower_service::Service<ChatRequest> + tower_service::Service<StreamRequest>>(_: &S) {}
+///
+/// let acme = Acme { inner: ClientSettings::new().transport(AcmeCodec)? };
+/// is_service(&acme);
+/// assert_eq!(acme.codec().provider(), "acme");
+/// assert_eq!(acme.get_ref().codec().provider(), "acme");
+/// let transport: HttpTransport<AcmeCodec> = acme.into_inner();
+/// assert!(format!("{transport:?}").contains("acme"));
+/// # Ok::<(), Error>(())
+/// ```
+#[macro_export]
+macro_rules! transport_client {
+    (accessors($field:ident: $codec:ty);) => {
+        /// The codec (request and response translation).
+        pub fn codec(&self) -> &$codec {
+            self.$field.codec()
+        }
+
+        /// The shared transport.
+        pub fn get_ref(&self) -> &$crate::transport::HttpTransport<$codec> {
+            &self.$field
+        }
+
+        /// The shared transport, by value.
+        pub fn into_inner(self) -> $crate::transport::HttpTransport<$codec> {
+            self.$field
+        }
+    };
+    (
+        services($client:ty, $field:ident);
+        $(#[$chat_doc:meta])*
+        ChatRequest;
+        $(#[$stream_doc:meta])*
+        StreamRequest;
+    ) => {
+        $crate::transport_client! {
+            @service($client, $field, $crate::ChatRequest, $crate::ChatResponse,
+                $crate::transport::ResponseFuture);
+            $(#[$chat_doc])*
+        }
+        $crate::transport_client! {
+            @service($client, $field, $crate::StreamRequest, $crate::ChatStream,
+                $crate::transport::StreamFuture);
+            $(#[$stream_doc])*
+        }
+    };
+    // One `Service` impl forwarding to the transport; used by `services`.
+    (
+        @service($client:ty, $field:ident, $req:ty, $resp:ty, $future:ty);
+        $(#[$doc:meta])*
+    ) => {
+        $(#[$doc])*
+        impl $crate::transport::__private::Service<$req> for $client {
+            type Response = $resp;
+            type Error = $crate::Error;
+            type Future = $future;
+
+            fn poll_ready(
+                &mut self,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::result::Result<(), $crate::Error>> {
+                $crate::transport::__private::Service::<$req>::poll_ready(&mut self.$field, cx)
+            }
+
+            fn call(&mut self, req: $req) -> Self::Future {
+                $crate::transport::__private::Service::<$req>::call(&mut self.$field, req)
+            }
+        }
+    };
+}
+
 #[doc(hidden)]
 #[cfg(feature = "http")]
 pub mod __private {
-    //! Paths used by [`client_settings_setters!`](crate::client_settings_setters).
+    //! Paths used by [`client_settings_setters!`](crate::client_settings_setters)
+    //! and [`transport_client!`](crate::transport_client).
     pub use reqwest::Client;
+    pub use tower_service::Service;
 }
 
 /// A [`Codec`] turned into a `tower::Service<ChatRequest>`.

@@ -53,13 +53,8 @@ mod error;
 mod stream;
 mod usage;
 
-use std::task::{Context, Poll};
-
 use costlayer_core::tokens::{HeuristicCounter, TokenCounter};
-use costlayer_core::transport::{ResponseFuture, StreamFuture};
-use costlayer_core::{
-    ChatRequest, ChatResponse, ChatStream, ClientSettings, Error, HttpTransport, StreamRequest,
-};
+use costlayer_core::{ChatRequest, ClientSettings, Error, HttpTransport};
 
 pub use batch::INLINE_BATCH_LIMIT;
 pub use codec::{GeminiCodec, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
@@ -106,19 +101,8 @@ impl Gemini {
         }
     }
 
-    /// The codec (request and response translation).
-    pub fn codec(&self) -> &GeminiCodec {
-        self.inner.codec()
-    }
-
-    /// The shared transport.
-    pub fn get_ref(&self) -> &HttpTransport<GeminiCodec> {
-        &self.inner
-    }
-
-    /// The shared transport, by value.
-    pub fn into_inner(self) -> HttpTransport<GeminiCodec> {
-        self.inner
+    costlayer_core::transport_client! {
+        accessors(inner: GeminiCodec);
     }
 
     /// The exact prompt tokens of `req` from `:countTokens` (the whole
@@ -142,33 +126,11 @@ impl Gemini {
     }
 }
 
-impl tower_service::Service<ChatRequest> for Gemini {
-    type Response = ChatResponse;
-    type Error = Error;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        tower_service::Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
-        self.inner.call(req)
-    }
-}
-
-/// Streamed `streamGenerateContent?alt=sse`; see [`costlayer_core::stream`] for the contract.
-impl tower_service::Service<StreamRequest> for Gemini {
-    type Response = ChatStream;
-    type Error = Error;
-    type Future = StreamFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        tower_service::Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: StreamRequest) -> Self::Future {
-        self.inner.call(req)
-    }
+costlayer_core::transport_client! {
+    services(Gemini, inner);
+    ChatRequest;
+    /// Streamed `streamGenerateContent?alt=sse`; see [`costlayer_core::stream`] for the contract.
+    StreamRequest;
 }
 
 /// Builds a [`Gemini`] client.

@@ -10,6 +10,8 @@
 //! [`ChatResponse`] (usage mapped into costlayer's disjoint buckets, see
 //! [`OpenAiUsage`]) or a typed [`Error`] (see [`error_from_response`]).
 //!
+//! [`ChatResponse`]: costlayer_core::ChatResponse
+//!
 //! [`OpenAiResponses`] is the same client over the Responses API
 //! (`POST /v1/responses`, [`OpenAiResponsesCodec`]): reasoning items,
 //! `previous_response_id`, structured output through `text.format`, priced
@@ -69,13 +71,8 @@ mod responses_stream;
 mod stream;
 mod usage;
 
-use std::task::{Context, Poll};
-
 use costlayer_core::tokens::{TiktokenCounter, TokenCounter};
-use costlayer_core::transport::{ResponseFuture, StreamFuture};
-use costlayer_core::{
-    ChatRequest, ChatResponse, ChatStream, ClientSettings, Error, HttpTransport, StreamRequest,
-};
+use costlayer_core::{ChatRequest, ClientSettings, Error, HttpTransport};
 
 pub use codec::{OpenAiCodec, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_go_duration};
@@ -120,19 +117,8 @@ impl OpenAi {
         OpenAi { inner }
     }
 
-    /// The codec (request and response translation).
-    pub fn codec(&self) -> &OpenAiCodec {
-        self.inner.codec()
-    }
-
-    /// The shared transport.
-    pub fn get_ref(&self) -> &HttpTransport<OpenAiCodec> {
-        &self.inner
-    }
-
-    /// The shared transport, by value.
-    pub fn into_inner(self) -> HttpTransport<OpenAiCodec> {
-        self.inner
+    costlayer_core::transport_client! {
+        accessors(inner: OpenAiCodec);
     }
 
     /// Exact prompt tokens of `req` with tiktoken (`o200k_base` for gpt-4o,
@@ -148,34 +134,12 @@ impl OpenAi {
     }
 }
 
-impl tower_service::Service<ChatRequest> for OpenAi {
-    type Response = ChatResponse;
-    type Error = Error;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        tower_service::Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
-        self.inner.call(req)
-    }
-}
-
-/// Streamed chat completions (`stream: true`, usage included); see
-/// [`costlayer_core::stream`] for the contract.
-impl tower_service::Service<StreamRequest> for OpenAi {
-    type Response = ChatStream;
-    type Error = Error;
-    type Future = StreamFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        tower_service::Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: StreamRequest) -> Self::Future {
-        self.inner.call(req)
-    }
+costlayer_core::transport_client! {
+    services(OpenAi, inner);
+    ChatRequest;
+    /// Streamed chat completions (`stream: true`, usage included); see
+    /// [`costlayer_core::stream`] for the contract.
+    StreamRequest;
 }
 
 /// Builds an [`OpenAi`] client.

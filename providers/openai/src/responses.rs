@@ -1,16 +1,14 @@
 //! Request and response translation for `POST /v1/responses`, and the
 //! [`OpenAiResponses`] client.
 
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use costlayer_core::tokens::{TiktokenCounter, TokenCounter};
-use costlayer_core::transport::{body_snippet, merge_extra, ResponseFuture, StreamFuture};
+use costlayer_core::transport::{body_snippet, merge_extra};
 use costlayer_core::{
-    ChatRequest, ChatResponse, ChatStream, Codec, Content, ContentPart, Error, FinishReason,
-    HttpResponse, HttpTransport, Message, ResponseFormat, Role, StreamRequest, ToolCall,
-    ToolCallKind, ToolChoice, Usage,
+    ChatRequest, ChatResponse, Codec, Content, ContentPart, Error, FinishReason, HttpResponse,
+    HttpTransport, Message, ResponseFormat, Role, ToolCall, ToolCallKind, ToolChoice, Usage,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -510,19 +508,8 @@ impl OpenAiResponses {
         OpenAiResponses { inner }
     }
 
-    /// The codec (request and response translation).
-    pub fn codec(&self) -> &OpenAiResponsesCodec {
-        self.inner.codec()
-    }
-
-    /// The shared transport.
-    pub fn get_ref(&self) -> &HttpTransport<OpenAiResponsesCodec> {
-        &self.inner
-    }
-
-    /// The shared transport, by value.
-    pub fn into_inner(self) -> HttpTransport<OpenAiResponsesCodec> {
-        self.inner
+    costlayer_core::transport_client! {
+        accessors(inner: OpenAiResponsesCodec);
     }
 
     /// Prompt tokens of `req` with tiktoken, as
@@ -532,36 +519,14 @@ impl OpenAiResponses {
     }
 }
 
-impl tower_service::Service<ChatRequest> for OpenAiResponses {
-    type Response = ChatResponse;
-    type Error = Error;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        tower_service::Service::<ChatRequest>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
-        self.inner.call(req)
-    }
-}
-
-/// Streamed Responses calls (`stream: true`; the usage of the whole call
-/// from `response.completed`); see [`costlayer_core::stream`] for the
-/// contract and [`OpenAiResponsesStreamDecoder`](crate::OpenAiResponsesStreamDecoder)
-/// for the events read.
-impl tower_service::Service<StreamRequest> for OpenAiResponses {
-    type Response = ChatStream;
-    type Error = Error;
-    type Future = StreamFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        tower_service::Service::<StreamRequest>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: StreamRequest) -> Self::Future {
-        self.inner.call(req)
-    }
+costlayer_core::transport_client! {
+    services(OpenAiResponses, inner);
+    ChatRequest;
+    /// Streamed Responses calls (`stream: true`; the usage of the whole call
+    /// from `response.completed`); see [`costlayer_core::stream`] for the
+    /// contract and [`OpenAiResponsesStreamDecoder`](crate::OpenAiResponsesStreamDecoder)
+    /// for the events read.
+    StreamRequest;
 }
 
 #[cfg(test)]
