@@ -12,6 +12,13 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+#[cfg(feature = "postgres")]
+use costlayer::ledger::Storage as _;
+
+#[cfg(feature = "postgres")]
+#[path = "support/servers.rs"]
+mod servers;
+
 const KEY: &str = "AIzaSy-SECRET-0123456789abcdefghijk";
 
 const CLEARED: &[&str] = &[
@@ -378,4 +385,92 @@ async fn gemini_job_through_the_base_url() {
         assert_eq!(r.nano_usd, Some("0.000275".parse::<Money>().expect("usd")));
         assert_eq!(r.provider, "gemini");
     }
+}
+
+/// `batch` on the PostgreSQL ledger and book (`--database-url`, as `chat`):
+/// the hold is in the database's book, the results land in the database
+/// once (two `results` runs), nothing in the JSONL ledger.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_results_land_in_postgres_once() {
+    use futures_util::StreamExt as _;
+    let Some(url) = servers::database_url("cli_batch_postgres") else {
+        return;
+    };
+    let schema = servers::unique("t", "batch");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().to_owned();
+    let inp = input(&dir, "gpt-4o-mini", 3);
+    let pg_batch = |args: &[&str]| {
+        let mut c = batch(&dir, args);
+        c.env("COSTLAYER_SIMULATED_BATCH_MS", "300")
+            .env("COSTLAYER_DATABASE_SCHEMA", &schema)
+            .env_remove("COSTLAYER_DATABASE_URL")
+            .args(["--database-url", &url]);
+        run(&mut c)
+    };
+    let (ok, out, err) = pg_batch(&[
+        "submit",
+        "--provider",
+        "simulated",
+        "--input",
+        inp.to_str().expect("utf8"),
+        "--json",
+    ]);
+    assert!(ok, "{out}{err}");
+    let sub: Value = serde_json::from_str(&out).expect("json");
+    let id = sub["id"].as_str().expect("id").to_owned();
+    assert_eq!(sub["hold"]["budgets"], json!(["total", "monthly"]));
+
+    // The hold is in the database's book while the job runs.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(conn);
+    let held = client
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".book_holds"),
+            &[],
+        )
+        .await
+        .expect("the book's holds table");
+    assert!(held.get::<_, i64>(0) >= 1, "the hold is in PostgreSQL");
+
+    let (ok, out, err) = pg_batch(&["wait", &id, "--interval", "0.05", "--json"]);
+    assert!(ok, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["newly_recorded"], 3);
+    assert_eq!(v["released"], true);
+    let (ok, out, err) = pg_batch(&["results", &id, "--output", "r.jsonl", "--json"]);
+    assert!(ok, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["newly_recorded"], 0);
+    assert_eq!(v["already_recorded"], 3);
+
+    let st = costlayer::ledger::PostgresStorage::builder(&url)
+        .schema(&schema)
+        .connect()
+        .await
+        .expect("pg");
+    let mut stream = st
+        .scan(&costlayer::ledger::ScanFilter::default())
+        .await
+        .expect("scan");
+    let mut recs = Vec::new();
+    while let Some(item) = stream.next().await {
+        if let costlayer::ledger::ScanItem::Record(r) = item.expect("item") {
+            recs.push(r);
+        }
+    }
+    assert_eq!(recs.len(), 3, "each result once");
+    assert!(recs
+        .iter()
+        .all(|r| r.mode == Mode::Batch && r.user == "alice" && r.nano_usd.is_some()));
+    let mut customs: Vec<_> = recs
+        .iter()
+        .filter_map(|r| r.tags.get("batch_custom_id").cloned())
+        .collect();
+    customs.sort();
+    assert_eq!(customs, vec!["r0", "r1", "r2"]);
+    assert!(records(&dir).is_empty(), "nothing in the JSONL ledger");
 }

@@ -11,7 +11,6 @@
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use costlayer::batch::{BatchError, BatchJobs, JobEntry, ResultsReport};
@@ -22,7 +21,7 @@ use serde_json::json;
 
 use crate::args::ConfigArgs;
 use crate::chat::ProviderName;
-use crate::{settings, store, CliError};
+use crate::CliError;
 
 /// Testing aid: how long a simulated batch job takes, in milliseconds
 /// (default 2000).
@@ -158,30 +157,15 @@ pub(crate) fn run(args: BatchArgs) -> Result<(), CliError> {
     })
 }
 
-/// The jobs facade over the tracker `chat` would build, and the data dir.
+/// The jobs facade over the tracker `chat` would build (the PostgreSQL
+/// ledger and book when one is configured), and the data dir.
 fn open(common: &Common) -> Result<(BatchJobs, PathBuf), CliError> {
-    let mut config = settings::config(&common.config)?;
-    if let Some(p) = &common.prices {
-        config.prices = Some(p.clone());
-    }
-    let dir = common
-        .config
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.clone());
-    config.data_dir = dir.clone();
-    if config.spool_dir.is_none() {
-        config.spool_dir = Some(std::env::temp_dir().join("costlayer-spool"));
-    }
-    let storage = Arc::new(store::open(&dir, &config.user)?);
-    let tracker = crate::chat::tracker(
-        &config,
-        storage,
-        None,
-        common.provider.unwrap_or(ProviderName::Openai),
-    )?;
-    let jobs = BatchJobs::new(tracker, &dir).map_err(|e| CliError::Usage(e.to_string()))?;
-    Ok((jobs, dir))
+    let config = crate::chat::config_of(&common.config, common.prices.as_ref())?;
+    let opened =
+        crate::chat::open_tracker(&config, common.provider.unwrap_or(ProviderName::Openai))?;
+    let jobs = BatchJobs::new(opened.tracker, &opened.data_dir)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok((jobs, opened.data_dir))
 }
 
 /// The batch client of `name`, from the environment; and its key, to scrub.
