@@ -518,6 +518,176 @@ mod openai {
         assert_eq!(recs[0].nano_usd, Some(usd("0.000153")));
     }
 
+    /// A job on `/v1/responses`: neutral requests and a native Responses
+    /// line, uploaded as Responses bodies, the batch created on that
+    /// endpoint, and the output (Response objects) read by the Responses
+    /// codec: cached and reasoning tokens exact, priced at batch rates.
+    #[tokio::test]
+    async fn responses_job_upload_endpoint_and_exact_usage() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/files"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": "file-in", "object": "file", "purpose": "batch"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut created = batch("validating", None, None, 0, 0);
+        created["endpoint"] = json!("/v1/responses");
+        Mock::given(method("POST"))
+            .and(path("/v1/batches"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(created))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut done = batch("completed", Some("file-out"), None, 2, 0);
+        done["endpoint"] = json!("/v1/responses");
+        Mock::given(method("GET"))
+            .and(path("/v1/batches/batch_abc"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(done))
+            .mount(&server)
+            .await;
+        let response = |id: &str, text: &str, cached: u64, reasoning: u64| {
+            json!({"id": format!("batch_req_{id}"), "custom_id": id, "error": null,
+                "response": {"status_code": 200, "request_id": format!("req_{id}"), "body": {
+                    "id": format!("resp_{id}"), "object": "response", "status": "completed",
+                    "model": "gpt-4.1-2025-04-14",
+                    "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+                    "usage": {"input_tokens": 2000, "input_tokens_details": {"cached_tokens": cached},
+                        "output_tokens": 500, "output_tokens_details": {"reasoning_tokens": reasoning},
+                        "total_tokens": 2500}}}})
+        };
+        Mock::given(method("GET"))
+            .and(path("/v1/files/file-out/content"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+                "{}\n{}\n",
+                response("n1", "Four.", 1000, 200),
+                response("n2", "Hello.", 0, 0)
+            )))
+            .mount(&server)
+            .await;
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let jobs = BatchJobs::new(tracker(dir.path(), Some(usd("5"))), dir.path()).expect("jobs");
+        let responses = costlayer::openai::OpenAi::builder()
+            .api_key(KEY)
+            .base_url(format!("{}/v1", server.uri()))
+            .build_responses()
+            .expect("client");
+        let text = format!(
+            "{}\n{}\n",
+            json!({"custom_id": "n1", "request": {"model": "gpt-4.1", "system": "Be terse.",
+                "messages": [{"role": "user", "content": "2+2?"}], "max_tokens": 600}}),
+            json!({"custom_id": "n2", "method": "POST", "url": "/v1/responses",
+                "body": {"model": "gpt-4.1", "input": "Say hello", "max_output_tokens": 700}}),
+        );
+        let items =
+            parse_jsonl(&text, None, &responses.limits(), jobs.tracker().prices()).expect("valid");
+        let sub = jobs.submit(&responses, items).await.expect("submit");
+        assert_eq!(sub.entry.id, "batch_abc");
+
+        let received = server.received_requests().await.expect("recorded");
+        let upload = received
+            .iter()
+            .find(|r| r.url.path() == "/v1/files")
+            .expect("upload");
+        let want = format!(
+            "{}\n{}\n",
+            json!({"custom_id": "n1", "method": "POST", "url": "/v1/responses",
+                "body": {"model": "gpt-4.1", "instructions": "Be terse.",
+                    "input": [{"type": "message", "role": "user", "content": "2+2?"}],
+                    "max_output_tokens": 600}}),
+            json!({"custom_id": "n2", "method": "POST", "url": "/v1/responses",
+                "body": {"model": "gpt-4.1",
+                    "input": [{"type": "message", "role": "user", "content": "Say hello"}],
+                    "max_output_tokens": 700}}),
+        );
+        assert_eq!(file_part(&upload.body), want);
+        let create = received
+            .iter()
+            .find(|r| r.url.path() == "/v1/batches")
+            .expect("create");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&create.body).expect("json"),
+            json!({"input_file_id": "file-in", "endpoint": "/v1/responses", "completion_window": "24h"})
+        );
+
+        // The chat client reads the job too: by the batch's own endpoint.
+        let report = jobs
+            .results(&client(&server), "batch_abc")
+            .await
+            .expect("results");
+        assert_eq!((report.newly_recorded, report.errored), (2, 0));
+        let mut recs = records(dir.path()).await;
+        recs.sort_by(|a, b| {
+            a.tags
+                .get("batch_custom_id")
+                .cmp(&b.tags.get("batch_custom_id"))
+        });
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].usage.cache_read_tokens, 1000);
+        assert_eq!(recs[0].usage.reasoning_tokens, 200);
+        assert_eq!(recs[0].usage.output_tokens, 500);
+        assert!(recs.iter().all(|r| r.mode == Mode::Batch));
+        // gpt-4.1 batch: 1000 × $1.00/M + 1000 cached × $0.50/M + 500 × $4.00/M.
+        assert_eq!(recs[0].nano_usd, Some(usd("0.0035")));
+        // 2000 × $1.00/M + 500 × $4.00/M.
+        assert_eq!(recs[1].nano_usd, Some(usd("0.004")));
+        let row = report
+            .rows
+            .iter()
+            .find(|r| r.custom_id == "n1")
+            .expect("n1");
+        assert_eq!(row.text.as_deref(), Some("Four."));
+    }
+
+    /// One job has one endpoint: a chat line in a Responses job, or mixed
+    /// native lines, are refused with their line numbers.
+    #[test]
+    fn mixed_endpoints_are_refused_with_the_line() {
+        let server_less = costlayer::openai::OpenAi::builder()
+            .api_key(KEY)
+            .base_url("http://127.0.0.1:9/v1")
+            .build_responses()
+            .expect("client");
+        let chat = |id: &str| {
+            json!({"custom_id": id, "method": "POST", "url": "/v1/chat/completions",
+                "body": {"model": "gpt-4.1", "messages": [{"role": "user", "content": "x"}]}})
+        };
+        let resp = |id: &str| {
+            json!({"custom_id": id, "method": "POST", "url": "/v1/responses",
+                "body": {"model": "gpt-4.1", "input": "x"}})
+        };
+        let prices = costlayer::pricing::PriceTable::embedded();
+        let text = format!("{}\n{}\n", resp("a"), chat("b"));
+        let any = costlayer::core::BatchLimits::default();
+        let err = parse_jsonl(&text, None, &any, prices).expect_err("mixed");
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].line, 2);
+        assert!(
+            err.0[0]
+                .message
+                .contains("differs from line 1's /v1/responses"),
+            "{err}"
+        );
+        let err = parse_jsonl(&text, None, &server_less.limits(), prices).expect_err("chat line");
+        assert_eq!(err.0[0].line, 2);
+        assert!(err.0[0].message.contains("pass --api chat"), "{err}");
+        let chat_limits = costlayer::core::BatchLimits::default().endpoint("/v1/chat/completions");
+        let err = parse_jsonl(
+            &format!("{}\n{}\n", chat("a"), resp("b")),
+            None,
+            &chat_limits,
+            prices,
+        )
+        .expect_err("responses line in a chat job");
+        assert_eq!(err.0[0].line, 2);
+        assert!(err.0[0].message.contains("pass --api responses"), "{err}");
+    }
+
     #[tokio::test]
     async fn a_rejected_upload_holds_nothing_and_registers_nothing() {
         let server = MockServer::start().await;

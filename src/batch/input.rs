@@ -74,6 +74,8 @@ pub fn parse_jsonl(
     let mut lines_of: Vec<usize> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut size = 0usize;
+    // The endpoint of the first native OpenAI line, and its line.
+    let mut endpoint: Option<(String, usize)> = None;
     for (n, line) in text.lines().enumerate() {
         let n = n + 1;
         if line.trim().is_empty() {
@@ -81,7 +83,14 @@ pub fn parse_jsonl(
         }
         size = size.saturating_add(line.len() + 1);
         match parse_line(line) {
-            Ok((custom_id, mut req)) => {
+            Ok((custom_id, mut req, url)) => {
+                if let Some(url) = url {
+                    if let Some(message) = endpoint_error(&url, endpoint.as_ref(), limits) {
+                        errors.push(LineError { line: n, message });
+                        continue;
+                    }
+                    endpoint.get_or_insert((url, n));
+                }
                 if let Some(m) = model {
                     req.model = m.to_owned();
                 }
@@ -184,8 +193,34 @@ pub fn parse_jsonl(
     }
 }
 
-/// One line: its custom id (if any) and the request.
-fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest), String> {
+/// Why a native OpenAI line for `url` cannot join the job, if it cannot:
+/// one job has one endpoint (OpenAI's rule), the client's.
+fn endpoint_error(
+    url: &str,
+    first: Option<&(String, usize)>,
+    limits: &BatchLimits,
+) -> Option<String> {
+    if let Some(e) = limits.endpoint.filter(|e| *e != url) {
+        return Some(format!(
+            "the line targets {url} but this job runs on {e}: pass --api {} (in code, submit with {}), or change the line's `url`",
+            if url == RESPONSES { "responses" } else { "chat" },
+            if url == RESPONSES { "OpenAiResponses" } else { "OpenAi" },
+        ));
+    }
+    first.filter(|(f, _)| f != url).map(|(first, line)| {
+        format!(
+            "`url` {url} differs from line {line}'s {first}: one OpenAI batch has one endpoint; split the job in two"
+        )
+    })
+}
+
+/// OpenAI's Chat Completions and Responses endpoints, as native lines name them.
+const CHAT: &str = "/v1/chat/completions";
+const RESPONSES: &str = "/v1/responses";
+
+/// One line: its custom id (if any), the request, and the endpoint a
+/// native OpenAI line names.
+fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest, Option<String>), String> {
     let v: Value = serde_json::from_str(line)
         .map_err(|e| format!("not JSON ({e}): write one JSON object a line"))?;
     let Value::Object(obj) = v else {
@@ -193,26 +228,30 @@ fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest), String> {
     };
     let str_of = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
     if let Some(body) = obj.get("body") {
-        // OpenAI: {"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}
-        if let Some(url) = obj.get("url").and_then(Value::as_str) {
-            if url != "/v1/chat/completions" {
+        // OpenAI: {"custom_id", "method": "POST", "url": "/v1/chat/completions" | "/v1/responses", "body"}
+        let url = obj.get("url").and_then(Value::as_str);
+        let req = match url {
+            None | Some(CHAT) => native_chat(body, "max_completion_tokens")?,
+            Some(RESPONSES) => native_responses(body)?,
+            Some(other) => {
                 return Err(format!(
-                    "OpenAI line for `{url}`: only /v1/chat/completions batches are supported"
-                ));
+                    "OpenAI line for `{other}`: only {CHAT} and {RESPONSES} batches are supported"
+                ))
             }
-        }
-        return Ok((
-            str_of("custom_id"),
-            native_chat(body, "max_completion_tokens")?,
-        ));
+        };
+        return Ok((str_of("custom_id"), req, url.map(str::to_owned)));
     }
     if let Some(params) = obj.get("params") {
         // Anthropic: {"custom_id", "params"}
-        return Ok((str_of("custom_id"), native_chat(params, "max_tokens")?));
+        return Ok((
+            str_of("custom_id"),
+            native_chat(params, "max_tokens")?,
+            None,
+        ));
     }
     if let (Some(key), Some(req)) = (obj.get("key"), obj.get("request")) {
         // Gemini: {"key", "request": GenerateContentRequest}
-        return Ok((key.as_str().map(str::to_owned), gemini_native(req)?));
+        return Ok((key.as_str().map(str::to_owned), gemini_native(req)?, None));
     }
     let Some(req) = obj.get("request") else {
         return Err(
@@ -222,7 +261,85 @@ fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest), String> {
     };
     let req: ChatRequest = serde_json::from_value(req.clone())
         .map_err(|e| format!("the request is not a ChatRequest: {e}"))?;
-    Ok((str_of("custom_id"), req))
+    Ok((str_of("custom_id"), req, None))
+}
+
+/// A Responses API body (`POST /v1/responses`): `input` as text or message
+/// items, `instructions` as the system prompt, `max_output_tokens`; the
+/// rest travels as given.
+fn native_responses(body: &Value) -> Result<ChatRequest, String> {
+    let Value::Object(body) = body else {
+        return Err("the native request body is not an object".into());
+    };
+    let mut body: Map<String, Value> = body.clone();
+    let mut req = ChatRequest::new(
+        body.remove("model")
+            .and_then(|m| m.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    );
+    match body.remove("input") {
+        Some(Value::String(text)) => req.messages.push(Message::user(text)),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                req.messages
+                    .push(responses_item(item).map_err(|e| format!("input[{i}]: {e}"))?);
+            }
+        }
+        Some(_) => return Err("`input` must be text or an array of items".into()),
+        None => {}
+    }
+    if let Some(s) = body.remove("instructions") {
+        req.system = Some(s.as_str().ok_or("`instructions` must be text")?.to_owned());
+    }
+    if let Some(n) = body.remove("max_output_tokens") {
+        req.max_tokens = Some(
+            n.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("`max_output_tokens` must be a positive whole number")?,
+        );
+    }
+    if let Some(t) = body.remove("temperature") {
+        req.temperature = t.as_f64().map(|t| t as f32);
+    }
+    req.extra = body;
+    Ok(req)
+}
+
+/// One Responses input item as a message.
+fn responses_item(item: &Value) -> Result<Message, String> {
+    let kind = item
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message");
+    if kind != "message" {
+        return Err(format!(
+            "`{kind}` items cannot be read from native lines: use the neutral format for them"
+        ));
+    }
+    let text = match item.get("content") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .map(|p| match p.get("type").and_then(Value::as_str) {
+                Some("input_text" | "output_text") => p
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| "a text part has no `text`".to_owned()),
+                other => Err(format!(
+                    "`{}` parts cannot be read from native lines: use the neutral format for them",
+                    other.unwrap_or("untyped")
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join(""),
+        _ => return Err("a message item needs `content`".into()),
+    };
+    Ok(match item.get("role").and_then(Value::as_str) {
+        Some("assistant") => Message::assistant(text),
+        Some("system" | "developer") => Message::system(text),
+        _ => Message::user(text),
+    })
 }
 
 /// An OpenAI or Anthropic body with text messages.

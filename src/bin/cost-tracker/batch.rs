@@ -20,7 +20,7 @@ use costlayer::{Error, Money};
 use serde_json::json;
 
 use crate::args::ConfigArgs;
-use crate::chat::ProviderName;
+use crate::chat::{ApiName, ProviderName};
 use crate::CliError;
 
 /// Testing aid: how long a simulated batch job takes, in milliseconds
@@ -77,6 +77,12 @@ struct SubmitArgs {
     /// The model of every request (replaces the file's).
     #[arg(long, value_name = "MODEL")]
     model: Option<String>,
+
+    /// The OpenAI API every line runs on: chat (`/v1/chat/completions`) or
+    /// responses (`/v1/responses`). One job has one endpoint; later commands
+    /// read it from the job.
+    #[arg(long, value_enum, value_name = "API", default_value = "chat")]
+    api: ApiName,
 
     #[command(flatten)]
     common: Common,
@@ -171,8 +177,15 @@ fn open(common: &Common) -> Result<(BatchJobs, PathBuf), CliError> {
 /// The batch client of `name`, from the environment; and its key, to scrub.
 fn provider(
     name: ProviderName,
+    api: ApiName,
     data_dir: &Path,
 ) -> Result<(Box<dyn BatchProvider>, Option<String>), CliError> {
+    if api == ApiName::Responses && name != ProviderName::Openai {
+        return Err(CliError::Usage(format!(
+            "--api responses is OpenAI's Responses API: use it with --provider openai, not {}",
+            name.as_str()
+        )));
+    }
     let key = name
         .key_vars()
         .iter()
@@ -202,7 +215,12 @@ fn provider(
             )
         }
         #[cfg(feature = "openai")]
-        ProviderName::Openai => Box::new(costlayer::openai::OpenAi::from_env().map_err(setup)?),
+        ProviderName::Openai => match api {
+            ApiName::Chat => Box::new(costlayer::openai::OpenAi::from_env().map_err(setup)?),
+            ApiName::Responses => {
+                Box::new(costlayer::openai::OpenAiResponses::from_env().map_err(setup)?)
+            }
+        },
         #[cfg(feature = "anthropic")]
         ProviderName::Anthropic => {
             Box::new(costlayer::anthropic::Anthropic::from_env().map_err(setup)?)
@@ -240,7 +258,8 @@ async fn provider_of(
             })?
         }
     };
-    provider(name, dir)
+    // Either OpenAI client reads any job (by the batch's own endpoint).
+    provider(name, ApiName::Chat, dir)
 }
 
 /// A batch failure as a CLI error: bad input is a usage error (2), the
@@ -302,7 +321,7 @@ async fn submit(a: SubmitArgs) -> Result<(), CliError> {
     })?;
     let text = std::fs::read_to_string(&a.input)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", a.input.display())))?;
-    let (p, key) = provider(name, &dir)?;
+    let (p, key) = provider(name, a.api, &dir)?;
     let items = costlayer::batch::parse_jsonl(
         &text,
         a.model.as_deref(),
@@ -529,7 +548,7 @@ async fn list(a: ListArgs) -> Result<(), CliError> {
     }
     let mut recovered = None;
     if let Some(name) = a.common.provider {
-        let (p, key) = provider(name, &dir)?;
+        let (p, key) = provider(name, ApiName::Chat, &dir)?;
         recovered = Some(
             jobs.recover(p.as_ref())
                 .await
