@@ -474,3 +474,132 @@ async fn batch_results_land_in_postgres_once() {
     assert_eq!(customs, vec!["r0", "r1", "r2"]);
     assert!(records(&dir).is_empty(), "nothing in the JSONL ledger");
 }
+
+/// `batch submit --provider openai --api responses`: the job runs on
+/// `/v1/responses`; `wait` (the provider from the registry) reads the
+/// Response objects by the batch's endpoint, reasoning tokens exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_responses_job_through_the_base_url() {
+    const OPENAI_KEY: &str = "sk-test-SECRET-cli-0123456789abcdef";
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/files"))
+        .and(wiremock::matchers::header(
+            "authorization",
+            format!("Bearer {OPENAI_KEY}").as_str(),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "file-in", "object": "file", "purpose": "batch"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let batch_obj = |status: &str, out: Option<&str>, done: u64| {
+        json!({"id": "batch_cli", "object": "batch", "endpoint": "/v1/responses",
+            "input_file_id": "file-in", "completion_window": "24h", "status": status,
+            "output_file_id": out, "error_file_id": null,
+            "request_counts": {"total": 2, "completed": done, "failed": 0}})
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/batches"))
+        .and(wiremock::matchers::body_json(
+            json!({"input_file_id": "file-in",
+            "endpoint": "/v1/responses", "completion_window": "24h"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(batch_obj("validating", None, 0)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/batches/batch_cli"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(batch_obj(
+            "completed",
+            Some("file-out"),
+            2,
+        )))
+        .mount(&server)
+        .await;
+    let line = |id: &str| {
+        json!({"id": format!("br_{id}"), "custom_id": id, "error": null,
+            "response": {"status_code": 200, "request_id": "req", "body": {
+                "id": "resp_1", "object": "response", "status": "completed", "model": "gpt-4o-mini",
+                "output": [{"type": "message", "id": "m", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": "ok", "annotations": []}]}],
+                "usage": {"input_tokens": 1000, "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens": 100, "output_tokens_details": {"reasoning_tokens": 40},
+                    "total_tokens": 1100}}}})
+    };
+    Mock::given(method("GET"))
+        .and(path("/v1/files/file-out/content"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+            "{}\n{}\n",
+            line("r0"),
+            line("r1")
+        )))
+        .mount(&server)
+        .await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().to_owned();
+    let uri = format!("{}/v1", server.uri());
+    let (sub, wait, wrong, recs) = tokio::task::spawn_blocking(move || {
+        let inp = input(&dir, "gpt-4o-mini", 2);
+        let inp = inp.to_str().expect("utf8").to_owned();
+        let with_env = |c: &mut Command| {
+            c.env("OPENAI_API_KEY", OPENAI_KEY)
+                .env("OPENAI_BASE_URL", &uri);
+        };
+        let mut w = batch(
+            &dir,
+            &[
+                "submit",
+                "--provider",
+                "anthropic",
+                "--api",
+                "responses",
+                "--input",
+                &inp,
+            ],
+        );
+        with_env(&mut w);
+        let wrong = w.output().expect("runs");
+        let mut s = batch(
+            &dir,
+            &[
+                "submit",
+                "--provider",
+                "openai",
+                "--api",
+                "responses",
+                "--input",
+                &inp,
+                "--json",
+            ],
+        );
+        with_env(&mut s);
+        let sub = run(&mut s);
+        let mut w = batch(&dir, &["wait", "batch_cli", "--interval", "0.05", "--json"]);
+        with_env(&mut w);
+        let wait = run(&mut w);
+        (sub, wait, wrong, records(&dir))
+    })
+    .await
+    .expect("joins");
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("--api responses is OpenAI's"));
+    assert!(sub.0, "{}{}", sub.1, sub.2);
+    let v: Value = serde_json::from_str(sub.1.trim()).expect("json");
+    assert_eq!(v["id"], "batch_cli");
+    let (ok, out, err) = wait;
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains(OPENAI_KEY) && !err.contains(OPENAI_KEY));
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["newly_recorded"], 2);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        assert_eq!(r.usage.reasoning_tokens, 40);
+        assert_eq!(r.mode, Mode::Batch);
+        // 1000 × $0.075/M + 100 × $0.30/M = $0.000105 at batch rates.
+        assert_eq!(r.nano_usd, Some("0.000105".parse::<Money>().expect("usd")));
+    }
+}
