@@ -603,3 +603,119 @@ async fn openai_responses_job_through_the_base_url() {
         assert_eq!(r.nano_usd, Some("0.000105".parse::<Money>().expect("usd")));
     }
 }
+
+/// `s` quoted for `sh`.
+#[cfg(unix)]
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `batch wait` on a terminal (a real pseudo-terminal from util-linux
+/// `script`) draws the indicatif bar: the job's id and state, completed/total,
+/// elapsed; then the final lines. Without a terminal: plain periodic lines,
+/// no bar.
+#[cfg(unix)]
+#[test]
+fn wait_draws_a_bar_on_a_terminal_and_plain_lines_otherwise() {
+    if Command::new("script").arg("--version").output().is_err() {
+        // util-linux `script` gives the test its pseudo-terminal.
+        panic!("util-linux `script` is needed for this test: install util-linux (apt-get install bsdutils)");
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let inp = input(dir, "gpt-4o-mini", 3);
+    let submit = |dir: &Path| {
+        let (ok, out, err) = run(batch(
+            dir,
+            &[
+                "submit",
+                "--provider",
+                "simulated",
+                "--input",
+                inp.to_str().expect("utf8"),
+                "--json",
+            ],
+        )
+        .env("COSTLAYER_SIMULATED_BATCH_MS", "1500"));
+        assert!(ok, "{out}{err}");
+        let v: Value = serde_json::from_str(&out).expect("json");
+        v["id"].as_str().expect("id").to_owned()
+    };
+
+    // On a terminal.
+    let id = submit(dir);
+    let bin = assert_cmd::cargo::cargo_bin("cost-tracker");
+    let cmd = [
+        bin.to_str().expect("utf8"),
+        "batch",
+        "wait",
+        &id,
+        "--interval",
+        "0.1",
+        "--data-dir",
+        dir.join("ledger").to_str().expect("utf8"),
+        "--config",
+        dir.join("block.toml").to_str().expect("utf8"),
+    ]
+    .map(sh_quote)
+    .join(" ");
+    let mut c = Command::new("script");
+    for v in CLEARED {
+        c.env_remove(v);
+    }
+    let out = c
+        .args(["-qfec", &cmd, "/dev/null"])
+        .current_dir(dir)
+        .env("COSTLAYER_USER", "alice")
+        .env("COSTLAYER_SIMULATED_BATCH_MS", "1500")
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", "160")
+        .output()
+        .expect("script runs");
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{tty}");
+    if std::env::var_os("COSTLAYER_SHOW_TTY").is_some() {
+        eprintln!("{tty:?}");
+    }
+    // The bar: its message, the drawn bar, completed/total and elapsed.
+    assert!(tty.contains(&format!("{id} completed [")), "{tty:?}");
+    assert!(
+        tty.contains("==============================] 3/3 elapsed"),
+        "{tty:?}"
+    );
+    assert!(
+        tty.contains(&format!("{id} in_progress [")),
+        "while running: {tty:?}"
+    );
+    // The final lines after the bar.
+    assert!(
+        tty.contains(&format!("{id} simulated completed: 3/3 done")),
+        "{tty:?}"
+    );
+    assert!(tty.contains("recorded: 3 new"), "{tty:?}");
+    // No plain progress lines on a terminal.
+    assert!(!tty.contains("%), elapsed"), "{tty:?}");
+    assert_eq!(records(dir).len(), 3);
+
+    // Not a terminal: plain lines, no bar.
+    let id = submit(dir);
+    let (ok, out, err) =
+        run(batch(dir, &["wait", &id, "--interval", "0.1"])
+            .env("COSTLAYER_SIMULATED_BATCH_MS", "1500"));
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("{id} validating: 0/3 done (0%), elapsed")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{id} in_progress: ")), "{out}");
+    assert!(
+        out.contains(&format!("{id} completed: 3/3 done (100%), elapsed")),
+        "{out}"
+    );
+    assert!(out.contains("recorded: 3 new"), "{out}");
+    assert!(
+        !out.contains("] 3/3") && !err.contains("] 3/3"),
+        "{out}{err}"
+    );
+    assert_eq!(records(dir).len(), 6);
+}
