@@ -803,3 +803,221 @@ mod anthropic {
         assert_eq!(recs[0].nano_usd, Some(usd("0.000525")));
     }
 }
+
+/// Native lines with tools, tool calls and results, images and system
+/// prompts: read back through the inverse of each codec, the codec sends
+/// the body as it was written; what has no neutral form is a line error.
+mod native_lines {
+    use super::*;
+    use costlayer::pricing::PriceTable;
+
+    /// The one request of `line`, read as a job.
+    fn read(line: &Value) -> ChatRequest {
+        let items = parse_jsonl(
+            &format!("{line}\n"),
+            Some("gpt-4.1"),
+            &costlayer::core::BatchLimits::default(),
+            PriceTable::embedded(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut req = items.into_iter().next().expect("one").request;
+        req.model = line_model(line);
+        req
+    }
+
+    fn line_model(line: &Value) -> String {
+        ["/body/model", "/params/model", "/request/model"]
+            .iter()
+            .find_map(|p| line.pointer(p).and_then(Value::as_str))
+            .unwrap_or("gpt-4.1")
+            .to_owned()
+    }
+
+    /// The line's error messages, with their line numbers.
+    fn refused(lines: &[Value]) -> Vec<(usize, String)> {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        parse_jsonl(
+            &text,
+            Some("gpt-4.1"),
+            &costlayer::core::BatchLimits::default(),
+            PriceTable::embedded(),
+        )
+        .expect_err("refused")
+        .0
+        .into_iter()
+        .map(|e| (e.line, e.message))
+        .collect()
+    }
+
+    fn weather_schema() -> Value {
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    }
+
+    #[test]
+    fn openai_chat_lines_round_trip_through_the_codec() {
+        let body = json!({
+            "model": "gpt-4.1",
+            "messages": [
+                {"role": "system", "content": "Be terse."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "What is here, and the weather?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\":21}"}
+            ],
+            "max_completion_tokens": 300,
+            "temperature": 0.2,
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "Weather by city", "parameters": weather_schema()}}],
+            "tool_choice": "auto",
+            "seed": 7
+        });
+        let line = json!({"custom_id": "c1", "method": "POST", "url": "/v1/chat/completions", "body": body});
+        let req = read(&line);
+        assert_eq!(req.system.as_deref(), Some("Be terse."));
+        assert_eq!(req.tools.len(), 1);
+        assert_eq!(req.messages[1].tool_calls[0].name, "weather");
+        let client = costlayer::openai::OpenAi::builder()
+            .api_key(KEY)
+            .build()
+            .expect("client");
+        assert_eq!(client.codec().body(&req).expect("encodes"), body);
+    }
+
+    #[test]
+    fn openai_responses_lines_round_trip_through_the_codec() {
+        let body = json!({
+            "model": "gpt-4.1",
+            "instructions": "Be terse.",
+            "input": [
+                {"type": "message", "role": "user", "content": [
+                    {"type": "input_text", "text": "Weather here?"},
+                    {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "auto"}
+                ]},
+                {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": "{\"city\":\"Paris\"}", "id": "fc_1"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "{\"temp\":21}"}
+            ],
+            "max_output_tokens": 300,
+            "tools": [{"type": "function", "name": "weather", "parameters": weather_schema(), "strict": false, "description": "Weather by city"}],
+            "tool_choice": {"type": "function", "name": "weather"}
+        });
+        let line =
+            json!({"custom_id": "r1", "method": "POST", "url": "/v1/responses", "body": body});
+        let req = read(&line);
+        let client = costlayer::openai::OpenAi::builder()
+            .api_key(KEY)
+            .build_responses()
+            .expect("client");
+        assert_eq!(client.codec().body(&req).expect("encodes"), body);
+    }
+
+    #[test]
+    fn anthropic_params_round_trip_through_the_codec() {
+        let params = json!({
+            "model": "claude-haiku-4-5",
+            "max_tokens": 400,
+            "system": "Be terse.",
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "What is this, and the weather?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "{\"temp\":21}"}
+                ]}
+            ],
+            "tools": [{"name": "weather", "description": "Weather by city", "input_schema": weather_schema()}],
+            "tool_choice": {"type": "any"},
+            "stop_sequences": ["END"]
+        });
+        let line = json!({"custom_id": "a1", "params": params});
+        let req = read(&line);
+        assert_eq!(req.messages.len(), 3);
+        assert_eq!(req.messages[2].tool_call_id.as_deref(), Some("toolu_1"));
+        let client = costlayer::anthropic::Anthropic::builder()
+            .api_key(KEY)
+            .build()
+            .expect("client");
+        assert_eq!(client.codec().body(&req).expect("encodes"), params);
+    }
+
+    #[test]
+    fn gemini_requests_round_trip_through_the_codec() {
+        let request = json!({
+            "contents": [
+                {"role": "user", "parts": [
+                    {"text": "What is this, and the weather?"},
+                    {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}
+                ]},
+                {"role": "model", "parts": [{"functionCall": {"name": "weather", "args": {"city": "Paris"}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": {"temp": 21}}}]}
+            ],
+            "systemInstruction": {"parts": [{"text": "Be terse."}]},
+            "generationConfig": {"maxOutputTokens": 200, "temperature": 0.5},
+            "tools": [{"functionDeclarations": [{"name": "weather", "description": "Weather by city", "parametersJsonSchema": weather_schema()}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["weather"]}}
+        });
+        let line = json!({"key": "g1", "request": request});
+        let items = parse_jsonl(
+            &format!("{line}\n"),
+            Some("gemini-2.5-flash"),
+            &costlayer::core::BatchLimits::default(),
+            PriceTable::embedded(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let req = &items[0].request;
+        assert_eq!(req.system.as_deref(), Some("Be terse."));
+        assert_eq!(
+            req.messages[1].tool_calls[0].arguments,
+            r#"{"city":"Paris"}"#
+        );
+        let client = costlayer::gemini::Gemini::builder()
+            .api_key(KEY)
+            .build()
+            .expect("client");
+        assert_eq!(client.codec().body(req).expect("encodes"), request);
+    }
+
+    #[test]
+    fn what_has_no_neutral_form_is_a_line_error_saying_what_to_do() {
+        let ok = json!({"custom_id": "ok", "request": {"model": "gpt-4.1", "messages": [{"role": "user", "content": "x"}]}});
+        let errs = refused(&[
+            ok,
+            json!({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4.1",
+                "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "..", "format": "wav"}}]}]}}),
+            json!({"custom_id": "b", "params": {"model": "claude-haiku-4-5", "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "file", "file_id": "f"}}]}]}}),
+            json!({"key": "c", "request": {"contents": [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}]}}),
+            json!({"custom_id": "d", "method": "POST", "url": "/v1/responses", "body": {"model": "gpt-4.1",
+                "input": "x", "tools": [{"type": "web_search_preview"}]}}),
+        ]);
+        let lines: Vec<usize> = errs.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5], "{errs:?}");
+        assert!(
+            errs[0]
+                .1
+                .contains("`input_audio` content parts have no neutral form"),
+            "{errs:?}"
+        );
+        assert!(errs[1].1.contains("`document` blocks"), "{errs:?}");
+        assert!(
+            errs[2]
+                .1
+                .contains("contents[0]: this part has no neutral form"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[3].1.contains("tools[0] is not a plain function tool"),
+            "{errs:?}"
+        );
+        for (_, m) in &errs {
+            assert!(m.contains("the neutral format"), "says what to do: {m}");
+        }
+    }
+}

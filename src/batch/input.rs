@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::core::{BatchItem, BatchLimits};
 use crate::pricing::PriceTable;
-use crate::{ChatRequest, Message};
+use crate::ChatRequest;
 
 /// One problem of a job file, with its 1-based line number (0 for the
 /// job as a whole).
@@ -40,7 +40,10 @@ pub const MAX_REPORTED: usize = 20;
 /// Reads a job: one request a line, as a neutral line
 /// `{"custom_id": ..., "request": <ChatRequest>}` or a provider's native
 /// batch line (OpenAI `{"custom_id", "method", "url", "body"}`, Anthropic
-/// `{"custom_id", "params"}`, Gemini `{"key", "request"}`; text messages).
+/// `{"custom_id", "params"}`, Gemini `{"key", "request"}`), read back
+/// through the inverse of the provider's codec: tools, tool calls and
+/// results, images and system prompts come through; what has no neutral
+/// form is a line error saying what to do.
 /// `model`, when given, replaces every request's model (and fills a
 /// missing one). Blank lines are skipped.
 ///
@@ -231,8 +234,8 @@ fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest, Option<String>
         // OpenAI: {"custom_id", "method": "POST", "url": "/v1/chat/completions" | "/v1/responses", "body"}
         let url = obj.get("url").and_then(Value::as_str);
         let req = match url {
-            None | Some(CHAT) => native_chat(body, "max_completion_tokens")?,
-            Some(RESPONSES) => native_responses(body)?,
+            None | Some(CHAT) => super::native::openai_chat(body)?,
+            Some(RESPONSES) => super::native::openai_responses(body)?,
             Some(other) => {
                 return Err(format!(
                     "OpenAI line for `{other}`: only {CHAT} and {RESPONSES} batches are supported"
@@ -243,15 +246,15 @@ fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest, Option<String>
     }
     if let Some(params) = obj.get("params") {
         // Anthropic: {"custom_id", "params"}
-        return Ok((
-            str_of("custom_id"),
-            native_chat(params, "max_tokens")?,
-            None,
-        ));
+        return Ok((str_of("custom_id"), super::native::anthropic(params)?, None));
     }
     if let (Some(key), Some(req)) = (obj.get("key"), obj.get("request")) {
         // Gemini: {"key", "request": GenerateContentRequest}
-        return Ok((key.as_str().map(str::to_owned), gemini_native(req)?, None));
+        return Ok((
+            key.as_str().map(str::to_owned),
+            super::native::gemini(req)?,
+            None,
+        ));
     }
     let Some(req) = obj.get("request") else {
         return Err(
@@ -264,177 +267,10 @@ fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest, Option<String>
     Ok((str_of("custom_id"), req, None))
 }
 
-/// A Responses API body (`POST /v1/responses`): `input` as text or message
-/// items, `instructions` as the system prompt, `max_output_tokens`; the
-/// rest travels as given.
-fn native_responses(body: &Value) -> Result<ChatRequest, String> {
-    let Value::Object(body) = body else {
-        return Err("the native request body is not an object".into());
-    };
-    let mut body: Map<String, Value> = body.clone();
-    let mut req = ChatRequest::new(
-        body.remove("model")
-            .and_then(|m| m.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-    );
-    match body.remove("input") {
-        Some(Value::String(text)) => req.messages.push(Message::user(text)),
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                req.messages
-                    .push(responses_item(item).map_err(|e| format!("input[{i}]: {e}"))?);
-            }
-        }
-        Some(_) => return Err("`input` must be text or an array of items".into()),
-        None => {}
-    }
-    if let Some(s) = body.remove("instructions") {
-        req.system = Some(s.as_str().ok_or("`instructions` must be text")?.to_owned());
-    }
-    if let Some(n) = body.remove("max_output_tokens") {
-        req.max_tokens = Some(
-            n.as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or("`max_output_tokens` must be a positive whole number")?,
-        );
-    }
-    if let Some(t) = body.remove("temperature") {
-        req.temperature = t.as_f64().map(|t| t as f32);
-    }
-    req.extra = body;
-    Ok(req)
-}
-
-/// One Responses input item as a message.
-fn responses_item(item: &Value) -> Result<Message, String> {
-    let kind = item
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("message");
-    if kind != "message" {
-        return Err(format!(
-            "`{kind}` items cannot be read from native lines: use the neutral format for them"
-        ));
-    }
-    let text = match item.get("content") {
-        Some(Value::String(t)) => t.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .map(|p| match p.get("type").and_then(Value::as_str) {
-                Some("input_text" | "output_text") => p
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| "a text part has no `text`".to_owned()),
-                other => Err(format!(
-                    "`{}` parts cannot be read from native lines: use the neutral format for them",
-                    other.unwrap_or("untyped")
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .join(""),
-        _ => return Err("a message item needs `content`".into()),
-    };
-    Ok(match item.get("role").and_then(Value::as_str) {
-        Some("assistant") => Message::assistant(text),
-        Some("system" | "developer") => Message::system(text),
-        _ => Message::user(text),
-    })
-}
-
-/// An OpenAI or Anthropic body with text messages.
-fn native_chat(body: &Value, max_key: &str) -> Result<ChatRequest, String> {
-    let Value::Object(body) = body else {
-        return Err("the native request body is not an object".into());
-    };
-    let mut body: Map<String, Value> = body.clone();
-    let mut req = ChatRequest::new(
-        body.remove("model")
-            .and_then(|m| m.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-    );
-    let messages = body.remove("messages").unwrap_or(Value::Array(Vec::new()));
-    req.messages = serde_json::from_value(messages).map_err(|e| {
-        format!("messages are not text messages ({e}): use the neutral format for other content")
-    })?;
-    if let Some(s) = body.remove("system") {
-        req.system = Some(
-            s.as_str()
-                .ok_or("`system` must be text here: use the neutral format for other content")?
-                .to_owned(),
-        );
-    }
-    for k in [max_key, "max_tokens", "max_completion_tokens"] {
-        if let Some(n) = body.remove(k) {
-            req.max_tokens = Some(
-                n.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or(format!("`{k}` must be a positive whole number"))?,
-            );
-        }
-    }
-    if let Some(t) = body.remove("temperature") {
-        req.temperature = t.as_f64().map(|t| t as f32);
-    }
-    // Anything else travels as given.
-    req.extra = body;
-    Ok(req)
-}
-
-/// A Gemini `GenerateContentRequest` with text parts; the model comes from
-/// `--model` (Gemini lines carry none).
-fn gemini_native(req: &Value) -> Result<ChatRequest, String> {
-    let text_of = |c: &Value| -> Result<String, String> {
-        c.get("parts")
-            .and_then(Value::as_array)
-            .ok_or("a Gemini content has no parts")?
-            .iter()
-            .map(|p| {
-                p.get("text")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| "only text parts are read from Gemini lines: use the neutral format for other content".to_owned())
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.join(""))
-    };
-    let mut out = ChatRequest::new(
-        req.get("model")
-            .and_then(Value::as_str)
-            .map(|m| m.strip_prefix("models/").unwrap_or(m).to_owned())
-            .unwrap_or_default(),
-    );
-    for c in req
-        .get("contents")
-        .and_then(Value::as_array)
-        .ok_or("a Gemini request needs `contents`")?
-    {
-        let text = text_of(c)?;
-        out.messages
-            .push(match c.get("role").and_then(Value::as_str) {
-                Some("model") => Message::assistant(text),
-                _ => Message::user(text),
-            });
-    }
-    if let Some(s) = req.get("systemInstruction") {
-        out.system = Some(text_of(s)?);
-    }
-    if let Some(g) = req.get("generationConfig") {
-        out.max_tokens = g
-            .get("maxOutputTokens")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok());
-        out.temperature = g
-            .get("temperature")
-            .and_then(Value::as_f64)
-            .map(|t| t as f32);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Message;
 
     fn parse(text: &str, limits: BatchLimits) -> Result<Vec<BatchItem>, InputErrors> {
         parse_jsonl(text, None, &limits, PriceTable::embedded())
@@ -452,7 +288,14 @@ mod tests {
         assert_eq!(items[1].request.system.as_deref(), Some("Be terse."));
         assert_eq!(items[2].custom_id, "g");
         assert_eq!(items[2].request.model, "gemini-2.5-flash");
-        assert_eq!(items[2].request.messages, vec![Message::user("Hey")]);
+        // Two text parts stay two, so the codec sends them as written.
+        assert_eq!(
+            items[2].request.messages,
+            vec![Message::user(crate::Content::Parts(vec![
+                crate::ContentPart::text("He"),
+                crate::ContentPart::text("y")
+            ]))]
+        );
     }
 
     #[test]
