@@ -64,6 +64,110 @@ fn item(id: &str, model: &str, text: &str, max: u32) -> BatchItem {
     }
 }
 
+/// One provider test's world: a wiremock server standing in for the
+/// provider, a data directory, and the jobs facade over its JSONL ledger
+/// and book (alice, with a monthly blocking budget when given). Built per
+/// provider by [`Fixture::openai`] and [`Fixture::anthropic`].
+struct Fixture {
+    server: MockServer,
+    dir: tempfile::TempDir,
+    jobs: BatchJobs,
+}
+
+impl Fixture {
+    async fn new(monthly: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let jobs = BatchJobs::new(tracker(dir.path(), monthly.map(usd)), dir.path()).expect("jobs");
+        Fixture {
+            server: MockServer::start().await,
+            dir,
+            jobs,
+        }
+    }
+
+    /// OpenAI: `POST /v1/files` answers the uploaded file `file-in`
+    /// (`expect` times when given).
+    async fn openai(monthly: Option<&str>, expect: Option<u64>) -> Self {
+        let f = Fixture::new(monthly).await;
+        let upload = Mock::given(method("POST"))
+            .and(path("/v1/files"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": "file-in", "object": "file", "purpose": "batch"})),
+            );
+        match expect {
+            Some(n) => upload.expect(n),
+            None => upload,
+        }
+        .mount(&f.server)
+        .await;
+        f
+    }
+
+    /// Anthropic: nothing mounted yet.
+    async fn anthropic(monthly: Option<&str>) -> Self {
+        Fixture::new(monthly).await
+    }
+
+    /// The Chat Completions client on the server.
+    fn chat(&self) -> costlayer::openai::OpenAi {
+        costlayer::openai::OpenAi::builder()
+            .api_key(KEY)
+            .base_url(format!("{}/v1", self.server.uri()))
+            .build()
+            .expect("client")
+    }
+
+    /// The Responses client on the server.
+    fn responses(&self) -> costlayer::openai::OpenAiResponses {
+        costlayer::openai::OpenAi::builder()
+            .api_key(KEY)
+            .base_url(format!("{}/v1", self.server.uri()))
+            .build_responses()
+            .expect("client")
+    }
+
+    /// The Anthropic client on the server.
+    fn claude(&self) -> costlayer::anthropic::Anthropic {
+        costlayer::anthropic::Anthropic::builder()
+            .api_key(KEY)
+            .base_url(self.server.uri())
+            .build()
+            .expect("client")
+    }
+
+    /// `method path` answers `resp`, any number of times.
+    async fn on(&self, m: &str, p: &str, resp: ResponseTemplate) {
+        Mock::given(method(m))
+            .and(path(p))
+            .respond_with(resp)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// `GET path` answers `lines` as a JSONL file.
+    async fn jsonl(&self, p: &str, lines: &[Value]) {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        self.on("GET", p, ResponseTemplate::new(200).set_body_string(text))
+            .await;
+    }
+
+    /// The request the server received on `p`.
+    async fn sent(&self, p: &str) -> wiremock::Request {
+        self.server
+            .received_requests()
+            .await
+            .expect("recorded")
+            .into_iter()
+            .find(|r| r.url.path() == p)
+            .unwrap_or_else(|| panic!("nothing was sent to {p}"))
+    }
+
+    async fn records(&self) -> Vec<CostRecord> {
+        records(self.dir.path()).await
+    }
+}
+
 #[tokio::test]
 async fn simulated_job_is_held_at_batch_rates_recorded_once_and_released() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -269,14 +373,6 @@ fn a_malformed_job_file_is_refused_with_line_numbers() {
 mod openai {
     use super::*;
 
-    fn client(server: &MockServer) -> costlayer::openai::OpenAi {
-        costlayer::openai::OpenAi::builder()
-            .api_key(KEY)
-            .base_url(format!("{}/v1", server.uri()))
-            .build()
-            .expect("client")
-    }
-
     fn batch(status: &str, out: Option<&str>, err: Option<&str>, done: u64, failed: u64) -> Value {
         json!({"id": "batch_abc", "object": "batch", "endpoint": "/v1/chat/completions",
             "input_file_id": "file-in", "completion_window": "24h", "status": status,
@@ -297,16 +393,8 @@ mod openai {
 
     #[tokio::test]
     async fn full_lifecycle_uploaded_jsonl_costs_and_hold() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v1/files"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"id": "file-in", "object": "file", "purpose": "batch"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        let f = Fixture::openai(Some("5"), Some(1)).await;
+        let server = &f.server;
         Mock::given(method("POST"))
             .and(path("/v1/batches"))
             .respond_with(ResponseTemplate::new(200).set_body_json(batch(
@@ -317,14 +405,14 @@ mod openai {
                 0,
             )))
             .expect(1)
-            .mount(&server)
+            .mount(server)
             .await;
         // Polling: a connection reset (a 503) twice, then in progress, then completed.
         Mock::given(method("GET"))
             .and(path("/v1/batches/batch_abc"))
             .respond_with(ResponseTemplate::new(503).set_body_string("upstream reset"))
             .up_to_n_times(2)
-            .mount(&server)
+            .mount(server)
             .await;
         Mock::given(method("GET"))
             .and(path("/v1/batches/batch_abc"))
@@ -336,7 +424,7 @@ mod openai {
                 0,
             )))
             .up_to_n_times(1)
-            .mount(&server)
+            .mount(server)
             .await;
         Mock::given(method("GET"))
             .and(path("/v1/batches/batch_abc"))
@@ -347,7 +435,7 @@ mod openai {
                 1,
                 1,
             )))
-            .mount(&server)
+            .mount(server)
             .await;
         let ok = json!({"id": "batch_req_1", "custom_id": "q1", "response": {"status_code": 200, "request_id": "req_1",
             "body": {"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini-2024-07-18",
@@ -359,18 +447,17 @@ mod openai {
             .and(path("/v1/files/file-out/content"))
             .respond_with(ResponseTemplate::new(200).set_body_string(format!("{ok}\n")))
             .expect(2)
-            .mount(&server)
+            .mount(server)
             .await;
         Mock::given(method("GET"))
             .and(path("/v1/files/file-err/content"))
             .respond_with(ResponseTemplate::new(200).set_body_string(format!("{bad}\n")))
             .expect(2)
-            .mount(&server)
+            .mount(server)
             .await;
 
-        let dir = tempfile::tempdir().expect("tmp");
-        let jobs = BatchJobs::new(tracker(dir.path(), Some(usd("5"))), dir.path()).expect("jobs");
-        let openai = client(&server);
+        let jobs = &f.jobs;
+        let openai = f.chat();
         let items = vec![
             item("q1", "gpt-4o-mini", "Hi", 64),
             BatchItem {
@@ -383,11 +470,7 @@ mod openai {
         assert!(sub.hold.is_some());
 
         // The uploaded JSONL, exactly: q2 carries the output cap the hold assumed.
-        let received = server.received_requests().await.expect("recorded");
-        let upload = received
-            .iter()
-            .find(|r| r.url.path() == "/v1/files")
-            .expect("upload");
+        let upload = f.sent("/v1/files").await;
         let want = format!(
             "{}\n{}\n",
             json!({"custom_id": "q1", "method": "POST", "url": "/v1/chat/completions",
@@ -396,10 +479,7 @@ mod openai {
                 "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Bye"}], "max_completion_tokens": 4096}}),
         );
         assert_eq!(file_part(&upload.body), want);
-        let create = received
-            .iter()
-            .find(|r| r.url.path() == "/v1/batches")
-            .expect("create");
+        let create = f.sent("/v1/batches").await;
         assert_eq!(
             serde_json::from_slice::<Value>(&create.body).expect("json"),
             json!({"input_file_id": "file-in", "endpoint": "/v1/chat/completions", "completion_window": "24h"})
@@ -413,7 +493,7 @@ mod openai {
         let report = jobs.results(&openai, "batch_abc").await.expect("results");
         assert_eq!((report.newly_recorded, report.errored), (1, 1));
         assert!(report.released.is_some());
-        let recs = records(dir.path()).await;
+        let recs = f.records().await;
         assert_eq!(recs.len(), 1);
         // 1000 × $0.075/M + 100 × $0.30/M = $0.000105 (batch rates).
         assert_eq!(recs[0].nano_usd, Some(usd("0.000105")));
@@ -430,20 +510,13 @@ mod openai {
         assert!(row.error.is_some() && row.record_id.is_none());
         let again = jobs.results(&openai, "batch_abc").await.expect("twice");
         assert_eq!(again.newly_recorded, 0);
-        assert_eq!(records(dir.path()).await.len(), 1);
+        assert_eq!(f.records().await.len(), 1);
     }
 
     #[tokio::test]
     async fn an_expired_job_records_what_finished_and_releases_the_hold() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v1/files"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"id": "file-in", "object": "file", "purpose": "batch"})),
-            )
-            .mount(&server)
-            .await;
+        let f = Fixture::openai(Some("1"), None).await;
+        let server = &f.server;
         Mock::given(method("POST"))
             .and(path("/v1/batches"))
             .respond_with(ResponseTemplate::new(200).set_body_json(batch(
@@ -453,7 +526,7 @@ mod openai {
                 0,
                 0,
             )))
-            .mount(&server)
+            .mount(server)
             .await;
         Mock::given(method("GET"))
             .and(path("/v1/batches/batch_abc"))
@@ -464,7 +537,7 @@ mod openai {
                 1,
                 1,
             )))
-            .mount(&server)
+            .mount(server)
             .await;
         let ok = json!({"id": "r1", "custom_id": "q1", "response": {"status_code": 200, "request_id": "req_1",
             "body": {"id": "c1", "object": "chat.completion", "model": "gpt-4o-mini",
@@ -472,19 +545,10 @@ mod openai {
                 "usage": {"prompt_tokens": 2000, "completion_tokens": 10, "total_tokens": 2010}}}, "error": null});
         let expired = json!({"id": "r2", "custom_id": "q2", "response": null,
             "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}});
-        Mock::given(method("GET"))
-            .and(path("/v1/files/file-out/content"))
-            .respond_with(ResponseTemplate::new(200).set_body_string(format!("{ok}\n")))
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/v1/files/file-err/content"))
-            .respond_with(ResponseTemplate::new(200).set_body_string(format!("{expired}\n")))
-            .mount(&server)
-            .await;
-        let dir = tempfile::tempdir().expect("tmp");
-        let jobs = BatchJobs::new(tracker(dir.path(), Some(usd("1"))), dir.path()).expect("jobs");
-        let openai = client(&server);
+        f.jsonl("/v1/files/file-out/content", &[ok]).await;
+        f.jsonl("/v1/files/file-err/content", &[expired]).await;
+        let jobs = &f.jobs;
+        let openai = f.chat();
         let sub = jobs
             .submit(
                 &openai,
@@ -513,7 +577,7 @@ mod openai {
             .as_deref()
             .is_some_and(|e| e.contains("batch_expired")));
         // 2000 × $0.075/M + 10 × $0.30/M = $0.000153.
-        let recs = records(dir.path()).await;
+        let recs = f.records().await;
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].nano_usd, Some(usd("0.000153")));
     }
@@ -524,31 +588,24 @@ mod openai {
     /// codec: cached and reasoning tokens exact, priced at batch rates.
     #[tokio::test]
     async fn responses_job_upload_endpoint_and_exact_usage() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v1/files"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"id": "file-in", "object": "file", "purpose": "batch"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        let f = Fixture::openai(Some("5"), Some(1)).await;
+        let server = &f.server;
         let mut created = batch("validating", None, None, 0, 0);
         created["endpoint"] = json!("/v1/responses");
         Mock::given(method("POST"))
             .and(path("/v1/batches"))
             .respond_with(ResponseTemplate::new(200).set_body_json(created))
             .expect(1)
-            .mount(&server)
+            .mount(server)
             .await;
         let mut done = batch("completed", Some("file-out"), None, 2, 0);
         done["endpoint"] = json!("/v1/responses");
-        Mock::given(method("GET"))
-            .and(path("/v1/batches/batch_abc"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(done))
-            .mount(&server)
-            .await;
+        f.on(
+            "GET",
+            "/v1/batches/batch_abc",
+            ResponseTemplate::new(200).set_body_json(done),
+        )
+        .await;
         let response = |id: &str, text: &str, cached: u64, reasoning: u64| {
             json!({"id": format!("batch_req_{id}"), "custom_id": id, "error": null,
                 "response": {"status_code": 200, "request_id": format!("req_{id}"), "body": {
@@ -560,23 +617,17 @@ mod openai {
                         "output_tokens": 500, "output_tokens_details": {"reasoning_tokens": reasoning},
                         "total_tokens": 2500}}}})
         };
-        Mock::given(method("GET"))
-            .and(path("/v1/files/file-out/content"))
-            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
-                "{}\n{}\n",
+        f.jsonl(
+            "/v1/files/file-out/content",
+            &[
                 response("n1", "Four.", 1000, 200),
-                response("n2", "Hello.", 0, 0)
-            )))
-            .mount(&server)
-            .await;
+                response("n2", "Hello.", 0, 0),
+            ],
+        )
+        .await;
 
-        let dir = tempfile::tempdir().expect("tmp");
-        let jobs = BatchJobs::new(tracker(dir.path(), Some(usd("5"))), dir.path()).expect("jobs");
-        let responses = costlayer::openai::OpenAi::builder()
-            .api_key(KEY)
-            .base_url(format!("{}/v1", server.uri()))
-            .build_responses()
-            .expect("client");
+        let jobs = &f.jobs;
+        let responses = f.responses();
         let text = format!(
             "{}\n{}\n",
             json!({"custom_id": "n1", "request": {"model": "gpt-4.1", "system": "Be terse.",
@@ -589,11 +640,7 @@ mod openai {
         let sub = jobs.submit(&responses, items).await.expect("submit");
         assert_eq!(sub.entry.id, "batch_abc");
 
-        let received = server.received_requests().await.expect("recorded");
-        let upload = received
-            .iter()
-            .find(|r| r.url.path() == "/v1/files")
-            .expect("upload");
+        let upload = f.sent("/v1/files").await;
         let want = format!(
             "{}\n{}\n",
             json!({"custom_id": "n1", "method": "POST", "url": "/v1/responses",
@@ -606,22 +653,16 @@ mod openai {
                     "max_output_tokens": 700}}),
         );
         assert_eq!(file_part(&upload.body), want);
-        let create = received
-            .iter()
-            .find(|r| r.url.path() == "/v1/batches")
-            .expect("create");
+        let create = f.sent("/v1/batches").await;
         assert_eq!(
             serde_json::from_slice::<Value>(&create.body).expect("json"),
             json!({"input_file_id": "file-in", "endpoint": "/v1/responses", "completion_window": "24h"})
         );
 
         // The chat client reads the job too: by the batch's own endpoint.
-        let report = jobs
-            .results(&client(&server), "batch_abc")
-            .await
-            .expect("results");
+        let report = jobs.results(&f.chat(), "batch_abc").await.expect("results");
         assert_eq!((report.newly_recorded, report.errored), (2, 0));
-        let mut recs = records(dir.path()).await;
+        let mut recs = f.records().await;
         recs.sort_by(|a, b| {
             a.tags
                 .get("batch_custom_id")
@@ -690,21 +731,20 @@ mod openai {
 
     #[tokio::test]
     async fn a_rejected_upload_holds_nothing_and_registers_nothing() {
-        let server = MockServer::start().await;
+        // The limit fits one job's estimate, not two.
+        let f = Fixture::new(Some("0.02")).await;
+        let server = &f.server;
         Mock::given(method("POST"))
             .and(path("/v1/files"))
             .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "Invalid file format for Batch API.", "type": "invalid_request_error", "param": null, "code": null}})))
             .expect(2)
-            .mount(&server)
+            .mount(server)
             .await;
-        let dir = tempfile::tempdir().expect("tmp");
-        // The limit fits one job's estimate, not two.
-        let jobs =
-            BatchJobs::new(tracker(dir.path(), Some(usd("0.02"))), dir.path()).expect("jobs");
+        let jobs = &f.jobs;
         let items = vec![item("q1", "gpt-4o-mini", "Hi", 60_000)];
         for _ in 0..2 {
             let err = jobs
-                .submit(&client(&server), items.clone())
+                .submit(&f.chat(), items.clone())
                 .await
                 .expect_err("rejected");
             assert!(
@@ -729,7 +769,8 @@ mod anthropic {
 
     #[tokio::test]
     async fn cancel_then_results_record_what_ran_and_release_the_hold() {
-        let server = MockServer::start().await;
+        let f = Fixture::anthropic(Some("1")).await;
+        let server = &f.server;
         Mock::given(method("POST"))
             .and(path("/v1/messages/batches"))
             .and(wiremock::matchers::body_json(json!({"requests": [
@@ -739,7 +780,7 @@ mod anthropic {
             .respond_with(ResponseTemplate::new(200).set_body_json(batch("in_progress",
                 json!({"processing": 2, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}), None)))
             .expect(1)
-            .mount(&server)
+            .mount(server)
             .await;
         Mock::given(method("POST"))
             .and(path("/v1/messages/batches/msgbatch_01/cancel"))
@@ -749,7 +790,7 @@ mod anthropic {
                 Some("2026-12-01T10:05:00Z"),
             )))
             .expect(1)
-            .mount(&server)
+            .mount(server)
             .await;
         Mock::given(method("GET"))
             .and(path("/v1/messages/batches/msgbatch_01"))
@@ -758,7 +799,7 @@ mod anthropic {
                 json!({"processing": 0, "succeeded": 1, "errored": 0, "canceled": 1, "expired": 0}),
                 Some("2026-12-01T10:05:00Z"),
             )))
-            .mount(&server)
+            .mount(server)
             .await;
         let results = concat!(
             r#"{"custom_id":"c2","result":{"type":"canceled"}}"#,
@@ -769,15 +810,10 @@ mod anthropic {
         Mock::given(method("GET"))
             .and(path("/v1/messages/batches/msgbatch_01/results"))
             .respond_with(ResponseTemplate::new(200).set_body_string(results))
-            .mount(&server)
+            .mount(server)
             .await;
-        let client = costlayer::anthropic::Anthropic::builder()
-            .api_key(KEY)
-            .base_url(server.uri())
-            .build()
-            .expect("client");
-        let dir = tempfile::tempdir().expect("tmp");
-        let jobs = BatchJobs::new(tracker(dir.path(), Some(usd("1"))), dir.path()).expect("jobs");
+        let client = f.claude();
+        let jobs = &f.jobs;
         let sub = jobs
             .submit(
                 &client,
@@ -797,7 +833,7 @@ mod anthropic {
         let report = jobs.results(&client, "msgbatch_01").await.expect("results");
         assert_eq!((report.newly_recorded, report.errored), (1, 1));
         assert_eq!(report.released, sub.hold.map(|h| h.amount));
-        let recs = records(dir.path()).await;
+        let recs = f.records().await;
         assert_eq!(recs.len(), 1);
         // 1000 × $0.50/M + 10 × $2.50/M = $0.000525 (batch rates).
         assert_eq!(recs[0].nano_usd, Some(usd("0.000525")));
