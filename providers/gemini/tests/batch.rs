@@ -336,6 +336,8 @@ struct SessionState {
     received: Vec<u8>,
     uploads: usize,
     failed: bool,
+    /// Fail the third chunk with a 400 instead (not retryable).
+    fatal: bool,
     /// (command, offset) of every request, in order.
     log: Vec<(String, Option<usize>)>,
 }
@@ -362,6 +364,10 @@ impl wiremock::Respond for Session {
                 "message": "offset mismatch", "status": "INVALID_ARGUMENT"}}));
         }
         s.uploads += 1;
+        if s.uploads == 3 && s.fatal {
+            return ResponseTemplate::new(400).set_body_json(json!({"error": {"code": 400,
+                "message": "bad chunk", "status": "INVALID_ARGUMENT"}}));
+        }
         if s.uploads == 3 && !s.failed {
             s.failed = true;
             let part = req.body.len().min(10);
@@ -460,4 +466,61 @@ async fn a_failed_chunk_is_resumed_from_the_offset_the_server_reports() {
     }
     want.push(("upload, finalize".to_owned(), Some(off)));
     assert_eq!(s.log, want);
+}
+
+/// A chunk refused for good (a 400) ends the upload at once: no offset
+/// query, no retry, no batch created, and the error is typed.
+#[tokio::test]
+async fn a_refused_chunk_is_not_retried() {
+    let server = MockServer::start().await;
+    let upload_url = format!("{}/upload/v1beta/files?upload_id=bad", server.uri());
+    Mock::given(method("POST"))
+        .and(path("/upload/v1beta/files"))
+        .and(header("x-goog-upload-command", "start"))
+        .respond_with(
+            ResponseTemplate::new(200).insert_header("x-goog-upload-url", upload_url.as_str()),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let session = std::sync::Arc::new(Session::default());
+    session.state.lock().expect("lock").fatal = true;
+    struct Shared(std::sync::Arc<Session>);
+    impl wiremock::Respond for Shared {
+        fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+            self.0.respond(req)
+        }
+    }
+    Mock::given(method("POST"))
+        .and(path("/upload/v1beta/files"))
+        .and(query_param("upload_id", "bad"))
+        .respond_with(Shared(session.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-2.5-flash:batchGenerateContent"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let gemini = Gemini::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .timeout(Duration::from_secs(5))
+        .batch_inline_limit(10)
+        .batch_upload_chunk(32)
+        .build()
+        .expect("client builds");
+    let err = gemini.submit(items()).await.expect_err("refused");
+    assert!(matches!(err, Error::InvalidRequest { .. }), "{err}");
+    assert!(!err.to_string().contains(KEY));
+    let s = session.state.lock().expect("lock");
+    assert_eq!(
+        s.log,
+        vec![
+            ("upload".to_owned(), Some(0)),
+            ("upload".to_owned(), Some(32)),
+            ("upload".to_owned(), Some(64)),
+        ]
+    );
 }
