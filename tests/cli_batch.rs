@@ -12,6 +12,13 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+#[cfg(feature = "postgres")]
+use costlayer::ledger::Storage as _;
+
+#[cfg(feature = "postgres")]
+#[path = "support/servers.rs"]
+mod servers;
+
 const KEY: &str = "AIzaSy-SECRET-0123456789abcdefghijk";
 
 const CLEARED: &[&str] = &[
@@ -378,4 +385,337 @@ async fn gemini_job_through_the_base_url() {
         assert_eq!(r.nano_usd, Some("0.000275".parse::<Money>().expect("usd")));
         assert_eq!(r.provider, "gemini");
     }
+}
+
+/// `batch` on the PostgreSQL ledger and book (`--database-url`, as `chat`):
+/// the hold is in the database's book, the results land in the database
+/// once (two `results` runs), nothing in the JSONL ledger.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_results_land_in_postgres_once() {
+    use futures_util::StreamExt as _;
+    let Some(url) = servers::database_url("cli_batch_postgres") else {
+        return;
+    };
+    let schema = servers::unique("t", "batch");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().to_owned();
+    let inp = input(&dir, "gpt-4o-mini", 3);
+    let pg_batch = |args: &[&str]| {
+        let mut c = batch(&dir, args);
+        c.env("COSTLAYER_SIMULATED_BATCH_MS", "300")
+            .env("COSTLAYER_DATABASE_SCHEMA", &schema)
+            .env_remove("COSTLAYER_DATABASE_URL")
+            .args(["--database-url", &url]);
+        run(&mut c)
+    };
+    let (ok, out, err) = pg_batch(&[
+        "submit",
+        "--provider",
+        "simulated",
+        "--input",
+        inp.to_str().expect("utf8"),
+        "--json",
+    ]);
+    assert!(ok, "{out}{err}");
+    let sub: Value = serde_json::from_str(&out).expect("json");
+    let id = sub["id"].as_str().expect("id").to_owned();
+    assert_eq!(sub["hold"]["budgets"], json!(["total", "monthly"]));
+
+    // The hold is in the database's book while the job runs.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(conn);
+    let held = client
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".book_holds"),
+            &[],
+        )
+        .await
+        .expect("the book's holds table");
+    assert!(held.get::<_, i64>(0) >= 1, "the hold is in PostgreSQL");
+
+    let (ok, out, err) = pg_batch(&["wait", &id, "--interval", "0.05", "--json"]);
+    assert!(ok, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["newly_recorded"], 3);
+    assert_eq!(v["released"], true);
+    let (ok, out, err) = pg_batch(&["results", &id, "--output", "r.jsonl", "--json"]);
+    assert!(ok, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["newly_recorded"], 0);
+    assert_eq!(v["already_recorded"], 3);
+
+    let st = costlayer::ledger::PostgresStorage::builder(&url)
+        .schema(&schema)
+        .connect()
+        .await
+        .expect("pg");
+    let mut stream = st
+        .scan(&costlayer::ledger::ScanFilter::default())
+        .await
+        .expect("scan");
+    let mut recs = Vec::new();
+    while let Some(item) = stream.next().await {
+        if let costlayer::ledger::ScanItem::Record(r) = item.expect("item") {
+            recs.push(r);
+        }
+    }
+    assert_eq!(recs.len(), 3, "each result once");
+    assert!(recs
+        .iter()
+        .all(|r| r.mode == Mode::Batch && r.user == "alice" && r.nano_usd.is_some()));
+    let mut customs: Vec<_> = recs
+        .iter()
+        .filter_map(|r| r.tags.get("batch_custom_id").cloned())
+        .collect();
+    customs.sort();
+    assert_eq!(customs, vec!["r0", "r1", "r2"]);
+    assert!(records(&dir).is_empty(), "nothing in the JSONL ledger");
+}
+
+/// `batch submit --provider openai --api responses`: the job runs on
+/// `/v1/responses`; `wait` (the provider from the registry) reads the
+/// Response objects by the batch's endpoint, reasoning tokens exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_responses_job_through_the_base_url() {
+    const OPENAI_KEY: &str = "sk-test-SECRET-cli-0123456789abcdef";
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/files"))
+        .and(wiremock::matchers::header(
+            "authorization",
+            format!("Bearer {OPENAI_KEY}").as_str(),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "file-in", "object": "file", "purpose": "batch"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let batch_obj = |status: &str, out: Option<&str>, done: u64| {
+        json!({"id": "batch_cli", "object": "batch", "endpoint": "/v1/responses",
+            "input_file_id": "file-in", "completion_window": "24h", "status": status,
+            "output_file_id": out, "error_file_id": null,
+            "request_counts": {"total": 2, "completed": done, "failed": 0}})
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/batches"))
+        .and(wiremock::matchers::body_json(
+            json!({"input_file_id": "file-in",
+            "endpoint": "/v1/responses", "completion_window": "24h"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(batch_obj("validating", None, 0)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/batches/batch_cli"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(batch_obj(
+            "completed",
+            Some("file-out"),
+            2,
+        )))
+        .mount(&server)
+        .await;
+    let line = |id: &str| {
+        json!({"id": format!("br_{id}"), "custom_id": id, "error": null,
+            "response": {"status_code": 200, "request_id": "req", "body": {
+                "id": "resp_1", "object": "response", "status": "completed", "model": "gpt-4o-mini",
+                "output": [{"type": "message", "id": "m", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": "ok", "annotations": []}]}],
+                "usage": {"input_tokens": 1000, "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens": 100, "output_tokens_details": {"reasoning_tokens": 40},
+                    "total_tokens": 1100}}}})
+    };
+    Mock::given(method("GET"))
+        .and(path("/v1/files/file-out/content"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+            "{}\n{}\n",
+            line("r0"),
+            line("r1")
+        )))
+        .mount(&server)
+        .await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().to_owned();
+    let uri = format!("{}/v1", server.uri());
+    let (sub, wait, wrong, recs) = tokio::task::spawn_blocking(move || {
+        let inp = input(&dir, "gpt-4o-mini", 2);
+        let inp = inp.to_str().expect("utf8").to_owned();
+        let with_env = |c: &mut Command| {
+            c.env("OPENAI_API_KEY", OPENAI_KEY)
+                .env("OPENAI_BASE_URL", &uri);
+        };
+        let mut w = batch(
+            &dir,
+            &[
+                "submit",
+                "--provider",
+                "anthropic",
+                "--api",
+                "responses",
+                "--input",
+                &inp,
+            ],
+        );
+        with_env(&mut w);
+        let wrong = w.output().expect("runs");
+        let mut s = batch(
+            &dir,
+            &[
+                "submit",
+                "--provider",
+                "openai",
+                "--api",
+                "responses",
+                "--input",
+                &inp,
+                "--json",
+            ],
+        );
+        with_env(&mut s);
+        let sub = run(&mut s);
+        let mut w = batch(&dir, &["wait", "batch_cli", "--interval", "0.05", "--json"]);
+        with_env(&mut w);
+        let wait = run(&mut w);
+        (sub, wait, wrong, records(&dir))
+    })
+    .await
+    .expect("joins");
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("--api responses is OpenAI's"));
+    assert!(sub.0, "{}{}", sub.1, sub.2);
+    let v: Value = serde_json::from_str(sub.1.trim()).expect("json");
+    assert_eq!(v["id"], "batch_cli");
+    let (ok, out, err) = wait;
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains(OPENAI_KEY) && !err.contains(OPENAI_KEY));
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["newly_recorded"], 2);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        assert_eq!(r.usage.reasoning_tokens, 40);
+        assert_eq!(r.mode, Mode::Batch);
+        // 1000 × $0.075/M + 100 × $0.30/M = $0.000105 at batch rates.
+        assert_eq!(r.nano_usd, Some("0.000105".parse::<Money>().expect("usd")));
+    }
+}
+
+/// `s` quoted for `sh`.
+#[cfg(unix)]
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `batch wait` on a terminal (a real pseudo-terminal from util-linux
+/// `script`) draws the indicatif bar: the job's id and state, completed/total,
+/// elapsed; then the final lines. Without a terminal: plain periodic lines,
+/// no bar.
+#[cfg(unix)]
+#[test]
+fn wait_draws_a_bar_on_a_terminal_and_plain_lines_otherwise() {
+    if Command::new("script").arg("--version").output().is_err() {
+        // util-linux `script` gives the test its pseudo-terminal.
+        panic!("util-linux `script` is needed for this test: install util-linux (apt-get install bsdutils)");
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let inp = input(dir, "gpt-4o-mini", 3);
+    let submit = |dir: &Path| {
+        let (ok, out, err) = run(batch(
+            dir,
+            &[
+                "submit",
+                "--provider",
+                "simulated",
+                "--input",
+                inp.to_str().expect("utf8"),
+                "--json",
+            ],
+        )
+        .env("COSTLAYER_SIMULATED_BATCH_MS", "1500"));
+        assert!(ok, "{out}{err}");
+        let v: Value = serde_json::from_str(&out).expect("json");
+        v["id"].as_str().expect("id").to_owned()
+    };
+
+    // On a terminal.
+    let id = submit(dir);
+    let bin = assert_cmd::cargo::cargo_bin("cost-tracker");
+    let cmd = [
+        bin.to_str().expect("utf8"),
+        "batch",
+        "wait",
+        &id,
+        "--interval",
+        "0.1",
+        "--data-dir",
+        dir.join("ledger").to_str().expect("utf8"),
+        "--config",
+        dir.join("block.toml").to_str().expect("utf8"),
+    ]
+    .map(sh_quote)
+    .join(" ");
+    let mut c = Command::new("script");
+    for v in CLEARED {
+        c.env_remove(v);
+    }
+    let out = c
+        .args(["-qfec", &cmd, "/dev/null"])
+        .current_dir(dir)
+        .env("COSTLAYER_USER", "alice")
+        .env("COSTLAYER_SIMULATED_BATCH_MS", "1500")
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", "160")
+        .output()
+        .expect("script runs");
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{tty}");
+    if std::env::var_os("COSTLAYER_SHOW_TTY").is_some() {
+        eprintln!("{tty:?}");
+    }
+    // The bar: its message, the drawn bar, completed/total and elapsed.
+    assert!(tty.contains(&format!("{id} completed [")), "{tty:?}");
+    assert!(
+        tty.contains("==============================] 3/3 elapsed"),
+        "{tty:?}"
+    );
+    assert!(
+        tty.contains(&format!("{id} in_progress [")),
+        "while running: {tty:?}"
+    );
+    // The final lines after the bar.
+    assert!(
+        tty.contains(&format!("{id} simulated completed: 3/3 done")),
+        "{tty:?}"
+    );
+    assert!(tty.contains("recorded: 3 new"), "{tty:?}");
+    // No plain progress lines on a terminal.
+    assert!(!tty.contains("%), elapsed"), "{tty:?}");
+    assert_eq!(records(dir).len(), 3);
+
+    // Not a terminal: plain lines, no bar.
+    let id = submit(dir);
+    let (ok, out, err) =
+        run(batch(dir, &["wait", &id, "--interval", "0.1"])
+            .env("COSTLAYER_SIMULATED_BATCH_MS", "1500"));
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("{id} validating: 0/3 done (0%), elapsed")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{id} in_progress: ")), "{out}");
+    assert!(
+        out.contains(&format!("{id} completed: 3/3 done (100%), elapsed")),
+        "{out}"
+    );
+    assert!(out.contains("recorded: 3 new"), "{out}");
+    assert!(
+        !out.contains("] 3/3") && !err.contains("] 3/3"),
+        "{out}{err}"
+    );
+    assert_eq!(records(dir).len(), 6);
 }

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::core::{BatchItem, BatchLimits};
 use crate::pricing::PriceTable;
-use crate::{ChatRequest, Message};
+use crate::ChatRequest;
 
 /// One problem of a job file, with its 1-based line number (0 for the
 /// job as a whole).
@@ -40,7 +40,10 @@ pub const MAX_REPORTED: usize = 20;
 /// Reads a job: one request a line, as a neutral line
 /// `{"custom_id": ..., "request": <ChatRequest>}` or a provider's native
 /// batch line (OpenAI `{"custom_id", "method", "url", "body"}`, Anthropic
-/// `{"custom_id", "params"}`, Gemini `{"key", "request"}`; text messages).
+/// `{"custom_id", "params"}`, Gemini `{"key", "request"}`), read back
+/// through the inverse of the provider's codec: tools, tool calls and
+/// results, images and system prompts come through; what has no neutral
+/// form is a line error saying what to do.
 /// `model`, when given, replaces every request's model (and fills a
 /// missing one). Blank lines are skipped.
 ///
@@ -74,6 +77,8 @@ pub fn parse_jsonl(
     let mut lines_of: Vec<usize> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut size = 0usize;
+    // The endpoint of the first native OpenAI line, and its line.
+    let mut endpoint: Option<(String, usize)> = None;
     for (n, line) in text.lines().enumerate() {
         let n = n + 1;
         if line.trim().is_empty() {
@@ -81,7 +86,14 @@ pub fn parse_jsonl(
         }
         size = size.saturating_add(line.len() + 1);
         match parse_line(line) {
-            Ok((custom_id, mut req)) => {
+            Ok((custom_id, mut req, url)) => {
+                if let Some(url) = url {
+                    if let Some(message) = endpoint_error(&url, endpoint.as_ref(), limits) {
+                        errors.push(LineError { line: n, message });
+                        continue;
+                    }
+                    endpoint.get_or_insert((url, n));
+                }
                 if let Some(m) = model {
                     req.model = m.to_owned();
                 }
@@ -184,8 +196,34 @@ pub fn parse_jsonl(
     }
 }
 
-/// One line: its custom id (if any) and the request.
-fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest), String> {
+/// Why a native OpenAI line for `url` cannot join the job, if it cannot:
+/// one job has one endpoint (OpenAI's rule), the client's.
+fn endpoint_error(
+    url: &str,
+    first: Option<&(String, usize)>,
+    limits: &BatchLimits,
+) -> Option<String> {
+    if let Some(e) = limits.endpoint.filter(|e| *e != url) {
+        return Some(format!(
+            "the line targets {url} but this job runs on {e}: pass --api {} (in code, submit with {}), or change the line's `url`",
+            if url == RESPONSES { "responses" } else { "chat" },
+            if url == RESPONSES { "OpenAiResponses" } else { "OpenAi" },
+        ));
+    }
+    first.filter(|(f, _)| f != url).map(|(first, line)| {
+        format!(
+            "`url` {url} differs from line {line}'s {first}: one OpenAI batch has one endpoint; split the job in two"
+        )
+    })
+}
+
+/// OpenAI's Chat Completions and Responses endpoints, as native lines name them.
+const CHAT: &str = "/v1/chat/completions";
+const RESPONSES: &str = "/v1/responses";
+
+/// One line: its custom id (if any), the request, and the endpoint a
+/// native OpenAI line names.
+fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest, Option<String>), String> {
     let v: Value = serde_json::from_str(line)
         .map_err(|e| format!("not JSON ({e}): write one JSON object a line"))?;
     let Value::Object(obj) = v else {
@@ -193,26 +231,30 @@ fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest), String> {
     };
     let str_of = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
     if let Some(body) = obj.get("body") {
-        // OpenAI: {"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}
-        if let Some(url) = obj.get("url").and_then(Value::as_str) {
-            if url != "/v1/chat/completions" {
+        // OpenAI: {"custom_id", "method": "POST", "url": "/v1/chat/completions" | "/v1/responses", "body"}
+        let url = obj.get("url").and_then(Value::as_str);
+        let req = match url {
+            None | Some(CHAT) => super::native::openai_chat(body)?,
+            Some(RESPONSES) => super::native::openai_responses(body)?,
+            Some(other) => {
                 return Err(format!(
-                    "OpenAI line for `{url}`: only /v1/chat/completions batches are supported"
-                ));
+                    "OpenAI line for `{other}`: only {CHAT} and {RESPONSES} batches are supported"
+                ))
             }
-        }
-        return Ok((
-            str_of("custom_id"),
-            native_chat(body, "max_completion_tokens")?,
-        ));
+        };
+        return Ok((str_of("custom_id"), req, url.map(str::to_owned)));
     }
     if let Some(params) = obj.get("params") {
         // Anthropic: {"custom_id", "params"}
-        return Ok((str_of("custom_id"), native_chat(params, "max_tokens")?));
+        return Ok((str_of("custom_id"), super::native::anthropic(params)?, None));
     }
     if let (Some(key), Some(req)) = (obj.get("key"), obj.get("request")) {
         // Gemini: {"key", "request": GenerateContentRequest}
-        return Ok((key.as_str().map(str::to_owned), gemini_native(req)?));
+        return Ok((
+            key.as_str().map(str::to_owned),
+            super::native::gemini(req)?,
+            None,
+        ));
     }
     let Some(req) = obj.get("request") else {
         return Err(
@@ -222,102 +264,13 @@ fn parse_line(line: &str) -> Result<(Option<String>, ChatRequest), String> {
     };
     let req: ChatRequest = serde_json::from_value(req.clone())
         .map_err(|e| format!("the request is not a ChatRequest: {e}"))?;
-    Ok((str_of("custom_id"), req))
-}
-
-/// An OpenAI or Anthropic body with text messages.
-fn native_chat(body: &Value, max_key: &str) -> Result<ChatRequest, String> {
-    let Value::Object(body) = body else {
-        return Err("the native request body is not an object".into());
-    };
-    let mut body: Map<String, Value> = body.clone();
-    let mut req = ChatRequest::new(
-        body.remove("model")
-            .and_then(|m| m.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-    );
-    let messages = body.remove("messages").unwrap_or(Value::Array(Vec::new()));
-    req.messages = serde_json::from_value(messages).map_err(|e| {
-        format!("messages are not text messages ({e}): use the neutral format for other content")
-    })?;
-    if let Some(s) = body.remove("system") {
-        req.system = Some(
-            s.as_str()
-                .ok_or("`system` must be text here: use the neutral format for other content")?
-                .to_owned(),
-        );
-    }
-    for k in [max_key, "max_tokens", "max_completion_tokens"] {
-        if let Some(n) = body.remove(k) {
-            req.max_tokens = Some(
-                n.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or(format!("`{k}` must be a positive whole number"))?,
-            );
-        }
-    }
-    if let Some(t) = body.remove("temperature") {
-        req.temperature = t.as_f64().map(|t| t as f32);
-    }
-    // Anything else travels as given.
-    req.extra = body;
-    Ok(req)
-}
-
-/// A Gemini `GenerateContentRequest` with text parts; the model comes from
-/// `--model` (Gemini lines carry none).
-fn gemini_native(req: &Value) -> Result<ChatRequest, String> {
-    let text_of = |c: &Value| -> Result<String, String> {
-        c.get("parts")
-            .and_then(Value::as_array)
-            .ok_or("a Gemini content has no parts")?
-            .iter()
-            .map(|p| {
-                p.get("text")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| "only text parts are read from Gemini lines: use the neutral format for other content".to_owned())
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.join(""))
-    };
-    let mut out = ChatRequest::new(
-        req.get("model")
-            .and_then(Value::as_str)
-            .map(|m| m.strip_prefix("models/").unwrap_or(m).to_owned())
-            .unwrap_or_default(),
-    );
-    for c in req
-        .get("contents")
-        .and_then(Value::as_array)
-        .ok_or("a Gemini request needs `contents`")?
-    {
-        let text = text_of(c)?;
-        out.messages
-            .push(match c.get("role").and_then(Value::as_str) {
-                Some("model") => Message::assistant(text),
-                _ => Message::user(text),
-            });
-    }
-    if let Some(s) = req.get("systemInstruction") {
-        out.system = Some(text_of(s)?);
-    }
-    if let Some(g) = req.get("generationConfig") {
-        out.max_tokens = g
-            .get("maxOutputTokens")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok());
-        out.temperature = g
-            .get("temperature")
-            .and_then(Value::as_f64)
-            .map(|t| t as f32);
-    }
-    Ok(out)
+    Ok((str_of("custom_id"), req, None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Message;
 
     fn parse(text: &str, limits: BatchLimits) -> Result<Vec<BatchItem>, InputErrors> {
         parse_jsonl(text, None, &limits, PriceTable::embedded())
@@ -335,7 +288,14 @@ mod tests {
         assert_eq!(items[1].request.system.as_deref(), Some("Be terse."));
         assert_eq!(items[2].custom_id, "g");
         assert_eq!(items[2].request.model, "gemini-2.5-flash");
-        assert_eq!(items[2].request.messages, vec![Message::user("Hey")]);
+        // Two text parts stay two, so the codec sends them as written.
+        assert_eq!(
+            items[2].request.messages,
+            vec![Message::user(crate::Content::Parts(vec![
+                crate::ContentPart::text("He"),
+                crate::ContentPart::text("y")
+            ]))]
+        );
     }
 
     #[test]

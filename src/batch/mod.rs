@@ -53,6 +53,7 @@
 
 mod input;
 mod jobs;
+mod native;
 mod registry;
 
 pub use input::{parse_jsonl, InputErrors, LineError, MAX_REPORTED};

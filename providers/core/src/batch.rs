@@ -175,6 +175,10 @@ pub struct BatchLimits {
     pub completion_window: Duration,
     /// Whether every request of one batch must name the same model.
     pub single_model: bool,
+    /// The one endpoint every request of a batch goes to, where the
+    /// provider has one a batch (OpenAI: `/v1/chat/completions` or
+    /// `/v1/responses`); a native line naming another is refused.
+    pub endpoint: Option<&'static str>,
 }
 
 impl BatchLimits {
@@ -186,7 +190,15 @@ impl BatchLimits {
             max_bytes,
             completion_window,
             single_model: false,
+            endpoint: None,
         }
+    }
+
+    /// Sets the one endpoint every request of a batch goes to.
+    #[must_use]
+    pub const fn endpoint(mut self, endpoint: &'static str) -> Self {
+        self.endpoint = Some(endpoint);
+        self
     }
 
     /// Sets whether one batch must use one model.

@@ -36,6 +36,14 @@ const PROVIDER: &str = "gemini";
 /// batch API: "inline requests ... under 20MB").
 pub const INLINE_BATCH_LIMIT: usize = 20 * 1000 * 1000;
 
+/// The bytes of an input file sent in one upload request: 8 MiB, the
+/// google-genai SDK's `CHUNK_SIZE` (python-genai `_api_client.py`).
+pub const UPLOAD_CHUNK: usize = 8 * 1024 * 1024;
+
+/// How many times in a row a chunk (or the offset query after it) may
+/// fail before the upload gives up.
+const UPLOAD_ATTEMPTS: u32 = 4;
+
 /// A Gemini batch's requests must fit in a 2 GB input file.
 const FILE_LIMIT: usize = 2 * 1000 * 1000 * 1000;
 
@@ -126,6 +134,14 @@ fn output_of(op: &Value) -> Option<&Value> {
 }
 
 /// The HTTP status a google.rpc status name stands for.
+/// `x-goog-upload-status` of an upload answer, lower-cased.
+fn upload_status(resp: &HttpResponse) -> Option<String> {
+    resp.headers
+        .get("x-goog-upload-status")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
 fn status_code(err: &Value) -> http::StatusCode {
     let code = err.get("code").and_then(Value::as_u64).unwrap_or(0);
     let code = match (code, err.get("status").and_then(Value::as_str)) {
@@ -367,14 +383,15 @@ impl Gemini {
                 body_snippet: String::new(),
             });
         }
-        let upload = self
-            .codec()
-            .authed(http::Method::POST, &upload_url)?
-            .header("x-goog-upload-command", "upload, finalize")
-            .header("x-goog-upload-offset", "0")
-            .body(Bytes::from(jsonl))
-            .map_err(invalid)?;
-        let file = decode(&self.get_ref().send(upload).await?, "file")?;
+        let granularity = resp
+            .headers
+            .get("x-goog-upload-chunk-granularity")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|g| *g > 0);
+        let file = self
+            .upload_chunks(&upload_url, jsonl.as_bytes(), granularity)
+            .await?;
         file.pointer("/file/name")
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -383,6 +400,124 @@ impl Gemini {
                 message: "the uploaded file has no name".into(),
                 body_snippet: body_snippet(file.to_string().as_bytes(), 200),
             })
+    }
+
+    /// Sends `bytes` to a started resumable upload session in chunks of
+    /// `batch_upload_chunk` bytes (a multiple of the server's
+    /// granularity): `x-goog-upload-command: upload` with
+    /// `x-goog-upload-offset` for each, `upload, finalize` for the last.
+    /// After a failed chunk (a network error, 408, 429 or 5xx), asks the
+    /// session where it is (`x-goog-upload-command: query`, answered with
+    /// `x-goog-upload-status` and `x-goog-upload-size-received`) and resumes
+    /// from that offset. Returns the finalize answer (the file).
+    ///
+    /// Sources: python-genai `_api_client.py` (`_upload_fd`: 8 MiB chunks,
+    /// `upload` / `upload, finalize`, `X-Goog-Upload-Offset`, status
+    /// `active` / `final`); firebase-js-sdk `storage` `requests.ts`
+    /// (`getResumableUploadStatus`: `X-Goog-Upload-Command: query`,
+    /// `X-Goog-Upload-Size-Received`; `continueResumableUpload`: chunks of
+    /// the 256 KiB granularity).
+    async fn upload_chunks(
+        &self,
+        upload_url: &str,
+        bytes: &[u8],
+        granularity: Option<usize>,
+    ) -> Result<Value, Error> {
+        let chunk = match granularity {
+            Some(g) => (self.upload_chunk / g).max(1).saturating_mul(g),
+            None => self.upload_chunk.max(1),
+        };
+        let total = bytes.len();
+        let invalid = |e: http::Error| Error::config(format!("invalid Gemini upload: {e}"));
+        let lost = |what: String| Error::Decode {
+            provider: PROVIDER.into(),
+            message: format!(
+                "the resumable upload session {what}: submit the job again (nothing was created)"
+            ),
+            body_snippet: String::new(),
+        };
+        let mut offset = 0usize;
+        let mut failures = 0u32;
+        loop {
+            let end = offset.saturating_add(chunk).min(total);
+            let last = end == total;
+            let req = self
+                .codec()
+                .authed(http::Method::POST, upload_url)?
+                .header(
+                    "x-goog-upload-command",
+                    if last { "upload, finalize" } else { "upload" },
+                )
+                .header("x-goog-upload-offset", offset)
+                .body(Bytes::copy_from_slice(&bytes[offset..end]))
+                .map_err(invalid)?;
+            let failed = match self.get_ref().send(req).await {
+                Ok(resp) if resp.status.is_success() => {
+                    if last {
+                        return decode(&resp, "file");
+                    }
+                    if upload_status(&resp).as_deref() == Some("final") {
+                        return Err(lost("was finalized before the last chunk".into()));
+                    }
+                    offset = end;
+                    failures = 0;
+                    continue;
+                }
+                Ok(resp) => error_from_response(&resp, SystemTime::now()),
+                Err(e) => e,
+            };
+            if !failed.is_retryable() {
+                return Err(failed);
+            }
+            // Where is the session? Ask until it answers (or give up).
+            loop {
+                failures += 1;
+                if failures >= UPLOAD_ATTEMPTS {
+                    return Err(failed);
+                }
+                tokio::time::sleep(Duration::from_millis(100 << failures.min(6))).await;
+                let query = self
+                    .codec()
+                    .authed(http::Method::POST, upload_url)?
+                    .header("x-goog-upload-command", "query")
+                    .body(Bytes::new())
+                    .map_err(invalid)?;
+                let resp = match self.get_ref().send(query).await {
+                    Ok(resp) if resp.status.is_success() => resp,
+                    Ok(resp) => {
+                        let e = error_from_response(&resp, SystemTime::now());
+                        if !e.is_retryable() {
+                            return Err(e);
+                        }
+                        continue;
+                    }
+                    Err(e) if e.is_retryable() => continue,
+                    Err(e) => return Err(e),
+                };
+                match upload_status(&resp).as_deref() {
+                    // The last chunk arrived after all: the answer is the file.
+                    Some("final") => return decode(&resp, "file"),
+                    Some("active") => {}
+                    other => {
+                        return Err(lost(format!("is {}", other.unwrap_or("in no known state"))))
+                    }
+                }
+                let received = resp
+                    .headers
+                    .get("x-goog-upload-size-received")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .filter(|n| *n <= total)
+                    .ok_or_else(|| {
+                        lost(
+                            "answered the offset query without a valid x-goog-upload-size-received"
+                                .into(),
+                        )
+                    })?;
+                offset = received;
+                break;
+            }
+        }
     }
 
     /// One result: `{"response", "metadata": {"key"}}` inline, `{"key",

@@ -56,7 +56,7 @@ mod usage;
 use costlayer_core::tokens::{HeuristicCounter, TokenCounter};
 use costlayer_core::{ChatRequest, ClientSettings, Error, HttpTransport};
 
-pub use batch::INLINE_BATCH_LIMIT;
+pub use batch::{INLINE_BATCH_LIMIT, UPLOAD_CHUNK};
 pub use codec::{GeminiCodec, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use error::{error_from_response, parse_retry_delay};
 pub use stream::GeminiStreamDecoder;
@@ -74,6 +74,7 @@ pub const BASE_URL_VAR: &str = "GEMINI_BASE_URL";
 pub struct Gemini {
     inner: HttpTransport<GeminiCodec>,
     inline_limit: usize,
+    upload_chunk: usize,
 }
 
 impl Gemini {
@@ -98,6 +99,7 @@ impl Gemini {
         Gemini {
             inner,
             inline_limit: INLINE_BATCH_LIMIT,
+            upload_chunk: UPLOAD_CHUNK,
         }
     }
 
@@ -139,6 +141,7 @@ pub struct GeminiBuilder {
     settings: ClientSettings,
     api_version: Option<String>,
     inline_limit: Option<usize>,
+    upload_chunk: Option<usize>,
 }
 
 impl GeminiBuilder {
@@ -179,6 +182,15 @@ impl GeminiBuilder {
         self
     }
 
+    /// The bytes of a batch input file sent in one request of the
+    /// resumable upload (rounded down to the chunk granularity the server
+    /// announces, at least one granule). Defaults to [`UPLOAD_CHUNK`]
+    /// (8 MiB, as the google-genai SDK).
+    pub fn batch_upload_chunk(mut self, bytes: usize) -> Self {
+        self.upload_chunk = Some(bytes.max(1));
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -203,6 +215,7 @@ impl GeminiBuilder {
         Ok(Gemini {
             inner: self.settings.transport(codec)?,
             inline_limit: self.inline_limit.unwrap_or(INLINE_BATCH_LIMIT),
+            upload_chunk: self.upload_chunk.unwrap_or(UPLOAD_CHUNK),
         })
     }
 }

@@ -322,3 +322,205 @@ async fn cancel_list_and_refusals() {
         Err(Error::Config { .. })
     ));
 }
+
+/// A resumable upload session as Google's: it keeps the bytes received at
+/// the offsets sent, answers `query` with what it holds, and fails the
+/// third chunk once after storing only its first 10 bytes.
+#[derive(Default)]
+struct Session {
+    state: std::sync::Mutex<SessionState>,
+}
+
+#[derive(Default)]
+struct SessionState {
+    received: Vec<u8>,
+    uploads: usize,
+    failed: bool,
+    /// Fail the third chunk with a 400 instead (not retryable).
+    fatal: bool,
+    /// (command, offset) of every request, in order.
+    log: Vec<(String, Option<usize>)>,
+}
+
+impl wiremock::Respond for Session {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let mut s = self.state.lock().expect("lock");
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let command = header("x-goog-upload-command").unwrap_or_default();
+        let offset = header("x-goog-upload-offset").and_then(|v| v.parse::<usize>().ok());
+        s.log.push((command.clone(), offset));
+        if command == "query" {
+            return ResponseTemplate::new(200)
+                .insert_header("x-goog-upload-status", "active")
+                .insert_header("x-goog-upload-size-received", s.received.len().to_string());
+        }
+        if offset != Some(s.received.len()) {
+            return ResponseTemplate::new(400).set_body_json(json!({"error": {"code": 400,
+                "message": "offset mismatch", "status": "INVALID_ARGUMENT"}}));
+        }
+        s.uploads += 1;
+        if s.uploads == 3 && s.fatal {
+            return ResponseTemplate::new(400).set_body_json(json!({"error": {"code": 400,
+                "message": "bad chunk", "status": "INVALID_ARGUMENT"}}));
+        }
+        if s.uploads == 3 && !s.failed {
+            s.failed = true;
+            let part = req.body.len().min(10);
+            s.received.extend_from_slice(&req.body[..part]);
+            return ResponseTemplate::new(503).set_body_json(json!({"error": {"code": 503,
+                "message": "backend reset", "status": "UNAVAILABLE"}}));
+        }
+        s.received.extend_from_slice(&req.body);
+        if command == "upload, finalize" {
+            ResponseTemplate::new(200)
+                .insert_header("x-goog-upload-status", "final")
+                .set_body_json(json!({"file": {"name": "files/in-7", "sizeBytes": s.received.len().to_string()}}))
+        } else {
+            ResponseTemplate::new(200).insert_header("x-goog-upload-status", "active")
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_chunk_is_resumed_from_the_offset_the_server_reports() {
+    let server = MockServer::start().await;
+    let upload_url = format!("{}/upload/v1beta/files?upload_id=chunks", server.uri());
+    let jsonl = concat!(
+        r#"{"key":"req-1","request":{"contents":[{"parts":[{"text":"Hi"}],"role":"user"}],"generationConfig":{"maxOutputTokens":8}}}"#,
+        "\n",
+        r#"{"key":"req-2","request":{"contents":[{"parts":[{"text":"Bye"}],"role":"user"}]}}"#,
+        "\n"
+    );
+    Mock::given(method("POST"))
+        .and(path("/upload/v1beta/files"))
+        .and(header("x-goog-upload-protocol", "resumable"))
+        .and(header("x-goog-upload-command", "start"))
+        .and(header(
+            "x-goog-upload-header-content-length",
+            jsonl.len().to_string().as_str(),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-goog-upload-url", upload_url.as_str())
+                .insert_header("x-goog-upload-chunk-granularity", "16"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let session = std::sync::Arc::new(Session::default());
+    struct Shared(std::sync::Arc<Session>);
+    impl wiremock::Respond for Shared {
+        fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+            self.0.respond(req)
+        }
+    }
+    Mock::given(method("POST"))
+        .and(path("/upload/v1beta/files"))
+        .and(query_param("upload_id", "chunks"))
+        .and(header("x-goog-api-key", KEY))
+        .respond_with(Shared(session.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-2.5-flash:batchGenerateContent"))
+        .and(body_json(json!({"batch": {"display_name": "costlayer-req-1", "input_config": {"file_name": "files/in-7"}}})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(operation("BATCH_STATE_PENDING", false, 0, 0, None)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Chunks of 40 bytes, rounded down to the server's 16-byte granularity: 32.
+    let gemini = Gemini::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .timeout(Duration::from_secs(5))
+        .batch_inline_limit(10)
+        .batch_upload_chunk(40)
+        .build()
+        .expect("client builds");
+    let id = gemini.submit(items()).await.expect("submit");
+    assert_eq!(id, "batches/abc123");
+
+    let s = session.state.lock().expect("lock");
+    // The assembled file is the JSONL, byte for byte.
+    assert_eq!(String::from_utf8_lossy(&s.received), jsonl);
+    let total = jsonl.len();
+    // 0, 32, 64 (fails after 10 bytes), query, then 74 onwards in 32s.
+    let mut want = vec![
+        ("upload".to_owned(), Some(0)),
+        ("upload".to_owned(), Some(32)),
+        ("upload".to_owned(), Some(64)),
+        ("query".to_owned(), None),
+    ];
+    let mut off = 74;
+    while off + 32 < total {
+        want.push(("upload".to_owned(), Some(off)));
+        off += 32;
+    }
+    want.push(("upload, finalize".to_owned(), Some(off)));
+    assert_eq!(s.log, want);
+}
+
+/// A chunk refused for good (a 400) ends the upload at once: no offset
+/// query, no retry, no batch created, and the error is typed.
+#[tokio::test]
+async fn a_refused_chunk_is_not_retried() {
+    let server = MockServer::start().await;
+    let upload_url = format!("{}/upload/v1beta/files?upload_id=bad", server.uri());
+    Mock::given(method("POST"))
+        .and(path("/upload/v1beta/files"))
+        .and(header("x-goog-upload-command", "start"))
+        .respond_with(
+            ResponseTemplate::new(200).insert_header("x-goog-upload-url", upload_url.as_str()),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let session = std::sync::Arc::new(Session::default());
+    session.state.lock().expect("lock").fatal = true;
+    struct Shared(std::sync::Arc<Session>);
+    impl wiremock::Respond for Shared {
+        fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+            self.0.respond(req)
+        }
+    }
+    Mock::given(method("POST"))
+        .and(path("/upload/v1beta/files"))
+        .and(query_param("upload_id", "bad"))
+        .respond_with(Shared(session.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-2.5-flash:batchGenerateContent"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let gemini = Gemini::builder()
+        .api_key(KEY)
+        .base_url(server.uri())
+        .timeout(Duration::from_secs(5))
+        .batch_inline_limit(10)
+        .batch_upload_chunk(32)
+        .build()
+        .expect("client builds");
+    let err = gemini.submit(items()).await.expect_err("refused");
+    assert!(matches!(err, Error::InvalidRequest { .. }), "{err}");
+    assert!(!err.to_string().contains(KEY));
+    let s = session.state.lock().expect("lock");
+    assert_eq!(
+        s.log,
+        vec![
+            ("upload".to_owned(), Some(0)),
+            ("upload".to_owned(), Some(32)),
+            ("upload".to_owned(), Some(64)),
+        ]
+    );
+}

@@ -11,7 +11,6 @@
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use costlayer::batch::{BatchError, BatchJobs, JobEntry, ResultsReport};
@@ -21,8 +20,8 @@ use costlayer::{Error, Money};
 use serde_json::json;
 
 use crate::args::ConfigArgs;
-use crate::chat::ProviderName;
-use crate::{settings, store, CliError};
+use crate::chat::{ApiName, ProviderName};
+use crate::CliError;
 
 /// Testing aid: how long a simulated batch job takes, in milliseconds
 /// (default 2000).
@@ -78,6 +77,12 @@ struct SubmitArgs {
     /// The model of every request (replaces the file's).
     #[arg(long, value_name = "MODEL")]
     model: Option<String>,
+
+    /// The OpenAI API every line runs on: chat (`/v1/chat/completions`) or
+    /// responses (`/v1/responses`). One job has one endpoint; later commands
+    /// read it from the job.
+    #[arg(long, value_enum, value_name = "API", default_value = "chat")]
+    api: ApiName,
 
     #[command(flatten)]
     common: Common,
@@ -158,37 +163,29 @@ pub(crate) fn run(args: BatchArgs) -> Result<(), CliError> {
     })
 }
 
-/// The jobs facade over the tracker `chat` would build, and the data dir.
+/// The jobs facade over the tracker `chat` would build (the PostgreSQL
+/// ledger and book when one is configured), and the data dir.
 fn open(common: &Common) -> Result<(BatchJobs, PathBuf), CliError> {
-    let mut config = settings::config(&common.config)?;
-    if let Some(p) = &common.prices {
-        config.prices = Some(p.clone());
-    }
-    let dir = common
-        .config
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.clone());
-    config.data_dir = dir.clone();
-    if config.spool_dir.is_none() {
-        config.spool_dir = Some(std::env::temp_dir().join("costlayer-spool"));
-    }
-    let storage = Arc::new(store::open(&dir, &config.user)?);
-    let tracker = crate::chat::tracker(
-        &config,
-        storage,
-        None,
-        common.provider.unwrap_or(ProviderName::Openai),
-    )?;
-    let jobs = BatchJobs::new(tracker, &dir).map_err(|e| CliError::Usage(e.to_string()))?;
-    Ok((jobs, dir))
+    let config = crate::chat::config_of(&common.config, common.prices.as_ref())?;
+    let opened =
+        crate::chat::open_tracker(&config, common.provider.unwrap_or(ProviderName::Openai))?;
+    let jobs = BatchJobs::new(opened.tracker, &opened.data_dir)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok((jobs, opened.data_dir))
 }
 
 /// The batch client of `name`, from the environment; and its key, to scrub.
 fn provider(
     name: ProviderName,
+    api: ApiName,
     data_dir: &Path,
 ) -> Result<(Box<dyn BatchProvider>, Option<String>), CliError> {
+    if api == ApiName::Responses && name != ProviderName::Openai {
+        return Err(CliError::Usage(format!(
+            "--api responses is OpenAI's Responses API: use it with --provider openai, not {}",
+            name.as_str()
+        )));
+    }
     let key = name
         .key_vars()
         .iter()
@@ -218,7 +215,12 @@ fn provider(
             )
         }
         #[cfg(feature = "openai")]
-        ProviderName::Openai => Box::new(costlayer::openai::OpenAi::from_env().map_err(setup)?),
+        ProviderName::Openai => match api {
+            ApiName::Chat => Box::new(costlayer::openai::OpenAi::from_env().map_err(setup)?),
+            ApiName::Responses => {
+                Box::new(costlayer::openai::OpenAiResponses::from_env().map_err(setup)?)
+            }
+        },
         #[cfg(feature = "anthropic")]
         ProviderName::Anthropic => {
             Box::new(costlayer::anthropic::Anthropic::from_env().map_err(setup)?)
@@ -256,7 +258,8 @@ async fn provider_of(
             })?
         }
     };
-    provider(name, dir)
+    // Either OpenAI client reads any job (by the batch's own endpoint).
+    provider(name, ApiName::Chat, dir)
 }
 
 /// A batch failure as a CLI error: bad input is a usage error (2), the
@@ -318,7 +321,7 @@ async fn submit(a: SubmitArgs) -> Result<(), CliError> {
     })?;
     let text = std::fs::read_to_string(&a.input)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", a.input.display())))?;
-    let (p, key) = provider(name, &dir)?;
+    let (p, key) = provider(name, a.api, &dir)?;
     let items = costlayer::batch::parse_jsonl(
         &text,
         a.model.as_deref(),
@@ -545,7 +548,7 @@ async fn list(a: ListArgs) -> Result<(), CliError> {
     }
     let mut recovered = None;
     if let Some(name) = a.common.provider {
-        let (p, key) = provider(name, &dir)?;
+        let (p, key) = provider(name, ApiName::Chat, &dir)?;
         recovered = Some(
             jobs.recover(p.as_ref())
                 .await

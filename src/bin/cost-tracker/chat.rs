@@ -268,43 +268,16 @@ pub(crate) fn run(args: ChatArgs) -> Result<(), CliError> {
 
 async fn chat(args: ChatArgs) -> Result<(), CliError> {
     let prompt = read_prompt(&args.prompt)?;
-    let mut config = settings::config(&args.common)?;
-    if let Some(p) = &args.prices {
-        config.prices = Some(p.clone());
-    }
-    let ledger_dir = args
-        .common
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.clone());
-    config.data_dir = ledger_dir.clone();
-    // A record the ledger refuses after the call was billed must outlive
-    // this process: spool it to a file.
-    if config.spool_dir.is_none() {
-        config.spool_dir = Some(std::env::temp_dir().join("costlayer-spool"));
-    }
+    let config = config_of(&args.common, args.prices.as_ref())?;
     // The provider first: a missing key is reported before anything is
     // created on disk.
     let (provider, key) = provider(args.provider, args.api)?;
-    // The shared PostgreSQL ledger and book when one is configured, else
-    // the JSONL files in the data directory.
-    let (ledger, book, shared): (Arc<dyn Storage>, _, _) = match &config.database_url {
-        Some(url) => {
-            let (ledger, book) = CostTracker::ledger_from_config(&config)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            let label = crate::fleet::label(url.expose(), config.database_schema.as_deref());
-            (ledger, Some(book), Some(label))
-        }
-        None => (
-            Arc::new(store::open(&ledger_dir, &config.user)?),
-            None,
-            None,
-        ),
-    };
-    let capture = Arc::new(Capture::new(ledger));
-    let mut tracker_config = config.clone();
-    tracker_config.data_dir = ledger_dir.clone();
-    let tracker = tracker(&tracker_config, capture.clone(), book, args.provider)?;
+    let Opened {
+        tracker,
+        capture,
+        data_dir: ledger_dir,
+        shared,
+    } = open_tracker(&config, args.provider)?;
 
     let mut stack = StackBuilder::new(tracker.clone());
     let quota = match (args.rpm, args.tpm) {
@@ -460,10 +433,67 @@ fn read_prompt(arg: &str) -> Result<String, CliError> {
     Ok(prompt)
 }
 
+/// The configuration every command that records reads: flags >
+/// `COSTLAYER_*` > config file > defaults, with `--prices` over the file's,
+/// `--data-dir` as the data directory, and a spool directory (a record the
+/// ledger refuses after the call was billed must outlive the process).
+pub(crate) fn config_of(args: &ConfigArgs, prices: Option<&PathBuf>) -> Result<Config, CliError> {
+    let mut config = settings::config(args)?;
+    if let Some(p) = prices {
+        config.prices = Some(p.clone());
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if config.spool_dir.is_none() {
+        config.spool_dir = Some(std::env::temp_dir().join("costlayer-spool"));
+    }
+    Ok(config)
+}
+
+/// The tracker a recording command works through, and where it records.
+pub(crate) struct Opened {
+    /// The tracker (its ledger wrapped in [`Capture`]).
+    pub(crate) tracker: CostTracker,
+    /// The last record the tracker appended.
+    capture: Arc<Capture>,
+    /// The data directory (the JSONL ledger, the batch registry).
+    pub(crate) data_dir: PathBuf,
+    /// Where the PostgreSQL ledger is, for messages (no credentials), when
+    /// one is configured.
+    pub(crate) shared: Option<String>,
+}
+
+/// Opens the ledger and budget book of `config` and the tracker over them:
+/// the shared PostgreSQL ledger and book when `--database-url` /
+/// `COSTLAYER_DATABASE_URL` (or the config file's `storage`) names one,
+/// else the JSONL files in the data directory. `chat` and `batch` both
+/// record through it.
+pub(crate) fn open_tracker(config: &Config, provider: ProviderName) -> Result<Opened, CliError> {
+    let data_dir = config.data_dir.clone();
+    let (ledger, book, shared): (Arc<dyn Storage>, _, _) = match &config.database_url {
+        Some(url) => {
+            let (ledger, book) = CostTracker::ledger_from_config(config)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let label = crate::fleet::label(url.expose(), config.database_schema.as_deref());
+            (ledger, Some(book), Some(label))
+        }
+        None => (Arc::new(store::open(&data_dir, &config.user)?), None, None),
+    };
+    let capture = Arc::new(Capture::new(ledger));
+    let tracker = tracker(config, capture.clone(), book, provider)?;
+    Ok(Opened {
+        tracker,
+        capture,
+        data_dir,
+        shared,
+    })
+}
+
 /// The tracker [`CostTracker::from_config`] would build, with two changes:
 /// the ledger is wrapped in [`Capture`], and alerts print on standard error
 /// (standard output is the answer, or the JSON object).
-pub(crate) fn tracker(
+fn tracker(
     config: &Config,
     storage: Arc<dyn Storage>,
     book: Option<Arc<dyn BudgetBook>>,
