@@ -8,6 +8,7 @@
 mod book_suite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use book_suite::{line, record};
 use costlayer::budget::Scope;
@@ -228,10 +229,30 @@ async fn a_detached_hold_outlives_its_process() {
 /// the limit and return what they do not cover).
 #[tokio::test]
 async fn chunks_of_two_books_share_the_limit_to_the_last_dollars() {
+    two_books_share_the_limit(None).await;
+}
+
+/// As above with a chunk window short enough that chunks are returned and
+/// renewed between calls, and with chunks off.
+#[tokio::test]
+async fn two_books_share_the_limit_with_short_or_no_chunk_windows() {
+    for ms in [0, 1] {
+        two_books_share_the_limit(Some(Duration::from_millis(ms))).await;
+    }
+}
+
+async fn two_books_share_the_limit(window: Option<Duration>) {
     let dir = tempfile::tempdir().unwrap();
     let l = [line("m", Scope::All, 10_000, true)];
-    let a = JsonlDirBook::open(dir.path()).unwrap();
-    let b = JsonlDirBook::open(dir.path()).unwrap();
+    let open = || {
+        let mut b = JsonlDirBook::builder(dir.path());
+        if let Some(w) = window {
+            b = b.chunk_window(w);
+        }
+        b.build().unwrap()
+    };
+    let a = open();
+    let b = open();
     let ledger = JsonlStorage::builder(dir.path())
         .user("alice")
         .build()
@@ -277,8 +298,16 @@ async fn chunks_of_two_books_share_the_limit_to_the_last_dollars() {
     let tb = &b.totals(&l).await.unwrap()[0];
     // Nothing is held but what was spent (the other book's records it has
     // not read back yet show as its chunk).
-    assert_eq!(ta.committed(), Money::from_nanos(spent), "{ta:?}");
-    assert_eq!(tb.committed(), Money::from_nanos(spent), "{tb:?}");
+    assert_eq!(
+        ta.committed(),
+        Money::from_nanos(spent),
+        "{ta:?} (window {window:?})"
+    );
+    assert_eq!(
+        tb.committed(),
+        Money::from_nanos(spent),
+        "{tb:?} (window {window:?})"
+    );
     drop((a, b));
     let fresh = JsonlDirBook::open(dir.path()).unwrap();
     let t = &fresh.totals(&l).await.unwrap()[0];

@@ -43,14 +43,22 @@ fn prices() -> PriceTable {
 }
 
 fn tracker(dir: &Path, user: &str, lease: Duration) -> CostTracker {
-    CostTracker::builder()
-        .storage(Arc::new(
-            JsonlStorage::builder(dir).user(user).build().unwrap(),
-        ))
-        .book(Arc::new(
+    tracker_with(dir, user, Some(lease))
+}
+
+/// The worker's tracker: with a directory book of `lease`, or, with
+/// `None`, no `.book(..)` at all (the builder asks the storage for its
+/// default book).
+fn tracker_with(dir: &Path, user: &str, lease: Option<Duration>) -> CostTracker {
+    let mut b = CostTracker::builder().storage(Arc::new(
+        JsonlStorage::builder(dir).user(user).build().unwrap(),
+    ));
+    if let Some(lease) = lease {
+        b = b.book(Arc::new(
             JsonlDirBook::builder(dir).lease(lease).build().unwrap(),
-        ))
-        .prices(prices())
+        ));
+    }
+    b.prices(prices())
         .user(user)
         .budget(Budget::monthly(Money::from_nanos(LIMIT)).block())
         .build()
@@ -73,8 +81,9 @@ fn call() -> (ChatRequest, ChatResponse) {
 }
 
 /// Not a test on its own: the body of a worker process. Modes:
-/// `calls <dir> <user> <n>`: n concurrent calls, printing `ACK <id>` per
-/// recorded call and `REFUSED` per refusal; `hold <dir> <user>`: one
+/// `calls <dir> <user> <n> [default]`: n concurrent calls, printing
+/// `ACK <id>` per recorded call and `REFUSED` per refusal (with `default`,
+/// the tracker is built with no `.book(..)`); `hold <dir> <user>`: one
 /// settled call, then three live holds, `HELD`, and waits to be killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn worker_entry() {
@@ -86,7 +95,11 @@ async fn worker_entry() {
     let user = args[2];
     match args[0] {
         "calls" => {
-            let t = tracker(&dir, user, Duration::from_secs(60));
+            let lease = match args.get(4) {
+                Some(&"default") => None,
+                _ => Some(Duration::from_secs(60)),
+            };
+            let t = tracker_with(&dir, user, lease);
             let n: usize = args[3].parse().unwrap();
             let out = Arc::new(Mutex::new(std::io::stdout()));
             let tasks: Vec<_> = (0..n)
@@ -166,11 +179,15 @@ async fn ledger(dir: &Path) -> Vec<(String, i64)> {
 }
 
 async fn four_processes(users: [&str; 4]) {
+    four_processes_with(users, "book").await;
+}
+
+async fn four_processes_with(users: [&str; 4], book: &str) {
     let dir = tempfile::tempdir().unwrap();
     let children: Vec<_> = users
         .iter()
         .map(|u| {
-            worker(&format!("calls|{}|{u}|8", dir.path().display()))
+            worker(&format!("calls|{}|{u}|8|{book}", dir.path().display()))
                 .spawn()
                 .unwrap()
         })
@@ -215,6 +232,19 @@ async fn four_processes_of_one_user_never_overshoot_a_shared_limit() {
 #[tokio::test]
 async fn four_processes_of_different_users_never_overshoot_a_shared_limit() {
     four_processes(["w0", "w1", "w2", "w3"]).await;
+}
+
+/// Four processes, each built with `.storage(JsonlStorage)` and no
+/// `.book(..)`: the builder takes the storage's default book (the
+/// directory book), so they share one bound.
+#[tokio::test]
+async fn four_processes_without_a_book_share_the_directory_book() {
+    four_processes_with(["alice"; 4], "default").await;
+}
+
+#[tokio::test]
+async fn four_processes_of_different_users_without_a_book_share_the_directory_book() {
+    four_processes_with(["w0", "w1", "w2", "w3"], "default").await;
 }
 
 /// A worker killed with SIGKILL while it holds three reservations: once

@@ -30,24 +30,63 @@ const CHECKPOINT_FILE: &str = "budget_checkpoint.json";
 const VERSION: u32 = 1;
 /// Ledger bytes read between two checkpoint writes.
 const CHECKPOINT_EVERY: u64 = 1 << 20;
-/// How long this process serves reservations from its chunk without the
-/// directory lock before it takes the lock again (to return the unused
-/// part, resize the chunk and renew its lease). At most a quarter of the
-/// hold lease.
-const CHUNK_TTL: Duration = Duration::from_millis(500);
-/// A chunk takes at most this share of the headroom left after the call
-/// that takes it (1/8), so several processes near the limit still each get
-/// the last dollars...
-const CHUNK_SHARE: i64 = 8;
-/// ...and at most this many times the call's amount.
-const CHUNK_CALLS: i64 = 32;
+/// How long a process serves reservations from its chunk without the
+/// directory lock, by default: 500 ms. See
+/// [`JsonlDirBookBuilder::chunk_window`].
+pub const DEFAULT_CHUNK_WINDOW: Duration = Duration::from_millis(500);
+/// How many calls' worth a chunk grows to at most, by default: 32. See
+/// [`JsonlDirBookBuilder::chunk_max_calls`].
+pub const DEFAULT_CHUNK_MAX_CALLS: u32 = 32;
+/// The share of the headroom one chunk may take, by default: 1/8. See
+/// [`JsonlDirBookBuilder::chunk_headroom_share`].
+pub const DEFAULT_CHUNK_HEADROOM_SHARE: u32 = 8;
 
 /// Builds a [`JsonlDirBook`]; see [`JsonlDirBook::builder`].
+///
+/// # Chunks
+///
+/// To keep the directory lock off most calls, a process leases a *chunk*
+/// of each blocking budget's headroom (one hold in the holds file, which
+/// every process counts) and serves its next reservations from it in
+/// memory. Three settings size it; each trades fewer lock round trips
+/// (throughput, latency) against how much of the headroom one process can
+/// hold that the others cannot use until it is returned:
+///
+/// | setting | default | larger | smaller |
+/// |---|---|---|---|
+/// | [`chunk_window`](Self::chunk_window) | 500 ms (at most a quarter of the lease) | fewer lock round trips; unused headroom comes back later | the unused part returns sooner; `0` turns chunks off |
+/// | [`chunk_max_calls`](Self::chunk_max_calls) | 32 calls' worth | fewer round trips under steady load | less headroom held per process; `0` turns chunks off |
+/// | [`chunk_headroom_share`](Self::chunk_headroom_share) | 1/8 of the headroom left | smaller chunks near the limit, so many processes each still get the last dollars | (a share of 1) one process may take all the headroom left |
+///
+/// The bound is exact whatever the settings: a chunk is counted at its
+/// full size by every other process, and a call that does not fit in any
+/// chunk is decided under the lock. With chunks off every reserve, settle
+/// and release takes the lock and writes its own hold, call by call.
 #[derive(Debug)]
 #[must_use]
 pub struct JsonlDirBookBuilder {
     dir: PathBuf,
     lease: Duration,
+    chunks: ChunkConfig,
+    create_dir: bool,
+}
+
+/// The chunk settings of a book (see [`JsonlDirBookBuilder`]).
+#[derive(Debug, Clone, Copy)]
+struct ChunkConfig {
+    window: Duration,
+    max_calls: i64,
+    share: i64,
+}
+
+impl Default for ChunkConfig {
+    fn default() -> Self {
+        ChunkConfig {
+            window: DEFAULT_CHUNK_WINDOW,
+            max_calls: i64::from(DEFAULT_CHUNK_MAX_CALLS),
+            share: i64::from(DEFAULT_CHUNK_HEADROOM_SHARE),
+        }
+    }
 }
 
 impl JsonlDirBookBuilder {
@@ -59,27 +98,85 @@ impl JsonlDirBookBuilder {
         self
     }
 
+    /// How long this process serves reservations from its chunk without
+    /// the directory lock before it takes the lock again (to return the
+    /// unused part, resize the chunk to the load and renew its lease).
+    /// Defaults to [`DEFAULT_CHUNK_WINDOW`] (500 ms); never more than a
+    /// quarter of the [lease](Self::lease). `Duration::ZERO` turns chunks
+    /// off: every call takes the lock.
+    pub fn chunk_window(mut self, window: Duration) -> Self {
+        self.chunks.window = window;
+        self
+    }
+
+    /// How far a chunk grows while this process keeps coming back for
+    /// more: a new chunk covers the call that takes it and no more (a
+    /// short program holds only what it spends), then each renewal doubles
+    /// the room for further calls (1, 2, 4... calls' worth) up to `calls`.
+    /// Defaults to [`DEFAULT_CHUNK_MAX_CALLS`] (32). `0` turns chunks off.
+    pub fn chunk_max_calls(mut self, calls: u32) -> Self {
+        self.chunks.max_calls = i64::from(calls);
+        self
+    }
+
+    /// A chunk takes at most `1/share` of the headroom left after the call
+    /// that takes it, so several processes near the limit still each get
+    /// a part of the last dollars (near the limit a chunk shrinks to the
+    /// call itself). Defaults to [`DEFAULT_CHUNK_HEADROOM_SHARE`] (8);
+    /// `1` lets one process take all of it, `0` is refused by
+    /// [`build`](Self::build).
+    pub fn chunk_headroom_share(mut self, share: u32) -> Self {
+        self.chunks.share = i64::from(share);
+        self
+    }
+
+    /// Turns chunks off (as [`chunk_window`](Self::chunk_window) with
+    /// zero): every reservation is decided and written under the lock, one
+    /// hold per call. The slowest setting; for tests, or processes that
+    /// make a call now and then.
+    pub fn no_chunks(self) -> Self {
+        self.chunk_window(Duration::ZERO)
+    }
+
+    /// Whether [`build`](Self::build) creates the directory (the default).
+    /// Without it a missing directory fails the first operation instead
+    /// (the ledger's default book: the ledger's own checks report it).
+    pub(crate) fn create_dir(mut self, create: bool) -> Self {
+        self.create_dir = create;
+        self
+    }
+
     /// Creates the directory if needed and builds the book. Nothing is
     /// read until the first operation.
     ///
     /// # Errors
     ///
     /// [`BookError::Io`] if the directory cannot be created, or
-    /// [`BookError::Other`] for a zero lease.
+    /// [`BookError::Other`] for a zero lease or headroom share.
     pub fn build(self) -> Result<JsonlDirBook, BookError> {
         if self.lease.is_zero() {
             return Err(BookError::Other(
                 "the hold lease is 0: use at least a few seconds (default 5 minutes)".to_owned(),
             ));
         }
-        std::fs::create_dir_all(&self.dir).map_err(|source| BookError::Io {
-            op: "create",
-            path: self.dir.clone(),
-            source,
-        })?;
+        if self.chunks.share == 0 {
+            return Err(BookError::Other(
+                "the chunk headroom share is 0: use 1 or more (default 8, a chunk takes at most \
+                 1/8 of the headroom); to turn chunks off use no_chunks()"
+                    .to_owned(),
+            ));
+        }
+        if self.create_dir {
+            std::fs::create_dir_all(&self.dir).map_err(|source| BookError::Io {
+                op: "create",
+                path: self.dir.clone(),
+                source,
+            })?;
+        }
         Ok(JsonlDirBook {
             dir: self.dir,
             lease: self.lease,
+            chunks: self.chunks,
             owner: Owner {
                 pid: std::process::id(),
                 host: whoami::fallible::hostname().unwrap_or_else(|_| "unknown".to_owned()),
@@ -129,6 +226,7 @@ impl JsonlDirBookBuilder {
 pub struct JsonlDirBook {
     dir: PathBuf,
     lease: Duration,
+    chunks: ChunkConfig,
     owner: Owner,
     state: Mutex<DirState>,
 }
@@ -151,6 +249,7 @@ impl fmt::Debug for JsonlDirBook {
         f.debug_struct("JsonlDirBook")
             .field("dir", &self.dir)
             .field("lease", &self.lease)
+            .field("chunk_window", &self.chunk_ttl())
             .field("pid", &self.owner.pid)
             .finish_non_exhaustive()
     }
@@ -280,8 +379,8 @@ struct Chunk {
     unread_sum: Money,
     /// How many calls' worth the next growth adds beyond the call itself:
     /// 0 for a new chunk (a process that makes one call takes no more than
-    /// that call), then 1, 2, 4... up to [`CHUNK_CALLS`] while the process
-    /// keeps coming back for more.
+    /// that call), then 1, 2, 4... up to the book's maximum while the
+    /// process keeps coming back for more.
     calls: i64,
     /// When the chunk's hold was last written (renewed).
     taken: Instant,
@@ -447,6 +546,8 @@ impl JsonlDirBook {
         JsonlDirBookBuilder {
             dir: dir.into(),
             lease: DEFAULT_LEASE,
+            chunks: ChunkConfig::default(),
+            create_dir: true,
         }
     }
 
@@ -655,8 +756,9 @@ impl JsonlDirBook {
 
     /// Serves a reservation of `lines` from a chunk, taking or growing it
     /// under the lock: the chunk grows to what it covers + `amount` + room
-    /// for more calls (none for a new chunk, then doubling up to 32 calls'
-    /// worth as this process keeps needing more) but never more than 1/8
+    /// for more calls (none for a new chunk, then doubling up to the
+    /// book's maximum, 32 calls' worth by default, as this process keeps
+    /// needing more) but never more than its share (1/8 by default)
     /// of the headroom left, so the next calls of this process need no
     /// lock, and near the limit the chunk shrinks to the call itself. `None` when the reservation is
     /// better made as a hold of its own (no blocking line, or the chunk
@@ -667,7 +769,7 @@ impl JsonlDirBook {
         lines: &[BookLine],
         amount: Money,
     ) -> Option<Reserved> {
-        if !lines.iter().any(|l| l.blocking) {
+        if !lines.iter().any(|l| l.blocking) || self.chunk_ttl().is_zero() {
             return None;
         }
         let same = ctx.chunk.as_ref().is_some_and(|c| c.lines[..] == *lines);
@@ -693,7 +795,7 @@ impl JsonlDirBook {
                 snapshot: Vec::new(),
             });
         } else if let Some(c) = ctx.chunk.as_mut() {
-            c.calls = (c.calls * 2).clamp(1, CHUNK_CALLS);
+            c.calls = (c.calls * 2).clamp(1, self.chunks.max_calls.max(1));
         }
         let keys: Vec<BookKey> = lines.iter().map(|l| l.key.clone()).collect();
         let file = ctx.file_totals(keys.iter().cloned());
@@ -712,7 +814,8 @@ impl JsonlDirBook {
                     totals: ctx.totals(keys),
                 });
             }
-            extra = extra.min(l.limit.nanos().saturating_sub(after.nanos()) / CHUNK_SHARE);
+            extra =
+                extra.min(l.limit.nanos().saturating_sub(after.nanos()) / self.chunks.share.max(1));
         }
         let new_size = used
             .saturating_add(amount)
@@ -746,9 +849,19 @@ impl JsonlDirBook {
         })
     }
 
-    /// How long the chunk serves calls without the lock.
+    /// How long the chunk serves calls without the lock (zero: chunks
+    /// are off).
     fn chunk_ttl(&self) -> Duration {
-        CHUNK_TTL.min(self.lease / 4)
+        if self.chunks.max_calls == 0 {
+            return Duration::ZERO;
+        }
+        self.chunks.window.min(self.lease / 4)
+    }
+
+    /// The chunk window in effect ([`JsonlDirBookBuilder::chunk_window`],
+    /// at most a quarter of the lease); zero when chunks are off.
+    pub fn chunk_window(&self) -> Duration {
+        self.chunk_ttl()
     }
 
     /// A reservation served from the chunk without the directory lock, if
