@@ -28,6 +28,8 @@ const LOCK_FILE: &str = "budget.lock";
 const HOLDS_FILE: &str = "budget_holds.json";
 const CHECKPOINT_FILE: &str = "budget_checkpoint.json";
 const VERSION: u32 = 1;
+/// How many of a chunk's settled records its hold lists by id.
+const LISTED_UNREAD: usize = 64;
 /// Ledger bytes read between two checkpoint writes.
 const CHECKPOINT_EVERY: u64 = 1 << 20;
 /// How long a process serves reservations from its chunk without the
@@ -195,7 +197,7 @@ impl JsonlDirBookBuilder {
 /// | file | what |
 /// |---|---|
 /// | `budget.lock` | the directory lock (`flock`), held for the few microseconds of each reserve, settle and release |
-/// | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id |
+/// | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id (a chunk: its settled part and up to 64 of its records, so a process that reads one from the ledger takes it out of the chunk and nothing counts twice) |
 /// | `budget_checkpoint.json` | per-line settled sums at given per-file offsets, so a new process reads only what was appended since |
 ///
 /// Under the lock an operation (1) reads every ledger file from where this
@@ -283,6 +285,13 @@ struct HoldEntry {
     /// process (an older version counts it all as held).
     #[serde(default, skip_serializing_if = "is_zero")]
     settled_nano_usd: i64,
+    /// Records of that settled part (id, cost), at most [`LISTED_UNREAD`]
+    /// of them: a process that reads one of them from the ledger takes it
+    /// out of the chunk (it counts as the record from then on), so the
+    /// record is not counted twice while the owner has not read it back.
+    /// Unlisted records stay in the chunk until their owner reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unread: Vec<(ulid::Ulid, i64)>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -389,6 +398,16 @@ struct Chunk {
 }
 
 impl Chunk {
+    /// The settled records the chunk's hold lists (see
+    /// [`HoldEntry::unread`]).
+    fn listed(&self) -> Vec<(ulid::Ulid, i64)> {
+        self.unread
+            .iter()
+            .take(LISTED_UNREAD)
+            .map(|(id, (cost, _))| (*id, cost.nanos()))
+            .collect()
+    }
+
     fn used(&self) -> Money {
         self.live_sum.saturating_add(self.unread_sum)
     }
@@ -497,6 +516,32 @@ impl Ctx<'_> {
             })
             .collect()
     }
+}
+
+/// Takes the listed records of other processes' chunks that this
+/// operation read from the ledger out of their chunks (they count as
+/// records now). Returns whether a hold changed.
+fn take_read_back(holds: &mut [HoldEntry], found: &HashSet<ulid::Ulid>, me: &Owner) -> bool {
+    if found.is_empty() {
+        return false;
+    }
+    let mut changed = false;
+    for h in holds.iter_mut().filter(|h| h.owner.nonce != me.nonce) {
+        let mut gone = 0i64;
+        h.unread.retain(|(id, cost)| {
+            let read = found.contains(id);
+            if read {
+                gone = gone.saturating_add(*cost);
+            }
+            !read
+        });
+        if gone != 0 {
+            h.nano_usd = h.nano_usd.saturating_sub(gone).max(0);
+            h.settled_nano_usd = h.settled_nano_usd.saturating_sub(gone).max(0);
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Adds the hold `entry` makes of the lines' keys, unless a blocking line
@@ -641,6 +686,12 @@ impl JsonlDirBook {
                 .iter()
                 .filter_map(|h| h.record.as_deref()?.parse().ok())
                 .chain(st.chunk.iter().flat_map(|c| c.unread.keys().copied()))
+                .chain(
+                    holds
+                        .iter()
+                        .filter(|h| h.owner.nonce != self.owner.nonce)
+                        .flat_map(|h| h.unread.iter().map(|(id, _)| *id)),
+                )
                 .collect(),
             found: HashSet::new(),
         };
@@ -654,6 +705,7 @@ impl JsonlDirBook {
                 .is_none_or(|r| !ids.found.contains(&r))
         });
         dirty |= holds.len() != before;
+        dirty |= take_read_back(&mut holds, &ids.found, &self.owner);
         dirty |= self.expire(st, &mut holds);
         dirty |= self.trim_chunk(st, &mut holds, &ids.found);
         let mut ctx = Ctx {
@@ -735,10 +787,12 @@ impl JsonlDirBook {
             }
             Some(i)
                 if holds[i].nano_usd != target.nanos()
-                    || holds[i].settled_nano_usd != unread.nanos() =>
+                    || holds[i].settled_nano_usd != unread.nanos()
+                    || holds[i].unread.len() != c.unread.len().min(LISTED_UNREAD) =>
             {
                 holds[i].nano_usd = target.nanos();
                 holds[i].settled_nano_usd = unread.nanos();
+                holds[i].unread = c.listed();
                 true
             }
             Some(_) => false,
@@ -748,6 +802,7 @@ impl JsonlDirBook {
                 let mut entry = self.hold_entry(keys, target, None);
                 entry.id = c.id.clone();
                 entry.settled_nano_usd = unread.nanos();
+                entry.unread = c.listed();
                 holds.push(entry);
                 true
             }
@@ -825,11 +880,13 @@ impl JsonlDirBook {
             Some(h) => {
                 h.nano_usd = new_size.nanos();
                 h.settled_nano_usd = c.unread_sum.nanos();
+                h.unread = c.listed();
             }
             None => {
                 let mut entry = self.hold_entry(keys.clone(), new_size, None);
                 entry.id = c.id.clone();
                 entry.settled_nano_usd = c.unread_sum.nanos();
+                entry.unread = c.listed();
                 ctx.holds.push(entry);
             }
         }
@@ -1235,6 +1292,7 @@ impl JsonlDirBook {
             record,
             expires_ms: None,
             settled_nano_usd: 0,
+            unread: Vec::new(),
         }
     }
 }
