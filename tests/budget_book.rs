@@ -313,3 +313,107 @@ async fn two_books_share_the_limit(window: Option<Duration>) {
     let t = &fresh.totals(&l).await.unwrap()[0];
     assert!(t.committed() <= Money::from_nanos(10_000), "{t:?}");
 }
+
+/// The holds file's entries: (nano_usd, whether settled).
+fn hold_entries(dir: &std::path::Path) -> Vec<(i64, bool)> {
+    let holds: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("budget_holds.json")).unwrap_or_else(|_| b"{}".to_vec()),
+    )
+    .unwrap_or_default();
+    holds["holds"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h["nano_usd"].as_i64().unwrap(), h.get("record").is_some()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// With chunks off (a window of 0, or no growth), every reservation is
+/// its own hold in the file, written under the lock: another process sees
+/// exactly what is held, call by call. With the default chunks, repeated
+/// calls share one growing hold.
+#[tokio::test]
+async fn chunks_off_means_one_hold_per_call() {
+    let l = [line("m", Scope::All, 100_000, true)];
+    let dir = tempfile::tempdir().unwrap();
+    let a = JsonlDirBook::builder(dir.path())
+        .no_chunks()
+        .build()
+        .unwrap();
+    let a2 = JsonlDirBook::builder(dir.path())
+        .chunk_max_calls(0)
+        .build()
+        .unwrap();
+    let b = JsonlDirBook::open(dir.path()).unwrap();
+    for (book, tag) in [(&a, "window 0"), (&a2, "max calls 0")] {
+        assert_eq!(book.chunk_window(), Duration::ZERO, "{tag}");
+        let mut holds = Vec::new();
+        for k in 1..=4i64 {
+            match book.reserve(&l, Money::from_nanos(100)).await.unwrap() {
+                Reserved::Granted { hold, .. } => holds.push(hold),
+                other => panic!("{other:?}"),
+            }
+            let entries = hold_entries(dir.path());
+            assert_eq!(
+                entries,
+                vec![(100, false); k as usize],
+                "{tag}: one hold per call"
+            );
+            let t = &b.totals(&l).await.unwrap()[0];
+            assert_eq!(
+                t.held,
+                Money::from_nanos(100 * k),
+                "{tag}: exact, call by call"
+            );
+        }
+        for (i, h) in holds.into_iter().enumerate() {
+            let rec = record("alice", 60);
+            book.settle(Some(h), &rec, &l).await.unwrap();
+            let entries = hold_entries(dir.path());
+            assert_eq!(
+                entries.iter().filter(|e| e.1).count(),
+                i + 1,
+                "{tag}: settled under the lock"
+            );
+        }
+        for other in [&a, &a2, &b] {
+            let t = &other.totals(&l).await.unwrap()[0];
+            assert_eq!(
+                (t.settled, t.held),
+                (Money::from_nanos(240), Money::ZERO),
+                "{tag}"
+            );
+        }
+        // The next book starts from an empty file.
+        std::fs::remove_file(dir.path().join("budget_holds.json")).unwrap();
+    }
+    // The default: one chunk, grown past what it covers after a few calls.
+    let dir = tempfile::tempdir().unwrap();
+    let a = JsonlDirBook::open(dir.path()).unwrap();
+    assert_eq!(a.chunk_window(), Duration::from_millis(500));
+    let mut holds = Vec::new();
+    for _ in 0..4 {
+        match a.reserve(&l, Money::from_nanos(100)).await.unwrap() {
+            Reserved::Granted { hold, .. } => holds.push(hold),
+            other => panic!("{other:?}"),
+        }
+    }
+    let entries = hold_entries(dir.path());
+    assert_eq!(entries.len(), 1, "one chunk: {entries:?}");
+    assert!(
+        entries[0].0 >= 400,
+        "the chunk covers the four holds: {entries:?}"
+    );
+}
+
+#[test]
+fn a_zero_headroom_share_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = JsonlDirBook::builder(dir.path())
+        .chunk_headroom_share(0)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("no_chunks()"), "{e}");
+}
