@@ -417,3 +417,63 @@ fn a_zero_headroom_share_is_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("no_chunks()"), "{e}");
 }
+
+/// A blocking line and an alert-only one: reservations hold in the
+/// blocking line only, and settling a record that also counts in the
+/// alert-only line is served from the chunk without the lock (no settled
+/// hold per call in the file), while the totals of both lines stay exact,
+/// in this process and, once the records are in the ledger, in another.
+#[tokio::test]
+async fn an_alert_only_line_does_not_force_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = line("m", Scope::All, 100_000, true);
+    let w = line("w", Scope::All, 50_000, false);
+    let all = [m.clone(), w.clone()];
+    let a = JsonlDirBook::open(dir.path()).unwrap();
+    let ledger = JsonlStorage::builder(dir.path())
+        .user("alice")
+        .build()
+        .unwrap();
+    let mut recs = Vec::new();
+    for k in 1..=10i64 {
+        let hold = match a
+            .reserve(std::slice::from_ref(&m), Money::from_nanos(100))
+            .await
+            .unwrap()
+        {
+            Reserved::Granted { hold, .. } => hold,
+            other => panic!("{other:?}"),
+        };
+        let rec = record("alice", 60);
+        let t = a.settle(Some(hold), &rec, &all).await.unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!((&t[0].key, &t[1].key), (&m.key, &w.key));
+        assert_eq!(
+            t[0].settled,
+            Money::from_nanos(60 * k),
+            "m after {k}: {t:?}"
+        );
+        assert_eq!(
+            t[1].settled,
+            Money::from_nanos(60 * k),
+            "w after {k}: {t:?}"
+        );
+        assert_eq!(t[1].held, Money::ZERO);
+        recs.push(rec);
+    }
+    // Under the lock each settlement would leave a settled hold in the
+    // file until its record is read back from the ledger.
+    let settled_holds = hold_entries(dir.path()).iter().filter(|e| e.1).count();
+    assert!(
+        settled_holds <= 1,
+        "only the chunk's first call is settled under the lock: {settled_holds} settled holds"
+    );
+    ledger.append_batch(&recs).await.unwrap();
+    ledger.flush().await.unwrap();
+    let b = JsonlDirBook::open(dir.path()).unwrap();
+    for book in [&a, &b] {
+        let t = book.totals(&all).await.unwrap();
+        assert_eq!(t[0].committed(), Money::from_nanos(600), "{t:?}");
+        assert_eq!(t[1].committed(), Money::from_nanos(600), "{t:?}");
+    }
+}

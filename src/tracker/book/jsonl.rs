@@ -381,11 +381,16 @@ struct Chunk {
     written_unread: Money,
     live: HashMap<u128, Money>,
     live_sum: Money,
-    /// Settled records not read back yet: cost, and when settled (one the
+    /// Settled records not read back yet: cost, when settled (one the
     /// ledger never shows is dropped after the lease, as a settled hold in
-    /// the file would be).
-    unread: HashMap<ulid::Ulid, (Money, Instant)>,
+    /// the file would be), and the [`Chunk::side`] lines it counts in (a
+    /// bit per line).
+    unread: HashMap<ulid::Ulid, (Money, Instant, u64)>,
     unread_sum: Money,
+    /// Lines without a limit to hold (alert-only) that the chunk's
+    /// records also count in, so settling such a record needs no lock
+    /// either: at most [`MAX_SIDE`].
+    side: Vec<Side>,
     /// How many calls' worth the next growth adds beyond the call itself:
     /// 0 for a new chunk (a process that makes one call takes no more than
     /// that call), then 1, 2, 4... up to the book's maximum while the
@@ -397,6 +402,24 @@ struct Chunk {
     snapshot: Vec<LineTotals>,
 }
 
+/// A non-blocking line a chunk's records count in. Nothing is held in it
+/// (it refuses nothing): every process counts its spend from the ledger,
+/// and this process adds the records it settled without the lock until it
+/// reads them back.
+#[derive(Debug)]
+struct Side {
+    line: BookLine,
+    /// Its totals in the file as of the chunk's last write; `None` while
+    /// this process does not track the line (not registered yet, or
+    /// forgotten).
+    snapshot: Option<LineTotals>,
+    /// The cost of this process's unread records that count in it.
+    unread: Money,
+}
+
+/// How many non-blocking lines a chunk serves without the lock.
+const MAX_SIDE: usize = 64;
+
 impl Chunk {
     /// The settled records the chunk's hold lists (see
     /// [`HoldEntry::unread`]).
@@ -404,8 +427,44 @@ impl Chunk {
         self.unread
             .iter()
             .take(LISTED_UNREAD)
-            .map(|(id, (cost, _))| (*id, cost.nanos()))
+            .map(|(id, (cost, _, _))| (*id, cost.nanos()))
             .collect()
+    }
+
+    /// Takes the unread record `id` out (read back, or outlived the
+    /// lease), from the chunk's lines and its side lines.
+    fn drop_unread(&mut self, id: &ulid::Ulid) {
+        if let Some((cost, _, mask)) = self.unread.remove(id) {
+            self.unread_sum = self.unread_sum.saturating_sub(cost).max(Money::ZERO);
+            for (i, side) in self.side.iter_mut().enumerate() {
+                if mask & (1 << i) != 0 {
+                    side.unread = side.unread.saturating_sub(cost).max(Money::ZERO);
+                }
+            }
+        }
+    }
+
+    /// Adds the lines among `counted` that are not the chunk's, do not
+    /// block and are not side lines yet, when the chunk's lines are all
+    /// among `counted` (a record of such a call can be settled without the
+    /// lock next time).
+    fn add_side(&mut self, counted: &[BookLine]) {
+        if !self.lines.iter().all(|l| counted.contains(l)) {
+            return;
+        }
+        for l in counted {
+            if l.blocking || self.lines.contains(l) || self.side.iter().any(|s| s.line == *l) {
+                continue;
+            }
+            if self.side.len() >= MAX_SIDE {
+                return;
+            }
+            self.side.push(Side {
+                line: l.clone(),
+                snapshot: None,
+                unread: Money::ZERO,
+            });
+        }
     }
 
     fn used(&self) -> Money {
@@ -416,10 +475,15 @@ impl Chunk {
     /// them: its live holds held, its unread records settled, the unused
     /// part of the chunk not at all.
     fn own_view(&self, totals: &mut [LineTotals]) {
-        for t in totals
-            .iter_mut()
-            .filter(|t| self.lines.iter().any(|l| l.key == t.key))
-        {
+        for t in totals.iter_mut() {
+            if !self.lines.iter().any(|l| l.key == t.key) {
+                // A side line: the file does not know this process's
+                // unread records.
+                if let Some(side) = self.side.iter().find(|s| s.line.key == t.key) {
+                    t.settled = t.settled.saturating_add(side.unread);
+                }
+                continue;
+            }
             t.held = t
                 .held
                 .saturating_sub(self.size.saturating_sub(self.written_unread))
@@ -719,8 +783,25 @@ impl JsonlDirBook {
         if let Some(c) = ctx.chunk.as_ref() {
             let keys: Vec<BookKey> = c.lines.iter().map(|l| l.key.clone()).collect();
             let snapshot = ctx.file_totals(keys);
+            let side: Vec<Option<LineTotals>> =
+                c.side
+                    .iter()
+                    .map(|s| {
+                        let tracked = ctx.lines.get(&s.line.key).is_some_and(|t| {
+                            t.line.same_span(&s.line.key, s.line.start, s.line.end)
+                        });
+                        tracked.then(|| {
+                            let mut t = ctx.file_totals([s.line.key.clone()]);
+                            t.pop()
+                                .unwrap_or_else(|| LineTotals::zero(s.line.key.clone()))
+                        })
+                    })
+                    .collect();
             if let Some(c) = st.chunk.as_mut() {
                 c.snapshot = snapshot;
+                for (s, t) in c.side.iter_mut().zip(side) {
+                    s.snapshot = t;
+                }
                 if wrote {
                     c.taken = Instant::now();
                 }
@@ -757,19 +838,20 @@ impl JsonlDirBook {
             return false;
         };
         for id in found {
-            if let Some((cost, _)) = c.unread.remove(id) {
-                c.unread_sum = c.unread_sum.saturating_sub(cost).max(Money::ZERO);
-            }
+            c.drop_unread(id);
         }
         let lease = self.lease;
-        let before = c.unread.len();
-        c.unread.retain(|_, (_, at)| at.elapsed() < lease);
-        if c.unread.len() != before {
+        let old: Vec<ulid::Ulid> = c
+            .unread
+            .iter()
+            .filter(|(_, (_, at, _))| at.elapsed() >= lease)
+            .map(|(id, _)| *id)
+            .collect();
+        if !old.is_empty() {
             tracing::info!("settled records never read back from the ledger outlived the lease; the budget chunk no longer covers them");
-            c.unread_sum = c
-                .unread
-                .values()
-                .fold(Money::ZERO, |a, (m, _)| a.saturating_add(*m));
+            for id in &old {
+                c.drop_unread(id);
+            }
         }
         let target = c.used();
         let unread = c.unread_sum;
@@ -845,6 +927,7 @@ impl JsonlDirBook {
                 live_sum: Money::ZERO,
                 unread: HashMap::new(),
                 unread_sum: Money::ZERO,
+                side: Vec::new(),
                 calls: 0,
                 taken: Instant::now(),
                 snapshot: Vec::new(),
@@ -958,7 +1041,8 @@ impl JsonlDirBook {
     ) -> Option<(Vec<LineTotals>, bool)> {
         let key = hold_key(&hold.id)?;
         let ttl = self.chunk_ttl();
-        let mut st = self.state();
+        let mut guard = self.state();
+        let st = &mut *guard;
         let c = st.chunk.as_mut()?;
         // A chunk that has served one call only (a short program) settles
         // under the lock, so its settlement sees every process's spend at
@@ -966,9 +1050,30 @@ impl JsonlDirBook {
         if c.calls == 0 || !c.live.contains_key(&key) {
             return None;
         }
-        let mut counted = lines.iter().filter(|l| l.counts(record));
-        let exact = c.lines.iter().all(|l| counted.next() == Some(l)) && counted.next().is_none();
-        if !exact {
+        // The record must count in each of the chunk's lines (they hold
+        // it) and otherwise only in side lines this process tracks (they
+        // hold nothing: their spend is the ledger's plus this process's
+        // unread records).
+        let (mut own, mut mask) = (0usize, 0u64);
+        let mut order: Vec<Result<usize, usize>> = Vec::with_capacity(lines.len());
+        for l in lines.iter().filter(|l| l.counts(record)) {
+            if let Some(i) = c.lines.iter().position(|x| x == l) {
+                own += 1;
+                order.push(Ok(i));
+                continue;
+            }
+            let i = c.side.iter().position(|s| s.line == *l)?;
+            let tracked = st
+                .lines
+                .get(&l.key)
+                .is_some_and(|t| t.line.same_span(&l.key, l.start, l.end));
+            if l.blocking || !tracked || c.side[i].snapshot.is_none() {
+                return None;
+            }
+            mask |= 1 << i;
+            order.push(Err(i));
+        }
+        if own != c.lines.len() {
             return None;
         }
         c.take_live(&hold.id);
@@ -977,11 +1082,33 @@ impl JsonlDirBook {
             let e = c
                 .unread
                 .entry(record.id)
-                .or_insert((Money::ZERO, Instant::now()));
+                .or_insert((Money::ZERO, Instant::now(), 0));
             e.0 = e.0.saturating_add(cost);
+            e.2 |= mask;
             c.unread_sum = c.unread_sum.saturating_add(cost);
+            for (i, side) in c.side.iter_mut().enumerate() {
+                if mask & (1 << i) != 0 {
+                    side.unread = side.unread.saturating_add(cost);
+                }
+            }
         }
-        Some((c.view(), c.taken.elapsed() >= ttl))
+        let view = c.view();
+        let totals = order
+            .into_iter()
+            .map(|o| match o {
+                Ok(i) => view[i].clone(),
+                Err(i) => {
+                    let s = &c.side[i];
+                    let mut t = s
+                        .snapshot
+                        .clone()
+                        .unwrap_or_else(|| LineTotals::zero(s.line.key.clone()));
+                    t.settled = t.settled.saturating_add(s.unread);
+                    t
+                }
+            })
+            .collect();
+        Some((totals, c.taken.elapsed() >= ttl))
     }
 
     /// Drops holds whose owner's lease ran out (as this process measures
@@ -1425,11 +1552,17 @@ impl BudgetBook for JsonlDirBook {
     ) -> Result<Vec<LineTotals>, BookError> {
         if let Some(h) = &hold {
             if let Some((totals, due)) = self.settle_fast(h, record, lines) {
-                if due {
-                    // Return the unused part of the chunk now and then.
-                    self.locked(&[], |_| ())?;
+                if !due {
+                    return Ok(totals);
                 }
-                return Ok(totals);
+                // Return the unused part of the chunk now and then, and
+                // answer with every process's spend as of now (so a
+                // threshold crossed by the joint spend is seen).
+                let counted: Vec<BookLine> =
+                    lines.iter().filter(|l| l.counts(record)).cloned().collect();
+                return self.locked(&counted, |ctx| {
+                    ctx.totals(counted.iter().map(|l| l.key.clone()))
+                });
             }
         }
         let counted: Vec<BookLine> = lines.iter().filter(|l| l.counts(record)).cloned().collect();
@@ -1438,6 +1571,9 @@ impl BudgetBook for JsonlDirBook {
         let cost = record.cost();
         let local = hold.as_ref().map(|h| h.id.clone());
         self.locked_ending(&counted, local.as_deref(), |ctx| {
+            if let Some(c) = ctx.chunk.as_mut() {
+                c.add_side(&counted);
+            }
             ctx.holds
                 .retain(|h| hold.as_ref().is_none_or(|held| held.id != h.id));
             if !keys.is_empty() {
