@@ -141,8 +141,9 @@ impl JsonlDirBookBuilder {
     }
 
     /// Whether [`build`](Self::build) creates the directory (the default).
-    /// Without it a missing directory fails the first operation instead
-    /// (the ledger's default book: the ledger's own checks report it).
+    /// Without it the first operation creates it (the ledger's default
+    /// book: a directory that cannot be created is then reported by the
+    /// ledger's pre-flight check, before the call is sent).
     pub(crate) fn create_dir(mut self, create: bool) -> Self {
         self.create_dir = create;
         self
@@ -706,6 +707,9 @@ impl JsonlDirBook {
             c.take_live(id);
         }
         if st.lock.is_none() {
+            // A book built without its directory (the ledger's default
+            // book) creates it at its first operation.
+            std::fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
             let path = self.dir.join(LOCK_FILE);
             reject_symlink(&path)?;
             let f = safe_open::open_with(
