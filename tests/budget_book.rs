@@ -6,6 +6,9 @@
 
 #[path = "support/book_suite.rs"]
 mod book_suite;
+#[cfg(feature = "postgres")]
+#[path = "support/servers.rs"]
+mod servers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -476,4 +479,53 @@ async fn an_alert_only_line_does_not_force_the_lock() {
         assert_eq!(t[0].committed(), Money::from_nanos(600), "{t:?}");
         assert_eq!(t[1].committed(), Money::from_nanos(600), "{t:?}");
     }
+}
+
+/// Trackers built with `.storage(PostgresStorage)` and no `.book(..)` get
+/// the PostgreSQL book on the storage's pool: a live reservation of one is
+/// seen by the other, as two hosts would.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_book_a_postgres_storage_names_the_postgres_book() {
+    use costlayer::budget::Budget;
+    use costlayer::ledger::PostgresStorage;
+    use costlayer::tracker::CostTracker;
+    use costlayer::{ChatRequest, ChatResponse, Message, Usage};
+    let Some(url) = servers::database_url("default_book") else {
+        return;
+    };
+    let schema = servers::unique("t", "default_book");
+    let build = |user: &'static str| {
+        let storage = PostgresStorage::builder(&url)
+            .schema(&schema)
+            .user(user)
+            .build_lazy()
+            .unwrap();
+        CostTracker::builder()
+            .storage(Arc::new(storage))
+            .user(user)
+            .budget(Budget::monthly("0.01".parse().unwrap()).block())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build("alice"), build("bob"));
+    assert!(format!("{:?}", a.book()).starts_with("PostgresBudgetBook"));
+    let req = ChatRequest::new("gpt-4o-mini")
+        .message(Message::user("hi"))
+        .max_tokens(100);
+    let r = a.reserve(&req).await.unwrap();
+    let held = b.budget_status().await.unwrap()[0].reserved;
+    assert!(held > Money::ZERO, "the other host sees the hold");
+    let resp = ChatResponse {
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        usage: Usage::new(1_000, 100),
+        ..Default::default()
+    };
+    let rec = a.record(&req, &resp, Some(r)).await.unwrap();
+    let status = &b.budget_status().await.unwrap()[0];
+    assert_eq!(
+        (status.spent, status.reserved),
+        (rec.nano_usd.unwrap(), Money::ZERO)
+    );
 }
