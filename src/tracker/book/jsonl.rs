@@ -1058,12 +1058,15 @@ impl JsonlDirBook {
         // it) and otherwise only in side lines this process tracks (they
         // hold nothing: their spend is the ledger's plus this process's
         // unread records).
-        let (mut own, mut mask) = (0usize, 0u64);
-        let mut order: Vec<Result<usize, usize>> = Vec::with_capacity(lines.len());
+        let (mut own, mut mask, mut in_order) = (0usize, 0u64, true);
         for l in lines.iter().filter(|l| l.counts(record)) {
-            if let Some(i) = c.lines.iter().position(|x| x == l) {
+            if c.lines.get(own) == Some(l) {
                 own += 1;
-                order.push(Ok(i));
+                continue;
+            }
+            if c.lines.contains(l) {
+                own += 1;
+                in_order = false;
                 continue;
             }
             let i = c.side.iter().position(|s| s.line == *l)?;
@@ -1075,7 +1078,6 @@ impl JsonlDirBook {
                 return None;
             }
             mask |= 1 << i;
-            order.push(Err(i));
         }
         if own != c.lines.len() {
             return None;
@@ -1096,23 +1098,32 @@ impl JsonlDirBook {
                 }
             }
         }
+        let due = c.taken.elapsed() >= ttl;
         let view = c.view();
-        let totals = order
-            .into_iter()
-            .map(|o| match o {
-                Ok(i) => view[i].clone(),
-                Err(i) => {
-                    let s = &c.side[i];
+        if mask == 0 && in_order {
+            // The record counts in the chunk's lines alone (in order).
+            return Some((view, due));
+        }
+        // The totals in the order of `lines`: the chunk's from its view,
+        // side lines from their snapshot and this process's unread.
+        let totals = lines
+            .iter()
+            .filter(|l| l.counts(record))
+            .map(|l| match c.lines.iter().position(|x| x == l) {
+                Some(i) => view[i].clone(),
+                None => {
+                    let s = c.side.iter().find(|s| s.line == *l);
                     let mut t = s
-                        .snapshot
-                        .clone()
-                        .unwrap_or_else(|| LineTotals::zero(s.line.key.clone()));
-                    t.settled = t.settled.saturating_add(s.unread);
+                        .and_then(|s| s.snapshot.clone())
+                        .unwrap_or_else(|| LineTotals::zero(l.key.clone()));
+                    t.settled = t
+                        .settled
+                        .saturating_add(s.map_or(Money::ZERO, |s| s.unread));
                     t
                 }
             })
             .collect();
-        Some((totals, c.taken.elapsed() >= ttl))
+        Some((totals, due))
     }
 
     /// Drops holds whose owner's lease ran out (as this process measures
