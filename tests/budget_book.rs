@@ -6,8 +6,12 @@
 
 #[path = "support/book_suite.rs"]
 mod book_suite;
+#[cfg(feature = "postgres")]
+#[path = "support/servers.rs"]
+mod servers;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use book_suite::{line, record};
 use costlayer::budget::Scope;
@@ -228,10 +232,30 @@ async fn a_detached_hold_outlives_its_process() {
 /// the limit and return what they do not cover).
 #[tokio::test]
 async fn chunks_of_two_books_share_the_limit_to_the_last_dollars() {
+    two_books_share_the_limit(None).await;
+}
+
+/// As above with a chunk window short enough that chunks are returned and
+/// renewed between calls, and with chunks off.
+#[tokio::test]
+async fn two_books_share_the_limit_with_short_or_no_chunk_windows() {
+    for ms in [0, 1] {
+        two_books_share_the_limit(Some(Duration::from_millis(ms))).await;
+    }
+}
+
+async fn two_books_share_the_limit(window: Option<Duration>) {
     let dir = tempfile::tempdir().unwrap();
     let l = [line("m", Scope::All, 10_000, true)];
-    let a = JsonlDirBook::open(dir.path()).unwrap();
-    let b = JsonlDirBook::open(dir.path()).unwrap();
+    let open = || {
+        let mut b = JsonlDirBook::builder(dir.path());
+        if let Some(w) = window {
+            b = b.chunk_window(w);
+        }
+        b.build().unwrap()
+    };
+    let a = open();
+    let b = open();
     let ledger = JsonlStorage::builder(dir.path())
         .user("alice")
         .build()
@@ -277,10 +301,231 @@ async fn chunks_of_two_books_share_the_limit_to_the_last_dollars() {
     let tb = &b.totals(&l).await.unwrap()[0];
     // Nothing is held but what was spent (the other book's records it has
     // not read back yet show as its chunk).
-    assert_eq!(ta.committed(), Money::from_nanos(spent), "{ta:?}");
-    assert_eq!(tb.committed(), Money::from_nanos(spent), "{tb:?}");
+    assert_eq!(
+        ta.committed(),
+        Money::from_nanos(spent),
+        "{ta:?} (window {window:?})"
+    );
+    assert_eq!(
+        tb.committed(),
+        Money::from_nanos(spent),
+        "{tb:?} (window {window:?})"
+    );
     drop((a, b));
     let fresh = JsonlDirBook::open(dir.path()).unwrap();
     let t = &fresh.totals(&l).await.unwrap()[0];
     assert!(t.committed() <= Money::from_nanos(10_000), "{t:?}");
+}
+
+/// The holds file's entries: (nano_usd, whether settled).
+fn hold_entries(dir: &std::path::Path) -> Vec<(i64, bool)> {
+    let holds: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("budget_holds.json")).unwrap_or_else(|_| b"{}".to_vec()),
+    )
+    .unwrap_or_default();
+    holds["holds"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h["nano_usd"].as_i64().unwrap(), h.get("record").is_some()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// With chunks off (a window of 0, or no growth), every reservation is
+/// its own hold in the file, written under the lock: another process sees
+/// exactly what is held, call by call. With the default chunks, repeated
+/// calls share one growing hold.
+#[tokio::test]
+async fn chunks_off_means_one_hold_per_call() {
+    let l = [line("m", Scope::All, 100_000, true)];
+    let dir = tempfile::tempdir().unwrap();
+    let a = JsonlDirBook::builder(dir.path())
+        .no_chunks()
+        .build()
+        .unwrap();
+    let a2 = JsonlDirBook::builder(dir.path())
+        .chunk_max_calls(0)
+        .build()
+        .unwrap();
+    let b = JsonlDirBook::open(dir.path()).unwrap();
+    for (book, tag) in [(&a, "window 0"), (&a2, "max calls 0")] {
+        assert_eq!(book.chunk_window(), Duration::ZERO, "{tag}");
+        let mut holds = Vec::new();
+        for k in 1..=4i64 {
+            match book.reserve(&l, Money::from_nanos(100)).await.unwrap() {
+                Reserved::Granted { hold, .. } => holds.push(hold),
+                other => panic!("{other:?}"),
+            }
+            let entries = hold_entries(dir.path());
+            assert_eq!(
+                entries,
+                vec![(100, false); k as usize],
+                "{tag}: one hold per call"
+            );
+            let t = &b.totals(&l).await.unwrap()[0];
+            assert_eq!(
+                t.held,
+                Money::from_nanos(100 * k),
+                "{tag}: exact, call by call"
+            );
+        }
+        for (i, h) in holds.into_iter().enumerate() {
+            let rec = record("alice", 60);
+            book.settle(Some(h), &rec, &l).await.unwrap();
+            let entries = hold_entries(dir.path());
+            assert_eq!(
+                entries.iter().filter(|e| e.1).count(),
+                i + 1,
+                "{tag}: settled under the lock"
+            );
+        }
+        for other in [&a, &a2, &b] {
+            let t = &other.totals(&l).await.unwrap()[0];
+            assert_eq!(
+                (t.settled, t.held),
+                (Money::from_nanos(240), Money::ZERO),
+                "{tag}"
+            );
+        }
+        // The next book starts from an empty file.
+        std::fs::remove_file(dir.path().join("budget_holds.json")).unwrap();
+    }
+    // The default: one chunk, grown past what it covers after a few calls.
+    let dir = tempfile::tempdir().unwrap();
+    let a = JsonlDirBook::open(dir.path()).unwrap();
+    assert_eq!(a.chunk_window(), Duration::from_millis(500));
+    let mut holds = Vec::new();
+    for _ in 0..4 {
+        match a.reserve(&l, Money::from_nanos(100)).await.unwrap() {
+            Reserved::Granted { hold, .. } => holds.push(hold),
+            other => panic!("{other:?}"),
+        }
+    }
+    let entries = hold_entries(dir.path());
+    assert_eq!(entries.len(), 1, "one chunk: {entries:?}");
+    assert!(
+        entries[0].0 >= 400,
+        "the chunk covers the four holds: {entries:?}"
+    );
+}
+
+#[test]
+fn a_zero_headroom_share_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = JsonlDirBook::builder(dir.path())
+        .chunk_headroom_share(0)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("no_chunks()"), "{e}");
+}
+
+/// A blocking line and an alert-only one: reservations hold in the
+/// blocking line only, and settling a record that also counts in the
+/// alert-only line is served from the chunk without the lock (no settled
+/// hold per call in the file), while the totals of both lines stay exact,
+/// in this process and, once the records are in the ledger, in another.
+#[tokio::test]
+async fn an_alert_only_line_does_not_force_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = line("m", Scope::All, 100_000, true);
+    let w = line("w", Scope::All, 50_000, false);
+    let all = [m.clone(), w.clone()];
+    let a = JsonlDirBook::open(dir.path()).unwrap();
+    let ledger = JsonlStorage::builder(dir.path())
+        .user("alice")
+        .build()
+        .unwrap();
+    let mut recs = Vec::new();
+    for k in 1..=10i64 {
+        let hold = match a
+            .reserve(std::slice::from_ref(&m), Money::from_nanos(100))
+            .await
+            .unwrap()
+        {
+            Reserved::Granted { hold, .. } => hold,
+            other => panic!("{other:?}"),
+        };
+        let rec = record("alice", 60);
+        let t = a.settle(Some(hold), &rec, &all).await.unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!((&t[0].key, &t[1].key), (&m.key, &w.key));
+        assert_eq!(
+            t[0].settled,
+            Money::from_nanos(60 * k),
+            "m after {k}: {t:?}"
+        );
+        assert_eq!(
+            t[1].settled,
+            Money::from_nanos(60 * k),
+            "w after {k}: {t:?}"
+        );
+        assert_eq!(t[1].held, Money::ZERO);
+        recs.push(rec);
+    }
+    // Under the lock each settlement would leave a settled hold in the
+    // file until its record is read back from the ledger.
+    let settled_holds = hold_entries(dir.path()).iter().filter(|e| e.1).count();
+    assert!(
+        settled_holds <= 1,
+        "only the chunk's first call is settled under the lock: {settled_holds} settled holds"
+    );
+    ledger.append_batch(&recs).await.unwrap();
+    ledger.flush().await.unwrap();
+    let b = JsonlDirBook::open(dir.path()).unwrap();
+    for book in [&a, &b] {
+        let t = book.totals(&all).await.unwrap();
+        assert_eq!(t[0].committed(), Money::from_nanos(600), "{t:?}");
+        assert_eq!(t[1].committed(), Money::from_nanos(600), "{t:?}");
+    }
+}
+
+/// Trackers built with `.storage(PostgresStorage)` and no `.book(..)` get
+/// the PostgreSQL book on the storage's pool: a live reservation of one is
+/// seen by the other, as two hosts would.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_book_a_postgres_storage_names_the_postgres_book() {
+    use costlayer::budget::Budget;
+    use costlayer::ledger::PostgresStorage;
+    use costlayer::tracker::CostTracker;
+    use costlayer::{ChatRequest, ChatResponse, Message, Usage};
+    let Some(url) = servers::database_url("default_book") else {
+        return;
+    };
+    let schema = servers::unique("t", "default_book");
+    let build = |user: &'static str| {
+        let storage = PostgresStorage::builder(&url)
+            .schema(&schema)
+            .user(user)
+            .build_lazy()
+            .unwrap();
+        CostTracker::builder()
+            .storage(Arc::new(storage))
+            .user(user)
+            .budget(Budget::monthly("0.01".parse().unwrap()).block())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build("alice"), build("bob"));
+    assert!(format!("{:?}", a.book()).starts_with("PostgresBudgetBook"));
+    let req = ChatRequest::new("gpt-4o-mini")
+        .message(Message::user("hi"))
+        .max_tokens(100);
+    let r = a.reserve(&req).await.unwrap();
+    let held = b.budget_status().await.unwrap()[0].reserved;
+    assert!(held > Money::ZERO, "the other host sees the hold");
+    let resp = ChatResponse {
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        usage: Usage::new(1_000, 100),
+        ..Default::default()
+    };
+    let rec = a.record(&req, &resp, Some(r)).await.unwrap();
+    let status = &b.budget_status().await.unwrap()[0];
+    assert_eq!(
+        (status.spent, status.reserved),
+        (rec.nano_usd.unwrap(), Money::ZERO)
+    );
 }

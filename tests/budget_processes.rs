@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use costlayer::budget::{Budget, Scope};
+use costlayer::alert::{Alert, SinkError};
+use costlayer::budget::{Budget, Scope, Threshold};
 use costlayer::layer::cost::CostLayer;
 use costlayer::ledger::{JsonlStorage, ScanFilter, ScanItem, Storage};
 use costlayer::openai::OpenAi;
@@ -43,18 +44,40 @@ fn prices() -> PriceTable {
 }
 
 fn tracker(dir: &Path, user: &str, lease: Duration) -> CostTracker {
-    CostTracker::builder()
-        .storage(Arc::new(
-            JsonlStorage::builder(dir).user(user).build().unwrap(),
-        ))
-        .book(Arc::new(
+    tracker_with(dir, user, Some(lease))
+}
+
+/// The worker's tracker: with a directory book of `lease`, or, with
+/// `None`, no `.book(..)` at all (the builder asks the storage for its
+/// default book).
+fn tracker_with(dir: &Path, user: &str, lease: Option<Duration>) -> CostTracker {
+    builder_with(dir, user, lease).build().unwrap()
+}
+
+fn builder_with(
+    dir: &Path,
+    user: &str,
+    lease: Option<Duration>,
+) -> costlayer::tracker::CostTrackerBuilder {
+    let mut b = CostTracker::builder().storage(Arc::new(
+        JsonlStorage::builder(dir).user(user).build().unwrap(),
+    ));
+    if let Some(lease) = lease {
+        b = b.book(Arc::new(
             JsonlDirBook::builder(dir).lease(lease).build().unwrap(),
-        ))
-        .prices(prices())
+        ));
+    }
+    b.prices(prices())
         .user(user)
         .budget(Budget::monthly(Money::from_nanos(LIMIT)).block())
-        .build()
-        .unwrap()
+}
+
+/// The alert-only budget of the `mixed` workers: the same limit, alerts
+/// at 50% and 80% (more than one worker's eight calls can spend).
+fn warn_budget() -> Budget {
+    Budget::monthly(Money::from_nanos(LIMIT))
+        .name("w")
+        .thresholds([Threshold::percent(50), Threshold::percent(80)])
 }
 
 /// A 100-token call: reserved at its prompt bound + 100 output tokens,
@@ -73,8 +96,9 @@ fn call() -> (ChatRequest, ChatResponse) {
 }
 
 /// Not a test on its own: the body of a worker process. Modes:
-/// `calls <dir> <user> <n>`: n concurrent calls, printing `ACK <id>` per
-/// recorded call and `REFUSED` per refusal; `hold <dir> <user>`: one
+/// `calls <dir> <user> <n> [default]`: n concurrent calls, printing
+/// `ACK <id>` per recorded call and `REFUSED` per refusal (with `default`,
+/// the tracker is built with no `.book(..)`); `hold <dir> <user>`: one
 /// settled call, then three live holds, `HELD`, and waits to be killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn worker_entry() {
@@ -86,7 +110,30 @@ async fn worker_entry() {
     let user = args[2];
     match args[0] {
         "calls" => {
-            let t = tracker(&dir, user, Duration::from_secs(60));
+            let lease = match args.get(4) {
+                Some(&"default" | &"mixed") => None,
+                _ => Some(Duration::from_secs(60)),
+            };
+            let mut b = builder_with(&dir, user, lease);
+            if args.get(4) == Some(&"mixed") {
+                // An alert-only budget besides the blocking one; alerts
+                // go to `sent.log` next to the data directory.
+                let log = dir.with_extension("sent.log");
+                b = b.budget(warn_budget()).sink(move |a: Alert| {
+                    let log = log.clone();
+                    async move {
+                        use std::io::Write;
+                        let mut f = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&log)
+                            .map_err(SinkError::Io)?;
+                        writeln!(f, "{} {}", std::process::id(), a.key).map_err(SinkError::Io)?;
+                        Ok(())
+                    }
+                });
+            }
+            let t = b.build().unwrap();
             let n: usize = args[3].parse().unwrap();
             let out = Arc::new(Mutex::new(std::io::stdout()));
             let tasks: Vec<_> = (0..n)
@@ -114,6 +161,7 @@ async fn worker_entry() {
                 task.await.unwrap();
             }
             t.storage().flush().await.unwrap();
+            t.shutdown().await.unwrap();
         }
         "hold" => {
             let t = tracker(&dir, user, Duration::from_secs(2));
@@ -166,11 +214,20 @@ async fn ledger(dir: &Path) -> Vec<(String, i64)> {
 }
 
 async fn four_processes(users: [&str; 4]) {
-    let dir = tempfile::tempdir().unwrap();
+    four_processes_with(users, "book").await;
+}
+
+async fn four_processes_with(users: [&str; 4], book: &str) -> i64 {
+    let root = tempfile::tempdir().unwrap();
+    four_processes_in(&root.path().join("data"), users, book).await
+}
+
+/// Runs the four workers on `dir`; returns the recorded spend.
+async fn four_processes_in(dir: &Path, users: [&str; 4], book: &str) -> i64 {
     let children: Vec<_> = users
         .iter()
         .map(|u| {
-            worker(&format!("calls|{}|{u}|8", dir.path().display()))
+            worker(&format!("calls|{}|{u}|8|{book}", dir.display()))
                 .spawn()
                 .unwrap()
         })
@@ -195,7 +252,7 @@ async fn four_processes(users: [&str; 4]) {
         "the limit bites: {} acked, {refused} refused",
         acked.len()
     );
-    let records = ledger(dir.path()).await;
+    let records = ledger(dir).await;
     let spent: i64 = records.iter().map(|r| r.1).sum();
     assert!(spent <= LIMIT, "spent {spent} > limit {LIMIT}");
     for id in &acked {
@@ -205,6 +262,7 @@ async fn four_processes(users: [&str; 4]) {
         );
     }
     assert_eq!(records.len(), acked.len());
+    spent
 }
 
 #[tokio::test]
@@ -215,6 +273,48 @@ async fn four_processes_of_one_user_never_overshoot_a_shared_limit() {
 #[tokio::test]
 async fn four_processes_of_different_users_never_overshoot_a_shared_limit() {
     four_processes(["w0", "w1", "w2", "w3"]).await;
+}
+
+/// Four processes, each built with `.storage(JsonlStorage)` and no
+/// `.book(..)`: the builder takes the storage's default book (the
+/// directory book), so they share one bound.
+#[tokio::test]
+async fn four_processes_without_a_book_share_the_directory_book() {
+    four_processes_with(["alice"; 4], "default").await;
+}
+
+#[tokio::test]
+async fn four_processes_of_different_users_without_a_book_share_the_directory_book() {
+    four_processes_with(["w0", "w1", "w2", "w3"], "default").await;
+}
+
+/// Four processes with a blocking budget and an alert-only one over the
+/// same calls: the blocking one still bounds the joint spend, and each
+/// threshold of the alert-only one that the joint spend crossed (no
+/// worker alone can cross 50%) is alerted exactly once, by one process.
+#[tokio::test]
+async fn an_alert_only_budget_beside_a_blocking_one_alerts_the_joint_spend_once() {
+    for users in [["alice"; 4], ["w0", "w1", "w2", "w3"]] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        let spent = four_processes_in(&dir, users, "mixed").await;
+        let sent = std::fs::read_to_string(dir.with_extension("sent.log")).unwrap_or_default();
+        let month = chrono::Utc::now().format("%Y-%m").to_string();
+        assert!(spent * 2 >= LIMIT, "the workers spend past 50%: {spent}");
+        for (bp, pct) in [(5_000, 50), (8_000, 80)] {
+            let key = format!("w:{bp}:{month}");
+            let n = sent
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some(key.as_str()))
+                .count();
+            let crossed = spent * 100 >= LIMIT * pct;
+            assert_eq!(
+                n,
+                usize::from(crossed),
+                "{key} sent {n} times for a joint spend of {spent} (crossed: {crossed}): {sent}"
+            );
+        }
+    }
 }
 
 /// A worker killed with SIGKILL while it holds three reservations: once

@@ -241,3 +241,194 @@ fn several_processes_send_each_alert_once() {
         );
     }
 }
+
+/// Built with `.storage(JsonlStorage)` and no `.book(..)`, trackers on one
+/// directory share the directory book: a live reservation of one is seen
+/// by a tracker on another storage of the directory; trackers on clones of
+/// one storage share one book; a memory ledger still gets a memory book.
+#[tokio::test]
+async fn without_a_book_the_jsonl_storage_names_the_directory_book() {
+    use costlayer::budget::Budget;
+    use costlayer::ledger::MemoryStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = JsonlStorage::builder(dir.path())
+        .user("alice")
+        .build()
+        .unwrap();
+    let build = |s: JsonlStorage| {
+        CostTracker::builder()
+            .storage(Arc::new(s))
+            .user("alice")
+            .budget(Budget::monthly("0.01".parse().unwrap()).block())
+            .build()
+            .unwrap()
+    };
+    let a = build(storage.clone());
+    let a2 = build(storage.clone());
+    let b = build(
+        JsonlStorage::builder(dir.path())
+            .user("bob")
+            .build()
+            .unwrap(),
+    );
+    assert!(format!("{:?}", a.book()).starts_with("JsonlDirBook"));
+    assert!(Arc::ptr_eq(a.book(), a2.book()), "one book per storage");
+    assert!(!Arc::ptr_eq(a.book(), b.book()));
+    let (req, resp) = call(1_000);
+    let r = a.reserve(&req).await.unwrap();
+    let seen = b.budget_status().await.unwrap()[0].reserved;
+    assert!(seen > Money::ZERO, "the other tracker sees the hold");
+    let rec = a.record(&req, &resp, Some(r)).await.unwrap();
+    a.storage().flush().await.unwrap();
+    let status = &b.budget_status().await.unwrap()[0];
+    assert_eq!(
+        (status.spent, status.reserved),
+        (rec.nano_usd.unwrap(), Money::ZERO)
+    );
+    let m = CostTracker::builder()
+        .storage(Arc::new(MemoryStorage::new()))
+        .build()
+        .unwrap();
+    assert!(format!("{:?}", m.book()).starts_with("MemoryBook"));
+}
+
+/// A storage whose default book cannot be opened fails the build with the
+/// typed `BookError::Open`, whose message says what to do.
+#[tokio::test]
+async fn a_default_book_that_cannot_be_opened_fails_the_build() {
+    use costlayer::ledger::CostRecord;
+    use costlayer::ledger::{
+        LedgerError, MemoryStorage, RecordStream, ResetReport, ResetScope, ScanFilter, Storage,
+    };
+    use costlayer::tracker::book::{BookError, BudgetBook};
+
+    #[derive(Debug)]
+    struct Broken(MemoryStorage);
+    #[async_trait::async_trait]
+    impl Storage for Broken {
+        async fn append(&self, r: &CostRecord) -> Result<(), LedgerError> {
+            self.0.append(r).await
+        }
+        async fn scan(&self, f: &ScanFilter) -> Result<RecordStream, LedgerError> {
+            self.0.scan(f).await
+        }
+        async fn mark_alert(&self, k: &str, p: &serde_json::Value) -> Result<bool, LedgerError> {
+            self.0.mark_alert(k, p).await
+        }
+        async fn alert_fired(&self, k: &str) -> Result<bool, LedgerError> {
+            self.0.alert_fired(k).await
+        }
+        async fn reset(&self, s: ResetScope) -> Result<ResetReport, LedgerError> {
+            self.0.reset(s).await
+        }
+        fn default_book(&self) -> Option<Result<Arc<dyn BudgetBook>, BookError>> {
+            Some(Err(BookError::Other("the book's table is missing".into())))
+        }
+    }
+    let err = CostTracker::builder()
+        .storage(Arc::new(Broken(MemoryStorage::new())))
+        .build()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("the book's table is missing"), "{msg}");
+    assert!(
+        msg.contains("CostTrackerBuilder::book"),
+        "says what to do: {msg}"
+    );
+    match err {
+        costlayer::Error::Other(e) => assert!(matches!(
+            e.downcast_ref::<BookError>(),
+            Some(BookError::Open(_))
+        )),
+        other => panic!("{other:?}"),
+    }
+    // A book given explicitly is used instead.
+    CostTracker::builder()
+        .storage(Arc::new(Broken(MemoryStorage::new())))
+        .book(Arc::new(costlayer::tracker::book::MemoryBook::new()))
+        .build()
+        .unwrap();
+}
+
+/// A record the ledger refuses after the provider answered goes to the
+/// spool, and still counts in the directory book every process shares (as
+/// a settled hold, from its settlement on): another process sees the spend
+/// and refuses a call that would cross the limit.
+#[tokio::test]
+async fn a_spooled_record_counts_in_the_default_directory_book() {
+    use costlayer::budget::Budget;
+    use costlayer::ledger::{
+        CostRecord, LedgerError, RecordStream, ResetReport, ResetScope, ScanFilter, Storage,
+    };
+    use costlayer::tracker::book::{BookError, BudgetBook};
+
+    /// The directory's ledger, refusing every append.
+    #[derive(Debug)]
+    struct Refusing(JsonlStorage);
+    #[async_trait::async_trait]
+    impl Storage for Refusing {
+        async fn append(&self, _: &CostRecord) -> Result<(), LedgerError> {
+            Err(LedgerError::Backend("the disk is full".into()))
+        }
+        async fn scan(&self, f: &ScanFilter) -> Result<RecordStream, LedgerError> {
+            self.0.scan(f).await
+        }
+        async fn mark_alert(&self, k: &str, p: &serde_json::Value) -> Result<bool, LedgerError> {
+            self.0.mark_alert(k, p).await
+        }
+        async fn alert_fired(&self, k: &str) -> Result<bool, LedgerError> {
+            self.0.alert_fired(k).await
+        }
+        async fn reset(&self, s: ResetScope) -> Result<ResetReport, LedgerError> {
+            self.0.reset(s).await
+        }
+        fn default_book(&self) -> Option<Result<Arc<dyn BudgetBook>, BookError>> {
+            self.0.default_book()
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = |user: &str| {
+        JsonlStorage::builder(dir.path())
+            .user(user)
+            .build()
+            .unwrap()
+    };
+    let limit: Money = "0.01".parse().unwrap();
+    let a = CostTracker::builder()
+        .storage(Arc::new(Refusing(jsonl("alice"))))
+        .user("alice")
+        .budget(Budget::monthly(limit).block())
+        .build()
+        .unwrap();
+    assert!(format!("{:?}", a.book()).starts_with("JsonlDirBook"));
+    let (req, resp) = call(50_000);
+    let req = req.max_tokens(10);
+    let r = a.reserve(&req).await.unwrap();
+    let rec = a.record(&req, &resp, Some(r)).await.unwrap();
+    assert_eq!(
+        a.spool().records().len(),
+        1,
+        "the refused record is spooled"
+    );
+    let b = CostTracker::builder()
+        .storage(Arc::new(jsonl("bob")))
+        .user("bob")
+        .budget(Budget::monthly(limit).block())
+        .build()
+        .unwrap();
+    let status = &b.budget_status().await.unwrap()[0];
+    assert_eq!(
+        status.spent,
+        rec.nano_usd.unwrap(),
+        "counted by the other process"
+    );
+    // $0.0075 spent: a call that may cost $0.003 more (5,000 output
+    // tokens at $0.60 per million) would cross $0.01; one of $0.0006 not.
+    let (big, _) = call(0);
+    assert!(matches!(
+        b.reserve(&big.clone().max_tokens(5_000)).await,
+        Err(costlayer::Error::BudgetExceeded { .. })
+    ));
+    let held = b.reserve(&big.max_tokens(1_000)).await.unwrap();
+    assert!(!held.is_empty(), "a small call still fits");
+}

@@ -329,6 +329,31 @@ pub trait Storage: Send + Sync + Debug {
     async fn deliveries(&self) -> Result<Vec<OutboxEntry>, LedgerError> {
         Ok(Vec::new())
     }
+
+    /// The budget book every process sharing this ledger should use, which
+    /// [`CostTrackerBuilder::build`](crate::tracker::CostTrackerBuilder::build)
+    /// takes when no [`book`](crate::tracker::CostTrackerBuilder::book) is
+    /// given: [`JsonlStorage`] answers with a
+    /// [`JsonlDirBook`](crate::tracker::book::JsonlDirBook) on its
+    /// directory (one per storage, shared by its clones), `PostgresStorage`
+    /// with a `PostgresBudgetBook` on its pool.
+    ///
+    /// `None` (the default, and [`MemoryStorage`]'s answer) means the
+    /// ledger is not shared beyond this process: the builder then uses a
+    /// [`MemoryBook`](crate::tracker::book::MemoryBook) seeded from the
+    /// ledger (and the spool). `Some(Err(..))` fails the build: the book
+    /// this ledger needs cannot be opened, and calls must not run without
+    /// it.
+    fn default_book(
+        &self,
+    ) -> Option<
+        Result<
+            std::sync::Arc<dyn crate::tracker::book::BudgetBook>,
+            crate::tracker::book::BookError,
+        >,
+    > {
+        None
+    }
 }
 
 #[cfg(test)]

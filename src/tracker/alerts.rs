@@ -100,6 +100,32 @@ impl CostTracker {
         }
     }
 
+    /// Evaluates the thresholds on the book's shared totals as of now and
+    /// dispatches what is due, if this tracker has done budget work (its
+    /// lines are computed). A book that settles calls from a chunk answers
+    /// with the other processes' spend as of the chunk's last renewal, so a
+    /// threshold the joint spend crossed in the last moments is seen here,
+    /// at [`CostTracker::flush`], if no later call saw it.
+    pub(super) async fn alert_shared(&self) {
+        let inner = &self.inner;
+        if inner.budgets.is_empty() || inner.lock().lines.is_none() {
+            return;
+        }
+        let now = inner.clock.now();
+        let lines = self.lines(now);
+        match inner.book.totals(&lines.books).await {
+            Ok(totals) => {
+                let alerts = self.evaluate(&totals, &inner.user, now);
+                if !alerts.is_empty() {
+                    self.dispatch(alerts).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the budget totals could not be read at flush; thresholds are evaluated again at the next call");
+            }
+        }
+    }
+
     /// Waits until every alert dispatched so far has been delivered or
     /// given up on for this round. [`CostTracker::flush`] also retries what
     /// earlier processes left undelivered and makes the ledger durable.

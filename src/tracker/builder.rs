@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use super::book::{BudgetBook, JsonlDirBook, MemoryBook};
+use super::book::{BookError, BudgetBook, JsonlDirBook, MemoryBook};
 use super::preflight::WritableCache;
 use super::{AlertRetry, CostTracker, Inner, State, UnpricedPolicy};
 use crate::alert::{AlertSink, Outbox, OutboxConfig};
@@ -76,11 +76,29 @@ impl CostTrackerBuilder {
     }
 
     /// The budget book: where every budget's settled spend and live holds
-    /// are kept and hard limits decided. Defaults to a [`MemoryBook`]
-    /// seeded from the storage (one process);
-    /// [`CostTracker::from_config`] uses a [`JsonlDirBook`] on the data
-    /// directory, shared by every process using it. Give every process
-    /// sharing a ledger the same kind of book.
+    /// are kept and hard limits decided. Give every process sharing a
+    /// ledger the same kind of book.
+    ///
+    /// Defaults to the book the storage names
+    /// ([`Storage::default_book`]), so a blocking budget is one bound for
+    /// every process sharing the ledger without further setup:
+    ///
+    /// | storage | default book |
+    /// |---|---|
+    /// | [`JsonlStorage`](crate::ledger::JsonlStorage) | a [`JsonlDirBook`] on its directory, default settings (one per storage, shared by the trackers built on it) |
+    /// | `PostgresStorage` | a `PostgresBudgetBook` on its pool and schema |
+    /// | [`MemoryStorage`], or a storage that names none | a [`MemoryBook`] seeded from the storage and the spool (one process) |
+    ///
+    /// Set a book here to change its settings (the directory book's lease
+    /// and chunks: [`JsonlDirBook::builder`]) or to share a ledger in an
+    /// unusual way.
+    ///
+    /// Records the ledger refused and the [spool](Self::spool) holds count
+    /// in every default book: the memory book reads the spool with the
+    /// ledger; the directory and PostgreSQL books count a settled call from
+    /// the moment it is settled (the directory book as a settled hold in
+    /// its holds file until the record is read back from the ledger, or for
+    /// the hold lease at most if it stays in the spool that long).
     pub fn book(mut self, book: Arc<dyn BudgetBook>) -> Self {
         self.book = Some(book);
         self
@@ -181,6 +199,10 @@ impl CostTrackerBuilder {
     /// [`Error::Config`] for an invalid budget (zero or negative limit,
     /// threshold outside (0, 10], empty window, bad name), two budgets with
     /// one name, an empty user name, or zero alert attempts.
+    /// [`BookError::Open`](super::book::BookError::Open) (as
+    /// [`Error::Other`]) when no book is given and the storage's default
+    /// book cannot be opened (the directory book's directory cannot be
+    /// created, say): the message names the cause.
     pub fn build(self) -> Result<CostTracker, Error> {
         let prices = self
             .prices
@@ -221,13 +243,19 @@ impl CostTrackerBuilder {
         let spool = Arc::new(self.spool.unwrap_or_default());
         // Records a deferred ledger write refuses go to the spool too.
         storage.attach_spool(spool.clone());
-        // The default book counts spooled records too (they were billed).
-        let book = self.book.unwrap_or_else(|| {
-            Arc::new(MemoryBook::seeded_from(Arc::new(SpooledLedger {
-                ledger: storage.clone(),
-                spool: spool.clone(),
-            })))
-        });
+        let book = match self.book {
+            Some(book) => book,
+            None => match storage.default_book() {
+                Some(Ok(book)) => book,
+                Some(Err(e)) => return Err(BookError::Open(Box::new(e)).into()),
+                // The memory book counts spooled records too (they were
+                // billed).
+                None => Arc::new(MemoryBook::seeded_from(Arc::new(SpooledLedger {
+                    ledger: storage.clone(),
+                    spool: spool.clone(),
+                }))),
+            },
+        };
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             let weak = weak.clone();
             let outbox = Outbox::new(OutboxConfig {
@@ -390,8 +418,11 @@ impl CostTracker {
             .user(config.user.clone())
             .build()
             .map_err(ledger_error)?;
-        let book = JsonlDirBook::open(&config.data_dir)?;
-        Ok((Arc::new(storage), Arc::new(book)))
+        let book: Arc<dyn BudgetBook> = match storage.default_book() {
+            Some(book) => book.map_err(|e| BookError::Open(Box::new(e)))?,
+            None => Arc::new(JsonlDirBook::open(&config.data_dir)?),
+        };
+        Ok((Arc::new(storage), book))
     }
 }
 

@@ -104,9 +104,12 @@ impl CostTracker {
 
     /// Gets everything out before a program exits, and keeps the tracker
     /// usable: writes spooled records to the ledger if it accepts them,
-    /// retries the alerts left pending or failed (by this process's
-    /// earlier rounds excepted: by earlier or crashed processes), waits for
-    /// every queued alert, and makes the ledger durable
+    /// evaluates the budgets' thresholds on the shared totals once more (a
+    /// threshold crossed by the joint spend of several processes during
+    /// this process's last calls is alerted), retries the alerts left
+    /// pending or failed (by this process's earlier rounds excepted: by
+    /// earlier or crashed processes), waits for every queued alert, and
+    /// makes the ledger durable
     /// ([`Storage::flush`](crate::ledger::Storage::flush)).
     ///
     /// # Errors
@@ -119,6 +122,7 @@ impl CostTracker {
         if inner.spool.may_hold_records() && inner.storage.check_writable().await.is_ok() {
             self.drain_spool().await;
         }
+        self.alert_shared().await;
         inner.outbox.flush().await;
         inner.storage.flush().await.map_err(ledger_error)
     }

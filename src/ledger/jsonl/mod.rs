@@ -251,6 +251,7 @@ impl JsonlStorageBuilder {
                 spool: OnceLock::new(),
                 writer: OnceLock::new(),
                 others: std::sync::Mutex::new(std::collections::HashMap::new()),
+                book: std::sync::Mutex::new(std::sync::Weak::new()),
             }),
         })
     }
@@ -460,6 +461,9 @@ struct Inner {
     writer: OnceLock<WriterHandle>,
     /// Writers of other users' files: a record goes to its own user's file.
     others: std::sync::Mutex<std::collections::HashMap<String, Arc<WriterHandle>>>,
+    /// The directory book [`Storage::default_book`] handed out, while a
+    /// tracker uses it (so trackers of one storage share one book).
+    book: std::sync::Mutex<std::sync::Weak<crate::tracker::book::JsonlDirBook>>,
 }
 
 /// The directory-wide lock file held while an alert is marked.
@@ -1021,6 +1025,31 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl Storage for JsonlStorage {
+    /// A [`JsonlDirBook`](crate::tracker::book::JsonlDirBook) on this
+    /// ledger's directory, with its default settings: every process using
+    /// the directory shares its bound. One book per storage while in use:
+    /// clones of the storage, and trackers built on them, share it.
+    fn default_book(
+        &self,
+    ) -> Option<Result<Arc<dyn crate::tracker::book::BudgetBook>, crate::tracker::book::BookError>>
+    {
+        use crate::tracker::book::{BudgetBook, JsonlDirBook};
+        let mut slot = self.inner.book.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(book) = slot.upgrade() {
+            return Some(Ok(book as Arc<dyn BudgetBook>));
+        }
+        // The directory is created by the first write; until then the
+        // ledger's pre-flight check reports a directory that cannot be.
+        let book = JsonlDirBook::builder(&self.inner.dir)
+            .create_dir(false)
+            .build();
+        Some(book.map(|book| {
+            let book = Arc::new(book);
+            *slot = Arc::downgrade(&book);
+            book as Arc<dyn BudgetBook>
+        }))
+    }
+
     async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
         let mut bytes = serde_json::to_vec(&scrub::record(record))?;
         bytes.push(b'\n');

@@ -718,6 +718,15 @@ impl PostgresStorage {
 
 #[async_trait]
 impl Storage for PostgresStorage {
+    /// A [`PostgresBudgetBook`] in this ledger's schema, on its pool: every
+    /// host using the database shares its bound. Connects nothing yet.
+    fn default_book(
+        &self,
+    ) -> Option<Result<Arc<dyn crate::tracker::book::BudgetBook>, crate::tracker::book::BookError>>
+    {
+        Some(Ok(Arc::new(PostgresBudgetBook::new(self))))
+    }
+
     async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
         self.insert_batch(std::slice::from_ref(record))
             .await

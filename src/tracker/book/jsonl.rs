@@ -28,26 +28,67 @@ const LOCK_FILE: &str = "budget.lock";
 const HOLDS_FILE: &str = "budget_holds.json";
 const CHECKPOINT_FILE: &str = "budget_checkpoint.json";
 const VERSION: u32 = 1;
+/// How many of a chunk's settled records its hold lists by id.
+const LISTED_UNREAD: usize = 64;
 /// Ledger bytes read between two checkpoint writes.
 const CHECKPOINT_EVERY: u64 = 1 << 20;
-/// How long this process serves reservations from its chunk without the
-/// directory lock before it takes the lock again (to return the unused
-/// part, resize the chunk and renew its lease). At most a quarter of the
-/// hold lease.
-const CHUNK_TTL: Duration = Duration::from_millis(500);
-/// A chunk takes at most this share of the headroom left after the call
-/// that takes it (1/8), so several processes near the limit still each get
-/// the last dollars...
-const CHUNK_SHARE: i64 = 8;
-/// ...and at most this many times the call's amount.
-const CHUNK_CALLS: i64 = 32;
+/// How long a process serves reservations from its chunk without the
+/// directory lock, by default: 500 ms. See
+/// [`JsonlDirBookBuilder::chunk_window`].
+pub const DEFAULT_CHUNK_WINDOW: Duration = Duration::from_millis(500);
+/// How many calls' worth a chunk grows to at most, by default: 32. See
+/// [`JsonlDirBookBuilder::chunk_max_calls`].
+pub const DEFAULT_CHUNK_MAX_CALLS: u32 = 32;
+/// The share of the headroom one chunk may take, by default: 1/8. See
+/// [`JsonlDirBookBuilder::chunk_headroom_share`].
+pub const DEFAULT_CHUNK_HEADROOM_SHARE: u32 = 8;
 
 /// Builds a [`JsonlDirBook`]; see [`JsonlDirBook::builder`].
+///
+/// # Chunks
+///
+/// To keep the directory lock off most calls, a process leases a *chunk*
+/// of each blocking budget's headroom (one hold in the holds file, which
+/// every process counts) and serves its next reservations from it in
+/// memory. Three settings size it; each trades fewer lock round trips
+/// (throughput, latency) against how much of the headroom one process can
+/// hold that the others cannot use until it is returned:
+///
+/// | setting | default | larger | smaller |
+/// |---|---|---|---|
+/// | [`chunk_window`](Self::chunk_window) | 500 ms (at most a quarter of the lease) | fewer lock round trips; unused headroom comes back later | the unused part returns sooner; `0` turns chunks off |
+/// | [`chunk_max_calls`](Self::chunk_max_calls) | 32 calls' worth | fewer round trips under steady load | less headroom held per process; `0` turns chunks off |
+/// | [`chunk_headroom_share`](Self::chunk_headroom_share) | 1/8 of the headroom left | smaller chunks near the limit, so many processes each still get the last dollars | (a share of 1) one process may take all the headroom left |
+///
+/// The bound is exact whatever the settings: a chunk is counted at its
+/// full size by every other process, and a call that does not fit in any
+/// chunk is decided under the lock. With chunks off every reserve, settle
+/// and release takes the lock and writes its own hold, call by call.
 #[derive(Debug)]
 #[must_use]
 pub struct JsonlDirBookBuilder {
     dir: PathBuf,
     lease: Duration,
+    chunks: ChunkConfig,
+    create_dir: bool,
+}
+
+/// The chunk settings of a book (see [`JsonlDirBookBuilder`]).
+#[derive(Debug, Clone, Copy)]
+struct ChunkConfig {
+    window: Duration,
+    max_calls: i64,
+    share: i64,
+}
+
+impl Default for ChunkConfig {
+    fn default() -> Self {
+        ChunkConfig {
+            window: DEFAULT_CHUNK_WINDOW,
+            max_calls: i64::from(DEFAULT_CHUNK_MAX_CALLS),
+            share: i64::from(DEFAULT_CHUNK_HEADROOM_SHARE),
+        }
+    }
 }
 
 impl JsonlDirBookBuilder {
@@ -59,27 +100,86 @@ impl JsonlDirBookBuilder {
         self
     }
 
+    /// How long this process serves reservations from its chunk without
+    /// the directory lock before it takes the lock again (to return the
+    /// unused part, resize the chunk to the load and renew its lease).
+    /// Defaults to [`DEFAULT_CHUNK_WINDOW`] (500 ms); never more than a
+    /// quarter of the [lease](Self::lease). `Duration::ZERO` turns chunks
+    /// off: every call takes the lock.
+    pub fn chunk_window(mut self, window: Duration) -> Self {
+        self.chunks.window = window;
+        self
+    }
+
+    /// How far a chunk grows while this process keeps coming back for
+    /// more: a new chunk covers the call that takes it and no more (a
+    /// short program holds only what it spends), then each renewal doubles
+    /// the room for further calls (1, 2, 4... calls' worth) up to `calls`.
+    /// Defaults to [`DEFAULT_CHUNK_MAX_CALLS`] (32). `0` turns chunks off.
+    pub fn chunk_max_calls(mut self, calls: u32) -> Self {
+        self.chunks.max_calls = i64::from(calls);
+        self
+    }
+
+    /// A chunk takes at most `1/share` of the headroom left after the call
+    /// that takes it, so several processes near the limit still each get
+    /// a part of the last dollars (near the limit a chunk shrinks to the
+    /// call itself). Defaults to [`DEFAULT_CHUNK_HEADROOM_SHARE`] (8);
+    /// `1` lets one process take all of it, `0` is refused by
+    /// [`build`](Self::build).
+    pub fn chunk_headroom_share(mut self, share: u32) -> Self {
+        self.chunks.share = i64::from(share);
+        self
+    }
+
+    /// Turns chunks off (as [`chunk_window`](Self::chunk_window) with
+    /// zero): every reservation is decided and written under the lock, one
+    /// hold per call. The slowest setting; for tests, or processes that
+    /// make a call now and then.
+    pub fn no_chunks(self) -> Self {
+        self.chunk_window(Duration::ZERO)
+    }
+
+    /// Whether [`build`](Self::build) creates the directory (the default).
+    /// Without it the first operation creates it (the ledger's default
+    /// book: a directory that cannot be created is then reported by the
+    /// ledger's pre-flight check, before the call is sent).
+    pub(crate) fn create_dir(mut self, create: bool) -> Self {
+        self.create_dir = create;
+        self
+    }
+
     /// Creates the directory if needed and builds the book. Nothing is
     /// read until the first operation.
     ///
     /// # Errors
     ///
     /// [`BookError::Io`] if the directory cannot be created, or
-    /// [`BookError::Other`] for a zero lease.
+    /// [`BookError::Other`] for a zero lease or headroom share.
     pub fn build(self) -> Result<JsonlDirBook, BookError> {
         if self.lease.is_zero() {
             return Err(BookError::Other(
                 "the hold lease is 0: use at least a few seconds (default 5 minutes)".to_owned(),
             ));
         }
-        std::fs::create_dir_all(&self.dir).map_err(|source| BookError::Io {
-            op: "create",
-            path: self.dir.clone(),
-            source,
-        })?;
+        if self.chunks.share == 0 {
+            return Err(BookError::Other(
+                "the chunk headroom share is 0: use 1 or more (default 8, a chunk takes at most \
+                 1/8 of the headroom); to turn chunks off use no_chunks()"
+                    .to_owned(),
+            ));
+        }
+        if self.create_dir {
+            std::fs::create_dir_all(&self.dir).map_err(|source| BookError::Io {
+                op: "create",
+                path: self.dir.clone(),
+                source,
+            })?;
+        }
         Ok(JsonlDirBook {
             dir: self.dir,
             lease: self.lease,
+            chunks: self.chunks,
             owner: Owner {
                 pid: std::process::id(),
                 host: whoami::fallible::hostname().unwrap_or_else(|_| "unknown".to_owned()),
@@ -98,7 +198,7 @@ impl JsonlDirBookBuilder {
 /// | file | what |
 /// |---|---|
 /// | `budget.lock` | the directory lock (`flock`), held for the few microseconds of each reserve, settle and release |
-/// | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id |
+/// | `budget_holds.json` | the live holds: owner (pid, host, per-process nonce), lease, lines, amount, and, once settled, the record id (a chunk: its settled part and up to 64 of its records, so a process that reads one from the ledger takes it out of the chunk and nothing counts twice) |
 /// | `budget_checkpoint.json` | per-line settled sums at given per-file offsets, so a new process reads only what was appended since |
 ///
 /// Under the lock an operation (1) reads every ledger file from where this
@@ -129,6 +229,7 @@ impl JsonlDirBookBuilder {
 pub struct JsonlDirBook {
     dir: PathBuf,
     lease: Duration,
+    chunks: ChunkConfig,
     owner: Owner,
     state: Mutex<DirState>,
 }
@@ -151,6 +252,7 @@ impl fmt::Debug for JsonlDirBook {
         f.debug_struct("JsonlDirBook")
             .field("dir", &self.dir)
             .field("lease", &self.lease)
+            .field("chunk_window", &self.chunk_ttl())
             .field("pid", &self.owner.pid)
             .finish_non_exhaustive()
     }
@@ -184,6 +286,13 @@ struct HoldEntry {
     /// process (an older version counts it all as held).
     #[serde(default, skip_serializing_if = "is_zero")]
     settled_nano_usd: i64,
+    /// Records of that settled part (id, cost), at most [`LISTED_UNREAD`]
+    /// of them: a process that reads one of them from the ledger takes it
+    /// out of the chunk (it counts as the record from then on), so the
+    /// record is not counted twice while the owner has not read it back.
+    /// Unlisted records stay in the chunk until their owner reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unread: Vec<(ulid::Ulid, i64)>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -273,15 +382,20 @@ struct Chunk {
     written_unread: Money,
     live: HashMap<u128, Money>,
     live_sum: Money,
-    /// Settled records not read back yet: cost, and when settled (one the
+    /// Settled records not read back yet: cost, when settled (one the
     /// ledger never shows is dropped after the lease, as a settled hold in
-    /// the file would be).
-    unread: HashMap<ulid::Ulid, (Money, Instant)>,
+    /// the file would be), and the [`Chunk::side`] lines it counts in (a
+    /// bit per line).
+    unread: HashMap<ulid::Ulid, (Money, Instant, u64)>,
     unread_sum: Money,
+    /// Lines without a limit to hold (alert-only) that the chunk's
+    /// records also count in, so settling such a record needs no lock
+    /// either: at most [`MAX_SIDE`].
+    side: Vec<Side>,
     /// How many calls' worth the next growth adds beyond the call itself:
     /// 0 for a new chunk (a process that makes one call takes no more than
-    /// that call), then 1, 2, 4... up to [`CHUNK_CALLS`] while the process
-    /// keeps coming back for more.
+    /// that call), then 1, 2, 4... up to the book's maximum while the
+    /// process keeps coming back for more.
     calls: i64,
     /// When the chunk's hold was last written (renewed).
     taken: Instant,
@@ -289,7 +403,71 @@ struct Chunk {
     snapshot: Vec<LineTotals>,
 }
 
+/// A non-blocking line a chunk's records count in. Nothing is held in it
+/// (it refuses nothing): every process counts its spend from the ledger,
+/// and this process adds the records it settled without the lock until it
+/// reads them back.
+#[derive(Debug)]
+struct Side {
+    line: BookLine,
+    /// Its totals in the file as of the chunk's last write; `None` while
+    /// this process does not track the line (not registered yet, or
+    /// forgotten).
+    snapshot: Option<LineTotals>,
+    /// The cost of this process's unread records that count in it.
+    unread: Money,
+}
+
+/// How many non-blocking lines a chunk serves without the lock.
+const MAX_SIDE: usize = 64;
+
 impl Chunk {
+    /// The settled records the chunk's hold lists (see
+    /// [`HoldEntry::unread`]).
+    fn listed(&self) -> Vec<(ulid::Ulid, i64)> {
+        self.unread
+            .iter()
+            .take(LISTED_UNREAD)
+            .map(|(id, (cost, _, _))| (*id, cost.nanos()))
+            .collect()
+    }
+
+    /// Takes the unread record `id` out (read back, or outlived the
+    /// lease), from the chunk's lines and its side lines.
+    fn drop_unread(&mut self, id: &ulid::Ulid) {
+        if let Some((cost, _, mask)) = self.unread.remove(id) {
+            self.unread_sum = self.unread_sum.saturating_sub(cost).max(Money::ZERO);
+            for (i, side) in self.side.iter_mut().enumerate() {
+                if mask & (1 << i) != 0 {
+                    side.unread = side.unread.saturating_sub(cost).max(Money::ZERO);
+                }
+            }
+        }
+    }
+
+    /// Adds the lines among `counted` that are not the chunk's, do not
+    /// block and are not side lines yet, when the chunk's lines are all
+    /// among `counted` (a record of such a call can be settled without the
+    /// lock next time).
+    fn add_side(&mut self, counted: &[BookLine]) {
+        if !self.lines.iter().all(|l| counted.contains(l)) {
+            return;
+        }
+        for l in counted {
+            if l.blocking || self.lines.contains(l) || self.side.iter().any(|s| s.line == *l) {
+                continue;
+            }
+            if self.side.len() >= MAX_SIDE {
+                return;
+            }
+            self.side.push(Side {
+                line: l.clone(),
+                snapshot: None,
+                unread: Money::ZERO,
+            });
+        }
+    }
+
     fn used(&self) -> Money {
         self.live_sum.saturating_add(self.unread_sum)
     }
@@ -298,10 +476,15 @@ impl Chunk {
     /// them: its live holds held, its unread records settled, the unused
     /// part of the chunk not at all.
     fn own_view(&self, totals: &mut [LineTotals]) {
-        for t in totals
-            .iter_mut()
-            .filter(|t| self.lines.iter().any(|l| l.key == t.key))
-        {
+        for t in totals.iter_mut() {
+            if !self.lines.iter().any(|l| l.key == t.key) {
+                // A side line: the file does not know this process's
+                // unread records.
+                if let Some(side) = self.side.iter().find(|s| s.line.key == t.key) {
+                    t.settled = t.settled.saturating_add(side.unread);
+                }
+                continue;
+            }
             t.held = t
                 .held
                 .saturating_sub(self.size.saturating_sub(self.written_unread))
@@ -400,6 +583,32 @@ impl Ctx<'_> {
     }
 }
 
+/// Takes the listed records of other processes' chunks that this
+/// operation read from the ledger out of their chunks (they count as
+/// records now). Returns whether a hold changed.
+fn take_read_back(holds: &mut [HoldEntry], found: &HashSet<ulid::Ulid>, me: &Owner) -> bool {
+    if found.is_empty() {
+        return false;
+    }
+    let mut changed = false;
+    for h in holds.iter_mut().filter(|h| h.owner.nonce != me.nonce) {
+        let mut gone = 0i64;
+        h.unread.retain(|(id, cost)| {
+            let read = found.contains(id);
+            if read {
+                gone = gone.saturating_add(*cost);
+            }
+            !read
+        });
+        if gone != 0 {
+            h.nano_usd = h.nano_usd.saturating_sub(gone).max(0);
+            h.settled_nano_usd = h.settled_nano_usd.saturating_sub(gone).max(0);
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Adds the hold `entry` makes of the lines' keys, unless a blocking line
 /// would cross its limit.
 fn grant(
@@ -447,6 +656,8 @@ impl JsonlDirBook {
         JsonlDirBookBuilder {
             dir: dir.into(),
             lease: DEFAULT_LEASE,
+            chunks: ChunkConfig::default(),
+            create_dir: true,
         }
     }
 
@@ -496,6 +707,9 @@ impl JsonlDirBook {
             c.take_live(id);
         }
         if st.lock.is_none() {
+            // A book built without its directory (the ledger's default
+            // book) creates it at its first operation.
+            std::fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
             let path = self.dir.join(LOCK_FILE);
             reject_symlink(&path)?;
             let f = safe_open::open_with(
@@ -540,6 +754,12 @@ impl JsonlDirBook {
                 .iter()
                 .filter_map(|h| h.record.as_deref()?.parse().ok())
                 .chain(st.chunk.iter().flat_map(|c| c.unread.keys().copied()))
+                .chain(
+                    holds
+                        .iter()
+                        .filter(|h| h.owner.nonce != self.owner.nonce)
+                        .flat_map(|h| h.unread.iter().map(|(id, _)| *id)),
+                )
                 .collect(),
             found: HashSet::new(),
         };
@@ -553,6 +773,7 @@ impl JsonlDirBook {
                 .is_none_or(|r| !ids.found.contains(&r))
         });
         dirty |= holds.len() != before;
+        dirty |= take_read_back(&mut holds, &ids.found, &self.owner);
         dirty |= self.expire(st, &mut holds);
         dirty |= self.trim_chunk(st, &mut holds, &ids.found);
         let mut ctx = Ctx {
@@ -566,8 +787,25 @@ impl JsonlDirBook {
         if let Some(c) = ctx.chunk.as_ref() {
             let keys: Vec<BookKey> = c.lines.iter().map(|l| l.key.clone()).collect();
             let snapshot = ctx.file_totals(keys);
+            let side: Vec<Option<LineTotals>> =
+                c.side
+                    .iter()
+                    .map(|s| {
+                        let tracked = ctx.lines.get(&s.line.key).is_some_and(|t| {
+                            t.line.same_span(&s.line.key, s.line.start, s.line.end)
+                        });
+                        tracked.then(|| {
+                            let mut t = ctx.file_totals([s.line.key.clone()]);
+                            t.pop()
+                                .unwrap_or_else(|| LineTotals::zero(s.line.key.clone()))
+                        })
+                    })
+                    .collect();
             if let Some(c) = st.chunk.as_mut() {
                 c.snapshot = snapshot;
+                for (s, t) in c.side.iter_mut().zip(side) {
+                    s.snapshot = t;
+                }
                 if wrote {
                     c.taken = Instant::now();
                 }
@@ -604,19 +842,20 @@ impl JsonlDirBook {
             return false;
         };
         for id in found {
-            if let Some((cost, _)) = c.unread.remove(id) {
-                c.unread_sum = c.unread_sum.saturating_sub(cost).max(Money::ZERO);
-            }
+            c.drop_unread(id);
         }
         let lease = self.lease;
-        let before = c.unread.len();
-        c.unread.retain(|_, (_, at)| at.elapsed() < lease);
-        if c.unread.len() != before {
+        let old: Vec<ulid::Ulid> = c
+            .unread
+            .iter()
+            .filter(|(_, (_, at, _))| at.elapsed() >= lease)
+            .map(|(id, _)| *id)
+            .collect();
+        if !old.is_empty() {
             tracing::info!("settled records never read back from the ledger outlived the lease; the budget chunk no longer covers them");
-            c.unread_sum = c
-                .unread
-                .values()
-                .fold(Money::ZERO, |a, (m, _)| a.saturating_add(*m));
+            for id in &old {
+                c.drop_unread(id);
+            }
         }
         let target = c.used();
         let unread = c.unread_sum;
@@ -634,10 +873,12 @@ impl JsonlDirBook {
             }
             Some(i)
                 if holds[i].nano_usd != target.nanos()
-                    || holds[i].settled_nano_usd != unread.nanos() =>
+                    || holds[i].settled_nano_usd != unread.nanos()
+                    || holds[i].unread.len() != c.unread.len().min(LISTED_UNREAD) =>
             {
                 holds[i].nano_usd = target.nanos();
                 holds[i].settled_nano_usd = unread.nanos();
+                holds[i].unread = c.listed();
                 true
             }
             Some(_) => false,
@@ -647,6 +888,7 @@ impl JsonlDirBook {
                 let mut entry = self.hold_entry(keys, target, None);
                 entry.id = c.id.clone();
                 entry.settled_nano_usd = unread.nanos();
+                entry.unread = c.listed();
                 holds.push(entry);
                 true
             }
@@ -655,8 +897,9 @@ impl JsonlDirBook {
 
     /// Serves a reservation of `lines` from a chunk, taking or growing it
     /// under the lock: the chunk grows to what it covers + `amount` + room
-    /// for more calls (none for a new chunk, then doubling up to 32 calls'
-    /// worth as this process keeps needing more) but never more than 1/8
+    /// for more calls (none for a new chunk, then doubling up to the
+    /// book's maximum, 32 calls' worth by default, as this process keeps
+    /// needing more) but never more than its share (1/8 by default)
     /// of the headroom left, so the next calls of this process need no
     /// lock, and near the limit the chunk shrinks to the call itself. `None` when the reservation is
     /// better made as a hold of its own (no blocking line, or the chunk
@@ -667,7 +910,7 @@ impl JsonlDirBook {
         lines: &[BookLine],
         amount: Money,
     ) -> Option<Reserved> {
-        if !lines.iter().any(|l| l.blocking) {
+        if !lines.iter().any(|l| l.blocking) || self.chunk_ttl().is_zero() {
             return None;
         }
         let same = ctx.chunk.as_ref().is_some_and(|c| c.lines[..] == *lines);
@@ -688,12 +931,13 @@ impl JsonlDirBook {
                 live_sum: Money::ZERO,
                 unread: HashMap::new(),
                 unread_sum: Money::ZERO,
+                side: Vec::new(),
                 calls: 0,
                 taken: Instant::now(),
                 snapshot: Vec::new(),
             });
         } else if let Some(c) = ctx.chunk.as_mut() {
-            c.calls = (c.calls * 2).clamp(1, CHUNK_CALLS);
+            c.calls = (c.calls * 2).clamp(1, self.chunks.max_calls.max(1));
         }
         let keys: Vec<BookKey> = lines.iter().map(|l| l.key.clone()).collect();
         let file = ctx.file_totals(keys.iter().cloned());
@@ -712,7 +956,8 @@ impl JsonlDirBook {
                     totals: ctx.totals(keys),
                 });
             }
-            extra = extra.min(l.limit.nanos().saturating_sub(after.nanos()) / CHUNK_SHARE);
+            extra =
+                extra.min(l.limit.nanos().saturating_sub(after.nanos()) / self.chunks.share.max(1));
         }
         let new_size = used
             .saturating_add(amount)
@@ -722,11 +967,13 @@ impl JsonlDirBook {
             Some(h) => {
                 h.nano_usd = new_size.nanos();
                 h.settled_nano_usd = c.unread_sum.nanos();
+                h.unread = c.listed();
             }
             None => {
                 let mut entry = self.hold_entry(keys.clone(), new_size, None);
                 entry.id = c.id.clone();
                 entry.settled_nano_usd = c.unread_sum.nanos();
+                entry.unread = c.listed();
                 ctx.holds.push(entry);
             }
         }
@@ -746,9 +993,19 @@ impl JsonlDirBook {
         })
     }
 
-    /// How long the chunk serves calls without the lock.
+    /// How long the chunk serves calls without the lock (zero: chunks
+    /// are off).
     fn chunk_ttl(&self) -> Duration {
-        CHUNK_TTL.min(self.lease / 4)
+        if self.chunks.max_calls == 0 {
+            return Duration::ZERO;
+        }
+        self.chunks.window.min(self.lease / 4)
+    }
+
+    /// The chunk window in effect ([`JsonlDirBookBuilder::chunk_window`],
+    /// at most a quarter of the lease); zero when chunks are off.
+    pub fn chunk_window(&self) -> Duration {
+        self.chunk_ttl()
     }
 
     /// A reservation served from the chunk without the directory lock, if
@@ -788,7 +1045,8 @@ impl JsonlDirBook {
     ) -> Option<(Vec<LineTotals>, bool)> {
         let key = hold_key(&hold.id)?;
         let ttl = self.chunk_ttl();
-        let mut st = self.state();
+        let mut guard = self.state();
+        let st = &mut *guard;
         let c = st.chunk.as_mut()?;
         // A chunk that has served one call only (a short program) settles
         // under the lock, so its settlement sees every process's spend at
@@ -796,9 +1054,32 @@ impl JsonlDirBook {
         if c.calls == 0 || !c.live.contains_key(&key) {
             return None;
         }
-        let mut counted = lines.iter().filter(|l| l.counts(record));
-        let exact = c.lines.iter().all(|l| counted.next() == Some(l)) && counted.next().is_none();
-        if !exact {
+        // The record must count in each of the chunk's lines (they hold
+        // it) and otherwise only in side lines this process tracks (they
+        // hold nothing: their spend is the ledger's plus this process's
+        // unread records).
+        let (mut own, mut mask, mut in_order) = (0usize, 0u64, true);
+        for l in lines.iter().filter(|l| l.counts(record)) {
+            if c.lines.get(own) == Some(l) {
+                own += 1;
+                continue;
+            }
+            if c.lines.contains(l) {
+                own += 1;
+                in_order = false;
+                continue;
+            }
+            let i = c.side.iter().position(|s| s.line == *l)?;
+            let tracked = st
+                .lines
+                .get(&l.key)
+                .is_some_and(|t| t.line.same_span(&l.key, l.start, l.end));
+            if l.blocking || !tracked || c.side[i].snapshot.is_none() {
+                return None;
+            }
+            mask |= 1 << i;
+        }
+        if own != c.lines.len() {
             return None;
         }
         c.take_live(&hold.id);
@@ -807,11 +1088,42 @@ impl JsonlDirBook {
             let e = c
                 .unread
                 .entry(record.id)
-                .or_insert((Money::ZERO, Instant::now()));
+                .or_insert((Money::ZERO, Instant::now(), 0));
             e.0 = e.0.saturating_add(cost);
+            e.2 |= mask;
             c.unread_sum = c.unread_sum.saturating_add(cost);
+            for (i, side) in c.side.iter_mut().enumerate() {
+                if mask & (1 << i) != 0 {
+                    side.unread = side.unread.saturating_add(cost);
+                }
+            }
         }
-        Some((c.view(), c.taken.elapsed() >= ttl))
+        let due = c.taken.elapsed() >= ttl;
+        let view = c.view();
+        if mask == 0 && in_order {
+            // The record counts in the chunk's lines alone (in order).
+            return Some((view, due));
+        }
+        // The totals in the order of `lines`: the chunk's from its view,
+        // side lines from their snapshot and this process's unread.
+        let totals = lines
+            .iter()
+            .filter(|l| l.counts(record))
+            .map(|l| match c.lines.iter().position(|x| x == l) {
+                Some(i) => view[i].clone(),
+                None => {
+                    let s = c.side.iter().find(|s| s.line == *l);
+                    let mut t = s
+                        .and_then(|s| s.snapshot.clone())
+                        .unwrap_or_else(|| LineTotals::zero(l.key.clone()));
+                    t.settled = t
+                        .settled
+                        .saturating_add(s.map_or(Money::ZERO, |s| s.unread));
+                    t
+                }
+            })
+            .collect();
+        Some((totals, due))
     }
 
     /// Drops holds whose owner's lease ran out (as this process measures
@@ -1122,6 +1434,7 @@ impl JsonlDirBook {
             record,
             expires_ms: None,
             settled_nano_usd: 0,
+            unread: Vec::new(),
         }
     }
 }
@@ -1254,11 +1567,17 @@ impl BudgetBook for JsonlDirBook {
     ) -> Result<Vec<LineTotals>, BookError> {
         if let Some(h) = &hold {
             if let Some((totals, due)) = self.settle_fast(h, record, lines) {
-                if due {
-                    // Return the unused part of the chunk now and then.
-                    self.locked(&[], |_| ())?;
+                if !due {
+                    return Ok(totals);
                 }
-                return Ok(totals);
+                // Return the unused part of the chunk now and then, and
+                // answer with every process's spend as of now (so a
+                // threshold crossed by the joint spend is seen).
+                let counted: Vec<BookLine> =
+                    lines.iter().filter(|l| l.counts(record)).cloned().collect();
+                return self.locked(&counted, |ctx| {
+                    ctx.totals(counted.iter().map(|l| l.key.clone()))
+                });
             }
         }
         let counted: Vec<BookLine> = lines.iter().filter(|l| l.counts(record)).cloned().collect();
@@ -1267,6 +1586,9 @@ impl BudgetBook for JsonlDirBook {
         let cost = record.cost();
         let local = hold.as_ref().map(|h| h.id.clone());
         self.locked_ending(&counted, local.as_deref(), |ctx| {
+            if let Some(c) = ctx.chunk.as_mut() {
+                c.add_side(&counted);
+            }
             ctx.holds
                 .retain(|h| hold.as_ref().is_none_or(|held| held.id != h.id));
             if !keys.is_empty() {

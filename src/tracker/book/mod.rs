@@ -65,7 +65,10 @@ mod memory;
 
 #[cfg(feature = "postgres")]
 pub use crate::ledger::PostgresBudgetBook;
-pub use jsonl::{JsonlDirBook, JsonlDirBookBuilder, DEFAULT_LEASE};
+pub use jsonl::{
+    JsonlDirBook, JsonlDirBookBuilder, DEFAULT_CHUNK_HEADROOM_SHARE, DEFAULT_CHUNK_MAX_CALLS,
+    DEFAULT_CHUNK_WINDOW, DEFAULT_LEASE,
+};
 pub use memory::MemoryBook;
 
 /// The stable identity of one budget in one period: its name, the period's
@@ -242,6 +245,11 @@ pub enum BookError {
     /// Anything else.
     #[error("budget book: {0}")]
     Other(String),
+    /// The book the ledger names as its default
+    /// ([`Storage::default_book`](crate::ledger::Storage::default_book))
+    /// could not be opened, so the tracker was not built.
+    #[error("the ledger's shared budget book cannot be opened ({0}); fix that, or give the tracker a book with CostTrackerBuilder::book(..)")]
+    Open(#[source] Box<BookError>),
 }
 
 impl From<BookError> for crate::Error {
