@@ -672,16 +672,35 @@ impl PostgresStorage {
         &self,
         client: &mut deadpool_postgres::Client,
     ) -> Result<Option<u64>, LedgerError> {
-        let t = &self.inner.t;
         let tx = client
             .transaction()
             .await
             .map_err(|e| pg_error("begin folding the rollup", e))?;
-        let got: bool = tx
-            .query_one(
+        let folded = self.fold_in(&tx).await?;
+        if folded.is_some() {
+            tx.commit()
+                .await
+                .map_err(|e| pg_error("commit the rollup", e))?;
+        }
+        Ok(folded)
+    }
+
+    /// [`fold_rollup`](Self::fold_rollup) in the caller's transaction: the
+    /// lock (held to the transaction's end) and the fold. `None` when
+    /// another process holds the lock.
+    async fn fold_in(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<Option<u64>, LedgerError> {
+        let t = &self.inner.t;
+        let lock = tx
+            .prepare_cached(
                 "SELECT pg_try_advisory_xact_lock(hashtext('costlayer.rollup'), hashtext($1))",
-                &[&self.inner.schema],
             )
+            .await
+            .map_err(|e| pg_error("take the rollup lock", e))?;
+        let got: bool = tx
+            .query_one(&lock, &[&self.inner.schema])
             .await
             .map_err(|e| pg_error("take the rollup lock", e))?
             .get(0);
@@ -689,7 +708,7 @@ impl PostgresStorage {
             return Ok(None);
         }
         let rollup_as_r = format!("{} AS r", t.rollup);
-        let folded: i64 = tx.query_one(
+        let fold = tx.prepare_cached(
             &format!(
                 "WITH d AS (DELETE FROM {delta} RETURNING *), \
                  i AS (INSERT INTO {r} SELECT {KEYS}, sum(calls)::bigint, sum(nano_usd)::bigint, \
@@ -714,14 +733,14 @@ impl PostgresStorage {
                 delta = t.rollup_delta,
                 r = rollup_as_r,
             ),
-            &[],
         )
         .await
-        .map_err(|e| pg_error("fold the rollup", e))?
-        .get(0);
-        tx.commit()
+        .map_err(|e| pg_error("prepare folding the rollup", e))?;
+        let folded: i64 = tx
+            .query_one(&fold, &[])
             .await
-            .map_err(|e| pg_error("commit the rollup", e))?;
+            .map_err(|e| pg_error("fold the rollup", e))?
+            .get(0);
         Ok(Some(u64::try_from(folded).unwrap_or(0)))
     }
 
@@ -1002,11 +1021,28 @@ impl Storage for PostgresStorage {
             group_by.join(", ")
         );
         let mut client = self.client().await?;
-        self.fold_rollup(&mut client).await?;
-        let rows = client
+        // One transaction: fold the pending deltas (unless another process
+        // is folding them: the query reads them too), then the query, with
+        // room to hash its groups (a sort of the rollup's rows by a dozen
+        // keys took most of its time) unless the server allows more.
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin the dashboard", e))?;
+        self.fold_in(&tx).await?;
+        tx.batch_execute(
+            "SELECT set_config('work_mem', '32MB', true) \
+             WHERE pg_size_bytes(current_setting('work_mem')) < 33554432",
+        )
+        .await
+        .map_err(|e| pg_error("set up the dashboard query", e))?;
+        let rows = tx
             .query(&sql, &params.refs())
             .await
             .map_err(|e| pg_error("compute the dashboard", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit the dashboard", e))?;
         let n = periods.len();
         let mut in_period = vec![false; n];
         for row in &rows {
