@@ -580,7 +580,7 @@ impl PostgresStorage {
             return;
         }
         let n = self.inner.appends.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % every != 0 {
+        if !n.is_multiple_of(every) {
             return;
         }
         if let Err(e) = self.fold_rollup(client).await {
