@@ -354,12 +354,26 @@ async fn postgres_appends_are_idempotent_by_id() {
         .collect();
     assert_eq!(st.insert_batch(&many).await.unwrap(), 12_000);
     assert_eq!(st.insert_batch(&many).await.unwrap(), 0);
+    // A large batch mixing ids already there, new ones and an id repeated
+    // within it (its COPY fails and it goes through the staging table),
+    // twice on one connection (the staging table is kept, and empty).
+    let fresh: Vec<CostRecord> = (0..100)
+        .map(|i| rec("dave", "openai", "gpt-4o", at(4, 0), Some(1_000_000 + i)))
+        .collect();
+    let mut mixed = many[..50].to_vec();
+    mixed.extend(fresh.iter().cloned());
+    mixed.push(fresh[7].clone());
+    assert_eq!(st.insert_batch(&mixed).await.unwrap(), 100);
+    assert_eq!(st.insert_batch(&mixed).await.unwrap(), 0);
     let agg = st.aggregate(&ScanFilter::default()).await.unwrap();
-    assert_eq!(agg.calls, 12_002);
+    assert_eq!(agg.calls, 12_102);
     assert_eq!(
         agg.nano_usd,
-        Money::from_nanos(30 + (0..12_000).sum::<i64>())
+        Money::from_nanos(30 + (0..12_000).sum::<i64>() + (1_000_000..1_000_100).sum::<i64>())
     );
+    let mut d = DashboardPass::new(at(20, 0), [], ScanFilter::default());
+    d.fold_storage(&st).await.unwrap();
+    assert_eq!(d.finish("x").summary.total.calls, 12_102);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
