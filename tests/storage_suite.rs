@@ -363,8 +363,14 @@ async fn postgres_appends_are_idempotent_by_id() {
     let mut mixed = many[..50].to_vec();
     mixed.extend(fresh.iter().cloned());
     mixed.push(fresh[7].clone());
-    assert_eq!(st.insert_batch(&mixed).await.unwrap(), 100);
-    assert_eq!(st.insert_batch(&mixed).await.unwrap(), 0);
+    let one = PostgresStorage::builder(servers::database_url("idempotent").unwrap())
+        .schema(st.schema())
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(one.insert_batch(&mixed).await.unwrap(), 100);
+    assert_eq!(one.insert_batch(&mixed).await.unwrap(), 0);
     let agg = st.aggregate(&ScanFilter::default()).await.unwrap();
     assert_eq!(agg.calls, 12_102);
     assert_eq!(
