@@ -375,7 +375,14 @@ pub struct ImportReport {
 ///
 /// - **Appends are idempotent by record id** (`ON CONFLICT (id) DO
 ///   NOTHING`): a retried append or a repeated import never duplicates.
-///   Batches are one `INSERT ... SELECT FROM unnest(...)` per 5,000 records.
+///   Small batches are one `INSERT ... SELECT FROM unnest(...)`; from 64
+///   records on, one binary `COPY` straight into `records` (through a
+///   staging table and `ON CONFLICT` only when an id is already there).
+/// - **The dashboard's hourly rollup** is fed by a statement trigger through
+///   `rollup_delta` and compacted every
+///   [`compact_every`](PostgresStorageBuilder::compact_every) appends, by
+///   [`PostgresStorage::compact`], `migrate` and the dashboard, one host at
+///   a time.
 /// - **Scans** take the same [`ScanFilter`] as every backend, evaluated in
 ///   SQL, in `(ts, id)` order, streamed.
 /// - **Totals and the dashboard are pushed down**: [`Storage::aggregate`]
