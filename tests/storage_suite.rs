@@ -354,12 +354,32 @@ async fn postgres_appends_are_idempotent_by_id() {
         .collect();
     assert_eq!(st.insert_batch(&many).await.unwrap(), 12_000);
     assert_eq!(st.insert_batch(&many).await.unwrap(), 0);
+    // A large batch mixing ids already there, new ones and an id repeated
+    // within it (its COPY fails and it goes through the staging table),
+    // twice on one connection (the staging table is kept, and empty).
+    let fresh: Vec<CostRecord> = (0..100)
+        .map(|i| rec("dave", "openai", "gpt-4o", at(4, 0), Some(1_000_000 + i)))
+        .collect();
+    let mut mixed = many[..50].to_vec();
+    mixed.extend(fresh.iter().cloned());
+    mixed.push(fresh[7].clone());
+    let one = PostgresStorage::builder(servers::database_url("idempotent").unwrap())
+        .schema(st.schema())
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(one.insert_batch(&mixed).await.unwrap(), 100);
+    assert_eq!(one.insert_batch(&mixed).await.unwrap(), 0);
     let agg = st.aggregate(&ScanFilter::default()).await.unwrap();
-    assert_eq!(agg.calls, 12_002);
+    assert_eq!(agg.calls, 12_102);
     assert_eq!(
         agg.nano_usd,
-        Money::from_nanos(30 + (0..12_000).sum::<i64>())
+        Money::from_nanos(30 + (0..12_000).sum::<i64>() + (1_000_000..1_000_100).sum::<i64>())
     );
+    let mut d = DashboardPass::new(at(20, 0), [], ScanFilter::default());
+    d.fold_storage(&st).await.unwrap();
+    assert_eq!(d.finish("x").summary.total.calls, 12_102);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,6 +589,143 @@ async fn postgres_dashboard_push_down_matches_a_scan_over_many_rows() {
         scanned.push(&ScanItem::Record(r.clone()));
     }
     assert_eq!(pushed.finish("x"), scanned.finish("x"));
+}
+
+/// How many rows wait in the rollup's delta table of `st`'s schema.
+async fn pending_deltas(url: &str, st: &PostgresStorage) -> i64 {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .query_one(
+            &format!("SELECT count(*) FROM \"{}\".rollup_delta", st.schema()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_appends_compact_the_rollup_without_a_dashboard() {
+    let Some(url) = servers::database_url("compact") else {
+        return;
+    };
+    let open = |schema: String, every: u32| {
+        PostgresStorage::builder(url.clone())
+            .schema(schema)
+            .compact_every(every)
+            .connect()
+    };
+    let schema = servers::unique("t", "compact");
+    // Two hosts on one schema, each compacting every 4 appends of its own;
+    // and a ledger that never compacts on appends, for comparison.
+    let hosts = [
+        open(schema.clone(), 4).await.unwrap(),
+        open(schema, 4).await.unwrap(),
+    ];
+    let lazy = open(servers::unique("t", "compact_off"), 0).await.unwrap();
+    let users = ["alice", "bob", "carol"];
+    let now = at(20, 12);
+    let mut all = Vec::new();
+    let mut most = 0;
+    for round in 0..30u32 {
+        // One single append and one batch (100 records over 10 hours and 3
+        // users: at most 30 delta rows) per host and round, concurrently.
+        let mut tasks = Vec::new();
+        for (h, host) in hosts.iter().enumerate() {
+            let i = round * 2 + h as u32;
+            let one = rec(
+                users[(i % 3) as usize],
+                "openai",
+                "gpt-4o",
+                now - Duration::minutes(i64::from(i) * 13),
+                Some(i64::from(i) * 101),
+            );
+            let batch: Vec<CostRecord> = (0..100u32)
+                .map(|k| {
+                    let mut r = rec(
+                        users[(k % 3) as usize],
+                        "anthropic",
+                        "claude-haiku-4-5",
+                        now - Duration::hours(i64::from(i % 40) * 10 + i64::from(k % 10))
+                            - Duration::seconds(i64::from(k)),
+                        (k % 9 != 0).then_some(i64::from(i * 1_000 + k)),
+                    );
+                    r.cached = k % 7 == 0;
+                    r
+                })
+                .collect();
+            all.push(one.clone());
+            all.extend(batch.iter().cloned());
+            let host = host.clone();
+            tasks.push(tokio::spawn(async move {
+                host.append(&one).await.unwrap();
+                host.append_batch(&batch).await.unwrap();
+            }));
+            lazy.append(&all[all.len() - 101]).await.unwrap();
+            lazy.append_batch(&all[all.len() - 100..]).await.unwrap();
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        most = most.max(pending_deltas(&url, &hosts[0]).await);
+    }
+    // Without compaction on appends the delta table keeps every append's
+    // rows; with it, each host folds everyone's every second round (a host
+    // that finds the other folding skips its turn), so it never holds more
+    // than a few rounds' worth.
+    let grown = pending_deltas(&url, &lazy).await;
+    assert!(grown >= 30 * 2 * 2, "{grown}");
+    assert!(
+        most * 6 <= grown,
+        "the delta table grew to {most} rows ({grown} uncompacted)"
+    );
+
+    // The figures are those of a raw scan, on either host, before and after
+    // an explicit compaction; and on the ledger that never compacted.
+    let budgets = vec![
+        Budget::monthly(Money::from_usd(100).unwrap()),
+        Budget::rolling_days(
+            "3d",
+            Money::from_usd(100).unwrap(),
+            std::num::NonZeroU32::new(3).unwrap(),
+        ),
+    ];
+    let mut scanned = DashboardPass::new(now, budgets.clone(), ScanFilter::default());
+    for r in &all {
+        scanned.push(&ScanItem::Record(r.clone()));
+    }
+    let scanned = scanned.finish("x");
+    assert_eq!(scanned.summary.total.calls, 6_060);
+    let dashboard = |st: PostgresStorage| {
+        let budgets = budgets.clone();
+        async move {
+            let mut pushed = DashboardPass::new(now, budgets, ScanFilter::default());
+            pushed.fold_storage(&st).await.unwrap();
+            pushed.finish("x")
+        }
+    };
+    assert_eq!(dashboard(lazy.clone()).await, scanned);
+    assert_eq!(dashboard(hosts[1].clone()).await, scanned);
+    assert!(hosts[0].compact().await.unwrap().is_some());
+    assert_eq!(pending_deltas(&url, &hosts[0]).await, 0);
+    assert_eq!(hosts[1].compact().await.unwrap(), Some(0));
+    assert_eq!(dashboard(hosts[0].clone()).await, scanned);
+    // `migrate` (what `cost-tracker migrate` runs) compacts too.
+    let dave = rec("dave", "openai", "gpt-4o", now, Some(5));
+    lazy.append_batch(&all[..200]).await.unwrap();
+    lazy.append(&dave).await.unwrap();
+    assert!(pending_deltas(&url, &lazy).await > 0);
+    assert!(lazy.migrate().await.unwrap().is_empty());
+    assert_eq!(pending_deltas(&url, &lazy).await, 0);
+    all.push(dave);
+    let mut scanned = DashboardPass::new(now, budgets.clone(), ScanFilter::default());
+    for r in &all {
+        scanned.push(&ScanItem::Record(r.clone()));
+    }
+    assert_eq!(dashboard(lazy).await, scanned.finish("x"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

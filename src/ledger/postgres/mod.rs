@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,11 @@ const INSERT_CHUNK: usize = 5_000;
 const COPY_MIN: usize = 64;
 /// How many scanned rows travel together through the scan channel.
 const SCAN_BATCH: usize = 1_024;
+/// Appends between two compactions of the rollup, by default.
+const COMPACT_EVERY: u32 = 32;
+/// The per-connection staging table of batches that may hold ids already
+/// present (created once per connection, emptied at every commit).
+const STAGING: &str = "costlayer_incoming";
 
 /// A PostgreSQL failure, with what costlayer was doing.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +82,7 @@ pub struct PostgresStorageBuilder {
     user: Option<String>,
     max_connections: usize,
     connect_timeout: Duration,
+    compact_every: u32,
 }
 
 impl fmt::Debug for PostgresStorageBuilder {
@@ -85,6 +92,7 @@ impl fmt::Debug for PostgresStorageBuilder {
             .field("schema", &self.schema)
             .field("user", &self.user)
             .field("max_connections", &self.max_connections)
+            .field("compact_every", &self.compact_every)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +122,17 @@ impl PostgresStorageBuilder {
     /// How long to wait for the server when connecting. Defaults to 5 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Every how many appends (single or batched) this process compacts the
+    /// dashboard's rollup: folds the pending per-append deltas into the
+    /// hourly rollup, right after the append's commit, under a lock that
+    /// lets one host at a time do it (a host that finds it taken skips its
+    /// turn). Defaults to 32; `0` leaves compaction to the dashboard,
+    /// [`PostgresStorage::migrate`] and [`PostgresStorage::compact`].
+    pub fn compact_every(mut self, appends: u32) -> Self {
+        self.compact_every = appends;
         self
     }
 
@@ -190,6 +209,8 @@ impl PostgresStorageBuilder {
                 t: Tables::new(&self.schema),
                 schema: self.schema,
                 migrated: tokio::sync::OnceCell::new(),
+                compact_every: u64::from(self.compact_every),
+                appends: AtomicU64::new(0),
             }),
         })
     }
@@ -246,6 +267,10 @@ struct Inner {
     t: Tables,
     /// Set once the migrations have run in this process.
     migrated: tokio::sync::OnceCell<()>,
+    /// Appends between two compactions of the rollup (0: never on appends).
+    compact_every: u64,
+    /// Appends made through this storage (and its clones).
+    appends: AtomicU64,
 }
 
 fn location(c: &tokio_postgres::Config) -> String {
@@ -284,6 +309,11 @@ fn dirty_hours(boundaries: &[DateTime<Utc>]) -> Vec<(DateTime<Utc>, DateTime<Utc
     out.sort();
     out.dedup();
     out
+}
+
+/// A binary `COPY` of [`COLUMNS`] into `table`.
+fn copy_sql(table: &str) -> String {
+    format!("COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)")
 }
 
 fn entry_json(entry: &OutboxEntry) -> Result<serde_json::Value, LedgerError> {
@@ -345,7 +375,14 @@ pub struct ImportReport {
 ///
 /// - **Appends are idempotent by record id** (`ON CONFLICT (id) DO
 ///   NOTHING`): a retried append or a repeated import never duplicates.
-///   Batches are one `INSERT ... SELECT FROM unnest(...)` per 5,000 records.
+///   Small batches are one `INSERT ... SELECT FROM unnest(...)`; from 64
+///   records on, one binary `COPY` straight into `records` (through a
+///   staging table and `ON CONFLICT` only when an id is already there).
+/// - **The dashboard's hourly rollup** is fed by a statement trigger through
+///   `rollup_delta` and compacted every
+///   [`compact_every`](PostgresStorageBuilder::compact_every) appends, by
+///   [`PostgresStorage::compact`], `migrate` and the dashboard, one host at
+///   a time.
 /// - **Scans** take the same [`ScanFilter`] as every backend, evaluated in
 ///   SQL, in `(ts, id)` order, streamed.
 /// - **Totals and the dashboard are pushed down**: [`Storage::aggregate`]
@@ -394,6 +431,7 @@ impl PostgresStorage {
             user: None,
             max_connections: 8,
             connect_timeout: Duration::from_secs(5),
+            compact_every: COMPACT_EVERY,
         }
     }
 
@@ -428,11 +466,34 @@ impl PostgresStorage {
     /// # Errors
     ///
     /// As [`PostgresStorageBuilder::connect`].
+    ///
+    /// Then compacts the dashboard's rollup (see [`PostgresStorage::compact`]),
+    /// so `cost-tracker migrate` is also the compaction step a deployment can
+    /// schedule.
     pub async fn migrate(&self) -> Result<Vec<i32>, LedgerError> {
         let mut client = self.connection().await?;
         let done = schema::migrate(&mut client, &self.inner.schema).await?;
         let _ = self.inner.migrated.set(());
+        self.fold_rollup(&mut client).await?;
         Ok(done)
+    }
+
+    /// Compacts the dashboard's rollup: folds the deltas every append leaves
+    /// (one set of rows per append) into the hourly rollup, in one
+    /// transaction. Returns how many delta rows were folded, or `None` when
+    /// another process is compacting right now (its fold covers the same
+    /// rows). Appends do this on their own every
+    /// [`compact_every`](PostgresStorageBuilder::compact_every) appends, the
+    /// dashboard before it reads, and [`migrate`](Self::migrate) too; the
+    /// dashboard's figures are the same before and after.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Backend`] if the database refuses the fold (nothing
+    /// of it is written).
+    pub async fn compact(&self) -> Result<Option<u64>, LedgerError> {
+        let mut client = self.client().await?;
+        self.fold_rollup(&mut client).await
     }
 
     /// The schema version in the database.
@@ -497,68 +558,106 @@ impl PostgresStorage {
             return Ok(0);
         }
         let mut client = self.client().await?;
-        if records.len() >= COPY_MIN {
-            return self.copy_batch(&mut client, records).await;
-        }
-        let stmt = client
-            .prepare_cached(&self.inner.t.insert)
-            .await
-            .map_err(|e| pg_error("prepare the insert", e))?;
-        let mut inserted = 0;
-        for chunk in records.chunks(INSERT_CHUNK) {
-            let params = columns(chunk);
-            inserted += client
-                .execute(&stmt, &params.refs())
+        let inserted = if records.len() >= COPY_MIN {
+            self.copy_batch(&mut client, records).await?
+        } else {
+            let stmt = client
+                .prepare_cached(&self.inner.t.insert)
                 .await
-                .map_err(|e| pg_error("append to the ledger", e))?;
-        }
+                .map_err(|e| pg_error("prepare the insert", e))?;
+            let mut inserted = 0;
+            for chunk in records.chunks(INSERT_CHUNK) {
+                let params = columns(chunk);
+                inserted += client
+                    .execute(&stmt, &params.refs())
+                    .await
+                    .map_err(|e| pg_error("append to the ledger", e))?;
+            }
+            inserted
+        };
+        self.after_append(&mut client).await;
         Ok(inserted)
     }
 
-    /// A large batch, in one transaction: a binary `COPY` into a temporary
-    /// table, then one `INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`
-    /// (so ids already present, or repeated in the batch, are skipped).
-    /// All or nothing: a failed batch writes no record.
+    /// Every `compact_every` appends, compacts the rollup (after the
+    /// append's commit: a failure here is logged, the append stands).
+    async fn after_append(&self, client: &mut deadpool_postgres::Client) {
+        let every = self.inner.compact_every;
+        if every == 0 {
+            return;
+        }
+        let n = self.inner.appends.fetch_add(1, Ordering::Relaxed) + 1;
+        if !n.is_multiple_of(every) {
+            return;
+        }
+        if let Err(e) = self.fold_rollup(client).await {
+            tracing::warn!(
+                schema = %self.inner.schema,
+                error = %e,
+                "costlayer: could not compact the dashboard rollup after an append (the next \
+                 compaction or dashboard folds it)"
+            );
+        }
+    }
+
+    /// `records` into a started binary `COPY` (see [`copy_sql`]).
+    async fn copy_rows(
+        sink: tokio_postgres::CopyInSink<bytes::Bytes>,
+        records: &[CostRecord],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &COPY_TYPES);
+        futures_util::pin_mut!(writer);
+        for r in records {
+            let row = CopyRow::new(r);
+            writer.as_mut().write(&row.values(r)).await?;
+        }
+        writer.finish().await
+    }
+
+    /// A large batch, all or nothing. First one binary `COPY` straight into
+    /// `records` (atomic on its own): fresh ids, the usual case, cost one
+    /// write per row. If an id is already there (a retried batch, an
+    /// import run again, or an id repeated in the batch) the `COPY` fails
+    /// as a whole and the batch goes again through the staging table: a
+    /// `COPY` into it, then one `INSERT ... SELECT ... ON CONFLICT (id) DO
+    /// NOTHING`, in one transaction.
     async fn copy_batch(
         &self,
         client: &mut deadpool_postgres::Client,
         records: &[CostRecord],
     ) -> Result<u64, LedgerError> {
         let t = &self.inner.t;
+        let direct = async {
+            let sink = client.copy_in(&copy_sql(&t.records)).await?;
+            Self::copy_rows(sink, records).await
+        };
+        match direct.await {
+            Ok(n) => return Ok(n),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {}
+            Err(e) => return Err(pg_error("copy the batch", e)),
+        }
         let tx = client
             .transaction()
             .await
             .map_err(|e| pg_error("begin the batch append", e))?;
+        // Created once per connection; emptied at every commit.
         tx.batch_execute(&format!(
-            "CREATE TEMPORARY TABLE costlayer_incoming (LIKE {}) ON COMMIT DROP",
+            "CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} (LIKE {}) ON COMMIT DELETE ROWS",
             t.records
         ))
         .await
         .map_err(|e| pg_error("stage the batch append", e))?;
         let sink = tx
-            .copy_in(&format!(
-                "COPY costlayer_incoming ({COLUMNS}) FROM STDIN (FORMAT binary)"
-            ))
+            .copy_in(&copy_sql(STAGING))
             .await
             .map_err(|e| pg_error("start copying the batch", e))?;
-        let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &COPY_TYPES);
-        futures_util::pin_mut!(writer);
-        for r in records {
-            let row = CopyRow::new(r);
-            writer
-                .as_mut()
-                .write(&row.values(r))
-                .await
-                .map_err(|e| pg_error("copy the batch", e))?;
-        }
-        writer
-            .finish()
+        Self::copy_rows(sink, records)
             .await
-            .map_err(|e| pg_error("finish copying the batch", e))?;
+            .map_err(|e| pg_error("copy the batch", e))?;
         let inserted = tx
             .execute(
                 &format!(
-                    "INSERT INTO {} ({COLUMNS}) SELECT {COLUMNS} FROM costlayer_incoming \
+                    "INSERT INTO {} ({COLUMNS}) SELECT {COLUMNS} FROM {STAGING} \
                      ON CONFLICT (id) DO NOTHING",
                     t.records
                 ),
@@ -576,28 +675,50 @@ impl PostgresStorage {
     /// rollup, so the dashboard reads one row per hour and group. Skipped
     /// while another process folds them (the dashboard reads the deltas
     /// too, so nothing is missed).
-    async fn fold_rollup(&self, client: &mut deadpool_postgres::Client) -> Result<(), LedgerError> {
-        let t = &self.inner.t;
+    async fn fold_rollup(
+        &self,
+        client: &mut deadpool_postgres::Client,
+    ) -> Result<Option<u64>, LedgerError> {
         let tx = client
             .transaction()
             .await
             .map_err(|e| pg_error("begin folding the rollup", e))?;
-        let got: bool = tx
-            .query_one(
+        let folded = self.fold_in(&tx).await?;
+        if folded.is_some() {
+            tx.commit()
+                .await
+                .map_err(|e| pg_error("commit the rollup", e))?;
+        }
+        Ok(folded)
+    }
+
+    /// [`fold_rollup`](Self::fold_rollup) in the caller's transaction: the
+    /// lock (held to the transaction's end) and the fold. `None` when
+    /// another process holds the lock.
+    async fn fold_in(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<Option<u64>, LedgerError> {
+        let t = &self.inner.t;
+        let lock = tx
+            .prepare_cached(
                 "SELECT pg_try_advisory_xact_lock(hashtext('costlayer.rollup'), hashtext($1))",
-                &[&self.inner.schema],
             )
+            .await
+            .map_err(|e| pg_error("take the rollup lock", e))?;
+        let got: bool = tx
+            .query_one(&lock, &[&self.inner.schema])
             .await
             .map_err(|e| pg_error("take the rollup lock", e))?
             .get(0);
         if !got {
-            return Ok(());
+            return Ok(None);
         }
         let rollup_as_r = format!("{} AS r", t.rollup);
-        tx.execute(
+        let fold = tx.prepare_cached(
             &format!(
-                "WITH d AS (DELETE FROM {delta} RETURNING *) \
-                 INSERT INTO {r} SELECT {KEYS}, sum(calls)::bigint, sum(nano_usd)::bigint, \
+                "WITH d AS (DELETE FROM {delta} RETURNING *), \
+                 i AS (INSERT INTO {r} SELECT {KEYS}, sum(calls)::bigint, sum(nano_usd)::bigint, \
                  sum(saved_nano_usd)::bigint, sum(input_tokens)::bigint, sum(output_tokens)::bigint, \
                  sum(cache_read_tokens)::bigint, sum(cache_write_5m_tokens)::bigint, \
                  sum(cache_write_1h_tokens)::bigint, sum(reasoning_tokens)::bigint, \
@@ -614,18 +735,20 @@ impl PostgresStorage {
                  reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens, \
                  input_audio_tokens = r.input_audio_tokens + excluded.input_audio_tokens, \
                  web_search_requests = r.web_search_requests + excluded.web_search_requests, \
-                 min_ts = least(r.min_ts, excluded.min_ts), max_ts = greatest(r.max_ts, excluded.max_ts)",
+                 min_ts = least(r.min_ts, excluded.min_ts), max_ts = greatest(r.max_ts, excluded.max_ts) \
+                 RETURNING 1) SELECT count(*) FROM d",
                 delta = t.rollup_delta,
                 r = rollup_as_r,
             ),
-            &[],
         )
         .await
-        .map_err(|e| pg_error("fold the rollup", e))?;
-        tx.commit()
+        .map_err(|e| pg_error("prepare folding the rollup", e))?;
+        let folded: i64 = tx
+            .query_one(&fold, &[])
             .await
-            .map_err(|e| pg_error("commit the rollup", e))?;
-        Ok(())
+            .map_err(|e| pg_error("fold the rollup", e))?
+            .get(0);
+        Ok(Some(u64::try_from(folded).unwrap_or(0)))
     }
 
     /// Copies a JSONL ledger directory into this database: every
@@ -914,11 +1037,28 @@ impl Storage for PostgresStorage {
             group_by.join(", ")
         );
         let mut client = self.client().await?;
-        self.fold_rollup(&mut client).await?;
-        let rows = client
+        // One transaction: fold the pending deltas (unless another process
+        // is folding them: the query reads them too), then the query, with
+        // room to hash its groups (a sort of the rollup's rows by a dozen
+        // keys took most of its time) unless the server allows more.
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("begin the dashboard", e))?;
+        self.fold_in(&tx).await?;
+        tx.batch_execute(
+            "SELECT set_config('work_mem', '32MB', true) \
+             WHERE pg_size_bytes(current_setting('work_mem')) < 33554432",
+        )
+        .await
+        .map_err(|e| pg_error("set up the dashboard query", e))?;
+        let rows = tx
             .query(&sql, &params.refs())
             .await
             .map_err(|e| pg_error("compute the dashboard", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| pg_error("commit the dashboard", e))?;
         let n = periods.len();
         let mut in_period = vec![false; n];
         for row in &rows {
