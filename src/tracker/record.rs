@@ -52,14 +52,15 @@ impl CostTracker {
             // once: as a settled hold until the book reads it back.
             //
             // The hold is handed over, not copied (a copy is 2 + 3 × lines
-            // allocations a call): a book whose settle fails keeps the hold
-            // until its lease runs out, which over-counts the budget for
-            // that long and never under-counts it.
+            // allocations a call). A book whose settle fails releases it
+            // itself (the memory book does) or keeps it until its lease
+            // runs out, which over-counts the budget for that long and
+            // never under-counts it.
             let lines = self.lines(now);
             match inner.book.settle(hold, &rec, &lines.books).await {
                 Ok(totals) => self.evaluate(&totals, &rec.user, now),
                 Err(e) => {
-                    tracing::warn!(error = %e, "the call could not be settled in the budget book; its hold stays until the book's lease runs out");
+                    tracing::warn!(error = %e, "the call could not be settled in the budget book; its hold is released by the book or expires with its lease");
                     Vec::new()
                 }
             }

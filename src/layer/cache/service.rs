@@ -88,17 +88,8 @@ where
         ResponseFuture::lookup(async move {
             let span = Span::current();
             let start = tokio::time::Instant::now();
-            // A hit first, without building the fetch (a box holding the
-            // request) that only a miss needs.
-            let found = match cache.get(&key).await {
-                Some(resp) => Ok(Lookup::Hit(resp)),
-                None => {
-                    let fetch: Fetch =
-                        Box::pin(async move { inner.call(req).await.map_err(Into::into) });
-                    cache.get_or_fetch(key, fetch).await
-                }
-            };
-            match found {
+            let fetch: Fetch = Box::pin(async move { inner.call(req).await.map_err(Into::into) });
+            match cache.get_or_fetch(key, fetch).await {
                 Ok(Lookup::Hit(mut resp)) => {
                     span.record(CACHE_FIELD, "hit");
                     tracing::debug!(key = ?key, "costlayer: cache hit");

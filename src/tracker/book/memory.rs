@@ -309,7 +309,14 @@ impl BudgetBook for MemoryBook {
         lines: &[BookLine],
     ) -> Result<Vec<LineTotals>, BookError> {
         let counted = lines.iter().filter(|l| l.counts(record));
-        self.register(counted.clone()).await?;
+        if let Err(e) = self.register(counted.clone()).await {
+            // The caller hands the hold over: it is released here, not
+            // left behind (this book has no lease).
+            if let Some(h) = &hold {
+                unhold(&mut self.lock(), h);
+            }
+            return Err(e);
+        }
         let mut st = self.lock();
         if let Some(h) = &hold {
             unhold(&mut st, h);
