@@ -26,12 +26,12 @@ use costlayer::tracker::CostTracker;
 use futures_util::StreamExt;
 
 use costlayer::budget::{Budget, Scope};
-use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, MemoryBook, Reserved};
 use costlayer::estimate::{EstimatePolicy, Estimator};
 use costlayer::layer::cache::{CacheKey, CacheLayer};
 use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
 use costlayer::mock::SimulatedProvider;
 use costlayer::tokens::TiktokenCounter;
+use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, MemoryBook, Reserved};
 use costlayer::Money;
 use costlayer::{ChatRequest, Message};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -334,17 +334,28 @@ fn allocations(_: &mut Criterion) {
         .max_tokens(64);
     let sampled = short.clone().temperature(0.7);
     TiktokenCounter::for_model("gpt-4o-mini").warm_up();
+    // `COSTLAYER_BENCH_ALLOC_CALLS` (default 1,000) calls per stack, and
+    // `COSTLAYER_BENCH_ONLY` to run only the stacks whose name contains it
+    // (the provider alone always runs): two runs under `valgrind
+    // --tool=callgrind` with different call counts give a stack's exact
+    // instructions per call (the difference over the extra calls).
+    let n_calls: usize = std::env::var("COSTLAYER_BENCH_ALLOC_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
+        .max(1);
+    let only = std::env::var("COSTLAYER_BENCH_ONLY").unwrap_or_default();
     let per_call = |svc: &costlayer::layer::builder::LlmService, req: &ChatRequest| {
         rt.block_on(svc.clone().oneshot(req.clone())).expect("warm");
-        const N: usize = 1_000;
+        let n = n_calls;
         let region = Region::new(GLOBAL);
-        for _ in 0..N {
+        for _ in 0..n {
             let req = req.clone();
             rt.block_on(svc.clone().oneshot(black_box(req)))
                 .expect("call");
         }
         let stats = region.change();
-        (stats.allocations + stats.reallocations) as f64 / N as f64
+        (stats.allocations + stats.reallocations) as f64 / n as f64
     };
     // The provider alone, through the same boxing, for the difference.
     let bare = costlayer::layer::builder::LlmService::new(SimulatedProvider::new());
@@ -375,18 +386,27 @@ fn allocations(_: &mut Criterion) {
         ("cache_hit", full_stack(EstimatePolicy::Exact), &short),
     ];
     for (name, svc, req) in cases {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let n = per_call(&svc, req);
         println!("  {name:<35} {n:6.1}  (stack adds {:+.1})", n - base);
+    }
+    if !"book/memory reserve+settle".contains(only.as_str()) {
+        return;
     }
     // The in-memory budget book alone: one reserve + settle, as the budget
     // path makes them (one blocking line).
     let book = MemoryBook::new();
-    let lines = [BookLine::new(
-        BookKey::new("monthly", "2026-12", &Scope::All),
-        Money::MAX,
-    )
-    .blocking(true)];
-    let rec = CostRecord::new("bench", "openai", "gpt-4o-mini", costlayer::Usage::new(10, 5));
+    let lines = [
+        BookLine::new(BookKey::new("monthly", "2026-12", &Scope::All), Money::MAX).blocking(true),
+    ];
+    let rec = CostRecord::new(
+        "bench",
+        "openai",
+        "gpt-4o-mini",
+        costlayer::Usage::new(10, 5),
+    );
     let reserve_settle = || {
         rt.block_on(async {
             if let Ok(Reserved::Granted { hold, .. }) =
@@ -397,13 +417,12 @@ fn allocations(_: &mut Criterion) {
         })
     };
     reserve_settle();
-    const N: usize = 1_000;
     let region = Region::new(GLOBAL);
-    for _ in 0..N {
+    for _ in 0..n_calls {
         reserve_settle();
     }
     let stats = region.change();
-    let n = (stats.allocations + stats.reallocations) as f64 / N as f64;
+    let n = (stats.allocations + stats.reallocations) as f64 / n_calls as f64;
     println!("  {:<35} {n:6.1}", "book/memory reserve+settle");
 }
 
