@@ -74,6 +74,7 @@ impl CostTracker {
     /// [`preflight`](Self::preflight) when it can be decided without
     /// waiting: `true` when the ledger is known writable (the cached
     /// verdict is fresh), `false` when it has to be checked.
+    #[cfg(feature = "cost")]
     pub(super) fn preflight_now(&self) -> bool {
         self.inner.outbox.recover_once();
         self.inner.writable.is_fresh()

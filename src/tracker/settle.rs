@@ -194,6 +194,7 @@ impl CostTracker {
     /// (the ledger known writable, no blocking budget): an empty
     /// reservation. `None` when the pre-flight has to wait or reserve:
     /// call [`reserve`](Self::reserve).
+    #[cfg(feature = "cost")]
     pub(crate) fn reserve_now(&self) -> Option<Reservation> {
         if !self.preflight_now() || self.has_blocking() {
             return None;
