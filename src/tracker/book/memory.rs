@@ -189,16 +189,20 @@ impl MemoryBook {
     }
 }
 
+fn totals_from(key: &BookKey, s: &Line) -> LineTotals {
+    LineTotals {
+        key: key.clone(),
+        settled: s.settled,
+        held: s.held,
+        first_spend: s.first_spend,
+    }
+}
+
 fn totals_of<'a>(st: &State, lines: impl IntoIterator<Item = &'a BookLine>) -> Vec<LineTotals> {
     lines
         .into_iter()
         .map(|l| match st.lines.get(&l.key) {
-            Some(s) => LineTotals {
-                key: l.key.clone(),
-                settled: s.settled,
-                held: s.held,
-                first_spend: s.first_spend,
-            },
+            Some(s) => totals_from(&l.key, s),
             None => LineTotals::zero(l.key.clone()),
         })
         .collect()
@@ -233,18 +237,21 @@ fn reserve_in(
         lines: lines.iter().map(|l| l.key.clone()).collect(),
         amount,
     };
-    for l in lines {
-        if let Some(s) = st.lines.get_mut(&l.key) {
-            s.held = s.held.saturating_add(amount);
-        }
-    }
+    // Held and read back in one lookup per line.
+    let totals = lines
+        .iter()
+        .map(|l| match st.lines.get_mut(&l.key) {
+            Some(s) => {
+                s.held = s.held.saturating_add(amount);
+                totals_from(&l.key, s)
+            }
+            None => LineTotals::zero(l.key.clone()),
+        })
+        .collect();
     if let Some(k) = key {
         st.holds.insert(k, amount);
     }
-    Reserved::Granted {
-        hold,
-        totals: totals_of(st, lines),
-    }
+    Reserved::Granted { hold, totals }
 }
 
 /// Drops the detached holds whose time ran out.
@@ -383,15 +390,19 @@ impl BudgetBook for MemoryBook {
             unhold(&mut st, h);
         }
         let cost = record.cost();
-        for l in counted.clone() {
-            if let Some(s) = st.lines.get_mut(&l.key) {
-                s.settled = s.settled.saturating_add(cost);
-                if !cost.is_zero() && s.first_spend.is_none_or(|f| record.ts < f) {
-                    s.first_spend = Some(record.ts);
+        // Settled and read back in one lookup per line.
+        Ok(counted
+            .map(|l| match st.lines.get_mut(&l.key) {
+                Some(s) => {
+                    s.settled = s.settled.saturating_add(cost);
+                    if !cost.is_zero() && s.first_spend.is_none_or(|f| record.ts < f) {
+                        s.first_spend = Some(record.ts);
+                    }
+                    totals_from(&l.key, s)
                 }
-            }
-        }
-        Ok(totals_of(&st, counted))
+                None => LineTotals::zero(l.key.clone()),
+            })
+            .collect())
     }
 
     async fn release(&self, hold: Hold) -> Result<(), BookError> {
