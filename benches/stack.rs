@@ -6,7 +6,9 @@
 //!
 //! Before the timings, the bench prints the heap allocations a call makes
 //! through each stack (a counting global allocator), and what the stack
-//! adds to the provider alone.
+//! adds to the provider alone, and the in-memory budget book's reserve +
+//! settle alone; then per-call latency percentiles (p50 / p99 / p99.9,
+//! `COSTLAYER_BENCH_LATENCY_CALLS` calls timed one by one, 0 to skip).
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -23,12 +25,13 @@ use costlayer::ledger::{
 use costlayer::tracker::CostTracker;
 use futures_util::StreamExt;
 
-use costlayer::budget::Budget;
+use costlayer::budget::{Budget, Scope};
 use costlayer::estimate::{EstimatePolicy, Estimator};
 use costlayer::layer::cache::{CacheKey, CacheLayer};
 use costlayer::layer::rate_limit::{Quota, RateLimitLayer};
 use costlayer::mock::SimulatedProvider;
 use costlayer::tokens::TiktokenCounter;
+use costlayer::tracker::book::{BookKey, BookLine, BudgetBook, MemoryBook, Reserved};
 use costlayer::Money;
 use costlayer::{ChatRequest, Message};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -331,17 +334,28 @@ fn allocations(_: &mut Criterion) {
         .max_tokens(64);
     let sampled = short.clone().temperature(0.7);
     TiktokenCounter::for_model("gpt-4o-mini").warm_up();
+    // `COSTLAYER_BENCH_ALLOC_CALLS` (default 1,000) calls per stack, and
+    // `COSTLAYER_BENCH_ONLY` to run only the stacks whose name contains it
+    // (the provider alone always runs): two runs under `valgrind
+    // --tool=callgrind` with different call counts give a stack's exact
+    // instructions per call (the difference over the extra calls).
+    let n_calls: usize = std::env::var("COSTLAYER_BENCH_ALLOC_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
+        .max(1);
+    let only = std::env::var("COSTLAYER_BENCH_ONLY").unwrap_or_default();
     let per_call = |svc: &costlayer::layer::builder::LlmService, req: &ChatRequest| {
         rt.block_on(svc.clone().oneshot(req.clone())).expect("warm");
-        const N: usize = 1_000;
+        let n = n_calls;
         let region = Region::new(GLOBAL);
-        for _ in 0..N {
+        for _ in 0..n {
             let req = req.clone();
             rt.block_on(svc.clone().oneshot(black_box(req)))
                 .expect("call");
         }
         let stats = region.change();
-        (stats.allocations + stats.reallocations) as f64 / N as f64
+        (stats.allocations + stats.reallocations) as f64 / n as f64
     };
     // The provider alone, through the same boxing, for the difference.
     let bare = costlayer::layer::builder::LlmService::new(SimulatedProvider::new());
@@ -372,14 +386,129 @@ fn allocations(_: &mut Criterion) {
         ("cache_hit", full_stack(EstimatePolicy::Exact), &short),
     ];
     for (name, svc, req) in cases {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let n = per_call(&svc, req);
         println!("  {name:<35} {n:6.1}  (stack adds {:+.1})", n - base);
+    }
+    if !"book/memory reserve+settle".contains(only.as_str()) {
+        return;
+    }
+    // The in-memory budget book alone: one reserve + settle, as the budget
+    // path makes them (one blocking line).
+    let book = MemoryBook::new();
+    let lines = [
+        BookLine::new(BookKey::new("monthly", "2026-12", &Scope::All), Money::MAX).blocking(true),
+    ];
+    let rec = CostRecord::new(
+        "bench",
+        "openai",
+        "gpt-4o-mini",
+        costlayer::Usage::new(10, 5),
+    );
+    let reserve_settle = || {
+        rt.block_on(async {
+            if let Ok(Reserved::Granted { hold, .. }) =
+                book.reserve(&lines, Money::from_nanos(1_000)).await
+            {
+                let _ = book.settle(Some(hold), &rec, &lines).await;
+            }
+        })
+    };
+    reserve_settle();
+    let region = Region::new(GLOBAL);
+    for _ in 0..n_calls {
+        reserve_settle();
+    }
+    let stats = region.change();
+    let n = (stats.allocations + stats.reallocations) as f64 / n_calls as f64;
+    println!("  {:<35} {n:6.1}", "book/memory reserve+settle");
+}
+
+/// Per-call latency percentiles, which criterion does not print: after a
+/// warm-up, `COSTLAYER_BENCH_LATENCY_CALLS` calls (default 200,000; 0 skips
+/// the pass) are timed one by one, sorted, and p50 / p99 / p99.9 printed
+/// for the provider alone and for each stack, with the overhead at each
+/// percentile.
+fn latency(_: &mut Criterion) {
+    let calls: usize = std::env::var("COSTLAYER_BENCH_LATENCY_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    if calls == 0 {
+        return;
+    }
+    let rt = rt();
+    let short = ChatRequest::new("gpt-4o-mini")
+        .message(Message::user("What is the capital of France?"))
+        .max_tokens(64);
+    let sampled = short.clone().temperature(0.7);
+    let measure = |svc: &costlayer::layer::builder::LlmService, req: &ChatRequest| {
+        for _ in 0..calls / 10 + 1 {
+            rt.block_on(svc.clone().oneshot(req.clone())).expect("warm");
+        }
+        let mut ns: Vec<u64> = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let req = req.clone();
+            let svc = svc.clone();
+            let start = Instant::now();
+            let resp = rt.block_on(svc.oneshot(black_box(req)));
+            let t = start.elapsed();
+            black_box(resp).expect("call");
+            ns.push(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        }
+        ns.sort_unstable();
+        let at = |q: f64| ns[((ns.len() as f64 * q) as usize).min(ns.len() - 1)];
+        [at(0.50), at(0.99), at(0.999)]
+    };
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    println!("latency per call, {calls} calls timed one by one (load average {load}):");
+    println!("  {:<35} {:>9} {:>9} {:>9}", "", "p50", "p99", "p99.9");
+    let bare = costlayer::layer::builder::LlmService::new(SimulatedProvider::new());
+    let base = measure(&bare, &sampled);
+    let us = |n: u64| n as f64 / 1_000.0;
+    println!(
+        "  {:<35} {:>7.2}µs {:>7.2}µs {:>7.2}µs",
+        "provider_alone",
+        us(base[0]),
+        us(base[1]),
+        us(base[2])
+    );
+    let cases = [
+        (
+            "call_through/UpperBound",
+            full_stack(EstimatePolicy::UpperBound),
+            &sampled,
+        ),
+        (
+            "call_through_Budget/UpperBound",
+            full_stack_with(EstimatePolicy::UpperBound, Ledger::Budget),
+            &sampled,
+        ),
+        ("cache_hit", full_stack(EstimatePolicy::UpperBound), &short),
+    ];
+    for (name, svc, req) in cases {
+        let p = measure(&svc, req);
+        println!(
+            "  {name:<35} {:>7.2}µs {:>7.2}µs {:>7.2}µs  (over the provider: {:+.2} / {:+.2} / {:+.2} µs)",
+            us(p[0]),
+            us(p[1]),
+            us(p[2]),
+            us(p[0]) - us(base[0]),
+            us(p[1]) - us(base[1]),
+            us(p[2]) - us(base[2]),
+        );
     }
 }
 
 criterion_group!(
     benches,
     allocations,
+    latency,
     estimator,
     cache_hit,
     rate_limit,

@@ -158,7 +158,7 @@ pub struct AlreadyInitialized;
 /// clone messages to record a call).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CallInfo {
-    pub(crate) model: String,
+    pub(crate) model: ModelId,
     pub(crate) user: Option<String>,
     pub(crate) team: Option<String>,
     pub(crate) tags: BTreeMap<String, String>,
@@ -170,12 +170,63 @@ pub(crate) struct CallInfo {
 impl CallInfo {
     pub(crate) fn from_request(req: &ChatRequest) -> Self {
         CallInfo {
-            model: req.model.clone(),
+            model: ModelId::new(&req.model),
             user: req.user.clone(),
             team: req.team.clone(),
             tags: req.tags.clone(),
             estimated: None,
         }
+    }
+}
+
+/// A model id, kept inline (no allocation) when it is at most
+/// [`ModelId::INLINE`] bytes long, as model ids almost always are: the
+/// call's attribution copies it on every call.
+#[derive(Clone)]
+pub(crate) enum ModelId {
+    Inline { len: u8, buf: [u8; ModelId::INLINE] },
+    Heap(String),
+}
+
+impl ModelId {
+    pub(crate) const INLINE: usize = 46;
+
+    pub(crate) fn new(s: &str) -> Self {
+        match ModelId::inline(s) {
+            Some(m) => m,
+            None => ModelId::Heap(s.to_owned()),
+        }
+    }
+
+    fn inline(s: &str) -> Option<Self> {
+        let len = u8::try_from(s.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= Self::INLINE)?;
+        let mut buf = [0; Self::INLINE];
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        Some(ModelId::Inline { len, buf })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole: always valid UTF-8.
+            ModelId::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default()
+            }
+            ModelId::Heap(s) => s,
+        }
+    }
+}
+
+impl Default for ModelId {
+    fn default() -> Self {
+        ModelId::new("")
+    }
+}
+
+impl fmt::Debug for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 

@@ -71,6 +71,15 @@ impl CostTracker {
         Ok(())
     }
 
+    /// [`preflight`](Self::preflight) when it can be decided without
+    /// waiting: `true` when the ledger is known writable (the cached
+    /// verdict is fresh), `false` when it has to be checked.
+    #[cfg(feature = "cost")]
+    pub(super) fn preflight_now(&self) -> bool {
+        self.inner.outbox.recover_once();
+        self.inner.writable.is_fresh()
+    }
+
     /// Appends `rec`, or keeps it in the spool if the ledger refuses it.
     pub(super) async fn append_or_spool(&self, rec: &CostRecord) -> Option<SpoolLocation> {
         let inner = &self.inner;

@@ -190,6 +190,22 @@ impl CostTracker {
         }
     }
 
+    /// [`reserve`](Self::reserve) when it can be decided without waiting
+    /// (the ledger known writable, no blocking budget): an empty
+    /// reservation. `None` when the pre-flight has to wait or reserve:
+    /// call [`reserve`](Self::reserve).
+    #[cfg(feature = "cost")]
+    pub(crate) fn reserve_now(&self) -> Option<Reservation> {
+        if !self.preflight_now() || self.has_blocking() {
+            return None;
+        }
+        Some(Reservation::none())
+    }
+
+    fn has_blocking(&self) -> bool {
+        self.inner.budgets.iter().any(|b| b.action == Action::Block)
+    }
+
     /// The budget pre-flight: reserves the worst-case cost of `req` in every
     /// blocking budget whose scope and current period it falls in, through
     /// the [budget book](super::book) (so every process sharing the book
@@ -214,7 +230,7 @@ impl CostTracker {
         // Never send a call whose record could not be written.
         self.preflight().await?;
         let inner = &self.inner;
-        if !inner.budgets.iter().any(|b| b.action == Action::Block) {
+        if !self.has_blocking() {
             return Ok(Reservation::none());
         }
         let now = inner.clock.now();

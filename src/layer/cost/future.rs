@@ -5,38 +5,142 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use pin_project_lite::pin_project;
+use tracing::Span;
+
+use super::service::record_response_fields;
+use crate::tracker::{CallInfo, CostTracker, Reservation, Settlement};
 use crate::{ChatResponse, Error};
 
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Result<ChatResponse, Error>> + Send>>;
 
-/// The response future of [`CostService`](super::CostService).
-///
-/// It is a boxed `async` block rather than a hand-written state machine
-/// because the layer must await *before* calling the inner service (the
-/// reservation may load budget totals from the ledger on first use or at a
-/// period rollover) and *after* it (the ledger append): three async phases,
-/// the first and last of which are themselves `async fn`s of the tracker.
-/// One allocation per call is noise next to the ledger write.
-pub struct ResponseFuture {
-    inner: BoxFuture,
-}
-
-impl ResponseFuture {
-    pub(crate) fn new(inner: BoxFuture) -> Self {
-        ResponseFuture { inner }
+pin_project! {
+    /// The response future of [`CostService`](super::CostService); `F` is
+    /// the inner service's future.
+    ///
+    /// When the pre-flight can be decided at once (no blocking budget in
+    /// scope, the ledger known writable) the inner service is called in
+    /// `call` and its future is polled here, not boxed; the recording
+    /// that follows is a [`Settlement`] (finished in the background if
+    /// this future is dropped once the provider has answered). Otherwise
+    /// (a blocking budget to reserve in, a ledger to check) the whole call
+    /// is one boxed `async` block: the reservation may wait for the book
+    /// or the ledger before the inner service is called.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
     }
 }
 
-impl fmt::Debug for ResponseFuture {
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // Reserve, call and settle in one boxed block (the budget path).
+        Boxed { fut: BoxFuture },
+        // The inner service called already; no reservation to settle.
+        Calling {
+            #[pin]
+            fut: F,
+            settle: Option<Pending>,
+        },
+        // The provider answered; the record is being written.
+        Settling { settlement: Settlement, span: Span, hint: Option<&'static str> },
+        Done,
+    }
+}
+
+/// What the settlement of a fast-path call needs.
+pub(crate) struct Pending {
+    pub(crate) tracker: CostTracker,
+    pub(crate) info: CallInfo,
+    pub(crate) reservation: Reservation,
+    pub(crate) span: Span,
+    pub(crate) hint: Option<&'static str>,
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn boxed(fut: BoxFuture) -> Self {
+        ResponseFuture {
+            state: State::Boxed { fut },
+        }
+    }
+
+    pub(crate) fn calling(fut: F, pending: Pending) -> Self {
+        ResponseFuture {
+            state: State::Calling {
+                fut,
+                settle: Some(pending),
+            },
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl Future for ResponseFuture {
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<ChatResponse, E>>,
+    E: Into<Error>,
+{
     type Output = Result<ChatResponse, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        loop {
+            let mut state = self.as_mut().project().state;
+            match state.as_mut().project() {
+                StateProj::Boxed { fut } => return fut.as_mut().poll(cx),
+                StateProj::Calling { fut, settle } => {
+                    let out = {
+                        let _entered = settle.as_ref().map(|p| p.span.enter());
+                        std::task::ready!(fut.poll(cx))
+                    };
+                    let Some(p) = settle.take() else {
+                        state.set(State::Done);
+                        return Poll::Ready(Err(Error::config(
+                            "the cost layer's future was polled after it finished",
+                        )));
+                    };
+                    let resp = match out {
+                        Ok(resp) => resp,
+                        Err(e) => {
+                            // Not billed: the (empty) reservation goes.
+                            state.set(State::Done);
+                            return Poll::Ready(Err(e.into()));
+                        }
+                    };
+                    let settlement = {
+                        let _entered = p.span.enter();
+                        p.tracker.settle_call(p.info, p.reservation, resp)
+                    };
+                    state.set(State::Settling {
+                        settlement,
+                        span: p.span,
+                        hint: p.hint,
+                    });
+                }
+                StateProj::Settling {
+                    settlement,
+                    span,
+                    hint,
+                } => {
+                    let (resp, rec) = {
+                        let _entered = span.enter();
+                        std::task::ready!(Pin::new(settlement).poll(cx))
+                    };
+                    record_response_fields(span, *hint, &resp, rec.as_ref());
+                    state.set(State::Done);
+                    return Poll::Ready(Ok(resp));
+                }
+                StateProj::Done => {
+                    return Poll::Ready(Err(Error::config(
+                        "the cost layer's future was polled after it finished",
+                    )))
+                }
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@ use tower::Service;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use super::future::ResponseFuture;
+use super::future::{Pending, ResponseFuture};
 use crate::ledger::CostRecord;
 use crate::tracker::{CallInfo, CostTracker};
 use crate::{ChatRequest, ChatResponse, Error};
@@ -103,19 +103,36 @@ where
 {
     type Response = ChatResponse;
     type Error = Error;
-    type Future = ResponseFuture;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Service::<ChatRequest>::poll_ready(&mut self.inner, cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut req: ChatRequest) -> Self::Future {
+        let span = call_span(&req);
+        let hint = req.provider_hint();
+        // Decided at once (no blocking budget, the ledger known writable):
+        // the ready inner service is called now and its future polled
+        // in place, unboxed.
+        if let Some(reservation) = self.tracker.reserve_now() {
+            let info = CallInfo::from_request(&req);
+            let fut = span.in_scope(|| self.inner.call(req));
+            return ResponseFuture::calling(
+                fut,
+                Pending {
+                    tracker: self.tracker.clone(),
+                    info,
+                    reservation,
+                    span,
+                    hint,
+                },
+            );
+        }
         // The instance that was driven to readiness is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let tracker = self.tracker.clone();
-        let span = call_span(&req);
-        let hint = req.provider_hint();
         let fut = async move {
             // Dropped (released) on every early return and on cancellation.
             let reservation = tracker.reserve(&req).await?;
@@ -132,6 +149,6 @@ where
             Ok(resp)
         }
         .instrument(span);
-        ResponseFuture::new(Box::pin(fut))
+        ResponseFuture::boxed(Box::pin(fut))
     }
 }
