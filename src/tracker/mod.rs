@@ -63,9 +63,12 @@
 //!   process starts from the directory's checkpoint and reads only the
 //!   ledger appended since (never the whole ledger, except once for a
 //!   budget the directory has not seen before).
-//! - [`CostTracker::builder`] defaults to a [`MemoryBook`](book::MemoryBook)
-//!   seeded from the storage: exact within the process only. Pass a
-//!   shared book with [`CostTrackerBuilder::book`].
+//! - [`CostTracker::builder`] defaults to the book the storage names
+//!   ([`Storage::default_book`](crate::ledger::Storage::default_book)): the
+//!   directory book for a JSONL ledger, the PostgreSQL book for PostgreSQL,
+//!   a [`MemoryBook`](book::MemoryBook) seeded from the storage for a memory
+//!   ledger (exact within the process only). Pass another book with
+//!   [`CostTrackerBuilder::book`].
 //! - **The request carries what was reserved**: under a blocking budget,
 //!   a request without `max_tokens` is sent with `max_tokens` set to the
 //!   output the reservation assumed
