@@ -113,6 +113,24 @@ pub struct DashboardPass {
     filter: ScanFilter,
     windows: Windows,
     keys: Keys,
+    /// Whether [`JsonlStorage::fold_blocking`](crate::ledger::JsonlStorage::fold_blocking)
+    /// may fold it from the dashboard's checkpoint.
+    incremental: bool,
+    /// While a checkpoint is being built: the time and cost of every
+    /// record the summary counts that may still be in a later pass's 7-day
+    /// window (`ts` after `now - 7 days`), so the window can be worked out
+    /// again at a later `now` without reading the ledger.
+    recent: Option<Vec<(DateTime<Utc>, Money)>>,
+}
+
+/// What a [`DashboardPass`] has folded, for the dashboard's checkpoint: the
+/// summary, each budget's spend and the recent records (see
+/// [`DashboardPass::state`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PassState {
+    pub(crate) summary: Summary,
+    pub(crate) spent: Vec<Money>,
+    pub(crate) recent: Vec<(DateTime<Utc>, Money)>,
 }
 
 impl DashboardPass {
@@ -131,7 +149,99 @@ impl DashboardPass {
             filter,
             windows: Windows::new(now, Calendar::Utc),
             keys: Keys::default(),
+            incremental: true,
+            recent: None,
         }
+    }
+
+    /// Whether [`JsonlStorage::fold_blocking`](crate::ledger::JsonlStorage::fold_blocking)
+    /// may fold this pass incrementally (the default: `true`). It then
+    /// keeps a checkpoint in the ledger directory
+    /// (`dashboard_checkpoint.bin`: each file's identity and how far it was
+    /// read, and what the pass had folded up to there) and, when the next
+    /// pass has the same filter, calendar, month and budget periods and a
+    /// later `now`, reads only what was appended since. The result is
+    /// exactly that of reading the whole ledger; any file replaced,
+    /// truncated, rewritten or removed, a missing, corrupt or foreign
+    /// checkpoint, or a pass it does not fit makes it read everything
+    /// again. `false` always reads everything and leaves the checkpoint
+    /// alone.
+    pub fn incremental(mut self, on: bool) -> Self {
+        self.incremental = on;
+        self
+    }
+
+    /// Whether the pass may be folded from the checkpoint.
+    pub(crate) fn is_incremental(&self) -> bool {
+        self.incremental
+    }
+
+    /// What a checkpoint must have been written for to be used by this
+    /// pass: its filter, calendar, month and budgets with their periods.
+    /// `None` if the pass cannot use one (its 7-day window has no start).
+    pub(crate) fn checkpoint_key(&self) -> Option<String> {
+        self.windows.week_start()?;
+        let budgets: Vec<_> = self
+            .tallies
+            .iter()
+            .map(|t| (t.budget(), t.period()))
+            .collect();
+        Some(format!(
+            "{:?}|{:?}|{:?}|{:?}",
+            self.filter,
+            self.summary.calendar,
+            self.windows.month(),
+            budgets
+        ))
+    }
+
+    /// Starts noting the recent records (call it before pushing any).
+    pub(crate) fn track_recent(&mut self) {
+        self.recent = Some(Vec::new());
+    }
+
+    /// What the pass has folded so far, for a checkpoint.
+    pub(crate) fn state(&mut self) -> PassState {
+        self.flush();
+        PassState {
+            summary: self.summary.clone(),
+            spent: self.tallies.iter().map(BudgetTally::spent).collect(),
+            recent: self.recent.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Starts this pass (fresh: nothing pushed yet) from what a pass with
+    /// the same [`DashboardPass::checkpoint_key`] had folded at an earlier
+    /// or equal `now`: the summary is taken as it is but for `now` and the
+    /// 7-day window, worked out again from the recent records. Returns
+    /// false (and changes nothing) if `state` does not fit.
+    pub(crate) fn restore(&mut self, state: PassState) -> bool {
+        let now = self.summary.now;
+        let Some(week_start) = self.windows.week_start() else {
+            return false;
+        };
+        if state.summary.now > now || state.spent.len() != self.tallies.len() {
+            return false;
+        }
+        let mut summary = state.summary;
+        summary.now = now;
+        summary.calendar = self.summary.calendar;
+        summary.last_7_days = Bucket::default();
+        let mut recent = state.recent;
+        recent.retain(|&(ts, _)| ts > week_start);
+        for &(ts, cost) in &recent {
+            if ts <= now {
+                summary.last_7_days.add(cost);
+            }
+        }
+        self.summary = summary;
+        for (t, spent) in self.tallies.iter_mut().zip(state.spent) {
+            t.restore_spent(spent);
+        }
+        if self.recent.is_some() {
+            self.recent = Some(recent);
+        }
+        true
     }
 
     /// Counts the summary's months and days in `calendar` (the budgets'
@@ -162,6 +272,11 @@ impl DashboardPass {
         }
         if self.filter.matches_ref(r) {
             let cost = self.summary.add_unkeyed(r, &self.windows);
+            if let Some(recent) = &mut self.recent {
+                if self.windows.week_start().is_none_or(|s| r.ts > s) {
+                    recent.push((r.ts, cost));
+                }
+            }
             let k = &mut self.keys;
             k.provider.add(r.provider, cost);
             k.model.add(r.model, cost);
@@ -191,6 +306,9 @@ impl DashboardPass {
         self.summary.merge(other.summary);
         for (mine, theirs) in self.tallies.iter_mut().zip(other.tallies) {
             mine.merge(theirs);
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.recent, other.recent) {
+            mine.extend(theirs);
         }
     }
 
@@ -264,6 +382,8 @@ impl ParallelFold for DashboardPass {
             filter: self.filter.clone(),
             windows: self.windows,
             keys: Keys::default(),
+            incremental: self.incremental,
+            recent: self.recent.as_ref().map(|_| Vec::new()),
         }
     }
 
@@ -277,5 +397,9 @@ impl ParallelFold for DashboardPass {
 
     fn merge(&mut self, other: Self) {
         DashboardPass::merge(self, other);
+    }
+
+    fn as_dashboard_pass(&mut self) -> Option<&mut DashboardPass> {
+        Some(self)
     }
 }

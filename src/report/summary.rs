@@ -72,6 +72,16 @@ impl Windows {
         }
     }
 
+    /// The start of the 7-day window (`None` at the start of chrono's range).
+    pub(crate) fn week_start(&self) -> Option<DateTime<Utc>> {
+        self.week_start
+    }
+
+    /// The calendar month of `now`, as it is compared.
+    pub(crate) fn month(&self) -> (Option<(DateTime<Utc>, DateTime<Utc>)>, NaiveDate) {
+        (self.month_range, self.month_first)
+    }
+
     fn in_month(&self, ts: DateTime<Utc>, day: NaiveDate) -> bool {
         match self.month_range {
             Some((start, end)) => ts >= start && ts < end,

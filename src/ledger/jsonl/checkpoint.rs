@@ -1,0 +1,547 @@
+//! Checkpoints over the ledger files: the per-file [`Cursor`] shared with
+//! the budget book, and the dashboard's checkpoint, which lets a repeat
+//! dashboard read only what was appended since the last one.
+//!
+//! The dashboard's checkpoint (`dashboard_checkpoint.bin` in the ledger
+//! directory) holds, for each `costs_*.jsonl` file, its identity (device
+//! and inode), how far it was read (always the end of a whole line), how
+//! many lines that is (corrupt lines are numbered by line) and a hash of
+//! its first and last bytes up to there; and what the
+//! [`DashboardPass`] had folded from exactly those bytes: the summary, each
+//! budget's spend, and the time and cost of the records that may still
+//! fall in a later 7-day window. It is written for one filter, calendar,
+//! month and set of budget periods (the pass's key).
+//!
+//! A later pass with the same key and a later `now` starts from it and
+//! reads each file from its cursor; the result is exactly that of reading
+//! every file from the start. Anything else reads everything again (and
+//! writes a new checkpoint): a different key or an earlier `now`; a file
+//! of the checkpoint gone, replaced (another inode: a reset or a rotation),
+//! shorter than its cursor (truncated) or with other bytes where it was
+//! read (rewritten in place); a checkpoint that is corrupt or from a newer
+//! version (reported at debug level); the legacy `costs.json` present.
+//! Bytes after a file's last line break (a line being written) are read
+//! every time and never checkpointed.
+//!
+//! The file is written whole to a temporary file and renamed into place,
+//! so a reader sees the old checkpoint or the new one, never a mix, and of
+//! two processes writing at once the last rename wins. It ends in a
+//! checksum: a torn or altered file is ignored.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::files::{identity, io_error, read_at};
+use super::par::{self, Snap, CHUNK, MAX_OPEN};
+use super::read::{self, ScanContext, Snapshot};
+use super::{safe_open, ScanSummary, LEGACY_FILE};
+use crate::ledger::{CorruptLine, LedgerError, ParallelFold};
+use crate::report::{DashboardPass, PassState, Summary};
+use crate::Money;
+
+/// How far a ledger file has been read, and which file it was: a later
+/// read resumes at `offset` only if the file at the path still has this
+/// device and inode and is at least that long.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Cursor {
+    /// The file's device (0 where the platform has none).
+    #[serde(default)]
+    pub(crate) dev: u64,
+    /// The file's inode (0 where the platform has none).
+    #[serde(default)]
+    pub(crate) ino: u64,
+    /// The byte offset read up to.
+    pub(crate) offset: u64,
+}
+
+/// The name of the dashboard's checkpoint in the ledger directory.
+pub(crate) const CHECKPOINT_FILE: &str = "dashboard_checkpoint.bin";
+
+/// The start of the file: its name and format version.
+const MAGIC: &[u8; 8] = b"CLDASHCP";
+/// The format version this build writes and reads.
+const VERSION: u32 = 1;
+/// How many bytes at each end of a file's read part are hashed.
+const SAMPLE: u64 = 256;
+/// The size of a recent record in the file.
+const RECENT_LEN: usize = 20;
+
+/// One ledger file in the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct FileMark {
+    #[serde(flatten)]
+    cursor: Cursor,
+    /// Lines up to the cursor (blank and corrupt ones included).
+    lines: u64,
+    /// Hash of the first bytes up to the cursor.
+    head: u64,
+    /// Hash of the last bytes before the cursor.
+    tail: u64,
+}
+
+/// The JSON part of the checkpoint.
+#[derive(Debug, Serialize, Deserialize)]
+struct Head {
+    v: u32,
+    key: String,
+    summary: Summary,
+    spent: Vec<Money>,
+    files: BTreeMap<String, FileMark>,
+}
+
+/// A checkpoint read back.
+struct Loaded {
+    files: BTreeMap<String, FileMark>,
+    state: PassState,
+}
+
+/// Why a fold from the checkpoint had to start over.
+enum Run {
+    Done(ScanSummary),
+    Stale(&'static str),
+}
+
+/// Folds the ledger into `pass` from the checkpoint where it can (see the
+/// module docs), and leaves a checkpoint for the next pass.
+pub(crate) fn fold_dashboard(
+    ctx: &ScanContext,
+    pass: &mut DashboardPass,
+    threads: usize,
+) -> Result<ScanSummary, LedgerError> {
+    let Some(key) = pass.checkpoint_key() else {
+        return par::fold_dir_full(ctx, pass, threads);
+    };
+    if safe_open::exists_nofollow(&ctx.dir.join(LEGACY_FILE)) {
+        return par::fold_dir_full(ctx, pass, threads);
+    }
+    pass.track_recent();
+    let fresh = pass.fork();
+    let path = ctx.dir.join(CHECKPOINT_FILE);
+    let prior = load(&path, &key);
+    match run(ctx, pass, threads, &key, prior)? {
+        Run::Done(s) => Ok(s),
+        Run::Stale(why) => {
+            tracing::debug!(dir = %ctx.dir.display(), why, "the dashboard checkpoint does not fit: reading the whole ledger");
+            *pass = fresh;
+            match run(ctx, pass, threads, &key, None)? {
+                Run::Done(s) => Ok(s),
+                // Without a checkpoint nothing can be stale.
+                Run::Stale(_) => par::fold_dir_full(ctx, pass, threads),
+            }
+        }
+    }
+}
+
+fn run(
+    ctx: &ScanContext,
+    pass: &mut DashboardPass,
+    threads: usize,
+    key: &str,
+    prior: Option<Loaded>,
+) -> Result<Run, LedgerError> {
+    let paths = read::ledger_files(&ctx.dir)?;
+    let mut marks = BTreeMap::new();
+    if let Some(prior) = prior {
+        let names: Vec<String> = paths.iter().map(|p| read::file_name(p)).collect();
+        if prior.files.keys().any(|k| !names.contains(k)) {
+            return Ok(Run::Stale("a ledger file was removed or moved away"));
+        }
+        if !pass.restore(prior.state) {
+            return Ok(Run::Stale("it was written for a later time"));
+        }
+        marks = prior.files;
+    }
+    let mut summary = ScanSummary {
+        files: paths.clone(),
+        ..ScanSummary::default()
+    };
+    let mut next = BTreeMap::new();
+    let mut tails: Vec<(PathBuf, FileMark)> = Vec::new();
+    let mut refused: Vec<CorruptLine> = Vec::new();
+    for group in paths.chunks(MAX_OPEN) {
+        let mut snaps: Vec<Result<Snap, CorruptLine>> = Vec::new();
+        let mut ids = Vec::new();
+        for path in group {
+            let name = read::file_name(path);
+            let old = marks.get(&name);
+            match read::open_snapshot(path)? {
+                Snapshot::Open(file, len) => {
+                    let (dev, ino) = file_identity(&file, path)?;
+                    let (from, lines_before) = match old {
+                        Some(m) => {
+                            if !same_file(m, &file, dev, ino, len)
+                                .map_err(|e| io_error(path, "read", e))?
+                            {
+                                return Ok(Run::Stale(
+                                    "a ledger file was replaced, truncated or rewritten",
+                                ));
+                            }
+                            (m.cursor.offset, m.lines)
+                        }
+                        None => (0, 0),
+                    };
+                    let cut =
+                        last_line_end(&file, from, len).map_err(|e| io_error(path, "read", e))?;
+                    ids.push((name, dev, ino, len));
+                    snaps.push(Ok(Snap {
+                        path: path.clone(),
+                        file,
+                        from,
+                        len: cut,
+                        lines_before,
+                    }));
+                }
+                Snapshot::Gone if old.is_some() => {
+                    return Ok(Run::Stale("a ledger file was moved away"));
+                }
+                Snapshot::Gone => {}
+                Snapshot::Refused(_) if old.is_some() => {
+                    return Ok(Run::Stale("a ledger file was replaced by a link"));
+                }
+                Snapshot::Refused(c) => refused.push(c),
+            }
+        }
+        let lines = par::fold_snaps(ctx, &snaps, pass, threads, CHUNK, &mut summary)?;
+        for ((snap, (name, dev, ino, len)), n) in snaps.iter().zip(ids).zip(lines) {
+            let Ok(snap) = snap else { continue };
+            let offset = snap.len;
+            let (head, tail) =
+                samples(&snap.file, offset).map_err(|e| io_error(&snap.path, "read", e))?;
+            let mark = FileMark {
+                cursor: Cursor { dev, ino, offset },
+                lines: snap.lines_before + n,
+                head,
+                tail,
+            };
+            if len > offset {
+                tails.push((snap.path.clone(), mark));
+            }
+            next.insert(name, mark);
+        }
+    }
+
+    // What was read up to each file's cursor is the checkpoint.
+    let state = pass.state();
+    if let Err(e) = save(&ctx.dir, key, &state, next) {
+        tracing::debug!(dir = %ctx.dir.display(), error = %e, "could not write the dashboard checkpoint (the next dashboard reads the whole ledger)");
+    }
+
+    // Then what follows the last line break of a file (a line being
+    // written), and the files that are not read.
+    for (path, mark) in tails {
+        let Snapshot::Open(file, len) = read::open_snapshot(&path)? else {
+            continue;
+        };
+        let (dev, ino) = file_identity(&file, &path)?;
+        if (dev, ino) != (mark.cursor.dev, mark.cursor.ino) || len <= mark.cursor.offset {
+            continue;
+        }
+        let snap = Snap {
+            path,
+            file,
+            from: mark.cursor.offset,
+            len,
+            lines_before: mark.lines,
+        };
+        par::fold_snaps(ctx, &[Ok(snap)], pass, threads, CHUNK, &mut summary)?;
+    }
+    for c in refused {
+        summary.corrupt += 1;
+        pass.corrupt(c);
+    }
+    summary.matched = summary.records;
+    Ok(Run::Done(summary))
+}
+
+fn file_identity(file: &File, path: &Path) -> Result<(u64, u64), LedgerError> {
+    let meta = file.metadata().map_err(|e| io_error(path, "read", e))?;
+    Ok(identity(&meta).unwrap_or((0, 0)))
+}
+
+/// Whether `file` (of length `len`) is the file `mark` was taken of, with
+/// the same bytes where it was read.
+fn same_file(mark: &FileMark, file: &File, dev: u64, ino: u64, len: u64) -> io::Result<bool> {
+    if (dev, ino) != (mark.cursor.dev, mark.cursor.ino) || len < mark.cursor.offset {
+        return Ok(false);
+    }
+    Ok(samples(file, mark.cursor.offset)? == (mark.head, mark.tail))
+}
+
+/// Hashes of the first and of the last [`SAMPLE`] bytes before `offset`.
+fn samples(file: &File, offset: u64) -> io::Result<(u64, u64)> {
+    let n = offset.min(SAMPLE);
+    // `n` is at most SAMPLE.
+    let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
+    read_exact_at(file, &mut buf, 0)?;
+    let head = hash(&buf);
+    read_exact_at(file, &mut buf, offset - n)?;
+    Ok((head, hash(&buf)))
+}
+
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = read_at(file, buf, offset)?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Just past the last line break in `from..len` (`from` if there is none).
+fn last_line_end(file: &File, from: u64, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while end > from {
+        let start = end.saturating_sub(buf.len() as u64).max(from);
+        // At most buf.len().
+        let want = usize::try_from(end - start).unwrap_or(buf.len());
+        read_exact_at(file, &mut buf[..want], start)?;
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..want]) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(from)
+}
+
+/// A stable 64-bit hash (FNV-1a over 8-byte words), for the samples and
+/// the checksum. Not cryptographic: it catches torn and changed files.
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h ^= u64::from_le_bytes(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    for &b in words.remainder() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ (bytes.len() as u64)
+}
+
+/// The checkpoint's bytes: magic, version, JSON length and JSON, recent
+/// record count and records, checksum.
+fn encode(key: &str, state: &PassState, files: BTreeMap<String, FileMark>) -> io::Result<Vec<u8>> {
+    let head = Head {
+        v: VERSION,
+        key: key.to_owned(),
+        summary: state.summary.clone(),
+        spent: state.spent.clone(),
+        files,
+    };
+    let json = serde_json::to_vec(&head)?;
+    let mut out = Vec::with_capacity(32 + json.len() + state.recent.len() * RECENT_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&(state.recent.len() as u64).to_le_bytes());
+    for (ts, cost) in &state.recent {
+        out.extend_from_slice(&ts.timestamp().to_le_bytes());
+        out.extend_from_slice(&ts.timestamp_subsec_nanos().to_le_bytes());
+        out.extend_from_slice(&cost.nanos().to_le_bytes());
+    }
+    let sum = hash(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    Ok(out)
+}
+
+/// Reads the checkpoint's bytes back; `Err` says why they are not one.
+fn decode(bytes: &[u8], key: &str) -> Result<Loaded, &'static str> {
+    let body_len = bytes.len().checked_sub(8).ok_or("too short")?;
+    let (body, sum) = bytes.split_at(body_len);
+    let magic = body.get(..8).ok_or("too short")?;
+    if magic != MAGIC {
+        return Err("not a dashboard checkpoint");
+    }
+    let mut at = 8;
+    let version = u32::from_le_bytes(take(body, &mut at)?);
+    if version > VERSION {
+        return Err("written by a newer version of costlayer");
+    }
+    if version != VERSION || u64::from_le_bytes(take(sum, &mut 0)?) != hash(body) {
+        return Err("corrupt (its checksum does not match)");
+    }
+    let json_len = usize::try_from(u64::from_le_bytes(take(body, &mut at)?)).map_err(|_| "corrupt")?;
+    let json = body
+        .get(at..at.checked_add(json_len).ok_or("corrupt")?)
+        .ok_or("corrupt")?;
+    at += json_len;
+    let head: Head = serde_json::from_slice(json).map_err(|_| "corrupt")?;
+    if head.v != VERSION {
+        return Err("corrupt");
+    }
+    if head.key != key {
+        return Err("written for another filter, time zone, month or budgets");
+    }
+    let count = usize::try_from(u64::from_le_bytes(take(body, &mut at)?)).map_err(|_| "corrupt")?;
+    let rest = body.get(at..).ok_or("corrupt")?;
+    if Some(rest.len()) != count.checked_mul(RECENT_LEN) {
+        return Err("corrupt");
+    }
+    let mut recent = Vec::with_capacity(count);
+    for r in rest.chunks_exact(RECENT_LEN) {
+        let mut at = 0;
+        let secs = i64::from_le_bytes(take(r, &mut at)?);
+        let nanos = u32::from_le_bytes(take(r, &mut at)?);
+        let cost = i64::from_le_bytes(take(r, &mut at)?);
+        let ts = DateTime::<Utc>::from_timestamp(secs, nanos).ok_or("corrupt")?;
+        recent.push((ts, Money::from_nanos(cost)));
+    }
+    Ok(Loaded {
+        files: head.files,
+        state: PassState {
+            summary: head.summary,
+            spent: head.spent,
+            recent,
+        },
+    })
+}
+
+fn take<const N: usize>(bytes: &[u8], at: &mut usize) -> Result<[u8; N], &'static str> {
+    let end = at.checked_add(N).ok_or("corrupt")?;
+    let s = bytes.get(*at..end).ok_or("too short")?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(s);
+    *at = end;
+    Ok(out)
+}
+
+/// The checkpoint at `path` if there is one for `key` (a missing one
+/// silently, any other at debug level).
+fn load(path: &Path, key: &str) -> Option<Loaded> {
+    let bytes = match safe_open::read_to_end(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "cannot read the dashboard checkpoint: reading the whole ledger");
+            return None;
+        }
+    };
+    match decode(&bytes, key) {
+        Ok(l) => Some(l),
+        Err(why) => {
+            tracing::debug!(path = %path.display(), why, "ignoring the dashboard checkpoint: reading the whole ledger");
+            None
+        }
+    }
+}
+
+/// Writes the checkpoint atomically: a temporary file in the same
+/// directory, renamed over the old one.
+fn save(
+    dir: &Path,
+    key: &str,
+    state: &PassState,
+    files: BTreeMap<String, FileMark>,
+) -> io::Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let bytes = encode(key, state, files)?;
+    let tmp = dir.join(format!(
+        ".{CHECKPOINT_FILE}.{}.{}.tmp",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = safe_open::create_new(&tmp).and_then(|mut f| f.write_all(&bytes));
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE)));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_keeps_the_book_s_serde_shape() {
+        let c = Cursor {
+            dev: 3,
+            ino: 7,
+            offset: 42,
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(json, r#"{"dev":3,"ino":7,"offset":42}"#);
+        let old: Cursor = serde_json::from_str(r#"{"offset":9}"#).unwrap();
+        assert_eq!(old, Cursor { dev: 0, ino: 0, offset: 9 });
+    }
+
+    #[test]
+    fn last_line_end_finds_the_last_break() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("f");
+        let mut body = vec![b'x'; 200_000];
+        body[10] = b'\n';
+        body[150_000] = b'\n';
+        std::fs::write(&p, &body).unwrap();
+        let f = File::open(&p).unwrap();
+        assert_eq!(last_line_end(&f, 0, 200_000).unwrap(), 150_001);
+        assert_eq!(last_line_end(&f, 0, 150_001).unwrap(), 150_001);
+        assert_eq!(last_line_end(&f, 0, 150_000).unwrap(), 11);
+        assert_eq!(last_line_end(&f, 11, 150_000).unwrap(), 11);
+        assert_eq!(last_line_end(&f, 0, 10).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_and_rejects_damage() {
+        let now = Utc::now();
+        let mut summary = Summary::new(now);
+        summary.total.calls = 3;
+        let state = PassState {
+            summary,
+            spent: vec![Money::from_nanos(5)],
+            recent: vec![(now, Money::from_nanos(7))],
+        };
+        let mut files = BTreeMap::new();
+        files.insert(
+            "costs_a.jsonl".to_owned(),
+            FileMark {
+                cursor: Cursor {
+                    dev: 1,
+                    ino: 2,
+                    offset: 3,
+                },
+                lines: 4,
+                head: 5,
+                tail: 6,
+            },
+        );
+        let bytes = encode("k", &state, files.clone()).unwrap();
+        let back = decode(&bytes, "k").unwrap();
+        assert_eq!(back.files, files);
+        assert_eq!(back.state.spent, state.spent);
+        assert_eq!(back.state.recent, state.recent);
+        assert_eq!(back.state.summary.total.calls, 3);
+        assert!(decode(&bytes, "other").is_err());
+        for i in [0, 9, 20, bytes.len() / 2, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            assert!(decode(&bad, "k").is_err(), "byte {i}");
+        }
+        assert!(decode(&bytes[..bytes.len() - 3], "k").is_err());
+        let mut newer = bytes.clone();
+        newer[8] = 2;
+        assert_eq!(
+            decode(&newer, "k").err(),
+            Some("written by a newer version of costlayer")
+        );
+    }
+}
