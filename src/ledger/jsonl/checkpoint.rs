@@ -68,7 +68,7 @@ const MAGIC: &[u8; 8] = b"CLDASHCP";
 /// The format version this build writes and reads.
 const VERSION: u32 = 1;
 /// How many bytes at each end of a file's read part are hashed.
-const SAMPLE: u64 = 256;
+const SAMPLE: u64 = 4096;
 /// The size of a recent record in the file.
 const RECENT_LEN: usize = 20;
 
@@ -469,7 +469,351 @@ fn save(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::num::NonZeroUsize;
+
+    use chrono::{Duration, TimeZone};
+
     use super::*;
+    use crate::budget::{Budget, Scope};
+    use crate::calendar::Calendar;
+    use crate::ledger::{CostRecord, JsonlStorage, ScanFilter};
+    use crate::{Mode, Usage};
+
+    /// A small random number generator (the tests must be reproducible).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// One pass's settings.
+    #[derive(Clone)]
+    struct Config {
+        budgets: Vec<Budget>,
+        filter: ScanFilter,
+        calendar: Calendar,
+    }
+
+    fn configs(now: DateTime<Utc>) -> Vec<Config> {
+        let usd = |n| Money::from_usd(n).unwrap();
+        vec![
+            Config {
+                budgets: vec![Budget::monthly(usd(200)), Budget::total(usd(1_000))],
+                filter: ScanFilter::default(),
+                calendar: Calendar::Utc,
+            },
+            Config {
+                budgets: vec![
+                    Budget::monthly(usd(50)).scope(Scope::User("bob".into())),
+                    Budget::monthly(usd(50)).scope(Scope::Team("ml".into())),
+                ],
+                filter: ScanFilter {
+                    users: vec!["alice".into(), "dave".into()],
+                    team: Some("ml".into()),
+                    ..ScanFilter::default()
+                },
+                calendar: Calendar::Utc,
+            },
+            Config {
+                budgets: vec![Budget::rolling_days(
+                    "3 days",
+                    usd(20),
+                    std::num::NonZeroU32::new(3).unwrap(),
+                )],
+                filter: ScanFilter {
+                    since: Some(now - Duration::days(30)),
+                    until: Some(now + Duration::days(40)),
+                    providers: vec!["openai".into()],
+                    ..ScanFilter::default()
+                },
+                calendar: Calendar::Zone(chrono_tz::Tz::Pacific__Kiritimati),
+            },
+        ]
+    }
+
+    /// The dashboard's JSON and how many records were read.
+    fn dash(
+        st: &JsonlStorage,
+        now: DateTime<Utc>,
+        c: &Config,
+        incremental: bool,
+    ) -> (serde_json::Value, u64) {
+        let mut pass = DashboardPass::new(now, c.budgets.clone(), c.filter.clone())
+            .calendar(c.calendar)
+            .incremental(incremental);
+        let read = st
+            .fold_blocking_threads(&mut pass, NonZeroUsize::new(2).unwrap())
+            .unwrap();
+        (pass.finish("x").to_json(), read.records)
+    }
+
+    fn line(rng: &mut Rng, user: &str, now: DateTime<Utc>) -> Vec<u8> {
+        let models = [
+            ("openai", "gpt-4o"),
+            ("openai", "gpt-4o-mini"),
+            ("anthropic", "claude-sonnet-4-5"),
+        ];
+        let (p, m) = models[rng.below(3) as usize];
+        let mut r = CostRecord::new(user, p, m, Usage::new(rng.below(5_000), rng.below(900)));
+        // Mostly around now, some up to 10 days ahead, some weeks back.
+        let back = i64::try_from(rng.below(20 * 86_400_000)).unwrap() - 3 * 86_400_000;
+        r.ts = now - Duration::milliseconds(back);
+        r.nano_usd = match rng.below(9) {
+            0 => None,
+            _ => Some(Money::from_nanos(i64::try_from(rng.below(40_000_000)).unwrap())),
+        };
+        if rng.below(3) == 0 {
+            r.team = Some(["ml", "web"][rng.below(2) as usize].into());
+        }
+        if rng.below(4) == 0 {
+            r.mode = Mode::Batch;
+        }
+        if rng.below(7) == 0 {
+            r.cached = true;
+            r.saved_nano_usd = Some(Money::from_nanos(11));
+        }
+        let mut out = match rng.below(40) {
+            0 => b"{not json".to_vec(),
+            1 => Vec::new(),
+            2 => serde_json::to_string_pretty(&r)
+                .unwrap()
+                .replace('\n', " ")
+                .into_bytes(),
+            _ => serde_json::to_vec(&r).unwrap(),
+        };
+        out.push(b'\n');
+        out
+    }
+
+    fn append(dir: &Path, user: &str, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("costs_{user}.jsonl")))
+            .unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn a_repeat_dashboard_over_random_appends_equals_a_full_recount() {
+        let start = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        for (ci, config) in configs(start).into_iter().enumerate() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path();
+            super::super::par::tests::write_messy_ledger(dir);
+            std::fs::remove_file(dir.join(LEGACY_FILE)).unwrap();
+            let st = JsonlStorage::builder(dir).user("alice").build().unwrap();
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (ci as u64 + 1));
+            let mut now = start;
+            let mut torn: Option<(&str, Vec<u8>)> = None;
+            let (mut partial_runs, mut runs) = (0, 0);
+            for step in 0..40 {
+                let users = ["alice", "bob", "dave", "c%22arol"];
+                for _ in 0..rng.below(4) {
+                    let user = users[rng.below(if step < 10 { 2 } else { 4 }) as usize];
+                    let mut bytes = Vec::new();
+                    for _ in 0..rng.below(60) {
+                        bytes.extend(line(&mut rng, user, now));
+                    }
+                    append(dir, user, &bytes);
+                }
+                // A line being written: half now, the rest at the next step
+                // (or never, for the last one).
+                if let Some((user, rest)) = torn.take() {
+                    append(dir, user, &rest);
+                }
+                if rng.below(4) == 0 {
+                    let user = users[rng.below(2) as usize];
+                    let mut l = line(&mut rng, user, now);
+                    let rest = l.split_off(l.len() / 2);
+                    append(dir, user, &l);
+                    torn = Some((user, rest));
+                }
+                // Mostly minutes to hours; now and then days (a new day or
+                // month: other periods, read again).
+                let minutes = if rng.below(5) == 0 { 3 * 24 * 60 } else { 6 * 60 };
+                now += Duration::minutes(i64::try_from(rng.below(minutes)).unwrap());
+                let (full, all) = dash(&st, now, &config, false);
+                let (inc, read) = dash(&st, now, &config, true);
+                assert_eq!(inc, full, "config {ci}, step {step}, {now}");
+                runs += 1;
+                if read < all {
+                    partial_runs += 1;
+                }
+                // Read again at once: nothing new, nothing read.
+                let (again, _) = dash(&st, now, &config, true);
+                assert_eq!(again, full, "config {ci}, step {step}, again");
+            }
+            // Most repeats read only the tail (a new month or budget period
+            // reads everything again).
+            assert!(partial_runs * 2 > runs, "config {ci}: {partial_runs} of {runs}");
+        }
+    }
+
+    /// A ledger of `n` records per user for the checkpoint tests.
+    fn ledger(dir: &Path, n: usize, rng: &mut Rng, now: DateTime<Utc>) {
+        for user in ["alice", "bob"] {
+            let mut bytes = Vec::new();
+            for _ in 0..n {
+                bytes.extend(line(rng, user, now));
+            }
+            append(dir, user, &bytes);
+        }
+    }
+
+    fn check(st: &JsonlStorage, now: DateTime<Utc>, what: &str) -> u64 {
+        let c = &configs(now)[0];
+        let (full, all) = dash(st, now, c, false);
+        let (inc, read) = dash(st, now, c, true);
+        assert_eq!(inc, full, "{what}");
+        assert!(read <= all);
+        read
+    }
+
+    #[test]
+    fn truncated_rotated_rewritten_or_removed_files_are_read_again() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut rng = Rng(77);
+        ledger(dir, 300, &mut rng, now);
+        let st = JsonlStorage::builder(dir).user("alice").build().unwrap();
+        assert!(check(&st, now, "first") > 0);
+        assert_eq!(check(&st, now, "repeat"), 0, "a repeat reads nothing");
+        let alice = dir.join("costs_alice.jsonl");
+
+        // Truncated (to a line break, so no torn line is left).
+        let body = std::fs::read(&alice).unwrap();
+        let cut = memchr::memrchr(b'\n', &body[..body.len() / 2]).unwrap() + 1;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&alice)
+            .unwrap()
+            .set_len(cut as u64)
+            .unwrap();
+        assert!(check(&st, now, "truncated") > 0);
+        assert_eq!(check(&st, now, "after truncation"), 0);
+
+        // Rotated: another file (another inode) of the same length.
+        let body = std::fs::read(&alice).unwrap();
+        std::fs::rename(&alice, dir.join("old_alice.jsonl.bak")).unwrap();
+        let mut other = body.clone();
+        let at = other.len() / 2;
+        other[at..at + 1].copy_from_slice(b" ");
+        std::fs::write(&alice, &other).unwrap();
+        assert!(check(&st, now, "rotated") > 0);
+
+        // Rewritten in place where it was read (its last lines).
+        let body = std::fs::read(&alice).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&alice).unwrap();
+        std::os::unix::fs::FileExt::write_at(&f, b"{\"broken", body.len() as u64 - 300)
+            .unwrap();
+        drop(f);
+        assert!(check(&st, now, "rewritten") > 0);
+
+        // Appended: only the tail is read.
+        ledger(dir, 5, &mut rng, now);
+        let read = check(&st, now, "appended");
+        assert!(read > 0 && read <= 10, "{read}");
+
+        // Removed.
+        std::fs::remove_file(dir.join("costs_bob.jsonl")).unwrap();
+        assert!(check(&st, now, "removed") > 0);
+
+        // Reset: every file archived, the dashboard is empty.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(crate::ledger::Storage::reset(
+            &st,
+            crate::ledger::ResetScope::All,
+        ))
+        .unwrap();
+        check(&st, now, "reset");
+        let (after, _) = dash(&st, now, &configs(now)[0], true);
+        assert_eq!(after["total_calls"], 0);
+    }
+
+    #[test]
+    fn a_corrupt_foreign_or_newer_checkpoint_is_ignored() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut rng = Rng(99);
+        ledger(dir, 200, &mut rng, now);
+        let st = JsonlStorage::builder(dir).user("alice").build().unwrap();
+        check(&st, now, "first");
+        let cp = dir.join(CHECKPOINT_FILE);
+        let good = std::fs::read(&cp).unwrap();
+        assert_eq!(check(&st, now, "repeat"), 0);
+
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 1;
+        std::fs::write(&cp, &bad).unwrap();
+        assert!(check(&st, now, "corrupt") > 0);
+        std::fs::write(&cp, &good[..good.len() / 3]).unwrap();
+        assert!(check(&st, now, "torn") > 0);
+        std::fs::write(&cp, b"").unwrap();
+        assert!(check(&st, now, "empty") > 0);
+        let mut newer = good.clone();
+        newer[8] = 9;
+        std::fs::write(&cp, &newer).unwrap();
+        assert!(check(&st, now, "newer") > 0);
+        // A checkpoint from another ledger (same names, other files).
+        let other = tempfile::tempdir().unwrap();
+        ledger(other.path(), 200, &mut rng, now);
+        let so = JsonlStorage::builder(other.path()).user("alice").build().unwrap();
+        check(&so, now, "other ledger");
+        std::fs::copy(other.path().join(CHECKPOINT_FILE), &cp).unwrap();
+        assert!(check(&st, now, "foreign") > 0);
+        // An earlier `now` than the checkpoint's, then another filter.
+        assert!(check(&st, now - Duration::hours(1), "earlier") > 0);
+        let c = Config {
+            filter: ScanFilter {
+                users: vec!["bob".into()],
+                ..ScanFilter::default()
+            },
+            ..configs(now)[0].clone()
+        };
+        let (full, _) = dash(&st, now, &c, false);
+        let (inc, read) = dash(&st, now, &c, true);
+        assert_eq!((inc, read > 0), (full, true));
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[test]
+    fn a_link_in_place_of_the_checkpoint_is_replaced_not_followed() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        let target = tmp.path().join("target");
+        std::fs::write(&target, b"keep").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join(CHECKPOINT_FILE)).unwrap();
+        ledger(&dir, 20, &mut Rng(5), now);
+        let st = JsonlStorage::builder(&dir).user("alice").build().unwrap();
+        check(&st, now, "link");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(!std::fs::symlink_metadata(dir.join(CHECKPOINT_FILE))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
 
     #[test]
     fn the_cursor_keeps_the_book_s_serde_shape() {
