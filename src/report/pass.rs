@@ -121,6 +121,8 @@ pub struct DashboardPass {
     /// window (`ts` after `now - 7 days`), so the window can be worked out
     /// again at a later `now` without reading the ledger.
     recent: Option<Vec<(DateTime<Utc>, Money)>>,
+    /// Records pushed into this pass (not those it started from).
+    pushed: u64,
 }
 
 /// What a [`DashboardPass`] has folded, for the dashboard's checkpoint: the
@@ -151,6 +153,7 @@ impl DashboardPass {
             keys: Keys::default(),
             incremental: true,
             recent: None,
+            pushed: 0,
         }
     }
 
@@ -169,6 +172,15 @@ impl DashboardPass {
     pub fn incremental(mut self, on: bool) -> Self {
         self.incremental = on;
         self
+    }
+
+    /// How many records were pushed into the pass (by
+    /// [`DashboardPass::push`], [`DashboardPass::push_ref`] or a fold),
+    /// filtered out or not. A pass folded from the dashboard's checkpoint
+    /// counts only the records read past it: after a repeat dashboard over
+    /// an append-only ledger, only what was appended since.
+    pub fn records_read(&self) -> u64 {
+        self.pushed
     }
 
     /// Whether the pass may be folded from the checkpoint.
@@ -267,6 +279,7 @@ impl DashboardPass {
     /// Adds one record, from a borrowed view (the same as pushing
     /// [`ScanItem::Record`] of the record itself).
     pub fn push_ref(&mut self, r: &RecordRef<'_>) {
+        self.pushed += 1;
         for t in &mut self.tallies {
             t.add_ref(r);
         }
@@ -310,6 +323,7 @@ impl DashboardPass {
         if let (Some(mine), Some(theirs)) = (&mut self.recent, other.recent) {
             mine.extend(theirs);
         }
+        self.pushed += other.pushed;
     }
 
     /// Folds `storage` into the pass: in the backend when it can
@@ -384,6 +398,7 @@ impl ParallelFold for DashboardPass {
             keys: Keys::default(),
             incremental: self.incremental,
             recent: self.recent.as_ref().map(|_| Vec::new()),
+            pushed: 0,
         }
     }
 

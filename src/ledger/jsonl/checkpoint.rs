@@ -93,12 +93,18 @@ struct Head {
     summary: Summary,
     spent: Vec<Money>,
     files: BTreeMap<String, FileMark>,
+    /// Good records up to the cursors (filtered out or not).
+    records: u64,
+    /// Corrupt lines up to the cursors.
+    corrupt: u64,
 }
 
 /// A checkpoint read back.
 struct Loaded {
     files: BTreeMap<String, FileMark>,
     state: PassState,
+    records: u64,
+    corrupt: u64,
 }
 
 /// Why a fold from the checkpoint had to start over.
@@ -147,6 +153,10 @@ fn run(
 ) -> Result<Run, LedgerError> {
     let paths = read::ledger_files(&ctx.dir)?;
     let mut marks = BTreeMap::new();
+    let mut summary = ScanSummary {
+        files: paths.clone(),
+        ..ScanSummary::default()
+    };
     if let Some(prior) = prior {
         let names: Vec<String> = paths.iter().map(|p| read::file_name(p)).collect();
         if prior.files.keys().any(|k| !names.contains(k)) {
@@ -156,11 +166,9 @@ fn run(
             return Ok(Run::Stale("it was written for a later time"));
         }
         marks = prior.files;
+        summary.records = prior.records;
+        summary.corrupt = prior.corrupt;
     }
-    let mut summary = ScanSummary {
-        files: paths.clone(),
-        ..ScanSummary::default()
-    };
     let mut next = BTreeMap::new();
     let mut tails: Vec<(PathBuf, FileMark)> = Vec::new();
     let mut refused: Vec<CorruptLine> = Vec::new();
@@ -228,7 +236,7 @@ fn run(
 
     // What was read up to each file's cursor is the checkpoint.
     let state = pass.state();
-    if let Err(e) = save(&ctx.dir, key, &state, next) {
+    if let Err(e) = save(&ctx.dir, key, &state, next, &summary) {
         tracing::debug!(dir = %ctx.dir.display(), error = %e, "could not write the dashboard checkpoint (the next dashboard reads the whole ledger)");
     }
 
@@ -334,13 +342,20 @@ fn hash(bytes: &[u8]) -> u64 {
 
 /// The checkpoint's bytes: magic, version, JSON length and JSON, recent
 /// record count and records, checksum.
-fn encode(key: &str, state: &PassState, files: BTreeMap<String, FileMark>) -> io::Result<Vec<u8>> {
+fn encode(
+    key: &str,
+    state: &PassState,
+    files: BTreeMap<String, FileMark>,
+    counts: &ScanSummary,
+) -> io::Result<Vec<u8>> {
     let head = Head {
         v: VERSION,
         key: key.to_owned(),
         summary: state.summary.clone(),
         spent: state.spent.clone(),
         files,
+        records: counts.records,
+        corrupt: counts.corrupt,
     };
     let json = serde_json::to_vec(&head)?;
     let mut out = Vec::with_capacity(32 + json.len() + state.recent.len() * RECENT_LEN);
@@ -402,6 +417,8 @@ fn decode(bytes: &[u8], key: &str) -> Result<Loaded, &'static str> {
         recent.push((ts, Money::from_nanos(cost)));
     }
     Ok(Loaded {
+        records: head.records,
+        corrupt: head.corrupt,
         files: head.files,
         state: PassState {
             summary: head.summary,
@@ -447,12 +464,13 @@ fn save(
     key: &str,
     state: &PassState,
     files: BTreeMap<String, FileMark>,
+    counts: &ScanSummary,
 ) -> io::Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     if !dir.is_dir() {
         return Ok(());
     }
-    let bytes = encode(key, state, files)?;
+    let bytes = encode(key, state, files, counts)?;
     let tmp = dir.join(format!(
         ".{CHECKPOINT_FILE}.{}.{}.tmp",
         std::process::id(),
@@ -549,10 +567,14 @@ mod tests {
         let mut pass = DashboardPass::new(now, c.budgets.clone(), c.filter.clone())
             .calendar(c.calendar)
             .incremental(incremental);
-        let read = st
+        let scanned = st
             .fold_blocking_threads(&mut pass, NonZeroUsize::new(2).unwrap())
             .unwrap();
-        (pass.finish("x").to_json(), read.records)
+        let read = pass.records_read();
+        let mut json = pass.finish("x").to_json();
+        // What the scan says it read is the whole ledger either way.
+        json["scanned"] = serde_json::json!([scanned.records, scanned.corrupt, scanned.files]);
+        (json, read)
     }
 
     fn line(rng: &mut Rng, user: &str, now: DateTime<Utc>) -> Vec<u8> {
@@ -868,12 +890,18 @@ mod tests {
                 tail: 6,
             },
         );
-        let bytes = encode("k", &state, files.clone()).unwrap();
+        let counts = ScanSummary {
+            records: 8,
+            corrupt: 9,
+            ..ScanSummary::default()
+        };
+        let bytes = encode("k", &state, files.clone(), &counts).unwrap();
         let back = decode(&bytes, "k").unwrap();
         assert_eq!(back.files, files);
         assert_eq!(back.state.spent, state.spent);
         assert_eq!(back.state.recent, state.recent);
         assert_eq!(back.state.summary.total.calls, 3);
+        assert_eq!((back.records, back.corrupt), (8, 9));
         assert!(decode(&bytes, "other").is_err());
         for i in [0, 9, 20, bytes.len() / 2, bytes.len() - 1] {
             let mut bad = bytes.clone();
