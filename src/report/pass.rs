@@ -202,7 +202,7 @@ impl DashboardPass {
             "{:?}|{:?}|{:?}|{:?}",
             self.filter,
             self.summary.calendar,
-            self.windows.month(),
+            self.windows.month_key(),
             budgets
         ))
     }

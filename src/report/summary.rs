@@ -77,9 +77,9 @@ impl Windows {
         self.week_start
     }
 
-    /// The calendar month of `now`, as it is compared.
-    pub(crate) fn month(&self) -> (Option<(DateTime<Utc>, DateTime<Utc>)>, NaiveDate) {
-        (self.month_range, self.month_first)
+    /// The calendar month of `now`, as it is compared, in words.
+    pub(crate) fn month_key(&self) -> String {
+        format!("{:?}|{:?}", self.month_range, self.month_first)
     }
 
     fn in_month(&self, ts: DateTime<Utc>, day: NaiveDate) -> bool {
