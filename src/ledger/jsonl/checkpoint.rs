@@ -157,6 +157,7 @@ fn run(
         files: paths.clone(),
         ..ScanSummary::default()
     };
+    let resumed = prior.is_some();
     if let Some(prior) = prior {
         let names: Vec<String> = paths.iter().map(|p| read::file_name(p)).collect();
         if prior.files.keys().any(|k| !names.contains(k)) {
@@ -234,9 +235,12 @@ fn run(
         }
     }
 
-    // What was read up to each file's cursor is the checkpoint.
+    // What was read up to each file's cursor is the checkpoint (unless
+    // nothing was: the one there still fits).
     let state = pass.state();
-    if let Err(e) = save(&ctx.dir, key, &state, next, &summary) {
+    if resumed && next == marks {
+        tracing::trace!(dir = %ctx.dir.display(), "nothing new since the dashboard checkpoint");
+    } else if let Err(e) = save(&ctx.dir, key, &state, next, &summary) {
         tracing::debug!(dir = %ctx.dir.display(), error = %e, "could not write the dashboard checkpoint (the next dashboard reads the whole ledger)");
     }
 
