@@ -394,7 +394,8 @@ fn decode(bytes: &[u8], key: &str) -> Result<Loaded, &'static str> {
     if version != VERSION || u64::from_le_bytes(take(sum, &mut 0)?) != hash(body) {
         return Err("corrupt (its checksum does not match)");
     }
-    let json_len = usize::try_from(u64::from_le_bytes(take(body, &mut at)?)).map_err(|_| "corrupt")?;
+    let json_len =
+        usize::try_from(u64::from_le_bytes(take(body, &mut at)?)).map_err(|_| "corrupt")?;
     let json = body
         .get(at..at.checked_add(json_len).ok_or("corrupt")?)
         .ok_or("corrupt")?;
@@ -594,7 +595,9 @@ mod tests {
         r.ts = now - Duration::milliseconds(back);
         r.nano_usd = match rng.below(9) {
             0 => None,
-            _ => Some(Money::from_nanos(i64::try_from(rng.below(40_000_000)).unwrap())),
+            _ => Some(Money::from_nanos(
+                i64::try_from(rng.below(40_000_000)).unwrap(),
+            )),
         };
         if rng.below(3) == 0 {
             r.team = Some(["ml", "web"][rng.below(2) as usize].into());
@@ -665,7 +668,11 @@ mod tests {
                 }
                 // Mostly minutes to hours; now and then days (a new day or
                 // month: other periods, read again).
-                let minutes = if rng.below(5) == 0 { 3 * 24 * 60 } else { 6 * 60 };
+                let minutes = if rng.below(5) == 0 {
+                    3 * 24 * 60
+                } else {
+                    6 * 60
+                };
                 now += Duration::minutes(i64::try_from(rng.below(minutes)).unwrap());
                 let (full, all) = dash(&st, now, &config, false);
                 let (inc, read) = dash(&st, now, &config, true);
@@ -680,7 +687,10 @@ mod tests {
             }
             // Most repeats read only the tail (a new month or budget period
             // reads everything again).
-            assert!(partial_runs * 2 > runs, "config {ci}: {partial_runs} of {runs}");
+            assert!(
+                partial_runs * 2 > runs,
+                "config {ci}: {partial_runs} of {runs}"
+            );
         }
     }
 
@@ -739,9 +749,11 @@ mod tests {
 
         // Rewritten in place where it was read (its last lines).
         let body = std::fs::read(&alice).unwrap();
-        let f = std::fs::OpenOptions::new().write(true).open(&alice).unwrap();
-        std::os::unix::fs::FileExt::write_at(&f, b"{\"broken", body.len() as u64 - 300)
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&alice)
             .unwrap();
+        std::os::unix::fs::FileExt::write_at(&f, b"{\"broken", body.len() as u64 - 300).unwrap();
         drop(f);
         assert!(check(&st, now, "rewritten") > 0);
 
@@ -797,7 +809,10 @@ mod tests {
         // A checkpoint from another ledger (same names, other files).
         let other = tempfile::tempdir().unwrap();
         ledger(other.path(), 200, &mut rng, now);
-        let so = JsonlStorage::builder(other.path()).user("alice").build().unwrap();
+        let so = JsonlStorage::builder(other.path())
+            .user("alice")
+            .build()
+            .unwrap();
         check(&so, now, "other ledger");
         std::fs::copy(other.path().join(CHECKPOINT_FILE), &cp).unwrap();
         assert!(check(&st, now, "foreign") > 0);
@@ -851,7 +866,14 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(json, r#"{"dev":3,"ino":7,"offset":42}"#);
         let old: Cursor = serde_json::from_str(r#"{"offset":9}"#).unwrap();
-        assert_eq!(old, Cursor { dev: 0, ino: 0, offset: 9 });
+        assert_eq!(
+            old,
+            Cursor {
+                dev: 0,
+                ino: 0,
+                offset: 9
+            }
+        );
     }
 
     #[test]
