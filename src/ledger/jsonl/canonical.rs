@@ -61,6 +61,13 @@ impl<'a> Cur<'a> {
     #[inline]
     fn uint(&mut self) -> Option<u64> {
         let start = self.i;
+        // The common case, one digit (most token counts are 0).
+        if let Some(c @ b'0'..=b'9') = self.peek() {
+            if !self.b.get(start + 1).is_some_and(u8::is_ascii_digit) {
+                self.i += 1;
+                return Some(u64::from(c - b'0'));
+            }
+        }
         let mut n: u64 = 0;
         while let Some(c @ b'0'..=b'9') = self.peek() {
             n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
