@@ -190,9 +190,13 @@ impl DashboardPass {
 
     /// What a checkpoint must have been written for to be used by this
     /// pass: its filter, calendar, month and budgets with their periods.
-    /// `None` if the pass cannot use one (its 7-day window has no start).
+    /// `None` if the pass cannot use one: its 7-day window has no start,
+    /// or it has been fed already (a checkpoint replaces what it holds).
     pub(crate) fn checkpoint_key(&self) -> Option<String> {
         self.windows.week_start()?;
+        if self.pushed > 0 || self.summary.total.calls > 0 || self.summary.corrupted_lines > 0 {
+            return None;
+        }
         let budgets: Vec<_> = self
             .tallies
             .iter()

@@ -838,6 +838,32 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_fed_before_the_fold_reads_the_whole_ledger() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        ledger(tmp.path(), 50, &mut Rng(3), now);
+        let st = JsonlStorage::builder(tmp.path())
+            .user("alice")
+            .build()
+            .unwrap();
+        check(&st, now, "checkpoint");
+        let extra = CostRecord::new("zed", "openai", "gpt-4o", Usage::new(1, 1));
+        let fed = |incremental: bool| {
+            let mut pass =
+                DashboardPass::new(now, [], ScanFilter::default()).incremental(incremental);
+            pass.push(&crate::ledger::ScanItem::Record(extra.clone()));
+            st.fold_blocking(&mut pass).unwrap();
+            (pass.records_read(), pass.finish("x").to_json())
+        };
+        let (read, inc) = fed(true);
+        assert_eq!(fed(false), (read, inc.clone()));
+        assert!(read > 1);
+        assert_eq!(inc["by_user"]["zed"]["calls"], 1);
+        // And the checkpoint there is still the ledger's own.
+        assert_eq!(check(&st, now, "after"), 0);
+    }
+
+    #[test]
     fn a_link_in_place_of_the_checkpoint_is_replaced_not_followed() {
         let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
         let tmp = tempfile::tempdir().unwrap();
