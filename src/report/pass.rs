@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use futures_util::StreamExt;
 
 use super::summary::Windows;
@@ -73,6 +73,63 @@ impl Interned {
     }
 }
 
+/// The per-day breakdown while a pass runs: a bucket per day in a dense
+/// run of days (a ledger spans a few hundred), instead of a map lookup
+/// per record. A day far outside the run goes to the map directly.
+#[derive(Debug, Default)]
+struct Days {
+    /// Days from the common era of `buckets[0]`.
+    first: i32,
+    buckets: Vec<Bucket>,
+}
+
+impl Days {
+    /// The longest run of days kept (about 11 years).
+    const SPAN: usize = 4096;
+
+    #[inline]
+    fn add(&mut self, day: NaiveDate, cost: Money, map: &mut BTreeMap<NaiveDate, Bucket>) {
+        let d = day.num_days_from_ce();
+        if self.buckets.is_empty() {
+            self.first = d;
+            self.buckets.push(Bucket::default());
+        }
+        let at = i64::from(d) - i64::from(self.first);
+        let len = self.buckets.len() as i64;
+        if at >= 0 && at < len {
+            // In range: 0 <= at < len.
+            self.buckets[at as usize].add(cost);
+        } else if at >= len && at < Self::SPAN as i64 {
+            self.buckets.resize(at as usize + 1, Bucket::default());
+            self.buckets[at as usize].add(cost);
+        } else if at < 0 && len - at <= Self::SPAN as i64 {
+            let more = (-at) as usize;
+            self.buckets
+                .splice(0..0, std::iter::repeat_n(Bucket::default(), more));
+            self.first = d;
+            self.buckets[0].add(cost);
+        } else {
+            map.entry(day).or_default().add(cost);
+        }
+    }
+
+    /// Moves the days seen into `map` (exact: buckets add up).
+    fn drain_into(&mut self, map: &mut BTreeMap<NaiveDate, Bucket>) {
+        for (i, b) in self.buckets.drain(..).enumerate() {
+            if b.calls == 0 {
+                continue;
+            }
+            let day = i32::try_from(i)
+                .ok()
+                .and_then(|i| self.first.checked_add(i))
+                .and_then(NaiveDate::from_num_days_from_ce_opt);
+            if let Some(day) = day {
+                map.entry(day).or_default().merge(b);
+            }
+        }
+    }
+}
+
 /// The four interned breakdowns of a pass.
 #[derive(Debug, Default)]
 struct Keys {
@@ -80,6 +137,7 @@ struct Keys {
     model: Interned,
     user: Interned,
     team: Interned,
+    days: Days,
 }
 
 /// Folds a ledger scan into a [`Dashboard`]: the [`Summary`] counts the
@@ -288,7 +346,8 @@ impl DashboardPass {
             t.add_ref(r);
         }
         if self.filter.matches_ref(r) {
-            let cost = self.summary.add_unkeyed(r, &self.windows);
+            let (cost, day) = self.summary.add_undated(r, &self.windows);
+            self.keys.days.add(day, cost, &mut self.summary.by_day);
             if let Some(recent) = &mut self.recent {
                 if self.windows.week_start().is_none_or(|s| r.ts > s) {
                     recent.push((r.ts, cost));
@@ -311,6 +370,7 @@ impl DashboardPass {
         k.model.drain_into(&mut s.by_model);
         k.user.drain_into(&mut s.by_user);
         k.team.drain_into(&mut s.by_team);
+        k.days.drain_into(&mut s.by_day);
     }
 
     /// Adds everything `other` folded: `other` must be a pass with the
@@ -420,5 +480,46 @@ impl ParallelFold for DashboardPass {
 
     fn as_dashboard_pass(&mut self) -> Option<&mut DashboardPass> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::ledger::CostRecord;
+    use crate::Usage;
+
+    #[test]
+    fn the_dense_days_equal_the_summary_s_map_anywhere_in_time() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
+        let mut pass = DashboardPass::new(now, [], ScanFilter::default());
+        let mut plain = Summary::new(now);
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let far = [
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+        ];
+        for i in 0..5_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut r = CostRecord::new("u", "openai", "gpt-4o", Usage::new(1, 1));
+            r.nano_usd = Some(Money::from_nanos((x % 1_000) as i64));
+            r.ts = match i % 50 {
+                0 => far[(x % 3) as usize],
+                // Days before and after the first, up to 30 years apart.
+                1..=5 => now - Duration::days((x % 11_000) as i64 - 5_500),
+                _ => now - Duration::seconds((x % (90 * 86_400)) as i64),
+            };
+            pass.push(&ScanItem::Record(r.clone()));
+            plain.add_record(&r);
+        }
+        let dash = pass.finish("x");
+        assert_eq!(dash.summary.by_day, plain.by_day);
+        assert_eq!(dash.summary, plain);
     }
 }
