@@ -12,7 +12,16 @@
 //!   Python's `json.dumps` (`", "` and `": "`), the layout of scripts and
 //!   of the earlier Python tool;
 //! - `cli/dashboard_team_1M_records`: the whole binary, end to end: spawn,
-//!   read and parse every JSONL line (on every core), summarise, render.
+//!   read and parse every JSONL line (on every core), summarise, render
+//!   (the dashboard's checkpoint is removed before each run: a full
+//!   recount);
+//! - `repeat_1M_plus_1000`: the incremental dashboard: a checkpoint over
+//!   the 1,000,000 records, then 1,000 records appended (not timed) and
+//!   the repeat [`DashboardPass`] folded by [`JsonlStorage::fold_blocking`],
+//!   which reads only those 1,000 records;
+//! - `cli/repeat_1M_plus_1000`: the same through the binary.
+//!
+//! The folds of the whole ledger use `DashboardPass::incremental(false)`.
 //!
 //! The generated files (about 0.9 GB) are deleted at the end.
 //!
@@ -26,7 +35,7 @@ use costlayer::budget::Budget;
 use costlayer::ledger::{CostRecord, JsonlStorage, ScanFilter, ScanItem};
 use costlayer::report::{Dashboard, DashboardPass, RenderOptions, Summary};
 use costlayer::{Mode, Money, Usage};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 const RECORDS: u64 = 1_000_000;
 const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
@@ -145,7 +154,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fold/dashboard_pass_1M_records", |b| {
         b.iter(|| {
             let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
-            let mut pass = DashboardPass::new(now, budgets, ScanFilter::default());
+            let mut pass =
+                DashboardPass::new(now, budgets, ScanFilter::default()).incremental(false);
             let scanned = storage.fold_blocking(&mut pass).expect("fold");
             assert_eq!(scanned.records, RECORDS);
             pass.finish("bench")
@@ -158,25 +168,85 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fold/dashboard_pass_1M_python_layout", |b| {
         b.iter(|| {
             let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
-            let mut pass = DashboardPass::new(now, budgets, ScanFilter::default());
+            let mut pass =
+                DashboardPass::new(now, budgets, ScanFilter::default()).incremental(false);
             let scanned = py.fold_blocking(&mut pass).expect("fold");
             assert_eq!(scanned.records, RECORDS);
             pass.finish("bench")
         })
     });
+    let checkpoint = dir.path().join("dashboard_checkpoint.bin");
+    let cli = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_cost-tracker"))
+            .args(["--dashboard", "--team", "--verbose", "--data-dir"])
+            .arg(dir.path())
+            .env("COSTLAYER_NOW", "2026-11-16T12:00:00Z")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run cost-tracker");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     g.bench_function("cli/dashboard_team_1M_records", |b| {
-        b.iter(|| {
-            let out = Command::new(env!("CARGO_BIN_EXE_cost-tracker"))
-                .args(["--dashboard", "--team", "--verbose", "--data-dir"])
-                .arg(dir.path())
-                .env("COSTLAYER_NOW", "2026-11-16T12:00:00Z")
-                .env("NO_COLOR", "1")
-                .output()
-                .expect("run cost-tracker");
-            assert!(out.status.success());
-            assert!(String::from_utf8_lossy(&out.stdout).contains("1,000,000"));
-        })
+        b.iter_batched(
+            || {
+                let _ = std::fs::remove_file(&checkpoint);
+            },
+            |()| assert!(cli().contains("1,000,000")),
+            BatchSize::PerIteration,
+        )
     });
+
+    // The incremental dashboard: 1,000 records appended before each run.
+    let mut appended = 0u64;
+    let mut append_1000 = || {
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("costs_alice.jsonl"))
+            .expect("open");
+        let mut f = std::io::BufWriter::new(f);
+        for r in records().take(1_000) {
+            writeln!(f, "{}", serde_json::to_string(&r).expect("serialise")).expect("write");
+        }
+        f.flush().expect("flush");
+        appended += 1_000;
+    };
+    let pass = || {
+        let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
+        DashboardPass::new(now, budgets, ScanFilter::default())
+    };
+    // The checkpoint over the 1,000,000 records.
+    let mut first = pass();
+    storage.fold_blocking(&mut first).expect("fold");
+    g.bench_function("repeat_1M_plus_1000", |b| {
+        b.iter_batched(
+            &mut append_1000,
+            |()| {
+                let mut pass = pass();
+                storage.fold_blocking(&mut pass).expect("fold");
+                assert_eq!(pass.records_read(), 1_000, "only the new records are read");
+                pass.finish("bench")
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let mut full = pass().incremental(false);
+    storage.fold_blocking(&mut full).expect("fold");
+    let mut repeat = pass();
+    storage.fold_blocking(&mut repeat).expect("fold");
+    assert_eq!(
+        repeat.finish("bench").to_json(),
+        full.finish("bench").to_json(),
+        "the repeat equals a full recount"
+    );
+    g.bench_function("cli/repeat_1M_plus_1000", |b| {
+        b.iter_batched(
+            &mut append_1000,
+            |()| assert!(!cli().is_empty()),
+            BatchSize::PerIteration,
+        )
+    });
+    eprintln!("appended {appended} records in the repeat benches");
     g.finish();
 }
 

@@ -89,9 +89,13 @@ impl BudgetTally {
     }
 
     /// The period the budget is tallied over.
-    #[cfg(feature = "postgres")]
     pub(crate) fn period(&self) -> &Period {
         &self.period
+    }
+
+    /// Sets the spend to what a checkpoint had counted.
+    pub(crate) fn restore_spent(&mut self, spent: Money) {
+        self.spent = spent;
     }
 
     /// The spend so far.

@@ -63,6 +63,7 @@ pub use dashboard::{BudgetView, Dashboard, RenderOptions};
 #[cfg(feature = "postgres")]
 pub(crate) use group::Group;
 pub use pass::DashboardPass;
+pub(crate) use pass::PassState;
 pub use projection::Projection;
 pub use summary::{Bucket, Summary};
 pub use terminal::terminal_safe;

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use futures_util::StreamExt;
 
 use super::summary::Windows;
@@ -73,6 +73,63 @@ impl Interned {
     }
 }
 
+/// The per-day breakdown while a pass runs: a bucket per day in a dense
+/// run of days (a ledger spans a few hundred), instead of a map lookup
+/// per record. A day far outside the run goes to the map directly.
+#[derive(Debug, Default)]
+struct Days {
+    /// Days from the common era of `buckets[0]`.
+    first: i32,
+    buckets: Vec<Bucket>,
+}
+
+impl Days {
+    /// The longest run of days kept (about 11 years).
+    const SPAN: usize = 4096;
+
+    #[inline]
+    fn add(&mut self, day: NaiveDate, cost: Money, map: &mut BTreeMap<NaiveDate, Bucket>) {
+        let d = day.num_days_from_ce();
+        if self.buckets.is_empty() {
+            self.first = d;
+            self.buckets.push(Bucket::default());
+        }
+        let at = i64::from(d) - i64::from(self.first);
+        let len = self.buckets.len() as i64;
+        if at >= 0 && at < len {
+            // In range: 0 <= at < len.
+            self.buckets[at as usize].add(cost);
+        } else if at >= len && at < Self::SPAN as i64 {
+            self.buckets.resize(at as usize + 1, Bucket::default());
+            self.buckets[at as usize].add(cost);
+        } else if at < 0 && len - at <= Self::SPAN as i64 {
+            let more = (-at) as usize;
+            self.buckets
+                .splice(0..0, std::iter::repeat_n(Bucket::default(), more));
+            self.first = d;
+            self.buckets[0].add(cost);
+        } else {
+            map.entry(day).or_default().add(cost);
+        }
+    }
+
+    /// Moves the days seen into `map` (exact: buckets add up).
+    fn drain_into(&mut self, map: &mut BTreeMap<NaiveDate, Bucket>) {
+        for (i, b) in self.buckets.drain(..).enumerate() {
+            if b.calls == 0 {
+                continue;
+            }
+            let day = i32::try_from(i)
+                .ok()
+                .and_then(|i| self.first.checked_add(i))
+                .and_then(NaiveDate::from_num_days_from_ce_opt);
+            if let Some(day) = day {
+                map.entry(day).or_default().merge(b);
+            }
+        }
+    }
+}
+
 /// The four interned breakdowns of a pass.
 #[derive(Debug, Default)]
 struct Keys {
@@ -80,6 +137,7 @@ struct Keys {
     model: Interned,
     user: Interned,
     team: Interned,
+    days: Days,
 }
 
 /// Folds a ledger scan into a [`Dashboard`]: the [`Summary`] counts the
@@ -113,6 +171,26 @@ pub struct DashboardPass {
     filter: ScanFilter,
     windows: Windows,
     keys: Keys,
+    /// Whether [`JsonlStorage::fold_blocking`](crate::ledger::JsonlStorage::fold_blocking)
+    /// may fold it from the dashboard's checkpoint.
+    incremental: bool,
+    /// While a checkpoint is being built: the time and cost of every
+    /// record the summary counts that may still be in a later pass's 7-day
+    /// window (`ts` after `now - 7 days`), so the window can be worked out
+    /// again at a later `now` without reading the ledger.
+    recent: Option<Vec<(DateTime<Utc>, Money)>>,
+    /// Records pushed into this pass (not those it started from).
+    pushed: u64,
+}
+
+/// What a [`DashboardPass`] has folded, for the dashboard's checkpoint: the
+/// summary, each budget's spend and the recent records (see
+/// [`DashboardPass::state`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PassState {
+    pub(crate) summary: Summary,
+    pub(crate) spent: Vec<Money>,
+    pub(crate) recent: Vec<(DateTime<Utc>, Money)>,
 }
 
 impl DashboardPass {
@@ -131,7 +209,113 @@ impl DashboardPass {
             filter,
             windows: Windows::new(now, Calendar::Utc),
             keys: Keys::default(),
+            incremental: true,
+            recent: None,
+            pushed: 0,
         }
+    }
+
+    /// Whether [`JsonlStorage::fold_blocking`](crate::ledger::JsonlStorage::fold_blocking)
+    /// may fold this pass incrementally (the default: `true`). It then
+    /// keeps a checkpoint in the ledger directory
+    /// (`dashboard_checkpoint.bin`: each file's identity and how far it was
+    /// read, and what the pass had folded up to there) and, when the next
+    /// pass has the same filter, calendar, month and budget periods and a
+    /// later `now`, reads only what was appended since. The result is
+    /// exactly that of reading the whole ledger; any file replaced,
+    /// truncated, rewritten or removed, a missing, corrupt or foreign
+    /// checkpoint, or a pass it does not fit makes it read everything
+    /// again. `false` always reads everything and leaves the checkpoint
+    /// alone.
+    pub fn incremental(mut self, on: bool) -> Self {
+        self.incremental = on;
+        self
+    }
+
+    /// How many records were pushed into the pass (by
+    /// [`DashboardPass::push`], [`DashboardPass::push_ref`] or a fold),
+    /// filtered out or not. A pass folded from the dashboard's checkpoint
+    /// counts only the records read past it: after a repeat dashboard over
+    /// an append-only ledger, only what was appended since.
+    pub fn records_read(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Whether the pass may be folded from the checkpoint.
+    pub(crate) fn is_incremental(&self) -> bool {
+        self.incremental
+    }
+
+    /// What a checkpoint must have been written for to be used by this
+    /// pass: its filter, calendar, month and budgets with their periods.
+    /// `None` if the pass cannot use one: its 7-day window has no start,
+    /// or it has been fed already (a checkpoint replaces what it holds).
+    pub(crate) fn checkpoint_key(&self) -> Option<String> {
+        self.windows.week_start()?;
+        if self.pushed > 0 || self.summary.total.calls > 0 || self.summary.corrupted_lines > 0 {
+            return None;
+        }
+        let budgets: Vec<_> = self
+            .tallies
+            .iter()
+            .map(|t| (t.budget(), t.period()))
+            .collect();
+        Some(format!(
+            "{:?}|{:?}|{:?}|{:?}",
+            self.filter,
+            self.summary.calendar,
+            self.windows.month_key(),
+            budgets
+        ))
+    }
+
+    /// Starts noting the recent records (call it before pushing any).
+    pub(crate) fn track_recent(&mut self) {
+        self.recent = Some(Vec::new());
+    }
+
+    /// What the pass has folded so far, for a checkpoint.
+    pub(crate) fn state(&mut self) -> PassState {
+        self.flush();
+        PassState {
+            summary: self.summary.clone(),
+            spent: self.tallies.iter().map(BudgetTally::spent).collect(),
+            recent: self.recent.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Starts this pass (fresh: nothing pushed yet) from what a pass with
+    /// the same [`DashboardPass::checkpoint_key`] had folded at an earlier
+    /// or equal `now`: the summary is taken as it is but for `now` and the
+    /// 7-day window, worked out again from the recent records. Returns
+    /// false (and changes nothing) if `state` does not fit.
+    pub(crate) fn restore(&mut self, state: PassState) -> bool {
+        let now = self.summary.now;
+        let Some(week_start) = self.windows.week_start() else {
+            return false;
+        };
+        if state.summary.now > now || state.spent.len() != self.tallies.len() {
+            return false;
+        }
+        let mut summary = state.summary;
+        summary.now = now;
+        summary.calendar = self.summary.calendar;
+        summary.last_7_days = Bucket::default();
+        let mut recent = state.recent;
+        recent.retain(|&(ts, _)| ts > week_start);
+        for &(ts, cost) in &recent {
+            if ts <= now {
+                summary.last_7_days.add(cost);
+            }
+        }
+        self.summary = summary;
+        for (t, spent) in self.tallies.iter_mut().zip(state.spent) {
+            t.restore_spent(spent);
+        }
+        if self.recent.is_some() {
+            self.recent = Some(recent);
+        }
+        true
     }
 
     /// Counts the summary's months and days in `calendar` (the budgets'
@@ -157,11 +341,18 @@ impl DashboardPass {
     /// Adds one record, from a borrowed view (the same as pushing
     /// [`ScanItem::Record`] of the record itself).
     pub fn push_ref(&mut self, r: &RecordRef<'_>) {
+        self.pushed += 1;
         for t in &mut self.tallies {
             t.add_ref(r);
         }
         if self.filter.matches_ref(r) {
-            let cost = self.summary.add_unkeyed(r, &self.windows);
+            let (cost, day) = self.summary.add_undated(r, &self.windows);
+            self.keys.days.add(day, cost, &mut self.summary.by_day);
+            if let Some(recent) = &mut self.recent {
+                if self.windows.week_start().is_none_or(|s| r.ts > s) {
+                    recent.push((r.ts, cost));
+                }
+            }
             let k = &mut self.keys;
             k.provider.add(r.provider, cost);
             k.model.add(r.model, cost);
@@ -179,6 +370,7 @@ impl DashboardPass {
         k.model.drain_into(&mut s.by_model);
         k.user.drain_into(&mut s.by_user);
         k.team.drain_into(&mut s.by_team);
+        k.days.drain_into(&mut s.by_day);
     }
 
     /// Adds everything `other` folded: `other` must be a pass with the
@@ -192,6 +384,10 @@ impl DashboardPass {
         for (mine, theirs) in self.tallies.iter_mut().zip(other.tallies) {
             mine.merge(theirs);
         }
+        if let (Some(mine), Some(theirs)) = (&mut self.recent, other.recent) {
+            mine.extend(theirs);
+        }
+        self.pushed += other.pushed;
     }
 
     /// Folds `storage` into the pass: in the backend when it can
@@ -264,6 +460,9 @@ impl ParallelFold for DashboardPass {
             filter: self.filter.clone(),
             windows: self.windows,
             keys: Keys::default(),
+            incremental: self.incremental,
+            recent: self.recent.as_ref().map(|_| Vec::new()),
+            pushed: 0,
         }
     }
 
@@ -277,5 +476,50 @@ impl ParallelFold for DashboardPass {
 
     fn merge(&mut self, other: Self) {
         DashboardPass::merge(self, other);
+    }
+
+    fn as_dashboard_pass(&mut self) -> Option<&mut DashboardPass> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::ledger::CostRecord;
+    use crate::Usage;
+
+    #[test]
+    fn the_dense_days_equal_the_summary_s_map_anywhere_in_time() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
+        let mut pass = DashboardPass::new(now, [], ScanFilter::default());
+        let mut plain = Summary::new(now);
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let far = [
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+        ];
+        for i in 0..5_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut r = CostRecord::new("u", "openai", "gpt-4o", Usage::new(1, 1));
+            r.nano_usd = Some(Money::from_nanos((x % 1_000) as i64));
+            r.ts = match i % 50 {
+                0 => far[(x % 3) as usize],
+                // Days before and after the first, up to 30 years apart.
+                1..=5 => now - Duration::days((x % 11_000) as i64 - 5_500),
+                _ => now - Duration::seconds((x % (90 * 86_400)) as i64),
+            };
+            pass.push(&ScanItem::Record(r.clone()));
+            plain.add_record(&r);
+        }
+        let dash = pass.finish("x");
+        assert_eq!(dash.summary.by_day, plain.by_day);
+        assert_eq!(dash.summary, plain);
     }
 }

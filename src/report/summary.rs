@@ -72,6 +72,16 @@ impl Windows {
         }
     }
 
+    /// The start of the 7-day window (`None` at the start of chrono's range).
+    pub(crate) fn week_start(&self) -> Option<DateTime<Utc>> {
+        self.week_start
+    }
+
+    /// The calendar month of `now`, as it is compared, in words.
+    pub(crate) fn month_key(&self) -> String {
+        format!("{:?}|{:?}", self.month_range, self.month_first)
+    }
+
     fn in_month(&self, ts: DateTime<Utc>, day: NaiveDate) -> bool {
         match self.month_range {
             Some((start, end)) => ts >= start && ts < end,
@@ -279,6 +289,15 @@ impl Summary {
     /// keys first); returns the record's cost.
     #[inline]
     pub(crate) fn add_unkeyed(&mut self, r: &RecordRef<'_>, w: &Windows) -> Money {
+        let (cost, day) = self.add_undated(r, w);
+        self.by_day.entry(day).or_default().add(cost);
+        cost
+    }
+
+    /// [`Summary::add_unkeyed`] but for the per-day breakdown too, which
+    /// the caller adds; returns the record's cost and day.
+    #[inline]
+    pub(crate) fn add_undated(&mut self, r: &RecordRef<'_>, w: &Windows) -> (Money, NaiveDate) {
         let cost = r.cost();
         // Every other bucket is a part of the total: if the total fits,
         // they do.
@@ -293,7 +312,6 @@ impl Summary {
         if r.ts <= w.now && w.week_start.is_none_or(|start| r.ts > start) {
             self.last_7_days.add(cost);
         }
-        self.by_day.entry(day).or_default().add(cost);
         match r.mode {
             Mode::Batch => self.batch.add(cost),
             _ => self.online.add(cost),
@@ -323,7 +341,7 @@ impl Summary {
         self.usage += r.usage;
         self.first_ts = Some(self.first_ts.map_or(r.ts, |t| t.min(r.ts)));
         self.last_ts = Some(self.last_ts.map_or(r.ts, |t| t.max(r.ts)));
-        cost
+        (cost, day)
     }
 
     /// Adds everything `other` counted, exactly: the result is the summary

@@ -61,6 +61,13 @@ impl<'a> Cur<'a> {
     #[inline]
     fn uint(&mut self) -> Option<u64> {
         let start = self.i;
+        // The common case, one digit (most token counts are 0).
+        if let Some(c @ b'0'..=b'9') = self.peek() {
+            if !self.b.get(start + 1).is_some_and(u8::is_ascii_digit) {
+                self.i += 1;
+                return Some(u64::from(c - b'0'));
+            }
+        }
         let mut n: u64 = 0;
         while let Some(c @ b'0'..=b'9') = self.peek() {
             n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
@@ -90,12 +97,41 @@ impl<'a> Cur<'a> {
 
     /// A string without escapes or control characters, as a byte range
     /// (UTF-8 is checked once for the whole record, at the end).
+    ///
+    /// Eight bytes at a time: a word's bytes that are `"`, `\\` or below
+    /// 0x20 are found with the usual zero-byte bit tricks (exact for the
+    /// lowest such byte, which is all that is used).
     #[inline]
     fn str(&mut self) -> Option<Range<usize>> {
+        const LO: u64 = 0x0101_0101_0101_0101;
+        const HI: u64 = 0x8080_8080_8080_8080;
         self.lit(b"\"")?;
         let start = self.i;
+        let b = self.b;
+        let mut i = start;
+        while let Some(word) = b.get(i..i + 8) {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(word);
+            let w = u64::from_le_bytes(le);
+            let q = w ^ (LO * u64::from(b'"'));
+            let s = w ^ (LO * u64::from(b'\\'));
+            let stop = ((q.wrapping_sub(LO) & !q)
+                | (s.wrapping_sub(LO) & !s)
+                | (w.wrapping_sub(LO * 0x20) & !w))
+                & HI;
+            if stop != 0 {
+                // The first such byte: `n` < 8.
+                let n = (stop.trailing_zeros() / 8) as usize;
+                let before = (1u64 << (n * 8)).wrapping_sub(1);
+                self.high |= w & HI & before != 0;
+                i += n;
+                break;
+            }
+            self.high |= w & HI != 0;
+            i += 8;
+        }
         loop {
-            let c = self.peek()?;
+            let c = *b.get(i)?;
             if c == b'"' {
                 break;
             }
@@ -103,11 +139,10 @@ impl<'a> Cur<'a> {
                 return None;
             }
             self.high |= c >= 0x80;
-            self.i += 1;
+            i += 1;
         }
-        let r = start..self.i;
-        self.i += 1;
-        Some(r)
+        self.i = i + 1;
+        Some(start..i)
     }
 
     #[inline]
@@ -397,6 +432,91 @@ pub(crate) fn parse_prefix_ref(bytes: &[u8]) -> Option<(RecordRef<'_>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time reading the word-at-a-time [`Cur::str`] replaces.
+    fn str_bytewise(b: &[u8]) -> Option<(Range<usize>, bool, usize)> {
+        if b.first() != Some(&b'"') {
+            return None;
+        }
+        let mut high = false;
+        let mut i = 1;
+        loop {
+            let c = *b.get(i)?;
+            if c == b'"' {
+                return Some((1..i, high, i + 1));
+            }
+            if c == b'\\' || c < 0x20 {
+                return None;
+            }
+            high |= c >= 0x80;
+            i += 1;
+        }
+    }
+
+    #[test]
+    fn word_at_a_time_strings_read_as_byte_by_byte_and_integers_as_std() {
+        let specials = [
+            b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0xc3, 0xff, b'a',
+        ];
+        for len in 0..40 {
+            for at in 0..=len {
+                for &x in &specials {
+                    for &y in &[b'"', b'x', 0xe9] {
+                        let mut b = vec![b'"'];
+                        b.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                        if at < len {
+                            b[1 + at] = x;
+                        }
+                        b.push(y);
+                        for pad in 0..3 {
+                            let mut c = Cur {
+                                b: &b,
+                                i: 0,
+                                high: false,
+                            };
+                            let got = c.str().map(|r| (r, c.high, c.i));
+                            assert_eq!(got, str_bytewise(&b), "{b:?}");
+                            b.push(b'"');
+                            let _ = pad;
+                        }
+                    }
+                }
+            }
+        }
+        for text in [
+            "0",
+            "7",
+            "00",
+            "01",
+            "10",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "9999999999999999999",
+            "1234567890123456789",
+            "",
+            "x",
+            "12x",
+            "000000000000000000000001",
+        ] {
+            let mut c = Cur {
+                b: text.as_bytes(),
+                i: 0,
+                high: false,
+            };
+            let got = c.uint().map(|n| (n, c.i));
+            let want = if text.is_empty()
+                || !text.as_bytes()[0].is_ascii_digit()
+                || (text.len() > 1 && text.starts_with('0') && text.as_bytes()[1].is_ascii_digit())
+            {
+                None
+            } else {
+                let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<u64>().ok().map(|n| (n, digits.len()))
+            };
+            assert_eq!(got, want, "{text}");
+        }
+    }
 
     fn sample() -> CostRecord {
         let mut r = CostRecord::new("alice", "openai", "gpt-4o", Usage::new(3, 4));

@@ -19,6 +19,7 @@ use super::{
 
 mod amounts;
 mod canonical;
+pub(crate) mod checkpoint;
 pub(crate) mod files;
 #[doc(hidden)]
 pub mod fuzz;

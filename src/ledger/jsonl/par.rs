@@ -32,17 +32,21 @@ use super::{legacy, ScanSummary, LEGACY_FILE};
 use crate::ledger::{CorruptLine, LedgerError, ScanFilter, ScanItem};
 
 /// The size of the byte ranges the files are cut into.
-const CHUNK: u64 = 8 << 20;
+pub(crate) const CHUNK: u64 = 8 << 20;
 
 /// At most this many ledger files are open at once (a team directory may
 /// hold thousands; macOS allows 256 descriptors by default).
-const MAX_OPEN: usize = 64;
+pub(crate) const MAX_OPEN: usize = 64;
 
-/// A ledger file, open, with its length at the start of the scan.
-struct Snap {
-    path: PathBuf,
-    file: File,
-    len: u64,
+/// A ledger file, open, and the part of it to read: the lines that start
+/// in `from..len` (`len`: its length at the start of the scan, or where a
+/// checkpointed fold stops), numbered from `lines_before + 1`.
+pub(crate) struct Snap {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+    pub(crate) from: u64,
+    pub(crate) len: u64,
+    pub(crate) lines_before: u64,
 }
 
 /// A byte range of a file: the lines that start in `start..end`.
@@ -109,6 +113,21 @@ pub(crate) fn fold_dir<F: ParallelFold>(
     fold: &mut F,
     threads: usize,
 ) -> Result<ScanSummary, LedgerError> {
+    if let Some(pass) = fold.as_dashboard_pass() {
+        if pass.is_incremental() {
+            return super::checkpoint::fold_dashboard(ctx, pass, threads);
+        }
+    }
+    fold_dir_in(ctx, fold, threads, CHUNK)
+}
+
+/// [`fold_dir`] without the dashboard's checkpoint: every file from the
+/// start.
+pub(crate) fn fold_dir_full<F: ParallelFold>(
+    ctx: &ScanContext,
+    fold: &mut F,
+    threads: usize,
+) -> Result<ScanSummary, LedgerError> {
     fold_dir_in(ctx, fold, threads, CHUNK)
 }
 
@@ -167,16 +186,35 @@ fn fold_group<F: ParallelFold>(
             Snapshot::Open(file, len) => snaps.push(Ok(Snap {
                 path: path.clone(),
                 file,
+                from: 0,
                 len,
+                lines_before: 0,
             })),
             Snapshot::Gone => {}
             Snapshot::Refused(c) => snaps.push(Err(c)),
         }
     }
+    fold_snaps(ctx, &snaps, fold, threads, chunk, summary)?;
+    Ok(())
+}
+
+/// Folds the given parts of open ledger files: their records on `threads`
+/// threads, then their corrupt lines in file and line order. Returns how
+/// many lines were read in each (0 for a refused one).
+pub(crate) fn fold_snaps<F: ParallelFold>(
+    ctx: &ScanContext,
+    snaps: &[Result<Snap, CorruptLine>],
+    fold: &mut F,
+    threads: usize,
+    chunk: u64,
+    summary: &mut ScanSummary,
+) -> Result<Vec<u64>, LedgerError> {
+    let chunk = chunk.max(1);
+    let mut counted = vec![0u64; snaps.len()];
     let mut ranges = Vec::new();
     for (i, s) in snaps.iter().enumerate() {
         let Ok(s) = s else { continue };
-        let mut start = 0;
+        let mut start = s.from;
         while start < s.len {
             let end = s.len.min(start.saturating_add(chunk));
             ranges.push(Range {
@@ -258,7 +296,7 @@ fn fold_group<F: ParallelFold>(
             }
         };
         let name = read::file_name(&snap.path);
-        let mut file_lines = 0u64;
+        let mut file_lines = snap.lines_before;
         while let Some((i, _)) = ranges.next_if(|(_, r)| r.file == f) {
             let out = outs[i].take().unwrap_or_default();
             for noted in out.corrupt {
@@ -278,8 +316,9 @@ fn fold_group<F: ParallelFold>(
             }
             file_lines += out.lines;
         }
+        counted[f] = file_lines - snap.lines_before;
     }
-    Ok(())
+    Ok(counted)
 }
 
 /// Folds the records of the lines that start in `range`.

@@ -172,4 +172,13 @@ pub trait ParallelFold: Send {
     fn merge(&mut self, other: Self)
     where
         Self: Sized;
+
+    /// The fold as a [`DashboardPass`](crate::report::DashboardPass), if
+    /// it is one: [`JsonlStorage::fold_blocking`](super::JsonlStorage::fold_blocking)
+    /// then folds it incrementally, from the dashboard's checkpoint. Other
+    /// folds keep the default, `None`.
+    #[doc(hidden)]
+    fn as_dashboard_pass(&mut self) -> Option<&mut crate::report::DashboardPass> {
+        None
+    }
 }

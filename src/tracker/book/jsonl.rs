@@ -305,14 +305,7 @@ struct HoldsFile {
     holds: Vec<HoldEntry>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Cursor {
-    #[serde(default)]
-    dev: u64,
-    #[serde(default)]
-    ino: u64,
-    offset: u64,
-}
+use crate::ledger::jsonl::checkpoint::Cursor;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckLine {
