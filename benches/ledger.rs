@@ -121,7 +121,13 @@ fn scan(c: &mut Criterion) {
         }
         st.flush().await.expect("flush");
     });
-    let bytes = std::fs::metadata(st.ledger_path()).expect("meta").len();
+    // Each record goes to its own user's file (`costs_user0.jsonl` …).
+    let bytes: u64 = std::fs::read_dir(tmp.path())
+        .expect("read_dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("costs_"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
     eprintln!("scan bench: {SCAN_RECORDS} records, {bytes} bytes");
     // On a shared machine wall time includes waiting for a core: also
     // report the CPU time of one scan on this thread (Linux only).
