@@ -64,7 +64,7 @@
 //!   ledger appended since (never the whole ledger, except once for a
 //!   budget the directory has not seen before).
 //! - [`CostTracker::builder`] defaults to the book the storage names
-//!   ([`Storage::default_book`](crate::ledger::Storage::default_book)): the
+//!   ([`Storage::default_book`]): the
 //!   directory book for a JSONL ledger, the PostgreSQL book for PostgreSQL,
 //!   a [`MemoryBook`](book::MemoryBook) seeded from the storage for a memory
 //!   ledger (exact within the process only). Pass another book with
