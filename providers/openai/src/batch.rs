@@ -265,88 +265,69 @@ impl<C: Codec> Api<'_, C> {
     }
 }
 
-/// Uploads the requests as a JSONL file, creates a 24-hour batch on
-/// `/v1/chat/completions`, polls it, reads the output and error files
-/// (joined on `custom_id`; OpenAI does not keep the order) and cancels.
-/// Every successful response carries [`Mode::Batch`], priced at batch rates.
-#[async_trait]
-impl BatchProvider for OpenAi {
-    async fn submit(&self, items: Vec<BatchItem>) -> Result<String, Error> {
-        let bodies = items
-            .into_iter()
-            .map(|i| Ok((i.custom_id, self.codec().body(&i.request)?)))
-            .collect::<Result<Vec<_>, Error>>()?;
-        self.api().submit(Endpoint::Chat, bodies).await
-    }
+/// One `BatchProvider` impl per OpenAI client: the same Batch API, the
+/// lines encoded by the client's own codec and sent to its endpoint.
+macro_rules! batch_provider {
+    ($(#[$doc:meta])* $client:ty, $endpoint:expr, $limits_doc:literal) => {
+        $(#[$doc])*
+        #[async_trait]
+        impl BatchProvider for $client {
+            async fn submit(&self, items: Vec<BatchItem>) -> Result<String, Error> {
+                let bodies = items
+                    .into_iter()
+                    .map(|i| Ok((i.custom_id, self.codec().body(&i.request)?)))
+                    .collect::<Result<Vec<_>, Error>>()?;
+                self.api().submit($endpoint, bodies).await
+            }
 
-    async fn status(&self, batch_id: &str) -> Result<BatchStatus, Error> {
-        Ok(self.api().batch(batch_id).await?.into())
-    }
+            async fn status(&self, batch_id: &str) -> Result<BatchStatus, Error> {
+                Ok(self.api().batch(batch_id).await?.into())
+            }
 
-    async fn results(&self, batch_id: &str) -> Result<Vec<BatchResult>, Error> {
-        self.api().results(batch_id).await
-    }
+            async fn results(&self, batch_id: &str) -> Result<Vec<BatchResult>, Error> {
+                self.api().results(batch_id).await
+            }
 
-    fn name(&self) -> &str {
-        PROVIDER
-    }
+            fn name(&self) -> &str {
+                PROVIDER
+            }
 
-    /// 50,000 requests and 200 MB a batch, a 24-hour window, on
-    /// `/v1/chat/completions`.
-    fn limits(&self) -> BatchLimits {
-        limits(Endpoint::Chat)
-    }
+            #[doc = $limits_doc]
+            fn limits(&self) -> BatchLimits {
+                limits($endpoint)
+            }
 
-    async fn list(&self) -> Result<Vec<BatchStatus>, Error> {
-        self.api().list().await
-    }
+            async fn list(&self) -> Result<Vec<BatchStatus>, Error> {
+                self.api().list().await
+            }
 
-    async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {
-        self.api().cancel(batch_id).await
-    }
+            async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {
+                self.api().cancel(batch_id).await
+            }
+        }
+    };
 }
 
-/// The same Batch API with every line on `/v1/responses`, encoded by
-/// [`OpenAiResponsesCodec::body`] and read by its parser, so cached and
-/// reasoning tokens are exact. Statuses, lists and cancels are shared with
-/// [`OpenAi`]; results are read by the batch's own endpoint, so either
-/// client reads any job.
-#[async_trait]
-impl BatchProvider for OpenAiResponses {
-    async fn submit(&self, items: Vec<BatchItem>) -> Result<String, Error> {
-        let bodies = items
-            .into_iter()
-            .map(|i| Ok((i.custom_id, self.codec().body(&i.request)?)))
-            .collect::<Result<Vec<_>, Error>>()?;
-        self.api().submit(Endpoint::Responses, bodies).await
-    }
+batch_provider!(
+    /// Uploads the requests as a JSONL file, creates a 24-hour batch on
+    /// `/v1/chat/completions`, polls it, reads the output and error files
+    /// (joined on `custom_id`; OpenAI does not keep the order) and cancels.
+    /// Every successful response carries [`Mode::Batch`], priced at batch rates.
+    OpenAi,
+    Endpoint::Chat,
+    "50,000 requests and 200 MB a batch, a 24-hour window, on `/v1/chat/completions`."
+);
 
-    async fn status(&self, batch_id: &str) -> Result<BatchStatus, Error> {
-        Ok(self.api().batch(batch_id).await?.into())
-    }
-
-    async fn results(&self, batch_id: &str) -> Result<Vec<BatchResult>, Error> {
-        self.api().results(batch_id).await
-    }
-
-    fn name(&self) -> &str {
-        PROVIDER
-    }
-
-    /// 50,000 requests and 200 MB a batch, a 24-hour window, on
-    /// `/v1/responses`.
-    fn limits(&self) -> BatchLimits {
-        limits(Endpoint::Responses)
-    }
-
-    async fn list(&self) -> Result<Vec<BatchStatus>, Error> {
-        self.api().list().await
-    }
-
-    async fn cancel(&self, batch_id: &str) -> Result<BatchStatus, Error> {
-        self.api().cancel(batch_id).await
-    }
-}
+batch_provider!(
+    /// The same Batch API with every line on `/v1/responses`, encoded by
+    /// [`OpenAiResponsesCodec::body`] and read by its parser, so cached and
+    /// reasoning tokens are exact. Statuses, lists and cancels are shared with
+    /// [`OpenAi`]; results are read by the batch's own endpoint, so either
+    /// client reads any job.
+    OpenAiResponses,
+    Endpoint::Responses,
+    "50,000 requests and 200 MB a batch, a 24-hour window, on `/v1/responses`."
+);
 
 impl OpenAi {
     fn api(&self) -> Api<'_, OpenAiCodec> {

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::files::{identity, io_error, read_at};
+use super::files::{identity, io_error, read_exact_at};
 use super::par::{self, Snap, CHUNK, MAX_OPEN};
 use super::read::{self, ScanContext, Snapshot};
 use super::{safe_open, ScanSummary, LEGACY_FILE};
@@ -294,18 +294,6 @@ fn samples(file: &File, offset: u64) -> io::Result<(u64, u64)> {
     let head = hash(&buf);
     read_exact_at(file, &mut buf, offset - n)?;
     Ok((head, hash(&buf)))
-}
-
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = read_at(file, buf, offset)?;
-        if n == 0 {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-        }
-        buf = &mut buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
 }
 
 /// Just past the last line break in `from..len` (`from` if there is none).

@@ -197,13 +197,17 @@ pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<us
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
+/// Reads exactly `buf.len()` bytes at `offset` (an early end of file is
+/// `UnexpectedEof`), without moving the file's cursor on Unix.
 #[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
+/// Reads exactly `buf.len()` bytes at `offset` (an early end of file is
+/// `UnexpectedEof`).
 #[cfg(windows)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         let n =

@@ -24,7 +24,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::files::{io_error, read_at};
+use super::files::{io_error, read_at, read_exact_at};
 use super::read::{self, classify, Lines, Outcome, ScanContext, Snapshot};
 use super::safe_open;
 use super::view::{ParallelFold, RecordRef};
@@ -301,7 +301,7 @@ pub(crate) fn fold_snaps<F: ParallelFold>(
             let out = outs[i].take().unwrap_or_default();
             for noted in out.corrupt {
                 bytes.resize(noted.keep, 0);
-                read_exact(&snap.file, &mut bytes, noted.offset)
+                read_exact_at(&snap.file, &mut bytes, noted.offset)
                     .map_err(|e| io_error(&snap.path, "read", e))?;
                 let line = file_lines + noted.line;
                 summary.corrupt += 1;
@@ -397,18 +397,6 @@ fn first_line_start(file: &File, range: Range, buf: &mut Vec<u8>) -> io::Result<
         pos += n as u64;
     }
     Ok(None)
-}
-
-fn read_exact(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = read_at(file, buf, offset)?;
-        if n == 0 {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-        }
-        buf = &mut buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
