@@ -57,6 +57,9 @@
 //! action = "alert"             # or "block"
 //! start_date = "2026-01-01"    # enables the seed's "month-1-2" window: $800, critical
 //! time_zone = "Europe/Berlin"  # months of monthly windows start at local midnight; default UTC
+//! lease_seconds = 300          # the budget book: a dead process's holds go after this long
+//! chunk_window_ms = 500        # how long a process serves calls from its leased chunk; 0 locks per call
+//! chunk_max_calls = 32         # the most calls' worth one chunk covers; 0 locks per call
 //!
 //! [[budget.custom]]
 //! name = "gpt-4o"
@@ -294,6 +297,22 @@ pub struct Config {
     /// Redis for fleet-wide rate limits and cache (`redis_url`,
     /// `COSTLAYER_REDIS_URL`). A secret.
     pub redis_url: Option<Secret>,
+    /// The directory budget book's hold lease (`budget.lease_seconds`):
+    /// how long other processes wait before they drop the holds of a
+    /// process that stopped renewing them (one killed on another host);
+    /// `None` for [`DEFAULT_LEASE`](crate::tracker::book::DEFAULT_LEASE)
+    /// (5 minutes). See
+    /// [`JsonlDirBookBuilder::lease`](crate::tracker::book::JsonlDirBookBuilder::lease).
+    pub book_lease: Option<std::time::Duration>,
+    /// How long a process serves reservations from its leased chunk
+    /// before it takes the directory lock again (`budget.chunk_window_ms`;
+    /// zero locks per call); `None` for 500 ms. See
+    /// [`JsonlDirBookBuilder::chunk_window`](crate::tracker::book::JsonlDirBookBuilder::chunk_window).
+    pub book_chunk_window: Option<std::time::Duration>,
+    /// The most calls' worth one chunk covers (`budget.chunk_max_calls`;
+    /// zero locks per call); `None` for 32. See
+    /// [`JsonlDirBookBuilder::chunk_max_calls`](crate::tracker::book::JsonlDirBookBuilder::chunk_max_calls).
+    pub book_chunk_max_calls: Option<u32>,
 }
 
 impl Default for Config {
@@ -323,6 +342,9 @@ impl Default for Config {
             database_url: None,
             database_schema: None,
             redis_url: None,
+            book_lease: None,
+            book_chunk_window: None,
+            book_chunk_max_calls: None,
         }
     }
 }
@@ -439,6 +461,9 @@ struct FileBudgets {
     action: Option<String>,
     start_date: Option<toml::Value>,
     time_zone: Option<String>,
+    lease_seconds: Option<u64>,
+    chunk_window_ms: Option<u64>,
+    chunk_max_calls: Option<u32>,
     #[serde(default)]
     custom: Vec<FileBudget>,
 }
@@ -563,6 +588,49 @@ fn parse_with<T: FromStr>(key: &str, s: &str, expected: &str) -> Result<T, Confi
 }
 
 impl Config {
+    /// The directory budget book on [`data_dir`](Self::data_dir) with this
+    /// configuration's lease and chunk settings (the defaults where none
+    /// is set), as [`CostTracker::from_config`](crate::tracker::CostTracker::from_config)
+    /// and `cost-tracker` use it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut config = costlayer::config::Config::default();
+    /// config.data_dir = dir.path().to_path_buf();
+    /// config.book_chunk_window = Some(std::time::Duration::ZERO);
+    /// let book = config.jsonl_book()?;
+    /// assert_eq!(book.chunk_window(), std::time::Duration::ZERO);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`BookError`](crate::tracker::book::BookError) if the directory
+    /// cannot be created, or for a zero lease.
+    pub fn jsonl_book(
+        &self,
+    ) -> Result<crate::tracker::book::JsonlDirBook, crate::tracker::book::BookError> {
+        let mut book = crate::tracker::book::JsonlDirBook::builder(&self.data_dir);
+        if let Some(lease) = self.book_lease {
+            book = book.lease(lease);
+        }
+        if let Some(window) = self.book_chunk_window {
+            book = book.chunk_window(window);
+        }
+        if let Some(calls) = self.book_chunk_max_calls {
+            book = book.chunk_max_calls(calls);
+        }
+        book.build()
+    }
+
+    /// Whether any budget book setting differs from the defaults.
+    pub(crate) fn has_book_settings(&self) -> bool {
+        self.book_lease.is_some()
+            || self.book_chunk_window.is_some()
+            || self.book_chunk_max_calls.is_some()
+    }
+
     /// Loads the configuration: defaults, then the config file (`explicit`,
     /// else `COSTLAYER_CONFIG`, else `./costlayer.toml` if present), then
     /// the `COSTLAYER_*` environment variables.
@@ -668,6 +736,22 @@ impl Config {
             }
             if let Some(z) = &b.time_zone {
                 self.budget_time_zone = time_zone_value("budget.time_zone", z)?;
+            }
+            if let Some(secs) = b.lease_seconds {
+                if secs == 0 {
+                    return Err(ConfigError::invalid(
+                        "budget.lease_seconds",
+                        "0",
+                        "a whole number of seconds, at least 1 (default 300)",
+                    ));
+                }
+                self.book_lease = Some(std::time::Duration::from_secs(secs));
+            }
+            if let Some(ms) = b.chunk_window_ms {
+                self.book_chunk_window = Some(std::time::Duration::from_millis(ms));
+            }
+            if let Some(calls) = b.chunk_max_calls {
+                self.book_chunk_max_calls = Some(calls);
             }
             for c in b.custom {
                 self.custom_budgets.push(custom_budget(c)?);
@@ -1076,6 +1160,42 @@ window = "rolling:7d"
         let c = Config::default();
         let monthly = c.budgets().expect("budgets");
         assert_eq!(monthly[1].window, Window::monthly());
+    }
+
+    #[test]
+    fn budget_book_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Config::default();
+        assert!(!c.has_book_settings());
+        c.apply_file(
+            Path::new("c.toml"),
+            "[budget]\nlease_seconds = 60\nchunk_window_ms = 0\nchunk_max_calls = 4",
+        )
+        .expect("book settings");
+        assert_eq!(c.book_lease, Some(std::time::Duration::from_secs(60)));
+        assert_eq!(c.book_chunk_window, Some(std::time::Duration::ZERO));
+        assert_eq!(c.book_chunk_max_calls, Some(4));
+        assert!(c.has_book_settings());
+        c.data_dir = dir.path().join("ledger");
+        let book = c.jsonl_book().expect("book");
+        assert_eq!(book.lease(), std::time::Duration::from_secs(60));
+        assert_eq!(book.chunk_window(), std::time::Duration::ZERO);
+        assert!(c.data_dir.is_dir(), "the book creates the ledger directory");
+
+        let e = c
+            .apply_file(Path::new("c.toml"), "[budget]\nlease_seconds = 0")
+            .expect_err("zero lease");
+        match &e {
+            ConfigError::Invalid { key, .. } => assert_eq!(key, "budget.lease_seconds"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        assert!(e.to_string().contains("at least 1"), "{e}");
+        // A negative or non-integer value is refused by the file's parser,
+        // naming the key.
+        let e = c
+            .apply_file(Path::new("c.toml"), "[budget]\nchunk_window_ms = -5")
+            .expect_err("negative window");
+        assert!(e.to_string().contains("chunk_window_ms"), "{e}");
     }
 
     #[test]

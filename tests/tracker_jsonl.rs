@@ -432,3 +432,48 @@ async fn a_spooled_record_counts_in_the_default_directory_book() {
     let held = b.reserve(&big.max_tokens(1_000)).await.unwrap();
     assert!(!held.is_empty(), "a small call still fits");
 }
+
+/// The `[budget]` book settings of the config file reach the tracker
+/// `from_config` builds: with `chunk_window_ms = 0` every reservation is
+/// its own hold in the directory's holds file; by default one process
+/// holds one chunk for its calls.
+#[tokio::test]
+async fn from_config_takes_the_book_settings_of_the_file() {
+    async fn holds_after_two_reservations(settings: &str) -> usize {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("costlayer.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "data_dir = \"{}\"\nuser = \"alice\"\n[budget]\nmonthly = \"1\"\ntotal = \"none\"\n\
+                 action = \"block\"\n{settings}",
+                tmp.path().join("ledger").display()
+            ),
+        )
+        .unwrap();
+        let mut cfg = Config::load_with_env(Some(&file), |_| None).unwrap();
+        cfg.stdout_alerts = StdoutAlerts::Off;
+        let t = CostTracker::from_config(&cfg).unwrap();
+        let (req, _) = call(1_000);
+        let _first = t.reserve(&req).await.unwrap();
+        let _second = t.reserve(&req).await.unwrap();
+        let holds: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(tmp.path().join("ledger").join("budget_holds.json")).unwrap(),
+        )
+        .unwrap();
+        holds["holds"].as_array().unwrap().len()
+    }
+    assert_eq!(
+        holds_after_two_reservations("chunk_window_ms = 0\n").await,
+        2
+    );
+    assert_eq!(
+        holds_after_two_reservations("chunk_max_calls = 0\n").await,
+        2
+    );
+    assert_eq!(
+        holds_after_two_reservations("lease_seconds = 60\n").await,
+        1
+    );
+    assert_eq!(holds_after_two_reservations("").await, 1);
+}

@@ -418,9 +418,13 @@ impl CostTracker {
             .user(config.user.clone())
             .build()
             .map_err(ledger_error)?;
-        let book: Arc<dyn BudgetBook> = match storage.default_book() {
-            Some(book) => book.map_err(|e| BookError::Open(Box::new(e)))?,
-            None => Arc::new(JsonlDirBook::open(&config.data_dir)?),
+        let book: Arc<dyn BudgetBook> = if config.has_book_settings() {
+            Arc::new(config.jsonl_book()?)
+        } else {
+            match storage.default_book() {
+                Some(book) => book.map_err(|e| BookError::Open(Box::new(e)))?,
+                None => Arc::new(JsonlDirBook::open(&config.data_dir)?),
+            }
         };
         Ok((Arc::new(storage), book))
     }

@@ -514,7 +514,8 @@ fn tracker(
         .book(match book {
             Some(book) => book,
             None => Arc::new(
-                costlayer::tracker::book::JsonlDirBook::open(&config.data_dir)
+                config
+                    .jsonl_book()
                     .map_err(|e| CliError::Usage(e.to_string()))?,
             ),
         })
