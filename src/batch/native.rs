@@ -84,6 +84,19 @@ fn str_at<'a>(v: &'a Value, key: &str, what: &str) -> R<&'a str> {
         .ok_or_else(|| format!("{what} has no `{key}`"))
 }
 
+/// A tool definition from an object with `name` and an optional
+/// `description` (OpenAI chat's `function`, a Responses or Anthropic tool).
+fn tool(v: &Value, parameters: Value, what: &str) -> R<ToolDefinition> {
+    Ok(ToolDefinition {
+        name: str_at(v, "name", what)?.to_owned(),
+        description: v
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        parameters,
+    })
+}
+
 /// Text, or the parts when there is more than one text or an image.
 fn content_of(parts: Vec<ContentPart>) -> Content {
     match parts.as_slice() {
@@ -188,14 +201,9 @@ pub(super) fn openai_chat(body: &Value) -> R<ChatRequest> {
                 ));
             }
             let f = &t["function"];
-            req.tools.push(ToolDefinition {
-                name: str_at(f, "name", &format!("tools[{j}].function"))?.to_owned(),
-                description: f
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                parameters: f.get("parameters").cloned().unwrap_or(Value::Null),
-            });
+            let parameters = f.get("parameters").cloned().unwrap_or(Value::Null);
+            req.tools
+                .push(tool(f, parameters, &format!("tools[{j}].function"))?);
         }
     }
     if let Some(c) = body.remove("tool_choice") {
@@ -310,14 +318,8 @@ pub(super) fn openai_responses(body: &Value) -> R<ChatRequest> {
                     "tools[{j}] is not a plain function tool (built-in tools and `strict: true` have no neutral form): {NEUTRAL}"
                 ));
             }
-            req.tools.push(ToolDefinition {
-                name: str_at(t, "name", &format!("tools[{j}]"))?.to_owned(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                parameters: t.get("parameters").cloned().unwrap_or(Value::Null),
-            });
+            let parameters = t.get("parameters").cloned().unwrap_or(Value::Null);
+            req.tools.push(tool(t, parameters, &format!("tools[{j}]"))?);
         }
     }
     if let Some(c) = body.remove("tool_choice") {
@@ -577,14 +579,8 @@ pub(super) fn anthropic(params: &Value) -> R<ChatRequest> {
                     "tools[{j}] is a server tool: only client tools with `input_schema` have a neutral form; {NEUTRAL}"
                 ));
             };
-            req.tools.push(ToolDefinition {
-                name: str_at(t, "name", &format!("tools[{j}]"))?.to_owned(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                parameters: schema.clone(),
-            });
+            req.tools
+                .push(tool(t, schema.clone(), &format!("tools[{j}]"))?);
         }
     }
     if let Some(c) = body.remove("tool_choice") {
@@ -764,14 +760,7 @@ pub(super) fn gemini(request: &Value) -> R<ChatRequest> {
                     .or_else(|| d.get("parameters"))
                     .cloned()
                     .unwrap_or(Value::Null);
-                req.tools.push(ToolDefinition {
-                    name: str_at(d, "name", &format!("tools[{j}]"))?.to_owned(),
-                    description: d
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    parameters,
-                });
+                req.tools.push(tool(d, parameters, &format!("tools[{j}]"))?);
             }
         }
     }
