@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use costlayer_core::batch::{result_line_error, result_line_json};
 use costlayer_core::transport::body_snippet;
 use costlayer_core::{
     BatchItem, BatchLimits, BatchProvider, BatchResult, BatchState, BatchStatus, ChatRequest,
@@ -197,19 +198,10 @@ impl Anthropic {
     /// One line of a results file. A line that cannot be read is a result
     /// with an [`Error::Decode`], so the other lines are still returned.
     fn result_line(&self, n: usize, line: &str) -> BatchResult {
-        let decode_err = |message: String| Error::Decode {
-            provider: PROVIDER.into(),
-            message,
-            body_snippet: body_snippet(line.as_bytes(), 200),
-        };
-        let v: Value = match serde_json::from_str(line) {
+        let decode_err = |message| result_line_error(PROVIDER, line, message);
+        let v = match result_line_json(PROVIDER, "results", n, line) {
             Ok(v) => v,
-            Err(e) => {
-                return BatchResult {
-                    custom_id: format!("line {n}"),
-                    result: Err(decode_err(format!("results line {n} is not JSON: {e}"))),
-                }
-            }
+            Err(unreadable) => return unreadable,
         };
         let custom_id = v
             .get("custom_id")

@@ -24,6 +24,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ChatRequest, ChatResponse, Error};
 
+/// An [`Error::Decode`] about one line of a provider's batch result file,
+/// with the line's start (secrets redacted) as the snippet.
+pub fn result_line_error(provider: &str, line: &str, message: String) -> Error {
+    Error::Decode {
+        provider: provider.to_owned(),
+        message,
+        body_snippet: crate::transport::body_snippet(line.as_bytes(), 200),
+    }
+}
+
+/// Line `n` of a provider's batch result file (`file` names it in the
+/// message) as JSON. A line that is not JSON becomes a result of its own,
+/// under the id `line {n}` with an [`Error::Decode`], so the job's other
+/// lines are still returned.
+///
+/// ```
+/// use costlayer_core::batch::result_line_json;
+///
+/// assert_eq!(result_line_json("openai", "output", 1, r#"{"custom_id":"a"}"#).unwrap()["custom_id"], "a");
+/// let bad = result_line_json("openai", "output", 2, "{not json").unwrap_err();
+/// assert_eq!(bad.custom_id, "line 2");
+/// assert!(bad.result.unwrap_err().to_string().contains("output line 2 is not JSON"));
+/// ```
+///
+/// # Errors
+///
+/// The [`BatchResult`] to return for a line that is not JSON.
+#[allow(clippy::result_large_err)]
+pub fn result_line_json(
+    provider: &str,
+    file: &str,
+    n: usize,
+    line: &str,
+) -> Result<serde_json::Value, BatchResult> {
+    serde_json::from_str(line).map_err(|e| BatchResult {
+        custom_id: format!("line {n}"),
+        result: Err(result_line_error(
+            provider,
+            line,
+            format!("{file} line {n} is not JSON: {e}"),
+        )),
+    })
+}
+
 /// One request of a batch, with the caller's id to join results on
 /// (providers may return results in any order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use costlayer_core::batch::{result_line_error, result_line_json};
 use costlayer_core::transport::{body_snippet, Codec, HttpTransport};
 use costlayer_core::{
     BatchItem, BatchLimits, BatchProvider, BatchResult, BatchState, BatchStatus, ChatRequest,
@@ -350,21 +351,10 @@ impl OpenAiResponses {
 /// One line of an output or error file. A line that cannot be read is a
 /// result with an [`Error::Decode`], so the other lines are still returned.
 fn result_line(codec: &OpenAiCodec, endpoint: Endpoint, n: usize, line: &str) -> BatchResult {
-    let decode_err = |message: String| Error::Decode {
-        provider: PROVIDER.into(),
-        message,
-        body_snippet: body_snippet(line.as_bytes(), 200),
-    };
-    let v: Value = match serde_json::from_str(line) {
+    let decode_err = |message| result_line_error(PROVIDER, line, message);
+    let v = match result_line_json(PROVIDER, "batch output", n, line) {
         Ok(v) => v,
-        Err(e) => {
-            return BatchResult {
-                custom_id: format!("line {n}"),
-                result: Err(decode_err(format!(
-                    "batch output line {n} is not JSON: {e}"
-                ))),
-            }
-        }
+        Err(unreadable) => return unreadable,
     };
     let custom_id = v
         .get("custom_id")
