@@ -119,10 +119,21 @@ impl CostRecord {
         model: impl Into<String>,
         usage: Usage,
     ) -> Self {
+        Self::new_at(user, provider, model, usage, Utc::now().trunc_subsecs(3))
+    }
+
+    /// [`CostRecord::new`] at `ts` (the tracker's clock, read once a call).
+    pub(crate) fn new_at(
+        user: impl Into<String>,
+        provider: impl Into<String>,
+        model: impl Into<String>,
+        usage: Usage,
+        ts: DateTime<Utc>,
+    ) -> Self {
         CostRecord {
             v: SCHEMA_VERSION,
             id: ulid::Ulid::new(),
-            ts: Utc::now().trunc_subsecs(3),
+            ts,
             user: user.into(),
             team: None,
             provider: provider.into(),

@@ -1,6 +1,6 @@
 //! [`PriceTable`]: model ids to prices, alias resolution and [`Cost`].
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{OnceLock, RwLock};
@@ -199,8 +199,8 @@ impl PriceTable {
         PriceTable {
             version: version.into(),
             models: Vec::new(),
-            index: HashMap::new(),
-            prefixed: HashMap::new(),
+            index: HashMap::default(),
+            prefixed: HashMap::default(),
             shadowed: Vec::new(),
             shadowed_names: Vec::new(),
             memo: Memo::default(),
@@ -729,7 +729,12 @@ impl PriceTable {
             *p = tokens as i128 * rate.nanos() as i128;
         }
         let to_money = |x: i128| -> Result<Money, PricingError> {
-            let n = (x + 500_000).div_euclid(1_000_000);
+            // Half up. In i64 when it fits (every real call): there a
+            // division by a constant is a multiply, in i128 a library call.
+            let n = match i64::try_from(x).ok().and_then(|v| v.checked_add(500_000)) {
+                Some(v) => i128::from(v.div_euclid(1_000_000)),
+                None => (x + 500_000).div_euclid(1_000_000),
+            };
             i64::try_from(n)
                 .map(Money::from_nanos)
                 .map_err(|_| overflow())
@@ -995,6 +1000,39 @@ mod tests {
             t.get("gpt-4o-2024-11-20").map(|m| m.rates.input),
             Some(usd("2"))
         );
+    }
+
+    #[test]
+    fn rounding_is_half_up_at_every_size() {
+        // A rate of 1 nano-dollar per million tokens makes the cost the
+        // token count over a million, rounded half up; then a rate that
+        // puts the product next to i64::MAX, where the sum leaves i64.
+        let mut t = PriceTable::empty("test");
+        t.insert(ModelPrice::new(
+            "tiny",
+            "x",
+            Rates::new(Money::from_nanos(1), Money::ZERO),
+        ));
+        t.insert(ModelPrice::new(
+            "huge",
+            "x",
+            Rates::new(Money::from_nanos(i64::MAX / 4), Money::ZERO),
+        ));
+        let reference = |tokens: u64, rate: i64| {
+            let x = i128::from(tokens) * i128::from(rate);
+            i64::try_from((x + 500_000).div_euclid(1_000_000)).ok()
+        };
+        for tokens in [0, 1, 499_999, 500_000, 1_499_999, 1_500_000, 2_500_000] {
+            let c = t.cost("tiny", &Usage::new(tokens, 0), Mode::Online).unwrap();
+            assert_eq!(Some(c.total.nanos()), reference(tokens, 1), "{tokens}");
+        }
+        for tokens in [1, 2, 3, 4, 5, 1_000_000, 4_000_000] {
+            let got = t
+                .cost("huge", &Usage::new(tokens, 0), Mode::Online)
+                .ok()
+                .map(|c| c.total.nanos());
+            assert_eq!(got, reference(tokens, i64::MAX / 4), "{tokens}");
+        }
     }
 
     #[test]

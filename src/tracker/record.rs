@@ -114,8 +114,7 @@ impl CostTracker {
             Ok(cost) => std::mem::take(&mut cost.model),
             Err(_) => billed_model.to_owned(),
         };
-        let mut rec = CostRecord::new(user, canonical_provider(provider), model, resp.usage);
-        rec.ts = now;
+        let mut rec = CostRecord::new_at(user, canonical_provider(provider), model, resp.usage, now);
         rec.team = team.map(str::to_owned);
         rec.mode = resp.mode;
         rec.cached = resp.cached;

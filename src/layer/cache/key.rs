@@ -12,14 +12,17 @@ use crate::{ChatRequest, Error, Message, ResponseFormat, ToolChoice, ToolDefinit
 
 /// Version of the key derivation: bump it when the canonical form changes,
 /// so a shared cache never serves an entry derived differently. Version 1
-/// was a SHA-256 over a `serde_json::Value`; version 2 is BLAKE3 over the
-/// encoding below.
-const KEY_VERSION: u32 = 2;
+/// was a SHA-256 over a `serde_json::Value`; version 2 BLAKE3 over the
+/// encoding below with eight-byte lengths; version 3 (this one) writes
+/// lengths and unsigned integers as LEB128 varints, which halves the bytes
+/// hashed for a typical request (BLAKE3 was the largest part of a cache
+/// hit).
+const KEY_VERSION: u32 = 3;
 
 /// The domain of the keys: BLAKE3 runs in keyed mode with the (plain)
 /// BLAKE3 hash of this string as its key, so cache keys are separated from
 /// any other BLAKE3 digest of the same bytes.
-const CONTEXT: &str = "costlayer 2026-12 response cache key v2";
+const CONTEXT: &str = "costlayer 2026-12 response cache key v3";
 
 fn domain_key() -> &'static [u8; 32] {
     static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
@@ -203,6 +206,22 @@ impl Sink {
         self.len += bytes.len();
     }
 
+    /// A one-byte tag and `v` as a LEB128 varint (seven bits a byte, low
+    /// bits first, the high bit set on every byte but the last: prefix
+    /// free), in one write.
+    fn tagged_varint(&mut self, tag: &[u8], mut v: u64) {
+        let mut out = [0u8; 11];
+        out[0] = tag[0];
+        let mut n = 1;
+        while v >= 0x80 {
+            out[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        out[n] = v as u8;
+        self.update(&out[..=n]);
+    }
+
     fn flush(&mut self) {
         self.hasher.update(&self.buf[..self.len]);
         self.len = 0;
@@ -212,25 +231,21 @@ impl Sink {
         self.flush();
         *self.hasher.finalize().as_bytes()
     }
-
-    /// Starts over with a fresh (unkeyed) hasher, for map entries.
-    fn reset(&mut self) {
-        self.hasher.reset();
-        self.len = 0;
-    }
 }
 
 /// A `serde` serializer that feeds the canonical encoding into a BLAKE3
 /// hasher:
 ///
-/// - integers as `u` + u64 (or `i` + i64 when negative), little-endian;
-///   `f32` is widened to `f64` and written as `d` + its bits;
-/// - strings as `s` + length (u64) + UTF-8, bytes as `b` + length + bytes;
+/// - unsigned integers as `u` + LEB128 varint (negative ones as `i` +
+///   i64, little-endian); `f32` is widened to `f64` and written as `d` +
+///   its bits, little-endian;
+/// - strings as `s` + length (LEB128) + UTF-8, bytes as `b` + length +
+///   bytes;
 ///   `None` and `()` as `n`; `Some(x)` and newtypes as `x` (as JSON does);
 /// - sequences and tuples as `[` items `]`; structs as `{` (field name,
 ///   value)* `}` in declaration order (fixed by the type); enum variants
 ///   as `V` + name + content, unit variants as their name;
-/// - maps as `M` + entry count + the 32-byte BLAKE3 digests of each
+/// - maps as `M` + entry count (LEB128) + the 32-byte BLAKE3 digests of each
 ///   entry's encoding (key, then value), sorted: independent of the map's
 ///   iteration order (`serde_json::Map` keeps insertion order when some
 ///   crate in the build enables `preserve_order`).
@@ -242,8 +257,7 @@ impl Canonical<'_> {
     }
 
     fn bytes_tagged(&mut self, tag: &[u8], b: &[u8]) {
-        self.0.update(tag);
-        self.0.update(&(b.len() as u64).to_le_bytes());
+        self.0.tagged_varint(tag, b.len() as u64);
         self.0.update(b);
     }
 
@@ -308,8 +322,7 @@ impl<'h> ser::Serializer for Canonical<'h> {
         self.serialize_u64(u64::from(v))
     }
     fn serialize_u64(self, v: u64) -> Result<(), KeyError> {
-        self.0.update(UINT);
-        self.0.update(&v.to_le_bytes());
+        self.0.tagged_varint(UINT, v);
         Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), KeyError> {
@@ -406,8 +419,7 @@ impl<'h> ser::Serializer for Canonical<'h> {
     fn serialize_map(self, _: Option<usize>) -> Result<MapDigests<'h>, KeyError> {
         Ok(MapDigests {
             out: self.0,
-            entry: Sink::new(blake3::Hasher::new()),
-            has_key: false,
+            entry: None,
             inline: [[0; 32]; INLINE_ENTRIES],
             len: 0,
             spilled: Vec::new(),
@@ -510,12 +522,19 @@ impl ser::SerializeStructVariant for Canonical<'_> {
 
 /// A map being encoded: each entry is hashed on its own, and the sorted
 /// entry digests go into the parent hasher at the end.
+///
+/// An entry written whole ([`SerializeMap::serialize_entry`], as
+/// `serde_json::Map` and the std maps do) is hashed by a hasher on the
+/// stack of that call, so the map itself stays small (a BLAKE3 hasher is
+/// about 2 KB: an empty `extra` map must not build, zero and move one).
+///
+/// [`SerializeMap::serialize_entry`]: ser::SerializeMap::serialize_entry
 struct MapDigests<'h> {
     out: &'h mut Sink,
-    /// The entry being hashed (on the stack: no allocation per entry).
-    entry: Sink,
-    /// Its key was written and its value is awaited.
-    has_key: bool,
+    /// The entry whose key was written on its own and whose value is
+    /// awaited (boxed: only a hand-written `Serialize` writes a key and a
+    /// value in two calls).
+    entry: Option<Box<Sink>>,
     inline: [[u8; 32]; INLINE_ENTRIES],
     len: usize,
     spilled: Vec<[u8; 32]>,
@@ -539,17 +558,29 @@ impl ser::SerializeMap for MapDigests<'_> {
     type Ok = ();
     type Error = KeyError;
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), KeyError> {
-        self.entry.reset();
-        key.serialize(Canonical(&mut self.entry))?;
-        self.has_key = true;
+        let mut entry = Box::new(Sink::new(blake3::Hasher::new()));
+        key.serialize(Canonical(&mut entry))?;
+        self.entry = Some(entry);
         Ok(())
     }
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), KeyError> {
-        if !std::mem::take(&mut self.has_key) {
+        let Some(mut entry) = self.entry.take() else {
             return Err(ser::Error::custom("a map value came without its key"));
-        }
-        value.serialize(Canonical(&mut self.entry))?;
-        let digest = self.entry.finalize();
+        };
+        value.serialize(Canonical(&mut entry))?;
+        let digest = entry.finalize();
+        self.push(digest);
+        Ok(())
+    }
+    fn serialize_entry<K: ?Sized + Serialize, V: ?Sized + Serialize>(
+        &mut self,
+        key: &K,
+        value: &V,
+    ) -> Result<(), KeyError> {
+        let mut entry = Sink::new(blake3::Hasher::new());
+        key.serialize(Canonical(&mut entry))?;
+        value.serialize(Canonical(&mut entry))?;
+        let digest = entry.finalize();
         self.push(digest);
         Ok(())
     }
@@ -560,8 +591,7 @@ impl ser::SerializeMap for MapDigests<'_> {
             &mut self.spilled
         };
         digests.sort_unstable();
-        self.out.update(MAP);
-        self.out.update(&(digests.len() as u64).to_le_bytes());
+        self.out.tagged_varint(MAP, digests.len() as u64);
         for d in digests.iter() {
             self.out.update(d);
         }
@@ -726,6 +756,87 @@ mod tests {
         }
     }
 
+    /// The same entries, each written as a key and then a value.
+    struct SplitEntries(Vec<(&'static str, u32)>);
+
+    impl Serialize for SplitEntries {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeMap;
+            let mut m = s.serialize_map(None)?;
+            for (k, v) in &self.0 {
+                m.serialize_key(k)?;
+                m.serialize_value(v)?;
+            }
+            m.end()
+        }
+    }
+
+    #[test]
+    fn an_entry_written_in_two_calls_hashes_as_one_written_whole() {
+        let entries = vec![("model", 1), ("seed", 7), ("a", 0)];
+        assert_eq!(
+            digest(&Entries(entries.clone())),
+            digest(&SplitEntries(entries))
+        );
+        // A value without its key is refused, not hashed as something else.
+        struct Orphan;
+        impl Serialize for Orphan {
+            fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use ser::SerializeMap;
+                let mut m = s.serialize_map(None)?;
+                m.serialize_value(&1)?;
+                m.end()
+            }
+        }
+        let mut sink = Sink::new(blake3::Hasher::new());
+        assert!(Orphan.serialize(Canonical(&mut sink)).is_err());
+    }
+
+    #[test]
+    fn lengths_and_integers_are_leb128() {
+        let bytes = |v: u64| {
+            let mut sink = Sink::new(blake3::Hasher::new());
+            sink.tagged_varint(UINT, v);
+            sink.buf[..sink.len].to_vec()
+        };
+        assert_eq!(bytes(0), b"u\x00");
+        assert_eq!(bytes(127), b"u\x7f");
+        assert_eq!(bytes(128), b"u\x80\x01");
+        assert_eq!(bytes(300), b"u\xac\x02");
+        assert_eq!(bytes(16_384), b"u\x80\x80\x01");
+        let max = bytes(u64::MAX);
+        assert_eq!(max.len(), 11);
+        assert_eq!(max[10], 0x01);
+        assert!(max[1..10].iter().all(|b| *b == 0xff));
+        // A string's length is a varint too; strings of every length
+        // around the one-byte limit stay apart.
+        let strings: Vec<[u8; 32]> = [126, 127, 128, 129]
+            .iter()
+            .map(|n| digest(&"x".repeat(*n)))
+            .collect();
+        for (i, a) in strings.iter().enumerate() {
+            for b in &strings[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn key_with_objects_is_stable_across_releases() {
+        // Pinned as the previous test, for a request with JSON objects
+        // (`extra` and a tool's schema): their entries are hashed apart.
+        let r = ChatRequest::new("gpt-4o")
+            .message(Message::user("hi"))
+            .extra("seed", json!(7))
+            .extra("metadata", json!({"b": [1, 2], "a": null}))
+            .tool(ToolDefinition {
+                name: "calc".into(),
+                description: Some("adds".into()),
+                parameters: json!({"type": "object", "properties": {"x": {"type": "number"}}}),
+            });
+        assert_eq!(key(&r).to_hex(), "d6e2eef9a0308e84edec135a5c5cc359277eb94f3eabcf598a676d345fbb6fd0");
+    }
+
     fn digest(v: &impl Serialize) -> [u8; 32] {
         let mut sink = Sink::new(blake3::Hasher::new());
         v.serialize(Canonical(&mut sink)).unwrap();
@@ -757,11 +868,11 @@ mod tests {
         // Pinned: a change here invalidates every shared cache. Bump
         // KEY_VERSION when the canonical form changes on purpose.
         let k = key(&ChatRequest::new("gpt-4o").message(Message::user("hi")));
-        // = keyed BLAKE3 (key: BLAKE3 of CONTEXT) of the version-2 encoding
-        // of the key material, pinned when version 2 was introduced.
+        // = keyed BLAKE3 (key: BLAKE3 of CONTEXT) of the version-3 encoding
+        // of the key material, pinned when version 3 was introduced.
         assert_eq!(
             k.to_hex(),
-            "8ae7ae003d0839c5adac6ef030f1e285eea09a19d6f5b101e324b33fa1b52cad"
+            "50c39e150a5a9e27e8ff2237c5f33781b27771468ea4cc0116b693d417e719cf"
         );
         assert_eq!(format!("{k:?}").len(), "CacheKey()".len() + 16);
     }

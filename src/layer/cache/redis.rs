@@ -264,7 +264,7 @@ impl ResponseCache for RedisCache {
         }
     }
 
-    async fn get_or_fetch(&self, key: CacheKey, fetch: Fetch) -> Result<Lookup, Error> {
+    async fn get_or_fetch(&self, key: CacheKey, fetch: Fetch<'_>) -> Result<Lookup, Error> {
         match self.fetch(&key).await {
             Ok(Some(hit)) => return Ok(Lookup::Hit(hit)),
             Ok(None) => {}

@@ -88,7 +88,9 @@ where
         ResponseFuture::lookup(async move {
             let span = Span::current();
             let start = tokio::time::Instant::now();
-            let fetch: Fetch = Box::pin(async move { inner.call(req).await.map_err(Into::into) });
+            // Called only on a miss; borrowed by the cache, not boxed.
+            let call = std::pin::pin!(async move { inner.call(req).await.map_err(Into::into) });
+            let fetch: Fetch<'_> = call;
             match cache.get_or_fetch(key, fetch).await {
                 Ok(Lookup::Hit(mut resp)) => {
                     span.record(CACHE_FIELD, "hit");

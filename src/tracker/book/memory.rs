@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -24,65 +23,11 @@ struct Line {
     stale: bool,
 }
 
-/// A multiply-rotate hasher (as `FxHash`) for the book's own maps: their
-/// keys are budget names and periods from the configuration and the
-/// book's own random ULIDs, never chosen by a caller, so the default
-/// SipHash's flooding resistance buys nothing here and costs most of a
-/// reserve + settle (a book key is three strings, hashed several times a
-/// call).
-#[derive(Default, Clone, Copy)]
-struct FastHasher(u64);
-
-impl FastHasher {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
-
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0 ^ w).wrapping_mul(Self::K).rotate_left(26);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-        self.add(bytes.len() as u64);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_u128(&mut self, i: u128) {
-        self.add(i as u64);
-        self.add((i >> 64) as u64);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // The table picks buckets by the low bits and tags by the high
-        // ones: one more multiply spreads both.
-        self.0.wrapping_mul(Self::K)
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// The book's own maps, hashed with foldhash: their keys are budget
+/// names and periods from the configuration and the book's own random
+/// ULIDs, and SipHash cost most of a reserve + settle (a book key is three
+/// strings, hashed several times a call).
+type FastMap<K, V> = foldhash::HashMap<K, V>;
 
 #[derive(Debug, Default)]
 struct State {
@@ -415,37 +360,5 @@ impl BudgetBook for MemoryBook {
             line.stale = true;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::hash::BuildHasher;
-
-    use super::*;
-
-    #[test]
-    fn the_fast_hasher_tells_keys_apart() {
-        let build = BuildHasherDefault::<FastHasher>::default();
-        let mut seen = std::collections::HashSet::new();
-        for budget in ["monthly", "daily", "team", "m"] {
-            for month in 1..=250 {
-                let key = BookKey::new(
-                    budget,
-                    format!("2026-{month:02}"),
-                    &crate::budget::Scope::All,
-                );
-                seen.insert(build.hash_one(&key));
-            }
-        }
-        // 1,000 keys, hashed to (nearly) 1,000 distinct values; the top 7
-        // bits (the table's tags) vary too.
-        assert!(seen.len() >= 999, "{} distinct hashes", seen.len());
-        let tags: std::collections::HashSet<u64> = seen.iter().map(|h| h >> 57).collect();
-        assert!(tags.len() > 64, "{} distinct tags", tags.len());
-        let holds: std::collections::HashSet<u64> = (0..1_000u128)
-            .map(|i| build.hash_one(i << 64 | i))
-            .collect();
-        assert_eq!(holds.len(), 1_000);
     }
 }
