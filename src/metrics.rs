@@ -32,9 +32,9 @@ pub(crate) fn record(rec: &CostRecord) {
     #[cfg(feature = "metrics")]
     {
         let labels = [
-            ("provider", rec.provider.clone()),
-            ("model", rec.model.clone()),
-            ("user", rec.user.clone()),
+            ("provider", rec.provider.to_string()),
+            ("model", rec.model.to_string()),
+            ("user", rec.user.to_string()),
         ];
         let cached = if rec.cached { "true" } else { "false" };
         let mut with_cached = labels.to_vec();

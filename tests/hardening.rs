@@ -553,8 +553,8 @@ fn csv_cells_with_every_risky_prefix_are_neutralised() {
     let mut w = CsvWriter::new(&mut out).unwrap();
     for p in prefixes {
         let mut r = rec(&format!("{p}cmd|' /C calc'!A0"), 1);
-        r.model = format!("{p}SUM(1+1)");
-        r.team = Some(format!("{p}team"));
+        r.model = format!("{p}SUM(1+1)").into();
+        r.team = Some(format!("{p}team").into());
         r.request_id = Some(format!("{p}id"));
         w.write(&r).unwrap();
     }
@@ -646,7 +646,7 @@ async fn legacy_entries_without_a_user_go_to_legacy_and_a_user_reset_keeps_the_f
             }
         })
         .unwrap();
-    assert!(legacy_users.contains(&"seed-tool".to_owned()));
+    assert!(legacy_users.iter().any(|u| u == "seed-tool"));
 
     let report = alice
         .reset(costlayer::ledger::ResetScope::User("alice".into()))

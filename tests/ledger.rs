@@ -540,7 +540,7 @@ async fn team_view_reads_every_user_and_the_filter_narrows_it() {
         let st = storage(tmp.path(), user, FsyncPolicy::Never);
         for _ in 0..n {
             let mut r = rec(user, price);
-            r.team = Some(if user == "carol" { "ml" } else { "web" }.to_owned());
+            r.team = Some(if user == "carol" { "ml" } else { "web" }.into());
             st.append(&r).await.expect("append");
         }
         *expected.entry(user).or_default() += n * price;

@@ -491,7 +491,7 @@ async fn postgres_dashboard_push_down_matches_a_scan_over_many_rows() {
                 (i % 11 != 0).then_some(i64::from(i) * 997),
             );
             if i % 5 == 0 {
-                r.team = Some(format!("t{}", i % 2));
+                r.team = Some(format!("t{}", i % 2).into());
             }
             if i % 13 == 0 {
                 r.mode = Mode::Batch;

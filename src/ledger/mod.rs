@@ -83,7 +83,7 @@ impl ScanFilter {
     pub fn matches(&self, r: &CostRecord) -> bool {
         self.since.is_none_or(|s| r.ts >= s)
             && self.until.is_none_or(|u| r.ts < u)
-            && (self.users.is_empty() || self.users.contains(&r.user))
+            && (self.users.is_empty() || self.users.iter().any(|u| *u == r.user))
             && (self.providers.is_empty()
                 || self
                     .providers

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::{CostStatus, Mode, Money, Usage};
+use crate::{CostStatus, Mode, Money, SharedStr, Usage};
 
 /// The current schema version of [`CostRecord`].
 pub const SCHEMA_VERSION: u32 = 1;
@@ -49,14 +49,14 @@ pub struct CostRecord {
     #[serde(serialize_with = "ser_ts")]
     pub ts: DateTime<Utc>,
     /// Who the spend is attributed to.
-    pub user: String,
+    pub user: SharedStr,
     /// The team, if any.
     #[serde(default)]
-    pub team: Option<String>,
+    pub team: Option<SharedStr>,
     /// The provider.
-    pub provider: String,
+    pub provider: SharedStr,
     /// The canonical model (or the billed id, if it has no price).
-    pub model: String,
+    pub model: SharedStr,
     /// Online or batch prices.
     #[serde(default)]
     pub mode: Mode,
@@ -83,7 +83,7 @@ pub struct CostRecord {
     pub tags: BTreeMap<String, String>,
     /// Which price-table entry priced it.
     #[serde(default)]
-    pub price_version: Option<String>,
+    pub price_version: Option<SharedStr>,
     /// How far the cost can be trusted; omitted from the line when
     /// [`CostStatus::Exact`] (so earlier records read as exact).
     #[serde(default, skip_serializing_if = "CostStatus::is_exact")]
@@ -114,9 +114,9 @@ impl CostRecord {
     /// millisecond, the precision of the `ts` field, so the record reads
     /// back equal), no cost, no tags.
     pub fn new(
-        user: impl Into<String>,
-        provider: impl Into<String>,
-        model: impl Into<String>,
+        user: impl Into<SharedStr>,
+        provider: impl Into<SharedStr>,
+        model: impl Into<SharedStr>,
         usage: Usage,
     ) -> Self {
         Self::new_at(user, provider, model, usage, Utc::now().trunc_subsecs(3))
@@ -124,9 +124,9 @@ impl CostRecord {
 
     /// [`CostRecord::new`] at `ts` (the tracker's clock, read once a call).
     pub(crate) fn new_at(
-        user: impl Into<String>,
-        provider: impl Into<String>,
-        model: impl Into<String>,
+        user: impl Into<SharedStr>,
+        provider: impl Into<SharedStr>,
+        model: impl Into<SharedStr>,
         usage: Usage,
         ts: DateTime<Utc>,
     ) -> Self {

@@ -8,7 +8,7 @@ use std::sync::{OnceLock, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::{file, genai, litellm, ModelPrice, PricingError};
-use crate::{CostStatus, Mode, Money, ServiceTier, Usage};
+use crate::{CostStatus, Mode, Money, ServiceTier, SharedStr, Usage};
 
 /// The embedded, reviewed price data (see `src/pricing/prices.toml`).
 const EMBEDDED: &str = include_str!("prices.toml");
@@ -16,10 +16,11 @@ const EMBEDDED: &str = include_str!("prices.toml");
 /// The cost of one call, bucket by bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cost {
-    /// The canonical model that priced it.
-    pub model: String,
+    /// The canonical model that priced it (shared with the table: a clone
+    /// is a reference count).
+    pub model: SharedStr,
     /// The provider of that model.
-    pub provider: String,
+    pub provider: SharedStr,
     /// Online or batch.
     pub mode: Mode,
     /// The long-context tier threshold applied, if any.
@@ -52,7 +53,7 @@ pub struct Cost {
     pub total: Money,
     /// Which table entry priced it: `<table version>:<model>`, followed by
     /// `@<effective-from date>` when the entry has one.
-    pub price_version: String,
+    pub price_version: SharedStr,
 }
 
 /// A table of model prices with alias resolution.
@@ -86,7 +87,16 @@ const MEMO_CAPACITY: usize = 1024;
 #[derive(Default)]
 struct Memo {
     resolved: RwLock<HashMap<String, Option<usize>>>,
-    versions: RwLock<HashMap<(usize, usize), String>>,
+    versions: RwLock<HashMap<(usize, usize), Names>>,
+}
+
+/// The shared strings a [`Cost`] takes from one set of rates: its model,
+/// provider and `price_version`.
+#[derive(Clone)]
+struct Names {
+    model: SharedStr,
+    provider: SharedStr,
+    version: SharedStr,
 }
 
 impl Clone for Memo {
@@ -528,9 +538,10 @@ impl PriceTable {
         lookup(&key, |k| self.index.get(k).map(|&(i, _)| i))
     }
 
-    /// The `price_version` of entry `i`'s rates `price` (the entry itself
-    /// or one of its earlier rates), computed once.
-    fn price_version(&self, i: usize, latest: &ModelPrice, price: &ModelPrice) -> String {
+    /// The model, provider and `price_version` of entry `i`'s rates
+    /// `price` (the entry itself or one of its earlier rates), made once:
+    /// later calls share them.
+    fn names(&self, i: usize, latest: &ModelPrice, price: &ModelPrice) -> Names {
         let which = if std::ptr::eq(latest, price) {
             0
         } else {
@@ -543,9 +554,13 @@ impl PriceTable {
         if let Some(v) = read(&self.memo.versions).get(&(i, which)) {
             return v.clone();
         }
-        let v = match &price.effective_from {
-            Some(d) => format!("{}:{}@{d}", self.version, price.model),
-            None => format!("{}:{}", self.version, price.model),
+        let v = Names {
+            model: SharedStr::from(price.model.as_str()),
+            provider: SharedStr::from(price.provider.as_str()),
+            version: SharedStr::from(match &price.effective_from {
+                Some(d) => format!("{}:{}@{d}", self.version, price.model),
+                None => format!("{}:{}", self.version, price.model),
+            }),
         };
         let mut memo = write(&self.memo.versions);
         if memo.len() < MEMO_CAPACITY {
@@ -741,13 +756,11 @@ impl PriceTable {
         };
         let sum: i128 = products.iter().sum();
         let (model, provider, price_version) = if named {
-            (
-                price.model.clone(),
-                price.provider.clone(),
-                self.price_version(i, latest, price),
-            )
+            let n = self.names(i, latest, price);
+            (n.model, n.provider, n.version)
         } else {
-            (String::new(), String::new(), String::new())
+            let empty = SharedStr::default();
+            (empty.clone(), empty.clone(), empty)
         };
         Ok(Cost {
             model,
@@ -1023,7 +1036,9 @@ mod tests {
             i64::try_from((x + 500_000).div_euclid(1_000_000)).ok()
         };
         for tokens in [0, 1, 499_999, 500_000, 1_499_999, 1_500_000, 2_500_000] {
-            let c = t.cost("tiny", &Usage::new(tokens, 0), Mode::Online).unwrap();
+            let c = t
+                .cost("tiny", &Usage::new(tokens, 0), Mode::Online)
+                .expect("priced");
             assert_eq!(Some(c.total.nanos()), reference(tokens, 1), "{tokens}");
         }
         for tokens in [1, 2, 3, 4, 5, 1_000_000, 4_000_000] {

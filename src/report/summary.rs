@@ -604,7 +604,7 @@ mod tests {
                 nanos,
             );
             if i % 3 == 0 {
-                r.team = Some(format!("t{}", i % 2));
+                r.team = Some(format!("t{}", i % 2).into());
             }
             if i % 5 == 0 {
                 r.mode = Mode::Batch;

@@ -130,7 +130,7 @@ use crate::config::Config;
 use crate::estimate::Estimator;
 use crate::ledger::{Spool, Storage};
 use crate::pricing::PriceTable;
-use crate::{ChatRequest, Error, Money};
+use crate::{ChatRequest, Error, Money, SharedStr};
 use book::{BookKey, BookLine, BudgetBook};
 
 /// What [`CostTracker::reserve`] does with a model that has no price, when a
@@ -260,8 +260,8 @@ struct Inner {
     book: Arc<dyn BudgetBook>,
     provider: Option<String>,
     prices: PriceTable,
-    user: String,
-    team: Option<String>,
+    user: SharedStr,
+    team: Option<SharedStr>,
     budgets: Vec<Budget>,
     sinks: Vec<Arc<dyn AlertSink>>,
     clock: Arc<dyn Clock>,
@@ -396,8 +396,22 @@ impl CostTracker {
         team: Option<&'a str>,
     ) -> (&'a str, Option<&'a str>) {
         (
-            user.unwrap_or(&self.inner.user),
+            user.unwrap_or(self.inner.user.as_str()),
             team.or(self.inner.team.as_deref()),
+        )
+    }
+
+    /// [`attribution`](Self::attribution) as the record keeps it: the
+    /// tracker's own names are shared, not copied.
+    pub(super) fn attribution_shared(
+        &self,
+        user: Option<&str>,
+        team: Option<&str>,
+    ) -> (SharedStr, Option<SharedStr>) {
+        (
+            user.map_or_else(|| self.inner.user.clone(), SharedStr::from),
+            team.map(SharedStr::from)
+                .or_else(|| self.inner.team.clone()),
         )
     }
 

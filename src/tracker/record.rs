@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{CallInfo, CostTracker, Reservation};
 use crate::ledger::CostRecord;
-use crate::{ChatRequest, ChatResponse, Error, Money};
+use crate::{ChatRequest, ChatResponse, Error, Money, SharedStr};
 
 impl CostTracker {
     /// Records a call's billed usage: prices it, settles its reservation to
@@ -86,11 +86,11 @@ impl CostTracker {
         } else {
             resp.model.as_str()
         };
-        let (user, team) = self.attribution(info.user.as_deref(), info.team.as_deref());
+        let (user, team) = self.attribution_shared(info.user.as_deref(), info.team.as_deref());
         // Priced first: the record takes the canonical model and (when no
         // provider is given) the provider from the cost itself, so building
         // the record allocates each string once.
-        let mut priced = inner
+        let priced = inner
             .prices
             .cost_at(billed_model, &resp.usage, resp.mode, now);
         // The provider as `identity` resolves it: given, the tracker's,
@@ -98,24 +98,26 @@ impl CostTracker {
         let given = Some(resp.provider.as_str())
             .filter(|p| !p.is_empty())
             .or(inner.provider.as_deref());
-        let provider = match (given, &mut priced) {
-            // The price's copy of the same name, rather than a new one.
-            (Some(p), Ok(cost)) if cost.provider == p => std::mem::take(&mut cost.provider),
-            (Some(p), _) => p.to_owned(),
-            (None, Ok(cost)) => std::mem::take(&mut cost.provider),
-            (None, Err(_)) => inner
-                .prices
-                .get(billed_model)
-                .map(|p| p.provider.clone())
-                .or_else(|| crate::core::provider_for_model(billed_model).map(str::to_owned))
-                .unwrap_or_else(|| "unknown".to_owned()),
+        // The price table's shared strings where they fit: no new string.
+        let provider = match (given, &priced) {
+            (Some(p), Ok(cost)) if cost.provider == p => cost.provider.clone(),
+            (Some(p), _) => canonical_provider(p),
+            (None, Ok(cost)) => cost.provider.clone(),
+            (None, Err(_)) => canonical_provider(
+                inner
+                    .prices
+                    .get(billed_model)
+                    .map(|p| p.provider.as_str())
+                    .or_else(|| crate::core::provider_for_model(billed_model))
+                    .unwrap_or("unknown"),
+            ),
         };
-        let model = match &mut priced {
-            Ok(cost) => std::mem::take(&mut cost.model),
-            Err(_) => billed_model.to_owned(),
+        let model = match &priced {
+            Ok(cost) => cost.model.clone(),
+            Err(_) => SharedStr::from(billed_model),
         };
-        let mut rec = CostRecord::new_at(user, canonical_provider(provider), model, resp.usage, now);
-        rec.team = team.map(str::to_owned);
+        let mut rec = CostRecord::new_at(user, provider, model, resp.usage, now);
+        rec.team = team;
         rec.mode = resp.mode;
         rec.cached = resp.cached;
         rec.latency_ms = resp.latency.as_millis().min(u128::from(u64::MAX)) as u64;
@@ -156,12 +158,11 @@ impl CostTracker {
     }
 }
 
-/// A provider name as identities use it: trimmed, lower case (no new
-/// string when it already is).
-fn canonical_provider(p: String) -> String {
+/// A provider name as identities use it: trimmed, lower case.
+fn canonical_provider(p: &str) -> SharedStr {
     if p.trim().len() == p.len() && !p.bytes().any(|b| b.is_ascii_uppercase()) {
-        p
+        SharedStr::from(p)
     } else {
-        p.trim().to_ascii_lowercase()
+        SharedStr::from(p.trim().to_ascii_lowercase())
     }
 }

@@ -43,6 +43,7 @@ mod cost;
 mod error;
 pub mod money;
 pub mod redact;
+mod shared;
 pub mod sse;
 pub mod stream;
 pub mod tokens;
@@ -57,6 +58,7 @@ pub use chat::{
 pub use cost::{CostStatus, RecordedCost};
 pub use error::{BoxError, Error};
 pub use money::{Money, ParseMoneyError};
+pub use shared::SharedStr;
 pub use stream::{
     ChatDelta, ChatStream, StreamAccumulator, StreamCodec, StreamDecoder, StreamRequest,
     ToolCallDelta,

@@ -744,7 +744,8 @@ fn print(
             ledger_dir
                 .join(format!(
                     "costs_{}.jsonl",
-                    costlayer::ledger::sanitize_user(&r.user).unwrap_or_else(|_| r.user.clone())
+                    costlayer::ledger::sanitize_user(&r.user)
+                        .unwrap_or_else(|_| r.user.to_string())
                 ))
                 .display()
         );

@@ -100,7 +100,7 @@ fn reprice(table: &costlayer::pricing::PriceTable, args: &RepriceArgs) -> Result
             }
         };
         let row = rows
-            .entry((r.ts.format("%Y-%m").to_string(), r.model.clone()))
+            .entry((r.ts.format("%Y-%m").to_string(), r.model.to_string()))
             .or_default();
         row.calls += 1;
         match r.nano_usd {

@@ -834,7 +834,10 @@ mod tests {
                 description: Some("adds".into()),
                 parameters: json!({"type": "object", "properties": {"x": {"type": "number"}}}),
             });
-        assert_eq!(key(&r).to_hex(), "d6e2eef9a0308e84edec135a5c5cc359277eb94f3eabcf598a676d345fbb6fd0");
+        assert_eq!(
+            key(&r).to_hex(),
+            "d6e2eef9a0308e84edec135a5c5cc359277eb94f3eabcf598a676d345fbb6fd0"
+        );
     }
 
     fn digest(v: &impl Serialize) -> [u8; 32] {

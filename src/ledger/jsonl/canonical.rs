@@ -339,10 +339,10 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
         v: f.v,
         id: ulid::Ulid::from_string(text.get(f.id)?).ok()?,
         ts: super::read::parse_ts_fast(text.get(f.ts)?)?,
-        user: owned(f.user)?,
-        team: opt(f.team)?,
-        provider: owned(f.provider)?,
-        model: owned(f.model)?,
+        user: owned(f.user)?.into(),
+        team: opt(f.team)?.map(Into::into),
+        provider: owned(f.provider)?.into(),
+        model: owned(f.model)?.into(),
         mode: f.mode,
         usage: f.usage,
         nano_usd: f.nano_usd,
@@ -357,7 +357,7 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
             }
             map
         },
-        price_version: opt(f.price_version)?,
+        price_version: opt(f.price_version)?.map(Into::into),
         cost_status: crate::CostStatus::Exact,
         cost_notes: Vec::new(),
         extra: serde_json::Map::new(),

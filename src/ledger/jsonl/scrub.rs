@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use costlayer_core::redact;
 
 use crate::ledger::CostRecord;
+use crate::SharedStr;
 
 /// `r` with every known secret masked; borrowed when there is none (the
 /// usual case: one substring search per string and registered secret).
@@ -27,13 +28,18 @@ pub(crate) fn record(r: &CostRecord) -> Cow<'_, CostRecord> {
             *s = o;
         }
     };
+    let shared = |s: &mut SharedStr| {
+        if let Cow::Owned(o) = redact::text(s) {
+            *s = o.into();
+        }
+    };
     let mut r = r.clone();
-    clean(&mut r.user);
-    r.team.as_mut().map(clean);
-    clean(&mut r.provider);
-    clean(&mut r.model);
+    shared(&mut r.user);
+    r.team.as_mut().map(shared);
+    shared(&mut r.provider);
+    shared(&mut r.model);
     r.request_id.as_mut().map(clean);
-    r.price_version.as_mut().map(clean);
+    r.price_version.as_mut().map(shared);
     r.cost_notes.iter_mut().for_each(clean);
     r.tags = std::mem::take(&mut r.tags)
         .into_iter()

@@ -74,8 +74,13 @@ pub(crate) const COPY_TYPES: [Type; 26] = [
 ];
 
 /// One record as the values of [`COLUMNS`], for a binary `COPY` row.
-pub(crate) struct CopyRow {
+pub(crate) struct CopyRow<'a> {
     id: String,
+    user: &'a str,
+    team: Option<&'a str>,
+    provider: &'a str,
+    model: &'a str,
+    price_version: Option<&'a str>,
     tokens: [i64; 6],
     nano: Option<i64>,
     saved: Option<i64>,
@@ -90,11 +95,16 @@ pub(crate) struct CopyRow {
     web: i64,
 }
 
-impl CopyRow {
-    pub(crate) fn new(r: &CostRecord) -> Self {
+impl<'a> CopyRow<'a> {
+    pub(crate) fn new(r: &'a CostRecord) -> Self {
         let u = &r.usage;
         CopyRow {
             id: r.id.to_string(),
+            user: &r.user,
+            team: r.team.as_deref(),
+            provider: &r.provider,
+            model: &r.model,
+            price_version: r.price_version.as_deref(),
             tokens: [
                 i64_of(u.input_tokens),
                 i64_of(u.output_tokens),
@@ -118,14 +128,14 @@ impl CopyRow {
     }
 
     /// The values, in [`COLUMNS`] order.
-    pub(crate) fn values<'a>(&'a self, r: &'a CostRecord) -> [&'a (dyn ToSql + Sync); 26] {
+    pub(crate) fn values<'b>(&'b self, r: &'b CostRecord) -> [&'b (dyn ToSql + Sync); 26] {
         [
             &self.id,
             &r.ts,
-            &r.user,
-            &r.team,
-            &r.provider,
-            &r.model,
+            &self.user,
+            &self.team,
+            &self.provider,
+            &self.model,
             &self.mode,
             &self.tokens[0],
             &self.tokens[1],
@@ -138,7 +148,7 @@ impl CopyRow {
             &self.saved,
             &self.latency,
             &r.request_id,
-            &r.price_version,
+            &self.price_version,
             &self.status,
             &self.notes,
             &self.tags,
@@ -236,10 +246,10 @@ pub(crate) fn columns(records: &[CostRecord]) -> Params {
     for r in records {
         id.push(r.id.to_string());
         ts.push(r.ts);
-        user.push(r.user.clone());
-        team.push(r.team.clone());
-        provider.push(r.provider.clone());
-        model.push(r.model.clone());
+        user.push(r.user.to_string());
+        team.push(r.team.as_ref().map(|t| t.to_string()));
+        provider.push(r.provider.to_string());
+        model.push(r.model.to_string());
         mode.push(r.mode.as_str().to_owned());
         let u = &r.usage;
         for (col, val) in tokens.iter_mut().zip([
@@ -257,7 +267,7 @@ pub(crate) fn columns(records: &[CostRecord]) -> Params {
         saved.push(r.saved_nano_usd.map(Money::nanos));
         latency.push(i64_of(r.latency_ms));
         request_id.push(r.request_id.clone());
-        price_version.push(r.price_version.clone());
+        price_version.push(r.price_version.as_ref().map(|v| v.to_string()));
         status.push(r.cost_status.as_str().to_owned());
         notes.push(serde_json::Value::from(r.cost_notes.clone()));
         tags.push(serde_json::to_value(&r.tags).unwrap_or_default());
@@ -319,10 +329,10 @@ pub(crate) fn decode(row: &Row) -> Result<CostRecord, String> {
         v: u32::try_from(v).unwrap_or(0),
         id,
         ts: col(row, 1, "ts")?,
-        user: col(row, 2, "user_name")?,
-        team: col(row, 3, "team")?,
-        provider: col(row, 4, "provider")?,
-        model: col(row, 5, "model")?,
+        user: col::<&str>(row, 2, "user_name")?.into(),
+        team: col::<Option<&str>>(row, 3, "team")?.map(Into::into),
+        provider: col::<&str>(row, 4, "provider")?.into(),
+        model: col::<&str>(row, 5, "model")?.into(),
         mode,
         usage: Usage {
             input_tokens: u64_of(col(row, 7, "input_tokens")?),
@@ -339,7 +349,7 @@ pub(crate) fn decode(row: &Row) -> Result<CostRecord, String> {
         latency_ms: u64_of(col(row, 16, "latency_ms")?),
         request_id: col(row, 17, "request_id")?,
         tags: serde_json::from_value(tags).map_err(|e| format!("column tags: {e}"))?,
-        price_version: col(row, 18, "price_version")?,
+        price_version: col::<Option<&str>>(row, 18, "price_version")?.map(Into::into),
         cost_status,
         cost_notes: serde_json::from_value(notes).map_err(|e| format!("column cost_notes: {e}"))?,
         extra: match extra {
