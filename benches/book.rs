@@ -45,7 +45,7 @@ fn record(i: u64) -> CostRecord {
         .single()
         .unwrap_or_default();
     r.nano_usd = Some(Money::from_nanos(37 + (i % 100) as i64));
-    r.request_id = Some(format!("req_{i:016x}"));
+    r.request_id = Some(format!("req_{i:016x}").into());
     r
 }
 

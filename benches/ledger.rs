@@ -33,7 +33,7 @@ fn record(i: u64) -> CostRecord {
     );
     r.nano_usd = Some(Money::from_nanos((i % 10_000) as i64 * 37));
     r.latency_ms = 300 + i % 900;
-    r.request_id = Some(format!("req_{i:016x}"));
+    r.request_id = Some(format!("req_{i:016x}").into());
     r.price_version = Some(format!("2026-11-01:{}", models[k]).into());
     r
 }

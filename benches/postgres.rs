@@ -41,7 +41,7 @@ fn record(i: u64) -> CostRecord {
         - chrono::Duration::seconds((i * 5_184_000 / 1_000_000 % 5_184_000) as i64);
     r.nano_usd = Some(Money::from_nanos((i % 10_000) as i64 * 37));
     r.latency_ms = 300 + i % 900;
-    r.request_id = Some(format!("req_{i:016x}"));
+    r.request_id = Some(format!("req_{i:016x}").into());
     r
 }
 

@@ -110,7 +110,7 @@ impl Codec for OllamaCodec {
                 _ => Some(FinishReason::Stop),
             },
             usage: Usage::new(count("prompt_eval_count"), count("eval_count")),
-            request_id: body["created_at"].as_str().map(str::to_owned),
+            request_id: body["created_at"].as_str().map(Into::into),
             ..Default::default()
         })
     }

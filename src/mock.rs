@@ -398,7 +398,7 @@ impl Service<ChatRequest> for SimulatedProvider {
         Box::pin(async move {
             let (this, call) = attempt.await?;
             let mut resp = this.respond(&req);
-            resp.request_id = Some(format!("sim-{call}"));
+            resp.request_id = Some(format!("sim-{call}").into());
             Ok(resp)
         })
     }
@@ -483,7 +483,7 @@ impl Service<StreamRequest> for SimulatedProvider {
             let (this, call) = attempt.await?;
             let provider = this.provider_for(&req);
             let mut deltas = this.respond_deltas(&req);
-            deltas[0].request_id = Some(format!("sim-{call}"));
+            deltas[0].request_id = Some(format!("sim-{call}").into());
             let items: Vec<Result<ChatDelta, Error>> = match this.config.cut_after {
                 Some(n) if n < deltas.len() => {
                     deltas.truncate(n.max(1));

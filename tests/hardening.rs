@@ -365,7 +365,7 @@ async fn a_known_key_echoed_into_an_id_is_masked_in_the_ledger_and_csv() {
     let tmp = tempfile::tempdir().unwrap();
     let st = JsonlStorage::builder(tmp.path()).user("u").build().unwrap();
     let mut r = rec("u", 1);
-    r.request_id = Some(format!("chatcmpl-{}", key.expose()));
+    r.request_id = Some(format!("chatcmpl-{}", key.expose()).into());
     r.tags
         .insert("note".into(), format!("key={}", key.expose()));
     st.append(&r).await.unwrap();
@@ -555,7 +555,7 @@ fn csv_cells_with_every_risky_prefix_are_neutralised() {
         let mut r = rec(&format!("{p}cmd|' /C calc'!A0"), 1);
         r.model = format!("{p}SUM(1+1)").into();
         r.team = Some(format!("{p}team").into());
-        r.request_id = Some(format!("{p}id"));
+        r.request_id = Some(format!("{p}id").into());
         w.write(&r).unwrap();
     }
     w.finish().unwrap();

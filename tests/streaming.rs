@@ -514,10 +514,7 @@ async fn a_responses_stream_is_recorded_once_at_the_unstreamed_cost() {
     assert_eq!(recs[0].nano_usd, expected[0].nano_usd);
     assert_eq!(recs[0].usage, expected[0].usage);
     assert_eq!(recs[0].request_id, expected[0].request_id);
-    assert_eq!(
-        last.recorded.as_ref().unwrap().record_id,
-        recs[0].id.to_string()
-    );
+    assert_eq!(last.recorded.as_ref().unwrap().record_id, recs[0].id);
     // The unstreamed call did not ask for a stream; the streamed one did,
     // without Chat Completions' `stream_options`.
     assert!(sent_body(&server, 0).await.get("stream").is_none());

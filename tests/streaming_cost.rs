@@ -108,7 +108,7 @@ async fn a_completed_stream_is_recorded_once_at_the_unstreamed_cost() {
     assert_eq!(recs[0].nano_usd, Some(expected));
     assert_eq!(recs[0].usage, whole.usage);
     assert_eq!(recs[0].cost_status, CostStatus::Exact);
-    assert_eq!(recorded.record_id, recs[0].id.to_string());
+    assert_eq!(recorded.record_id, recs[0].id);
     assert_eq!(recorded.nano_usd, Some(expected));
 }
 

@@ -77,7 +77,7 @@ pub struct CostRecord {
     pub latency_ms: u64,
     /// The provider's request or response id.
     #[serde(default)]
-    pub request_id: Option<String>,
+    pub request_id: Option<SharedStr>,
     /// Free-form attribution tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

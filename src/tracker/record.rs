@@ -1,5 +1,7 @@
 //! Building the [`CostRecord`] of a call and appending it.
 
+use std::cell::RefCell;
+
 use chrono::{DateTime, Utc};
 
 use super::{CallInfo, CostTracker, Reservation};
@@ -158,11 +160,50 @@ impl CostTracker {
     }
 }
 
+thread_local! {
+    /// The last provider name this thread recorded that no price supplied
+    /// (a simulated, proxied or custom provider): the next record of the
+    /// same provider shares it instead of copying it.
+    static LAST_PROVIDER: RefCell<Option<SharedStr>> = const { RefCell::new(None) };
+}
+
 /// A provider name as identities use it: trimmed, lower case.
 fn canonical_provider(p: &str) -> SharedStr {
-    if p.trim().len() == p.len() && !p.bytes().any(|b| b.is_ascii_uppercase()) {
-        SharedStr::from(p)
+    let lowered;
+    let name = if p.trim().len() == p.len() && !p.bytes().any(|b| b.is_ascii_uppercase()) {
+        p
     } else {
-        SharedStr::from(p.trim().to_ascii_lowercase())
+        lowered = p.trim().to_ascii_lowercase();
+        lowered.as_str()
+    };
+    LAST_PROVIDER.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some(s) if *s == *name => s.clone(),
+            _ => {
+                let s = SharedStr::from(name);
+                *last = Some(s.clone());
+                s
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_provider;
+    use crate::SharedStr;
+
+    #[test]
+    fn provider_names_are_canonical_and_shared_with_the_last_record() {
+        let a = canonical_provider("simulated");
+        let b = canonical_provider(" Simulated ");
+        assert_eq!(b, "simulated");
+        assert!(SharedStr::ptr_eq(&a, &b));
+        let c = canonical_provider("AcmeProxy");
+        assert_eq!(c, "acmeproxy");
+        assert_eq!(canonical_provider("simulated"), "simulated");
+        assert!(!SharedStr::ptr_eq(&a, &canonical_provider("simulated")));
+        assert_eq!(canonical_provider("acmeproxy"), c);
     }
 }

@@ -179,7 +179,7 @@ impl CostTracker {
                 let rec = tracker.record_call(&info, &resp, Some(reservation)).await;
                 if let Ok(r) = &rec {
                     let mut recorded = crate::core::RecordedCost::default();
-                    recorded.record_id = r.id.to_string();
+                    recorded.record_id = r.id;
                     recorded.nano_usd = r.nano_usd;
                     recorded.status = r.cost_status;
                     recorded.durable = true;

@@ -453,7 +453,7 @@ impl AnthropicCodec {
             parts,
             finish_reason,
             usage,
-            request_id: request_id.or(msg.id),
+            request_id: request_id.map(Into::into).or(msg.id),
             raw_usage,
             ..Default::default()
         })
@@ -492,7 +492,7 @@ impl Codec for AnthropicCodec {
 #[derive(Deserialize)]
 struct MessageResponse {
     #[serde(default)]
-    id: Option<String>,
+    id: Option<costlayer_core::SharedStr>,
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]

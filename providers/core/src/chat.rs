@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::Usage;
+use crate::{SharedStr, Usage};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -608,8 +608,9 @@ pub struct ChatResponse {
     pub latency: Duration,
     /// The provider's id for the response or request (`chatcmpl-…`,
     /// `msg_…`, `request-id` header), for matching invoices and support tickets.
+    /// Shared with the ledger record, which keeps the same id.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub request_id: Option<SharedStr>,
     /// `true` when served from costlayer's response cache (nothing was billed).
     pub cached: bool,
     /// The provider's usage object exactly as received, kept for audit.

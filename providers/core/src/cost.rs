@@ -70,7 +70,7 @@ impl std::fmt::Display for CostStatus {
 /// use costlayer_core::{CostStatus, Money, RecordedCost};
 ///
 /// let mut r = RecordedCost::default();
-/// r.record_id = "01JDZ3V7Q4B2X8K9M6N5P4R3S2".into();
+/// r.record_id = "01JDZ3V7Q4B2X8K9M6N5P4R3S2".parse().unwrap();
 /// r.nano_usd = Some(Money::from_nanos(410_400));
 /// r.durable = true;
 /// assert_eq!(r.status, CostStatus::Exact);
@@ -80,8 +80,9 @@ impl std::fmt::Display for CostStatus {
 #[serde(default)]
 #[non_exhaustive]
 pub struct RecordedCost {
-    /// The ledger record's id (a ULID).
-    pub record_id: String,
+    /// The ledger record's id (a ULID: `Display` writes its 26
+    /// characters, as the ledger does; serialised as that string).
+    pub record_id: ulid::Ulid,
     /// The cost recorded; `None` when the model has no price.
     pub nano_usd: Option<Money>,
     /// How far the cost can be trusted.

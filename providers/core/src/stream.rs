@@ -68,7 +68,8 @@ use crate::transport::Codec;
 #[cfg(feature = "http")]
 use crate::transport::HttpResponse;
 use crate::{
-    ChatRequest, ChatResponse, ContentPart, Error, FinishReason, ToolCall, ToolCallKind, Usage,
+    ChatRequest, ChatResponse, ContentPart, Error, FinishReason, SharedStr, ToolCall, ToolCallKind,
+    Usage,
 };
 
 /// One increment of a streamed response. See the [module docs](self) for
@@ -104,7 +105,7 @@ pub struct ChatDelta {
     pub model: Option<String>,
     /// The provider's response id, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub request_id: Option<SharedStr>,
     /// The provider's usage object as received (the last one wins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_usage: Option<Value>,

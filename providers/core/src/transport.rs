@@ -760,7 +760,7 @@ async fn call<C: Codec>(this: HttpTransport<C>, req: ChatRequest) -> Result<Chat
     // put it in the ledger.
     if let Some(id) = &mut out.request_id {
         if let std::borrow::Cow::Owned(clean) = crate::redact::text(id) {
-            *id = clean;
+            *id = clean.into();
         }
     }
     Ok(out)

@@ -507,7 +507,7 @@ struct GenerateContentResponse {
     #[serde(default)]
     model_version: Option<String>,
     #[serde(default)]
-    response_id: Option<String>,
+    response_id: Option<costlayer_core::SharedStr>,
 }
 
 #[derive(Deserialize)]

@@ -295,7 +295,7 @@ impl OpenAiCodec {
             tool_calls,
             finish_reason,
             usage,
-            request_id: request_id.or(completion.id),
+            request_id: request_id.map(Into::into).or(completion.id),
             raw_usage,
             ..Default::default()
         })
@@ -450,7 +450,7 @@ fn message_json(m: &Message) -> Result<Value, Error> {
 #[derive(Deserialize)]
 struct Completion {
     #[serde(default)]
-    id: Option<String>,
+    id: Option<costlayer_core::SharedStr>,
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]

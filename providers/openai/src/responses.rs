@@ -303,7 +303,7 @@ pub(crate) fn parse_response_body(
         finish_reason,
         usage,
         // The response id first: it is what `previous_response_id` takes.
-        request_id: resp.id.or(request_id),
+        request_id: resp.id.or_else(|| request_id.map(Into::into)),
         raw_usage,
         ..Default::default()
     })
@@ -449,7 +449,7 @@ fn input_content(content: &Content) -> Value {
 #[derive(Deserialize)]
 struct ResponseObject {
     #[serde(default)]
-    id: Option<String>,
+    id: Option<costlayer_core::SharedStr>,
     #[serde(default)]
     object: Option<String>,
     #[serde(default)]

@@ -106,7 +106,7 @@ impl OpenAiResponsesStreamDecoder {
     fn emit(&mut self, mut d: ChatDelta) -> Option<ChatDelta> {
         if let Some((id, model)) = self.header.take() {
             if d.request_id.is_none() {
-                d.request_id = id;
+                d.request_id = id.map(Into::into);
             }
             if d.model.is_none() {
                 d.model = model;

@@ -61,7 +61,7 @@ pub struct OpenAiStreamDecoder {
 #[derive(Deserialize)]
 struct Chunk {
     #[serde(default)]
-    id: Option<String>,
+    id: Option<costlayer_core::SharedStr>,
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]

@@ -93,7 +93,7 @@ fn weight(resp: &ChatResponse) -> u32 {
         + resp.provider.len()
         + resp.model.len()
         + resp.text.len()
-        + resp.request_id.as_ref().map_or(0, String::len);
+        + resp.request_id.as_ref().map_or(0, |id| id.len());
     for call in &resp.tool_calls {
         n += std::mem::size_of_val(call) + call.id.len() + call.name.len() + call.arguments.len();
     }

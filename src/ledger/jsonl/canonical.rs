@@ -349,7 +349,7 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
         cached: f.cached,
         saved_nano_usd: f.saved_nano_usd,
         latency_ms: f.latency_ms,
-        request_id: opt(f.request_id)?,
+        request_id: opt(f.request_id)?.map(Into::into),
         tags: {
             let mut map = BTreeMap::new();
             for (k, v) in tags {

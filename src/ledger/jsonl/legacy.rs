@@ -479,7 +479,7 @@ fn map_entry(
         cached,
         saved_nano_usd: None,
         latency_ms,
-        request_id,
+        request_id: request_id.map(Into::into),
         tags,
         price_version: price_version.map(Into::into),
         cost_status: crate::CostStatus::Exact,

@@ -452,7 +452,7 @@ pub(crate) mod tests {
                 }
                 if i % 17 == 0 {
                     r.tags.insert("k".into(), "v".into());
-                    r.request_id = Some(format!("req_{i}"));
+                    r.request_id = Some(format!("req_{i}").into());
                 }
                 let line = serde_json::to_string(&r).unwrap();
                 match (i + u as u64) % 97 {

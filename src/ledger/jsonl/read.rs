@@ -283,7 +283,7 @@ fn fast_parse(line: &[u8]) -> Option<CostRecord> {
         cached: f.cached,
         saved_nano_usd: f.saved_nano_usd.map(Money::from_nanos),
         latency_ms: f.latency_ms,
-        request_id: f.request_id,
+        request_id: f.request_id.map(Into::into),
         tags: f.tags,
         price_version: f.price_version.map(Into::into),
         cost_status: f.cost_status,

@@ -773,7 +773,7 @@ mod tests {
         }
         r.latency_ms = rng.below(5_000);
         if rng.chance(30) {
-            r.request_id = Some(format!("req_{}\u{e9}\"x", rng.next()));
+            r.request_id = Some(format!("req_{}\u{e9}\"x", rng.next()).into());
         }
         if rng.chance(30) {
             r.price_version = Some("2026-11-01:gpt-4o".into());

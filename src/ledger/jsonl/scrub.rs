@@ -38,7 +38,7 @@ pub(crate) fn record(r: &CostRecord) -> Cow<'_, CostRecord> {
     r.team.as_mut().map(shared);
     shared(&mut r.provider);
     shared(&mut r.model);
-    r.request_id.as_mut().map(clean);
+    r.request_id.as_mut().map(shared);
     r.price_version.as_mut().map(shared);
     r.cost_notes.iter_mut().for_each(clean);
     r.tags = std::mem::take(&mut r.tags)

@@ -81,6 +81,7 @@ pub(crate) struct CopyRow<'a> {
     provider: &'a str,
     model: &'a str,
     price_version: Option<&'a str>,
+    request_id: Option<&'a str>,
     tokens: [i64; 6],
     nano: Option<i64>,
     saved: Option<i64>,
@@ -105,6 +106,7 @@ impl<'a> CopyRow<'a> {
             provider: &r.provider,
             model: &r.model,
             price_version: r.price_version.as_deref(),
+            request_id: r.request_id.as_deref(),
             tokens: [
                 i64_of(u.input_tokens),
                 i64_of(u.output_tokens),
@@ -147,7 +149,7 @@ impl<'a> CopyRow<'a> {
             &r.cached,
             &self.saved,
             &self.latency,
-            &r.request_id,
+            &self.request_id,
             &self.price_version,
             &self.status,
             &self.notes,
@@ -266,7 +268,7 @@ pub(crate) fn columns(records: &[CostRecord]) -> Params {
         cached.push(r.cached);
         saved.push(r.saved_nano_usd.map(Money::nanos));
         latency.push(i64_of(r.latency_ms));
-        request_id.push(r.request_id.clone());
+        request_id.push(r.request_id.as_ref().map(|v| v.to_string()));
         price_version.push(r.price_version.as_ref().map(|v| v.to_string()));
         status.push(r.cost_status.as_str().to_owned());
         notes.push(serde_json::Value::from(r.cost_notes.clone()));
@@ -347,7 +349,7 @@ pub(crate) fn decode(row: &Row) -> Result<CostRecord, String> {
         cached: col(row, 14, "cached")?,
         saved_nano_usd: col::<Option<i64>>(row, 15, "saved_nano_usd")?.map(Money::from_nanos),
         latency_ms: u64_of(col(row, 16, "latency_ms")?),
-        request_id: col(row, 17, "request_id")?,
+        request_id: col::<Option<&str>>(row, 17, "request_id")?.map(Into::into),
         tags: serde_json::from_value(tags).map_err(|e| format!("column tags: {e}"))?,
         price_version: col::<Option<&str>>(row, 18, "price_version")?.map(Into::into),
         cost_status,
