@@ -176,17 +176,23 @@ fn canonical_provider(p: &str) -> SharedStr {
         lowered = p.trim().to_ascii_lowercase();
         lowered.as_str()
     };
-    LAST_PROVIDER.with(|last| {
-        let mut last = last.borrow_mut();
-        match &*last {
-            Some(s) if *s == *name => s.clone(),
-            _ => {
-                let s = SharedStr::from(name);
-                *last = Some(s.clone());
-                s
-            }
-        }
-    })
+    // `try_with` and `try_borrow_mut`: in a thread-local destructor, or
+    // re-entered, the name is simply not shared.
+    LAST_PROVIDER
+        .try_with(|last| {
+            let mut last = last.try_borrow_mut().ok()?;
+            Some(match &*last {
+                Some(s) if *s == *name => s.clone(),
+                _ => {
+                    let s = SharedStr::from(name);
+                    *last = Some(s.clone());
+                    s
+                }
+            })
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| SharedStr::from(name))
 }
 
 #[cfg(test)]
