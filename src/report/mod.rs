@@ -65,6 +65,8 @@ pub(crate) use group::Group;
 pub use pass::DashboardPass;
 pub(crate) use pass::PassState;
 pub use projection::Projection;
+#[cfg(feature = "postgres")]
+pub(crate) use summary::week_start;
 pub use summary::{Bucket, Summary};
 pub use terminal::terminal_safe;
 

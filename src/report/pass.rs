@@ -176,7 +176,7 @@ pub struct DashboardPass {
     incremental: bool,
     /// While a checkpoint is being built: the time and cost of every
     /// record the summary counts that may still be in a later pass's 7-day
-    /// window (`ts` after `now - 7 days`), so the window can be worked out
+    /// window (`ts` at or after its start), so the window can be worked out
     /// again at a later `now` without reading the ledger.
     recent: Option<Vec<(DateTime<Utc>, Money)>>,
     /// Records pushed into this pass (not those it started from).
@@ -302,7 +302,7 @@ impl DashboardPass {
         summary.calendar = self.summary.calendar;
         summary.last_7_days = Bucket::default();
         let mut recent = state.recent;
-        recent.retain(|&(ts, _)| ts > week_start);
+        recent.retain(|&(ts, _)| ts >= week_start);
         for &(ts, cost) in &recent {
             if ts <= now {
                 summary.last_7_days.add(cost);
@@ -349,7 +349,7 @@ impl DashboardPass {
             let (cost, day) = self.summary.add_undated(r, &self.windows);
             self.keys.days.add(day, cost, &mut self.summary.by_day);
             if let Some(recent) = &mut self.recent {
-                if self.windows.week_start().is_none_or(|s| r.ts > s) {
+                if self.windows.week_start().is_none_or(|s| r.ts >= s) {
                     recent.push((r.ts, cost));
                 }
             }
