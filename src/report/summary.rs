@@ -91,6 +91,11 @@ impl Windows {
         self.week_start
     }
 
+    /// The instant the windows are worked out for.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
     /// Whether `ts` is in the 7-day window, `[week_start, now]`.
     #[inline]
     pub(crate) fn in_week(&self, ts: DateTime<Utc>) -> bool {
