@@ -289,6 +289,54 @@ async fn behaviour(storage: Arc<dyn Storage>, writer: impl Fn(&str) -> Arc<dyn S
         st.aggregate(&all).await.unwrap().nano_usd,
         Money::from_nanos(5)
     );
+
+    // The 7-day window starts at `now - 7 days` rounded down to the whole
+    // second, included, and ends at `now`, included: the same records on
+    // every backend, through its own fold or a plain scan.
+    let ms = Duration::milliseconds;
+    let now = at(20, 12) + ms(250);
+    let start = at(13, 12);
+    let edge: Vec<CostRecord> = [
+        (start - ms(1), 1),
+        (start, 2),
+        (start + ms(100), 4),
+        (now - Duration::days(7), 8),
+        (start + ms(251), 16),
+        (now, 32),
+        (now + ms(1), 64),
+    ]
+    .iter()
+    .map(|&(ts, n)| rec("wendy", "openai", "gpt-4o", ts, Some(n)))
+    .collect();
+    let w = writer("wendy");
+    w.append_batch(&edge).await.unwrap();
+    w.flush().await.unwrap();
+    let wendy = ScanFilter {
+        users: vec!["wendy".into()],
+        ..all.clone()
+    };
+    for filter in [all.clone(), wendy.clone()] {
+        let mut pushed = DashboardPass::new(now, budgets.clone(), filter.clone());
+        pushed.fold_storage(st).await.unwrap();
+        let mut scanned = DashboardPass::new(now, budgets.clone(), filter.clone());
+        let mut s = st.scan(&all).await.unwrap();
+        while let Some(item) = s.next().await {
+            scanned.push(&item.unwrap());
+        }
+        let (pushed, scanned) = (pushed.finish("x"), scanned.finish("x"));
+        assert_eq!(pushed, scanned, "{filter:?}");
+        let week = pushed.summary.last_7_days;
+        if filter == wendy {
+            // All but the one before the start and the one after now.
+            assert_eq!(
+                (week.calls, week.nano_usd),
+                (5, Money::from_nanos(2 + 4 + 8 + 16 + 32))
+            );
+        } else {
+            // Alice's record of the 19th too.
+            assert_eq!(week.calls, 6);
+        }
+    }
 }
 
 #[tokio::test]

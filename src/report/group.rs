@@ -21,7 +21,8 @@ pub(crate) struct Group<'a> {
     pub(crate) unpriced: bool,
     /// How far the cost can be trusted.
     pub(crate) status: crate::CostStatus,
-    /// In `(now - 7 days, now]`.
+    /// In the 7-day window `[week_start, now]` (`week_start`: `now - 7
+    /// days` rounded down to the whole second).
     pub(crate) in_week: bool,
     /// Selected by the pass's filter.
     pub(crate) in_filter: bool,

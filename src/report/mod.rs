@@ -63,8 +63,10 @@ pub use dashboard::{BudgetView, Dashboard, RenderOptions};
 #[cfg(feature = "postgres")]
 pub(crate) use group::Group;
 pub use pass::DashboardPass;
-pub(crate) use pass::PassState;
+pub(crate) use pass::{PassState, Recent};
 pub use projection::Projection;
+#[cfg(any(test, feature = "postgres"))]
+pub(crate) use summary::week_start;
 pub use summary::{Bucket, Summary};
 pub use terminal::terminal_safe;
 

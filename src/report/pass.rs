@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use futures_util::StreamExt;
 
-use super::summary::Windows;
+use super::summary::{week_start, Windows, WEEK_SECONDS};
 use super::{Bucket, BudgetTally, Dashboard, ReportError, Summary};
 use crate::budget::Budget;
 #[cfg(feature = "postgres")]
@@ -174,23 +174,214 @@ pub struct DashboardPass {
     /// Whether [`JsonlStorage::fold_blocking`](crate::ledger::JsonlStorage::fold_blocking)
     /// may fold it from the dashboard's checkpoint.
     incremental: bool,
-    /// While a checkpoint is being built: the time and cost of every
-    /// record the summary counts that may still be in a later pass's 7-day
-    /// window (`ts` after `now - 7 days`), so the window can be worked out
-    /// again at a later `now` without reading the ledger.
-    recent: Option<Vec<(DateTime<Utc>, Money)>>,
+    /// While a checkpoint is being built: what the summary counts that may
+    /// still be in a later pass's 7-day window (per second of this pass's
+    /// window, and the records after `now`), so the window can be worked
+    /// out again at a later `now` without reading the ledger.
+    recent: Option<Recent>,
     /// Records pushed into this pass (not those it started from).
     pushed: u64,
 }
 
 /// What a [`DashboardPass`] has folded, for the dashboard's checkpoint: the
-/// summary, each budget's spend and the recent records (see
-/// [`DashboardPass::state`]).
+/// summary, each budget's spend and the recent spend (see
+/// [`DashboardPass::take_state`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PassState {
     pub(crate) summary: Summary,
     pub(crate) spent: Vec<Money>,
-    pub(crate) recent: Vec<(DateTime<Utc>, Money)>,
+    pub(crate) recent: Recent,
+}
+
+/// What a pass's summary counted that a later pass's 7-day window may
+/// still count, in memory bounded whatever the number of records: a
+/// [`Bucket`] per second of the window `[week_start, now]` (a dense run of
+/// [`Recent::SLOTS`], allocated on the first record there), and the time
+/// and cost of each record after `now` (future-dated: rare).
+///
+/// A window starts at a whole second, so a later window (a later `now`)
+/// holds every record of a second or none of them: dropping the seconds
+/// before its start and adding the future records that have become due
+/// gives exactly what a recount of the ledger gives.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Recent {
+    /// The window's first second (Unix time): the second of `slots[0]`.
+    start: i64,
+    /// The calls and cost of each second from `start` on, or empty (no
+    /// record in the window yet).
+    slots: Vec<Bucket>,
+    /// The time and cost of each record after `now`.
+    future: Vec<(DateTime<Utc>, Money)>,
+    /// Records noted but not yet added to `slots` (offset and cost): they
+    /// are added [`Recent::PENDING`] at a time, in a loop whose memory
+    /// accesses overlap, rather than one cache miss per record between
+    /// parsing the next ones.
+    pending: Vec<(u32, Money)>,
+}
+
+impl PartialEq for Recent {
+    fn eq(&self, other: &Self) -> bool {
+        let (mut a, mut b) = (self.clone(), other.clone());
+        a.settle();
+        b.settle();
+        a.start == b.start && a.slots == b.slots && a.future == b.future
+    }
+}
+
+impl Recent {
+    /// The seconds of a window: `now`'s second and the 7 days before it.
+    pub(crate) const SLOTS: usize = WEEK_SECONDS as usize + 1;
+
+    /// How many records are noted before they are added to their seconds.
+    const PENDING: usize = 1024;
+
+    /// Nothing yet, in the window whose first second is `start` (Unix time).
+    pub(crate) fn new(start: i64) -> Self {
+        Recent {
+            start,
+            slots: Vec::new(),
+            future: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The window's first second (Unix time).
+    pub(crate) fn start(&self) -> i64 {
+        self.start
+    }
+
+    /// Notes a record the summary counts, for the windows `w`: in its
+    /// second if it is in the window, in the future records if it is after
+    /// `now`, nowhere if it is before the window.
+    #[inline]
+    fn add(&mut self, ts: DateTime<Utc>, cost: Money, w: &Windows) {
+        if w.in_week(ts) {
+            self.add_due(ts, cost);
+        } else if ts > w.now() {
+            self.future.push((ts, cost));
+        }
+    }
+
+    /// Adds a record at or before `now` to its second (nothing if it is
+    /// before the window).
+    #[inline]
+    fn add_due(&mut self, ts: DateTime<Utc>, cost: Money) {
+        let Ok(at) = u32::try_from(ts.timestamp() - self.start) else {
+            return;
+        };
+        if at as usize >= Self::SLOTS {
+            return;
+        }
+        if self.pending.len() >= Self::PENDING {
+            self.settle();
+        } else if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(Self::PENDING);
+        }
+        self.pending.push((at, cost));
+    }
+
+    /// Adds the pending records to their seconds (the run of seconds is
+    /// allocated on the first).
+    fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.slots.is_empty() {
+            self.slots = vec![Bucket::default(); Self::SLOTS];
+        }
+        for &(at, cost) in &self.pending {
+            // Every offset was checked against SLOTS.
+            if let Some(b) = self.slots.get_mut(at as usize) {
+                b.add(cost);
+            }
+        }
+        self.pending.clear();
+    }
+
+    /// Adds what `other` noted: `other` must be for the same window.
+    fn merge(&mut self, mut other: Recent) {
+        debug_assert_eq!(self.start, other.start);
+        self.settle();
+        other.settle();
+        if self.slots.is_empty() {
+            self.slots = other.slots;
+        } else {
+            for (mine, theirs) in self.slots.iter_mut().zip(other.slots) {
+                mine.merge(theirs);
+            }
+        }
+        if self.future.is_empty() {
+            self.future = other.future;
+        } else {
+            self.future.extend(other.future);
+        }
+    }
+
+    /// Moves the window on to the one starting at second `start`, at
+    /// `now`: drops the seconds before it, moves the future records up to
+    /// `now` into their seconds (or drops them if they are before it).
+    /// Returns what the window holds, or `None` if `start` is before the
+    /// current start (a window never moves back).
+    fn shift(&mut self, start: i64, now: DateTime<Utc>) -> Option<Bucket> {
+        let by = usize::try_from(start.checked_sub(self.start)?).ok()?;
+        self.settle();
+        if by >= Self::SLOTS {
+            self.slots = Vec::new();
+        } else if by > 0 && !self.slots.is_empty() {
+            self.slots.copy_within(by.., 0);
+            self.slots[Self::SLOTS - by..].fill(Bucket::default());
+        }
+        self.start = start;
+        let future = std::mem::take(&mut self.future);
+        for (ts, cost) in future {
+            if ts > now {
+                self.future.push((ts, cost));
+            } else {
+                self.add_due(ts, cost);
+            }
+        }
+        self.settle();
+        let mut sum = Bucket::default();
+        for b in &self.slots {
+            sum.merge(*b);
+        }
+        Some(sum)
+    }
+
+    /// The seconds with calls: each one's offset from the window's start
+    /// and bucket, in order (of the records added: see
+    /// [`DashboardPass::take_state`], which adds the pending ones).
+    pub(crate) fn seconds(&self) -> impl Iterator<Item = (usize, Bucket)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.calls > 0)
+            .map(|(i, b)| (i, *b))
+    }
+
+    /// Sets the bucket of the second `at` seconds after the start (for a
+    /// checkpoint read back); false if that is not a second of the window.
+    pub(crate) fn set_second(&mut self, at: usize, bucket: Bucket) -> bool {
+        if at >= Self::SLOTS {
+            return false;
+        }
+        self.settle();
+        if self.slots.is_empty() {
+            self.slots = vec![Bucket::default(); Self::SLOTS];
+        }
+        self.slots[at] = bucket;
+        true
+    }
+
+    /// The records after `now`: time and cost.
+    pub(crate) fn future(&self) -> &[(DateTime<Utc>, Money)] {
+        &self.future
+    }
+
+    /// Notes a record after `now` (for a checkpoint read back).
+    pub(crate) fn push_future(&mut self, ts: DateTime<Utc>, cost: Money) {
+        self.future.push((ts, cost));
+    }
 }
 
 impl DashboardPass {
@@ -269,45 +460,53 @@ impl DashboardPass {
         ))
     }
 
-    /// Starts noting the recent records (call it before pushing any).
+    /// Starts noting the recent spend (call it before pushing any).
     pub(crate) fn track_recent(&mut self) {
-        self.recent = Some(Vec::new());
+        self.recent = self
+            .windows
+            .week_start()
+            .map(|start| Recent::new(start.timestamp()));
     }
 
-    /// What the pass has folded so far, for a checkpoint.
-    pub(crate) fn state(&mut self) -> PassState {
+    /// What the pass has folded so far, for a checkpoint; `None` unless it
+    /// was noting the recent spend ([`DashboardPass::track_recent`]). The
+    /// pass stops noting it (its per-second sums move into the state).
+    pub(crate) fn take_state(&mut self) -> Option<PassState> {
+        let mut recent = self.recent.take()?;
+        recent.settle();
         self.flush();
-        PassState {
+        Some(PassState {
             summary: self.summary.clone(),
             spent: self.tallies.iter().map(BudgetTally::spent).collect(),
-            recent: self.recent.clone().unwrap_or_default(),
-        }
+            recent,
+        })
     }
 
     /// Starts this pass (fresh: nothing pushed yet) from what a pass with
     /// the same [`DashboardPass::checkpoint_key`] had folded at an earlier
     /// or equal `now`: the summary is taken as it is but for `now` and the
-    /// 7-day window, worked out again from the recent records. Returns
-    /// false (and changes nothing) if `state` does not fit.
+    /// 7-day window, worked out again from the recent spend moved on to
+    /// this pass's window. Returns false (and changes nothing) if `state`
+    /// does not fit.
     pub(crate) fn restore(&mut self, state: PassState) -> bool {
         let now = self.summary.now;
-        let Some(week_start) = self.windows.week_start() else {
+        let Some(start) = self.windows.week_start() else {
             return false;
         };
-        if state.summary.now > now || state.spent.len() != self.tallies.len() {
+        if state.summary.now > now
+            || state.spent.len() != self.tallies.len()
+            || week_start(state.summary.now).map(|s| s.timestamp()) != Some(state.recent.start)
+        {
             return false;
         }
+        let mut recent = state.recent;
+        let Some(week) = recent.shift(start.timestamp(), now) else {
+            return false;
+        };
         let mut summary = state.summary;
         summary.now = now;
         summary.calendar = self.summary.calendar;
-        summary.last_7_days = Bucket::default();
-        let mut recent = state.recent;
-        recent.retain(|&(ts, _)| ts > week_start);
-        for &(ts, cost) in &recent {
-            if ts <= now {
-                summary.last_7_days.add(cost);
-            }
-        }
+        summary.last_7_days = week;
         self.summary = summary;
         for (t, spent) in self.tallies.iter_mut().zip(state.spent) {
             t.restore_spent(spent);
@@ -349,9 +548,7 @@ impl DashboardPass {
             let (cost, day) = self.summary.add_undated(r, &self.windows);
             self.keys.days.add(day, cost, &mut self.summary.by_day);
             if let Some(recent) = &mut self.recent {
-                if self.windows.week_start().is_none_or(|s| r.ts > s) {
-                    recent.push((r.ts, cost));
-                }
+                recent.add(r.ts, cost, &self.windows);
             }
             let k = &mut self.keys;
             k.provider.add(r.provider, cost);
@@ -385,7 +582,7 @@ impl DashboardPass {
             mine.merge(theirs);
         }
         if let (Some(mine), Some(theirs)) = (&mut self.recent, other.recent) {
-            mine.extend(theirs);
+            mine.merge(theirs);
         }
         self.pushed += other.pushed;
     }
@@ -461,7 +658,7 @@ impl ParallelFold for DashboardPass {
             windows: self.windows,
             keys: Keys::default(),
             incremental: self.incremental,
-            recent: self.recent.as_ref().map(|_| Vec::new()),
+            recent: self.recent.as_ref().map(|r| Recent::new(r.start)),
             pushed: 0,
         }
     }
@@ -521,5 +718,99 @@ mod tests {
         let dash = pass.finish("x");
         assert_eq!(dash.summary.by_day, plain.by_day);
         assert_eq!(dash.summary, plain);
+    }
+
+    /// A record at `ts` costing `nanos`.
+    fn at(ts: DateTime<Utc>, nanos: i64) -> ScanItem {
+        let mut r = CostRecord::new("u", "openai", "gpt-4o", Usage::new(1, 1));
+        r.ts = ts;
+        r.nano_usd = Some(Money::from_nanos(nanos));
+        ScanItem::Record(r)
+    }
+
+    #[test]
+    fn a_pass_restored_at_a_later_now_counts_the_week_like_a_recount() {
+        let ms = Duration::milliseconds;
+        let first = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: i64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            i64::try_from(x % u64::try_from(n).unwrap()).unwrap()
+        };
+        for round in 0..60 {
+            // Two instants of one month, with sub-second parts; the second
+            // from the same instant up to 19 days later.
+            let now = first + Duration::days(9) + ms(next(86_400_000));
+            let later = now
+                + match round % 4 {
+                    0 => ms(next(2_000)),
+                    1 => ms(next(86_400_000)),
+                    2 => ms(next(19 * 86_400_000)),
+                    _ => Duration::days(7) + ms(next(3_000) - 1_500),
+                };
+            let starts = [week_start(now).unwrap(), week_start(later).unwrap()];
+            let mut old = Vec::new();
+            for i in 0..300 {
+                let ts = match next(6) {
+                    // On and next to either window's first second.
+                    0 => starts[i % 2] + ms([-1_000, -1, 0, 1, 999][next(5) as usize]),
+                    // Between and after the two instants (future-dated at first).
+                    1 => {
+                        now + ms(next(
+                            later.signed_duration_since(now).num_milliseconds() + 2_000,
+                        ))
+                    }
+                    2 => now,
+                    _ => now - ms(next(8 * 86_400_000)),
+                };
+                old.push(at(ts, next(1_000_000)));
+            }
+            let new: Vec<ScanItem> = (0..50)
+                .map(|_| at(later - ms(next(9 * 86_400_000) - 86_400_000), next(1_000)))
+                .collect();
+
+            let mut before = DashboardPass::new(now, [], ScanFilter::default());
+            before.track_recent();
+            for item in &old {
+                before.push(item);
+            }
+            let state = before.take_state().unwrap();
+            assert!(before.take_state().is_none());
+
+            // Restored, then fed by two threads (a fork merged back).
+            let mut after = DashboardPass::new(later, [], ScanFilter::default());
+            after.track_recent();
+            assert!(after.restore(state.clone()), "round {round}");
+            let mut fork = after.fork();
+            for (i, item) in new.iter().enumerate() {
+                if i % 2 == 0 {
+                    after.push(item);
+                } else {
+                    fork.push(item);
+                }
+            }
+            after.merge(fork);
+            let mut recount = DashboardPass::new(later, [], ScanFilter::default());
+            for item in old.iter().chain(&new) {
+                recount.push(item);
+            }
+            let after_state = after.take_state().unwrap();
+            let (got, want) = (after.finish("x"), recount.finish("x"));
+            assert_eq!(
+                got.summary, want.summary,
+                "round {round}: {now} then {later}"
+            );
+            assert!(want.summary.last_7_days.calls > 0);
+            // What it keeps for the next pass is the window of `later`.
+            let mut again = DashboardPass::new(later, [], ScanFilter::default());
+            assert!(again.restore(after_state));
+            assert_eq!(again.finish("x").summary, want.summary);
+
+            // Nor back in time.
+            let mut earlier = DashboardPass::new(now - ms(1), [], ScanFilter::default());
+            assert!(!earlier.restore(state));
+        }
     }
 }

@@ -46,6 +46,20 @@ impl Bucket {
     }
 }
 
+/// The number of seconds in the 7-day window before `now`'s second.
+pub(crate) const WEEK_SECONDS: i64 = 7 * 86_400;
+
+/// The first instant of the 7-day window up to `now`: `now - 7 days`
+/// rounded down to the whole second. The window is `[week_start, now]`
+/// (its start included); starting at a whole second lets the dashboard's
+/// checkpoint keep per-second sums and still move the window exactly.
+/// `None` at the start of chrono's range (the window then has no start).
+pub(crate) fn week_start(now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let start = now.checked_sub_signed(Duration::seconds(WEEK_SECONDS))?;
+    // `timestamp` rounds down (the sub-second part is never negative).
+    DateTime::from_timestamp(start.timestamp(), 0)
+}
+
 /// The calendar month and 7-day window of a summary's `now`, worked out
 /// once instead of per record.
 #[derive(Debug, Clone, Copy)]
@@ -67,14 +81,25 @@ impl Windows {
             month_range: month.start.zip(month.end),
             month_first: calendar.month_start_date(now),
             now,
-            week_start: now.checked_sub_signed(Duration::days(7)),
+            week_start: week_start(now),
             calendar,
         }
     }
 
-    /// The start of the 7-day window (`None` at the start of chrono's range).
+    /// The start of the 7-day window, [`week_start`] of `now`.
     pub(crate) fn week_start(&self) -> Option<DateTime<Utc>> {
         self.week_start
+    }
+
+    /// The instant the windows are worked out for.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Whether `ts` is in the 7-day window, `[week_start, now]`.
+    #[inline]
+    pub(crate) fn in_week(&self, ts: DateTime<Utc>) -> bool {
+        ts <= self.now && self.week_start.is_none_or(|start| ts >= start)
     }
 
     /// The calendar month of `now`, as it is compared, in words.
@@ -109,7 +134,8 @@ impl Windows {
 /// (UTC unless set with [`Summary::new_in`]: the same calendar as the
 /// budgets when `budget.time_zone` is set); `month` is the calendar month
 /// that contains [`Summary::now`], and `last_7_days` is the window
-/// `(now - 7 days, now]`.
+/// `[week_start, now]`, where `week_start` is `now - 7 days` rounded down to
+/// the whole second (a record exactly at the start is counted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Summary {
@@ -119,7 +145,8 @@ pub struct Summary {
     pub total: Bucket,
     /// Calls in the calendar month of `now`.
     pub month: Bucket,
-    /// Calls in the 7 days up to `now`.
+    /// Calls in the 7 days up to `now`: from `now - 7 days` rounded down
+    /// to the whole second, to `now`, both included.
     pub last_7_days: Bucket,
     /// By provider.
     pub by_provider: BTreeMap<String, Bucket>,
@@ -309,7 +336,7 @@ impl Summary {
         if w.in_month(r.ts, day) {
             self.month.add(cost);
         }
-        if r.ts <= w.now && w.week_start.is_none_or(|start| r.ts > start) {
+        if w.in_week(r.ts) {
             self.last_7_days.add(cost);
         }
         match r.mode {
@@ -539,7 +566,7 @@ mod tests {
                 nano_usd: Money::from_nanos(333_333_334)
             }
         );
-        // (Nov 13 12:00, Nov 20 12:00]: the 15th, 18th and 19th.
+        // [Nov 13 12:00, Nov 20 12:00]: the 15th, 18th and 19th.
         assert_eq!(
             s.last_7_days,
             Bucket {
@@ -663,8 +690,8 @@ mod tests {
             two.add_ref(&RecordRef::from(&r));
         }
         assert_eq!(one, two);
-        // (Nov 13 12:00, Nov 20 12:00]: the window's start is excluded, its end included.
-        assert_eq!(one.last_7_days.calls, 2);
+        // [Nov 13 12:00, Nov 20 12:00]: the window's start and end are included.
+        assert_eq!(one.last_7_days.calls, 3);
         assert_eq!(one.month.calls, 4);
 
         // Month edges, December included.
@@ -695,6 +722,51 @@ mod tests {
             }
             assert_eq!(one, two);
         }
+    }
+
+    #[test]
+    fn the_week_starts_at_the_whole_second_before_now_minus_7_days() {
+        let ms = Duration::milliseconds;
+        for (now, start) in [
+            (at(2026, 11, 20, 12) + ms(250), at(2026, 11, 13, 12)),
+            (at(2026, 11, 20, 12), at(2026, 11, 13, 12)),
+            (
+                at(2026, 11, 20, 12) - ms(1),
+                at(2026, 11, 13, 12) - ms(1_000),
+            ),
+            // Before 1970 too (a negative second rounds down).
+            (
+                Utc.with_ymd_and_hms(1969, 12, 31, 0, 0, 0).unwrap() - ms(1),
+                Utc.with_ymd_and_hms(1969, 12, 23, 23, 59, 59).unwrap(),
+            ),
+        ] {
+            assert_eq!(week_start(now), Some(start), "{now}");
+            let mut s = Summary::new(now);
+            let mut r = rec("a", "p", "m", now, Some(1));
+            for (ts, nanos) in [
+                (start - ms(1), 1),
+                (start, 2),
+                (start + ms(1), 4),
+                (now - Duration::days(7), 8),
+                (now, 16),
+                (now + ms(1), 32),
+            ] {
+                r.ts = ts;
+                r.nano_usd = Some(Money::from_nanos(nanos));
+                s.add_record(&r);
+            }
+            // All but the record before the start and the one after now
+            // (`now - 7 days` is in: it is at or after the start).
+            assert_eq!(
+                s.last_7_days,
+                Bucket {
+                    calls: 4,
+                    nano_usd: Money::from_nanos(2 + 4 + 8 + 16)
+                },
+                "{now}"
+            );
+        }
+        assert_eq!(week_start(DateTime::<Utc>::MIN_UTC), None);
     }
 
     #[test]

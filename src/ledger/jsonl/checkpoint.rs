@@ -8,9 +8,14 @@
 //! many lines that is (corrupt lines are numbered by line) and a hash of
 //! its first and last bytes up to there; and what the
 //! [`DashboardPass`] had folded from exactly those bytes: the summary, each
-//! budget's spend, and the time and cost of the records that may still
-//! fall in a later 7-day window. It is written for one filter, calendar,
-//! month and set of budget periods (the pass's key).
+//! budget's spend, and what may still fall in a later 7-day window: the
+//! calls and cost of each second of the pass's window that has any (the
+//! window starts at a whole second, so a later one takes a second whole or
+//! not at all) and the time and cost of each record after its `now`. Its
+//! size is bounded whatever the ledger's size: at most a week of seconds
+//! (20 bytes each, about 12 MB) and the future-dated records. It is
+//! written for one filter, calendar, month and set of budget periods (the
+//! pass's key).
 //!
 //! A later pass with the same key and a later `now` starts from it and
 //! reads each file from its cursor; the result is exactly that of reading
@@ -18,7 +23,7 @@
 //! writes a new checkpoint): a different key or an earlier `now`; a file
 //! of the checkpoint gone, replaced (another inode: a reset or a rotation),
 //! shorter than its cursor (truncated) or with other bytes where it was
-//! read (rewritten in place); a checkpoint that is corrupt or from a newer
+//! read (rewritten in place); a checkpoint that is corrupt or of another
 //! version (reported at debug level); the legacy `costs.json` present.
 //! Bytes after a file's last line break (a line being written) are read
 //! every time and never checkpointed.
@@ -42,7 +47,7 @@ use super::par::{self, Snap, CHUNK, MAX_OPEN};
 use super::read::{self, ScanContext, Snapshot};
 use super::{safe_open, ScanSummary, LEGACY_FILE};
 use crate::ledger::{CorruptLine, LedgerError, ParallelFold};
-use crate::report::{DashboardPass, PassState, Summary};
+use crate::report::{Bucket, DashboardPass, PassState, Recent, Summary};
 use crate::Money;
 
 /// How far a ledger file has been read, and which file it was: a later
@@ -65,12 +70,16 @@ pub(crate) const CHECKPOINT_FILE: &str = "dashboard_checkpoint.bin";
 
 /// The start of the file: its name and format version.
 const MAGIC: &[u8; 8] = b"CLDASHCP";
-/// The format version this build writes and reads.
-const VERSION: u32 = 1;
+/// The format version this build writes and reads (1 kept each recent
+/// record; it is read as stale).
+const VERSION: u32 = 2;
 /// How many bytes at each end of a file's read part are hashed.
 const SAMPLE: u64 = 4096;
-/// The size of a recent record in the file.
-const RECENT_LEN: usize = 20;
+/// The size of a second of the 7-day window in the file: its offset from
+/// the window's start, calls and nano-dollars.
+const SECOND_LEN: usize = 20;
+/// The size of a future record in the file: seconds, nanoseconds, cost.
+const FUTURE_LEN: usize = 20;
 
 /// One ledger file in the checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,12 +245,14 @@ fn run(
     }
 
     // What was read up to each file's cursor is the checkpoint (unless
-    // nothing was: the one there still fits).
-    let state = pass.state();
+    // nothing was: the one there still fits). The pass stops noting the
+    // recent spend: what follows is not checkpointed.
     if resumed && next == marks {
         tracing::trace!(dir = %ctx.dir.display(), "nothing new since the dashboard checkpoint");
-    } else if let Err(e) = save(&ctx.dir, key, &state, next, &summary) {
-        tracing::debug!(dir = %ctx.dir.display(), error = %e, "could not write the dashboard checkpoint (the next dashboard reads the whole ledger)");
+    } else if let Some(state) = pass.take_state() {
+        if let Err(e) = save(&ctx.dir, key, &state, next, &summary) {
+            tracing::debug!(dir = %ctx.dir.display(), error = %e, "could not write the dashboard checkpoint (the next dashboard reads the whole ledger)");
+        }
     }
 
     // Then what follows the last line break of a file (a line being
@@ -332,8 +343,11 @@ fn hash(bytes: &[u8]) -> u64 {
     h ^ (bytes.len() as u64)
 }
 
-/// The checkpoint's bytes: magic, version, JSON length and JSON, recent
-/// record count and records, checksum.
+/// The checkpoint's bytes: magic, version, JSON length and JSON; the 7-day
+/// window's first second, the count of its seconds with calls and each
+/// one (offset from the first, calls, nano-dollars); the count of future
+/// records and each one (seconds, nanoseconds, cost); the checksum. All
+/// little-endian.
 fn encode(
     key: &str,
     state: &PassState,
@@ -350,13 +364,26 @@ fn encode(
         corrupt: counts.corrupt,
     };
     let json = serde_json::to_vec(&head)?;
-    let mut out = Vec::with_capacity(32 + json.len() + state.recent.len() * RECENT_LEN);
+    let recent = &state.recent;
+    let seconds = recent.seconds().count();
+    let future = recent.future();
+    let mut out =
+        Vec::with_capacity(56 + json.len() + seconds * SECOND_LEN + future.len() * FUTURE_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(&json);
-    out.extend_from_slice(&(state.recent.len() as u64).to_le_bytes());
-    for (ts, cost) in &state.recent {
+    out.extend_from_slice(&recent.start().to_le_bytes());
+    out.extend_from_slice(&(seconds as u64).to_le_bytes());
+    for (at, b) in recent.seconds() {
+        // An offset within the window (at most Recent::SLOTS).
+        let at = u32::try_from(at).map_err(|_| io::Error::other("a second outside the window"))?;
+        out.extend_from_slice(&at.to_le_bytes());
+        out.extend_from_slice(&b.calls.to_le_bytes());
+        out.extend_from_slice(&b.nano_usd.nanos().to_le_bytes());
+    }
+    out.extend_from_slice(&(future.len() as u64).to_le_bytes());
+    for (ts, cost) in future {
         out.extend_from_slice(&ts.timestamp().to_le_bytes());
         out.extend_from_slice(&ts.timestamp_subsec_nanos().to_le_bytes());
         out.extend_from_slice(&cost.nanos().to_le_bytes());
@@ -379,7 +406,10 @@ fn decode(bytes: &[u8], key: &str) -> Result<Loaded, &'static str> {
     if version > VERSION {
         return Err("written by a newer version of costlayer");
     }
-    if version != VERSION || u64::from_le_bytes(take(sum, &mut 0)?) != hash(body) {
+    if version < VERSION {
+        return Err("written by an older version of costlayer");
+    }
+    if u64::from_le_bytes(take(sum, &mut 0)?) != hash(body) {
         return Err("corrupt (its checksum does not match)");
     }
     let json_len =
@@ -395,19 +425,32 @@ fn decode(bytes: &[u8], key: &str) -> Result<Loaded, &'static str> {
     if head.key != key {
         return Err("written for another filter, time zone, month or budgets");
     }
-    let count = usize::try_from(u64::from_le_bytes(take(body, &mut at)?)).map_err(|_| "corrupt")?;
-    let rest = body.get(at..).ok_or("corrupt")?;
-    if Some(rest.len()) != count.checked_mul(RECENT_LEN) {
-        return Err("corrupt");
+    let mut recent = Recent::new(i64::from_le_bytes(take(body, &mut at)?));
+    let seconds = section(body, &mut at, SECOND_LEN)?;
+    let mut next = 0;
+    for r in seconds.chunks_exact(SECOND_LEN) {
+        let mut at = 0;
+        let second =
+            usize::try_from(u32::from_le_bytes(take(r, &mut at)?)).map_err(|_| "corrupt")?;
+        let calls = u64::from_le_bytes(take(r, &mut at)?);
+        let nano_usd = Money::from_nanos(i64::from_le_bytes(take(r, &mut at)?));
+        // In order, each once, each with calls.
+        if second < next || calls == 0 || !recent.set_second(second, Bucket { calls, nano_usd }) {
+            return Err("corrupt");
+        }
+        next = second + 1;
     }
-    let mut recent = Vec::with_capacity(count);
-    for r in rest.chunks_exact(RECENT_LEN) {
+    let future = section(body, &mut at, FUTURE_LEN)?;
+    for r in future.chunks_exact(FUTURE_LEN) {
         let mut at = 0;
         let secs = i64::from_le_bytes(take(r, &mut at)?);
         let nanos = u32::from_le_bytes(take(r, &mut at)?);
         let cost = i64::from_le_bytes(take(r, &mut at)?);
         let ts = DateTime::<Utc>::from_timestamp(secs, nanos).ok_or("corrupt")?;
-        recent.push((ts, Money::from_nanos(cost)));
+        recent.push_future(ts, Money::from_nanos(cost));
+    }
+    if at != body.len() {
+        return Err("corrupt");
     }
     Ok(Loaded {
         records: head.records,
@@ -419,6 +462,18 @@ fn decode(bytes: &[u8], key: &str) -> Result<Loaded, &'static str> {
             recent,
         },
     })
+}
+
+/// A count at `at` and the `count` entries of `len` bytes after it.
+fn section<'a>(body: &'a [u8], at: &mut usize, len: usize) -> Result<&'a [u8], &'static str> {
+    let count = usize::try_from(u64::from_le_bytes(take(body, at)?)).map_err(|_| "corrupt")?;
+    let end = count
+        .checked_mul(len)
+        .and_then(|n| n.checked_add(*at))
+        .ok_or("corrupt")?;
+    let s = body.get(*at..end).ok_or("corrupt")?;
+    *at = end;
+    Ok(s)
 }
 
 fn take<const N: usize>(bytes: &[u8], at: &mut usize) -> Result<[u8; N], &'static str> {
@@ -578,9 +633,17 @@ mod tests {
         ];
         let (p, m) = models[rng.below(3) as usize];
         let mut r = CostRecord::new(user, p, m, Usage::new(rng.below(5_000), rng.below(900)));
-        // Mostly around now, some up to 10 days ahead, some weeks back.
+        // Mostly around now, some up to 3 days ahead, some weeks back.
         let back = i64::try_from(rng.below(20 * 86_400_000)).unwrap() - 3 * 86_400_000;
         r.ts = now - Duration::milliseconds(back);
+        // Now and then on or next to the whole second that starts the
+        // 7-day window of `now` or of a `now` a few seconds later.
+        if rng.below(8) == 0 {
+            let start = crate::report::week_start(now).unwrap();
+            let near = [-1_000, -1, 0, 1, 999, 1_000, 1_001][rng.below(7) as usize];
+            let later = 1_000 * i64::try_from(rng.below(4)).unwrap();
+            r.ts = start + Duration::milliseconds(near + later);
+        }
         r.nano_usd = match rng.below(9) {
             0 => None,
             _ => Some(Money::from_nanos(
@@ -621,7 +684,8 @@ mod tests {
 
     #[test]
     fn a_repeat_dashboard_over_random_appends_equals_a_full_recount() {
-        let start = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let start =
+            Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap() + Duration::milliseconds(437);
         for (ci, config) in configs(start).into_iter().enumerate() {
             let tmp = tempfile::tempdir().unwrap();
             let dir = tmp.path();
@@ -655,13 +719,20 @@ mod tests {
                     torn = Some((user, rest));
                 }
                 // Mostly minutes to hours; now and then days (a new day or
-                // month: other periods, read again).
+                // month: other periods, read again), or a second or two (the
+                // window's start moves past the records next to it). Never a
+                // whole number of seconds.
                 let minutes = if rng.below(5) == 0 {
                     3 * 24 * 60
                 } else {
                     6 * 60
                 };
-                now += Duration::minutes(i64::try_from(rng.below(minutes)).unwrap());
+                let ms = if rng.below(4) == 0 {
+                    rng.below(3_000)
+                } else {
+                    60_000 * rng.below(minutes) + rng.below(1_000)
+                };
+                now += Duration::milliseconds(i64::try_from(ms).unwrap());
                 let (full, all) = dash(&st, now, &config, false);
                 let (inc, read) = dash(&st, now, &config, true);
                 assert_eq!(inc, full, "config {ci}, step {step}, {now}");
@@ -700,6 +771,54 @@ mod tests {
         assert_eq!(inc, full, "{what}");
         assert!(read <= all);
         read
+    }
+
+    #[test]
+    fn a_repeat_much_later_drops_the_old_seconds_and_counts_the_future_records() {
+        let first =
+            Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap() + Duration::milliseconds(300);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let st = JsonlStorage::builder(dir).user("alice").build().unwrap();
+        let mut rng = Rng(0x5eed);
+        // Records over the week before `first` and the days after it
+        // (future-dated at first), some on the later windows' first seconds.
+        let mut bytes = Vec::new();
+        for i in 0..400u32 {
+            let mut l = line(&mut rng, "alice", first);
+            if i % 5 == 0 {
+                let mut r: CostRecord = serde_json::from_slice(&l).unwrap_or_else(|_| {
+                    CostRecord::new("alice", "openai", "gpt-4o", Usage::new(1, 1))
+                });
+                let later = first + Duration::days(1 + i64::from(i % 4) * 2);
+                let start = crate::report::week_start(later).unwrap();
+                r.ts = start + Duration::milliseconds([-1, 0, 1, 999][((i / 5) % 4) as usize]);
+                r.nano_usd = Some(Money::from_nanos(1_i64 << (i % 40)));
+                l = serde_json::to_vec(&r).unwrap();
+                l.push(b'\n');
+            }
+            bytes.extend(l);
+        }
+        append(dir, "alice", &bytes);
+        let (full, _) = dash(&st, first, &configs(first)[0], false);
+        let (inc, _) = dash(&st, first, &configs(first)[0], true);
+        assert_eq!(inc, full);
+        // Days later (same month): the seconds before each new window's
+        // start are dropped, the records that were ahead become due.
+        let mut now = first;
+        for (days, ms) in [(1, 0), (3, 1), (5, 999), (7, 500), (8, 1), (20, 250)] {
+            let before = now;
+            now = first + Duration::days(days) + Duration::milliseconds(ms);
+            let c = &configs(now)[0];
+            let (full, all) = dash(&st, now, c, false);
+            // Back to the checkpoint of `before`, then the later `now`.
+            dash(&st, before, c, true);
+            let (inc, read) = dash(&st, now, c, true);
+            assert_eq!(inc, full, "{now}");
+            assert!(read < all, "{now}: read from the checkpoint");
+            assert_eq!(read, 0, "{now}: nothing was appended");
+            append(dir, "bob", &line(&mut rng, "bob", now));
+        }
     }
 
     #[test]
@@ -911,10 +1030,22 @@ mod tests {
         let now = Utc::now();
         let mut summary = Summary::new(now);
         summary.total.calls = 3;
+        let mut recent = Recent::new(crate::report::week_start(now).unwrap().timestamp());
+        for (at, calls, nanos) in [(0, 1, 7), (17, 3, 0), (Recent::SLOTS - 1, 2, 9)] {
+            assert!(recent.set_second(
+                at,
+                Bucket {
+                    calls,
+                    nano_usd: Money::from_nanos(nanos)
+                }
+            ));
+        }
+        assert!(!recent.set_second(Recent::SLOTS, Bucket::default()));
+        recent.push_future(now + Duration::milliseconds(1), Money::from_nanos(11));
         let state = PassState {
             summary,
             spent: vec![Money::from_nanos(5)],
-            recent: vec![(now, Money::from_nanos(7))],
+            recent,
         };
         let mut files = BTreeMap::new();
         files.insert(
@@ -950,10 +1081,25 @@ mod tests {
         }
         assert!(decode(&bytes[..bytes.len() - 3], "k").is_err());
         let mut newer = bytes.clone();
-        newer[8] = 2;
+        newer[8] = 3;
         assert_eq!(
             decode(&newer, "k").err(),
             Some("written by a newer version of costlayer")
         );
+        // Version 1 (each recent record kept) is read as stale.
+        let mut older = bytes.clone();
+        older[8] = 1;
+        assert_eq!(
+            decode(&older, "k").err(),
+            Some("written by an older version of costlayer")
+        );
+        // Three seconds with calls and one future record: 20 bytes each.
+        let empty = PassState {
+            recent: Recent::new(state.recent.start()),
+            ..state.clone()
+        };
+        let small = encode("k", &empty, files.clone(), &counts).unwrap();
+        assert_eq!(bytes.len() - small.len(), 4 * 20);
+        assert_eq!(decode(&small, "k").unwrap().state.recent, empty.recent);
     }
 }

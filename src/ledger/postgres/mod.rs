@@ -947,7 +947,8 @@ impl Storage for PostgresStorage {
         let mut params = Params::default();
         let now = pass.now();
         let p_now = params.push(now);
-        let week_start: Option<DateTime<Utc>> = now.checked_sub_signed(chrono::Duration::days(7));
+        // The 7-day window is [week_start, now], from a whole second.
+        let week_start: Option<DateTime<Utc>> = crate::report::week_start(now);
         let p_week = params.push(week_start);
         let in_filter = filter_sql(pass.filter(), &mut params);
         let mut boundaries = vec![now];
@@ -997,7 +998,7 @@ impl Storage for PostgresStorage {
             "mode".to_owned(),
             "cached".to_owned(),
             "unpriced".to_owned(),
-            format!("(ts <= {p_now} AND ({p_week}::timestamptz IS NULL OR ts > {p_week}))"),
+            format!("(ts <= {p_now} AND ({p_week}::timestamptz IS NULL OR ts >= {p_week}))"),
             // A team filter is NULL on records without a team.
             format!("coalesce({in_filter}, FALSE)"),
         ];
