@@ -17,7 +17,7 @@ use costlayer::ledger::{
     CostRecord, JsonlStorage, MemoryStorage, PostgresStorage, ResetScope, ScanFilter, ScanItem,
     Storage,
 };
-use costlayer::report::DashboardPass;
+use costlayer::report::{Dashboard, DashboardPass};
 use costlayer::{CostStatus, Mode, Money, Usage};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -87,6 +87,24 @@ async fn collect(st: &dyn Storage, f: &ScanFilter) -> Vec<CostRecord> {
 /// The behaviour every backend shares. `storage` is empty and records as
 /// user `alice`; `writer(user)` is the storage that user's processes append
 /// through (the same one for shared backends; their own file for JSONL).
+/// The dashboard of `st` at `now` for `filter`: pushed down to the backend,
+/// and folded in process from a plain scan of every record.
+async fn pushed_and_scanned(
+    st: &dyn Storage,
+    now: DateTime<Utc>,
+    budgets: &[Budget],
+    filter: &ScanFilter,
+) -> (Dashboard, Dashboard) {
+    let mut pushed = DashboardPass::new(now, budgets.to_vec(), filter.clone());
+    pushed.fold_storage(st).await.unwrap();
+    let mut scanned = DashboardPass::new(now, budgets.to_vec(), filter.clone());
+    let mut s = st.scan(&ScanFilter::default()).await.unwrap();
+    while let Some(item) = s.next().await {
+        scanned.push(&item.unwrap());
+    }
+    (pushed.finish("x"), scanned.finish("x"))
+}
+
 async fn behaviour(storage: Arc<dyn Storage>, writer: impl Fn(&str) -> Arc<dyn Storage>) {
     let st = storage.as_ref();
     let all = ScanFilter::default();
@@ -226,14 +244,8 @@ async fn behaviour(storage: Arc<dyn Storage>, writer: impl Fn(&str) -> Arc<dyn S
         ),
     ];
     for filter in [all.clone(), cases[3].0.clone(), cases[2].0.clone()] {
-        let mut pushed = DashboardPass::new(now, budgets.clone(), filter.clone());
-        pushed.fold_storage(st).await.unwrap();
-        let mut scanned = DashboardPass::new(now, budgets.clone(), filter.clone());
-        let mut s = st.scan(&all).await.unwrap();
-        while let Some(item) = s.next().await {
-            scanned.push(&item.unwrap());
-        }
-        assert_eq!(pushed.finish("x"), scanned.finish("x"), "{filter:?}");
+        let (pushed, scanned) = pushed_and_scanned(st, now, &budgets, &filter).await;
+        assert_eq!(pushed, scanned, "{filter:?}");
     }
 
     // Alerts: marked once, also under a race.
@@ -316,14 +328,7 @@ async fn behaviour(storage: Arc<dyn Storage>, writer: impl Fn(&str) -> Arc<dyn S
         ..all.clone()
     };
     for filter in [all.clone(), wendy.clone()] {
-        let mut pushed = DashboardPass::new(now, budgets.clone(), filter.clone());
-        pushed.fold_storage(st).await.unwrap();
-        let mut scanned = DashboardPass::new(now, budgets.clone(), filter.clone());
-        let mut s = st.scan(&all).await.unwrap();
-        while let Some(item) = s.next().await {
-            scanned.push(&item.unwrap());
-        }
-        let (pushed, scanned) = (pushed.finish("x"), scanned.finish("x"));
+        let (pushed, scanned) = pushed_and_scanned(st, now, &budgets, &filter).await;
         assert_eq!(pushed, scanned, "{filter:?}");
         let week = pushed.summary.last_7_days;
         if filter == wendy {
