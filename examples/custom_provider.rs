@@ -100,7 +100,7 @@ impl Codec for OllamaCodec {
         let count = |k: &str| body[k].as_u64().unwrap_or(0);
         Ok(ChatResponse {
             provider: "ollama".into(),
-            model: body["model"].as_str().unwrap_or(&req.model).to_owned(),
+            model: body["model"].as_str().unwrap_or(&req.model).into(),
             text: body["message"]["content"]
                 .as_str()
                 .unwrap_or_default()

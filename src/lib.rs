@@ -94,8 +94,8 @@ pub use costlayer_core as core;
 pub use costlayer_core::{
     tokens, transport, ApiKey, BatchProvider, BoxError, ChatDelta, ChatRequest, ChatResponse,
     ChatStream, Content, ContentPart, CostStatus, Error, FinishReason, Message, Mode, Money,
-    RecordedCost, ResponseFormat, Role, ServiceTier, SharedStr, StreamAccumulator, StreamRequest,
-    TokenCounter, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition, Usage,
+    RecordedCost, ResponseFormat, Role, ServiceTier, SharedStr, SharedVec, StreamAccumulator,
+    StreamRequest, TokenCounter, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition, Usage,
 };
 
 /// The OpenAI adapter (feature `openai`).

@@ -307,7 +307,7 @@ impl SimulatedProvider {
             MIN_OUTPUT_TOKENS + content_hash(req) % (MAX_OUTPUT_TOKENS - MIN_OUTPUT_TOKENS + 1);
         let output = natural.min(cap);
         let model = match &self.config.model_suffix {
-            Some(suffix) => format!("{}-{suffix}", req.model),
+            Some(suffix) => format!("{}-{suffix}", req.model).into(),
             None => req.model.clone(),
         };
         ChatResponse {

@@ -857,7 +857,7 @@ mod native_lines {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let mut req = items.into_iter().next().expect("one").request;
-        req.model = line_model(line);
+        req.model = line_model(line).into();
         req
     }
 

@@ -529,3 +529,109 @@ async fn without_a_book_a_postgres_storage_names_the_postgres_book() {
         (rec.nano_usd.unwrap(), Money::ZERO)
     );
 }
+
+/// The memory book answers at once once a line is loaded; a seeded book
+/// waits for a line it has not loaded (it reads the ledger first).
+#[tokio::test]
+async fn the_memory_book_answers_at_once_once_a_line_is_loaded() {
+    let l = [line("m", Scope::All, 1_000, true)];
+    let dir = tempfile::tempdir().unwrap();
+    let storage = JsonlStorage::builder(dir.path())
+        .user("alice")
+        .build()
+        .unwrap();
+    storage.append(&record("alice", 300)).await.unwrap();
+    storage.flush().await.unwrap();
+    let book = MemoryBook::seeded_from(Arc::new(storage));
+    assert!(
+        book.reserve_now(&l, Money::from_nanos(1)).is_none(),
+        "a line not loaded yet must be awaited (its spend is in the ledger)"
+    );
+    assert!(book.settle_now(None, &record("alice", 1), &l).is_none());
+    let _ = book.totals(&l).await.unwrap(); // loads the 300
+    match book.reserve_now(&l, Money::from_nanos(700)) {
+        Some(Reserved::Granted { hold, totals }) => {
+            assert_eq!(totals[0].held, Money::from_nanos(700));
+            assert_eq!(totals[0].settled, Money::from_nanos(300));
+            let t = book
+                .settle_now(Some(&hold), &record("alice", 10), &l)
+                .unwrap();
+            assert_eq!(
+                (t[0].settled, t[0].held),
+                (Money::from_nanos(310), Money::ZERO)
+            );
+        }
+        other => panic!("expected a hold at once, got {other:?}"),
+    }
+    assert!(matches!(
+        book.reserve_now(&l, Money::from_nanos(691)),
+        Some(Reserved::Refused { .. })
+    ));
+}
+
+/// The directory book answers at once from a fresh chunk with room, and
+/// waits (for the lock) without one: before its chunk has grown past one
+/// call (a short program reserves only what it needs), with chunks off,
+/// and once the chunk's window has passed.
+#[tokio::test]
+async fn the_directory_book_answers_at_once_only_from_a_fresh_chunk() {
+    let l = [line("m", Scope::All, 1_000_000, true)];
+    let dir = tempfile::tempdir().unwrap();
+    let book = JsonlDirBook::builder(dir.path())
+        .chunk_window(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    assert!(book.reserve_now(&l, Money::from_nanos(10)).is_none());
+    let first = match book.reserve(&l, Money::from_nanos(10)).await.unwrap() {
+        Reserved::Granted { hold, .. } => hold,
+        other => panic!("{other:?}"),
+    };
+    // The first chunk holds one call; the next reservation grows it.
+    assert!(book.reserve_now(&l, Money::from_nanos(10)).is_none());
+    let grown = match book.reserve(&l, Money::from_nanos(10)).await.unwrap() {
+        Reserved::Granted { hold, .. } => hold,
+        other => panic!("{other:?}"),
+    };
+    let second = match book.reserve_now(&l, Money::from_nanos(10)) {
+        Some(Reserved::Granted { hold, .. }) => hold,
+        other => panic!("a fresh chunk answers at once, got {other:?}"),
+    };
+    let t = book
+        .settle_now(Some(&second), &record("alice", 5), &l)
+        .expect("a chunk's hold settles at once");
+    assert_eq!(t[0].settled, Money::from_nanos(5));
+    let t = book
+        .settle(Some(first), &record("alice", 5), &l)
+        .await
+        .unwrap();
+    assert_eq!(t[0].settled, Money::from_nanos(10));
+    book.release(grown).await.unwrap();
+
+    let off = tempfile::tempdir().unwrap();
+    let book = JsonlDirBook::builder(off.path())
+        .no_chunks()
+        .build()
+        .unwrap();
+    let _ = book.reserve(&l, Money::from_nanos(10)).await.unwrap();
+    assert!(book.reserve_now(&l, Money::from_nanos(10)).is_none());
+
+    let short = tempfile::tempdir().unwrap();
+    let book = JsonlDirBook::builder(short.path())
+        .chunk_window(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let hold = match book.reserve(&l, Money::from_nanos(10)).await.unwrap() {
+        Reserved::Granted { hold, .. } => hold,
+        other => panic!("{other:?}"),
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(book.reserve_now(&l, Money::from_nanos(10)).is_none());
+    assert!(book
+        .settle_now(Some(&hold), &record("alice", 5), &l)
+        .is_none());
+    let t = book
+        .settle(Some(hold), &record("alice", 5), &l)
+        .await
+        .unwrap();
+    assert_eq!(t[0].settled, Money::from_nanos(5));
+}

@@ -40,7 +40,7 @@ fn small() -> ChatRequest {
 fn answer(req: &ChatRequest, input: u64, output: u64) -> ChatResponse {
     ChatResponse {
         provider: "openai".into(),
-        model: format!("{}-2025-01-01", req.model),
+        model: format!("{}-2025-01-01", req.model).into(),
         usage: Usage::new(input, output),
         text: "ok".into(),
         ..Default::default()

@@ -95,7 +95,7 @@ pub fn parse_jsonl(
                     endpoint.get_or_insert((url, n));
                 }
                 if let Some(m) = model {
-                    req.model = m.to_owned();
+                    req.model = m.into();
                 }
                 let Some(custom_id) = custom_id.filter(|c| !c.trim().is_empty()) else {
                     errors.push(LineError {

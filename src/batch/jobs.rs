@@ -160,7 +160,7 @@ impl BatchJobs {
             .iter()
             .map(|i| JobItem {
                 custom_id: i.custom_id.clone(),
-                model: i.request.model.clone(),
+                model: i.request.model.to_string(),
                 user: i.request.user.clone(),
                 team: i.request.team.clone(),
             })
@@ -388,9 +388,11 @@ impl BatchJobs {
                             (k.record_id, k.nano_usd)
                         }
                         None => {
-                            let mut req = ChatRequest::new(
-                                item.map_or_else(|| resp.model.clone(), |i| i.model.clone()),
-                            );
+                            let mut req =
+                                ChatRequest::new(item.map_or_else(
+                                    || resp.model.clone(),
+                                    |i| i.model.as_str().into(),
+                                ));
                             req.user = item.and_then(|i| i.user.clone());
                             req.team = item.and_then(|i| i.team.clone());
                             req.tags.insert("batch_id".into(), id.to_owned());

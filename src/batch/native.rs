@@ -8,8 +8,8 @@
 use serde_json::{Map, Value};
 
 use crate::{
-    ChatRequest, Content, ContentPart, Message, ResponseFormat, Role, ToolCall, ToolChoice,
-    ToolDefinition,
+    ChatRequest, Content, ContentPart, Message, ResponseFormat, Role, SharedStr, ToolCall,
+    ToolChoice, ToolDefinition,
 };
 
 /// What to do with content that has no neutral form.
@@ -137,7 +137,7 @@ pub(super) fn openai_chat(body: &Value) -> R<ChatRequest> {
                     .collect::<String>();
                 // The leading system message is the request's system prompt.
                 if i == 0 && req.system.is_none() && role == "system" {
-                    req.system = Some(text);
+                    req.system = Some(text.into());
                     continue;
                 }
                 Message::system(text)
@@ -295,12 +295,13 @@ fn openai_parts(content: Option<&Value>, images: bool) -> R<Vec<ContentPart>> {
 pub(super) fn openai_responses(body: &Value) -> R<ChatRequest> {
     let mut body = object(body, "the native request body")?;
     let mut req = ChatRequest::new(model_of(&mut body));
-    req.system = take_str(&mut body, "instructions")?;
+    req.system = take_str(&mut body, "instructions")?.map(SharedStr::from);
     match body.remove("input") {
         Some(Value::String(text)) => req.messages.push(Message::user(text)),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                responses_item(&mut req.messages, item).map_err(|e| format!("input[{i}]: {e}"))?;
+                responses_item(req.messages.make_mut(), item)
+                    .map_err(|e| format!("input[{i}]: {e}"))?;
             }
         }
         None | Some(Value::Null) => {}
@@ -440,7 +441,7 @@ pub(super) fn anthropic(params: &Value) -> R<ChatRequest> {
     req.max_tokens = take_u32(&mut body, "max_tokens")?;
     match body.remove("system") {
         None | Some(Value::Null) => {}
-        Some(Value::String(s)) => req.system = Some(s),
+        Some(Value::String(s)) => req.system = Some(s.into()),
         Some(Value::Array(blocks)) => {
             let texts = blocks
                 .iter()
@@ -453,7 +454,7 @@ pub(super) fn anthropic(params: &Value) -> R<ChatRequest> {
                     str_at(b, "text", "a system block").map(str::to_owned)
                 })
                 .collect::<R<Vec<_>>>()?;
-            req.system = Some(texts.join("\n\n"));
+            req.system = Some(texts.join("\n\n").into());
         }
         Some(_) => return Err("`system` must be text or text blocks".into()),
     }
@@ -712,7 +713,7 @@ pub(super) fn gemini(request: &Value) -> R<ChatRequest> {
                     ))
             })
             .collect::<R<Vec<_>>>()?;
-        req.system = Some(texts.join(""));
+        req.system = Some(texts.join("").into());
     }
     if let Some(g) = body.remove("generationConfig") {
         let mut g = object(&g, "`generationConfig`")?;

@@ -81,7 +81,7 @@ impl CostTracker {
                 let model = requests
                     .iter()
                     .find(|r| self.estimate_batch(r).is_none())
-                    .map_or_else(String::new, |r| r.model.clone());
+                    .map_or_else(String::new, |r| r.model.to_string());
                 return Err(Error::UnpricedModel { model });
             }
         };
@@ -93,7 +93,7 @@ impl CostTracker {
             Reserved::Granted { hold, .. } => Ok(Some(DetachedHold {
                 id: id.to_owned(),
                 amount: hold.amount,
-                budgets: in_scope.iter().map(|l| l.key.budget.clone()).collect(),
+                budgets: in_scope.iter().map(|l| l.key.budget.to_string()).collect(),
                 expires,
             })),
             Reserved::Refused { key, totals } => {

@@ -59,7 +59,11 @@ impl CostTracker {
             // runs out, which over-counts the budget for that long and
             // never under-counts it.
             let lines = self.lines(now);
-            match inner.book.settle(hold, &rec, &lines.books).await {
+            let settled = match inner.book.settle_now(hold.as_ref(), &rec, &lines.books) {
+                Some(totals) => Ok(totals),
+                None => inner.book.settle(hold, &rec, &lines.books).await,
+            };
+            match settled {
                 Ok(totals) => self.evaluate(&totals, &rec.user, now),
                 Err(e) => {
                     tracing::warn!(error = %e, "the call could not be settled in the budget book; its hold is released by the book or expires with its lease");

@@ -267,7 +267,7 @@ impl CostTracker {
             None => match inner.unpriced {
                 UnpricedPolicy::Reject => {
                     return Err(Error::UnpricedModel {
-                        model: req.model.clone(),
+                        model: req.model.to_string(),
                     })
                 }
                 UnpricedPolicy::ReserveCap(cap) => cap,
@@ -282,7 +282,13 @@ impl CostTracker {
                 }
             },
         };
-        match inner.book.reserve(in_scope, estimate).await? {
+        // The book answers at once when it can (no boxed future), else
+        // it is awaited.
+        let reserved = match inner.book.reserve_now(in_scope, estimate) {
+            Some(r) => r,
+            None => inner.book.reserve(in_scope, estimate).await?,
+        };
+        match reserved {
             Reserved::Granted { hold, .. } => Ok(Reservation {
                 book: Some(inner.book.clone()),
                 hold: Some(hold),
@@ -323,7 +329,7 @@ impl CostTracker {
             .find(|l| l.key == key)
             .map_or(Money::ZERO, |l| l.limit);
         Error::BudgetExceeded {
-            budget: key.budget,
+            budget: key.budget.to_string(),
             spent,
             limit,
             estimate: amount,

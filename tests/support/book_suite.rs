@@ -61,6 +61,7 @@ pub async fn run<F: Fn() -> Arc<dyn BudgetBook>>(make: F) {
     concurrent_reservations_never_cross_the_limit(make()).await;
     detached_holds_count_are_idempotent_and_release_by_id(make()).await;
     detached_holds_end_at_their_time(make()).await;
+    answers_now_keep_the_bound_and_the_counts(make()).await;
 }
 
 pub async fn holds_count_until_released(book: Arc<dyn BudgetBook>) {
@@ -234,4 +235,65 @@ pub async fn detached_holds_end_at_their_time(book: Arc<dyn BudgetBook>) {
         .unwrap();
     assert_eq!(book.totals(&l).await.unwrap()[0].held, Money::ZERO);
     let _ = grant(book.as_ref(), &l, 1_000).await;
+}
+
+/// A reservation as the tracker makes it: answered at once if the book
+/// can, else awaited.
+async fn reserve_as_the_tracker(
+    book: &dyn BudgetBook,
+    lines: &[BookLine],
+    amount: i64,
+) -> Reserved {
+    match book.reserve_now(lines, nanos(amount)) {
+        Some(r) => r,
+        None => book.reserve(lines, nanos(amount)).await.unwrap(),
+    }
+}
+
+/// `reserve_now` and `settle_now`, where a book answers them, hold the
+/// same bound and make the same counts as `reserve` and `settle`, mixed
+/// with them in any order.
+pub async fn answers_now_keep_the_bound_and_the_counts(book: Arc<dyn BudgetBook>) {
+    let l = [line("now", Scope::All, 1_000, true)];
+    let b = book.as_ref();
+    let first = grant(b, &l, 400).await;
+    let second = match reserve_as_the_tracker(b, &l, 400).await {
+        Reserved::Granted { hold, .. } => hold,
+        other => panic!("400 + 400 <= 1000 must be granted, got {other:?}"),
+    };
+    assert!(
+        matches!(
+            reserve_as_the_tracker(b, &l, 201).await,
+            Reserved::Refused { .. }
+        ),
+        "800 held + 201 > 1000 must be refused"
+    );
+    let rec = record("alice", 100);
+    let totals = match b.settle_now(Some(&first), &rec, &l) {
+        Some(t) => t,
+        None => b.settle(Some(first), &rec, &l).await.unwrap(),
+    };
+    assert_eq!(
+        (totals[0].settled, totals[0].held),
+        (nanos(100), nanos(400))
+    );
+    // 100 settled + 400 held: 500 more fits exactly, 501 does not.
+    assert!(matches!(
+        reserve_as_the_tracker(b, &l, 501).await,
+        Reserved::Refused { .. }
+    ));
+    let third = match reserve_as_the_tracker(b, &l, 500).await {
+        Reserved::Granted { hold, .. } => hold,
+        other => panic!("exactly at the limit must be granted, got {other:?}"),
+    };
+    // The second hold settled the same way: its 400 goes, 50 counts.
+    let rec2 = record("alice", 50);
+    let t = match b.settle_now(Some(&second), &rec2, &l) {
+        Some(t) => t,
+        None => b.settle(Some(second), &rec2, &l).await.unwrap(),
+    };
+    assert_eq!((t[0].settled, t[0].held), (nanos(150), nanos(500)));
+    b.release(third).await.unwrap();
+    let t = &b.totals(&l).await.unwrap()[0];
+    assert_eq!((t.settled, t.held), (nanos(150), Money::ZERO));
 }

@@ -210,7 +210,7 @@ impl AnthropicCodec {
     /// without `tool_call_id`, tool-call arguments that are not a JSON
     /// object, `ResponseFormat::JsonObject`.
     pub fn body(&self, req: &ChatRequest) -> Result<Value, Error> {
-        let mut system: Vec<String> = req.system.iter().cloned().collect();
+        let mut system: Vec<String> = req.system.iter().map(|s| s.to_string()).collect();
         let mut messages: Vec<Value> = Vec::with_capacity(req.messages.len());
         for m in &req.messages {
             match m.role {
@@ -496,7 +496,7 @@ struct MessageResponse {
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]
-    model: Option<String>,
+    model: Option<costlayer_core::SharedStr>,
     #[serde(default)]
     content: Vec<Value>,
     #[serde(default)]

@@ -112,7 +112,9 @@ impl StreamDecoder for AnthropicStreamDecoder {
         match kind {
             "message_start" => {
                 let msg = v.get("message").cloned().unwrap_or(Value::Null);
-                d.model = str_of(&msg, "model").filter(|m| !m.is_empty());
+                d.model = str_of(&msg, "model")
+                    .filter(|m| !m.is_empty())
+                    .map(Into::into);
                 d.request_id = str_of(&msg, "id").map(Into::into);
                 if let Some(u) = msg.get("usage") {
                     let (usage, raw) = self.merge_usage(u)?;

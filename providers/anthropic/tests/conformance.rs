@@ -96,7 +96,7 @@ fn requests() -> Vec<ChatRequest> {
                 json!({"type": "enabled", "budget_tokens": 2048}),
             )
             .extra("metadata", json!({"user_id": "u-1"}));
-        req.messages = history();
+        req.messages = history().into();
         req.top_p = Some(0.95);
         req.stop = vec!["END".into()];
         req

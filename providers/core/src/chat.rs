@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{SharedStr, Usage};
+use crate::{SharedStr, SharedVec, Usage};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -387,12 +387,13 @@ pub enum ResponseFormat {
 #[serde(default)]
 pub struct ChatRequest {
     /// The model id, as the provider or the price table names it.
-    pub model: String,
-    /// The conversation.
-    pub messages: Vec<Message>,
+    pub model: SharedStr,
+    /// The conversation (shared by the request's clones until one of them
+    /// changes it).
+    pub messages: SharedVec<Message>,
     /// The system prompt.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub system: Option<String>,
+    pub system: Option<SharedStr>,
     /// The most output tokens to generate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
@@ -405,9 +406,10 @@ pub struct ChatRequest {
     /// Stop sequences.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
-    /// Tools the model may call.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<ToolDefinition>,
+    /// Tools the model may call (shared by the request's clones, as the
+    /// messages).
+    #[serde(skip_serializing_if = "SharedVec::is_empty")]
+    pub tools: SharedVec<ToolDefinition>,
     /// Whether and which tool to call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
@@ -430,7 +432,7 @@ pub struct ChatRequest {
 
 impl ChatRequest {
     /// A request for `model` with no messages yet.
-    pub fn new(model: impl Into<String>) -> Self {
+    pub fn new(model: impl Into<SharedStr>) -> Self {
         ChatRequest {
             model: model.into(),
             ..Default::default()
@@ -444,7 +446,7 @@ impl ChatRequest {
     }
 
     /// Sets the system prompt.
-    pub fn system(mut self, system: impl Into<String>) -> Self {
+    pub fn system(mut self, system: impl Into<SharedStr>) -> Self {
         self.system = Some(system.into());
         self
     }
@@ -584,7 +586,7 @@ pub struct ChatResponse {
     /// The provider that served the call (`openai`, `anthropic`, `gemini`, ...).
     pub provider: String,
     /// The model as billed.
-    pub model: String,
+    pub model: SharedStr,
     /// The answer's text (all text parts joined).
     pub text: String,
     /// Tool calls the model made.

@@ -58,7 +58,7 @@ pub use chat::{
 pub use cost::{CostStatus, RecordedCost};
 pub use error::{BoxError, Error};
 pub use money::{Money, ParseMoneyError};
-pub use shared::SharedStr;
+pub use shared::{SharedStr, SharedVec};
 pub use stream::{
     ChatDelta, ChatStream, StreamAccumulator, StreamCodec, StreamDecoder, StreamRequest,
     ToolCallDelta,

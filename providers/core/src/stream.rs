@@ -102,7 +102,7 @@ pub struct ChatDelta {
     pub usage: Option<Usage>,
     /// The model as billed, once the provider said it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub model: Option<SharedStr>,
     /// The provider's response id, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<SharedStr>,

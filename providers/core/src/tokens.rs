@@ -324,7 +324,8 @@ mod tests {
                 mk("system", "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.", Some("example_user")),
                 mk("system", "Let's talk later when we're less busy about how to do better.", Some("example_assistant")),
                 mk("user", "This late pivot means we don't have time to boil the ocean for the client deliverable.", None),
-            ],
+            ]
+            .into(),
             ..ChatRequest::new("gpt-4o")
         };
         let c = TiktokenCounter::for_model("gpt-4o-2024-05-13");

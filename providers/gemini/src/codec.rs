@@ -164,7 +164,7 @@ impl GeminiCodec {
     /// [`Error::Config`] for a tool result without `tool_call_id` or tool-call
     /// arguments that are not JSON.
     pub fn body(&self, req: &ChatRequest) -> Result<Value, Error> {
-        let mut system: Vec<String> = req.system.iter().cloned().collect();
+        let mut system: Vec<String> = req.system.iter().map(|s| s.to_string()).collect();
         let mut contents: Vec<Value> = Vec::with_capacity(req.messages.len());
         let mut last_was_tool = false;
         for (i, m) in req.messages.iter().enumerate() {
@@ -449,11 +449,9 @@ impl GeminiCodec {
             model: resp
                 .model_version
                 .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| {
-                    req.model
-                        .strip_prefix("models/")
-                        .unwrap_or(&req.model)
-                        .to_owned()
+                .unwrap_or_else(|| match req.model.strip_prefix("models/") {
+                    Some(m) => m.into(),
+                    None => req.model.clone(),
                 }),
             text,
             tool_calls,
@@ -505,7 +503,7 @@ struct GenerateContentResponse {
     #[serde(default)]
     usage_metadata: Option<Value>,
     #[serde(default)]
-    model_version: Option<String>,
+    model_version: Option<costlayer_core::SharedStr>,
     #[serde(default)]
     response_id: Option<costlayer_core::SharedStr>,
 }

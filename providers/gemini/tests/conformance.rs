@@ -94,7 +94,7 @@ fn requests() -> Vec<ChatRequest> {
                 "generationConfig",
                 json!({"thinkingConfig": {"thinkingBudget": 512, "includeThoughts": true}}),
             );
-        req.messages = history();
+        req.messages = history().into();
         req.top_p = Some(0.95);
         req.stop = vec!["END".into()];
         req

@@ -169,7 +169,7 @@ impl OpenAiCodec {
             messages.push(message_json(m)?);
         }
         let mut body = Map::new();
-        body.insert("model".into(), Value::String(req.model.clone()));
+        body.insert("model".into(), Value::String(req.model.to_string()));
         body.insert("messages".into(), Value::Array(messages));
         insert_sampling(&mut body, req, "max_completion_tokens");
         if !req.stop.is_empty() {
@@ -452,7 +452,7 @@ struct Completion {
     #[serde(default)]
     id: Option<costlayer_core::SharedStr>,
     #[serde(default)]
-    model: Option<String>,
+    model: Option<costlayer_core::SharedStr>,
     #[serde(default)]
     choices: Vec<Choice>,
     #[serde(default)]

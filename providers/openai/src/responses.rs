@@ -296,7 +296,7 @@ pub(crate) fn parse_response_body(
         model: resp
             .model
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| model.to_owned()),
+            .unwrap_or_else(|| model.into()),
         text,
         tool_calls,
         parts,
@@ -453,7 +453,7 @@ struct ResponseObject {
     #[serde(default)]
     object: Option<String>,
     #[serde(default)]
-    model: Option<String>,
+    model: Option<costlayer_core::SharedStr>,
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]

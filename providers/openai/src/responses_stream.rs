@@ -109,7 +109,7 @@ impl OpenAiResponsesStreamDecoder {
                 d.request_id = id.map(Into::into);
             }
             if d.model.is_none() {
-                d.model = model;
+                d.model = model.map(Into::into);
             }
         }
         Some(d)

@@ -63,7 +63,7 @@ struct Chunk {
     #[serde(default)]
     id: Option<costlayer_core::SharedStr>,
     #[serde(default)]
-    model: Option<String>,
+    model: Option<costlayer_core::SharedStr>,
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     #[serde(default)]

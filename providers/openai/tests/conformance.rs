@@ -99,7 +99,7 @@ fn requests(with_stop: bool) -> Vec<ChatRequest> {
             .max_tokens(256)
             .temperature(0.7)
             .tool(tool());
-        req.messages = history();
+        req.messages = history().into();
         req.top_p = Some(0.9);
         if with_stop {
             req.stop = vec!["END".into()];

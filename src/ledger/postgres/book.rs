@@ -9,7 +9,7 @@ use super::rows::{filter_sql, Params};
 use super::{quote_ident, PostgresStorage};
 use crate::ledger::CostRecord;
 use crate::tracker::book::{
-    BookError, BookKey, BookLine, BudgetBook, Hold, LineTotals, Reserved, DEFAULT_LEASE,
+    BookError, BookKey, BookLine, BookTotals, BudgetBook, Hold, LineTotals, Reserved, DEFAULT_LEASE,
 };
 use crate::Money;
 
@@ -126,9 +126,9 @@ impl PostgresBudgetBook {
             }
             let mut p = Params::default();
             let pk = p.push(key.clone());
-            let pb = p.push(l.key.budget.clone());
-            let pp = p.push(l.key.period.clone());
-            let ps = p.push(l.key.scope.clone());
+            let pb = p.push(l.key.budget.to_string());
+            let pp = p.push(l.key.period.to_string());
+            let ps = p.push(l.key.scope.to_string());
             let pstart = p.push(l.start);
             let pend = p.push(l.end);
             let mut f = l.scope.filter();
@@ -339,7 +339,7 @@ impl PostgresBudgetBook {
         })
     }
 
-    async fn read(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError> {
+    async fn read(&self, lines: &[BookLine]) -> Result<BookTotals, BookError> {
         let client = self.client().await?;
         let keys: Vec<String> = lines.iter().map(|l| key_of(&l.key)).collect();
         let rows = client
@@ -363,7 +363,7 @@ enum Expiry {
     At(DateTime<Utc>),
 }
 
-fn totals(lines: &[BookLine], keys: &[String], rows: &[tokio_postgres::Row]) -> Vec<LineTotals> {
+fn totals(lines: &[BookLine], keys: &[String], rows: &[tokio_postgres::Row]) -> BookTotals {
     lines
         .iter()
         .zip(keys)
@@ -384,7 +384,7 @@ fn totals(lines: &[BookLine], keys: &[String], rows: &[tokio_postgres::Row]) -> 
 
 #[async_trait]
 impl BudgetBook for PostgresBudgetBook {
-    async fn totals(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError> {
+    async fn totals(&self, lines: &[BookLine]) -> Result<BookTotals, BookError> {
         self.ensure(lines).await?;
         let keys: Vec<String> = lines.iter().map(|l| key_of(&l.key)).collect();
         self.reap(&keys).await?;
@@ -436,7 +436,7 @@ impl BudgetBook for PostgresBudgetBook {
         hold: Option<Hold>,
         record: &CostRecord,
         lines: &[BookLine],
-    ) -> Result<Vec<LineTotals>, BookError> {
+    ) -> Result<BookTotals, BookError> {
         let counted: Vec<BookLine> = lines.iter().filter(|l| l.counts(record)).cloned().collect();
         self.ensure(&counted).await?;
         let counted_keys: Vec<String> = counted.iter().map(|l| key_of(&l.key)).collect();

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{BookError, BookKey, BookLine, BudgetBook, Hold, LineTotals, Reserved};
+use super::{
+    BookError, BookKey, BookLine, BookTotals, BudgetBook, Hold, HoldKeys, LineTotals, Reserved,
+};
 use crate::ledger::jsonl::files::identity;
 use crate::ledger::jsonl::read::{classify, list_matching, Line, Lines, Outcome};
 use crate::ledger::CostRecord;
@@ -272,7 +274,7 @@ struct HoldEntry {
     lease_ms: u64,
     /// Bumped by the owner each time it rewrites the file.
     renewed: u64,
-    lines: Vec<BookKey>,
+    lines: HoldKeys,
     nano_usd: i64,
     /// Set by settle: the record this hold became. Dropped when read back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,7 +395,7 @@ struct Chunk {
     /// When the chunk's hold was last written (renewed).
     taken: Instant,
     /// The lines' totals as of that write (the chunk counted at `size`).
-    snapshot: Vec<LineTotals>,
+    snapshot: BookTotals,
 }
 
 /// A non-blocking line a chunk's records count in. Nothing is held in it
@@ -491,7 +493,7 @@ impl Chunk {
         }
     }
 
-    fn view(&self) -> Vec<LineTotals> {
+    fn view(&self) -> BookTotals {
         let mut t = self.snapshot.clone();
         self.own_view(&mut t);
         t
@@ -534,7 +536,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// The totals as this process sees them: [`Ctx::file_totals`], with
     /// this process's chunk counted as what it covers (not its size).
-    fn totals(&self, keys: impl IntoIterator<Item = BookKey>) -> Vec<LineTotals> {
+    fn totals(&self, keys: impl IntoIterator<Item = BookKey>) -> BookTotals {
         let mut t = self.file_totals(keys);
         if let Some(c) = self.chunk.as_ref() {
             c.own_view(&mut t);
@@ -545,7 +547,7 @@ impl Ctx<'_> {
     /// The totals as every process sees them in the file. Settled spend
     /// counts the settled holds whose record is not read back yet; held is
     /// the live holds (chunks at their size).
-    fn file_totals(&self, keys: impl IntoIterator<Item = BookKey>) -> Vec<LineTotals> {
+    fn file_totals(&self, keys: impl IntoIterator<Item = BookKey>) -> BookTotals {
         keys.into_iter()
             .map(|key| {
                 let (mut settled, first_spend) = self
@@ -608,7 +610,7 @@ fn grant(
     ctx: &mut Ctx<'_>,
     lines: &[BookLine],
     amount: Money,
-    entry: impl FnOnce(Vec<BookKey>) -> HoldEntry,
+    entry: impl FnOnce(HoldKeys) -> HoldEntry,
 ) -> Reserved {
     let keys = || lines.iter().map(|l| l.key.clone());
     let before = ctx.totals(keys());
@@ -778,7 +780,7 @@ impl JsonlDirBook {
         let r = decide(&mut ctx);
         let wrote = ctx.write || dirty;
         if let Some(c) = ctx.chunk.as_ref() {
-            let keys: Vec<BookKey> = c.lines.iter().map(|l| l.key.clone()).collect();
+            let keys: HoldKeys = c.lines.iter().map(|l| l.key.clone()).collect();
             let snapshot = ctx.file_totals(keys);
             let side: Vec<Option<LineTotals>> =
                 c.side
@@ -927,12 +929,12 @@ impl JsonlDirBook {
                 side: Vec::new(),
                 calls: 0,
                 taken: Instant::now(),
-                snapshot: Vec::new(),
+                snapshot: BookTotals::new(),
             });
         } else if let Some(c) = ctx.chunk.as_mut() {
             c.calls = (c.calls * 2).clamp(1, self.chunks.max_calls.max(1));
         }
-        let keys: Vec<BookKey> = lines.iter().map(|l| l.key.clone()).collect();
+        let keys: HoldKeys = lines.iter().map(|l| l.key.clone()).collect();
         let file = ctx.file_totals(keys.iter().cloned());
         let (size, used, calls) = ctx.chunk.as_ref().map(|c| (c.size, c.used(), c.calls))?;
         let mut extra = amount.nanos().saturating_mul(calls);
@@ -1035,7 +1037,7 @@ impl JsonlDirBook {
         hold: &Hold,
         record: &CostRecord,
         lines: &[BookLine],
-    ) -> Option<(Vec<LineTotals>, bool)> {
+    ) -> Option<(BookTotals, bool)> {
         let key = hold_key(&hold.id)?;
         let ttl = self.chunk_ttl();
         let mut guard = self.state();
@@ -1416,7 +1418,7 @@ impl JsonlDirBook {
         Ok(())
     }
 
-    fn hold_entry(&self, lines: Vec<BookKey>, amount: Money, record: Option<String>) -> HoldEntry {
+    fn hold_entry(&self, lines: HoldKeys, amount: Money, record: Option<String>) -> HoldEntry {
         HoldEntry {
             id: ulid::Ulid::new().to_string(),
             owner: self.owner.clone(),
@@ -1498,7 +1500,7 @@ fn read_range(
 
 #[async_trait::async_trait]
 impl BudgetBook for JsonlDirBook {
-    async fn totals(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError> {
+    async fn totals(&self, lines: &[BookLine]) -> Result<BookTotals, BookError> {
         self.locked(lines, |ctx| ctx.totals(lines.iter().map(|l| l.key.clone())))
     }
 
@@ -1557,7 +1559,7 @@ impl BudgetBook for JsonlDirBook {
         hold: Option<Hold>,
         record: &CostRecord,
         lines: &[BookLine],
-    ) -> Result<Vec<LineTotals>, BookError> {
+    ) -> Result<BookTotals, BookError> {
         if let Some(h) = &hold {
             if let Some((totals, due)) = self.settle_fast(h, record, lines) {
                 if !due {
@@ -1574,7 +1576,7 @@ impl BudgetBook for JsonlDirBook {
             }
         }
         let counted: Vec<BookLine> = lines.iter().filter(|l| l.counts(record)).cloned().collect();
-        let keys: Vec<BookKey> = counted.iter().map(|l| l.key.clone()).collect();
+        let keys: HoldKeys = counted.iter().map(|l| l.key.clone()).collect();
         let id = record.id.to_string();
         let cost = record.cost();
         let local = hold.as_ref().map(|h| h.id.clone());
@@ -1591,6 +1593,27 @@ impl BudgetBook for JsonlDirBook {
             ctx.write = true;
             ctx.totals(keys.clone())
         })
+    }
+
+    fn reserve_now(&self, lines: &[BookLine], amount: Money) -> Option<Reserved> {
+        self.reserve_fast(lines, amount)
+    }
+
+    fn settle_now(
+        &self,
+        hold: Option<&Hold>,
+        record: &CostRecord,
+        lines: &[BookLine],
+    ) -> Option<BookTotals> {
+        // Only a settlement the chunk takes whole: one that is due returns
+        // the chunk's unused part under the lock (`settle`), so it is not
+        // started here.
+        let ttl = self.chunk_ttl();
+        if self.state().chunk.as_ref()?.taken.elapsed() >= ttl {
+            return None;
+        }
+        self.settle_fast(hold?, record, lines)
+            .map(|(totals, _)| totals)
     }
 
     async fn release(&self, hold: Hold) -> Result<(), BookError> {

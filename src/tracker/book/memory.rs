@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
-use super::{BookError, BookKey, BookLine, BudgetBook, Hold, LineTotals, Reserved};
+use super::{BookError, BookKey, BookLine, BookTotals, BudgetBook, Hold, LineTotals, Reserved};
 use crate::ledger::{CostRecord, ScanItem, Storage};
 use crate::Money;
 
@@ -97,14 +97,9 @@ impl MemoryBook {
         &self,
         lines: impl IntoIterator<Item = &'a BookLine> + Clone,
     ) -> Result<(), BookError> {
-        let known = |st: &State, l: &BookLine| {
-            st.lines
-                .get(&l.key)
-                .is_some_and(|have| !have.stale && have.start == l.start && have.end == l.end)
-        };
         let missing: Vec<&BookLine> = {
             let st = self.lock();
-            if lines.clone().into_iter().all(|l| known(&st, l)) {
+            if all_known(&st, lines.clone()) {
                 return Ok(());
             }
             lines.into_iter().filter(|l| !known(&st, l)).collect()
@@ -134,6 +129,19 @@ impl MemoryBook {
     }
 }
 
+/// Whether `l` is registered and current: its spend is loaded, for the
+/// same span.
+fn known(st: &State, l: &BookLine) -> bool {
+    st.lines
+        .get(&l.key)
+        .is_some_and(|have| !have.stale && have.start == l.start && have.end == l.end)
+}
+
+/// Whether every line is known (an operation on them needs no load).
+fn all_known<'a>(st: &State, lines: impl IntoIterator<Item = &'a BookLine>) -> bool {
+    lines.into_iter().all(|l| known(st, l))
+}
+
 fn totals_from(key: &BookKey, s: &Line) -> LineTotals {
     LineTotals {
         key: key.clone(),
@@ -143,7 +151,7 @@ fn totals_from(key: &BookKey, s: &Line) -> LineTotals {
     }
 }
 
-fn totals_of<'a>(st: &State, lines: impl IntoIterator<Item = &'a BookLine>) -> Vec<LineTotals> {
+fn totals_of<'a>(st: &State, lines: impl IntoIterator<Item = &'a BookLine>) -> BookTotals {
     lines
         .into_iter()
         .map(|l| match st.lines.get(&l.key) {
@@ -197,6 +205,35 @@ fn reserve_in(
         st.holds.insert(k, amount);
     }
     Reserved::Granted { hold, totals }
+}
+
+/// Ends `hold` (if any) and adds `record`'s cost to each registered line
+/// of `lines` it counts in; their totals after it.
+fn settle_in(
+    st: &mut State,
+    hold: Option<&Hold>,
+    record: &CostRecord,
+    lines: &[BookLine],
+) -> BookTotals {
+    if let Some(h) = hold {
+        unhold(st, h);
+    }
+    let cost = record.cost();
+    // Settled and read back in one lookup per line.
+    lines
+        .iter()
+        .filter(|l| l.counts(record))
+        .map(|l| match st.lines.get_mut(&l.key) {
+            Some(s) => {
+                s.settled = s.settled.saturating_add(cost);
+                if !cost.is_zero() && s.first_spend.is_none_or(|f| record.ts < f) {
+                    s.first_spend = Some(record.ts);
+                }
+                totals_from(&l.key, s)
+            }
+            None => LineTotals::zero(l.key.clone()),
+        })
+        .collect()
 }
 
 /// Drops the detached holds whose time ran out.
@@ -265,7 +302,7 @@ async fn load(
 
 #[async_trait::async_trait]
 impl BudgetBook for MemoryBook {
-    async fn totals(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError> {
+    async fn totals(&self, lines: &[BookLine]) -> Result<BookTotals, BookError> {
         self.register(lines).await?;
         let mut st = self.lock();
         expire_detached(&mut st);
@@ -320,7 +357,7 @@ impl BudgetBook for MemoryBook {
         hold: Option<Hold>,
         record: &CostRecord,
         lines: &[BookLine],
-    ) -> Result<Vec<LineTotals>, BookError> {
+    ) -> Result<BookTotals, BookError> {
         let counted = lines.iter().filter(|l| l.counts(record));
         if let Err(e) = self.register(counted.clone()).await {
             // The caller hands the hold over: it is released here, not
@@ -330,24 +367,35 @@ impl BudgetBook for MemoryBook {
             }
             return Err(e);
         }
+        Ok(settle_in(&mut self.lock(), hold.as_ref(), record, lines))
+    }
+
+    fn reserve_now(&self, lines: &[BookLine], amount: Money) -> Option<Reserved> {
         let mut st = self.lock();
-        if let Some(h) = &hold {
-            unhold(&mut st, h);
+        if !all_known(&st, lines) {
+            return None;
         }
-        let cost = record.cost();
-        // Settled and read back in one lookup per line.
-        Ok(counted
-            .map(|l| match st.lines.get_mut(&l.key) {
-                Some(s) => {
-                    s.settled = s.settled.saturating_add(cost);
-                    if !cost.is_zero() && s.first_spend.is_none_or(|f| record.ts < f) {
-                        s.first_spend = Some(record.ts);
-                    }
-                    totals_from(&l.key, s)
-                }
-                None => LineTotals::zero(l.key.clone()),
-            })
-            .collect())
+        let id = ulid::Ulid::new();
+        Some(reserve_in(
+            &mut st,
+            lines,
+            amount,
+            id.to_string(),
+            Some(u128::from(id)),
+        ))
+    }
+
+    fn settle_now(
+        &self,
+        hold: Option<&Hold>,
+        record: &CostRecord,
+        lines: &[BookLine],
+    ) -> Option<BookTotals> {
+        let mut st = self.lock();
+        if !all_known(&st, lines.iter().filter(|l| l.counts(record))) {
+            return None;
+        }
+        Some(settle_in(&mut st, hold, record, lines))
     }
 
     async fn release(&self, hold: Hold) -> Result<(), BookError> {

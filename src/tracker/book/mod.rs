@@ -58,7 +58,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::Scope;
 use crate::ledger::CostRecord;
-use crate::Money;
+use crate::{Money, SharedStr};
 
 mod jsonl;
 mod memory;
@@ -79,20 +79,23 @@ pub use memory::MemoryBook;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BookKey {
     /// The budget's name.
-    pub budget: String,
+    pub budget: SharedStr,
     /// The period's label.
-    pub period: String,
+    pub period: SharedStr,
     /// The budget's scope, displayed.
-    pub scope: String,
+    pub scope: SharedStr,
 }
 
 impl BookKey {
     /// The key of budget `budget` in period `period` over `scope`.
-    pub fn new(budget: impl Into<String>, period: impl Into<String>, scope: &Scope) -> Self {
+    ///
+    /// Its strings are shared: a clone of a key (in a hold, in a line's
+    /// totals) copies none of them.
+    pub fn new(budget: impl Into<SharedStr>, period: impl Into<SharedStr>, scope: &Scope) -> Self {
         BookKey {
             budget: budget.into(),
             period: period.into(),
-            scope: scope.to_string(),
+            scope: scope.to_string().into(),
         }
     }
 }
@@ -194,6 +197,27 @@ impl LineTotals {
     }
 }
 
+/// Every line's totals, as a book answers a reservation or a settlement:
+/// a list kept inline up to two lines (a call is usually in one or two
+/// budgets), so answering makes no allocation. It reads as a slice of
+/// [`LineTotals`] and is built like a `Vec` (`new`, `push`, `collect`).
+///
+/// ```
+/// use costlayer::tracker::book::{BookKey, BookTotals, LineTotals};
+/// use costlayer::budget::Scope;
+///
+/// let totals: BookTotals = [LineTotals::zero(BookKey::new("monthly", "2026-12", &Scope::All))]
+///     .into_iter()
+///     .collect();
+/// assert_eq!(totals.len(), 1);
+/// assert!(!totals.spilled()); // inline: no allocation
+/// ```
+pub type BookTotals = smallvec::SmallVec<[LineTotals; 2]>;
+
+/// The keys of the lines a [`Hold`] holds its amount in, kept inline up
+/// to two lines (see [`BookTotals`]).
+pub type HoldKeys = smallvec::SmallVec<[BookKey; 2]>;
+
 /// A live hold, returned by [`BudgetBook::reserve`]. Settle or release it;
 /// a hold that is neither (its process died) expires after the book's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +225,7 @@ pub struct Hold {
     /// A unique id (a ULID).
     pub id: String,
     /// The lines it holds `amount` in.
-    pub lines: Vec<BookKey>,
+    pub lines: HoldKeys,
     /// The amount held in each line.
     pub amount: Money,
 }
@@ -215,14 +239,14 @@ pub enum Reserved {
         /// The hold.
         hold: Hold,
         /// Every line's totals after the hold.
-        totals: Vec<LineTotals>,
+        totals: BookTotals,
     },
     /// Refused: `key` would have crossed its limit. Nothing is held.
     Refused {
         /// The first blocking line that would have crossed its limit.
         key: BookKey,
         /// Every line's totals (without the refused amount).
-        totals: Vec<LineTotals>,
+        totals: BookTotals,
     },
 }
 
@@ -267,7 +291,7 @@ impl From<BookError> for crate::Error {
 #[async_trait::async_trait]
 pub trait BudgetBook: Send + Sync + fmt::Debug {
     /// The current totals of `lines`.
-    async fn totals(&self, lines: &[BookLine]) -> Result<Vec<LineTotals>, BookError>;
+    async fn totals(&self, lines: &[BookLine]) -> Result<BookTotals, BookError>;
 
     /// Holds `amount` in every line of `lines`, unless a blocking one would
     /// end above its limit (settled + held + amount > limit), atomically
@@ -283,10 +307,40 @@ pub trait BudgetBook: Send + Sync + fmt::Debug {
         hold: Option<Hold>,
         record: &CostRecord,
         lines: &[BookLine],
-    ) -> Result<Vec<LineTotals>, BookError>;
+    ) -> Result<BookTotals, BookError>;
 
     /// Releases `hold` without spend.
     async fn release(&self, hold: Hold) -> Result<(), BookError>;
+
+    /// [`reserve`](Self::reserve), answered at once when the book can
+    /// decide without waiting (a memory book whose lines are loaded, a
+    /// directory book's fresh chunk), or `None`, when the caller awaits
+    /// [`reserve`](Self::reserve). The tracker asks this first, so a call
+    /// that needs neither a lock nor a read makes no boxed future for the
+    /// book. The answer must be the one `reserve` would give.
+    ///
+    /// The default answers `None`: a book that always waits (a database)
+    /// implements only `reserve`.
+    fn reserve_now(&self, lines: &[BookLine], amount: Money) -> Option<Reserved> {
+        let _ = (lines, amount);
+        None
+    }
+
+    /// [`settle`](Self::settle), done at once when the book can without
+    /// waiting: `Some(totals)` when `hold` (if any) is settled to `record`
+    /// (the caller then drops its copy of the hold), `None` when nothing
+    /// was changed and the caller awaits [`settle`](Self::settle).
+    ///
+    /// The default answers `None`.
+    fn settle_now(
+        &self,
+        hold: Option<&Hold>,
+        record: &CostRecord,
+        lines: &[BookLine],
+    ) -> Option<BookTotals> {
+        let _ = (hold, record, lines);
+        None
+    }
 
     /// Forgets what this process learned, so the next operation reloads it
     /// from the store (after a reset done elsewhere). Holds stay.
