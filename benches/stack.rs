@@ -194,6 +194,10 @@ enum Ledger {
     /// [`NullStorage`] and a blocking monthly budget that never binds, in
     /// the in-memory book: the budget path (estimate, reserve, settle).
     Budget,
+    /// The real `JsonlStorage` with its defaults (records queued to the
+    /// writer thread, group commit), in a temporary directory: the default
+    /// ledger, the writer thread's allocations counted too.
+    Jsonl,
 }
 
 /// The full stack around an instant simulated provider. The rate limiter's
@@ -210,6 +214,17 @@ fn full_stack_with(
     let storage: Arc<dyn Storage> = match ledger {
         Ledger::Null | Ledger::Budget => Arc::new(NullStorage),
         Ledger::Buffered => Arc::new(BufferedStorage::default()),
+        Ledger::Jsonl => {
+            // Kept for the process's life (the bench's stacks outlive this
+            // function); the directory is removed by the OS's temp cleanup.
+            let dir = Box::leak(Box::new(tempfile::tempdir().expect("temp dir")));
+            Arc::new(
+                costlayer::ledger::JsonlStorage::builder(dir.path())
+                    .user("bench")
+                    .build()
+                    .expect("ledger"),
+            )
+        }
     };
     let mut builder = CostTracker::builder().storage(storage).user("bench");
     if let Ledger::Budget = ledger {
@@ -376,6 +391,11 @@ fn allocations(_: &mut Criterion) {
         (
             "call_through_Buffered/UpperBound",
             full_stack_with(EstimatePolicy::UpperBound, Ledger::Buffered),
+            &sampled,
+        ),
+        (
+            "call_through_Jsonl/UpperBound",
+            full_stack_with(EstimatePolicy::UpperBound, Ledger::Jsonl),
             &sampled,
         ),
         (

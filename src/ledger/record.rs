@@ -102,7 +102,38 @@ fn schema_version() -> u32 {
 }
 
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true))
+    match rfc3339_millis(ts) {
+        Some(b) => s.serialize_str(std::str::from_utf8(&b).map_err(serde::ser::Error::custom)?),
+        None => s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    }
+}
+
+/// `ts` as `to_rfc3339_opts(SecondsFormat::Millis, true)` writes it
+/// (`2026-12-02T16:18:31.123Z`), on the stack instead of in a `String`:
+/// every record's timestamp goes through it. `None` for what that form
+/// writes otherwise (a year outside 0–9999, a leap second).
+fn rfc3339_millis(ts: &DateTime<Utc>) -> Option<[u8; 24]> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(ts.year()).ok().filter(|y| *y <= 9999)?;
+    if ts.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            // v % 10 < 10: the cast keeps it.
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, ts.month());
+    put(8, 2, ts.day());
+    put(11, 2, ts.hour());
+    put(14, 2, ts.minute());
+    put(17, 2, ts.second());
+    put(20, 3, ts.nanosecond() / 1_000_000);
+    Some(b)
 }
 
 fn de_nano_usd<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Money>, D::Error> {
@@ -161,6 +192,53 @@ impl CostRecord {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn timestamps_are_written_as_rfc3339_with_millis() {
+        use chrono::TimeZone;
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut cases = vec![
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(2026, 12, 2, 16, 18, 31).unwrap()
+                + chrono::Duration::milliseconds(7),
+        ];
+        for _ in 0..10_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let ms = i64::try_from(seed % 253_402_300_800_000).unwrap();
+            let sub_ms = i64::try_from((seed >> 40) % 1_000_000).unwrap();
+            cases.push(
+                DateTime::from_timestamp_millis(ms).unwrap()
+                    + chrono::Duration::nanoseconds(sub_ms),
+            );
+        }
+        for ts in cases {
+            let want = ts.to_rfc3339_opts(SecondsFormat::Millis, true);
+            let got = rfc3339_millis(&ts).unwrap();
+            assert_eq!(std::str::from_utf8(&got).unwrap(), want);
+        }
+        // Outside the four-digit years: the general form.
+        let far = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();
+        assert!(rfc3339_millis(&far).is_none());
+        let before = Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap();
+        assert!(rfc3339_millis(&before).is_none());
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_milli_opt(23, 59, 59, 1_500)
+            .unwrap()
+            .and_utc();
+        assert!(rfc3339_millis(&leap).is_none());
+        let mut r = CostRecord::new("a", "openai", "gpt-4o", Usage::new(1, 1));
+        r.ts = leap;
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(
+            line.contains(&leap.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            "{line}"
+        );
+    }
+
     use super::*;
 
     #[test]

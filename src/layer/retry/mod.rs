@@ -21,7 +21,12 @@
 //!
 //! Retrying needs a copy of the request for each attempt: every
 //! [`ChatRequest`](crate::ChatRequest) is `Clone`, so every call can be
-//! retried.
+//! retried. The copy kept for the next attempt is taken before the first
+//! one (tower's `Policy::clone_request`), but it copies nothing large: the
+//! request's model and system prompt are [`SharedStr`](crate::SharedStr)s
+//! and its messages and tools [`SharedVec`](crate::SharedVec)s, so the
+//! copy is a few reference counts however long the conversation (none of
+//! a call's allocations is the retry layer's).
 //!
 //! Place it inside the cache (a hit never retries) and outside the rate
 //! limiter (each attempt waits for its own tokens).
