@@ -9,6 +9,9 @@
 //! adds to the provider alone, and the in-memory budget book's reserve +
 //! settle alone; then per-call latency percentiles (p50 / p99 / p99.9,
 //! `COSTLAYER_BENCH_LATENCY_CALLS` calls timed one by one, 0 to skip).
+//! `call_through_Jsonl` records into a real `JsonlStorage` (its defaults,
+//! in `<temp>/costlayer-bench-stack`); `COSTLAYER_BENCH_FSYNC=every100` or
+//! `never` changes its fsync policy.
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -200,6 +203,18 @@ enum Ledger {
     Jsonl,
 }
 
+/// The JSONL stacks' fsync policy: `COSTLAYER_BENCH_FSYNC` = `always`
+/// (the default, as the ledger's), `every100` (`EveryMillis(100)`) or
+/// `never`.
+fn bench_fsync() -> costlayer::ledger::FsyncPolicy {
+    use costlayer::ledger::FsyncPolicy;
+    match std::env::var("COSTLAYER_BENCH_FSYNC").as_deref() {
+        Ok("never") => FsyncPolicy::Never,
+        Ok("every100") => FsyncPolicy::EveryMillis(100),
+        _ => FsyncPolicy::Always,
+    }
+}
+
 /// The full stack around an instant simulated provider. The rate limiter's
 /// quota never binds; its estimator policy is `policy`.
 fn full_stack(policy: EstimatePolicy) -> costlayer::layer::builder::LlmService {
@@ -215,11 +230,22 @@ fn full_stack_with(
         Ledger::Null | Ledger::Budget => Arc::new(NullStorage),
         Ledger::Buffered => Arc::new(BufferedStorage::default()),
         Ledger::Jsonl => {
-            // Kept for the process's life (the bench's stacks outlive this
-            // function); the directory is removed by the OS's temp cleanup.
-            let dir = Box::leak(Box::new(tempfile::tempdir().expect("temp dir")));
+            // One directory per stack under `<temp>/costlayer-bench-stack`,
+            // emptied when the first stack of a run is made (so a run
+            // leaves at most its own records behind).
+            static RUN: std::sync::Once = std::sync::Once::new();
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let root = std::env::temp_dir().join("costlayer-bench-stack");
+            RUN.call_once(|| {
+                let _ = std::fs::remove_dir_all(&root);
+            });
+            let dir = root.join(
+                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    .to_string(),
+            );
             Arc::new(
-                costlayer::ledger::JsonlStorage::builder(dir.path())
+                costlayer::ledger::JsonlStorage::builder(dir)
+                    .fsync(bench_fsync())
                     .user("bench")
                     .build()
                     .expect("ledger"),
@@ -258,7 +284,7 @@ fn stack(c: &mut Criterion) {
                 .iter(|| svc.clone().oneshot(black_box(sampled.clone())))
         });
     }
-    for ledger in [Ledger::Buffered, Ledger::Budget] {
+    for ledger in [Ledger::Buffered, Ledger::Jsonl, Ledger::Budget] {
         let svc = full_stack_with(EstimatePolicy::UpperBound, ledger);
         g.bench_function(format!("call_through_{ledger:?}/UpperBound"), |b| {
             b.to_async(&rt)
@@ -502,6 +528,11 @@ fn latency(_: &mut Criterion) {
         (
             "call_through/UpperBound",
             full_stack(EstimatePolicy::UpperBound),
+            &sampled,
+        ),
+        (
+            "call_through_Jsonl/UpperBound",
+            full_stack_with(EstimatePolicy::UpperBound, Ledger::Jsonl),
             &sampled,
         ),
         (

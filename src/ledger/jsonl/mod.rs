@@ -1062,6 +1062,15 @@ impl Storage for JsonlStorage {
     }
 
     async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        // The usual record, the storage's own user's, queued: the writer
+        // thread serialises it (the caller pays a clone of shared strings
+        // and a send, not the JSON).
+        if record.user == self.inner.user && self.inner.append_mode == AppendMode::Queued {
+            let handle = self.writer()?;
+            if handle.shared.may_queue() {
+                return handle.send(Job::Record(record.clone()), &self.inner.path);
+            }
+        }
         // One allocation for the line: a record is 300–700 bytes
         // (`to_vec` would start at 128 and grow three times).
         let mut bytes = Vec::with_capacity(LINE_CAPACITY);

@@ -64,6 +64,10 @@ pub(crate) enum Job {
         ack: Option<Ack>,
         sync: bool,
     },
+    /// One record queued with nobody waiting, serialised (and scrubbed of
+    /// secrets) by the writer into its group's buffer: the caller's append
+    /// is a clone and a send.
+    Record(CostRecord),
     /// Answer once everything queued before is in the file.
     Barrier { ack: Ack },
     /// Make every write so far durable.
@@ -228,7 +232,7 @@ impl WriterHandle {
 
     /// Queues a job; the error is returned if the writer thread is gone.
     pub(crate) fn send(&self, job: Job, path: &Path) -> Result<(), LedgerError> {
-        let is_write = matches!(job, Job::Write { .. });
+        let is_write = matches!(job, Job::Write { .. } | Job::Record(_));
         if is_write {
             self.shared.sent.fetch_add(1, Ordering::AcqRel);
         }
@@ -428,6 +432,29 @@ impl Writer {
                             end: buf.len(),
                             ack,
                         });
+                    }
+                    Job::Record(record) => {
+                        writes += 1;
+                        match serde_json::to_writer(&mut buf, &super::scrub::record(&record)) {
+                            Ok(()) => {
+                                buf.push(b'\n');
+                                parts.push(Part {
+                                    end: buf.len(),
+                                    ack: None,
+                                });
+                            }
+                            Err(e) => {
+                                // Never for a record this crate built; what
+                                // was written of it is cut off, and the
+                                // record goes where refused ones go.
+                                let end = parts.last().map_or(carried, |p| p.end);
+                                buf.truncate(end);
+                                tracing::error!(error = %e, "a queued record could not be serialised for the ledger");
+                                if let Some(spool) = self.shared.spool.get() {
+                                    spool.put(&record);
+                                }
+                            }
+                        }
                     }
                     Job::Barrier { ack } => barriers.push(ack),
                     Job::Flush { ack } => flushes.push(ack),
