@@ -191,6 +191,7 @@ impl CostRecord {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
 
     #[test]

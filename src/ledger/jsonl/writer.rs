@@ -55,6 +55,11 @@ impl Ack {
     }
 }
 
+// `Record` is the large variant (a whole `CostRecord`, ~300 bytes): it is
+// the common job, and boxing it would put an allocation back on every
+// queued append, which is what it is there to avoid. The channel keeps
+// jobs in blocks, so the size costs no allocation either.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Job {
     /// Complete lines (each ends with `\n`) to append in one write. With
     /// no `ack` the append was queued (nobody waits); with `sync` the
@@ -236,9 +241,11 @@ impl WriterHandle {
         if is_write {
             self.shared.sent.fetch_add(1, Ordering::AcqRel);
         }
-        let sent = self.tx.as_ref().map(|tx| tx.send(job));
+        // The job comes back inside the error only if the thread is gone;
+        // it is dropped at once (see `Job` on its size).
+        let sent = self.tx.as_ref().map(|tx| tx.send(job).is_ok());
         match sent {
-            Some(Ok(())) => Ok(()),
+            Some(true) => Ok(()),
             _ => {
                 if is_write {
                     self.shared.done.fetch_add(1, Ordering::AcqRel);
