@@ -8,7 +8,8 @@
 //! through each stack (a counting global allocator), and what the stack
 //! adds to the provider alone, and the in-memory budget book's reserve +
 //! settle alone; then per-call latency percentiles (p50 / p99 / p99.9,
-//! `COSTLAYER_BENCH_LATENCY_CALLS` calls timed one by one, 0 to skip).
+//! `COSTLAYER_BENCH_LATENCY_CALLS` calls timed one by one, 0 to skip;
+//! `COSTLAYER_BENCH_LATENCY_PACE_US=n` makes one call every n µs).
 //! `call_through_Jsonl` records into a real `JsonlStorage` (its defaults,
 //! in `<temp>/costlayer-bench-stack`); `COSTLAYER_BENCH_FSYNC=every100` or
 //! `never` changes its fsync policy.
@@ -485,6 +486,14 @@ fn latency(_: &mut Criterion) {
     if calls == 0 {
         return;
     }
+    // `COSTLAYER_BENCH_LATENCY_PACE_US`: one call every that many
+    // microseconds instead of back to back (the rate real callers make
+    // calls at is far below a call every few microseconds).
+    let pace = std::env::var("COSTLAYER_BENCH_LATENCY_PACE_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|us| *us > 0)
+        .map(std::time::Duration::from_micros);
     let rt = rt();
     let short = ChatRequest::new("gpt-4o-mini")
         .message(Message::user("What is the capital of France?"))
@@ -495,7 +504,16 @@ fn latency(_: &mut Criterion) {
             rt.block_on(svc.clone().oneshot(req.clone())).expect("warm");
         }
         let mut ns: Vec<u64> = Vec::with_capacity(calls);
+        let mut slot = Instant::now();
         for _ in 0..calls {
+            if let Some(pace) = pace {
+                // A call every `pace`, as callers at a steady rate make
+                // them (spun, not slept: a sleep's wake-up would be timed).
+                slot += pace;
+                while Instant::now() < slot {
+                    std::hint::spin_loop();
+                }
+            }
             let req = req.clone();
             let svc = svc.clone();
             let start = Instant::now();
@@ -512,7 +530,8 @@ fn latency(_: &mut Criterion) {
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
-    println!("latency per call, {calls} calls timed one by one (load average {load}):");
+    let paced = pace.map_or_else(String::new, |p| format!(", one every {} µs", p.as_micros()));
+    println!("latency per call, {calls} calls timed one by one{paced} (load average {load}):");
     println!("  {:<35} {:>9} {:>9} {:>9}", "", "p50", "p99", "p99.9");
     let bare = costlayer::layer::builder::LlmService::new(SimulatedProvider::new());
     let base = measure(&bare, &sampled);
