@@ -191,53 +191,52 @@ impl CostRecord {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
 
     #[test]
-    fn timestamps_are_written_as_rfc3339_with_millis() {
+    fn timestamps_are_written_as_rfc3339_with_millis() -> Result<(), Box<dyn std::error::Error>> {
         use chrono::TimeZone;
+        let at = |y, mo, d, h, mi, sec| {
+            Utc.with_ymd_and_hms(y, mo, d, h, mi, sec)
+                .single()
+                .ok_or("a valid date")
+        };
         let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
         let mut cases = vec![
-            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
-            Utc.with_ymd_and_hms(2026, 12, 2, 16, 18, 31).unwrap()
-                + chrono::Duration::milliseconds(7),
+            at(0, 1, 1, 0, 0, 0)?,
+            at(9999, 12, 31, 23, 59, 59)?,
+            at(2026, 12, 2, 16, 18, 31)? + chrono::Duration::milliseconds(7),
         ];
         for _ in 0..10_000 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            let ms = i64::try_from(seed % 253_402_300_800_000).unwrap();
-            let sub_ms = i64::try_from((seed >> 40) % 1_000_000).unwrap();
-            cases.push(
-                DateTime::from_timestamp_millis(ms).unwrap()
-                    + chrono::Duration::nanoseconds(sub_ms),
-            );
+            let ms = i64::try_from(seed % 253_402_300_800_000)?;
+            let sub_ms = i64::try_from((seed >> 40) % 1_000_000)?;
+            let ts = DateTime::from_timestamp_millis(ms).ok_or("in range")?;
+            cases.push(ts + chrono::Duration::nanoseconds(sub_ms));
         }
         for ts in cases {
             let want = ts.to_rfc3339_opts(SecondsFormat::Millis, true);
-            let got = rfc3339_millis(&ts).unwrap();
-            assert_eq!(std::str::from_utf8(&got).unwrap(), want);
+            let got = rfc3339_millis(&ts).ok_or("a four-digit year")?;
+            assert_eq!(std::str::from_utf8(&got)?, want);
         }
         // Outside the four-digit years: the general form.
-        let far = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();
-        assert!(rfc3339_millis(&far).is_none());
-        let before = Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap();
-        assert!(rfc3339_millis(&before).is_none());
+        assert!(rfc3339_millis(&at(10_000, 1, 1, 0, 0, 0)?).is_none());
+        assert!(rfc3339_millis(&at(-1, 1, 1, 0, 0, 0)?).is_none());
         let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
-            .unwrap()
-            .and_hms_milli_opt(23, 59, 59, 1_500)
-            .unwrap()
+            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
+            .ok_or("a leap second")?
             .and_utc();
         assert!(rfc3339_millis(&leap).is_none());
         let mut r = CostRecord::new("a", "openai", "gpt-4o", Usage::new(1, 1));
         r.ts = leap;
-        let line = serde_json::to_string(&r).unwrap();
+        let line = serde_json::to_string(&r)?;
         assert!(
             line.contains(&leap.to_rfc3339_opts(SecondsFormat::Millis, true)),
             "{line}"
         );
+        Ok(())
     }
 
     use super::*;

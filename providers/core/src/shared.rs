@@ -239,7 +239,8 @@ impl<'de> Deserialize<'de> for SharedStr {
 /// assert_eq!(history.len(), 2);
 /// assert_eq!(kept, ["hi".to_string()]);
 /// assert_eq!(history[1], "how are you?");
-/// assert_eq!(serde_json::to_string(&history).unwrap(), r#"["hi","how are you?"]"#);
+/// assert_eq!(serde_json::to_string(&history)?, r#"["hi","how are you?"]"#);
+/// # Ok::<(), serde_json::Error>(())
 /// ```
 pub struct SharedVec<T>(Option<Arc<Vec<T>>>);
 
@@ -584,13 +585,14 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_vec_serialises_as_a_list() {
+    fn a_shared_vec_serialises_as_a_list() -> Result<(), serde_json::Error> {
         let v: SharedVec<String> = vec!["a".to_string(), "b".to_string()].into();
-        assert_eq!(serde_json::to_string(&v).unwrap(), r#"["a","b"]"#);
-        let back: SharedVec<String> = serde_json::from_str(r#"["a","b"]"#).unwrap();
+        assert_eq!(serde_json::to_string(&v)?, r#"["a","b"]"#);
+        let back: SharedVec<String> = serde_json::from_str(r#"["a","b"]"#)?;
         assert_eq!(back, v);
-        let none: SharedVec<String> = serde_json::from_str("[]").unwrap();
+        let none: SharedVec<String> = serde_json::from_str("[]")?;
         assert!(none.is_empty());
         assert!(serde_json::from_str::<SharedVec<String>>("{}").is_err());
+        Ok(())
     }
 }

@@ -1032,11 +1032,15 @@ impl JsonlDirBook {
     /// chunk's lines, without the lock: the record stays covered by the
     /// chunk until this process reads it back. Returns whether the chunk
     /// is due for the lock (to return its unused part).
+    ///
+    /// `fresh_only`: a chunk already due is left alone (`None`, nothing
+    /// changed), for a caller that cannot take the lock.
     fn settle_fast(
         &self,
         hold: &Hold,
         record: &CostRecord,
         lines: &[BookLine],
+        fresh_only: bool,
     ) -> Option<(BookTotals, bool)> {
         let key = hold_key(&hold.id)?;
         let ttl = self.chunk_ttl();
@@ -1046,7 +1050,7 @@ impl JsonlDirBook {
         // A chunk that has served one call only (a short program) settles
         // under the lock, so its settlement sees every process's spend at
         // once (alerts on a joint crossing).
-        if c.calls == 0 || !c.live.contains_key(&key) {
+        if c.calls == 0 || !c.live.contains_key(&key) || (fresh_only && c.taken.elapsed() >= ttl) {
             return None;
         }
         // The record must count in each of the chunk's lines (they hold
@@ -1561,7 +1565,7 @@ impl BudgetBook for JsonlDirBook {
         lines: &[BookLine],
     ) -> Result<BookTotals, BookError> {
         if let Some(h) = &hold {
-            if let Some((totals, due)) = self.settle_fast(h, record, lines) {
+            if let Some((totals, due)) = self.settle_fast(h, record, lines, false) {
                 if !due {
                     return Ok(totals);
                 }
@@ -1608,11 +1612,7 @@ impl BudgetBook for JsonlDirBook {
         // Only a settlement the chunk takes whole: one that is due returns
         // the chunk's unused part under the lock (`settle`), so it is not
         // started here.
-        let ttl = self.chunk_ttl();
-        if self.state().chunk.as_ref()?.taken.elapsed() >= ttl {
-            return None;
-        }
-        self.settle_fast(hold?, record, lines)
+        self.settle_fast(hold?, record, lines, true)
             .map(|(totals, _)| totals)
     }
 

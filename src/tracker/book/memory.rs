@@ -236,6 +236,12 @@ fn settle_in(
         .collect()
 }
 
+/// [`reserve_in`] under a new hold of this book (a ULID).
+fn reserve_own(st: &mut State, lines: &[BookLine], amount: Money) -> Reserved {
+    let id = ulid::Ulid::new();
+    reserve_in(st, lines, amount, id.to_string(), Some(u128::from(id)))
+}
+
 /// Drops the detached holds whose time ran out.
 fn expire_detached(st: &mut State) {
     if st.detached.is_empty() {
@@ -311,14 +317,7 @@ impl BudgetBook for MemoryBook {
 
     async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError> {
         self.register(lines).await?;
-        let id = ulid::Ulid::new();
-        Ok(reserve_in(
-            &mut self.lock(),
-            lines,
-            amount,
-            id.to_string(),
-            Some(u128::from(id)),
-        ))
+        Ok(reserve_own(&mut self.lock(), lines, amount))
     }
 
     async fn reserve_detached(
@@ -372,17 +371,7 @@ impl BudgetBook for MemoryBook {
 
     fn reserve_now(&self, lines: &[BookLine], amount: Money) -> Option<Reserved> {
         let mut st = self.lock();
-        if !all_known(&st, lines) {
-            return None;
-        }
-        let id = ulid::Ulid::new();
-        Some(reserve_in(
-            &mut st,
-            lines,
-            amount,
-            id.to_string(),
-            Some(u128::from(id)),
-        ))
+        all_known(&st, lines).then(|| reserve_own(&mut st, lines, amount))
     }
 
     fn settle_now(
