@@ -348,3 +348,49 @@ async fn stacks_from_a_config_with_a_redis_url_share_the_cache() {
     );
     assert_eq!(provider.calls(), 1);
 }
+
+/// Entries inserted within one millisecond (a burst) are evicted oldest
+/// first: the index's scores are strictly increasing, never tied (a tie
+/// made the cap drop the lexicographically smallest key instead).
+#[tokio::test]
+async fn a_burst_of_inserts_evicts_the_oldest_first() {
+    use costlayer::layer::cache::CacheKey;
+    let Some(url) = servers::redis_url("cache") else {
+        return;
+    };
+    let cache = RedisCache::builder(&url)
+        .prefix(servers::unique("cache", "burst"))
+        .max_entries(10)
+        .time_to_live(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let key = |i: usize| {
+        CacheKey::for_request(
+            &ChatRequest::new("gpt-4o-mini").message(Message::user(format!("burst {i}"))),
+            None,
+        )
+        .unwrap()
+    };
+    for i in 0..50 {
+        let resp = costlayer::ChatResponse {
+            text: format!("answer {i}"),
+            ..Default::default()
+        };
+        cache.insert(key(i), resp).await;
+    }
+    assert_eq!(cache.entry_count().await.unwrap(), 10);
+    for i in 0..40 {
+        assert!(
+            cache.get(&key(i)).await.is_none(),
+            "entry {i} should be evicted"
+        );
+    }
+    for i in 40..50 {
+        let hit = cache.get(&key(i)).await;
+        assert_eq!(
+            hit.map(|r| r.text),
+            Some(format!("answer {i}")),
+            "entry {i}"
+        );
+    }
+}

@@ -14,14 +14,23 @@ use crate::{ChatResponse, Error};
 /// Stores an entry with its TTL, indexes it by time, and evicts the oldest
 /// entries past the key-count cap (and index entries that have expired),
 /// in one atomic step.
+///
+/// The index is scored in microseconds and strictly increasing (an insert
+/// in the same microsecond as the last one, or after the clock stepped
+/// back, scores one more than it): with equal scores `ZPOPMIN` would take
+/// the smallest key, not the oldest entry.
 const INSERT: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if last[2] and tonumber(last[2]) >= now then
+  now = tonumber(last[2]) + 1
+end
 local ttl = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 if ttl > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000)
 else
   redis.call('SET', KEYS[1], ARGV[1])
 end
