@@ -139,6 +139,10 @@ impl Storage for NullStorage {
         black_box(record);
         Ok(())
     }
+    fn append_now(&self, record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        black_box(record);
+        Some(Ok(()))
+    }
     async fn scan(&self, _: &ScanFilter) -> Result<RecordStream, LedgerError> {
         Ok(futures_util::stream::empty().boxed())
     }
@@ -163,16 +167,26 @@ struct BufferedStorage {
     buf: Mutex<Vec<u8>>,
 }
 
-#[async_trait]
-impl Storage for BufferedStorage {
-    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+impl BufferedStorage {
+    fn push(&self, record: &CostRecord) {
         let mut buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
         if buf.len() > 1 << 20 {
             buf.clear();
         }
         serde_json::to_writer(&mut *buf, record).expect("serialise");
         buf.push(b'\n');
+    }
+}
+
+#[async_trait]
+impl Storage for BufferedStorage {
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        self.push(record);
         Ok(())
+    }
+    fn append_now(&self, record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        self.push(record);
+        Some(Ok(()))
     }
     async fn scan(&self, _: &ScanFilter) -> Result<RecordStream, LedgerError> {
         Ok(futures_util::stream::empty().boxed())

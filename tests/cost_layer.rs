@@ -278,3 +278,111 @@ async fn a_ledger_failure_does_not_fail_an_answered_call() {
     assert_eq!(resp.text, "ok");
     assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(22_000));
 }
+
+/// A ledger that waits before each append (a remote store): it never
+/// answers at once, so the recording is awaited.
+#[derive(Debug, Default)]
+struct WaitingLedger(MemoryStorage);
+
+#[async_trait]
+impl Storage for WaitingLedger {
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        tokio::task::yield_now().await;
+        self.0.append(record).await
+    }
+    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
+        self.0.scan(filter).await
+    }
+    async fn mark_alert(&self, key: &str, p: &serde_json::Value) -> Result<bool, LedgerError> {
+        self.0.mark_alert(key, p).await
+    }
+    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
+        self.0.alert_fired(key).await
+    }
+    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
+        self.0.reset(scope).await
+    }
+}
+
+/// A full disk that says so at once.
+#[derive(Debug, Default)]
+struct RefusingAtOnce(MemoryStorage);
+
+#[async_trait]
+impl Storage for RefusingAtOnce {
+    async fn append(&self, _record: &CostRecord) -> Result<(), LedgerError> {
+        Err(LedgerError::Config("disk full".into()))
+    }
+    fn append_now(&self, _record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        Some(Err(LedgerError::Config("disk full".into())))
+    }
+    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
+        self.0.scan(filter).await
+    }
+    async fn mark_alert(&self, key: &str, p: &serde_json::Value) -> Result<bool, LedgerError> {
+        self.0.mark_alert(key, p).await
+    }
+    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
+        self.0.alert_fired(key).await
+    }
+    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
+        self.0.reset(scope).await
+    }
+}
+
+#[tokio::test]
+async fn the_response_names_its_record_whether_the_ledger_answers_at_once_or_later() {
+    for blocking in [false, true] {
+        let at_once = MemoryStorage::new();
+        let waiting = Arc::new(WaitingLedger::default());
+        let ledgers: [(&str, Arc<dyn Storage>, MemoryStorage); 2] = [
+            ("at once", Arc::new(at_once.clone()), at_once),
+            ("later", waiting.clone(), waiting.0.clone()),
+        ];
+        for (how, storage, records) in ledgers {
+            let mut b = CostTracker::builder()
+                .storage(storage)
+                .prices(prices())
+                .user("alice");
+            if blocking {
+                b = b.budget(Budget::monthly(nanos(1_000_000)).block());
+            }
+            let t = b.build().unwrap();
+            let svc = ServiceBuilder::new()
+                .layer(CostLayer::new(t.clone()))
+                .service(service_fn(|req: ChatRequest| async move {
+                    Ok::<_, Error>(answer(&req, 100, 20))
+                }));
+            let resp = svc.oneshot(small()).await.unwrap();
+            let recs = records.records();
+            assert_eq!(recs.len(), 1, "{how}, blocking {blocking}");
+            let recorded = resp.recorded.expect("the response names its record");
+            assert_eq!(recorded.record_id, recs[0].id, "{how}, blocking {blocking}");
+            assert_eq!(recorded.nano_usd, Some(nanos(120_000)));
+            assert!(recorded.durable);
+            if blocking {
+                assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(120_000));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_ledger_that_refuses_at_once_spools_the_record_and_the_call_succeeds() {
+    let t = CostTracker::builder()
+        .storage(Arc::new(RefusingAtOnce::default()))
+        .prices(prices())
+        .user("alice")
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(CostLayer::new(t.clone()))
+        .service(service_fn(|req: ChatRequest| async move {
+            Ok::<_, Error>(answer(&req, 100, 20))
+        }));
+    let resp = svc.oneshot(small()).await.unwrap();
+    assert_eq!(resp.text, "ok");
+    let spooled = t.spool().records();
+    assert_eq!(spooled.len(), 1);
+    assert_eq!(spooled[0].nano_usd, Some(nanos(120_000)));
+}

@@ -1095,3 +1095,63 @@ fn storage_is_shareable_across_threads_as_a_trait_object() {
         .expect("agg");
     assert_eq!(agg.calls, 1);
 }
+
+/// The ids in `path`, read straight from the file (no scan, which would
+/// first wait for what this process queued).
+fn ids_on_disk(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<CostRecord>(l).ok())
+        .map(|r| r.id.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_append_answers_at_once_and_reaches_the_file_on_its_own() -> Result<(), LedgerError>
+{
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let st = JsonlStorage::builder(tmp.path())
+        .user("alice")
+        .fsync(FsyncPolicy::Always)
+        .build()?;
+    let path = tmp.path().join("costs_alice.jsonl");
+    // The file's first append waits for its write, so that a ledger that
+    // cannot be opened fails there: it does not answer at once.
+    let first = rec("alice", 1);
+    assert!(st.append_now(&first).is_none());
+    st.append(&first).await?;
+    // Then the storage's own user's records are handed over at once...
+    let mut ids = vec![first.id.to_string()];
+    for i in 2..=5 {
+        let r = rec("alice", i);
+        assert!(matches!(st.append_now(&r), Some(Ok(()))));
+        ids.push(r.id.to_string());
+    }
+    // ...another user's record still waits (its file is its own)...
+    assert!(st.append_now(&rec("bob", 9)).is_none());
+    // ...and the writer writes them with no further append, scan or flush
+    // to wake it: its nap ends on its own.
+    let start = std::time::Instant::now();
+    while ids_on_disk(&path) != ids {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "queued records not written after 10 s: {:?}",
+            ids_on_disk(&path)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // A confirmed storage never answers at once.
+    let confirmed = storage(tmp.path(), "alice", FsyncPolicy::Never);
+    confirmed.append(&rec("alice", 6)).await?;
+    assert!(confirmed.append_now(&rec("alice", 7)).is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_memory_storage_appends_at_once() {
+    let st = costlayer::ledger::MemoryStorage::new();
+    assert!(matches!(st.append_now(&rec("alice", 3)), Some(Ok(()))));
+    let agg = st.aggregate(&ScanFilter::default()).await.expect("agg");
+    assert_eq!((agg.calls, agg.nano_usd), (1, Money::from_nanos(3)));
+}

@@ -29,6 +29,9 @@ const WORKER_ENV: &str = "COSTLAYER_KILL_WORKER";
 /// Calls of the short program: enough that the last ones are still queued
 /// when it ends.
 const SHORT_CALLS: u64 = 2_000;
+/// The paced worker's interval: far slower than the writer's nap (1 ms),
+/// faster than the time after which an idle writer stops napping (50 ms).
+const PACE: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn storage(dir: &Path, mode: AppendMode, fsync: FsyncPolicy) -> JsonlStorage {
     JsonlStorage::builder(dir)
@@ -43,6 +46,8 @@ fn mode_of(s: &str) -> (AppendMode, FsyncPolicy) {
     match s {
         "confirmed" => (AppendMode::Confirmed, FsyncPolicy::Always),
         "queued-window" => (AppendMode::Queued, FsyncPolicy::EveryMillis(100)),
+        // One append every `PACE`: the writer naps between them.
+        "queued-paced" => (AppendMode::Queued, FsyncPolicy::Always),
         _ => (AppendMode::Queued, FsyncPolicy::Always),
     }
 }
@@ -73,6 +78,9 @@ async fn worker_entry() {
                 st.append(&r).await.unwrap();
                 writeln!(out, "ACK {}", r.id).unwrap();
                 out.flush().unwrap();
+                if args[2] == "queued-paced" {
+                    std::thread::sleep(PACE);
+                }
             }
         }
         "once" => {
@@ -236,6 +244,24 @@ fn queued_mode_a_killed_process_loses_at_most_the_tail_and_tears_no_line() {
             // append waits for its answer.
             assert!(lost <= 256, "{mode}: {lost} records lost");
         }
+    }
+}
+
+#[test]
+fn queued_mode_at_a_real_pace_a_kill_loses_at_most_the_record_of_the_last_nap() {
+    for _ in 0..3 {
+        let (acked, in_file) = kill_after("queued-paced", 30);
+        let n = in_file.len().min(acked.len());
+        assert!(acked[..n] == in_file[..n], "not the acknowledged prefix");
+        // Appends 20 ms apart, each written within the writer's 1 ms nap:
+        // the kill, right after an acknowledgement, can only catch that
+        // last record still queued.
+        let lost = acked.len().saturating_sub(in_file.len());
+        assert!(
+            lost <= 1,
+            "{lost} of {} records lost: a queued record waited for more than the 20 ms between appends",
+            acked.len()
+        );
     }
 }
 

@@ -72,6 +72,11 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn append_now(&self, record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        self.lock().records.push(record.clone());
+        Some(Ok(()))
+    }
+
     async fn append_batch(&self, records: &[CostRecord]) -> Result<(), LedgerError> {
         self.lock().records.extend_from_slice(records);
         Ok(())

@@ -202,6 +202,29 @@ pub trait Storage: Send + Sync + Debug {
     /// Appends one record.
     async fn append(&self, record: &CostRecord) -> Result<(), LedgerError>;
 
+    /// [`append`](Storage::append) when it can be done without waiting:
+    /// `Some` with what `append` would have returned, or `None` (the
+    /// default) when the append has to wait, and the caller awaits
+    /// `append` instead. Nothing is appended when this returns `None`.
+    ///
+    /// The tracker asks this first, so an append that only hands the
+    /// record over (a queue, a lock held for a push) costs no boxed
+    /// future. [`JsonlStorage`] answers it while its appends are queued,
+    /// [`MemoryStorage`] always.
+    ///
+    /// ```
+    /// use costlayer::ledger::{CostRecord, MemoryStorage, Storage};
+    ///
+    /// let ledger = MemoryStorage::new();
+    /// let rec = CostRecord::new("ada", "openai", "gpt-4o-mini", Default::default());
+    /// assert!(matches!(ledger.append_now(&rec), Some(Ok(()))));
+    /// assert_eq!(ledger.len(), 1);
+    /// ```
+    fn append_now(&self, record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        let _ = record;
+        None
+    }
+
     /// Appends several records, in one write where the backend can.
     async fn append_batch(&self, records: &[CostRecord]) -> Result<(), LedgerError> {
         for r in records {

@@ -282,6 +282,10 @@ impl Storage for SpooledLedger {
         self.ledger.append(record).await
     }
 
+    fn append_now(&self, record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        self.ledger.append_now(record)
+    }
+
     async fn scan(&self, filter: &super::ScanFilter) -> Result<super::RecordStream, LedgerError> {
         use futures_util::StreamExt;
         let spooled = self.spooled(filter);

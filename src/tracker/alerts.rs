@@ -94,7 +94,7 @@ impl CostTracker {
     /// claimed once across processes, then delivered off the caller's path,
     /// their delivery state persisted and retried (see
     /// [`crate::alert::OutboxEntry`]).
-    pub(super) async fn dispatch(&self, alerts: Vec<Alert>) {
+    pub(super) fn dispatch(&self, alerts: Vec<Alert>) {
         for alert in alerts {
             self.inner.outbox.submit(alert);
         }
@@ -117,7 +117,7 @@ impl CostTracker {
             Ok(totals) => {
                 let alerts = self.evaluate(&totals, &inner.user, now);
                 if !alerts.is_empty() {
-                    self.dispatch(alerts).await;
+                    self.dispatch(alerts);
                 }
             }
             Err(e) => {

@@ -82,8 +82,13 @@ impl CostTracker {
 
     /// Appends `rec`, or keeps it in the spool if the ledger refuses it.
     pub(super) async fn append_or_spool(&self, rec: &CostRecord) -> Option<SpoolLocation> {
+        let err = self.inner.storage.append(rec).await.err()?;
+        Some(self.spool_refused(rec, err))
+    }
+
+    /// Keeps `rec`, which the ledger refused with `err`, in the spool.
+    pub(super) fn spool_refused(&self, rec: &CostRecord, err: LedgerError) -> SpoolLocation {
         let inner = &self.inner;
-        let err = inner.storage.append(rec).await.err()?;
         inner.writable.forget();
         let at = inner.spool.put(rec);
         tracing::error!(
@@ -92,7 +97,7 @@ impl CostTracker {
             spooled_to = %at,
             "the ledger refused a billed call's record: it was kept in the spool, still counts in the budgets, and is written to the ledger once it accepts writes again"
         );
-        Some(at)
+        at
     }
 
     async fn drain_spool(&self) {

@@ -1,10 +1,13 @@
 //! Building the [`CostRecord`] of a call and appending it.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{CallInfo, CostTracker, Reservation};
+use super::book::Hold;
+use super::{CallInfo, CostTracker, Lines, Reservation};
+use crate::alert::Alert;
 use crate::ledger::CostRecord;
 use crate::{ChatRequest, ChatResponse, Error, Money, SharedStr};
 
@@ -43,6 +46,27 @@ impl CostTracker {
         resp: &ChatResponse,
         reservation: Option<Reservation>,
     ) -> Result<CostRecord, Error> {
+        let (rec, rest) = self.record_now(info, resp, reservation);
+        Ok(match rest {
+            None => rec,
+            Some(rest) => self.record_rest(rec, rest).await,
+        })
+    }
+
+    /// Records a call's billed usage as far as it can without waiting:
+    /// builds the record, settles the hold in the book if the book answers
+    /// at once ([`BudgetBook::settle_now`](super::book::BudgetBook::settle_now)),
+    /// appends if the ledger answers at once
+    /// ([`Storage::append_now`](crate::ledger::Storage::append_now)), and
+    /// dispatches the alerts. Returns the record and what is left to await
+    /// ([`CostTracker::record_rest`]), if anything: the usual call (a
+    /// queued JSONL append, a book's fresh chunk) needs no future.
+    pub(crate) fn record_now(
+        &self,
+        info: &CallInfo,
+        resp: &ChatResponse,
+        reservation: Option<Reservation>,
+    ) -> (CostRecord, Option<Rest>) {
         let inner = &self.inner;
         let now = inner.clock.now();
         let rec = self.build_record(info, resp, now);
@@ -59,25 +83,49 @@ impl CostTracker {
             // runs out, which over-counts the budget for that long and
             // never under-counts it.
             let lines = self.lines(now);
-            let settled = match inner.book.settle_now(hold.as_ref(), &rec, &lines.books) {
-                Some(totals) => Ok(totals),
-                None => inner.book.settle(hold, &rec, &lines.books).await,
-            };
-            match settled {
-                Ok(totals) => self.evaluate(&totals, &rec.user, now),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the call could not be settled in the budget book; its hold is released by the book or expires with its lease");
-                    Vec::new()
+            match inner.book.settle_now(hold.as_ref(), &rec, &lines.books) {
+                Some(totals) => self.evaluate(&totals, &rec.user, now),
+                None => return (rec, Some(Rest::Settle { hold, lines, now })),
+            }
+        };
+        match inner.storage.append_now(&rec) {
+            Some(Ok(())) => {}
+            // A refused append goes to the spool: the call was billed.
+            Some(Err(e)) => {
+                self.spool_refused(&rec, e);
+            }
+            None => return (rec, Some(Rest::Append { alerts })),
+        }
+        self.recorded(&rec, alerts);
+        (rec, None)
+    }
+
+    /// Finishes what [`CostTracker::record_now`] could not do at once.
+    pub(crate) async fn record_rest(&self, rec: CostRecord, rest: Rest) -> CostRecord {
+        let alerts = match rest {
+            Rest::Settle { hold, lines, now } => {
+                match self.inner.book.settle(hold, &rec, &lines.books).await {
+                    Ok(totals) => self.evaluate(&totals, &rec.user, now),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the call could not be settled in the budget book; its hold is released by the book or expires with its lease");
+                        Vec::new()
+                    }
                 }
             }
+            Rest::Append { alerts } => alerts,
         };
         // A refused append goes to the spool: the call was billed.
         self.append_or_spool(&rec).await;
-        crate::metrics::record(&rec);
+        self.recorded(&rec, alerts);
+        rec
+    }
+
+    /// The last steps of a record in the ledger: metrics, then alerts.
+    fn recorded(&self, rec: &CostRecord, alerts: Vec<Alert>) {
+        crate::metrics::record(rec);
         if !alerts.is_empty() {
-            self.dispatch(alerts).await;
+            self.dispatch(alerts);
         }
-        Ok(rec)
     }
 
     pub(super) fn build_record(
@@ -162,6 +210,18 @@ impl CostTracker {
         }
         rec
     }
+}
+
+/// What is left of recording a call after [`CostTracker::record_now`].
+pub(crate) enum Rest {
+    /// The book must be awaited to settle the hold; then the append.
+    Settle {
+        hold: Option<Hold>,
+        lines: Arc<Lines>,
+        now: DateTime<Utc>,
+    },
+    /// The book settled (these alerts are due); the append must be awaited.
+    Append { alerts: Vec<Alert> },
 }
 
 thread_local! {

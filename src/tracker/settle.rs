@@ -103,7 +103,21 @@ impl Drop for Reservation {
     }
 }
 
-type SettleFuture = Pin<Box<dyn Future<Output = (ChatResponse, Result<CostRecord, Error>)> + Send>>;
+/// What a settlement gives: the response, with
+/// [`ChatResponse::recorded`] filled in, and its record.
+pub(crate) type SettleOutput = (ChatResponse, Result<CostRecord, Error>);
+
+type SettleFuture = Pin<Box<dyn Future<Output = SettleOutput> + Send>>;
+
+/// Tells the response what was recorded for it.
+fn fill_recorded(resp: &mut ChatResponse, rec: &CostRecord) {
+    let mut recorded = crate::core::RecordedCost::default();
+    recorded.record_id = rec.id;
+    recorded.nano_usd = rec.nano_usd;
+    recorded.status = rec.cost_status;
+    recorded.durable = true;
+    resp.recorded = Some(recorded);
+}
 
 /// The recording of a call the provider answered: settles its reservation
 /// to the billed usage and appends the record, exactly once. Await it for
@@ -178,16 +192,37 @@ impl CostTracker {
             fut: Some(Box::pin(async move {
                 let rec = tracker.record_call(&info, &resp, Some(reservation)).await;
                 if let Ok(r) = &rec {
-                    let mut recorded = crate::core::RecordedCost::default();
-                    recorded.record_id = r.id;
-                    recorded.nano_usd = r.nano_usd;
-                    recorded.status = r.cost_status;
-                    recorded.durable = true;
-                    resp.recorded = Some(recorded);
+                    fill_recorded(&mut resp, r);
                 }
                 (resp, rec)
             })),
         }
+    }
+
+    /// The settlement of a call, finished at once when nothing has to be
+    /// awaited ([`CostTracker::record_now`]): `Ok` with the response and
+    /// its record, no future made. Otherwise `Err` with the
+    /// [`Settlement`] of what is left (the record is built and whatever
+    /// could be done at once is done).
+    pub(crate) fn settle_now_or(
+        &self,
+        info: &CallInfo,
+        reservation: Reservation,
+        mut resp: ChatResponse,
+    ) -> Result<SettleOutput, Settlement> {
+        let (rec, rest) = self.record_now(info, &resp, Some(reservation));
+        let Some(rest) = rest else {
+            fill_recorded(&mut resp, &rec);
+            return Ok((resp, Ok(rec)));
+        };
+        let tracker = self.clone();
+        Err(Settlement {
+            fut: Some(Box::pin(async move {
+                let rec = tracker.record_rest(rec, rest).await;
+                fill_recorded(&mut resp, &rec);
+                (resp, Ok(rec))
+            })),
+        })
     }
 
     /// [`reserve`](Self::reserve) when it can be decided without waiting
@@ -319,7 +354,7 @@ impl CostTracker {
     ) -> Error {
         crate::metrics::blocked(&key.budget, user);
         let alerts = self.evaluate(totals, user, now);
-        self.dispatch(alerts).await;
+        self.dispatch(alerts);
         let spent = totals
             .iter()
             .find(|t| t.key == key)

@@ -21,8 +21,10 @@ pin_project! {
     /// When the pre-flight can be decided at once (no blocking budget in
     /// scope, the ledger known writable) the inner service is called in
     /// `call` and its future is polled here, not boxed; the recording
-    /// that follows is a [`Settlement`] (finished in the background if
-    /// this future is dropped once the provider has answered). Otherwise
+    /// that follows is done at once when nothing has to be awaited (a
+    /// queued ledger append), else it is a [`Settlement`] (finished in
+    /// the background if this future is dropped once the provider has
+    /// answered). Otherwise
     /// (a blocking budget to reserve in, a ledger to check) the whole call
     /// is one boxed `async` block: the reservation may wait for the book
     /// or the ledger before the inner service is called.
@@ -112,15 +114,24 @@ where
                             return Poll::Ready(Err(e.into()));
                         }
                     };
-                    let settlement = {
+                    // Usually recorded at once (a queued append, no
+                    // book to wait for): no settlement future at all.
+                    let settled = {
                         let _entered = p.span.enter();
-                        p.tracker.settle_call(p.info, p.reservation, resp)
+                        p.tracker.settle_now_or(&p.info, p.reservation, resp)
                     };
-                    state.set(State::Settling {
-                        settlement,
-                        span: p.span,
-                        hint: p.hint,
-                    });
+                    match settled {
+                        Ok((resp, rec)) => {
+                            record_response_fields(&p.span, p.hint, &resp, rec.as_ref());
+                            state.set(State::Done);
+                            return Poll::Ready(Ok(resp));
+                        }
+                        Err(settlement) => state.set(State::Settling {
+                            settlement,
+                            span: p.span,
+                            hint: p.hint,
+                        }),
+                    }
                 }
                 StateProj::Settling {
                     settlement,

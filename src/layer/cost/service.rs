@@ -144,7 +144,10 @@ where
             let resp = inner.call(req).await.map_err(Into::into)?;
             // Finished in the background if this future is dropped now: an
             // answered call is always recorded.
-            let (resp, rec) = tracker.settle_call(info, reservation, resp).await;
+            let (resp, rec) = match tracker.settle_now_or(&info, reservation, resp) {
+                Ok(done) => done,
+                Err(settlement) => settlement.await,
+            };
             record_response_fields(&tracing::Span::current(), hint, &resp, rec.as_ref());
             Ok(resp)
         }

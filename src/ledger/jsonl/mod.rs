@@ -749,6 +749,25 @@ impl JsonlStorage {
             .ok_or_else(|| LedgerError::Config("the ledger writer failed to start".to_owned()))
     }
 
+    /// The usual record, the storage's own user's, queued: handed to the
+    /// writer thread, which serialises it (the caller pays a clone of
+    /// shared strings and a send, not the JSON). `None` when the append
+    /// has to wait: another user's record, [`AppendMode::Confirmed`], the
+    /// file's first append, a failing file or a full queue.
+    fn queue_own(&self, record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        if record.user != self.inner.user || self.inner.append_mode != AppendMode::Queued {
+            return None;
+        }
+        let handle = match self.writer() {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        handle
+            .shared
+            .may_queue()
+            .then(|| handle.send(Job::Record(record.clone()), &self.inner.path))
+    }
+
     /// Appends `bytes` (records of `user`) to `costs_<user>.jsonl`: the
     /// record's user decides its file, whatever this storage's user is.
     async fn submit_as(&self, user: &str, bytes: Vec<u8>) -> Result<(), LedgerError> {
@@ -1061,15 +1080,13 @@ impl Storage for JsonlStorage {
         }))
     }
 
+    fn append_now(&self, record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        self.queue_own(record)
+    }
+
     async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
-        // The usual record, the storage's own user's, queued: the writer
-        // thread serialises it (the caller pays a clone of shared strings
-        // and a send, not the JSON).
-        if record.user == self.inner.user && self.inner.append_mode == AppendMode::Queued {
-            let handle = self.writer()?;
-            if handle.shared.may_queue() {
-                return handle.send(Job::Record(record.clone()), &self.inner.path);
-            }
+        if let Some(r) = self.queue_own(record) {
+            return r;
         }
         // One allocation for the line: a record is 300–700 bytes
         // (`to_vec` would start at 128 and grow three times).

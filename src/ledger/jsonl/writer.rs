@@ -9,8 +9,8 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,6 +31,17 @@ const MAX_ROUNDS: usize = 64;
 /// At most this many queued writes wait for the writer; beyond, an append
 /// waits for its answer (back-pressure, and a bound on what a kill loses).
 pub(crate) const MAX_QUEUED: u64 = 256;
+/// How long the writer naps when its queue is empty, while appends keep
+/// coming: a queued append does not wake it (which would cost the caller
+/// a system call), it is written at the nap's end at the latest. Appends
+/// somebody waits for, and a queue of [`WAKE_AT`] writes, wake it at once.
+pub(crate) const NAP: Duration = Duration::from_millis(1);
+/// Queued writes that wake a napping writer (a quarter of the bound, so
+/// that the queue is written long before appends would wait).
+const WAKE_AT: u64 = MAX_QUEUED / 4;
+/// After this long without a job the writer stops napping and sleeps until
+/// the next append wakes it: an idle process does not poll.
+const LINGER: Duration = Duration::from_millis(50);
 /// How often queued records whose write failed are tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// How long the process's exit waits for each writer to finish.
@@ -95,6 +106,11 @@ pub(crate) struct Shared {
     ready: AtomicBool,
     /// Where queued records go when the file refuses them.
     pub(crate) spool: OnceLock<Arc<Spool>>,
+    /// The writer naps ([`NAP`]): a job that must not wait for the nap's
+    /// end unparks [`Shared::thread`].
+    napping: AtomicBool,
+    /// The writer thread, to unpark it.
+    thread: OnceLock<std::thread::Thread>,
 }
 
 /// Writers alive in this process, so scans see every record this process
@@ -119,8 +135,11 @@ fn lock_registry() -> std::sync::MutexGuard<'static, Vec<Registered>> {
 /// Writes and syncs the queue of every live writer of the process, waiting
 /// up to [`EXIT_WAIT`] for each.
 pub(crate) fn flush_all_blocking() {
-    let senders: Vec<Sender<Job>> = lock_registry().iter().map(|r| r.tx.clone()).collect();
-    for tx in senders {
+    let senders: Vec<(Sender<Job>, Arc<Shared>)> = lock_registry()
+        .iter()
+        .map(|r| (r.tx.clone(), r.shared.clone()))
+        .collect();
+    for (tx, shared) in senders {
         let (ack, done) = mpsc::channel();
         if tx
             .send(Job::Flush {
@@ -128,6 +147,7 @@ pub(crate) fn flush_all_blocking() {
             })
             .is_ok()
         {
+            shared.wake();
             let _ = done.recv_timeout(EXIT_WAIT);
         }
     }
@@ -144,15 +164,15 @@ pub(crate) fn barrier_dir_blocking(dir: &Path) {
             })
             .is_ok()
         {
+            shared.wake();
             let _ = done.recv();
         }
-        drop(shared);
     }
 }
 
 /// [`barrier_dir_blocking`] for async callers.
 pub(crate) async fn barrier_dir(dir: &Path) {
-    for (tx, _shared) in pending_in(dir) {
+    for (tx, shared) in pending_in(dir) {
         let (ack, done) = oneshot::channel();
         if tx
             .send(Job::Barrier {
@@ -160,6 +180,7 @@ pub(crate) async fn barrier_dir(dir: &Path) {
             })
             .is_ok()
         {
+            shared.wake();
             let _ = done.await;
         }
     }
@@ -175,6 +196,20 @@ fn pending_in(dir: &Path) -> Vec<(Sender<Job>, Arc<Shared>)> {
 }
 
 impl Shared {
+    /// Ends the writer's nap, if it naps: a job was sent that must not
+    /// wait for the nap's end.
+    fn wake(&self) {
+        // Pairs with the writer's fence between announcing its nap and
+        // looking at the queue once more: either it sees the job, or this
+        // sees the nap (and a missed nap costs at most one `NAP`).
+        fence(Ordering::SeqCst);
+        if self.napping.load(Ordering::Relaxed) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
     fn queued(&self) -> bool {
         self.sent.load(Ordering::Acquire) != self.done.load(Ordering::Acquire)
     }
@@ -220,6 +255,7 @@ impl WriterHandle {
             .name("costlayer-ledger".to_owned())
             .spawn(move || Writer::new(thread_path, policy, thread_shared).run(rx))
             .map_err(|e| io_error(&path, "start the ledger writer thread for", e))?;
+        let _ = shared.thread.set(thread.thread().clone());
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         lock_registry().push(Registered {
             id,
@@ -236,16 +272,32 @@ impl WriterHandle {
     }
 
     /// Queues a job; the error is returned if the writer thread is gone.
+    ///
+    /// A queued write (nobody waits for it) leaves a napping writer alone
+    /// until the queue reaches [`WAKE_AT`]; any other job wakes it.
     pub(crate) fn send(&self, job: Job, path: &Path) -> Result<(), LedgerError> {
-        let is_write = matches!(job, Job::Write { .. } | Job::Record(_));
-        if is_write {
-            self.shared.sent.fetch_add(1, Ordering::AcqRel);
-        }
+        let (is_write, awaited) = match &job {
+            Job::Write { ack, .. } => (true, ack.is_some()),
+            Job::Record(_) => (true, false),
+            Job::Barrier { .. } | Job::Flush { .. } => (false, true),
+        };
+        let queued = if is_write {
+            self.shared.sent.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            0
+        };
         // The job comes back inside the error only if the thread is gone;
         // it is dropped at once (see `Job` on its size).
         let sent = self.tx.as_ref().map(|tx| tx.send(job).is_ok());
         match sent {
-            Some(true) => Ok(()),
+            Some(true) => {
+                if awaited
+                    || queued.saturating_sub(self.shared.done.load(Ordering::Acquire)) >= WAKE_AT
+                {
+                    self.shared.wake();
+                }
+                Ok(())
+            }
             _ => {
                 if is_write {
                     self.shared.done.fetch_add(1, Ordering::AcqRel);
@@ -264,6 +316,8 @@ impl Drop for WriterHandle {
     fn drop(&mut self) {
         lock_registry().retain(|r| r.id != self.id);
         drop(self.tx.take());
+        // A napping writer sees the channel closed at once.
+        self.shared.wake();
         if let Some(t) = self.thread.take() {
             // The thread writes and syncs what is queued, then exits.
             let _ = t.join();
@@ -307,7 +361,22 @@ impl Writer {
     }
 
     fn run(mut self, rx: Receiver<Job>) {
+        let mut last_job = Instant::now();
         loop {
+            // While appends keep coming, nap between groups rather than
+            // wait on the channel: a queued append then costs its caller
+            // no wake-up (see `NAP`).
+            if last_job.elapsed() < LINGER {
+                match self.nap(&rx) {
+                    Ok(Some(first)) => {
+                        self.handle_group(first, &rx);
+                        last_job = Instant::now();
+                        continue;
+                    }
+                    Ok(None) => continue,
+                    Err(()) => break,
+                }
+            }
             let first = match self.next_deadline() {
                 None => match rx.recv() {
                     Ok(j) => j,
@@ -329,6 +398,7 @@ impl Writer {
                 }
             };
             self.handle_group(first, &rx);
+            last_job = Instant::now();
         }
         // Every sender is gone: the queue is drained. Write what failed
         // before if the file takes it now, and make it durable unless the
@@ -340,6 +410,41 @@ impl Writer {
         }
         if self.policy != FsyncPolicy::Never {
             self.sync_quietly();
+        }
+    }
+
+    /// The next job if one is queued; else naps up to [`NAP`] (or the next
+    /// timer) and answers `None` after running the timers that are due.
+    /// `Err` when every sender is gone and the queue is empty.
+    fn nap(&mut self, rx: &Receiver<Job>) -> Result<Option<Job>, ()> {
+        match rx.try_recv() {
+            Ok(job) => return Ok(Some(job)),
+            Err(TryRecvError::Disconnected) => return Err(()),
+            Err(TryRecvError::Empty) => {}
+        }
+        let now = Instant::now();
+        let nap = self
+            .next_deadline()
+            .map_or(NAP, |d| NAP.min(d.saturating_duration_since(now)));
+        self.shared.napping.store(true, Ordering::Relaxed);
+        // Pairs with `Shared::wake`: announce the nap, then look again.
+        fence(Ordering::SeqCst);
+        let next = rx.try_recv();
+        if matches!(next, Err(TryRecvError::Empty)) {
+            std::thread::park_timeout(nap);
+        }
+        self.shared.napping.store(false, Ordering::Relaxed);
+        match next {
+            Ok(job) => Ok(Some(job)),
+            Err(TryRecvError::Disconnected) => Err(()),
+            Err(TryRecvError::Empty) => {
+                // Failed writes are retried by the next group, or by the
+                // idle wait's timer once appends stop.
+                if self.sync_due() {
+                    self.sync_quietly();
+                }
+                Ok(None)
+            }
         }
     }
 
