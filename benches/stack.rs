@@ -8,8 +8,11 @@
 //! through each stack (a counting global allocator), and what the stack
 //! adds to the provider alone, and the in-memory budget book's reserve +
 //! settle alone; then per-call latency percentiles (p50 / p99 / p99.9,
-//! `COSTLAYER_BENCH_LATENCY_CALLS` calls timed one by one, 0 to skip;
-//! `COSTLAYER_BENCH_LATENCY_PACE_US=n` makes one call every n µs).
+//! `COSTLAYER_BENCH_LATENCY_CALLS` calls timed one by one, 0 to skip; each
+//! paired with a call of the provider alone, in alternating order, whose
+//! percentiles the overhead is measured against;
+//! `COSTLAYER_BENCH_LATENCY_PACE_US=n` makes one pair every n µs;
+//! `COSTLAYER_BENCH_ONLY` picks the stacks here too).
 //! `call_through_Jsonl` records into a real `JsonlStorage` (its defaults,
 //! in `<temp>/costlayer-bench-stack`); `COSTLAYER_BENCH_FSYNC=every100` or
 //! `never` changes its fsync policy.
@@ -513,13 +516,29 @@ fn latency(_: &mut Criterion) {
         .message(Message::user("What is the capital of France?"))
         .max_tokens(64);
     let sampled = short.clone().temperature(0.7);
+    let bare = costlayer::layer::builder::LlmService::new(SimulatedProvider::new());
+    let one = |svc: &costlayer::layer::builder::LlmService, req: &ChatRequest| {
+        let req = req.clone();
+        let svc = svc.clone();
+        let start = Instant::now();
+        let resp = rt.block_on(svc.oneshot(black_box(req)));
+        let t = start.elapsed();
+        black_box(resp).expect("call");
+        u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)
+    };
+    // Each timed call of the stack is paired with one of the provider
+    // alone, in alternating order, so both see the same moment of a noisy
+    // machine; the overhead is read from the pairs.
     let measure = |svc: &costlayer::layer::builder::LlmService, req: &ChatRequest| {
         for _ in 0..calls / 10 + 1 {
             rt.block_on(svc.clone().oneshot(req.clone())).expect("warm");
+            rt.block_on(bare.clone().oneshot(sampled.clone()))
+                .expect("warm");
         }
-        let mut ns: Vec<u64> = Vec::with_capacity(calls);
+        let mut stack: Vec<u64> = Vec::with_capacity(calls);
+        let mut alone: Vec<u64> = Vec::with_capacity(calls);
         let mut slot = Instant::now();
-        for _ in 0..calls {
+        for i in 0..calls {
             if let Some(pace) = pace {
                 // A call every `pace`, as callers at a steady rate make
                 // them (spun, not slept: a sleep's wake-up would be timed).
@@ -528,35 +547,31 @@ fn latency(_: &mut Criterion) {
                     std::hint::spin_loop();
                 }
             }
-            let req = req.clone();
-            let svc = svc.clone();
-            let start = Instant::now();
-            let resp = rt.block_on(svc.oneshot(black_box(req)));
-            let t = start.elapsed();
-            black_box(resp).expect("call");
-            ns.push(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+            if i % 2 == 0 {
+                stack.push(one(svc, req));
+                alone.push(one(&bare, &sampled));
+            } else {
+                alone.push(one(&bare, &sampled));
+                stack.push(one(svc, req));
+            }
         }
-        ns.sort_unstable();
-        let at = |q: f64| ns[((ns.len() as f64 * q) as usize).min(ns.len() - 1)];
-        [at(0.50), at(0.99), at(0.999)]
+        let pct = |mut ns: Vec<u64>| {
+            ns.sort_unstable();
+            let at = |q: f64| ns[((ns.len() as f64 * q) as usize).min(ns.len() - 1)];
+            [at(0.50), at(0.99), at(0.999)]
+        };
+        (pct(stack), pct(alone))
     };
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
-    let paced = pace.map_or_else(String::new, |p| format!(", one every {} µs", p.as_micros()));
-    println!("latency per call, {calls} calls timed one by one{paced} (load average {load}):");
+    let paced = pace.map_or_else(String::new, |p| {
+        format!(", one pair every {} µs", p.as_micros())
+    });
+    println!("latency per call, {calls} calls timed one by one{paced}, each paired with a call of the provider alone (load average {load}):");
     println!("  {:<35} {:>9} {:>9} {:>9}", "", "p50", "p99", "p99.9");
-    let bare = costlayer::layer::builder::LlmService::new(SimulatedProvider::new());
-    let base = measure(&bare, &sampled);
     let us = |n: u64| n as f64 / 1_000.0;
-    println!(
-        "  {:<35} {:>7.2}µs {:>7.2}µs {:>7.2}µs",
-        "provider_alone",
-        us(base[0]),
-        us(base[1]),
-        us(base[2])
-    );
     let cases = [
         (
             "call_through/UpperBound",
@@ -575,8 +590,12 @@ fn latency(_: &mut Criterion) {
         ),
         ("cache_hit", full_stack(EstimatePolicy::UpperBound), &short),
     ];
+    let only = std::env::var("COSTLAYER_BENCH_ONLY").unwrap_or_default();
     for (name, svc, req) in cases {
-        let p = measure(&svc, req);
+        if !name.contains(only.as_str()) {
+            continue;
+        }
+        let (p, base) = measure(&svc, req);
         println!(
             "  {name:<35} {:>7.2}µs {:>7.2}µs {:>7.2}µs  (over the provider: {:+.2} / {:+.2} / {:+.2} µs)",
             us(p[0]),
@@ -585,6 +604,13 @@ fn latency(_: &mut Criterion) {
             us(p[0]) - us(base[0]),
             us(p[1]) - us(base[1]),
             us(p[2]) - us(base[2]),
+        );
+        println!(
+            "  {:<35} {:>7.2}µs {:>7.2}µs {:>7.2}µs",
+            "  its provider alone",
+            us(base[0]),
+            us(base[1]),
+            us(base[2])
         );
     }
 }

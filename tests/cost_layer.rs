@@ -386,3 +386,60 @@ async fn a_ledger_that_refuses_at_once_spools_the_record_and_the_call_succeeds()
     assert_eq!(spooled.len(), 1);
     assert_eq!(spooled[0].nano_usd, Some(nanos(120_000)));
 }
+
+/// After its first call the in-memory book answers at once, so most calls
+/// reserve, call and settle without a boxed future: the bound, the
+/// refusal and the output cap must be the same as on the awaited path.
+#[tokio::test]
+async fn a_book_that_answers_at_once_keeps_the_bound_refuses_and_caps_the_output() {
+    let storage = MemoryStorage::new();
+    let caps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = caps.clone();
+    // Each call: 12 input + 10 output tokens billed = 22,000 nano-dollars;
+    // reserved: "hi" with max_tokens 10 = 22,000 too.
+    let mut svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker(
+            &storage,
+            Some(Budget::monthly(nanos(22_000 * 5 + 1)).block()),
+        )))
+        .service(service_fn(move |req: ChatRequest| {
+            seen.lock().unwrap().push(req.max_tokens);
+            async move { Ok::<_, Error>(answer(&req, 12, 10)) }
+        }));
+    for _ in 0..5 {
+        svc.ready().await.unwrap().call(small()).await.unwrap();
+    }
+    for _ in 0..3 {
+        let err = svc.ready().await.unwrap().call(small()).await.unwrap_err();
+        assert!(matches!(&err, Error::BudgetExceeded { .. }), "{err}");
+    }
+    assert_eq!(
+        caps.lock().unwrap().len(),
+        5,
+        "a refused call reached the provider"
+    );
+    assert_eq!(storage.len(), 5);
+    // A request without max_tokens is sent with the output cap reserved.
+    let storage = MemoryStorage::new();
+    let caps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = caps.clone();
+    let mut svc = ServiceBuilder::new()
+        .layer(CostLayer::new(tracker(
+            &storage,
+            Some(Budget::monthly(Money::from_usd(1_000).unwrap()).block()),
+        )))
+        .service(service_fn(move |req: ChatRequest| {
+            seen.lock().unwrap().push(req.max_tokens);
+            async move { Ok::<_, Error>(answer(&req, 12, 10)) }
+        }));
+    for _ in 0..3 {
+        let req = ChatRequest::new("gpt-test").message(Message::user("hi"));
+        svc.ready().await.unwrap().call(req).await.unwrap();
+    }
+    let caps = caps.lock().unwrap().clone();
+    assert_eq!(caps.len(), 3);
+    assert!(
+        caps.iter().all(|c| c.is_some() && *c == caps[0]),
+        "{caps:?}"
+    );
+}

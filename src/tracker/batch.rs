@@ -98,9 +98,7 @@ impl CostTracker {
             })),
             Reserved::Refused { key, totals } => {
                 let user = self.user().to_owned();
-                Err(self
-                    .refused(key, &totals, &in_scope, &user, now, amount)
-                    .await)
+                Err(self.refused(key, &totals, &in_scope, &user, now, amount))
             }
             #[allow(unreachable_patterns)]
             _ => Err(Error::config("the budget book gave an unknown answer")),

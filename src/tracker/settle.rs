@@ -107,6 +107,30 @@ impl Drop for Reservation {
 /// [`ChatResponse::recorded`] filled in, and its record.
 pub(crate) type SettleOutput = (ChatResponse, Result<CostRecord, Error>);
 
+/// The budget pre-flight's next step ([`CostTracker::reserve_step`]).
+enum Step {
+    /// Decided without the book.
+    Done(Reservation),
+    /// The book must be asked.
+    Ask(Ask),
+}
+
+/// What the budget pre-flight asks the book for.
+struct Ask {
+    lines: Arc<super::Lines>,
+    /// The blocking lines the call falls in, when not all of them: else
+    /// `lines.blocking`.
+    picked: Option<Vec<BookLine>>,
+    estimate: Money,
+    now: DateTime<Utc>,
+}
+
+impl Ask {
+    fn in_scope(&self) -> &[BookLine] {
+        self.picked.as_deref().unwrap_or(&self.lines.blocking)
+    }
+}
+
 type SettleFuture = Pin<Box<dyn Future<Output = SettleOutput> + Send>>;
 
 /// Tells the response what was recorded for it.
@@ -225,16 +249,23 @@ impl CostTracker {
         })
     }
 
-    /// [`reserve`](Self::reserve) when it can be decided without waiting
-    /// (the ledger known writable, no blocking budget): an empty
-    /// reservation. `None` when the pre-flight has to wait or reserve:
-    /// call [`reserve`](Self::reserve).
+    /// [`reserve`](Self::reserve) when it can be decided without waiting:
+    /// the ledger known writable (the cached verdict is fresh), and no
+    /// blocking budget in scope or a book that answers at once
+    /// ([`BudgetBook::reserve_now`]). `None` when the pre-flight has to
+    /// wait: call [`reserve`](Self::reserve).
     #[cfg(feature = "cost")]
-    pub(crate) fn reserve_now(&self) -> Option<Reservation> {
-        if !self.preflight_now() || self.has_blocking() {
+    pub(crate) fn reserve_now(&self, req: &ChatRequest) -> Option<Result<Reservation, Error>> {
+        if !self.preflight_now() {
             return None;
         }
-        Some(Reservation::none())
+        let ask = match self.reserve_step(req) {
+            Ok(Step::Done(r)) => return Some(Ok(r)),
+            Ok(Step::Ask(ask)) => ask,
+            Err(e) => return Some(Err(e)),
+        };
+        let reserved = self.inner.book.reserve_now(ask.in_scope(), ask.estimate)?;
+        Some(self.answered(req, &ask, reserved))
     }
 
     fn has_blocking(&self) -> bool {
@@ -264,9 +295,30 @@ impl CostTracker {
     pub async fn reserve(&self, req: &ChatRequest) -> Result<Reservation, Error> {
         // Never send a call whose record could not be written.
         self.preflight().await?;
+        let ask = match self.reserve_step(req)? {
+            Step::Done(r) => return Ok(r),
+            Step::Ask(ask) => ask,
+        };
+        // The book answers at once when it can (no boxed future), else
+        // it is awaited.
+        let reserved = match self.inner.book.reserve_now(ask.in_scope(), ask.estimate) {
+            Some(r) => r,
+            None => {
+                self.inner
+                    .book
+                    .reserve(ask.in_scope(), ask.estimate)
+                    .await?
+            }
+        };
+        self.answered(req, &ask, reserved)
+    }
+
+    /// The budget pre-flight up to the book: which blocking lines `req`
+    /// falls in and its worst-case cost, or the answer without the book.
+    fn reserve_step(&self, req: &ChatRequest) -> Result<Step, Error> {
         let inner = &self.inner;
         if !self.has_blocking() {
-            return Ok(Reservation::none());
+            return Ok(Step::Done(Reservation::none()));
         }
         let now = inner.clock.now();
         let lines = self.lines(now);
@@ -282,20 +334,23 @@ impl CostTracker {
         let applies = |b: &crate::budget::Budget, p: &crate::budget::Period| {
             p.contains(now) && b.scope.matches(user, team, &provider, model)
         };
-        // Usually every blocking budget applies: the shared slice is passed
+        // Usually every blocking budget applies: the shared slice is used
         // as it is, no per-call list.
-        let picked: Vec<BookLine>;
-        let in_scope: &[BookLine] = if blocking().all(|(b, (p, _))| applies(b, p)) {
-            &lines.blocking
+        let picked = if blocking().all(|(b, (p, _))| applies(b, p)) {
+            None
         } else {
-            picked = blocking()
-                .filter(|(b, (p, _))| applies(b, p))
-                .map(|(_, (_, line))| line.clone())
-                .collect();
-            &picked
+            Some(
+                blocking()
+                    .filter(|(b, (p, _))| applies(b, p))
+                    .map(|(_, (_, line))| line.clone())
+                    .collect::<Vec<BookLine>>(),
+            )
         };
-        if in_scope.is_empty() {
-            return Ok(Reservation::none());
+        if picked
+            .as_ref()
+            .map_or(lines.blocking.is_empty(), Vec::is_empty)
+        {
+            return Ok(Step::Done(Reservation::none()));
         }
         let estimate = match self.estimate(req) {
             Some(e) => e,
@@ -313,29 +368,39 @@ impl CostTracker {
                     );
                     let mut r = Reservation::none();
                     r.unpriced = true;
-                    return Ok(r);
+                    return Ok(Step::Done(r));
                 }
             },
         };
-        // The book answers at once when it can (no boxed future), else
-        // it is awaited.
-        let reserved = match inner.book.reserve_now(in_scope, estimate) {
-            Some(r) => r,
-            None => inner.book.reserve(in_scope, estimate).await?,
-        };
+        Ok(Step::Ask(Ask {
+            lines,
+            picked,
+            estimate,
+            now,
+        }))
+    }
+
+    /// The reservation the book's answer makes, or the refusal.
+    fn answered(
+        &self,
+        req: &ChatRequest,
+        ask: &Ask,
+        reserved: Reserved,
+    ) -> Result<Reservation, Error> {
         match reserved {
             Reserved::Granted { hold, .. } => Ok(Reservation {
-                book: Some(inner.book.clone()),
+                book: Some(self.inner.book.clone()),
                 hold: Some(hold),
-                estimate: Some(estimate),
+                estimate: Some(ask.estimate),
                 unpriced: false,
                 output_cap: Some(
-                    u32::try_from(inner.estimator.max_output_tokens(req)).unwrap_or(u32::MAX),
+                    u32::try_from(self.inner.estimator.max_output_tokens(req)).unwrap_or(u32::MAX),
                 ),
             }),
-            Reserved::Refused { key, totals } => Err(self
-                .refused(key, &totals, in_scope, user, now, estimate)
-                .await),
+            Reserved::Refused { key, totals } => {
+                let (user, _) = self.attribution(req.user.as_deref(), req.team.as_deref());
+                Err(self.refused(key, &totals, ask.in_scope(), user, ask.now, ask.estimate))
+            }
             #[allow(unreachable_patterns)]
             _ => Err(Error::config("the budget book gave an unknown answer")),
         }
@@ -343,7 +408,7 @@ impl CostTracker {
 
     /// A blocking budget refused `amount`: counts the blocked call, sends
     /// the alerts already due on the shared totals, and names the budget.
-    pub(super) async fn refused(
+    pub(super) fn refused(
         &self,
         key: BookKey,
         totals: &[LineTotals],

@@ -18,14 +18,15 @@ pin_project! {
     /// The response future of [`CostService`](super::CostService); `F` is
     /// the inner service's future.
     ///
-    /// When the pre-flight can be decided at once (no blocking budget in
-    /// scope, the ledger known writable) the inner service is called in
+    /// When the pre-flight can be decided at once (the ledger known
+    /// writable, and no blocking budget in scope or a budget book that
+    /// answers at once) the inner service is called in
     /// `call` and its future is polled here, not boxed; the recording
     /// that follows is done at once when nothing has to be awaited (a
     /// queued ledger append), else it is a [`Settlement`] (finished in
     /// the background if this future is dropped once the provider has
     /// answered). Otherwise
-    /// (a blocking budget to reserve in, a ledger to check) the whole call
+    /// (a book to wait for, a ledger to check) the whole call
     /// is one boxed `async` block: the reservation may wait for the book
     /// or the ledger before the inner service is called.
     pub struct ResponseFuture<F> {
@@ -47,6 +48,8 @@ pin_project! {
         },
         // The provider answered; the record is being written.
         Settling { settlement: Settlement, span: Span, hint: Option<&'static str> },
+        // Refused before the call (a budget): the error, once.
+        Failed { error: Option<Error> },
         Done,
     }
 }
@@ -64,6 +67,12 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn boxed(fut: BoxFuture) -> Self {
         ResponseFuture {
             state: State::Boxed { fut },
+        }
+    }
+
+    pub(crate) fn failed(error: Error) -> Self {
+        ResponseFuture {
+            state: State::Failed { error: Some(error) },
         }
     }
 
@@ -145,6 +154,13 @@ where
                     record_response_fields(span, *hint, &resp, rec.as_ref());
                     state.set(State::Done);
                     return Poll::Ready(Ok(resp));
+                }
+                StateProj::Failed { error } => {
+                    let error = error.take().unwrap_or_else(|| {
+                        Error::config("the cost layer's future was polled after it finished")
+                    });
+                    state.set(State::Done);
+                    return Poll::Ready(Err(error));
                 }
                 StateProj::Done => {
                     return Poll::Ready(Err(Error::config(

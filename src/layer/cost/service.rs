@@ -112,10 +112,18 @@ where
     fn call(&mut self, mut req: ChatRequest) -> Self::Future {
         let span = call_span(&req);
         let hint = req.provider_hint();
-        // Decided at once (no blocking budget, the ledger known writable):
-        // the ready inner service is called now and its future polled
-        // in place, unboxed.
-        if let Some(reservation) = self.tracker.reserve_now() {
+        // Decided at once (the ledger known writable, no blocking budget or
+        // a book that answers at once): the ready inner service is called
+        // now and its future polled in place, unboxed.
+        if let Some(reserved) = span.in_scope(|| self.tracker.reserve_now(&req)) {
+            let reservation = match reserved {
+                Ok(r) => r,
+                Err(e) => return ResponseFuture::failed(e),
+            };
+            // The request carries what was reserved: billed <= reserved.
+            if req.max_tokens.is_none() {
+                req.max_tokens = reservation.output_cap();
+            }
             let info = CallInfo::from_request(&req);
             let fut = span.in_scope(|| self.inner.call(req));
             return ResponseFuture::calling(

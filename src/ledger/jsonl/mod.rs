@@ -119,7 +119,9 @@ pub fn flush_all_queued() {
 pub enum AppendMode {
     /// Hand the record to the writer thread and return: the call path
     /// never waits for the disk. The writer group-commits what is queued
-    /// into one locked `write` at once, then syncs as the [`FsyncPolicy`]
+    /// into one locked `write` within a millisecond (while appends keep
+    /// coming it naps 1 ms between groups, so that a queued append does
+    /// not have to wake it), then syncs as the [`FsyncPolicy`]
     /// says. A write the file refuses (a full disk) is kept and retried,
     /// or handed to the tracker's [`Spool`](crate::ledger::Spool), and
     /// later appends wait for their answer until writes succeed again.
@@ -294,7 +296,10 @@ impl JsonlStorageBuilder {
 /// thread and returns: the caller never waits for the disk (except on the
 /// first append to a file, which waits for its write so that a ledger that
 /// cannot be opened at all fails there and then). The thread
-/// writes each group as soon as it has it and syncs it as the
+/// writes each group within a millisecond of its first record (between
+/// groups it naps up to 1 ms; an append somebody waits for, or 64 queued
+/// ones, wake it at once; after 50 ms without appends it sleeps until the
+/// next one) and syncs it as the
 /// [`FsyncPolicy`] says (default: right after writing it;
 /// `EveryMillis(n)`: within `n` ms, the group-commit window). A scan by
 /// this process first waits for what the process queued for the
@@ -309,7 +314,7 @@ impl JsonlStorageBuilder {
 ///
 /// | mode | lost | never lost |
 /// |---|---|---|
-/// | `Queued` | the records handed to the writer that it had not written yet: the tail of what was handed over, never a record in the middle, and never more than 256 records (beyond 256 queued writes an append waits for its answer); at the pace of real LLM calls, the last fraction of a millisecond | any record of a group already written; the file's other lines (a torn final line is at worst one cut-off line, which every reader skips and quarantines) |
+/// | `Queued` | the records handed to the writer that it had not written yet: the tail of what was handed over, never a record in the middle, and never more than 256 records (beyond 256 queued writes an append waits for its answer); at the pace of real LLM calls, the records of the last millisecond | any record of a group already written; the file's other lines (a torn final line is at worst one cut-off line, which every reader skips and quarantines) |
 /// | `Confirmed` | nothing `append` returned `Ok` for | every acknowledged record |
 ///
 /// A power loss can also lose what was written but not yet synced: nothing

@@ -196,6 +196,18 @@ fn pending_in(dir: &Path) -> Vec<(Sender<Job>, Arc<Shared>)> {
 }
 
 impl Shared {
+    /// A write succeeded. The flags are stored only when they change: the
+    /// appenders read them on every append, and a store, even of the same
+    /// value, takes their cache line away from them.
+    fn wrote(&self) {
+        if self.failed.load(Ordering::Relaxed) {
+            self.failed.store(false, Ordering::Release);
+        }
+        if !self.ready.load(Ordering::Relaxed) {
+            self.ready.store(true, Ordering::Release);
+        }
+    }
+
     /// Ends the writer's nap, if it naps: a job was sent that must not
     /// wait for the nap's end.
     fn wake(&self) {
@@ -345,6 +357,11 @@ struct Writer {
     /// Queued lines the file refused (no spool to take them): written
     /// before anything else as soon as the file accepts writes again.
     pending: Vec<u8>,
+    /// The records of the group being written, dropped together once it
+    /// is: their names are shared with the appenders' next records, and a
+    /// drop per record would take each name's reference count away from
+    /// them once per record instead of once per group.
+    spent: Vec<CostRecord>,
 }
 
 impl Writer {
@@ -357,6 +374,7 @@ impl Writer {
             dirty: false,
             last_sync: Instant::now(),
             pending: Vec::new(),
+            spent: Vec::new(),
         }
     }
 
@@ -567,6 +585,7 @@ impl Writer {
                                 }
                             }
                         }
+                        self.spent.push(record);
                     }
                     Job::Barrier { ack } => barriers.push(ack),
                     Job::Flush { ack } => flushes.push(ack),
@@ -579,8 +598,7 @@ impl Writer {
                 match self.write_locked(&buf) {
                     Ok(()) => {
                         wrote = true;
-                        self.shared.failed.store(false, Ordering::Release);
-                        self.shared.ready.store(true, Ordering::Release);
+                        self.shared.wrote();
                         written_acks.extend(parts.into_iter().filter_map(|p| p.ack));
                     }
                     Err(e) => {
@@ -610,6 +628,7 @@ impl Writer {
                 }
             }
             self.shared.done.fetch_add(writes, Ordering::AcqRel);
+            self.spent.clear();
             rounds += 1;
             if failure.is_none() && rounds < MAX_ROUNDS {
                 next = rx.try_recv().ok();
