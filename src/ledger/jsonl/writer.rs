@@ -732,6 +732,8 @@ impl Writer {
         if let Some((f, _)) = &self.file {
             if self.dirty {
                 f.sync_data().map_err(|e| io_error(&self.path, "sync", e))?;
+                #[cfg(test)]
+                tests::count_sync(&self.path);
             }
         }
         self.dirty = false;
@@ -785,5 +787,97 @@ fn describe(e: &LedgerError) -> (io::ErrorKind, String) {
     match e {
         LedgerError::Io { source, .. } => (source.kind(), source.to_string()),
         other => (io::ErrorKind::Other, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Syncs made, by file.
+    static SYNCS: Mutex<BTreeMap<PathBuf, u64>> = Mutex::new(BTreeMap::new());
+
+    pub(crate) fn count_sync(path: &Path) {
+        let mut m = SYNCS.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(path.to_path_buf()).or_default() += 1;
+    }
+
+    fn syncs(path: &Path) -> u64 {
+        let m = SYNCS.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(path).copied().unwrap_or(0)
+    }
+
+    fn answer(rx: &mpsc::Receiver<Result<(), LedgerError>>) -> Result<(), LedgerError> {
+        rx.recv()
+            .map_err(|_| LedgerError::Config("the writer dropped the answer".into()))?
+    }
+
+    fn tempdir() -> Result<tempfile::TempDir, LedgerError> {
+        tempfile::tempdir().map_err(|e| io_error(Path::new("."), "make a temp dir", e))
+    }
+
+    #[test]
+    fn an_awaited_append_is_answered_once_it_is_synced() -> Result<(), LedgerError> {
+        let dir = tempdir()?;
+        let path = dir.path().join("costs_a.jsonl");
+        let handle = WriterHandle::spawn(path.clone(), FsyncPolicy::Always, None)?;
+        for i in 0..3 {
+            let (tx, rx) = mpsc::channel();
+            handle.send(
+                Job::Write {
+                    bytes: format!("{{\"n\":{i}}}\n").into_bytes(),
+                    ack: Some(Ack::Blocking(tx)),
+                    sync: true,
+                },
+                &path,
+            )?;
+            answer(&rx)?;
+            assert_eq!(syncs(&path), i + 1, "answered before its sync");
+        }
+        // Queued writes, then a flush: all written and synced.
+        for i in 0..200 {
+            handle.send(
+                Job::Write {
+                    bytes: format!("{{\"q\":{i}}}\n").into_bytes(),
+                    ack: None,
+                    sync: false,
+                },
+                &path,
+            )?;
+        }
+        let (tx, rx) = mpsc::channel();
+        handle.send(
+            Job::Flush {
+                ack: Ack::Blocking(tx),
+            },
+            &path,
+        )?;
+        answer(&rx)?;
+        assert!(syncs(&path) >= 4, "the queued writes were not synced");
+        let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, "read", e))?;
+        assert_eq!(text.lines().count(), 203);
+        Ok(())
+    }
+
+    #[test]
+    fn under_never_nothing_is_synced() -> Result<(), LedgerError> {
+        let dir = tempdir()?;
+        let path = dir.path().join("costs_b.jsonl");
+        let handle = WriterHandle::spawn(path.clone(), FsyncPolicy::Never, None)?;
+        let (tx, rx) = mpsc::channel();
+        handle.send(
+            Job::Write {
+                bytes: b"{}\n".to_vec(),
+                ack: Some(Ack::Blocking(tx)),
+                sync: false,
+            },
+            &path,
+        )?;
+        answer(&rx)?;
+        drop(handle);
+        assert_eq!(syncs(&path), 0);
+        Ok(())
     }
 }
