@@ -238,14 +238,42 @@ async fn clones_share_the_budget() {
     ));
 }
 
-/// A ledger whose appends fail (a full disk).
+/// How a test ledger answers its appends; the rest goes to the memory
+/// ledger inside.
+#[derive(Debug, Clone, Copy, Default)]
+enum How {
+    /// Every append fails (a full disk), after a wait.
+    #[default]
+    Broken,
+    /// Appends wait first (a remote store): never answered at once.
+    Waiting,
+    /// Appends fail, and say so at once.
+    RefusingAtOnce,
+}
+
 #[derive(Debug, Default)]
-struct BrokenLedger(MemoryStorage);
+struct OddLedger(MemoryStorage, How);
+
+fn disk_full() -> LedgerError {
+    LedgerError::Config("disk full".into())
+}
 
 #[async_trait]
-impl Storage for BrokenLedger {
-    async fn append(&self, _record: &CostRecord) -> Result<(), LedgerError> {
-        Err(LedgerError::Config("disk full".into()))
+impl Storage for OddLedger {
+    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
+        match self.1 {
+            How::Broken | How::RefusingAtOnce => Err(disk_full()),
+            How::Waiting => {
+                tokio::task::yield_now().await;
+                self.0.append(record).await
+            }
+        }
+    }
+    fn append_now(&self, _record: &CostRecord) -> Option<Result<(), LedgerError>> {
+        match self.1 {
+            How::RefusingAtOnce => Some(Err(disk_full())),
+            How::Broken | How::Waiting => None,
+        }
     }
     async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
         self.0.scan(filter).await
@@ -263,70 +291,26 @@ impl Storage for BrokenLedger {
 
 #[tokio::test]
 async fn a_ledger_failure_does_not_fail_an_answered_call() {
-    let t = CostTracker::builder()
-        .storage(Arc::new(BrokenLedger::default()))
-        .prices(prices())
-        .budget(Budget::monthly(nanos(1_000_000)).block())
-        .build()
-        .unwrap();
-    let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(t.clone()))
-        .service(service_fn(|req: ChatRequest| async move {
-            Ok::<_, Error>(answer(&req, 12, 10))
-        }));
-    let resp = svc.oneshot(small()).await.unwrap();
-    assert_eq!(resp.text, "ok");
-    assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(22_000));
-}
-
-/// A ledger that waits before each append (a remote store): it never
-/// answers at once, so the recording is awaited.
-#[derive(Debug, Default)]
-struct WaitingLedger(MemoryStorage);
-
-#[async_trait]
-impl Storage for WaitingLedger {
-    async fn append(&self, record: &CostRecord) -> Result<(), LedgerError> {
-        tokio::task::yield_now().await;
-        self.0.append(record).await
-    }
-    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
-        self.0.scan(filter).await
-    }
-    async fn mark_alert(&self, key: &str, p: &serde_json::Value) -> Result<bool, LedgerError> {
-        self.0.mark_alert(key, p).await
-    }
-    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
-        self.0.alert_fired(key).await
-    }
-    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
-        self.0.reset(scope).await
-    }
-}
-
-/// A full disk that says so at once.
-#[derive(Debug, Default)]
-struct RefusingAtOnce(MemoryStorage);
-
-#[async_trait]
-impl Storage for RefusingAtOnce {
-    async fn append(&self, _record: &CostRecord) -> Result<(), LedgerError> {
-        Err(LedgerError::Config("disk full".into()))
-    }
-    fn append_now(&self, _record: &CostRecord) -> Option<Result<(), LedgerError>> {
-        Some(Err(LedgerError::Config("disk full".into())))
-    }
-    async fn scan(&self, filter: &ScanFilter) -> Result<RecordStream, LedgerError> {
-        self.0.scan(filter).await
-    }
-    async fn mark_alert(&self, key: &str, p: &serde_json::Value) -> Result<bool, LedgerError> {
-        self.0.mark_alert(key, p).await
-    }
-    async fn alert_fired(&self, key: &str) -> Result<bool, LedgerError> {
-        self.0.alert_fired(key).await
-    }
-    async fn reset(&self, scope: ResetScope) -> Result<ResetReport, LedgerError> {
-        self.0.reset(scope).await
+    // Refused after a wait, or at once: the record goes to the spool and
+    // keeps counting in the budget.
+    for how in [How::Broken, How::RefusingAtOnce] {
+        let t = CostTracker::builder()
+            .storage(Arc::new(OddLedger(MemoryStorage::new(), how)))
+            .prices(prices())
+            .budget(Budget::monthly(nanos(1_000_000)).block())
+            .build()
+            .unwrap();
+        let svc = ServiceBuilder::new()
+            .layer(CostLayer::new(t.clone()))
+            .service(service_fn(|req: ChatRequest| async move {
+                Ok::<_, Error>(answer(&req, 12, 10))
+            }));
+        let resp = svc.oneshot(small()).await.unwrap();
+        assert_eq!(resp.text, "ok");
+        assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(22_000));
+        let spooled = t.spool().records();
+        assert_eq!(spooled.len(), 1, "{how:?}");
+        assert_eq!(spooled[0].nano_usd, Some(nanos(22_000)));
     }
 }
 
@@ -334,7 +318,7 @@ impl Storage for RefusingAtOnce {
 async fn the_response_names_its_record_whether_the_ledger_answers_at_once_or_later() {
     for blocking in [false, true] {
         let at_once = MemoryStorage::new();
-        let waiting = Arc::new(WaitingLedger::default());
+        let waiting = Arc::new(OddLedger(MemoryStorage::new(), How::Waiting));
         let ledgers: [(&str, Arc<dyn Storage>, MemoryStorage); 2] = [
             ("at once", Arc::new(at_once.clone()), at_once),
             ("later", waiting.clone(), waiting.0.clone()),
@@ -367,24 +351,30 @@ async fn the_response_names_its_record_whether_the_ledger_answers_at_once_or_lat
     }
 }
 
-#[tokio::test]
-async fn a_ledger_that_refuses_at_once_spools_the_record_and_the_call_succeeds() {
-    let t = CostTracker::builder()
-        .storage(Arc::new(RefusingAtOnce::default()))
-        .prices(prices())
-        .user("alice")
-        .build()
-        .unwrap();
+/// The `max_tokens` of each request a provider saw.
+type Caps = Arc<std::sync::Mutex<Vec<Option<u32>>>>;
+
+/// The cost layer with a blocking monthly budget of `limit`, over a
+/// provider that notes each request's `max_tokens`.
+fn noting_caps(
+    storage: &MemoryStorage,
+    limit: Money,
+) -> (
+    impl Service<ChatRequest, Response = ChatResponse, Error = Error>,
+    Caps,
+) {
+    let caps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = caps.clone();
     let svc = ServiceBuilder::new()
-        .layer(CostLayer::new(t.clone()))
-        .service(service_fn(|req: ChatRequest| async move {
-            Ok::<_, Error>(answer(&req, 100, 20))
+        .layer(CostLayer::new(tracker(
+            storage,
+            Some(Budget::monthly(limit).block()),
+        )))
+        .service(service_fn(move |req: ChatRequest| {
+            seen.lock().unwrap().push(req.max_tokens);
+            async move { Ok::<_, Error>(answer(&req, 12, 10)) }
         }));
-    let resp = svc.oneshot(small()).await.unwrap();
-    assert_eq!(resp.text, "ok");
-    let spooled = t.spool().records();
-    assert_eq!(spooled.len(), 1);
-    assert_eq!(spooled[0].nano_usd, Some(nanos(120_000)));
+    (svc, caps)
 }
 
 /// After its first call the in-memory book answers at once, so most calls
@@ -392,20 +382,10 @@ async fn a_ledger_that_refuses_at_once_spools_the_record_and_the_call_succeeds()
 /// refusal and the output cap must be the same as on the awaited path.
 #[tokio::test]
 async fn a_book_that_answers_at_once_keeps_the_bound_refuses_and_caps_the_output() {
-    let storage = MemoryStorage::new();
-    let caps = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = caps.clone();
     // Each call: 12 input + 10 output tokens billed = 22,000 nano-dollars;
     // reserved: "hi" with max_tokens 10 = 22,000 too.
-    let mut svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker(
-            &storage,
-            Some(Budget::monthly(nanos(22_000 * 5 + 1)).block()),
-        )))
-        .service(service_fn(move |req: ChatRequest| {
-            seen.lock().unwrap().push(req.max_tokens);
-            async move { Ok::<_, Error>(answer(&req, 12, 10)) }
-        }));
+    let storage = MemoryStorage::new();
+    let (mut svc, caps) = noting_caps(&storage, nanos(22_000 * 5 + 1));
     for _ in 0..5 {
         svc.ready().await.unwrap().call(small()).await.unwrap();
     }
@@ -421,17 +401,7 @@ async fn a_book_that_answers_at_once_keeps_the_bound_refuses_and_caps_the_output
     assert_eq!(storage.len(), 5);
     // A request without max_tokens is sent with the output cap reserved.
     let storage = MemoryStorage::new();
-    let caps = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = caps.clone();
-    let mut svc = ServiceBuilder::new()
-        .layer(CostLayer::new(tracker(
-            &storage,
-            Some(Budget::monthly(Money::from_usd(1_000).unwrap()).block()),
-        )))
-        .service(service_fn(move |req: ChatRequest| {
-            seen.lock().unwrap().push(req.max_tokens);
-            async move { Ok::<_, Error>(answer(&req, 12, 10)) }
-        }));
+    let (mut svc, caps) = noting_caps(&storage, Money::from_usd(1_000).unwrap());
     for _ in 0..3 {
         let req = ChatRequest::new("gpt-test").message(Message::user("hi"));
         svc.ready().await.unwrap().call(req).await.unwrap();

@@ -149,7 +149,10 @@ fn fill_recorded(resp: &mut ChatResponse, rec: &CostRecord) {
 /// if it is dropped before it finishes (the caller's future was
 /// cancelled), it finishes on its own (inline, or on the Tokio runtime), so
 /// an answered call is always recorded. Single calls, streams (at their end
-/// or on drop) and batch results all settle through it.
+/// or on drop) and batch results all settle through it; a single call
+/// through the cost layer whose record needs no wait (a queued ledger
+/// append, a book that answers at once) is recorded in the very `poll`
+/// that sees the provider's answer, with no settlement future to drop.
 #[must_use = "a Settlement records the call when awaited (or, dropped, in the background)"]
 pub struct Settlement {
     fut: Option<SettleFuture>,
@@ -228,6 +231,7 @@ impl CostTracker {
     /// its record, no future made. Otherwise `Err` with the
     /// [`Settlement`] of what is left (the record is built and whatever
     /// could be done at once is done).
+    #[cfg(feature = "cost")]
     pub(crate) fn settle_now_or(
         &self,
         info: &CallInfo,
