@@ -290,7 +290,7 @@ impl Storage for OddLedger {
 }
 
 #[tokio::test]
-async fn a_ledger_failure_does_not_fail_an_answered_call() {
+async fn a_ledger_failure_does_not_fail_an_answered_call() -> Result<(), Error> {
     // Refused after a wait, or at once: the record goes to the spool and
     // keeps counting in the budget.
     for how in [How::Broken, How::RefusingAtOnce] {
@@ -298,24 +298,25 @@ async fn a_ledger_failure_does_not_fail_an_answered_call() {
             .storage(Arc::new(OddLedger(MemoryStorage::new(), how)))
             .prices(prices())
             .budget(Budget::monthly(nanos(1_000_000)).block())
-            .build()
-            .unwrap();
+            .build()?;
         let svc = ServiceBuilder::new()
             .layer(CostLayer::new(t.clone()))
             .service(service_fn(|req: ChatRequest| async move {
                 Ok::<_, Error>(answer(&req, 12, 10))
             }));
-        let resp = svc.oneshot(small()).await.unwrap();
+        let resp = svc.oneshot(small()).await?;
         assert_eq!(resp.text, "ok");
-        assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(22_000));
+        assert_eq!(t.budget_status().await?[0].spent, nanos(22_000));
         let spooled = t.spool().records();
         assert_eq!(spooled.len(), 1, "{how:?}");
         assert_eq!(spooled[0].nano_usd, Some(nanos(22_000)));
     }
+    Ok(())
 }
 
 #[tokio::test]
-async fn the_response_names_its_record_whether_the_ledger_answers_at_once_or_later() {
+async fn the_response_names_its_record_whether_the_ledger_answers_at_once_or_later(
+) -> Result<(), Error> {
     for blocking in [false, true] {
         let at_once = MemoryStorage::new();
         let waiting = Arc::new(OddLedger(MemoryStorage::new(), How::Waiting));
@@ -331,13 +332,13 @@ async fn the_response_names_its_record_whether_the_ledger_answers_at_once_or_lat
             if blocking {
                 b = b.budget(Budget::monthly(nanos(1_000_000)).block());
             }
-            let t = b.build().unwrap();
+            let t = b.build()?;
             let svc = ServiceBuilder::new()
                 .layer(CostLayer::new(t.clone()))
                 .service(service_fn(|req: ChatRequest| async move {
                     Ok::<_, Error>(answer(&req, 100, 20))
                 }));
-            let resp = svc.oneshot(small()).await.unwrap();
+            let resp = svc.oneshot(small()).await?;
             let recs = records.records();
             assert_eq!(recs.len(), 1, "{how}, blocking {blocking}");
             let recorded = resp.recorded.expect("the response names its record");
@@ -345,10 +346,11 @@ async fn the_response_names_its_record_whether_the_ledger_answers_at_once_or_lat
             assert_eq!(recorded.nano_usd, Some(nanos(120_000)));
             assert!(recorded.durable);
             if blocking {
-                assert_eq!(t.budget_status().await.unwrap()[0].spent, nanos(120_000));
+                assert_eq!(t.budget_status().await?[0].spent, nanos(120_000));
             }
         }
     }
+    Ok(())
 }
 
 /// The `max_tokens` of each request a provider saw.
@@ -371,7 +373,7 @@ fn noting_caps(
             Some(Budget::monthly(limit).block()),
         )))
         .service(service_fn(move |req: ChatRequest| {
-            seen.lock().unwrap().push(req.max_tokens);
+            seen.lock().expect("not poisoned").push(req.max_tokens);
             async move { Ok::<_, Error>(answer(&req, 12, 10)) }
         }));
     (svc, caps)
@@ -381,35 +383,37 @@ fn noting_caps(
 /// reserve, call and settle without a boxed future: the bound, the
 /// refusal and the output cap must be the same as on the awaited path.
 #[tokio::test]
-async fn a_book_that_answers_at_once_keeps_the_bound_refuses_and_caps_the_output() {
+async fn a_book_that_answers_at_once_keeps_the_bound_refuses_and_caps_the_output(
+) -> Result<(), Error> {
     // Each call: 12 input + 10 output tokens billed = 22,000 nano-dollars;
     // reserved: "hi" with max_tokens 10 = 22,000 too.
     let storage = MemoryStorage::new();
     let (mut svc, caps) = noting_caps(&storage, nanos(22_000 * 5 + 1));
     for _ in 0..5 {
-        svc.ready().await.unwrap().call(small()).await.unwrap();
+        svc.ready().await?.call(small()).await?;
     }
     for _ in 0..3 {
-        let err = svc.ready().await.unwrap().call(small()).await.unwrap_err();
-        assert!(matches!(&err, Error::BudgetExceeded { .. }), "{err}");
+        let err = svc.ready().await?.call(small()).await;
+        assert!(matches!(&err, Err(Error::BudgetExceeded { .. })), "{err:?}");
     }
     assert_eq!(
-        caps.lock().unwrap().len(),
+        caps.lock().expect("not poisoned").len(),
         5,
         "a refused call reached the provider"
     );
     assert_eq!(storage.len(), 5);
     // A request without max_tokens is sent with the output cap reserved.
     let storage = MemoryStorage::new();
-    let (mut svc, caps) = noting_caps(&storage, Money::from_usd(1_000).unwrap());
+    let (mut svc, caps) = noting_caps(&storage, nanos(1_000_000_000_000));
     for _ in 0..3 {
         let req = ChatRequest::new("gpt-test").message(Message::user("hi"));
-        svc.ready().await.unwrap().call(req).await.unwrap();
+        svc.ready().await?.call(req).await?;
     }
-    let caps = caps.lock().unwrap().clone();
+    let caps = caps.lock().expect("not poisoned").clone();
     assert_eq!(caps.len(), 3);
     assert!(
         caps.iter().all(|c| c.is_some() && *c == caps[0]),
         "{caps:?}"
     );
+    Ok(())
 }
