@@ -29,8 +29,10 @@ const WORKER_ENV: &str = "COSTLAYER_KILL_WORKER";
 /// Calls of the short program: enough that the last ones are still queued
 /// when it ends.
 const SHORT_CALLS: u64 = 2_000;
-/// The paced worker's interval: far slower than the writer's nap (1 ms),
-/// faster than the time after which an idle writer stops napping (50 ms).
+/// The paced worker's interval, a real call rate: far slower than the
+/// writer's nap (1 ms), so the writer has stopped napping and each append
+/// wakes it. (The nap itself ending on its own is tested in
+/// `tests/ledger.rs`.)
 const PACE: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn storage(dir: &Path, mode: AppendMode, fsync: FsyncPolicy) -> JsonlStorage {
@@ -248,14 +250,14 @@ fn queued_mode_a_killed_process_loses_at_most_the_tail_and_tears_no_line() {
 }
 
 #[test]
-fn queued_mode_at_a_real_pace_a_kill_loses_at_most_the_record_of_the_last_nap() {
+fn queued_mode_at_a_real_pace_a_kill_loses_at_most_the_last_record() {
     for _ in 0..3 {
         let (acked, in_file) = kill_after("queued-paced", 30);
         let n = in_file.len().min(acked.len());
         assert!(acked[..n] == in_file[..n], "not the acknowledged prefix");
-        // Appends 20 ms apart, each written within the writer's 1 ms nap:
-        // the kill, right after an acknowledgement, can only catch that
-        // last record still queued.
+        // Appends 20 ms apart, each written as soon as it wakes the
+        // writer: the kill, right after an acknowledgement, can only
+        // catch that last record still queued.
         let lost = acked.len().saturating_sub(in_file.len());
         assert!(
             lost <= 1,

@@ -298,8 +298,9 @@ impl JsonlStorageBuilder {
 /// cannot be opened at all fails there and then). The thread
 /// writes each group within a millisecond of its first record (between
 /// groups it naps up to 1 ms; an append somebody waits for, or 64 queued
-/// ones, wake it at once; after 50 ms without appends it sleeps until the
-/// next one) and syncs it as the
+/// ones, wake it at once; after four naps without an append, when appends
+/// come less often than every few milliseconds, it sleeps until the next
+/// one wakes it) and syncs it as the
 /// [`FsyncPolicy`] says (default: right after writing it;
 /// `EveryMillis(n)`: within `n` ms, the group-commit window). A scan by
 /// this process first waits for what the process queued for the

@@ -39,9 +39,12 @@ pub(crate) const NAP: Duration = Duration::from_millis(1);
 /// Queued writes that wake a napping writer (a quarter of the bound, so
 /// that the queue is written long before appends would wait).
 const WAKE_AT: u64 = MAX_QUEUED / 4;
-/// After this long without a job the writer stops napping and sleeps until
-/// the next append wakes it: an idle process does not poll.
-const LINGER: Duration = Duration::from_millis(50);
+/// After this many naps in a row without a job the writer stops napping and
+/// sleeps until the next append wakes it: it naps only while appends come
+/// more often than every few milliseconds (where a wake-up per append
+/// would cost the callers most), and a process making a call now and then
+/// does not poll.
+const IDLE_NAPS: u32 = 4;
 /// How often queued records whose write failed are tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// How long the process's exit waits for each writer to finish.
@@ -379,19 +382,22 @@ impl Writer {
     }
 
     fn run(mut self, rx: Receiver<Job>) {
-        let mut last_job = Instant::now();
+        let mut empty_naps = IDLE_NAPS;
         loop {
             // While appends keep coming, nap between groups rather than
             // wait on the channel: a queued append then costs its caller
             // no wake-up (see `NAP`).
-            if last_job.elapsed() < LINGER {
+            if empty_naps < IDLE_NAPS {
                 match self.nap(&rx) {
                     Ok(Some(first)) => {
                         self.handle_group(first, &rx);
-                        last_job = Instant::now();
+                        empty_naps = 0;
                         continue;
                     }
-                    Ok(None) => continue,
+                    Ok(None) => {
+                        empty_naps += 1;
+                        continue;
+                    }
                     Err(()) => break,
                 }
             }
@@ -416,7 +422,7 @@ impl Writer {
                 }
             };
             self.handle_group(first, &rx);
-            last_job = Instant::now();
+            empty_naps = 0;
         }
         // Every sender is gone: the queue is drained. Write what failed
         // before if the file takes it now, and make it durable unless the
