@@ -15,6 +15,9 @@ use costlayer::ledger::{
     Storage,
 };
 use costlayer::pricing::{ModelPrice, PriceTable, Rates};
+use costlayer::tracker::book::{
+    BookError, BookLine, BookTotals, BudgetBook, Hold, MemoryBook, Reserved,
+};
 use costlayer::tracker::CostTracker;
 use costlayer::{ChatRequest, ChatResponse, Error, Message, Money, Usage};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
@@ -414,6 +417,78 @@ async fn a_book_that_answers_at_once_keeps_the_bound_refuses_and_caps_the_output
     assert!(
         caps.iter().all(|c| c.is_some() && *c == caps[0]),
         "{caps:?}"
+    );
+    Ok(())
+}
+
+/// A memory book that always makes the tracker wait (as a remote book
+/// does), counting what it is asked.
+#[derive(Debug, Default)]
+struct AwaitedBook {
+    book: MemoryBook,
+    asked_now: AtomicUsize,
+    reserved: AtomicUsize,
+}
+
+#[async_trait]
+impl BudgetBook for AwaitedBook {
+    async fn totals(&self, lines: &[BookLine]) -> Result<BookTotals, BookError> {
+        self.book.totals(lines).await
+    }
+    async fn reserve(&self, lines: &[BookLine], amount: Money) -> Result<Reserved, BookError> {
+        self.reserved.fetch_add(1, Ordering::SeqCst);
+        self.book.reserve(lines, amount).await
+    }
+    fn reserve_now(&self, _lines: &[BookLine], _amount: Money) -> Option<Reserved> {
+        self.asked_now.fetch_add(1, Ordering::SeqCst);
+        None
+    }
+    async fn settle(
+        &self,
+        hold: Option<Hold>,
+        record: &CostRecord,
+        lines: &[BookLine],
+    ) -> Result<BookTotals, BookError> {
+        self.book.settle(hold, record, lines).await
+    }
+    async fn release(&self, hold: Hold) -> Result<(), BookError> {
+        self.book.release(hold).await
+    }
+}
+
+/// A book that must be awaited is asked once a call: the pre-flight the
+/// cost layer started at once (scope, estimate, the book's `reserve_now`)
+/// is carried on, not made again.
+#[tokio::test]
+async fn a_book_that_must_be_awaited_is_asked_once_a_call() -> Result<(), Error> {
+    let book = Arc::new(AwaitedBook::default());
+    let storage = MemoryStorage::new();
+    let t = CostTracker::builder()
+        .storage(Arc::new(storage.clone()))
+        .book(book.clone())
+        .prices(prices())
+        .user("alice")
+        .budget(Budget::monthly(nanos(22_000 * 3 + 1)).block())
+        .build()?;
+    let mut svc = ServiceBuilder::new()
+        .layer(CostLayer::new(t))
+        .service(service_fn(|req: ChatRequest| async move {
+            Ok::<_, Error>(answer(&req, 12, 10))
+        }));
+    for _ in 0..3 {
+        svc.ready().await?.call(small()).await?;
+    }
+    let refused = svc.ready().await?.call(small()).await;
+    assert!(
+        matches!(refused, Err(Error::BudgetExceeded { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(storage.len(), 3);
+    assert_eq!(book.reserved.load(Ordering::SeqCst), 4);
+    assert_eq!(
+        book.asked_now.load(Ordering::SeqCst),
+        4,
+        "the pre-flight was made twice"
     );
     Ok(())
 }

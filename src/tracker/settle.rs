@@ -82,6 +82,16 @@ impl Reservation {
         self.hold.as_ref().and(self.output_cap)
     }
 
+    /// Makes `req` carry what was reserved: a request without
+    /// `max_tokens` gets the [output cap](Self::output_cap), so the billed
+    /// cost cannot exceed the reservation.
+    #[cfg(feature = "cost")]
+    pub(crate) fn cap(&self, req: &mut ChatRequest) {
+        if req.max_tokens.is_none() {
+            req.max_tokens = self.output_cap();
+        }
+    }
+
     /// The hold, disarming the release on drop.
     pub(super) fn take_hold(&mut self) -> Option<Hold> {
         self.hold.take()
@@ -115,8 +125,13 @@ enum Step {
     Ask(Ask),
 }
 
+/// What [`CostTracker::reserve_now`] left to await: the whole pre-flight
+/// (`None`: the ledger must be checked), or the book's answer.
+#[cfg(feature = "cost")]
+pub(crate) struct Later(Option<Ask>);
+
 /// What the budget pre-flight asks the book for.
-struct Ask {
+pub(crate) struct Ask {
     lines: Arc<super::Lines>,
     /// The blocking lines the call falls in, when not all of them: else
     /// `lines.blocking`.
@@ -256,20 +271,47 @@ impl CostTracker {
     /// [`reserve`](Self::reserve) when it can be decided without waiting:
     /// the ledger known writable (the cached verdict is fresh), and no
     /// blocking budget in scope or a book that answers at once
-    /// ([`BudgetBook::reserve_now`]). `None` when the pre-flight has to
-    /// wait: call [`reserve`](Self::reserve).
+    /// ([`BudgetBook::reserve_now`]). Otherwise `Err` with what is left
+    /// to await, for [`reserve_later`](Self::reserve_later): the scope and
+    /// the estimate made here are not made again.
     #[cfg(feature = "cost")]
-    pub(crate) fn reserve_now(&self, req: &ChatRequest) -> Option<Result<Reservation, Error>> {
+    pub(crate) fn reserve_now(
+        &self,
+        req: &ChatRequest,
+    ) -> Result<Result<Reservation, Error>, Later> {
         if !self.preflight_now() {
-            return None;
+            return Err(Later(None));
         }
         let ask = match self.reserve_step(req) {
-            Ok(Step::Done(r)) => return Some(Ok(r)),
+            Ok(Step::Done(r)) => return Ok(Ok(r)),
             Ok(Step::Ask(ask)) => ask,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Ok(Err(e)),
         };
-        let reserved = self.inner.book.reserve_now(ask.in_scope(), ask.estimate)?;
-        Some(self.answered(req, &ask, reserved))
+        match self.inner.book.reserve_now(ask.in_scope(), ask.estimate) {
+            Some(reserved) => Ok(self.answered(req, &ask, reserved)),
+            None => Err(Later(Some(ask))),
+        }
+    }
+
+    /// Finishes what [`reserve_now`](Self::reserve_now) left: the whole
+    /// pre-flight, or only the book's answer.
+    #[cfg(feature = "cost")]
+    pub(crate) async fn reserve_later(
+        &self,
+        req: &ChatRequest,
+        later: Later,
+    ) -> Result<Reservation, Error> {
+        match later.0 {
+            None => self.reserve(req).await,
+            Some(ask) => {
+                let reserved = self
+                    .inner
+                    .book
+                    .reserve(ask.in_scope(), ask.estimate)
+                    .await?;
+                self.answered(req, &ask, reserved)
+            }
+        }
     }
 
     fn has_blocking(&self) -> bool {
@@ -350,13 +392,16 @@ impl CostTracker {
                     .collect::<Vec<BookLine>>(),
             )
         };
-        if picked
-            .as_ref()
-            .map_or(lines.blocking.is_empty(), Vec::is_empty)
-        {
+        let mut ask = Ask {
+            lines,
+            picked,
+            estimate: Money::ZERO,
+            now,
+        };
+        if ask.in_scope().is_empty() {
             return Ok(Step::Done(Reservation::none()));
         }
-        let estimate = match self.estimate(req) {
+        ask.estimate = match self.estimate(req) {
             Some(e) => e,
             None => match inner.unpriced {
                 UnpricedPolicy::Reject => {
@@ -376,12 +421,7 @@ impl CostTracker {
                 }
             },
         };
-        Ok(Step::Ask(Ask {
-            lines,
-            picked,
-            estimate,
-            now,
-        }))
+        Ok(Step::Ask(ask))
     }
 
     /// The reservation the book's answer makes, or the refusal.

@@ -115,39 +115,35 @@ where
         // Decided at once (the ledger known writable, no blocking budget or
         // a book that answers at once): the ready inner service is called
         // now and its future polled in place, unboxed.
-        if let Some(reserved) = span.in_scope(|| self.tracker.reserve_now(&req)) {
-            let reservation = match reserved {
-                Ok(r) => r,
-                Err(e) => return ResponseFuture::failed(e),
-            };
-            // The request carries what was reserved: billed <= reserved.
-            if req.max_tokens.is_none() {
-                req.max_tokens = reservation.output_cap();
+        let later = match span.in_scope(|| self.tracker.reserve_now(&req)) {
+            Ok(Ok(reservation)) => {
+                reservation.cap(&mut req);
+                let info = CallInfo::from_request(&req);
+                let fut = span.in_scope(|| self.inner.call(req));
+                return ResponseFuture::calling(
+                    fut,
+                    Pending {
+                        tracker: self.tracker.clone(),
+                        info,
+                        reservation,
+                        span,
+                        hint,
+                    },
+                );
             }
-            let info = CallInfo::from_request(&req);
-            let fut = span.in_scope(|| self.inner.call(req));
-            return ResponseFuture::calling(
-                fut,
-                Pending {
-                    tracker: self.tracker.clone(),
-                    info,
-                    reservation,
-                    span,
-                    hint,
-                },
-            );
-        }
+            Ok(Err(e)) => return ResponseFuture::failed(e),
+            Err(later) => later,
+        };
         // The instance that was driven to readiness is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let tracker = self.tracker.clone();
         let fut = async move {
             // Dropped (released) on every early return and on cancellation.
-            let reservation = tracker.reserve(&req).await?;
-            // The request carries what was reserved: billed <= reserved.
-            if req.max_tokens.is_none() {
-                req.max_tokens = reservation.output_cap();
-            }
+            // Carried on from where `reserve_now` stopped: the scope and
+            // the estimate are not made twice.
+            let reservation = tracker.reserve_later(&req, later).await?;
+            reservation.cap(&mut req);
             let info = CallInfo::from_request(&req);
             let resp = inner.call(req).await.map_err(Into::into)?;
             // Finished in the background if this future is dropped now: an

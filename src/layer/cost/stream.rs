@@ -60,9 +60,7 @@ where
             async move {
                 // Dropped (released) on every early return and on cancellation.
                 let reservation = tracker.reserve(&req).await?;
-                if req.max_tokens.is_none() {
-                    req.max_tokens = reservation.output_cap();
-                }
+                reservation.cap(&mut req);
                 let info = CallInfo::from_request(&req);
                 // Kept to count the prompt only if the stream ends before
                 // the provider reports usage (not on every call: an exact

@@ -35,7 +35,7 @@ pub(crate) const MAX_QUEUED: u64 = 256;
 /// coming: a queued append does not wake it (which would cost the caller
 /// a system call), it is written at the nap's end at the latest. Appends
 /// somebody waits for, and a queue of [`WAKE_AT`] writes, wake it at once.
-pub(crate) const NAP: Duration = Duration::from_millis(1);
+const NAP: Duration = Duration::from_millis(1);
 /// Queued writes that wake a napping writer (a quarter of the bound, so
 /// that the queue is written long before appends would wait).
 const WAKE_AT: u64 = MAX_QUEUED / 4;
