@@ -15,6 +15,35 @@ use std::sync::OnceLock;
 use crate::ledger::{CostRecord, RecordRef};
 use crate::{Mode, Money, Usage};
 
+const LO: u64 = 0x0101_0101_0101_0101;
+/// The high bit of each byte of a word.
+pub(super) const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes at `i` as a little-endian word, if there are eight.
+#[inline]
+pub(super) fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let word: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(word))
+}
+
+/// The bytes of `w` that end a plain run inside a JSON string (`"`, `\\`,
+/// or a control character below 0x20), as their high bits, with the usual
+/// zero-byte bit tricks. Exact for the lowest such byte, which is all a
+/// caller may use: `trailing_zeros() / 8` is its index.
+#[inline]
+pub(super) fn stops(w: u64) -> u64 {
+    let q = w ^ (LO * u64::from(b'"'));
+    let s = w ^ (LO * u64::from(b'\\'));
+    ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s) | (w.wrapping_sub(LO * 0x20) & !w)) & HI
+}
+
+/// Whether any of the first `n` (< 8) bytes of `w` is not ASCII.
+#[inline]
+pub(super) fn high_before(w: u64, n: usize) -> bool {
+    let before = (1u64 << (n * 8)).wrapping_sub(1);
+    w & HI & before != 0
+}
+
 struct Cur<'a> {
     b: &'a [u8],
     i: usize,
@@ -103,27 +132,16 @@ impl<'a> Cur<'a> {
     /// lowest such byte, which is all that is used).
     #[inline]
     fn str(&mut self) -> Option<Range<usize>> {
-        const LO: u64 = 0x0101_0101_0101_0101;
-        const HI: u64 = 0x8080_8080_8080_8080;
         self.lit(b"\"")?;
         let start = self.i;
         let b = self.b;
         let mut i = start;
-        while let Some(word) = b.get(i..i + 8) {
-            let mut le = [0u8; 8];
-            le.copy_from_slice(word);
-            let w = u64::from_le_bytes(le);
-            let q = w ^ (LO * u64::from(b'"'));
-            let s = w ^ (LO * u64::from(b'\\'));
-            let stop = ((q.wrapping_sub(LO) & !q)
-                | (s.wrapping_sub(LO) & !s)
-                | (w.wrapping_sub(LO * 0x20) & !w))
-                & HI;
+        while let Some(w) = word_at(b, i) {
+            let stop = stops(w);
             if stop != 0 {
                 // The first such byte: `n` < 8.
                 let n = (stop.trailing_zeros() / 8) as usize;
-                let before = (1u64 << (n * 8)).wrapping_sub(1);
-                self.high |= w & HI & before != 0;
+                self.high |= high_before(w, n);
                 i += n;
                 break;
             }

@@ -33,24 +33,6 @@ use crate::{CostStatus, Mode, Money, ServiceTier, Usage};
 /// full parser (serde_json stops at 128).
 const MAX_DEPTH: u32 = 64;
 
-/// Byte classes inside a string: 0 plain ASCII, 1 stop (`"`, `\`, a control
-/// character), 2 a byte of a multi-byte UTF-8 character.
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = if i < 0x20 || i == b'"' as usize || i == b'\\' as usize {
-            1
-        } else if i >= 0x80 {
-            2
-        } else {
-            0
-        };
-        i += 1;
-    }
-    t
-};
-
 /// Where the decoded strings of escaped fields go, reused from line to
 /// line (no allocation once warm).
 #[derive(Debug, Default)]
@@ -79,6 +61,10 @@ struct Tok {
     escaped: bool,
 }
 
+/// A cursor over one line, which [`scan_line`] has checked is valid UTF-8
+/// as a whole: every string between two quotes of it is then valid UTF-8
+/// too (a quote is never part of a multi-byte character), so strings are
+/// not checked one by one.
 struct Cur<'a> {
     b: &'a [u8],
     i: usize,
@@ -87,6 +73,16 @@ struct Cur<'a> {
 impl<'a> Cur<'a> {
     #[inline]
     fn ws(&mut self) {
+        // The common cases first: no whitespace (costlayer's layout), or one
+        // space (`json.dumps`).
+        match self.b.get(self.i) {
+            Some(&c) if c > b' ' => return,
+            Some(b' ') if self.b.get(self.i + 1).is_some_and(|&c| c > b' ') => {
+                self.i += 1;
+                return;
+            }
+            _ => {}
+        }
         while let Some(&c) = self.b.get(self.i) {
             if c == b' ' || c == b'\t' || c == b'\r' || c == b'\n' {
                 self.i += 1;
@@ -124,48 +120,57 @@ impl<'a> Cur<'a> {
     }
 
     /// A string token (after whitespace): checked as serde would check it
-    /// (valid escapes, no control character, UTF-8), not decoded.
+    /// (valid escapes, no control character; UTF-8 was checked for the
+    /// whole line), not decoded.
+    ///
+    /// Plain runs are skipped eight bytes at a time (the canonical parser's
+    /// word tricks); only a stop byte (`"`, `\\`, a control character) and
+    /// the last few bytes of the line are looked at one by one.
     #[inline]
     fn string(&mut self) -> Option<Tok> {
+        use super::canonical::{stops, word_at};
         self.eat(b'"')?;
+        let b = self.b;
         let start = self.i;
+        let mut i = start;
         let mut escaped = false;
-        let mut high = false;
         loop {
-            let c = *self.b.get(self.i)?;
-            match CLASS[usize::from(c)] {
-                0 => self.i += 1,
-                2 => {
-                    high = true;
-                    self.i += 1;
+            while let Some(w) = word_at(b, i) {
+                let stop = stops(w);
+                if stop != 0 {
+                    i += (stop.trailing_zeros() / 8) as usize;
+                    break;
                 }
-                _ => match c {
-                    b'"' => break,
-                    b'\\' => {
-                        escaped = true;
-                        match *self.b.get(self.i + 1)? {
-                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
-                            b'u' => {
-                                let hex = self.b.get(self.i + 2..self.i + 6)?;
-                                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                    return None;
-                                }
-                                self.i += 6;
+                i += 8;
+            }
+            let c = *b.get(i)?;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    match *b.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                        b'u' => {
+                            let hex = b.get(i + 2..i + 6)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
                             }
-                            _ => return None,
+                            i += 6;
                         }
+                        _ => return None,
                     }
-                    // A control character: serde refuses it.
-                    _ => return None,
-                },
+                }
+                // A control character: serde refuses it.
+                0..=0x1f => return None,
+                // A plain byte of the line's last few (fewer than eight).
+                _ => i += 1,
             }
         }
-        let raw = start..self.i;
-        self.i += 1;
-        if high {
-            std::str::from_utf8(&self.b[raw.clone()]).ok()?;
-        }
-        Some(Tok { raw, escaped })
+        self.i = i + 1;
+        Some(Tok {
+            raw: start..i,
+            escaped,
+        })
     }
 
     /// A string's text as bytes: borrowed from the line, or decoded into
@@ -184,6 +189,25 @@ impl<'a> Cur<'a> {
         Some(buf.as_bytes())
     }
 
+    /// A string that should be exactly `N` bytes of ASCII letters, digits
+    /// and punctuation other than `"` and `\\` (an id, a timestamp): taken
+    /// without looking at each byte when a quote is where its closing quote
+    /// should be, as the canonical parser does. The caller's check of the
+    /// value (ULID, timestamp) refuses anything else, exactly as it would
+    /// the text [`Cur::text`] reads.
+    #[inline]
+    fn fixed_or_text<'s, const N: usize>(&mut self, buf: &'s mut String) -> Option<&'s [u8]>
+    where
+        'a: 's,
+    {
+        if self.peek()? == b'"' && self.b.get(self.i + 1 + N) == Some(&b'"') {
+            let r = self.i + 1..self.i + 1 + N;
+            self.i += N + 2;
+            return Some(&self.b[r]);
+        }
+        self.text(buf)
+    }
+
     /// A string, checked and thrown away (escapes decoded into `junk`, so a
     /// lone surrogate is refused as serde refuses it).
     fn skip_string(&mut self, junk: &mut String) -> Option<()> {
@@ -200,22 +224,34 @@ impl<'a> Cur<'a> {
     #[inline]
     fn uint(&mut self) -> Option<u64> {
         self.ws();
+        let b = self.b;
         let start = self.i;
-        let mut n: u64 = 0;
-        while let Some(&c) = self.b.get(self.i) {
-            if !c.is_ascii_digit() {
-                break;
+        let first = b.get(start)?.wrapping_sub(b'0');
+        if first > 9 {
+            return None;
+        }
+        let mut n = u64::from(first);
+        let mut i = start + 1;
+        // No leading zero: a zero is the whole integer.
+        if first != 0 {
+            while let Some(&c) = b.get(i) {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                if i - start < 19 {
+                    // Up to 19 digits cannot overflow.
+                    n = n * 10 + u64::from(d);
+                } else {
+                    n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+                }
+                i += 1;
             }
-            n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-            self.i += 1;
         }
-        let len = self.i - start;
-        if len == 0 || (len > 1 && self.b[start] == b'0') {
+        if matches!(b.get(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E')) {
             return None;
         }
-        if matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
+        self.i = i;
         Some(n)
     }
 
@@ -427,41 +463,187 @@ fn hex4(h: &[u8]) -> Option<u32> {
     u32::from_str_radix(s, 16).ok()
 }
 
-/// Field bits, to refuse a repeated field (serde refuses it too).
-mod bit {
-    pub(super) const V: u32 = 1 << 0;
-    pub(super) const ID: u32 = 1 << 1;
-    pub(super) const TS: u32 = 1 << 2;
-    pub(super) const USER: u32 = 1 << 3;
-    pub(super) const TEAM: u32 = 1 << 4;
-    pub(super) const PROVIDER: u32 = 1 << 5;
-    pub(super) const MODEL: u32 = 1 << 6;
-    pub(super) const MODE: u32 = 1 << 7;
-    pub(super) const INPUT: u32 = 1 << 8;
-    pub(super) const OUTPUT: u32 = 1 << 9;
-    pub(super) const CACHE_READ: u32 = 1 << 10;
-    pub(super) const CACHE_5M: u32 = 1 << 11;
-    pub(super) const CACHE_1H: u32 = 1 << 12;
-    pub(super) const REASONING: u32 = 1 << 13;
-    pub(super) const AUDIO: u32 = 1 << 14;
-    pub(super) const SEARCH: u32 = 1 << 15;
-    pub(super) const TIER: u32 = 1 << 16;
-    pub(super) const NANO: u32 = 1 << 17;
-    pub(super) const CACHED: u32 = 1 << 18;
-    pub(super) const SAVED: u32 = 1 << 19;
-    pub(super) const LATENCY: u32 = 1 << 20;
-    pub(super) const REQUEST_ID: u32 = 1 << 21;
-    pub(super) const TAGS: u32 = 1 << 22;
-    pub(super) const PRICE_VERSION: u32 = 1 << 23;
-    pub(super) const STATUS: u32 = 1 << 24;
-    pub(super) const NOTES: u32 = 1 << 25;
-    pub(super) const REQUIRED: u32 = ID | TS | USER | PROVIDER | MODEL;
+/// The fields a line may hold, numbered in the order costlayer writes
+/// them; `1 << id` is the field's bit in the set of fields seen (to refuse
+/// a repeated field, as serde does).
+mod field {
+    pub(super) const V: u8 = 0;
+    pub(super) const ID: u8 = 1;
+    pub(super) const TS: u8 = 2;
+    pub(super) const USER: u8 = 3;
+    pub(super) const TEAM: u8 = 4;
+    pub(super) const PROVIDER: u8 = 5;
+    pub(super) const MODEL: u8 = 6;
+    pub(super) const MODE: u8 = 7;
+    pub(super) const INPUT: u8 = 8;
+    pub(super) const OUTPUT: u8 = 9;
+    pub(super) const CACHE_READ: u8 = 10;
+    pub(super) const CACHE_5M: u8 = 11;
+    pub(super) const CACHE_1H: u8 = 12;
+    pub(super) const REASONING: u8 = 13;
+    pub(super) const AUDIO: u8 = 14;
+    pub(super) const SEARCH: u8 = 15;
+    pub(super) const TIER: u8 = 16;
+    pub(super) const NANO: u8 = 17;
+    pub(super) const CACHED: u8 = 18;
+    pub(super) const SAVED: u8 = 19;
+    pub(super) const LATENCY: u8 = 20;
+    pub(super) const REQUEST_ID: u8 = 21;
+    pub(super) const TAGS: u8 = 22;
+    pub(super) const PRICE_VERSION: u8 = 23;
+    pub(super) const STATUS: u8 = 24;
+    pub(super) const NOTES: u8 = 25;
+    /// A key of no field of the schema (serde keeps it in `extra`).
+    pub(super) const UNKNOWN: u8 = 26;
+
+    /// Each field's key, with its closing quote, by id.
+    pub(super) const KEYS: [&[u8]; 26] = [
+        b"v\"",
+        b"id\"",
+        b"ts\"",
+        b"user\"",
+        b"team\"",
+        b"provider\"",
+        b"model\"",
+        b"mode\"",
+        b"input_tokens\"",
+        b"output_tokens\"",
+        b"cache_read_tokens\"",
+        b"cache_write_5m_tokens\"",
+        b"cache_write_1h_tokens\"",
+        b"reasoning_tokens\"",
+        b"input_audio_tokens\"",
+        b"web_search_requests\"",
+        b"service_tier\"",
+        b"nano_usd\"",
+        b"cached\"",
+        b"saved_nano_usd\"",
+        b"latency_ms\"",
+        b"request_id\"",
+        b"tags\"",
+        b"price_version\"",
+        b"cost_status\"",
+        b"cost_notes\"",
+    ];
+
+    /// The field that most often follows each one (costlayer's order,
+    /// passing over the fields it leaves out at their defaults; also the
+    /// order of any tool that writes the fields it read back in order).
+    /// `UNKNOWN` after the last.
+    pub(super) const NEXT: [u8; 26] = [
+        ID,
+        TS,
+        USER,
+        TEAM,
+        PROVIDER,
+        MODEL,
+        MODE,
+        INPUT,
+        OUTPUT,
+        CACHE_READ,
+        CACHE_5M,
+        CACHE_1H,
+        REASONING,
+        NANO,
+        SEARCH,
+        TIER,
+        NANO,
+        CACHED,
+        LATENCY,
+        LATENCY,
+        REQUEST_ID,
+        TAGS,
+        PRICE_VERSION,
+        UNKNOWN,
+        NOTES,
+        UNKNOWN,
+    ];
+
+    /// A key and its closing quote as three masked little-endian words, so
+    /// that the bytes at the cursor are compared with it without a `memcmp`
+    /// call.
+    pub(super) struct Key {
+        words: [u64; 3],
+        masks: [u64; 3],
+    }
+
+    const fn word(b: &[u8; 24], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        let mut j = 0;
+        while j < 8 {
+            w[j] = b[at + j];
+            j += 1;
+        }
+        u64::from_le_bytes(w)
+    }
+
+    const fn key(k: &[u8]) -> Key {
+        assert!(k.len() <= 24);
+        let mut bytes = [0u8; 24];
+        let mut mask = [0u8; 24];
+        let mut i = 0;
+        while i < k.len() {
+            bytes[i] = k[i];
+            mask[i] = 0xff;
+            i += 1;
+        }
+        Key {
+            words: [word(&bytes, 0), word(&bytes, 8), word(&bytes, 16)],
+            masks: [word(&mask, 0), word(&mask, 8), word(&mask, 16)],
+        }
+    }
+
+    /// [`KEYS`] as [`Key`]s.
+    pub(super) static MASKED: [Key; 26] = {
+        let mut out = [const {
+            Key {
+                words: [0; 3],
+                masks: [0; 3],
+            }
+        }; 26];
+        let mut i = 0;
+        while i < 26 {
+            out[i] = key(KEYS[i]);
+            i += 1;
+        }
+        out
+    };
+
+    /// Whether `rest` starts with field `id`'s key and closing quote.
+    #[inline]
+    pub(super) fn starts(rest: &[u8], id: usize) -> bool {
+        let (Some(k), Some(r)) = (MASKED.get(id), rest.get(..24)) else {
+            // Near the end of the line.
+            return KEYS.get(id).is_some_and(|k| rest.starts_with(k));
+        };
+        let w = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&r[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        ((w(0) ^ k.words[0]) & k.masks[0])
+            | ((w(1) ^ k.words[1]) & k.masks[1])
+            | ((w(2) ^ k.words[2]) & k.masks[2])
+            == 0
+    }
+
+    /// The field a key names (the key as decoded, without quotes).
+    pub(super) fn of(key: &[u8]) -> u8 {
+        KEYS.iter()
+            .position(|k| k.len() == key.len() + 1 && k.starts_with(key))
+            .map_or(UNKNOWN, |id| id as u8)
+    }
+
+    pub(super) const REQUIRED: u32 = 1 << ID | 1 << TS | 1 << USER | 1 << PROVIDER | 1 << MODEL;
 }
 
 /// Reads one line (without its line break) into a view of the record, or
 /// `None` if the full parser must decide (see the module docs). The view
 /// borrows from `line` and, for escaped strings, from `scratch`.
 pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<RecordRef<'a>> {
+    // UTF-8 once for the whole line (a line that is not is left to the full
+    // parser), so no string needs a check of its own.
+    let text_line = std::str::from_utf8(line).ok()?;
     let mut c = Cur { b: line, i: 0 };
     let mut seen = 0u32;
     let mut ts = None;
@@ -493,134 +675,150 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
         // `{}`: no required field.
         return None;
     }
+    // The key expected next: most lines hold the fields in the order
+    // costlayer writes them, and an expected key is read by one comparison
+    // with its bytes and closing quote (it holds no escape, so those bytes
+    // are exactly the string token).
+    let mut expected = field::V;
     loop {
-        let key = c.text(&mut scratch.key)?;
+        let key = if c.peek()? == b'"'
+            && field::starts(
+                line.get(c.i + 1..).unwrap_or_default(),
+                usize::from(expected),
+            ) {
+            c.i += 1 + field::KEYS[usize::from(expected)].len();
+            expected
+        } else {
+            field::of(c.text(&mut scratch.key)?)
+        };
         c.eat(b':')?;
         let b = match key {
-            b"v" => {
+            field::V => {
                 u32::try_from(c.uint()?).ok()?;
-                bit::V
+                1 << field::V
             }
-            b"id" => {
-                if !super::canonical::is_ulid(c.text(&mut scratch.junk)?) {
+            field::ID => {
+                if !super::canonical::is_ulid(c.fixed_or_text::<26>(&mut scratch.junk)?) {
                     return None;
                 }
-                bit::ID
+                1 << field::ID
             }
-            b"ts" => {
-                ts = Some(super::read::parse_ts_bytes(c.text(&mut scratch.junk)?)?);
-                bit::TS
+            field::TS => {
+                ts = Some(super::read::parse_ts_bytes(
+                    c.fixed_or_text::<24>(&mut scratch.junk)?,
+                )?);
+                1 << field::TS
             }
-            b"user" => {
+            field::USER => {
                 user = Some(kept(&mut c, &mut scratch.user)?);
-                bit::USER
+                1 << field::USER
             }
-            b"team" => {
+            field::TEAM => {
                 team = if c.peek()? == b'n' {
                     c.lit(b"null")?;
                     None
                 } else {
                     Some(kept(&mut c, &mut scratch.team)?)
                 };
-                bit::TEAM
+                1 << field::TEAM
             }
-            b"provider" => {
+            field::PROVIDER => {
                 provider = Some(kept(&mut c, &mut scratch.provider)?);
-                bit::PROVIDER
+                1 << field::PROVIDER
             }
-            b"model" => {
+            field::MODEL => {
                 model = Some(kept(&mut c, &mut scratch.model)?);
-                bit::MODEL
+                1 << field::MODEL
             }
-            b"mode" => {
+            field::MODE => {
                 mode = match c.text(&mut scratch.junk)? {
                     b"online" => Mode::Online,
                     b"batch" => Mode::Batch,
                     _ => return None,
                 };
-                bit::MODE
+                1 << field::MODE
             }
-            b"input_tokens" => {
+            field::INPUT => {
                 usage.input_tokens = c.uint()?;
-                bit::INPUT
+                1 << field::INPUT
             }
-            b"output_tokens" => {
+            field::OUTPUT => {
                 usage.output_tokens = c.uint()?;
-                bit::OUTPUT
+                1 << field::OUTPUT
             }
-            b"cache_read_tokens" => {
+            field::CACHE_READ => {
                 usage.cache_read_tokens = c.uint()?;
-                bit::CACHE_READ
+                1 << field::CACHE_READ
             }
-            b"cache_write_5m_tokens" => {
+            field::CACHE_5M => {
                 usage.cache_write_5m_tokens = c.uint()?;
-                bit::CACHE_5M
+                1 << field::CACHE_5M
             }
-            b"cache_write_1h_tokens" => {
+            field::CACHE_1H => {
                 usage.cache_write_1h_tokens = c.uint()?;
-                bit::CACHE_1H
+                1 << field::CACHE_1H
             }
-            b"reasoning_tokens" => {
+            field::REASONING => {
                 usage.reasoning_tokens = c.uint()?;
-                bit::REASONING
+                1 << field::REASONING
             }
-            b"input_audio_tokens" => {
+            field::AUDIO => {
                 usage.input_audio_tokens = c.uint()?;
-                bit::AUDIO
+                1 << field::AUDIO
             }
-            b"web_search_requests" => {
+            field::SEARCH => {
                 usage.web_search_requests = c.uint()?;
-                bit::SEARCH
+                1 << field::SEARCH
             }
-            b"service_tier" => {
+            field::TIER => {
                 usage.service_tier = match c.text(&mut scratch.junk)? {
                     b"standard" => ServiceTier::Standard,
                     b"flex" => ServiceTier::Flex,
                     b"priority" => ServiceTier::Priority,
                     _ => return None,
                 };
-                bit::TIER
+                1 << field::TIER
             }
-            b"nano_usd" => {
+            field::NANO => {
                 nano_usd = c.opt_amount()?;
-                bit::NANO
+                1 << field::NANO
             }
-            b"cached" => {
+            field::CACHED => {
                 cached = c.bool()?;
-                bit::CACHED
+                1 << field::CACHED
             }
-            b"saved_nano_usd" => {
+            field::SAVED => {
                 saved_nano_usd = c.opt_amount()?;
-                bit::SAVED
+                1 << field::SAVED
             }
-            b"latency_ms" => {
+            field::LATENCY => {
                 latency_ms = c.uint()?;
-                bit::LATENCY
+                1 << field::LATENCY
             }
-            b"request_id" => {
+            field::REQUEST_ID => {
                 c.opt_skip_string(&mut scratch.junk)?;
-                bit::REQUEST_ID
+                1 << field::REQUEST_ID
             }
-            b"tags" => {
+            field::TAGS => {
                 c.string_map(&mut scratch.junk)?;
-                bit::TAGS
+                1 << field::TAGS
             }
-            b"price_version" => {
+            field::PRICE_VERSION => {
                 c.opt_skip_string(&mut scratch.junk)?;
-                bit::PRICE_VERSION
+                1 << field::PRICE_VERSION
             }
-            b"cost_status" => {
+            field::STATUS => {
                 cost_status = match c.text(&mut scratch.junk)? {
                     b"exact" => CostStatus::Exact,
                     b"incomplete" => CostStatus::Incomplete,
                     b"estimated" => CostStatus::Estimated,
                     _ => return None,
                 };
-                bit::STATUS
+                1 << field::STATUS
             }
-            b"cost_notes" => {
+            field::NOTES => {
                 c.string_list(&mut scratch.junk)?;
-                bit::NOTES
+                1 << field::NOTES
             }
             // An unknown field: serde keeps it in `extra`.
             _ => {
@@ -632,6 +830,9 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
             return None;
         }
         seen |= b;
+        if let Some(&next) = field::NEXT.get(usize::from(key)) {
+            expected = next;
+        }
         match c.peek()? {
             b',' => c.i += 1,
             b'}' => {
@@ -642,7 +843,7 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
         }
     }
     c.ws();
-    if c.i != line.len() || seen & bit::REQUIRED != bit::REQUIRED {
+    if c.i != line.len() || seen & field::REQUIRED != field::REQUIRED {
         return None;
     }
     super::amounts::check(&usage, nano_usd, saved_nano_usd).ok()?;
@@ -650,8 +851,8 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
     let scratch: &'a Scratch = scratch;
     let text = |src: Src, decoded: &'a str| -> Option<&'a str> {
         match src {
-            // Checked as UTF-8 when scanned (ASCII needs no check).
-            Src::Line(r) => std::str::from_utf8(&line[r]).ok(),
+            // Between two quotes of a UTF-8 line: on character boundaries.
+            Src::Line(r) => text_line.get(r),
             Src::Decoded => Some(decoded),
         }
     };
@@ -920,6 +1121,190 @@ mod tests {
     /// What the full parser makes of a line, as a view.
     fn full(line: &[u8]) -> Option<CostRecord> {
         super::super::read::parse_line_of(line, "file-user").ok()
+    }
+
+    /// The byte-by-byte form of [`Cur::string`] (what it was before it
+    /// read words): the reference the word-at-a-time scan must agree with.
+    fn string_bytewise(b: &[u8]) -> Option<(Range<usize>, bool, usize)> {
+        let mut i = 0;
+        while b.get(i).is_some_and(|c| b" \t\r\n".contains(c)) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        i += 1;
+        let start = i;
+        let (mut escaped, mut high) = (false, false);
+        loop {
+            let c = *b.get(i)?;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    match *b.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                        b'u' => {
+                            if !b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            i += 6;
+                        }
+                        _ => return None,
+                    }
+                }
+                0..=0x1f => return None,
+                _ => {
+                    high |= c >= 0x80;
+                    i += 1;
+                }
+            }
+        }
+        if high {
+            std::str::from_utf8(&b[start..i]).ok()?;
+        }
+        Some((start..i, escaped, i + 1))
+    }
+
+    #[test]
+    fn word_at_a_time_strings_read_as_byte_by_byte() {
+        // Every special byte (and escape) at every offset of strings of up
+        // to 40 bytes, so that each lands at each position of a word and
+        // in the bytewise tail.
+        let specials: [&[u8]; 16] = [
+            b"\"",
+            b"\\",
+            b"\x00",
+            b"\x1f",
+            b" ",
+            b"\x7f",
+            b"\xc3\xa9",
+            b"\xc3",
+            b"\xff",
+            b"\\n",
+            b"\\u00e9",
+            b"\\u00g9",
+            b"\\q",
+            b"\\\"",
+            b"\xf0\x9f\x9a\x80",
+            b"a",
+        ];
+        let mut checked = 0;
+        for len in 0..40 {
+            for at in 0..=len {
+                for x in specials {
+                    for end in [&b"\""[..], b"\"}", b"x", b"\\", b""] {
+                        let mut b = vec![b' ', b'"'];
+                        b.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                        if at < len {
+                            b.splice(2 + at..3 + at, x.iter().copied());
+                        }
+                        b.extend_from_slice(end);
+                        if std::str::from_utf8(&b).is_err() {
+                            // `scan_line` refuses such a line before any
+                            // string is read (the test below).
+                            continue;
+                        }
+                        let mut c = Cur { b: &b, i: 0 };
+                        let got = c.string().map(|t| (t.raw, t.escaped, c.i));
+                        assert_eq!(
+                            got,
+                            string_bytewise(&b),
+                            "{:?}",
+                            String::from_utf8_lossy(&b)
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000);
+    }
+
+    #[test]
+    fn integers_read_as_std_reads_them() {
+        for text in [
+            "0",
+            "7",
+            "00",
+            "01",
+            "10",
+            "0.5",
+            "0e1",
+            "5E3",
+            "12.0",
+            "-1",
+            "",
+            "x",
+            "12x",
+            " 42",
+            "  9,",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "9999999999999999999",
+            "1234567890123456789",
+            "100000000000000000000",
+            "000000000000000000000001",
+        ] {
+            let mut c = Cur {
+                b: text.as_bytes(),
+                i: 0,
+            };
+            let got = c.uint().map(|n| (n, c.i));
+            let t = text.trim_start();
+            let skipped = text.len() - t.len();
+            let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+            let after = t[digits.len()..].chars().next();
+            let want = if digits.is_empty()
+                || (digits.len() > 1 && digits.starts_with('0'))
+                || matches!(after, Some('.' | 'e' | 'E'))
+            {
+                None
+            } else {
+                digits
+                    .parse::<u64>()
+                    .ok()
+                    .map(|n| (n, skipped + digits.len()))
+            };
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_left_to_the_full_parser() {
+        let line = |user: &[u8], extra: &[u8]| {
+            let mut l = br#"{"id": "01M514ZRKG0000000000000000", "ts": "2026-10-16T01:24:54.000Z", "user": ""#.to_vec();
+            l.extend_from_slice(user);
+            l.extend_from_slice(br#"", "provider": "openai", "model": "gpt-4o""#);
+            l.extend_from_slice(extra);
+            l.push(b'}');
+            l
+        };
+        let mut scratch = Scratch::default();
+        let ok = line("jos\u{e9} \u{1f680}".as_bytes(), b"");
+        assert_eq!(
+            scan_line(&ok, &mut scratch).map(|r| r.user),
+            Some("jos\u{e9} \u{1f680}")
+        );
+        assert!(full(&ok).is_some());
+        for bad in [
+            &b"\xc3"[..],
+            b"\xff",
+            b"\xe2\x82",
+            b"\xed\xa0\x80",
+            b"\xf0\x9f\x9a",
+        ] {
+            // In a kept string, in a skipped one, in an unknown field.
+            for l in [
+                line(bad, b""),
+                line(b"bob", &[br#", "request_id": ""#, bad, b"\""].concat()),
+                line(b"bob", &[br#", "x": [""#, bad, b"\"]"].concat()),
+            ] {
+                assert!(scan_line(&l, &mut scratch).is_none(), "{l:?}");
+                assert!(full(&l).is_none(), "{l:?}");
+            }
+        }
     }
 
     #[test]
