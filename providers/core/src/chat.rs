@@ -509,7 +509,12 @@ impl ChatRequest {
 /// The provider that serves `model`, guessed from the id's prefix.
 pub fn provider_for_model(model: &str) -> Option<&'static str> {
     let m = model.strip_prefix("models/").unwrap_or(model);
-    let m = m.rsplit_once('/').map_or(m, |(_, tail)| tail);
+    // The last path segment; model ids are short, so a plain loop beats
+    // `rsplit_once`'s `memrchr` call (this runs twice on every call).
+    let m = match m.bytes().rposition(|b| b == b'/') {
+        Some(at) => &m[at + 1..],
+        None => m,
+    };
     if m.starts_with("gpt-")
         || m.starts_with("chatgpt-")
         || m.starts_with("o1")
@@ -694,6 +699,9 @@ mod tests {
             ("models/gemini-2.5-pro", Some("gemini")),
             ("openrouter/anthropic/claude-sonnet-4.5", Some("anthropic")),
             ("llama3", None),
+            ("vendor/", None),
+            ("modèle/gpt-4o", Some("openai")),
+            ("models/", None),
         ] {
             assert_eq!(provider_for_model(m), p, "{m}");
         }

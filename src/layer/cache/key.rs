@@ -13,16 +13,17 @@ use crate::{ChatRequest, Error, Message, ResponseFormat, ToolChoice, ToolDefinit
 /// Version of the key derivation: bump it when the canonical form changes,
 /// so a shared cache never serves an entry derived differently. Version 1
 /// was a SHA-256 over a `serde_json::Value`; version 2 BLAKE3 over the
-/// encoding below with eight-byte lengths; version 3 (this one) writes
-/// lengths and unsigned integers as LEB128 varints, which halves the bytes
-/// hashed for a typical request (BLAKE3 was the largest part of a cache
-/// hit).
-const KEY_VERSION: u32 = 3;
+/// encoding below with eight-byte lengths; version 3 wrote lengths and
+/// unsigned integers as LEB128 varints, which halved the bytes hashed for a
+/// typical request (BLAKE3 was the largest part of a cache hit); version 4
+/// (this one) writes the key material's own fields by position, without
+/// their names (a third of a short request's bytes).
+const KEY_VERSION: u32 = 4;
 
 /// The domain of the keys: BLAKE3 runs in keyed mode with the (plain)
 /// BLAKE3 hash of this string as its key, so cache keys are separated from
 /// any other BLAKE3 digest of the same bytes.
-const CONTEXT: &str = "costlayer 2026-12 response cache key v3";
+const CONTEXT: &str = "costlayer 2026-12 response cache key v4";
 
 fn domain_key() -> &'static [u8; 32] {
     static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
@@ -61,7 +62,7 @@ fn domain_key() -> &'static [u8; 32] {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey([u8; 32]);
 
-#[derive(Serialize)]
+/// What a key is derived from, written by [`Material::write`].
 struct Material<'a> {
     v: u32,
     namespace: Option<&'a str>,
@@ -105,7 +106,7 @@ impl CacheKey {
         };
         let mut sink = Sink::new(blake3::Hasher::new_keyed(domain_key()));
         material
-            .serialize(Canonical(&mut sink))
+            .write(&mut sink)
             .map_err(|e| Error::Other(Box::new(e)))?;
         Ok(CacheKey(sink.finalize()))
     }
@@ -172,6 +173,33 @@ const MAP: &[u8] = b"M";
 /// Map entries whose digests are sorted on the stack; larger maps spill
 /// to the heap.
 pub(crate) const INLINE_ENTRIES: usize = 16;
+
+impl Material<'_> {
+    /// The fields in declaration order, each in the canonical encoding,
+    /// between a struct's `{` and `}` but without their names: none is
+    /// ever left out (an absent `Option` is written as `n`, an empty list as
+    /// `[]`), so a field's position names it, and the version (first)
+    /// fixes the order. Names stay inside the messages, tools and formats,
+    /// whose fields may be skipped when empty.
+    fn write(&self, sink: &mut Sink) -> Result<(), KeyError> {
+        sink.update(STRUCT);
+        self.v.serialize(Canonical(sink))?;
+        self.namespace.serialize(Canonical(sink))?;
+        self.model.serialize(Canonical(sink))?;
+        self.system.serialize(Canonical(sink))?;
+        self.messages.serialize(Canonical(sink))?;
+        self.max_tokens.serialize(Canonical(sink))?;
+        self.temperature.serialize(Canonical(sink))?;
+        self.top_p.serialize(Canonical(sink))?;
+        self.stop.serialize(Canonical(sink))?;
+        self.tools.serialize(Canonical(sink))?;
+        self.tool_choice.serialize(Canonical(sink))?;
+        self.response_format.serialize(Canonical(sink))?;
+        self.extra.serialize(Canonical(sink))?;
+        sink.update(STRUCT_END);
+        Ok(())
+    }
+}
 
 /// Bytes bound for a BLAKE3 hasher, gathered on the stack first: the
 /// encoding is mostly one-byte tags and eight-byte lengths, and each
@@ -836,7 +864,7 @@ mod tests {
             });
         assert_eq!(
             key(&r).to_hex(),
-            "d6e2eef9a0308e84edec135a5c5cc359277eb94f3eabcf598a676d345fbb6fd0"
+            "ca25631f50b65d449c512f7415a6080741661787218f395e4149f193f22e9603"
         );
     }
 
@@ -867,15 +895,44 @@ mod tests {
     }
 
     #[test]
+    fn the_same_value_in_another_field_is_another_key() {
+        // The key material's fields are written by position, without their
+        // names: the same text or number in each of them must still give
+        // keys that all differ.
+        let r = ChatRequest::new("x").message(Message::user("x"));
+        let mut keys = vec![key(&r), CacheKey::for_request(&r, Some("x")).unwrap()];
+        keys.push(key(&r.clone().system("x")));
+        keys.push(key(&ChatRequest {
+            stop: vec!["x".into()],
+            ..r.clone()
+        }));
+        keys.push(key(&r.clone().max_tokens(1)));
+        keys.push(key(&ChatRequest {
+            temperature: Some(1.0),
+            ..r.clone()
+        }));
+        keys.push(key(&ChatRequest {
+            top_p: Some(1.0),
+            ..r.clone()
+        }));
+        keys.push(key(&r.clone().extra("x", json!("x"))));
+        keys.push(key(&r.clone().message(Message::user("x"))));
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
+    }
+
+    #[test]
     fn key_is_stable_across_releases() {
         // Pinned: a change here invalidates every shared cache. Bump
         // KEY_VERSION when the canonical form changes on purpose.
         let k = key(&ChatRequest::new("gpt-4o").message(Message::user("hi")));
-        // = keyed BLAKE3 (key: BLAKE3 of CONTEXT) of the version-3 encoding
-        // of the key material, pinned when version 3 was introduced.
+        // = keyed BLAKE3 (key: BLAKE3 of CONTEXT) of the version-4 encoding
+        // of the key material, pinned when version 4 was introduced.
         assert_eq!(
             k.to_hex(),
-            "50c39e150a5a9e27e8ff2237c5f33781b27771468ea4cc0116b693d417e719cf"
+            "660dd35c2ccba9a542b289e305f7b902ed57bb40a3815b6895efc58d766a7142"
         );
         assert_eq!(format!("{k:?}").len(), "CacheKey()".len() + 16);
     }
