@@ -691,7 +691,11 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
         } else {
             field::of(c.text(&mut scratch.key)?)
         };
-        c.eat(b':')?;
+        // `": "` (json.dumps) or `":"` (costlayer) without a whitespace loop.
+        match line.get(c.i..c.i + 2) {
+            Some(b": ") => c.i += 2,
+            _ => c.eat(b':')?,
+        }
         let b = match key {
             field::V => {
                 u32::try_from(c.uint()?).ok()?;
@@ -832,6 +836,11 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
         seen |= b;
         if let Some(&next) = field::NEXT.get(usize::from(key)) {
             expected = next;
+        }
+        // `, ` (json.dumps) likewise.
+        if line.get(c.i..c.i + 2) == Some(b", ") {
+            c.i += 2;
+            continue;
         }
         match c.peek()? {
             b',' => c.i += 1,
