@@ -387,9 +387,10 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
 /// a digit of its base 32 alphabet. The alphabet is read from the `ulid`
 /// crate itself, once, so the two can never disagree.
 pub(crate) fn is_ulid(b: &[u8]) -> bool {
-    static DIGITS: OnceLock<[bool; 128]> = OnceLock::new();
+    // Indexed by any byte, so the loop below needs no bounds check.
+    static DIGITS: OnceLock<[bool; 256]> = OnceLock::new();
     let digits = DIGITS.get_or_init(|| {
-        let mut ok = [false; 128];
+        let mut ok = [false; 256];
         let mut s = [b'0'; 26];
         for (c, slot) in (0u8..128).zip(ok.iter_mut()) {
             s[25] = c;
@@ -399,9 +400,7 @@ pub(crate) fn is_ulid(b: &[u8]) -> bool {
         }
         ok
     });
-    b.len() == 26
-        && b.iter()
-            .all(|&c| digits.get(usize::from(c)).copied().unwrap_or(false))
+    b.len() == 26 && b.iter().all(|&c| digits[usize::from(c)])
 }
 
 /// [`parse_prefix`] without allocating: the same lines are accepted (the
