@@ -303,15 +303,19 @@ impl CostTracker {
     ) -> Result<Reservation, Error> {
         match later.0 {
             None => self.reserve(req).await,
-            Some(ask) => {
-                let reserved = self
-                    .inner
-                    .book
-                    .reserve(ask.in_scope(), ask.estimate)
-                    .await?;
-                self.answered(req, &ask, reserved)
-            }
+            Some(ask) => self.await_book(req, &ask).await,
         }
+    }
+
+    /// The book's answer to `ask` when it could not answer at once,
+    /// awaited.
+    async fn await_book(&self, req: &ChatRequest, ask: &Ask) -> Result<Reservation, Error> {
+        let reserved = self
+            .inner
+            .book
+            .reserve(ask.in_scope(), ask.estimate)
+            .await?;
+        self.answered(req, ask, reserved)
     }
 
     fn has_blocking(&self) -> bool {
@@ -347,16 +351,10 @@ impl CostTracker {
         };
         // The book answers at once when it can (no boxed future), else
         // it is awaited.
-        let reserved = match self.inner.book.reserve_now(ask.in_scope(), ask.estimate) {
-            Some(r) => r,
-            None => {
-                self.inner
-                    .book
-                    .reserve(ask.in_scope(), ask.estimate)
-                    .await?
-            }
-        };
-        self.answered(req, &ask, reserved)
+        match self.inner.book.reserve_now(ask.in_scope(), ask.estimate) {
+            Some(reserved) => self.answered(req, &ask, reserved),
+            None => self.await_book(req, &ask).await,
+        }
     }
 
     /// The budget pre-flight up to the book: which blocking lines `req`

@@ -17,7 +17,7 @@ use crate::{Mode, Money, Usage};
 
 const LO: u64 = 0x0101_0101_0101_0101;
 /// The high bit of each byte of a word.
-pub(super) const HI: u64 = 0x8080_8080_8080_8080;
+const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The eight bytes at `i` as a little-endian word, if there are eight.
 #[inline]
@@ -39,7 +39,7 @@ pub(super) fn stops(w: u64) -> u64 {
 
 /// Whether any of the first `n` (< 8) bytes of `w` is not ASCII.
 #[inline]
-pub(super) fn high_before(w: u64, n: usize) -> bool {
+fn high_before(w: u64, n: usize) -> bool {
     let before = (1u64 << (n * 8)).wrapping_sub(1);
     w & HI & before != 0
 }
