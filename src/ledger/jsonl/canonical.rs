@@ -2,11 +2,14 @@
 //!
 //! [`CostRecord`]'s serialisation has a fixed key order and no whitespace.
 //! This parser accepts exactly that form (with or without
-//! `saved_nano_usd`) and returns `None` on anything else: another key
-//! order, an escape sequence in a string, an unknown field, a float where
-//! an integer goes. The caller then falls back to serde, so the result is
-//! always what serde would have produced; this only makes the common case
-//! several times faster.
+//! `saved_nano_usd`), and the same form with Python's `json.dumps`
+//! separators (`", "` and `": "`, as a script that reads records and
+//! writes them back with Python's defaults leaves them), and returns
+//! `None` on anything else: another key order, other whitespace, an
+//! escape sequence in a string, an unknown field, a float where an integer
+//! goes. The caller then falls back to the layout-independent scanner or
+//! serde, so the result is always what serde would have produced; this
+//! only makes the common case several times faster.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -42,6 +45,34 @@ pub(super) fn stops(w: u64) -> u64 {
 fn high_before(w: u64, n: usize) -> bool {
     let before = (1u64 << (n * 8)).wrapping_sub(1);
     w & HI & before != 0
+}
+
+/// `s` as an array of `N` bytes (`N` its length), for [`Cur::lit`]'s
+/// fixed-size comparisons.
+const fn arr<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = s[i];
+        i += 1;
+    }
+    out
+}
+
+/// The separator and key before a field, `,"key":` or, in json.dumps'
+/// layout (`$spaced`), `, "key": `, as a literal of known length.
+macro_rules! key {
+    ($c:ident, $spaced:expr, $k:literal) => {{
+        const COMPACT: &[u8] = concat!(",\"", $k, "\":").as_bytes();
+        const SPACED: &[u8] = concat!(", \"", $k, "\": ").as_bytes();
+        const COMPACT_N: [u8; COMPACT.len()] = arr(COMPACT);
+        const SPACED_N: [u8; SPACED.len()] = arr(SPACED);
+        if $spaced {
+            $c.lit(&SPACED_N)
+        } else {
+            $c.lit(&COMPACT_N)
+        }
+    }};
 }
 
 struct Cur<'a> {
@@ -190,17 +221,26 @@ impl<'a> Cur<'a> {
     }
 
     /// A flat object of string values; `each` sees every key and value.
-    fn tags(&mut self, mut each: impl FnMut(Range<usize>, Range<usize>)) -> Option<()> {
+    /// `S`: json.dumps' separators (`", "` and `": "`), as in [`fields`].
+    fn tags<const S: bool>(
+        &mut self,
+        mut each: impl FnMut(Range<usize>, Range<usize>),
+    ) -> Option<()> {
         self.lit(b"{")?;
         if self.lit(b"}").is_some() {
             return Some(());
         }
         loop {
             let k = self.str()?;
-            self.lit(b":")?;
+            if S {
+                self.lit(b": ")?;
+            } else {
+                self.lit(b":")?;
+            }
             let v = self.str()?;
             each(k, v);
             match self.peek()? {
+                b',' if S => self.lit(b", ")?,
                 b',' => self.i += 1,
                 b'}' => {
                     self.i += 1;
@@ -247,62 +287,73 @@ struct Fields {
 }
 
 /// Reads the canonical form at the start of `bytes`: the fields and the
-/// index just past the closing brace. `tag` sees every tag.
+/// index just past the closing brace. `tag` sees every tag. `S` is
+/// whether the separators are json.dumps' (`", "` and `": "`) rather than
+/// costlayer's (`,` and `:`): the same fields in the same order, as a
+/// script that reads records and writes them back with Python's defaults
+/// leaves them.
 #[inline]
-fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(Fields, usize)> {
+fn fields<const S: bool>(
+    bytes: &[u8],
+    tag: impl FnMut(Range<usize>, Range<usize>),
+) -> Option<(Fields, usize)> {
     let mut c = Cur {
         b: bytes,
         i: 0,
         high: false,
     };
-    c.lit(b"{\"v\":")?;
+    if S {
+        c.lit(b"{\"v\": ")?;
+    } else {
+        c.lit(b"{\"v\":")?;
+    }
     let v = u32::try_from(c.uint()?).ok()?;
-    c.lit(b",\"id\":")?;
+    key!(c, S, "id")?;
     let id = c.fixed_str::<26>()?;
-    c.lit(b",\"ts\":")?;
+    key!(c, S, "ts")?;
     let ts = c.fixed_str::<24>()?;
-    c.lit(b",\"user\":")?;
+    key!(c, S, "user")?;
     let user = c.str()?;
-    c.lit(b",\"team\":")?;
+    key!(c, S, "team")?;
     let team = c.opt_str()?;
-    c.lit(b",\"provider\":")?;
+    key!(c, S, "provider")?;
     let provider = c.str()?;
-    c.lit(b",\"model\":")?;
+    key!(c, S, "model")?;
     let model = c.str()?;
-    c.lit(b",\"mode\":")?;
+    key!(c, S, "mode")?;
     let mode = match &bytes[c.str()?] {
         b"online" => Mode::Online,
         b"batch" => Mode::Batch,
         _ => return None,
     };
-    c.lit(b",\"input_tokens\":")?;
+    key!(c, S, "input_tokens")?;
     let input_tokens = c.uint()?;
-    c.lit(b",\"output_tokens\":")?;
+    key!(c, S, "output_tokens")?;
     let output_tokens = c.uint()?;
-    c.lit(b",\"cache_read_tokens\":")?;
+    key!(c, S, "cache_read_tokens")?;
     let cache_read_tokens = c.uint()?;
-    c.lit(b",\"cache_write_5m_tokens\":")?;
+    key!(c, S, "cache_write_5m_tokens")?;
     let cache_write_5m_tokens = c.uint()?;
-    c.lit(b",\"cache_write_1h_tokens\":")?;
+    key!(c, S, "cache_write_1h_tokens")?;
     let cache_write_1h_tokens = c.uint()?;
-    c.lit(b",\"reasoning_tokens\":")?;
+    key!(c, S, "reasoning_tokens")?;
     let reasoning_tokens = c.uint()?;
-    c.lit(b",\"nano_usd\":")?;
+    key!(c, S, "nano_usd")?;
     let nano_usd = c.opt_int()?.map(Money::from_nanos);
-    c.lit(b",\"cached\":")?;
+    key!(c, S, "cached")?;
     let cached = c.bool()?;
-    let saved_nano_usd = if c.lit(b",\"saved_nano_usd\":").is_some() {
+    let saved_nano_usd = if key!(c, S, "saved_nano_usd").is_some() {
         c.opt_int()?.map(Money::from_nanos)
     } else {
         None
     };
-    c.lit(b",\"latency_ms\":")?;
+    key!(c, S, "latency_ms")?;
     let latency_ms = c.uint()?;
-    c.lit(b",\"request_id\":")?;
+    key!(c, S, "request_id")?;
     let request_id = c.opt_str()?;
-    c.lit(b",\"tags\":")?;
-    c.tags(tag)?;
-    c.lit(b",\"price_version\":")?;
+    key!(c, S, "tags")?;
+    c.tags::<S>(tag)?;
+    key!(c, S, "price_version")?;
     let price_version = c.opt_str()?;
     c.lit(b"}")?;
     let usage = Usage {
@@ -338,13 +389,27 @@ fn fields(bytes: &[u8], tag: impl FnMut(Range<usize>, Range<usize>)) -> Option<(
     Some((f, c.i))
 }
 
+/// [`fields`] in costlayer's layout or json.dumps' (told apart by the
+/// byte after `{"v":`).
+#[inline]
+fn either_layout(
+    bytes: &[u8],
+    tag: impl FnMut(Range<usize>, Range<usize>),
+) -> Option<(Fields, usize)> {
+    if bytes.get(5) == Some(&b' ') {
+        fields::<true>(bytes, tag)
+    } else {
+        fields::<false>(bytes, tag)
+    }
+}
+
 /// Parses a canonical record at the start of `bytes` (which may hold more
 /// lines after it) and returns it with the index just past its closing
 /// brace. The parser cannot run past a newline: literals hold none, and a
 /// string with a control character (a newline included) is declined.
 pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(CostRecord, usize)> {
     let mut tags = Vec::new();
-    let (f, end) = fields(bytes, |k, v| tags.push((k, v)))?;
+    let (f, end) = either_layout(bytes, |k, v| tags.push((k, v)))?;
     // One UTF-8 check for the whole record; every range above starts and
     // ends next to an ASCII quote, so `get` cannot fail on a boundary.
     let text = std::str::from_utf8(&bytes[..end]).ok()?;
@@ -407,7 +472,7 @@ pub(crate) fn is_ulid(b: &[u8]) -> bool {
 /// same UTF-8, id and timestamp checks), and the view borrows its strings
 /// from `bytes`.
 pub(crate) fn parse_prefix_ref(bytes: &[u8]) -> Option<(RecordRef<'_>, usize)> {
-    let (f, end) = fields(bytes, |_, _| {})?;
+    let (f, end) = either_layout(bytes, |_, _| {})?;
     // The record is valid UTF-8 if every string is: the rest is ASCII. If
     // no string held a non-ASCII byte, only the id and timestamp could
     // hold one, and their checks accept ASCII alone.
@@ -640,6 +705,70 @@ mod tests {
         // The sample twice, team null, non-ASCII and DEL, and the two
         // records with and without savings.
         assert_eq!(accepted, 7);
+    }
+
+    /// `compact` JSON with json.dumps' separators: a space after every
+    /// `:` and `,` outside strings.
+    fn spaced(compact: &str) -> String {
+        let (mut out, mut in_str, mut esc) = (String::new(), false, false);
+        for ch in compact.chars() {
+            out.push(ch);
+            if in_str {
+                match (esc, ch) {
+                    (true, _) => esc = false,
+                    (false, '\\') => esc = true,
+                    (false, '"') => in_str = false,
+                    _ => {}
+                }
+            } else if ch == '"' {
+                in_str = true;
+            } else if ch == ':' || ch == ',' {
+                out.push(' ');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn json_dumps_separators_are_read_as_serde_reads_them() -> Result<(), serde_json::Error> {
+        let mut records = vec![sample(), CostRecord::new("u", "p", "m", Usage::default())];
+        let mut saved = sample();
+        saved.saved_nano_usd = Some(Money::from_nanos(5));
+        saved.cached = true;
+        saved.team = None;
+        records.push(saved);
+        for r in &records {
+            let line = spaced(&serde_json::to_string(r)?);
+            assert!(line.contains("\"v\": 1, \"id\": \""), "{line}");
+            assert_eq!(serde_json::from_str::<CostRecord>(&line)?, *r);
+            assert_eq!(parse(line.as_bytes()).as_ref(), Some(r), "{line}");
+            let (view, end) = parse_prefix_ref(line.as_bytes()).expect("view");
+            assert_eq!(view, RecordRef::from(r));
+            assert_eq!(end, line.len());
+            // A second line after it is not read into the first.
+            let two = format!("{line}\n{line}\n");
+            let (owned, end) = parse_prefix(two.as_bytes()).expect("prefix");
+            assert_eq!((&owned, end), (r, line.len()));
+            // Separators of both layouts in one line: serde reads it, this
+            // parser leaves it to the scanner.
+            for (from, to) in [(", \"ts\": ", ",\"ts\": "), ("\"ts\": ", "\"ts\":")] {
+                let mixed = line.replacen(from, to, 1);
+                assert_ne!(mixed, line);
+                assert_eq!(serde_json::from_str::<CostRecord>(&mixed)?, *r);
+                assert!(parse(mixed.as_bytes()).is_none(), "{mixed}");
+                assert!(parse_prefix_ref(mixed.as_bytes()).is_none(), "{mixed}");
+            }
+            // Two spaces, or a tab, where json.dumps writes one.
+            for (from, to) in [("\"ts\": ", "\"ts\":  "), (", \"ts\"", ",\t\"ts\"")] {
+                assert!(parse(line.replacen(from, to, 1).as_bytes()).is_none());
+            }
+        }
+        // The tags' own separators must match the line's.
+        let line = spaced(&serde_json::to_string(&sample())?);
+        let odd = line.replacen("\"a\": \"b\", ", "\"a\":\"b\",", 1);
+        assert_ne!(odd, line);
+        assert!(parse(odd.as_bytes()).is_none(), "{odd}");
+        Ok(())
     }
 
     #[test]

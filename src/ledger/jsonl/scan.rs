@@ -2,10 +2,11 @@
 //! **any** valid line of the ledger's schema, whatever its layout.
 //!
 //! The canonical parser ([`super::canonical`]) only takes the exact bytes
-//! this version writes. Lines written by other tools (Python's
-//! `json.dumps` puts a space after every `:` and `,`), in another key
-//! order, with escapes, unknown fields or optional fields left out, used to
-//! go through serde, several times slower. This scanner takes them all:
+//! this version writes, and the same with Python's `json.dumps`
+//! separators (a space after every `:` and `,`). Lines written by other
+//! tools in another key order, with other whitespace, escapes, unknown
+//! fields or optional fields left out, used to go through serde, several
+//! times slower. This scanner takes them all:
 //!
 //! - whitespace between tokens, keys in any order, fields left out (they
 //!   take serde's defaults), unknown fields (their values are checked as
