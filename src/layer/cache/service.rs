@@ -83,14 +83,15 @@ where
         };
         // The ready service goes into the future; `self` keeps a clone.
         let clone = self.inner.clone();
-        let mut inner = mem::replace(&mut self.inner, clone);
+        let inner = mem::replace(&mut self.inner, clone);
         let cache = Arc::clone(&self.cache);
+        let mut call = MissCall::Before(inner, req);
         ResponseFuture::lookup(async move {
             let span = Span::current();
             let start = tokio::time::Instant::now();
-            // Called only on a miss; borrowed by the cache, not boxed.
-            let call = std::pin::pin!(async move { inner.call(req).await.map_err(Into::into) });
-            let fetch: Fetch<'_> = call;
+            // Borrowed by the cache where it lies, and called only on a miss.
+            let pinned: std::pin::Pin<&mut MissCall<S>> = std::pin::Pin::new(&mut call);
+            let fetch: Fetch<'_> = pinned;
             match cache.get_or_fetch(key, fetch).await {
                 Ok(Lookup::Hit(mut resp)) => {
                     span.record(CACHE_FIELD, "hit");
@@ -110,6 +111,51 @@ where
                 }
             }
         })
+    }
+}
+
+/// The inner service's call on a cache miss, made when the cache first
+/// polls it, its future boxed. A hit never makes it, and the lookup's
+/// future (moved whole into its box, hit or miss) then holds the service
+/// and the request, not room for the inner service's future as well: on a
+/// hit that room was copied for nothing.
+enum MissCall<S: Service<ChatRequest>> {
+    /// The ready service and the request, not called yet.
+    Before(S, ChatRequest),
+    /// Called.
+    Calling(std::pin::Pin<Box<S::Future>>),
+    /// Taken for the call (only while it is made), or finished.
+    Gone,
+}
+
+// Never pinned in place: the inner future is pinned in its box.
+impl<S: Service<ChatRequest>> Unpin for MissCall<S> {}
+
+impl<S> std::future::Future for MissCall<S>
+where
+    S: Service<ChatRequest, Response = ChatResponse>,
+    S::Error: Into<Error>,
+{
+    type Output = Result<ChatResponse, Error>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let MissCall::Before(..) = this {
+            if let MissCall::Before(mut inner, req) = mem::replace(this, MissCall::Gone) {
+                *this = MissCall::Calling(Box::pin(inner.call(req)));
+            }
+        }
+        match this {
+            MissCall::Calling(fut) => {
+                let out = std::task::ready!(fut.as_mut().poll(cx));
+                *this = MissCall::Gone;
+                Poll::Ready(out.map_err(Into::into))
+            }
+            _ => Poll::Ready(Err(Error::config(
+                "a cache's fetch was polled after it finished: a `ResponseCache` \
+                 must poll its `Fetch` only until it is ready",
+            ))),
+        }
     }
 }
 
