@@ -145,6 +145,11 @@ impl<'a> Cur<'a> {
         if self.peek() == Some(b'-') {
             self.i += 1;
             let m = self.uint()?;
+            if m == 0 {
+                // serde_json reads `-0` as a float, which an integer field
+                // refuses: serde decides.
+                return None;
+            }
             if m == 1u64 << 63 {
                 Some(i64::MIN)
             } else {
@@ -630,11 +635,20 @@ mod tests {
     #[test]
     fn declines_everything_else_so_serde_decides() {
         let line = String::from_utf8(serde_json::to_vec(&sample()).expect("ser")).expect("utf8");
+        // The amount's digits.
+        let nano = line.find("\"nano_usd\":").expect("nano_usd") + "\"nano_usd\":".len();
+        let nano_end = nano + line[nano..].find(',').expect("comma");
+        let minus_zero = format!("{}-0{}", &line[..nano], &line[nano_end..]);
+        assert!(
+            serde_json::from_str::<CostRecord>(&minus_zero).is_err(),
+            "serde refuses -0 for an integer: {minus_zero}"
+        );
         let variants = [
             line.replace("\"user\":\"alice\"", "\"user\":\"al\\u0069ce\""), // escape
             line.replace("\"input_tokens\":3", "\"input_tokens\":03"),      // leading zero
             line.replace("\"input_tokens\":3", "\"input_tokens\":3.0"),     // float
             line.replace("\"input_tokens\":3", "\"input_tokens\":-3"),      // negative
+            format!("{}-0{}", &line[..nano], &line[nano_end..]),            // minus zero
             line.replace("\"mode\":\"online\"", "\"mode\":\"Online\""),     // bad enum
             line.replace('}', ",\"x\":1}"),                                 // unknown field
             line.replace("{\"v\":1,", "{ \"v\":1,"),                        // whitespace
