@@ -10,7 +10,10 @@
 //!   parse, summarise, in process);
 //! - `fold/dashboard_pass_1M_python_layout`: the same records as written by
 //!   Python's `json.dumps` (`", "` and `": "`), the layout of scripts and
-//!   of the earlier Python tool;
+//!   of the earlier Python tool (read by the canonical parser);
+//! - `fold/dashboard_pass_1M_sorted_keys`: the same with the keys sorted,
+//!   as `json.dumps(record, sort_keys=True)` writes them (read by the
+//!   layout-independent scanner);
 //! - `cli/dashboard_team_1M_records`: the whole binary, end to end: spawn,
 //!   read and parse every JSONL line (on every core), summarise, render
 //!   (the dashboard's checkpoint is removed before each run: a full
@@ -23,7 +26,7 @@
 //!
 //! The folds of the whole ledger use `DashboardPass::incremental(false)`.
 //!
-//! The generated files (about 0.9 GB) are deleted at the end.
+//! The generated files (about 1.4 GB) are deleted at the end.
 //!
 //! Run with `cargo bench --bench dashboard -- --quick`.
 
@@ -112,15 +115,20 @@ fn bench(c: &mut Criterion) {
             std::io::BufWriter::new(f)
         })
         .collect();
+    let files_in = |dir: &std::path::Path| -> Vec<_> {
+        USERS
+            .iter()
+            .map(|u| {
+                let f =
+                    std::fs::File::create(dir.join(format!("costs_{u}.jsonl"))).expect("create");
+                std::io::BufWriter::new(f)
+            })
+            .collect()
+    };
     let py_dir = tempfile::tempdir().expect("tempdir");
-    let mut py_files: Vec<_> = USERS
-        .iter()
-        .map(|u| {
-            let f = std::fs::File::create(py_dir.path().join(format!("costs_{u}.jsonl")))
-                .expect("create");
-            std::io::BufWriter::new(f)
-        })
-        .collect();
+    let mut py_files = files_in(py_dir.path());
+    let sorted_dir = tempfile::tempdir().expect("tempdir");
+    let mut sorted_files = files_in(sorted_dir.path());
     let mut parsed = Vec::with_capacity(RECORDS as usize);
     for (i, r) in records().enumerate() {
         let line = serde_json::to_string(&r).expect("serialise");
@@ -128,9 +136,19 @@ fn bench(c: &mut Criterion) {
         let mut ser = serde_json::Serializer::with_formatter(&mut py_files[i % 4], PythonLayout);
         serde::Serialize::serialize(&r, &mut ser).expect("serialise");
         py_files[i % 4].write_all(b"\n").expect("write");
+        // `json.dumps(record, sort_keys=True)`.
+        let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+            match serde_json::to_value(&r).expect("value") {
+                serde_json::Value::Object(m) => m.into_iter().collect(),
+                _ => unreachable!("a record is an object"),
+            };
+        let mut ser =
+            serde_json::Serializer::with_formatter(&mut sorted_files[i % 4], PythonLayout);
+        serde::Serialize::serialize(&sorted, &mut ser).expect("serialise");
+        sorted_files[i % 4].write_all(b"\n").expect("write");
         parsed.push(ScanItem::Record(r));
     }
-    for mut f in files.into_iter().chain(py_files) {
+    for mut f in files.into_iter().chain(py_files).chain(sorted_files) {
         f.flush().expect("flush");
     }
 
@@ -171,6 +189,20 @@ fn bench(c: &mut Criterion) {
             let mut pass =
                 DashboardPass::new(now, budgets, ScanFilter::default()).incremental(false);
             let scanned = py.fold_blocking(&mut pass).expect("fold");
+            assert_eq!(scanned.records, RECORDS);
+            pass.finish("bench")
+        })
+    });
+    let sorted = JsonlStorage::builder(sorted_dir.path())
+        .user("alice")
+        .build()
+        .expect("storage");
+    g.bench_function("fold/dashboard_pass_1M_sorted_keys", |b| {
+        b.iter(|| {
+            let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
+            let mut pass =
+                DashboardPass::new(now, budgets, ScanFilter::default()).incremental(false);
+            let scanned = sorted.fold_blocking(&mut pass).expect("fold");
             assert_eq!(scanned.records, RECORDS);
             pass.finish("bench")
         })

@@ -35,9 +35,18 @@ use crate::{CostStatus, Mode, Money, ServiceTier, Usage};
 const MAX_DEPTH: u32 = 64;
 
 /// Where the decoded strings of escaped fields go, reused from line to
-/// line (no allocation once warm).
-#[derive(Debug, Default)]
+/// line (no allocation once warm), and the key order the lines read so far
+/// used.
+#[derive(Debug)]
 pub(crate) struct Scratch {
+    /// For each field (and [`field::START`], before the first), the field
+    /// that followed it in the last line where the one expected did not:
+    /// lines of one file are usually written by one writer, in one key
+    /// order (costlayer's, or sorted as Python's `sort_keys=True` and
+    /// serde_json's `Value` write them), so after a line or two every key
+    /// is the one expected, read by one comparison. Starts as costlayer's
+    /// order. Only a guess: a key not expected is read and looked up.
+    next: [u8; field::START as usize + 1],
     user: String,
     team: String,
     provider: String,
@@ -46,6 +55,23 @@ pub(crate) struct Scratch {
     key: String,
     /// Escaped strings that are checked, not kept.
     junk: String,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        let mut next = [field::UNKNOWN; field::START as usize + 1];
+        next[..field::NEXT.len()].copy_from_slice(&field::NEXT);
+        next[usize::from(field::START)] = field::V;
+        Scratch {
+            next,
+            user: String::new(),
+            team: String::new(),
+            provider: String::new(),
+            model: String::new(),
+            key: String::new(),
+            junk: String::new(),
+        }
+    }
 }
 
 /// A kept string: in the line, or decoded into the scratch buffer.
@@ -496,6 +522,8 @@ mod field {
     pub(super) const NOTES: u8 = 25;
     /// A key of no field of the schema (serde keeps it in `extra`).
     pub(super) const UNKNOWN: u8 = 26;
+    /// Before the first key (a slot of the learned order only).
+    pub(super) const START: u8 = 27;
 
     /// Each field's key, with its closing quote, by id.
     pub(super) const KEYS: [&[u8]; 26] = [
@@ -680,17 +708,23 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
     // costlayer writes them, and an expected key is read by one comparison
     // with its bytes and closing quote (it holds no escape, so those bytes
     // are exactly the string token).
-    let mut expected = field::V;
+    let mut prev = field::START;
+    let mut expected = scratch.next[usize::from(prev)];
     loop {
         let key = if c.peek()? == b'"'
             && field::starts(
                 line.get(c.i + 1..).unwrap_or_default(),
                 usize::from(expected),
             ) {
-            c.i += 1 + field::KEYS[usize::from(expected)].len();
+            c.i += 1 + field::KEYS.get(usize::from(expected))?.len();
             expected
         } else {
-            field::of(c.text(&mut scratch.key)?)
+            let key = field::of(c.text(&mut scratch.key)?);
+            // Expected next time.
+            if let Some(slot) = scratch.next.get_mut(usize::from(prev)) {
+                *slot = key;
+            }
+            key
         };
         // `": "` (json.dumps) or `":"` (costlayer) without a whitespace loop.
         match line.get(c.i..c.i + 2) {
@@ -835,7 +869,8 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
             return None;
         }
         seen |= b;
-        if let Some(&next) = field::NEXT.get(usize::from(key)) {
+        prev = key;
+        if let Some(&next) = scratch.next.get(usize::from(key)) {
             expected = next;
         }
         // `, ` (json.dumps) likewise.
@@ -1399,6 +1434,45 @@ mod tests {
             assert_eq!(view, RecordRef::from(&r), "{l}");
             assert_eq!(RecordRef::from(&full(l.as_bytes()).unwrap()), view);
         }
+    }
+
+    #[test]
+    fn lines_in_another_fixed_key_order_are_read_and_their_order_learned() {
+        let mut rng = Rng(11);
+        let mut scratch = Scratch::default();
+        for n in 0..2_000 {
+            let r = record(&mut rng);
+            // Sorted keys, as Python's `sort_keys=True` and serde_json's
+            // `Value` write them.
+            let v = serde_json::to_value(&r).unwrap();
+            let sorted: std::collections::BTreeMap<String, Value> = v
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect();
+            let l = serde_json::to_string(&sorted).unwrap();
+            let first = sorted.keys().next().unwrap();
+            let view = scan_line(l.as_bytes(), &mut scratch)
+                .unwrap_or_else(|| panic!("fast path refused {l}"));
+            assert_eq!(view, RecordRef::from(&r), "{l}");
+            assert_eq!(RecordRef::from(&full(l.as_bytes()).unwrap()), view);
+            if n > 0 {
+                // What the last line began with is expected first.
+                assert_eq!(
+                    scratch.next[usize::from(field::START)],
+                    field::of(first.as_bytes())
+                );
+            }
+        }
+        // Costlayer's own order again: read as well, whatever was learned.
+        let r = record(&mut rng);
+        let l = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            scan_line(l.as_bytes(), &mut scratch),
+            Some(RecordRef::from(&r))
+        );
+        assert_eq!(scratch.next[usize::from(field::START)], field::V);
     }
 
     #[test]
