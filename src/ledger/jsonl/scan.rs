@@ -555,10 +555,10 @@ mod field {
         b"cost_notes\"",
     ];
 
-    /// The field that most often follows each one (costlayer's order,
-    /// passing over the fields it leaves out at their defaults; also the
-    /// order of any tool that writes the fields it read back in order).
-    /// `UNKNOWN` after the last.
+    /// The field that follows each one in costlayer's order (passing over
+    /// the fields it leaves out at their defaults; also the order of any
+    /// tool that writes the fields it read back in order): the first guess
+    /// of [`Scratch`]'s learned order. `UNKNOWN` after the last.
     pub(super) const NEXT: [u8; 26] = [
         ID,
         TS,
