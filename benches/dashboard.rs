@@ -165,48 +165,30 @@ fn bench(c: &mut Criterion) {
         })
     });
     drop(parsed);
-    let storage = JsonlStorage::builder(dir.path())
-        .user("alice")
-        .build()
-        .expect("storage");
-    g.bench_function("fold/dashboard_pass_1M_records", |b| {
-        b.iter(|| {
-            let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
-            let mut pass =
-                DashboardPass::new(now, budgets, ScanFilter::default()).incremental(false);
-            let scanned = storage.fold_blocking(&mut pass).expect("fold");
-            assert_eq!(scanned.records, RECORDS);
-            pass.finish("bench")
-        })
-    });
-    let py = JsonlStorage::builder(py_dir.path())
-        .user("alice")
-        .build()
-        .expect("storage");
-    g.bench_function("fold/dashboard_pass_1M_python_layout", |b| {
-        b.iter(|| {
-            let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
-            let mut pass =
-                DashboardPass::new(now, budgets, ScanFilter::default()).incremental(false);
-            let scanned = py.fold_blocking(&mut pass).expect("fold");
-            assert_eq!(scanned.records, RECORDS);
-            pass.finish("bench")
-        })
-    });
-    let sorted = JsonlStorage::builder(sorted_dir.path())
-        .user("alice")
-        .build()
-        .expect("storage");
-    g.bench_function("fold/dashboard_pass_1M_sorted_keys", |b| {
-        b.iter(|| {
-            let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
-            let mut pass =
-                DashboardPass::new(now, budgets, ScanFilter::default()).incremental(false);
-            let scanned = sorted.fold_blocking(&mut pass).expect("fold");
-            assert_eq!(scanned.records, RECORDS);
-            pass.finish("bench")
-        })
-    });
+    let open = |d: &std::path::Path| {
+        JsonlStorage::builder(d)
+            .user("alice")
+            .build()
+            .expect("storage")
+    };
+    let storage = open(dir.path());
+    let (py, sorted) = (open(py_dir.path()), open(sorted_dir.path()));
+    for (name, layout) in [
+        ("records", &storage),
+        ("python_layout", &py),
+        ("sorted_keys", &sorted),
+    ] {
+        g.bench_function(format!("fold/dashboard_pass_1M_{name}"), |b| {
+            b.iter(|| {
+                let budgets = [Budget::monthly(Money::from_usd(200).expect("usd"))];
+                let mut pass =
+                    DashboardPass::new(now, budgets, ScanFilter::default()).incremental(false);
+                let scanned = layout.fold_blocking(&mut pass).expect("fold");
+                assert_eq!(scanned.records, RECORDS);
+                pass.finish("bench")
+            })
+        });
+    }
     let checkpoint = dir.path().join("dashboard_checkpoint.bin");
     let cli = || {
         let out = Command::new(env!("CARGO_BIN_EXE_cost-tracker"))
