@@ -648,7 +648,7 @@ mod tests {
             line.replace("\"input_tokens\":3", "\"input_tokens\":03"),      // leading zero
             line.replace("\"input_tokens\":3", "\"input_tokens\":3.0"),     // float
             line.replace("\"input_tokens\":3", "\"input_tokens\":-3"),      // negative
-            format!("{}-0{}", &line[..nano], &line[nano_end..]),            // minus zero
+            minus_zero.clone(),                                             // minus zero
             line.replace("\"mode\":\"online\"", "\"mode\":\"Online\""),     // bad enum
             line.replace('}', ",\"x\":1}"),                                 // unknown field
             line.replace("{\"v\":1,", "{ \"v\":1,"),                        // whitespace
