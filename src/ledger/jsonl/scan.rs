@@ -525,34 +525,35 @@ mod field {
     /// Before the first key (a slot of the learned order only).
     pub(super) const START: u8 = 27;
 
-    /// Each field's key, with its closing quote, by id.
+    /// Each field's key, with its closing quote and the colon after it
+    /// (costlayer's layout, and json.dumps'), by id.
     pub(super) const KEYS: [&[u8]; 26] = [
-        b"v\"",
-        b"id\"",
-        b"ts\"",
-        b"user\"",
-        b"team\"",
-        b"provider\"",
-        b"model\"",
-        b"mode\"",
-        b"input_tokens\"",
-        b"output_tokens\"",
-        b"cache_read_tokens\"",
-        b"cache_write_5m_tokens\"",
-        b"cache_write_1h_tokens\"",
-        b"reasoning_tokens\"",
-        b"input_audio_tokens\"",
-        b"web_search_requests\"",
-        b"service_tier\"",
-        b"nano_usd\"",
-        b"cached\"",
-        b"saved_nano_usd\"",
-        b"latency_ms\"",
-        b"request_id\"",
-        b"tags\"",
-        b"price_version\"",
-        b"cost_status\"",
-        b"cost_notes\"",
+        b"v\":",
+        b"id\":",
+        b"ts\":",
+        b"user\":",
+        b"team\":",
+        b"provider\":",
+        b"model\":",
+        b"mode\":",
+        b"input_tokens\":",
+        b"output_tokens\":",
+        b"cache_read_tokens\":",
+        b"cache_write_5m_tokens\":",
+        b"cache_write_1h_tokens\":",
+        b"reasoning_tokens\":",
+        b"input_audio_tokens\":",
+        b"web_search_requests\":",
+        b"service_tier\":",
+        b"nano_usd\":",
+        b"cached\":",
+        b"saved_nano_usd\":",
+        b"latency_ms\":",
+        b"request_id\":",
+        b"tags\":",
+        b"price_version\":",
+        b"cost_status\":",
+        b"cost_notes\":",
     ];
 
     /// The field that follows each one in costlayer's order (passing over
@@ -588,12 +589,15 @@ mod field {
         UNKNOWN,
     ];
 
-    /// A key and its closing quote as three masked little-endian words, so
+    /// A key, its closing quote and colon as three masked little-endian
+    /// words (and their length), so
     /// that the bytes at the cursor are compared with it without a `memcmp`
     /// call.
     pub(super) struct Key {
         words: [u64; 3],
         masks: [u64; 3],
+        /// How many bytes it is.
+        len: usize,
     }
 
     const fn word(b: &[u8; 24], at: usize) -> u64 {
@@ -619,6 +623,7 @@ mod field {
         Key {
             words: [word(&bytes, 0), word(&bytes, 8), word(&bytes, 16)],
             masks: [word(&mask, 0), word(&mask, 8), word(&mask, 16)],
+            len: k.len(),
         }
     }
 
@@ -628,6 +633,7 @@ mod field {
             Key {
                 words: [0; 3],
                 masks: [0; 3],
+                len: 0,
             }
         }; 26];
         let mut i = 0;
@@ -638,28 +644,30 @@ mod field {
         out
     };
 
-    /// Whether `rest` starts with field `id`'s key and closing quote.
+    /// If `rest` starts with field `id`'s key, closing quote and colon,
+    /// their length.
     #[inline]
-    pub(super) fn starts(rest: &[u8], id: usize) -> bool {
+    pub(super) fn starts(rest: &[u8], id: usize) -> Option<usize> {
         let (Some(k), Some(r)) = (MASKED.get(id), rest.get(..24)) else {
             // Near the end of the line.
-            return KEYS.get(id).is_some_and(|k| rest.starts_with(k));
+            let k = KEYS.get(id)?;
+            return rest.starts_with(k).then_some(k.len());
         };
         let w = |i: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&r[i * 8..i * 8 + 8]);
             u64::from_le_bytes(b)
         };
-        ((w(0) ^ k.words[0]) & k.masks[0])
+        let differ = ((w(0) ^ k.words[0]) & k.masks[0])
             | ((w(1) ^ k.words[1]) & k.masks[1])
-            | ((w(2) ^ k.words[2]) & k.masks[2])
-            == 0
+            | ((w(2) ^ k.words[2]) & k.masks[2]);
+        (differ == 0).then_some(k.len)
     }
 
     /// The field a key names (the key as decoded, without quotes).
     pub(super) fn of(key: &[u8]) -> u8 {
         KEYS.iter()
-            .position(|k| k.len() == key.len() + 1 && k.starts_with(key))
+            .position(|k| k.len() == key.len() + 2 && k.starts_with(key))
             .map_or(UNKNOWN, |id| id as u8)
     }
 
@@ -704,33 +712,38 @@ pub(crate) fn scan_line<'a>(line: &'a [u8], scratch: &'a mut Scratch) -> Option<
         // `{}`: no required field.
         return None;
     }
-    // The key expected next: most lines hold the fields in the order
-    // costlayer writes them, and an expected key is read by one comparison
-    // with its bytes and closing quote (it holds no escape, so those bytes
-    // are exactly the string token).
+    // The key expected next (the order learned from the lines before; most
+    // files keep one), read by one comparison with its bytes, closing quote
+    // and colon (it holds no escape, so those bytes are exactly the string
+    // token; whitespace before the colon reads it the long way).
     let mut prev = field::START;
     let mut expected = scratch.next[usize::from(prev)];
     loop {
-        let key = if c.peek()? == b'"'
-            && field::starts(
+        let hit = if c.peek()? == b'"' {
+            field::starts(
                 line.get(c.i + 1..).unwrap_or_default(),
                 usize::from(expected),
-            ) {
-            c.i += 1 + field::KEYS.get(usize::from(expected))?.len();
-            expected
+            )
         } else {
-            let key = field::of(c.text(&mut scratch.key)?);
-            // Expected next time.
-            if let Some(slot) = scratch.next.get_mut(usize::from(prev)) {
-                *slot = key;
-            }
-            key
+            None
         };
-        // `": "` (json.dumps) or `":"` (costlayer) without a whitespace loop.
-        match line.get(c.i..c.i + 2) {
-            Some(b": ") => c.i += 2,
-            _ => c.eat(b':')?,
-        }
+        // The key and its colon (a value's reader passes over the
+        // whitespace before it).
+        let key = match hit {
+            Some(n) => {
+                c.i += 1 + n;
+                expected
+            }
+            None => {
+                let key = field::of(c.text(&mut scratch.key)?);
+                // Expected next time.
+                if let Some(slot) = scratch.next.get_mut(usize::from(prev)) {
+                    *slot = key;
+                }
+                c.eat(b':')?;
+                key
+            }
+        };
         let b = match key {
             field::V => {
                 u32::try_from(c.uint()?).ok()?;
