@@ -590,9 +590,8 @@ mod field {
     ];
 
     /// A key, its closing quote and colon as three masked little-endian
-    /// words (and their length), so
-    /// that the bytes at the cursor are compared with it without a `memcmp`
-    /// call.
+    /// words (and their length), so that the bytes at the cursor are
+    /// compared with it without a `memcmp` call.
     pub(super) struct Key {
         words: [u64; 3],
         masks: [u64; 3],
