@@ -107,14 +107,6 @@ impl serde_json::ser::Formatter for PythonLayout {
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
-    let mut files: Vec<_> = USERS
-        .iter()
-        .map(|u| {
-            let f =
-                std::fs::File::create(dir.path().join(format!("costs_{u}.jsonl"))).expect("create");
-            std::io::BufWriter::new(f)
-        })
-        .collect();
     let files_in = |dir: &std::path::Path| -> Vec<_> {
         USERS
             .iter()
@@ -125,6 +117,7 @@ fn bench(c: &mut Criterion) {
             })
             .collect()
     };
+    let mut files = files_in(dir.path());
     let py_dir = tempfile::tempdir().expect("tempdir");
     let mut py_files = files_in(py_dir.path());
     let sorted_dir = tempfile::tempdir().expect("tempdir");
